@@ -1,0 +1,3 @@
+"""forge: the ClientForge ChatOps bot."""
+
+__version__ = "0.1.0"

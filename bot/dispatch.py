@@ -1,0 +1,163 @@
+"""From (actor, channel, text) to an outcome: parse, authorize, audit, run, time out, never leak."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import structlog
+
+from bot import metrics
+from bot.audit import AuditEntry, AuditLog
+from bot.backends import Backends
+from bot.context import Actor, Clock, Context, SystemClock, _no_progress
+from bot.errors import BackendError, ForgeError, PermissionDenied, UnknownCommand, UsageError
+from bot.parser import Parsed, parse
+from bot.redact import Redactor
+from bot.registry import CommandSpec, Registry, Risk
+from bot.result import Result
+from bot.roles import Permissions
+from bot.settings import Settings
+from bot.store import StateStore
+
+log = structlog.get_logger(__name__)
+Kind = Literal["result", "usage", "unknown", "denied", "failed", "error"]
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """One request to run a command."""
+
+    text: str
+    actor_id: str
+    channel_id: str | None = None
+    source: str = "slack"
+    event: str = "command"
+    request_id: str = field(default_factory=lambda: secrets.token_hex(6))
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What happened: a result, or a one-line message for the caller only."""
+
+    kind: Kind
+    result: Result | None = None
+    message: str = ""
+    usage: str | None = None
+    spec: CommandSpec | None = None
+    error_id: str | None = None
+
+    @property
+    def exit_code(self) -> int:
+        """0 ok, 1 failed or found problems, 2 usage error (the CLI's contract)."""
+        if self.kind in ("usage", "unknown"):
+            return 2
+        return 0 if self.kind == "result" and self.result and self.result.ok else 1
+
+    @property
+    def private(self) -> bool:
+        """Denials, usage errors and failures go only to the caller."""
+        return self.kind != "result"
+
+
+@dataclass
+class Dispatcher:
+    """The one path every command takes, from Slack, a button or the terminal."""
+
+    settings: Settings
+    registry: Registry
+    backends: Backends
+    store: StateStore
+    audit: AuditLog
+    permissions: Permissions
+    redactor: Redactor
+    clock: Clock = field(default_factory=SystemClock)
+
+    async def actor(self, user_id: str, source: str) -> Actor:
+        """The user's role and approver flag, resolved now."""
+        return Actor(user_id, await self.permissions.role_of(user_id),
+                     await self.permissions.is_approver(user_id), source)
+
+    async def run(self, inv: Invocation, progress: Any = _no_progress, actor: Actor | None = None) -> Outcome:
+        """Run one command text for one actor; every path ends audited."""
+        structlog.contextvars.bind_contextvars(request_id=inv.request_id, user_id=inv.actor_id)
+        started = self.clock.monotonic()
+        try:
+            actor = actor or await self.actor(inv.actor_id, inv.source)
+            parsed = self._parse(inv, actor)
+            self._authorize(parsed.spec, actor)
+        except ForgeError as exc:
+            return await self._refused(inv, exc, started)
+        return await self._execute(inv, parsed, actor, progress, started)
+
+    def _parse(self, inv: Invocation, actor: Actor) -> Parsed:
+        try:
+            return parse(inv.text, self.registry)
+        except UnknownCommand as exc:
+            allowed = [s for s in exc.suggestions if (spec := self.registry.get(s)) and actor.may(spec.role)]
+            raise UnknownCommand(exc.words, allowed) from None
+
+    def _authorize(self, spec: CommandSpec, actor: Actor) -> None:
+        if not actor.may(spec.role):
+            held = actor.role.label if actor.role else "no role"
+            raise PermissionDenied(f"`{spec.name}` needs the {spec.role.label} role; you have {held}.")
+        if spec.risk is Risk.DESTRUCTIVE:
+            raise PermissionDenied(f"`{spec.name}` is destructive and runs only through an approval.")
+
+    async def _refused(self, inv: Invocation, exc: ForgeError, started: float) -> Outcome:
+        kind, event = _REFUSALS.get(type(exc), ("denied", "authz_fail"))
+        metrics.COMMANDS.labels(command="-", outcome=kind).inc()
+        log.info(event, reason=str(exc))
+        await self.audit.try_record(self._entry(inv, event, kind, None, started, self.redactor(inv.text)))
+        usage = getattr(exc, "usage", None)
+        return Outcome(kind, message=str(exc), usage=usage)  # type: ignore[arg-type]
+
+    async def _execute(self, inv: Invocation, parsed: Parsed, actor: Actor, progress: Any,
+                       started: float) -> Outcome:
+        spec = parsed.spec
+        if spec.risk is not Risk.READ:
+            try:
+                await self.audit.record(self._entry(inv, "intent", "started", spec, started, parsed.text))
+            except BackendError:
+                return Outcome("failed", spec=spec, message="The state store is down, so the audit trail "
+                               "cannot record this; write commands are refused until it is back.")
+        ctx = Context(self.settings, self.backends, self.registry, actor, self.store, self.audit,
+                      inv.channel_id, inv.request_id, self.clock, progress)
+        outcome = await self._call(spec, ctx, parsed)
+        label = outcome.result.status.value if outcome.result else outcome.kind
+        entry = self._entry(inv, inv.event, label, spec, started, parsed.text, outcome.error_id)
+        await (self.audit.record(entry) if spec.risk is not Risk.READ else self.audit.try_record(entry))
+        metrics.COMMANDS.labels(command=spec.name, outcome=label).inc()
+        metrics.DURATION.labels(command=spec.name).observe(self.clock.monotonic() - started)
+        return outcome
+
+    async def _call(self, spec: CommandSpec, ctx: Context, parsed: Parsed) -> Outcome:
+        try:
+            result = await asyncio.wait_for(spec.handler(ctx, parsed.args), spec.timeout)
+        except TimeoutError:
+            return Outcome("failed", spec=spec, message=f"`{spec.name}` took longer than {spec.timeout:g} s "
+                           "and was stopped.")
+        except ForgeError as exc:
+            return Outcome("failed", spec=spec, message=self.redactor(str(exc)))
+        except Exception:
+            error_id = "E-" + secrets.token_hex(4)
+            log.exception("command_crashed", command=spec.name, error_id=error_id)
+            return Outcome("error", spec=spec, error_id=error_id,
+                           message=f"Something went wrong running `{spec.name}` — error id `{error_id}`.")
+        return Outcome("result", result=result, spec=spec)
+
+    def _entry(self, inv: Invocation, event: str, outcome: str, spec: CommandSpec | None, started: float,
+               text: str, error_id: str | None = None) -> AuditEntry:
+        duration = int((self.clock.monotonic() - started) * 1000)
+        detail = {"error_id": error_id} if error_id else {}
+        return AuditEntry(event, inv.actor_id, text, outcome, inv.source, inv.channel_id,
+                          spec.name if spec else None, duration, inv.request_id, detail)
+
+
+_REFUSALS: dict[type, tuple[str, str]] = {
+    UsageError: ("usage", "input_validation_fail"),
+    UnknownCommand: ("unknown", "input_validation_fail"),
+    PermissionDenied: ("denied", "authz_fail"),
+}

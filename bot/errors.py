@@ -1,0 +1,64 @@
+"""forge's exception tree; every user-facing failure is one of these.
+
+    ForgeError
+    ├── UsageError            bad input: the caller sees the command's usage
+    ├── UnknownCommand        no such command: the caller sees "did you mean …"
+    ├── PermissionDenied      the caller lacks the role, or the check itself failed
+    ├── CommandError          the command ran and failed for a reason meant for users
+    └── BackendError          a backend failed; one line, never a stack trace
+        ├── BackendUnavailable    refused, unreachable, or not configured
+        └── BackendTimeout        no answer within its timeout
+"""
+
+from __future__ import annotations
+
+
+class ForgeError(Exception):
+    """Base of every error whose message is safe to show to a user."""
+
+
+class UsageError(ForgeError):
+    """The input could not be parsed into the command's arguments."""
+
+    def __init__(self, message: str, usage: str | None = None) -> None:
+        super().__init__(message)
+        self.usage = usage
+
+
+class UnknownCommand(ForgeError):
+    """The words name no registered command."""
+
+    def __init__(self, words: str, suggestions: list[str]) -> None:
+        hint = f" Did you mean `{suggestions[0]}`?" if suggestions else ""
+        super().__init__(f"Unknown command `{words}`.{hint} Try `help`.")
+        self.words = words
+        self.suggestions = suggestions
+
+
+class PermissionDenied(ForgeError):
+    """The actor may not do this."""
+
+
+class CommandError(ForgeError):
+    """The command failed for a reason the user can act on."""
+
+
+class BackendError(ForgeError):
+    """A backend call failed."""
+
+    def __init__(self, backend: str, detail: str) -> None:
+        super().__init__(f"{backend}: {detail}")
+        self.backend = backend
+        self.detail = detail
+
+
+class BackendUnavailable(BackendError):
+    """The backend refused the connection, is unreachable, or is not configured."""
+
+
+class BackendTimeout(BackendError):
+    """The backend did not answer within its timeout."""
+
+    def __init__(self, backend: str, seconds: float) -> None:
+        super().__init__(backend, f"timed out after {seconds:g} s")
+        self.seconds = seconds

@@ -1,0 +1,34 @@
+"""Secrets never reach Slack or the logs: one redaction for replies, audit rows and log lines."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+MASK = "[redacted]"
+_PATTERNS = [
+    (re.compile(r"xox[abposre]-[A-Za-z0-9-]+"), MASK),
+    (re.compile(r"xapp-[A-Za-z0-9-]+"), MASK),
+    (re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{6,}"), r"\1 " + MASK),
+    (re.compile(r"(?i)(authorization\s*[:=]\s*)\S+"), r"\1" + MASK),
+    (re.compile(r"(://[^:/@\s]*:)[^@\s/]+@"), r"\1" + MASK + "@"),
+    (re.compile(r"(?i)\b((?:password|passwd|pwd|secret|token|api[_-]?key)\s*[=:]\s*)[^\s&,;]+"), r"\1" + MASK),
+]
+
+
+class Redactor:
+    """Masks known secret values and anything shaped like a credential."""
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        self._secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
+
+    def __call__(self, text: str) -> str:
+        """The text with every secret masked."""
+        for secret in self._secrets:
+            text = text.replace(secret, MASK)
+        for pattern, replacement in _PATTERNS:
+            text = pattern.sub(replacement, text)
+        return text
+
+
+redact = Redactor()

@@ -1,0 +1,216 @@
+"""Settings: the environment (pydantic-settings) and the YAML config file, validated at start."""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+Environment = Literal["development", "staging", "production"]
+SLACK_PRINCIPAL = re.compile(r"^(\*|[UWS][A-Z0-9]{2,20})$")
+SLACK_CHANNEL = re.compile(r"^[CGD][A-Z0-9]{2,20}$")
+QUEUE_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
+REJECTED_TENANTS = {"default", "00000000-0000-0000-0000-000000000001"}
+
+
+class ConfigError(Exception):
+    """The configuration is invalid; the message names the bad key."""
+
+
+class Env(BaseSettings):
+    """The environment table of product.md; a `.env` file is read too."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
+
+    slack_bot_token: SecretStr | None = None
+    slack_signing_secret: SecretStr | None = None
+    slack_app_token: SecretStr | None = None
+    slack_api_url: str = "https://slack.com/api/"
+    forge_config: Path = Path("forge.yml")
+    forge_http_host: str = "0.0.0.0"
+    forge_http_port: int = Field(3100, ge=1, le=65535)
+    forge_environment: Environment | None = None
+    forge_state_database_url: SecretStr | None = None
+    database_url: SecretStr = SecretStr("postgresql://localhost:5432/clientforge")
+    redis_url: SecretStr = SecretStr("redis://localhost:6379/0")
+    elasticsearch_url: SecretStr = SecretStr("http://localhost:9200")
+    clientforge_api_url: str = "http://localhost:3000"
+    prometheus_url: str = "http://localhost:9090"
+    grafana_url: str = "http://localhost:3005"
+    forge_backup_dir: Path = Path("backups/database")
+    forge_log_dir: Path = Path("logs")
+    forge_alertmanager_token: SecretStr | None = None
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Roles(_Section):
+    """Slack user or user-group IDs per role; "*" is everyone."""
+
+    viewer: list[str] = ["*"]
+    operator: list[str] = []
+    admin: list[str] = []
+
+    @field_validator("viewer", "operator", "admin")
+    @classmethod
+    def _principals(cls, ids: list[str]) -> list[str]:
+        return [_principal(i) for i in ids]
+
+
+class Channels(_Section):
+    """Channel IDs forge posts to or accepts destructive commands in."""
+
+    alerts: str | None = None
+    incidents: str | None = None
+    destructive: list[str] = []
+
+    @field_validator("alerts", "incidents")
+    @classmethod
+    def _one(cls, cid: str | None) -> str | None:
+        return cid if cid is None else _channel(cid)
+
+    @field_validator("destructive")
+    @classmethod
+    def _many(cls, ids: list[str]) -> list[str]:
+        return [_channel(c) for c in ids]
+
+
+class Dlq(_Section):
+    """Which failed jobs count as dead letters."""
+
+    min_attempts: int = Field(3, ge=1, le=1000)
+
+
+class Timeouts(_Section):
+    """Seconds each kind of backend call may take; all finite."""
+
+    health_check: float = Field(2.0, gt=0, le=60)
+    backend: float = Field(5.0, gt=0, le=300)
+    slack: float = Field(10.0, gt=0, le=60)
+    command: float = Field(60.0, gt=0, le=3600)
+
+
+class Config(_Section):
+    """The YAML config file; every key optional."""
+
+    environment: Environment | None = None
+    tenant_id: str = "forge-ops"
+    roles: Roles = Roles()
+    approvers: list[str] = []
+    channels: Channels = Channels()
+    queues: list[str] = ["email", "data-sync", "embeddings", "file-processing", "notifications"]
+    queue_aliases: dict[str, str] = {"ai-processing": "embeddings", "reporting": "data-sync"}
+    dlq: Dlq = Dlq()
+    approval_ttl_minutes: int = Field(15, ge=1, le=1440)
+    timeouts: Timeouts = Timeouts()
+
+    @field_validator("approvers")
+    @classmethod
+    def _approvers(cls, ids: list[str]) -> list[str]:
+        return [_principal(i) for i in ids]
+
+    @field_validator("tenant_id")
+    @classmethod
+    def _tenant(cls, tenant: str) -> str:
+        if tenant in REJECTED_TENANTS or not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", tenant):
+            raise ValueError(f"{tenant!r} is rejected by ClientForge's tenant guard; use another value")
+        return tenant
+
+    @field_validator("queues")
+    @classmethod
+    def _queues(cls, names: list[str]) -> list[str]:
+        return [_queue(n) for n in names]
+
+    @field_validator("queue_aliases")
+    @classmethod
+    def _aliases(cls, aliases: dict[str, str]) -> dict[str, str]:
+        return {_queue(k): _queue(v) for k, v in aliases.items()}
+
+
+def _principal(value: str) -> str:
+    if not SLACK_PRINCIPAL.match(value):
+        raise ValueError(f"{value!r} is not a Slack user or user-group ID (U…, W…, S…) or \"*\"")
+    return value
+
+
+def _channel(value: str) -> str:
+    if not SLACK_CHANNEL.match(value):
+        raise ValueError(f"{value!r} is not a Slack channel ID (C…, G…, D…)")
+    return value
+
+
+def _queue(value: str) -> str:
+    if not QUEUE_NAME.match(value):
+        raise ValueError(f"{value!r} is not a valid queue name (lowercase letters, digits, - _ .; no ':')")
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Environment and config file together, with the derived values."""
+
+    env: Env
+    config: Config
+    config_path: Path | None = None
+
+    @property
+    def environment(self) -> str:
+        """FORGE_ENVIRONMENT, else the config file's, else development."""
+        return self.env.forge_environment or self.config.environment or "development"
+
+    @property
+    def state_database_url(self) -> str:
+        """The bot's own PostgreSQL, DATABASE_URL unless set apart."""
+        url = self.env.forge_state_database_url or self.env.database_url
+        return url.get_secret_value()
+
+    def secrets(self) -> list[str]:
+        """Every secret value, so logs and replies can redact them verbatim."""
+        values = [self.env.slack_bot_token, self.env.slack_signing_secret, self.env.slack_app_token,
+                  self.env.forge_alertmanager_token]
+        return [v.get_secret_value() for v in values if v and len(v.get_secret_value()) >= 6]
+
+
+def load_config(path: Path, *, required: bool) -> Config:
+    """Read and validate the YAML config; errors name the file and the bad key."""
+    if not path.exists():
+        if required:
+            raise ConfigError(f"{path}: config file not found (FORGE_CONFIG)")
+        return Config()
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{path}: cannot read YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of keys")
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_describe(path, exc)) from None
+
+
+def _describe(path: Path, exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors():
+        key = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err["loc"]).lstrip(".")
+        message = "unknown key" if err["type"] == "extra_forbidden" else err["msg"].removeprefix("Value error, ")
+        lines.append(f"{path}: {key or '(top level)'}: {message}")
+    return "\n".join(lines)
+
+
+def load_settings() -> Settings:
+    """The environment and the config file it names, validated."""
+    try:
+        env = Env()
+    except ValidationError as exc:
+        raise ConfigError(_describe(Path("environment"), exc)) from None
+    explicit = "FORGE_CONFIG" in os.environ
+    return Settings(env, load_config(env.forge_config, required=explicit), env.forge_config)
