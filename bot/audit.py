@@ -86,7 +86,7 @@ class AuditLog:
         try:
             await self.record(entry)
         except Exception as exc:  # the audit must never take a read command down with it
-            log.warning("audit_write_failed", event=entry.event, error=type(exc).__name__)
+            log.warning("audit_write_failed", audit_event=entry.event, error=type(exc).__name__)
             return False
         return True
 

@@ -36,7 +36,7 @@ async def call(backend: str, awaitable: Awaitable[T], timeout: float) -> T:
 
 def describe(exc: BaseException) -> str:
     """A short, secret-free description of a client library's exception."""
-    if isinstance(exc, ConnectionRefusedError) or "Connection refused" in str(exc):
+    if _refused(exc):
         return "connection refused"
     if isinstance(exc, socket.gaierror) or "Name or service not known" in str(exc):
         return "host not found"
@@ -48,6 +48,18 @@ def describe(exc: BaseException) -> str:
         return f"HTTP {exc.meta.status}: {exc.error}"
     first = str(exc).splitlines()[0] if str(exc) else ""
     return redact(f"{type(exc).__name__}: {first}"[:200]) if first else type(exc).__name__
+
+
+def _refused(exc: BaseException) -> bool:
+    """True when a ConnectionRefusedError lies anywhere beneath the library's own exception."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, ConnectionRefusedError) or "Connection refused" in str(current):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
 
 
 class Backends:

@@ -123,6 +123,8 @@ class Dispatcher:
             except BackendError:
                 return Outcome("failed", spec=spec, message="The state store is down, so the audit trail "
                                "cannot record this; write commands are refused until it is back.")
+        if spec.slow:
+            await progress(f"Running `{spec.name}`…")
         ctx = Context(self.settings, self.backends, self.registry, actor, self.store, self.audit,
                       inv.channel_id, inv.request_id, self.clock, progress)
         outcome = await self._call(spec, ctx, parsed)

@@ -1,0 +1,173 @@
+"""The Slack side: Bolt listeners that ack at once, then run the command and answer by message."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import re
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from slack_bolt.async_app import AsyncApp
+from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_bolt.response import BoltResponse
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot import metrics
+from bot.core import Forge
+from bot.dispatch import Invocation, Outcome
+from bot.errors import BackendError
+from bot.render import Meta, running_message, to_message
+from bot.slack_out import Outbox
+
+log = structlog.get_logger(__name__)
+MENTION = re.compile(r"<@[UW][A-Z0-9]+>")
+NOT_MEMBER = {"not_in_channel", "channel_not_found", "is_archived"}
+
+
+class Deliveries:
+    """Slack deliveries already handled, in the state store (shared by replicas), else in memory."""
+
+    def __init__(self, forge: Forge, capacity: int = 10_000) -> None:
+        self._forge = forge
+        self._memory: OrderedDict[str, None] = OrderedDict()
+        self._capacity = capacity
+
+    async def first(self, key: str) -> bool:
+        """True the first time a key is seen."""
+        seen_here = key in self._memory
+        self._memory[key] = None
+        while len(self._memory) > self._capacity:
+            self._memory.popitem(last=False)
+        try:
+            return await self._forge.store.first_delivery(key)
+        except BackendError:
+            return not seen_here
+
+
+def delivery_key(req: AsyncBoltRequest) -> str | None:
+    """Events by event_id (retries), everything signed by its signature (byte-identical replays)."""
+    body = req.body if isinstance(req.body, dict) else {}
+    if body.get("type") == "event_callback" and body.get("event_id"):
+        return f"event:{body.get('team_id')}:{body['event_id']}"
+    signature = (req.headers.get("x-slack-signature") or [None])[0]
+    return "sig:" + hashlib.sha256(signature.encode()).hexdigest() if signature else None
+
+
+@dataclass
+class Reply:
+    """Where one invocation's answers go: a ⏳ message edited in place, the result, private errors."""
+
+    outbox: Outbox
+    channel: str
+    user: str
+    response_url: str | None = None
+    thread_ts: str | None = None
+    ts: str | None = None
+
+    async def progress(self, note: str, meta: Meta) -> None:
+        """Post the ⏳ message, or edit it with news."""
+        message = running_message(note, meta)
+        if self.ts:
+            await self.outbox.update(self.channel, self.ts, message)
+        else:
+            self.ts, _ = await self.outbox.post(self.channel, message, self.thread_ts)
+
+    async def deliver(self, outcome: Outcome, meta: Meta) -> None:
+        """The result for the channel, or the error for the caller alone."""
+        message = to_message(outcome, meta)
+        if outcome.private:
+            if self.ts:
+                await self.outbox.delete(self.channel, self.ts)
+            if not (self.response_url and await self.outbox.respond(self.response_url, message)):
+                await self.outbox.ephemeral(self.channel, self.user, message, self.thread_ts)
+            return
+        if self.ts and await self.outbox.update(self.channel, self.ts, message):
+            ts = self.ts
+        else:
+            ts, error = await self.outbox.post(self.channel, message, self.thread_ts)
+            if ts is None and error in NOT_MEMBER and self.response_url:
+                await self.outbox.respond(self.response_url, message, in_channel=True)
+        for attachment in message.attachments:
+            await self.outbox.upload(self.channel, attachment, self.thread_ts or ts)
+
+
+class SlackSurface:
+    """Bolt's AsyncApp with forge's listeners; no backend is touched here."""
+
+    def __init__(self, forge: Forge, client: AsyncWebClient, signing_secret: str) -> None:
+        self.forge = forge
+        self.outbox = Outbox(client, forge.settings.config.timeouts.slack)
+        self.deliveries = Deliveries(forge)
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.app = AsyncApp(client=client, signing_secret=signing_secret, process_before_response=True,
+                            request_verification_enabled=True, raise_error_for_unhandled_request=False,
+                            url_verification_enabled=True, ssl_check_enabled=True)
+        self.app.middleware(self._dedupe)
+        self.app.command("/forge")(self._on_command)
+        self.app.action(re.compile(r"^forge_run:\d+$"))(self._on_run_button)
+        self.app.event("app_mention")(self._on_mention)
+        self.app.event("message")(self._ignore)
+
+    async def _dedupe(self, req: AsyncBoltRequest, resp: BoltResponse, next: Any) -> BoltResponse:  # noqa: A002
+        key = delivery_key(req)
+        if key and not await self.deliveries.first(key):
+            metrics.SLACK_REQUESTS.labels(kind="duplicate", outcome="ignored").inc()
+            log.info("replay_rejected", key=key.split(":")[0])
+            return BoltResponse(status=200, body="", headers={"X-Slack-No-Retry": "1"})
+        return await next()
+
+    async def _on_command(self, ack: Any, body: dict) -> None:
+        await ack()
+        metrics.SLACK_REQUESTS.labels(kind="command", outcome="acked").inc()
+        reply = Reply(self.outbox, body["channel_id"], body["user_id"], body.get("response_url"))
+        self.spawn(Invocation(body.get("text", ""), body["user_id"], body["channel_id"]), reply)
+
+    async def _on_run_button(self, ack: Any, body: dict, action: dict) -> None:
+        await ack()
+        metrics.SLACK_REQUESTS.labels(kind="click", outcome="acked").inc()
+        channel = (body.get("channel") or {}).get("id") or body["container"]["channel_id"]
+        message_ts = (body.get("container") or {}).get("message_ts")
+        user = body["user"]["id"]
+        reply = Reply(self.outbox, channel, user, body.get("response_url"), thread_ts=message_ts)
+        self.spawn(Invocation(action.get("value", ""), user, channel, event="click"), reply)
+
+    async def _on_mention(self, body: dict, event: dict) -> None:
+        if event.get("bot_id") or not event.get("user"):
+            return
+        text = MENTION.sub("", event.get("text", "")).strip()
+        reply = Reply(self.outbox, event["channel"], event["user"], thread_ts=event.get("thread_ts") or event["ts"])
+        self.spawn(Invocation(text, event["user"], event["channel"], event="mention"), reply)
+
+    async def _ignore(self) -> None:
+        return None
+
+    def spawn(self, invocation: Invocation, reply: Reply) -> None:
+        """Run the invocation after the ack, keeping a handle so shutdown can wait for it."""
+        task = asyncio.create_task(self._run(invocation, reply))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def _run(self, invocation: Invocation, reply: Reply) -> None:
+        clock = self.forge.clock
+        started_at, started = clock.now(), clock.monotonic()
+        env = self.forge.settings.environment
+
+        def meta() -> Meta:
+            return Meta(invocation.actor_id, started_at, int((clock.monotonic() - started) * 1000), env)
+
+        async def progress(note: str) -> None:
+            await reply.progress(note, meta())
+
+        try:
+            outcome = await self.forge.dispatcher.run(invocation, progress)
+            await reply.deliver(outcome, meta())
+        except Exception:
+            log.exception("slack_reply_failed", request_id=invocation.request_id)
+
+    async def drain(self, timeout: float = 10.0) -> None:
+        """Wait for running commands to answer before shutting down."""
+        if self.tasks:
+            await asyncio.wait(set(self.tasks), timeout=timeout)

@@ -1,0 +1,91 @@
+"""The one place forge calls Slack's Web API: the client, its retry policy, and error accounting."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
+from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.webhook.async_client import AsyncWebhookClient
+
+from bot import metrics
+from bot.render import Message
+from bot.result import Attachment
+from bot.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+
+def make_client(settings: Settings) -> AsyncWebClient:
+    """AsyncWebClient on SLACK_API_URL with a timeout, honouring 429 Retry-After twice."""
+    token = settings.env.slack_bot_token
+    client = AsyncWebClient(token=token.get_secret_value() if token else None, base_url=settings.env.slack_api_url,
+                            timeout=int(settings.config.timeouts.slack))
+    client.retry_handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=2))
+    return client
+
+
+class Outbox:
+    """Posts, edits and uploads; a failure is counted and logged, never raised into a command."""
+
+    def __init__(self, client: AsyncWebClient, timeout: float) -> None:
+        self.client = client
+        self._timeout = int(timeout)
+
+    async def post(self, channel: str, message: Message, thread_ts: str | None = None) -> tuple[str | None, str]:
+        """Post a message; its ts, or None and the Slack error code."""
+        response, error = await self._call("chat.postMessage", self.client.chat_postMessage(
+            channel=channel, text=message.text, blocks=message.blocks, thread_ts=thread_ts, unfurl_links=False))
+        return (response["ts"] if response else None), error
+
+    async def update(self, channel: str, ts: str, message: Message) -> bool:
+        """Edit a message in place."""
+        response, _ = await self._call("chat.update", self.client.chat_update(
+            channel=channel, ts=ts, text=message.text, blocks=message.blocks))
+        return response is not None
+
+    async def delete(self, channel: str, ts: str) -> bool:
+        """Remove a message forge posted."""
+        response, _ = await self._call("chat.delete", self.client.chat_delete(channel=channel, ts=ts))
+        return response is not None
+
+    async def ephemeral(self, channel: str, user: str, message: Message, thread_ts: str | None = None) -> bool:
+        """A message only one user sees."""
+        response, _ = await self._call("chat.postEphemeral", self.client.chat_postEphemeral(
+            channel=channel, user=user, text=message.text, blocks=message.blocks, thread_ts=thread_ts))
+        return response is not None
+
+    async def respond(self, response_url: str, message: Message, *, in_channel: bool = False) -> bool:
+        """Answer through an interaction's response_url (works where the bot is not a member)."""
+        webhook = AsyncWebhookClient(response_url, timeout=self._timeout)
+        try:
+            response = await webhook.send(text=message.text, blocks=message.blocks,
+                                          response_type="in_channel" if in_channel else "ephemeral")
+        except (SlackClientError, OSError, TimeoutError) as exc:
+            return self._failed("response_url", type(exc).__name__)
+        return response.status_code == 200 or self._failed("response_url", f"http_{response.status_code}")
+
+    async def upload(self, channel: str, attachment: Attachment, thread_ts: str | None = None) -> bool:
+        """Upload a file into the channel (or thread)."""
+        response, _ = await self._call("files.upload", self.client.files_upload_v2(
+            channel=channel, content=attachment.content, filename=attachment.filename,
+            title=attachment.title or attachment.filename, thread_ts=thread_ts))
+        return response is not None
+
+    async def _call(self, method: str, pending: Any) -> tuple[Any, str]:
+        try:
+            return await pending, ""
+        except SlackApiError as exc:
+            error = str(exc.response.get("error", "unknown"))
+            self._failed(method, error)
+            return None, error
+        except (SlackClientError, OSError, TimeoutError) as exc:
+            self._failed(method, type(exc).__name__)
+            return None, type(exc).__name__
+
+    def _failed(self, method: str, error: str) -> bool:
+        metrics.SLACK_ERRORS.labels(method=method, error=error).inc()
+        log.warning("slack_api_error", method=method, error=error)
+        return False

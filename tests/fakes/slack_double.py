@@ -1,0 +1,582 @@
+"""A recording, scriptable stand-in for Slack: Web API, file uploads, response_url and Socket Mode."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import re
+import secrets
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from aiohttp import WSCloseCode, WSMsgType, web
+
+TEAM_ID, BOT_USER, BOT_ID, APP_ID = "T0FORGE", "U0BOT", "B0BOT", "A0FORGE"
+SCOPES = "chat:write,chat:write.public,commands,files:write,usergroups:read,channels:read"
+TRIGGER_RE = re.compile(r"^\d+\.\d+\.[0-9A-Za-z]+$")
+JSON_ARGS = ("blocks", "attachments", "view", "files", "metadata")
+MAX_RESPONSES = 5  # Slack accepts five posts per response_url (within 30 minutes)
+
+Result = tuple[int, dict[str, Any], dict[str, str]]
+_HANDLERS: dict[str, Callable[[SlackDouble, dict[str, Any]], dict[str, Any]]] = {}
+
+
+def _api(method: str) -> Callable[[Callable], Callable]:
+    """Register a Web API method handler."""
+    def register(handler: Callable) -> Callable:
+        _HANDLERS[method] = handler
+        return handler
+    return register
+
+
+def _err(error: str) -> dict[str, Any]:
+    """Slack's error envelope."""
+    return {"ok": False, "error": error}
+
+
+@dataclass
+class Call:
+    """One request the double received."""
+
+    method: str
+    args: dict[str, Any]
+    headers: dict[str, str]  # keys lower-cased
+    at: float  # time.monotonic() on arrival
+    status: int = 200
+    response: dict[str, Any] | None = None
+
+
+@dataclass
+class UploadedFile:
+    """A file uploaded through the files_upload_v2 flow."""
+
+    id: str
+    filename: str
+    length: int
+    content: bytes = b""
+    title: str | None = None
+    channel_id: str | None = None
+    initial_comment: str | None = None
+    thread_ts: str | None = None
+
+
+@dataclass
+class _Failure:
+    status: int
+    error: str
+    times: int
+    retry_after: int
+
+
+@dataclass
+class _ResponseUrl:
+    channel: str | None
+    user: str | None
+    message_ts: str | None
+    issued: float
+    uses: int = 0
+
+
+async def _read_args(request: web.Request) -> dict[str, Any]:
+    """Merge query string, JSON, form and multipart arguments, decoding JSON-valued fields."""
+    args: dict[str, Any] = dict(request.query)
+    if request.can_read_body:
+        if request.content_type == "application/json":
+            args.update(await request.json())
+        else:
+            for key, value in (await request.post()).items():
+                args[key] = value.file.read() if isinstance(value, web.FileField) else value
+    for key in JSON_ARGS:
+        if isinstance(args.get(key), str) and args[key].startswith(("[", "{")):
+            args[key] = json.loads(args[key])
+    return args
+
+
+class SlackDouble:
+    """An aiohttp server on 127.0.0.1 that behaves like the parts of Slack forge uses, and records it all."""
+
+    def __init__(self, *, enforce_channel_rate: bool = False) -> None:
+        """Configure the double; call start() (or use `async with`) to serve."""
+        self.enforce_channel_rate = enforce_channel_rate
+        self.usergroups: dict[str, list[str]] = {}
+        self.channel_names: dict[str, str] = {"C0OPS": "ops"}
+        self.trigger_ttl = 3.0
+        self.response_url_ttl = 1800.0
+        self.calls: list[Call] = []
+        self.ephemerals: list[dict[str, Any]] = []
+        self.views: dict[str, dict[str, Any]] = {}
+        self.files: list[UploadedFile] = []
+        self.responses: list[dict[str, Any]] = []
+        self.envelopes: list[dict[str, Any]] = []
+        self.socket_acks: list[dict[str, Any]] = []
+        self.socket_connected = asyncio.Event()
+        self.socket_connections = 0
+        self.port = 0
+        self._messages: dict[str, list[dict[str, Any]]] = {}
+        self._failures: dict[str, deque[_Failure]] = {}
+        self._delays: dict[str, float] = {}
+        self._buckets: dict[str, tuple[float, float]] = {}
+        self._triggers: dict[str, float] = {}
+        self._used_triggers: set[str] = set()
+        self._response_urls: dict[str, _ResponseUrl] = {}
+        self._uploads: dict[str, UploadedFile] = {}
+        self._tickets: set[str] = set()
+        self._sockets: list[web.WebSocketResponse] = []
+        self._ts = itertools.count(1_700_000_000_000_100, 100)
+        self._ids = itertools.count(1)
+        self._runner: web.AppRunner | None = None
+
+    # lifecycle
+
+    async def start(self) -> SlackDouble:
+        """Serve on a random free port."""
+        app = web.Application()
+        app.router.add_route("*", "/api/{method}", self._web_api)
+        app.router.add_post("/upload/{file_id}", self._upload)
+        app.router.add_post("/response/{url_id}", self._response)
+        app.router.add_get("/link/", self._link)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
+        self.port = self._runner.addresses[0][1]
+        return self
+
+    async def stop(self) -> None:
+        """Close open sockets and the server."""
+        for ws in list(self._sockets):
+            await ws.close(code=WSCloseCode.GOING_AWAY)
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> SlackDouble:
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    @property
+    def base(self) -> str:
+        """The server root, e.g. http://127.0.0.1:5555."""
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def url(self) -> str:
+        """The Web API base URL (SLACK_API_URL); the trailing slash matters to slack_sdk's urljoin."""
+        return f"{self.base}/api/"
+
+    # scripting
+
+    def fail(self, method: str, status: int = 429, error: str = "ratelimited", times: int = 1,
+             retry_after: int = 1) -> None:
+        """Make the next `times` calls of `method` fail (queued after any earlier fail())."""
+        self._failures.setdefault(method, deque()).append(_Failure(status, error, times, retry_after))
+
+    def delay(self, method: str, seconds: float) -> None:
+        """Make every later call of `method` take `seconds` before answering (0 to undo)."""
+        self._delays[method] = seconds
+
+    def new_trigger_id(self) -> str:
+        """A well-formed trigger id issued now (expires after trigger_ttl seconds)."""
+        trigger_id = f"{int(time.time())}.{secrets.randbelow(10**12):012d}.{secrets.token_hex(16)}"
+        self._triggers[trigger_id] = time.monotonic()
+        return trigger_id
+
+    def new_response_url(self, *, channel: str | None = None, user: str | None = None,
+                         message_ts: str | None = None) -> str:
+        """A response_url; posts to it land in `responses` and act on channel/message_ts like Slack."""
+        url_id = secrets.token_hex(8)
+        self._response_urls[url_id] = _ResponseUrl(channel, user, message_ts, time.monotonic())
+        return f"{self.base}/response/{url_id}"
+
+    # inspection
+
+    def calls_to(self, method: str) -> list[Call]:
+        """Recorded calls of one method, oldest first."""
+        return [call for call in self.calls if call.method == method]
+
+    def messages(self, channel: str, *, thread_ts: str | None = None) -> list[dict[str, Any]]:
+        """Messages currently in a channel (thread replies included), or only one thread's replies."""
+        stored = self._messages.get(channel, [])
+        return [dict(m) for m in stored if thread_ts is None or m.get("thread_ts") == thread_ts]
+
+    def clear(self) -> None:
+        """Forget recorded calls, messages, ephemerals, files, responses and acks (not scripts or config)."""
+        for recorded in (self.calls, self.ephemerals, self.files, self.responses, self.envelopes, self.socket_acks):
+            recorded.clear()
+        self._messages.clear()
+        self.views.clear()
+
+    async def wait_for(self, method: str, count: int = 1, timeout: float = 3.0) -> list[Call]:
+        """Wait until `method` has been called `count` times; its calls."""
+        await self._poll(lambda: len(self.calls_to(method)) >= count, timeout,
+                         lambda: f"expected {count} call(s) to {method!r} within {timeout}s, "
+                                 f"got {len(self.calls_to(method))}; received: {self._summary()}")
+        return self.calls_to(method)
+
+    async def wait_for_ack(self, envelope_id: str, timeout: float = 3.0) -> dict[str, Any]:
+        """Wait for the Socket Mode client to acknowledge an envelope; the ack."""
+        def find() -> dict[str, Any] | None:
+            return next((a for a in self.socket_acks if a.get("envelope_id") == envelope_id), None)
+        await self._poll(lambda: find() is not None, timeout,
+                         lambda: f"no ack for envelope {envelope_id} within {timeout}s; acks: {self.socket_acks}")
+        return find()  # type: ignore[return-value]
+
+    def _summary(self) -> str:
+        counts: dict[str, int] = {}
+        for call in self.calls:
+            counts[call.method] = counts.get(call.method, 0) + 1
+        return ", ".join(f"{m} x{n}" for m, n in counts.items()) or "nothing"
+
+    @staticmethod
+    async def _poll(done: Callable[[], bool], timeout: float, message: Callable[[], str]) -> None:
+        deadline = time.monotonic() + timeout
+        while not done():
+            if time.monotonic() >= deadline:
+                raise AssertionError(message())
+            await asyncio.sleep(0.01)
+
+    # Web API plumbing
+
+    async def _web_api(self, request: web.Request) -> web.Response:
+        method = request.match_info["method"]
+        try:
+            args: dict[str, Any] | None = await _read_args(request)
+        except ValueError:
+            args = None
+        call = self._record(method, args or {}, request)
+        status, body, headers = (200, _err("invalid_json"), {}) if args is None else \
+            await self._answer(method, args, call.headers)
+        call.status, call.response = status, body
+        return web.json_response(body, status=status, headers={"x-oauth-scopes": SCOPES, **headers})
+
+    def _record(self, method: str, args: dict[str, Any], request: web.Request) -> Call:
+        call = Call(method, args, {k.lower(): v for k, v in request.headers.items()}, time.monotonic())
+        self.calls.append(call)
+        return call
+
+    async def _scripted(self, method: str) -> Result | None:
+        """Apply delay(), then a pending fail() if any."""
+        if self._delays.get(method):
+            await asyncio.sleep(self._delays[method])
+        queue = self._failures.get(method)
+        if not queue:
+            return None
+        failure = queue[0]
+        failure.times -= 1
+        if failure.times <= 0:
+            queue.popleft()
+        headers = {"Retry-After": str(failure.retry_after)} if failure.status == 429 else {}
+        return failure.status, _err(failure.error), headers
+
+    async def _answer(self, method: str, args: dict[str, Any], headers: dict[str, str]) -> Result:
+        scripted = await self._scripted(method)
+        if scripted:
+            return scripted
+        auth_error = self._auth_error(method, headers, args)
+        if auth_error:
+            return 200, _err(auth_error), {}
+        if method not in _HANDLERS:
+            return 200, _err("unknown_method"), {}
+        if method == "chat.postMessage" and self.enforce_channel_rate and not self._rate_ok(args.get("channel")):
+            return 429, _err("ratelimited"), {"Retry-After": "1"}
+        return 200, _HANDLERS[method](self, args), {}
+
+    @staticmethod
+    def _auth_error(method: str, headers: dict[str, str], args: dict[str, Any]) -> str | None:
+        auth = headers.get("authorization", "")
+        token = auth.removeprefix("Bearer ") if auth.startswith("Bearer ") else args.get("token", "")
+        if not token:
+            return "not_authed"
+        prefix = "xapp-" if method == "apps.connections.open" else "xoxb-"
+        return None if str(token).startswith(prefix) else "invalid_auth"
+
+    def _rate_ok(self, channel: str | None) -> bool:
+        """Token bucket per channel: burst of 3, refilled at 1 per second."""
+        now = time.monotonic()
+        tokens, last = self._buckets.get(str(channel), (3.0, now))
+        tokens = min(3.0, tokens + (now - last))
+        allowed = tokens >= 1
+        self._buckets[str(channel)] = (tokens - 1 if allowed else tokens, now)
+        return allowed
+
+    def _next_ts(self) -> str:
+        micros = next(self._ts)
+        return f"{micros // 1_000_000}.{micros % 1_000_000:06d}"
+
+    def _next_id(self, prefix: str) -> str:
+        return f"{prefix}0{next(self._ids):08X}"
+
+    def _find(self, channel: str | None, ts: str | None) -> dict[str, Any] | None:
+        return next((m for m in self._messages.get(str(channel), []) if m["ts"] == ts), None)
+
+    def _store(self, channel: str, args: dict[str, Any]) -> dict[str, Any]:
+        message = {"type": "message", "user": BOT_USER, "bot_id": BOT_ID, "app_id": APP_ID, "team": TEAM_ID,
+                   "text": args.get("text") or "", "blocks": args.get("blocks") or [], "ts": self._next_ts()}
+        for key in ("attachments", "thread_ts", "metadata"):
+            if args.get(key):
+                message[key] = args[key]
+        self._messages.setdefault(channel, []).append(message)
+        return message
+
+    # Web API methods
+
+    @_api("auth.test")
+    def _auth_test(self, args: dict[str, Any]) -> dict[str, Any]:
+        return {"ok": True, "url": "https://forge-test.slack.com/", "team": "Forge Test", "user": "forge",
+                "team_id": TEAM_ID, "user_id": BOT_USER, "bot_id": BOT_ID, "is_enterprise_install": False}
+
+    @_api("chat.postMessage")
+    def _post_message(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel = args.get("channel")
+        if not channel:
+            return _err("channel_not_found")
+        if not (args.get("text") or args.get("blocks") or args.get("attachments")):
+            return _err("no_text")
+        message = self._store(channel, args)
+        return {"ok": True, "channel": channel, "ts": message["ts"], "message": dict(message)}
+
+    @_api("chat.update")
+    def _update(self, args: dict[str, Any]) -> dict[str, Any]:
+        message = self._find(args.get("channel"), args.get("ts"))
+        if message is None:
+            return _err("message_not_found")
+        message.update({k: args[k] for k in ("text", "blocks", "attachments", "metadata") if k in args})
+        message["edited"] = {"user": BOT_USER, "ts": self._next_ts()}
+        return {"ok": True, "channel": args["channel"], "ts": message["ts"], "text": message["text"],
+                "message": dict(message)}
+
+    @_api("chat.delete")
+    def _delete(self, args: dict[str, Any]) -> dict[str, Any]:
+        message = self._find(args.get("channel"), args.get("ts"))
+        if message is None:
+            return _err("message_not_found")
+        self._messages[args["channel"]].remove(message)
+        return {"ok": True, "channel": args["channel"], "ts": message["ts"]}
+
+    @_api("chat.postEphemeral")
+    def _post_ephemeral(self, args: dict[str, Any]) -> dict[str, Any]:
+        if not args.get("channel"):
+            return _err("channel_not_found")
+        if not args.get("user"):
+            return _err("user_not_in_channel")
+        ts = self._next_ts()
+        self.ephemerals.append({"channel": args["channel"], "user": args["user"], "text": args.get("text", ""),
+                                "blocks": args.get("blocks") or [], "thread_ts": args.get("thread_ts"),
+                                "message_ts": ts})
+        return {"ok": True, "message_ts": ts}
+
+    @_api("views.open")
+    def _views_open(self, args: dict[str, Any]) -> dict[str, Any]:
+        return self._open_view(args)
+
+    @_api("views.push")
+    def _views_push(self, args: dict[str, Any]) -> dict[str, Any]:
+        return self._open_view(args)
+
+    @_api("views.update")
+    def _views_update(self, args: dict[str, Any]) -> dict[str, Any]:
+        external = args.get("external_id")
+        view_id = args.get("view_id") or next(
+            (v["id"] for v in self.views.values() if external and v.get("external_id") == external), None)
+        if view_id not in self.views:
+            return _err("not_found")
+        if args.get("hash") and args["hash"] != self.views[view_id]["hash"]:
+            return _err("hash_conflict")
+        if not isinstance(args.get("view"), dict):
+            return _err("invalid_arguments")
+        return {"ok": True, "view": self._save_view(view_id, args["view"])}
+
+    def _open_view(self, args: dict[str, Any]) -> dict[str, Any]:
+        error = self._exchange_trigger(args.get("trigger_id"))
+        if error:
+            return _err(error)
+        if not isinstance(args.get("view"), dict):
+            return _err("invalid_arguments")
+        return {"ok": True, "view": self._save_view(self._next_id("V"), args["view"])}
+
+    def _exchange_trigger(self, trigger_id: Any) -> str | None:
+        """Validate and consume a trigger id; the Slack error code if it cannot be used."""
+        if not isinstance(trigger_id, str) or not TRIGGER_RE.match(trigger_id):
+            return "invalid_trigger_id"
+        if trigger_id in self._used_triggers:
+            return "exchanged_trigger_id"
+        self._used_triggers.add(trigger_id)
+        issued = self._triggers.get(trigger_id)
+        if issued is not None and time.monotonic() - issued > self.trigger_ttl:
+            return "expired_trigger_id"
+        return None
+
+    def _save_view(self, view_id: str, view: dict[str, Any]) -> dict[str, Any]:
+        base = self.views.get(view_id) or {
+            "id": view_id, "team_id": TEAM_ID, "app_id": APP_ID, "bot_id": BOT_ID, "type": "modal",
+            "blocks": [], "private_metadata": "", "callback_id": "", "external_id": "", "state": {"values": {}},
+            "root_view_id": view_id, "previous_view_id": None, "clear_on_close": False, "notify_on_close": False}
+        saved = {**base, **view, "id": view_id, "hash": f"{time.time():.6f}.{secrets.token_hex(4)}"}
+        self.views[view_id] = saved
+        return dict(saved)
+
+    @_api("usergroups.users.list")
+    def _usergroup_users(self, args: dict[str, Any]) -> dict[str, Any]:
+        users = self.usergroups.get(str(args.get("usergroup")))
+        return _err("no_such_subteam") if users is None else {"ok": True, "users": list(users)}
+
+    @_api("conversations.info")
+    def _conversation_info(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel = args.get("channel")
+        if not channel:
+            return _err("channel_not_found")
+        return {"ok": True, "channel": {
+            "id": channel, "name": self.channel_names.get(channel, channel.lower()), "is_channel": True,
+            "is_private": False, "is_member": True, "is_archived": False, "created": 1_700_000_000}}
+
+    @_api("files.getUploadURLExternal")
+    def _upload_url(self, args: dict[str, Any]) -> dict[str, Any]:
+        if not args.get("filename") or not str(args.get("length", "")).isdigit():
+            return _err("invalid_arguments")
+        file_id = self._next_id("F")
+        self._uploads[file_id] = UploadedFile(file_id, args["filename"], int(args["length"]))
+        return {"ok": True, "upload_url": f"{self.base}/upload/{file_id}", "file_id": file_id}
+
+    @_api("files.completeUploadExternal")
+    def _complete_upload(self, args: dict[str, Any]) -> dict[str, Any]:
+        wanted = args.get("files")
+        if not isinstance(wanted, list) or not wanted:
+            return _err("invalid_arguments")
+        if any(item.get("id") not in self._uploads for item in wanted):
+            return _err("file_not_found")
+        done = []
+        for item in wanted:
+            upload = self._uploads.pop(item["id"])
+            upload.title = item.get("title") or upload.filename
+            upload.channel_id, upload.initial_comment = args.get("channel_id"), args.get("initial_comment")
+            upload.thread_ts = args.get("thread_ts")
+            self.files.append(upload)
+            done.append({"id": upload.id, "name": upload.filename, "title": upload.title, "user": BOT_USER,
+                         "size": len(upload.content), "mimetype": "text/plain", "filetype": "text",
+                         "channels": [upload.channel_id] if upload.channel_id else []})
+        return {"ok": True, "files": done}
+
+    @_api("apps.connections.open")
+    def _connections_open(self, args: dict[str, Any]) -> dict[str, Any]:
+        ticket = secrets.token_hex(8)
+        self._tickets.add(ticket)
+        return {"ok": True, "url": f"ws://127.0.0.1:{self.port}/link/?ticket={ticket}"}
+
+    # upload URL and response_url
+
+    async def _upload(self, request: web.Request) -> web.Response:
+        file_id = request.match_info["file_id"]
+        if request.content_type == "multipart/form-data":
+            content = next(v.file.read() for v in (await request.post()).values() if isinstance(v, web.FileField))
+        else:
+            content = await request.read()
+        call = self._record("upload", {"file_id": file_id, "length": len(content)}, request)
+        upload = self._uploads.get(file_id)
+        if upload is None:
+            call.status = 404
+            return web.Response(status=404, text="file_not_found")
+        upload.content = content
+        return web.Response(text=f"OK - {len(content)}")
+
+    async def _response(self, request: web.Request) -> web.Response:
+        url_id = request.match_info["url_id"]
+        try:
+            body = await request.json()
+        except ValueError:
+            body = None
+        call = self._record("response_url", {"url_id": url_id, **(body or {})}, request)
+        scripted = await self._scripted("response_url")
+        status, text = (scripted[0], scripted[1]["error"]) if scripted else self._respond(url_id, body)
+        call.status = status
+        return web.Response(status=status, text=text)
+
+    def _respond(self, url_id: str, body: Any) -> tuple[int, str]:
+        entry = self._response_urls.get(url_id)
+        if entry is None:
+            return 404, "no_service"
+        if time.monotonic() - entry.issued > self.response_url_ttl:
+            return 404, "expired_url"
+        if entry.uses >= MAX_RESPONSES:
+            return 404, "used_url"
+        if not isinstance(body, dict):
+            return 400, "invalid_payload"
+        entry.uses += 1
+        self.responses.append({"url_id": url_id, **body})
+        self._apply_response(entry, body)
+        return 200, "ok"
+
+    def _apply_response(self, entry: _ResponseUrl, body: dict[str, Any]) -> None:
+        """What the user would see: replace/delete the original, a channel message, or an ephemeral."""
+        original = self._find(entry.channel, entry.message_ts)
+        if body.get("delete_original") and original:
+            self._messages[str(entry.channel)].remove(original)
+        elif body.get("replace_original") and original:
+            original.update({k: body[k] for k in ("text", "blocks") if k in body})
+        elif body.get("response_type") == "in_channel" and entry.channel:
+            self._store(entry.channel, body)
+        elif entry.channel:
+            self.ephemerals.append({"channel": entry.channel, "user": entry.user, "text": body.get("text", ""),
+                                    "blocks": body.get("blocks") or [], "thread_ts": body.get("thread_ts"),
+                                    "via": "response_url"})
+
+    # Socket Mode
+
+    async def _link(self, request: web.Request) -> web.StreamResponse:
+        ticket = request.query.get("ticket", "")
+        if ticket not in self._tickets:
+            return web.Response(status=401, text="invalid_ticket")
+        self._tickets.discard(ticket)
+        ws = web.WebSocketResponse()  # autoping answers the client's pings
+        await ws.prepare(request)
+        self._sockets.append(ws)
+        self.socket_connections += 1
+        self.socket_connected.set()
+        await ws.send_json({"type": "hello", "num_connections": len(self._sockets),
+                            "debug_info": {"host": "applink-forge-double", "build_number": 1,
+                                           "approximate_connection_time": 18060},
+                            "connection_info": {"app_id": APP_ID}})
+        try:
+            async for message in ws:
+                if message.type == WSMsgType.TEXT:
+                    self._record_ack(message.data)
+        finally:
+            self._sockets.remove(ws)
+            if not self._sockets:
+                self.socket_connected.clear()
+        return ws
+
+    def _record_ack(self, data: str) -> None:
+        try:
+            ack = json.loads(data)
+        except ValueError:
+            ack = {"raw": data}
+        self.socket_acks.append(ack if isinstance(ack, dict) else {"raw": ack})
+
+    async def _socket(self, timeout: float = 3.0) -> web.WebSocketResponse:
+        try:
+            await asyncio.wait_for(self.socket_connected.wait(), timeout)
+        except TimeoutError:
+            raise AssertionError(f"no Socket Mode client connected within {timeout}s") from None
+        return self._sockets[-1]
+
+    async def send_envelope(self, type_: str, payload: dict[str, Any], *, retry_attempt: int | None = None,
+                            retry_reason: str | None = None) -> str:
+        """Push a slash_commands / interactive / events_api envelope to the connected client; its envelope_id."""
+        ws = await self._socket()
+        envelope_id = secrets.token_hex(16)
+        envelope: dict[str, Any] = {"envelope_id": envelope_id, "type": type_, "payload": payload,
+                                    "accepts_response_payload": type_ != "events_api"}
+        if type_ == "events_api" or retry_attempt is not None or retry_reason is not None:
+            envelope.update(retry_attempt=retry_attempt or 0, retry_reason=retry_reason or "")
+        self.envelopes.append(envelope)
+        await ws.send_json(envelope)
+        return envelope_id
+
+    async def send_disconnect(self, reason: str = "refresh_requested") -> None:
+        """Ask the connected client to reconnect, as Slack does before recycling a socket."""
+        ws = await self._socket()
+        await ws.send_json({"type": "disconnect", "reason": reason, "debug_info": {"host": "applink-forge-double"}})
