@@ -12,7 +12,6 @@ from typing import Any
 import structlog
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.request.async_request import AsyncBoltRequest
-from slack_bolt.response import BoltResponse
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import metrics
@@ -105,50 +104,47 @@ class SlackSurface:
         self.app = AsyncApp(client=client, signing_secret=signing_secret, process_before_response=True,
                             request_verification_enabled=True, raise_error_for_unhandled_request=False,
                             url_verification_enabled=True, ssl_check_enabled=True)
-        self.app.middleware(self._dedupe)
         self.app.command("/forge")(self._on_command)
         self.app.action(re.compile(r"^forge_run:\d+$"))(self._on_run_button)
         self.app.event("app_mention")(self._on_mention)
         self.app.event("message")(self._ignore)
 
-    async def _dedupe(self, req: AsyncBoltRequest, resp: BoltResponse, next: Any) -> BoltResponse:  # noqa: A002
-        key = delivery_key(req)
-        if key and not await self.deliveries.first(key):
-            metrics.SLACK_REQUESTS.labels(kind="duplicate", outcome="ignored").inc()
-            log.info("replay_rejected", key=key.split(":")[0])
-            return BoltResponse(status=200, body="", headers={"X-Slack-No-Retry": "1"})
-        return await next()
-
-    async def _on_command(self, ack: Any, body: dict) -> None:
+    async def _on_command(self, ack: Any, body: dict, request: AsyncBoltRequest) -> None:
         await ack()
-        metrics.SLACK_REQUESTS.labels(kind="command", outcome="acked").inc()
         reply = Reply(self.outbox, body["channel_id"], body["user_id"], body.get("response_url"))
-        self.spawn(Invocation(body.get("text", ""), body["user_id"], body["channel_id"]), reply)
+        self.spawn(Invocation(body.get("text", ""), body["user_id"], body["channel_id"]), reply, request, "command")
 
-    async def _on_run_button(self, ack: Any, body: dict, action: dict) -> None:
+    async def _on_run_button(self, ack: Any, body: dict, action: dict, request: AsyncBoltRequest) -> None:
         await ack()
-        metrics.SLACK_REQUESTS.labels(kind="click", outcome="acked").inc()
         channel = (body.get("channel") or {}).get("id") or body["container"]["channel_id"]
         message_ts = (body.get("container") or {}).get("message_ts")
         user = body["user"]["id"]
         reply = Reply(self.outbox, channel, user, body.get("response_url"), thread_ts=message_ts)
-        self.spawn(Invocation(action.get("value", ""), user, channel, event="click"), reply)
+        self.spawn(Invocation(action.get("value", ""), user, channel, event="click"), reply, request, "click")
 
-    async def _on_mention(self, body: dict, event: dict) -> None:
+    async def _on_mention(self, event: dict, request: AsyncBoltRequest) -> None:
         if event.get("bot_id") or not event.get("user"):
             return
         text = MENTION.sub("", event.get("text", "")).strip()
         reply = Reply(self.outbox, event["channel"], event["user"], thread_ts=event.get("thread_ts") or event["ts"])
-        self.spawn(Invocation(text, event["user"], event["channel"], event="mention"), reply)
+        self.spawn(Invocation(text, event["user"], event["channel"], event="mention"), reply, request, "mention")
 
     async def _ignore(self) -> None:
         return None
 
-    def spawn(self, invocation: Invocation, reply: Reply) -> None:
+    def spawn(self, invocation: Invocation, reply: Reply, request: AsyncBoltRequest, kind: str) -> None:
         """Run the invocation after the ack, keeping a handle so shutdown can wait for it."""
-        task = asyncio.create_task(self._run(invocation, reply))
+        metrics.SLACK_REQUESTS.labels(kind=kind, outcome="acked").inc()
+        task = asyncio.create_task(self._run_once(invocation, reply, delivery_key(request)))
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
+
+    async def _run_once(self, invocation: Invocation, reply: Reply, key: str | None) -> None:
+        if key and not await self.deliveries.first(key):
+            metrics.SLACK_REQUESTS.labels(kind="duplicate", outcome="ignored").inc()
+            log.info("replay_rejected", key=key.split(":")[0], request_id=invocation.request_id)
+            return
+        await self._run(invocation, reply)
 
     async def _run(self, invocation: Invocation, reply: Reply) -> None:
         clock = self.forge.clock

@@ -26,12 +26,17 @@ def make_trigger_id() -> str:
     return f"{int(time.time())}.{secrets.randbelow(10**12):012d}.{secrets.token_hex(16)}"
 
 
+def content_type(body: str) -> str:
+    """The Content-Type Slack sends with a body: JSON for events, a form for everything else."""
+    return "application/json" if body.startswith("{") else "application/x-www-form-urlencoded"
+
+
 def sign(secret: str, body: str, timestamp: int | None = None) -> dict[str, str]:
     """Slack's v0 signing headers (plus Content-Type) for a request body."""
     ts = int(time.time()) if timestamp is None else timestamp
     digest = hmac.new(secret.encode(), f"v0:{ts}:{body}".encode(), hashlib.sha256).hexdigest()
-    content_type = "application/json" if body.startswith("{") else "application/x-www-form-urlencoded"
-    return {"Content-Type": content_type, "X-Slack-Request-Timestamp": str(ts), "X-Slack-Signature": f"v0={digest}"}
+    return {"Content-Type": content_type(body), "X-Slack-Request-Timestamp": str(ts),
+            "X-Slack-Signature": f"v0={digest}"}
 
 
 def _user(user: str, team: str = TEAM_ID) -> dict[str, str]:
@@ -183,7 +188,7 @@ class SlackClient:
         return Response(answer.status, text, dict(answer.headers), time.perf_counter() - started)
 
     async def _post(self, body: str, headers: dict[str, str] | None = None, *, signed: bool = True) -> Response:
-        base = sign(self.secret, body) if signed else {"Content-Type": sign(self.secret, body)["Content-Type"]}
+        base = sign(self.secret, body) if signed else {"Content-Type": content_type(body)}
         return await self.post_raw(body, {"User-Agent": USER_AGENT, **base, **(headers or {})})
 
     def _trigger_id(self) -> str:

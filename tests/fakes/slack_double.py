@@ -8,7 +8,7 @@ import json
 import re
 import secrets
 import time
-from collections import deque
+from collections import Counter, deque
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -17,42 +17,37 @@ from aiohttp import WSCloseCode, WSMsgType, web
 TEAM_ID, BOT_USER, BOT_ID, APP_ID = "T0FORGE", "U0BOT", "B0BOT", "A0FORGE"
 SCOPES = "chat:write,chat:write.public,commands,files:write,usergroups:read,channels:read"
 TRIGGER_RE = re.compile(r"^\d+\.\d+\.[0-9A-Za-z]+$")
-JSON_ARGS = ("blocks", "attachments", "view", "files", "metadata")
+JSON_ARGS = ("blocks", "attachments", "view", "files", "metadata")  # JSON strings when sent form-encoded
 MAX_RESPONSES = 5  # Slack accepts five posts per response_url (within 30 minutes)
 
-Result = tuple[int, dict[str, Any], dict[str, str]]
-_HANDLERS: dict[str, Callable[[SlackDouble, dict[str, Any]], dict[str, Any]]] = {}
+Json = dict[str, Any]
+Result = tuple[int, Json, dict[str, str]]  # HTTP status, JSON body, extra headers
 
 
-def _api(method: str) -> Callable[[Callable], Callable]:
-    """Register a Web API method handler."""
-    def register(handler: Callable) -> Callable:
-        _HANDLERS[method] = handler
-        return handler
-    return register
-
-
-def _err(error: str) -> dict[str, Any]:
-    """Slack's error envelope."""
+def _err(error: str) -> Json:
+    """Slack's error body."""
     return {"ok": False, "error": error}
+
+
+def _missing(args: Json, **errors: str) -> Json | None:
+    """The error body for the first required argument that is absent, if any."""
+    return next((_err(error) for name, error in errors.items() if not args.get(name)), None)
 
 
 @dataclass
 class Call:
     """One request the double received."""
-
-    method: str
-    args: dict[str, Any]
+    method: str  # Web API method, or "upload" / "response_url"
+    args: Json
     headers: dict[str, str]  # keys lower-cased
     at: float  # time.monotonic() on arrival
     status: int = 200
-    response: dict[str, Any] | None = None
+    response: Json | None = None
 
 
 @dataclass
 class UploadedFile:
     """A file uploaded through the files_upload_v2 flow."""
-
     id: str
     filename: str
     length: int
@@ -80,15 +75,14 @@ class _ResponseUrl:
     uses: int = 0
 
 
-async def _read_args(request: web.Request) -> dict[str, Any]:
+async def _read_args(request: web.Request) -> Json:
     """Merge query string, JSON, form and multipart arguments, decoding JSON-valued fields."""
-    args: dict[str, Any] = dict(request.query)
-    if request.can_read_body:
-        if request.content_type == "application/json":
-            args.update(await request.json())
-        else:
-            for key, value in (await request.post()).items():
-                args[key] = value.file.read() if isinstance(value, web.FileField) else value
+    args: Json = dict(request.query)
+    if request.can_read_body and request.content_type == "application/json":
+        args.update(await request.json())
+    elif request.can_read_body:
+        for key, value in (await request.post()).items():
+            args[key] = value.file.read() if isinstance(value, web.FileField) else value
     for key in JSON_ARGS:
         if isinstance(args.get(key), str) and args[key].startswith(("[", "{")):
             args[key] = json.loads(args[key])
@@ -103,19 +97,18 @@ class SlackDouble:
         self.enforce_channel_rate = enforce_channel_rate
         self.usergroups: dict[str, list[str]] = {}
         self.channel_names: dict[str, str] = {"C0OPS": "ops"}
-        self.trigger_ttl = 3.0
-        self.response_url_ttl = 1800.0
+        self.trigger_ttl, self.response_url_ttl = 3.0, 1800.0
         self.calls: list[Call] = []
-        self.ephemerals: list[dict[str, Any]] = []
-        self.views: dict[str, dict[str, Any]] = {}
+        self.ephemerals: list[Json] = []
+        self.views: dict[str, Json] = {}
         self.files: list[UploadedFile] = []
-        self.responses: list[dict[str, Any]] = []
-        self.envelopes: list[dict[str, Any]] = []
-        self.socket_acks: list[dict[str, Any]] = []
+        self.responses: list[Json] = []
+        self.envelopes: list[Json] = []
+        self.socket_acks: list[Json] = []
         self.socket_connected = asyncio.Event()
         self.socket_connections = 0
         self.port = 0
-        self._messages: dict[str, list[dict[str, Any]]] = {}
+        self._messages: dict[str, list[Json]] = {}
         self._failures: dict[str, deque[_Failure]] = {}
         self._delays: dict[str, float] = {}
         self._buckets: dict[str, tuple[float, float]] = {}
@@ -123,7 +116,6 @@ class SlackDouble:
         self._used_triggers: set[str] = set()
         self._response_urls: dict[str, _ResponseUrl] = {}
         self._uploads: dict[str, UploadedFile] = {}
-        self._tickets: set[str] = set()
         self._sockets: list[web.WebSocketResponse] = []
         self._ts = itertools.count(1_700_000_000_000_100, 100)
         self._ids = itertools.count(1)
@@ -145,7 +137,7 @@ class SlackDouble:
         return self
 
     async def stop(self) -> None:
-        """Close open sockets and the server."""
+        """Close open sockets, then the server."""
         for ws in list(self._sockets):
             await ws.close(code=WSCloseCode.GOING_AWAY)
         if self._runner is not None:
@@ -165,29 +157,29 @@ class SlackDouble:
 
     @property
     def url(self) -> str:
-        """The Web API base URL (SLACK_API_URL); the trailing slash matters to slack_sdk's urljoin."""
+        """The Web API base URL (SLACK_API_URL); slack_sdk urljoins method names, so the trailing slash matters."""
         return f"{self.base}/api/"
 
     # scripting
 
     def fail(self, method: str, status: int = 429, error: str = "ratelimited", times: int = 1,
              retry_after: int = 1) -> None:
-        """Make the next `times` calls of `method` fail (queued after any earlier fail())."""
+        """Make the next `times` calls of `method` (or "response_url") fail, after any earlier fail()."""
         self._failures.setdefault(method, deque()).append(_Failure(status, error, times, retry_after))
 
     def delay(self, method: str, seconds: float) -> None:
-        """Make every later call of `method` take `seconds` before answering (0 to undo)."""
+        """Make every later call of `method` (or "response_url") wait `seconds` before answering; 0 undoes."""
         self._delays[method] = seconds
 
     def new_trigger_id(self) -> str:
-        """A well-formed trigger id issued now (expires after trigger_ttl seconds)."""
+        """A well-formed trigger id issued now; views.open refuses it after trigger_ttl seconds."""
         trigger_id = f"{int(time.time())}.{secrets.randbelow(10**12):012d}.{secrets.token_hex(16)}"
         self._triggers[trigger_id] = time.monotonic()
         return trigger_id
 
     def new_response_url(self, *, channel: str | None = None, user: str | None = None,
                          message_ts: str | None = None) -> str:
-        """A response_url; posts to it land in `responses` and act on channel/message_ts like Slack."""
+        """A response_url for an interaction in `channel` by `user` (on the message at `message_ts`)."""
         url_id = secrets.token_hex(8)
         self._response_urls[url_id] = _ResponseUrl(channel, user, message_ts, time.monotonic())
         return f"{self.base}/response/{url_id}"
@@ -198,13 +190,13 @@ class SlackDouble:
         """Recorded calls of one method, oldest first."""
         return [call for call in self.calls if call.method == method]
 
-    def messages(self, channel: str, *, thread_ts: str | None = None) -> list[dict[str, Any]]:
-        """Messages currently in a channel (thread replies included), or only one thread's replies."""
+    def messages(self, channel: str, *, thread_ts: str | None = None) -> list[Json]:
+        """Copies of the messages now in a channel (thread replies included), or of one thread's replies."""
         stored = self._messages.get(channel, [])
         return [dict(m) for m in stored if thread_ts is None or m.get("thread_ts") == thread_ts]
 
     def clear(self) -> None:
-        """Forget recorded calls, messages, ephemerals, files, responses and acks (not scripts or config)."""
+        """Forget everything recorded and stored (scripted failures and settings stay)."""
         for recorded in (self.calls, self.ephemerals, self.files, self.responses, self.envelopes, self.socket_acks):
             recorded.clear()
         self._messages.clear()
@@ -217,19 +209,16 @@ class SlackDouble:
                                  f"got {len(self.calls_to(method))}; received: {self._summary()}")
         return self.calls_to(method)
 
-    async def wait_for_ack(self, envelope_id: str, timeout: float = 3.0) -> dict[str, Any]:
+    async def wait_for_ack(self, envelope_id: str, timeout: float = 3.0) -> Json:
         """Wait for the Socket Mode client to acknowledge an envelope; the ack."""
-        def find() -> dict[str, Any] | None:
+        def find() -> Json | None:
             return next((a for a in self.socket_acks if a.get("envelope_id") == envelope_id), None)
         await self._poll(lambda: find() is not None, timeout,
                          lambda: f"no ack for envelope {envelope_id} within {timeout}s; acks: {self.socket_acks}")
         return find()  # type: ignore[return-value]
 
     def _summary(self) -> str:
-        counts: dict[str, int] = {}
-        for call in self.calls:
-            counts[call.method] = counts.get(call.method, 0) + 1
-        return ", ".join(f"{m} x{n}" for m, n in counts.items()) or "nothing"
+        return ", ".join(f"{m} x{n}" for m, n in Counter(c.method for c in self.calls).items()) or "nothing"
 
     @staticmethod
     async def _poll(done: Callable[[], bool], timeout: float, message: Callable[[], str]) -> None:
@@ -244,24 +233,22 @@ class SlackDouble:
     async def _web_api(self, request: web.Request) -> web.Response:
         method = request.match_info["method"]
         try:
-            args: dict[str, Any] | None = await _read_args(request)
-        except ValueError:
+            args: Json | None = await _read_args(request)
+        except (ValueError, TypeError):  # malformed JSON, or a JSON body that is not an object
             args = None
         call = self._record(method, args or {}, request)
-        status, body, headers = (200, _err("invalid_json"), {}) if args is None else \
-            await self._answer(method, args, call.headers)
+        status, body, headers = await self._answer(method, args, call.headers)
         call.status, call.response = status, body
         return web.json_response(body, status=status, headers={"x-oauth-scopes": SCOPES, **headers})
 
-    def _record(self, method: str, args: dict[str, Any], request: web.Request) -> Call:
+    def _record(self, method: str, args: Json, request: web.Request) -> Call:
         call = Call(method, args, {k.lower(): v for k, v in request.headers.items()}, time.monotonic())
         self.calls.append(call)
         return call
 
     async def _scripted(self, method: str) -> Result | None:
-        """Apply delay(), then a pending fail() if any."""
-        if self._delays.get(method):
-            await asyncio.sleep(self._delays[method])
+        """Apply delay(), then answer with the pending fail(), if any."""
+        await asyncio.sleep(self._delays.get(method, 0))
         queue = self._failures.get(method)
         if not queue:
             return None
@@ -272,36 +259,40 @@ class SlackDouble:
         headers = {"Retry-After": str(failure.retry_after)} if failure.status == 429 else {}
         return failure.status, _err(failure.error), headers
 
-    async def _answer(self, method: str, args: dict[str, Any], headers: dict[str, str]) -> Result:
+    async def _answer(self, method: str, args: Json | None, headers: dict[str, str]) -> Result:
         scripted = await self._scripted(method)
         if scripted:
             return scripted
+        if args is None:
+            return 200, _err("invalid_json"), {}
         auth_error = self._auth_error(method, headers, args)
         if auth_error:
             return 200, _err(auth_error), {}
-        if method not in _HANDLERS:
+        handler = getattr(self, "_api_" + method.replace(".", "_"), None)  # e.g. _api_chat_postMessage
+        if handler is None:
             return 200, _err("unknown_method"), {}
         if method == "chat.postMessage" and self.enforce_channel_rate and not self._rate_ok(args.get("channel")):
             return 429, _err("ratelimited"), {"Retry-After": "1"}
-        return 200, _HANDLERS[method](self, args), {}
+        return 200, handler(args), {}
 
     @staticmethod
-    def _auth_error(method: str, headers: dict[str, str], args: dict[str, Any]) -> str | None:
+    def _auth_error(method: str, headers: dict[str, str], args: Json) -> str | None:
         auth = headers.get("authorization", "")
         token = auth.removeprefix("Bearer ") if auth.startswith("Bearer ") else args.get("token", "")
         if not token:
             return "not_authed"
-        prefix = "xapp-" if method == "apps.connections.open" else "xoxb-"
-        return None if str(token).startswith(prefix) else "invalid_auth"
+        token, wanted = str(token), "xapp-" if method == "apps.connections.open" else "xoxb-"
+        if token.startswith(wanted):
+            return None
+        return "not_allowed_token_type" if token.startswith(("xapp-", "xoxb-")) else "invalid_auth"
 
     def _rate_ok(self, channel: str | None) -> bool:
-        """Token bucket per channel: burst of 3, refilled at 1 per second."""
+        """Token bucket per channel: a burst of 3, refilled at 1 per second."""
         now = time.monotonic()
         tokens, last = self._buckets.get(str(channel), (3.0, now))
         tokens = min(3.0, tokens + (now - last))
-        allowed = tokens >= 1
-        self._buckets[str(channel)] = (tokens - 1 if allowed else tokens, now)
-        return allowed
+        self._buckets[str(channel)] = (tokens - 1 if tokens >= 1 else tokens, now)
+        return tokens >= 1
 
     def _next_ts(self) -> str:
         micros = next(self._ts)
@@ -310,78 +301,69 @@ class SlackDouble:
     def _next_id(self, prefix: str) -> str:
         return f"{prefix}0{next(self._ids):08X}"
 
-    def _find(self, channel: str | None, ts: str | None) -> dict[str, Any] | None:
+    def _find(self, channel: str | None, ts: str | None) -> Json | None:
         return next((m for m in self._messages.get(str(channel), []) if m["ts"] == ts), None)
 
-    def _store(self, channel: str, args: dict[str, Any]) -> dict[str, Any]:
+    def _store(self, channel: str, args: Json) -> Json:
         message = {"type": "message", "user": BOT_USER, "bot_id": BOT_ID, "app_id": APP_ID, "team": TEAM_ID,
                    "text": args.get("text") or "", "blocks": args.get("blocks") or [], "ts": self._next_ts()}
-        for key in ("attachments", "thread_ts", "metadata"):
-            if args.get(key):
-                message[key] = args[key]
+        message |= {k: args[k] for k in ("attachments", "thread_ts", "metadata") if args.get(k)}
         self._messages.setdefault(channel, []).append(message)
         return message
 
-    # Web API methods
+    def _ephemeral(self, channel: str, user: str | None, body: Json, **extra: Any) -> None:
+        self.ephemerals.append({"channel": channel, "user": user, "text": body.get("text") or "",
+                                "blocks": body.get("blocks") or [], "thread_ts": body.get("thread_ts"), **extra})
 
-    @_api("auth.test")
-    def _auth_test(self, args: dict[str, Any]) -> dict[str, Any]:
+    # Web API methods: _api_<method with dots as underscores>(args) -> JSON body
+
+    def _api_auth_test(self, args: Json) -> Json:
         return {"ok": True, "url": "https://forge-test.slack.com/", "team": "Forge Test", "user": "forge",
                 "team_id": TEAM_ID, "user_id": BOT_USER, "bot_id": BOT_ID, "is_enterprise_install": False}
 
-    @_api("chat.postMessage")
-    def _post_message(self, args: dict[str, Any]) -> dict[str, Any]:
-        channel = args.get("channel")
-        if not channel:
-            return _err("channel_not_found")
+    def _api_chat_postMessage(self, args: Json) -> Json:
+        if error := _missing(args, channel="channel_not_found"):
+            return error
         if not (args.get("text") or args.get("blocks") or args.get("attachments")):
             return _err("no_text")
-        message = self._store(channel, args)
-        return {"ok": True, "channel": channel, "ts": message["ts"], "message": dict(message)}
+        message = self._store(args["channel"], args)
+        return {"ok": True, "channel": args["channel"], "ts": message["ts"], "message": dict(message)}
 
-    @_api("chat.update")
-    def _update(self, args: dict[str, Any]) -> dict[str, Any]:
+    def _api_chat_update(self, args: Json) -> Json:
         message = self._find(args.get("channel"), args.get("ts"))
         if message is None:
             return _err("message_not_found")
-        message.update({k: args[k] for k in ("text", "blocks", "attachments", "metadata") if k in args})
+        message |= {k: args[k] for k in ("text", "blocks", "attachments", "metadata") if k in args}
         message["edited"] = {"user": BOT_USER, "ts": self._next_ts()}
         return {"ok": True, "channel": args["channel"], "ts": message["ts"], "text": message["text"],
                 "message": dict(message)}
 
-    @_api("chat.delete")
-    def _delete(self, args: dict[str, Any]) -> dict[str, Any]:
+    def _api_chat_delete(self, args: Json) -> Json:
         message = self._find(args.get("channel"), args.get("ts"))
         if message is None:
             return _err("message_not_found")
         self._messages[args["channel"]].remove(message)
         return {"ok": True, "channel": args["channel"], "ts": message["ts"]}
 
-    @_api("chat.postEphemeral")
-    def _post_ephemeral(self, args: dict[str, Any]) -> dict[str, Any]:
-        if not args.get("channel"):
-            return _err("channel_not_found")
-        if not args.get("user"):
-            return _err("user_not_in_channel")
+    def _api_chat_postEphemeral(self, args: Json) -> Json:
+        if error := _missing(args, channel="channel_not_found", user="user_not_in_channel"):
+            return error
         ts = self._next_ts()
-        self.ephemerals.append({"channel": args["channel"], "user": args["user"], "text": args.get("text", ""),
-                                "blocks": args.get("blocks") or [], "thread_ts": args.get("thread_ts"),
-                                "message_ts": ts})
+        self._ephemeral(args["channel"], args["user"], args, message_ts=ts)
         return {"ok": True, "message_ts": ts}
 
-    @_api("views.open")
-    def _views_open(self, args: dict[str, Any]) -> dict[str, Any]:
-        return self._open_view(args)
+    def _api_views_open(self, args: Json) -> Json:
+        error = self._exchange_trigger(args.get("trigger_id"))
+        if error:
+            return _err(error)
+        if not isinstance(args.get("view"), dict):
+            return _err("invalid_arguments")
+        return {"ok": True, "view": self._save_view(self._next_id("V"), args["view"])}
 
-    @_api("views.push")
-    def _views_push(self, args: dict[str, Any]) -> dict[str, Any]:
-        return self._open_view(args)
+    _api_views_push = _api_views_open  # push needs a fresh trigger_id too
 
-    @_api("views.update")
-    def _views_update(self, args: dict[str, Any]) -> dict[str, Any]:
-        external = args.get("external_id")
-        view_id = args.get("view_id") or next(
-            (v["id"] for v in self.views.values() if external and v.get("external_id") == external), None)
+    def _api_views_update(self, args: Json) -> Json:
+        view_id = args.get("view_id")
         if view_id not in self.views:
             return _err("not_found")
         if args.get("hash") and args["hash"] != self.views[view_id]["hash"]:
@@ -390,96 +372,77 @@ class SlackDouble:
             return _err("invalid_arguments")
         return {"ok": True, "view": self._save_view(view_id, args["view"])}
 
-    def _open_view(self, args: dict[str, Any]) -> dict[str, Any]:
-        error = self._exchange_trigger(args.get("trigger_id"))
-        if error:
-            return _err(error)
-        if not isinstance(args.get("view"), dict):
-            return _err("invalid_arguments")
-        return {"ok": True, "view": self._save_view(self._next_id("V"), args["view"])}
-
     def _exchange_trigger(self, trigger_id: Any) -> str | None:
-        """Validate and consume a trigger id; the Slack error code if it cannot be used."""
+        """Consume a trigger id; the Slack error code if it cannot be used."""
         if not isinstance(trigger_id, str) or not TRIGGER_RE.match(trigger_id):
             return "invalid_trigger_id"
         if trigger_id in self._used_triggers:
             return "exchanged_trigger_id"
         self._used_triggers.add(trigger_id)
         issued = self._triggers.get(trigger_id)
-        if issued is not None and time.monotonic() - issued > self.trigger_ttl:
-            return "expired_trigger_id"
-        return None
+        return "expired_trigger_id" if issued is not None and time.monotonic() - issued > self.trigger_ttl else None
 
-    def _save_view(self, view_id: str, view: dict[str, Any]) -> dict[str, Any]:
+    def _save_view(self, view_id: str, view: Json) -> Json:
         base = self.views.get(view_id) or {
             "id": view_id, "team_id": TEAM_ID, "app_id": APP_ID, "bot_id": BOT_ID, "type": "modal",
             "blocks": [], "private_metadata": "", "callback_id": "", "external_id": "", "state": {"values": {}},
             "root_view_id": view_id, "previous_view_id": None, "clear_on_close": False, "notify_on_close": False}
-        saved = {**base, **view, "id": view_id, "hash": f"{time.time():.6f}.{secrets.token_hex(4)}"}
-        self.views[view_id] = saved
-        return dict(saved)
+        self.views[view_id] = {**base, **view, "id": view_id, "hash": f"{time.time():.6f}.{secrets.token_hex(4)}"}
+        return dict(self.views[view_id])
 
-    @_api("usergroups.users.list")
-    def _usergroup_users(self, args: dict[str, Any]) -> dict[str, Any]:
+    def _api_usergroups_users_list(self, args: Json) -> Json:
         users = self.usergroups.get(str(args.get("usergroup")))
         return _err("no_such_subteam") if users is None else {"ok": True, "users": list(users)}
 
-    @_api("conversations.info")
-    def _conversation_info(self, args: dict[str, Any]) -> dict[str, Any]:
-        channel = args.get("channel")
-        if not channel:
-            return _err("channel_not_found")
+    def _api_conversations_info(self, args: Json) -> Json:
+        if error := _missing(args, channel="channel_not_found"):
+            return error
+        channel = args["channel"]
         return {"ok": True, "channel": {
             "id": channel, "name": self.channel_names.get(channel, channel.lower()), "is_channel": True,
             "is_private": False, "is_member": True, "is_archived": False, "created": 1_700_000_000}}
 
-    @_api("files.getUploadURLExternal")
-    def _upload_url(self, args: dict[str, Any]) -> dict[str, Any]:
-        if not args.get("filename") or not str(args.get("length", "")).isdigit():
-            return _err("invalid_arguments")
+    def _api_files_getUploadURLExternal(self, args: Json) -> Json:
+        if (error := _missing(args, filename="invalid_arguments")) or not str(args.get("length")).isdigit():
+            return error or _err("invalid_arguments")
         file_id = self._next_id("F")
         self._uploads[file_id] = UploadedFile(file_id, args["filename"], int(args["length"]))
         return {"ok": True, "upload_url": f"{self.base}/upload/{file_id}", "file_id": file_id}
 
-    @_api("files.completeUploadExternal")
-    def _complete_upload(self, args: dict[str, Any]) -> dict[str, Any]:
+    def _api_files_completeUploadExternal(self, args: Json) -> Json:
         wanted = args.get("files")
         if not isinstance(wanted, list) or not wanted:
             return _err("invalid_arguments")
         if any(item.get("id") not in self._uploads for item in wanted):
             return _err("file_not_found")
-        done = []
+        shared = []
         for item in wanted:
             upload = self._uploads.pop(item["id"])
             upload.title = item.get("title") or upload.filename
             upload.channel_id, upload.initial_comment = args.get("channel_id"), args.get("initial_comment")
             upload.thread_ts = args.get("thread_ts")
             self.files.append(upload)
-            done.append({"id": upload.id, "name": upload.filename, "title": upload.title, "user": BOT_USER,
-                         "size": len(upload.content), "mimetype": "text/plain", "filetype": "text",
-                         "channels": [upload.channel_id] if upload.channel_id else []})
-        return {"ok": True, "files": done}
+            shared.append({"id": upload.id, "name": upload.filename, "title": upload.title, "user": BOT_USER,
+                           "size": len(upload.content), "mimetype": "text/plain", "filetype": "text",
+                           "channels": [upload.channel_id] if upload.channel_id else []})
+        return {"ok": True, "files": shared}
 
-    @_api("apps.connections.open")
-    def _connections_open(self, args: dict[str, Any]) -> dict[str, Any]:
-        ticket = secrets.token_hex(8)
-        self._tickets.add(ticket)
-        return {"ok": True, "url": f"ws://127.0.0.1:{self.port}/link/?ticket={ticket}"}
+    def _api_apps_connections_open(self, args: Json) -> Json:
+        return {"ok": True, "url": f"ws://127.0.0.1:{self.port}/link/?ticket={secrets.token_hex(8)}"}
 
     # upload URL and response_url
 
     async def _upload(self, request: web.Request) -> web.Response:
-        file_id = request.match_info["file_id"]
         if request.content_type == "multipart/form-data":
             content = next(v.file.read() for v in (await request.post()).values() if isinstance(v, web.FileField))
         else:
-            content = await request.read()
+            content = await request.read()  # slack_sdk posts the raw bytes
+        file_id = request.match_info["file_id"]
         call = self._record("upload", {"file_id": file_id, "length": len(content)}, request)
-        upload = self._uploads.get(file_id)
-        if upload is None:
+        if file_id not in self._uploads:
             call.status = 404
             return web.Response(status=404, text="file_not_found")
-        upload.content = content
+        self._uploads[file_id].content = content
         return web.Response(text=f"OK - {len(content)}")
 
     async def _response(self, request: web.Request) -> web.Response:
@@ -488,7 +451,7 @@ class SlackDouble:
             body = await request.json()
         except ValueError:
             body = None
-        call = self._record("response_url", {"url_id": url_id, **(body or {})}, request)
+        call = self._record("response_url", {"url_id": url_id, **(body if isinstance(body, dict) else {})}, request)
         scripted = await self._scripted("response_url")
         status, text = (scripted[0], scripted[1]["error"]) if scripted else self._respond(url_id, body)
         call.status = status
@@ -509,52 +472,39 @@ class SlackDouble:
         self._apply_response(entry, body)
         return 200, "ok"
 
-    def _apply_response(self, entry: _ResponseUrl, body: dict[str, Any]) -> None:
-        """What the user would see: replace/delete the original, a channel message, or an ephemeral."""
+    def _apply_response(self, entry: _ResponseUrl, body: Json) -> None:
+        """What the user would see: the original replaced or deleted, a channel message, or an ephemeral."""
         original = self._find(entry.channel, entry.message_ts)
         if body.get("delete_original") and original:
             self._messages[str(entry.channel)].remove(original)
         elif body.get("replace_original") and original:
-            original.update({k: body[k] for k in ("text", "blocks") if k in body})
+            original |= {k: body[k] for k in ("text", "blocks") if k in body}
         elif body.get("response_type") == "in_channel" and entry.channel:
             self._store(entry.channel, body)
         elif entry.channel:
-            self.ephemerals.append({"channel": entry.channel, "user": entry.user, "text": body.get("text", ""),
-                                    "blocks": body.get("blocks") or [], "thread_ts": body.get("thread_ts"),
-                                    "via": "response_url"})
+            self._ephemeral(entry.channel, entry.user, body, via="response_url")
 
     # Socket Mode
 
-    async def _link(self, request: web.Request) -> web.StreamResponse:
-        ticket = request.query.get("ticket", "")
-        if ticket not in self._tickets:
-            return web.Response(status=401, text="invalid_ticket")
-        self._tickets.discard(ticket)
-        ws = web.WebSocketResponse()  # autoping answers the client's pings
+    async def _link(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()  # autoping answers the client's pings with pongs
         await ws.prepare(request)
         self._sockets.append(ws)
         self.socket_connections += 1
         self.socket_connected.set()
         await ws.send_json({"type": "hello", "num_connections": len(self._sockets),
-                            "debug_info": {"host": "applink-forge-double", "build_number": 1,
-                                           "approximate_connection_time": 18060},
+                            "debug_info": {"host": "applink-forge-double", "approximate_connection_time": 18060},
                             "connection_info": {"app_id": APP_ID}})
         try:
             async for message in ws:
                 if message.type == WSMsgType.TEXT:
-                    self._record_ack(message.data)
+                    ack = json.loads(message.data) if message.data.startswith("{") else None
+                    self.socket_acks.append(ack if isinstance(ack, dict) else {"raw": message.data})
         finally:
             self._sockets.remove(ws)
             if not self._sockets:
                 self.socket_connected.clear()
         return ws
-
-    def _record_ack(self, data: str) -> None:
-        try:
-            ack = json.loads(data)
-        except ValueError:
-            ack = {"raw": data}
-        self.socket_acks.append(ack if isinstance(ack, dict) else {"raw": ack})
 
     async def _socket(self, timeout: float = 3.0) -> web.WebSocketResponse:
         try:
@@ -563,20 +513,19 @@ class SlackDouble:
             raise AssertionError(f"no Socket Mode client connected within {timeout}s") from None
         return self._sockets[-1]
 
-    async def send_envelope(self, type_: str, payload: dict[str, Any], *, retry_attempt: int | None = None,
+    async def send_envelope(self, type_: str, payload: Json, *, retry_attempt: int | None = None,
                             retry_reason: str | None = None) -> str:
-        """Push a slash_commands / interactive / events_api envelope to the connected client; its envelope_id."""
-        ws = await self._socket()
+        """Push a slash_commands / interactive / events_api envelope to the newest socket; its envelope_id."""
         envelope_id = secrets.token_hex(16)
-        envelope: dict[str, Any] = {"envelope_id": envelope_id, "type": type_, "payload": payload,
-                                    "accepts_response_payload": type_ != "events_api"}
+        envelope: Json = {"envelope_id": envelope_id, "type": type_, "payload": payload,
+                          "accepts_response_payload": type_ != "events_api"}
         if type_ == "events_api" or retry_attempt is not None or retry_reason is not None:
-            envelope.update(retry_attempt=retry_attempt or 0, retry_reason=retry_reason or "")
+            envelope |= {"retry_attempt": retry_attempt or 0, "retry_reason": retry_reason or ""}
+        await (await self._socket()).send_json(envelope)
         self.envelopes.append(envelope)
-        await ws.send_json(envelope)
         return envelope_id
 
     async def send_disconnect(self, reason: str = "refresh_requested") -> None:
-        """Ask the connected client to reconnect, as Slack does before recycling a socket."""
-        ws = await self._socket()
-        await ws.send_json({"type": "disconnect", "reason": reason, "debug_info": {"host": "applink-forge-double"}})
+        """Ask the client to reconnect, as Slack does before recycling a socket."""
+        await (await self._socket()).send_json({"type": "disconnect", "reason": reason,
+                                                "debug_info": {"host": "applink-forge-double"}})
