@@ -47,6 +47,7 @@ class Actor:
     role: Role | None
     approver: bool = False
     source: str = "slack"
+    doubt: str | None = None
 
     def may(self, needed: Role) -> bool:
         """True when the actor's role covers the needed one."""

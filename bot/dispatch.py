@@ -77,8 +77,8 @@ class Dispatcher:
 
     async def actor(self, user_id: str, source: str) -> Actor:
         """The user's role and approver flag, resolved now."""
-        return Actor(user_id, await self.permissions.role_of(user_id),
-                     await self.permissions.is_approver(user_id), source)
+        grant = await self.permissions.resolve(user_id)
+        return Actor(user_id, grant.role, grant.approver, source, grant.doubt)
 
     async def run(self, inv: Invocation, progress: Any = _no_progress, actor: Actor | None = None) -> Outcome:
         """Run one command text for one actor; every path ends audited."""
@@ -100,6 +100,8 @@ class Dispatcher:
             raise UnknownCommand(exc.words, allowed) from None
 
     def _authorize(self, spec: CommandSpec, actor: Actor) -> None:
+        if not actor.may(spec.role) and actor.doubt:
+            raise PermissionDenied(actor.doubt)
         if not actor.may(spec.role):
             held = actor.role.label if actor.role else "no role"
             raise PermissionDenied(f"`{spec.name}` needs the {spec.role.label} role; you have {held}.")

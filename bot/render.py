@@ -83,7 +83,7 @@ def _private_message(outcome: Outcome) -> Message:
     blocks = [_section(text)]
     if outcome.usage:
         blocks.append(_section(f"Usage: `{escape(outcome.usage)}`"))
-    return Message(f"{icon} {outcome.message}", blocks)
+    return Message(text, blocks)
 
 
 def _result_message(result: Result, meta: Meta) -> Message:

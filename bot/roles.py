@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Protocol
 
-from bot.errors import PermissionDenied
+import structlog
+
 from bot.registry import Role
 from bot.settings import Config
 
+log = structlog.get_logger(__name__)
 GROUP_CACHE_SECONDS = 300.0
 
 
@@ -46,6 +49,15 @@ class SlackGroupDirectory:
         return members
 
 
+@dataclass(frozen=True)
+class Grant:
+    """What a user holds right now; `doubt` says why a higher grant could not be checked."""
+
+    role: Role | None
+    approver: bool
+    doubt: str | None = None
+
+
 class Permissions:
     """Resolves a Slack user to a role and approver flag, fresh for every request."""
 
@@ -53,24 +65,29 @@ class Permissions:
         self._config = config
         self._groups = groups
 
-    async def role_of(self, user_id: str) -> Role | None:
-        """The highest role the user holds, or None."""
-        for role in sorted(Role, reverse=True):
-            if await self._matches(user_id, getattr(self._config.roles, role.label)):
-                return role
-        return None
+    async def resolve(self, user_id: str) -> Grant:
+        """The highest role the user certainly holds, and whether they may approve."""
+        doubt = None
+        role = None
+        for candidate in sorted(Role, reverse=True):
+            held, unknown = await self._matches(user_id, getattr(self._config.roles, candidate.label))
+            doubt = doubt or unknown
+            if held:
+                role = candidate
+                break
+        approver, unknown = await self._matches(user_id, self._config.approvers)
+        return Grant(role, approver, doubt or unknown)
 
-    async def is_approver(self, user_id: str) -> bool:
-        """True when the user may approve destructive requests of others."""
-        return await self._matches(user_id, self._config.approvers)
-
-    async def _matches(self, user_id: str, principals: list[str]) -> bool:
+    async def _matches(self, user_id: str, principals: list[str]) -> tuple[bool, str | None]:
+        """Whether the user is among the principals; a failed group lookup grants nothing and is reported."""
         if "*" in principals or user_id in principals:
-            return True
+            return True, None
+        doubt = None
         for group in (p for p in principals if p.startswith("S")):
             try:
                 if user_id in await self._groups.members(group):
-                    return True
+                    return True, None
             except Exception as exc:  # fail closed: an unknown membership grants nothing
-                raise PermissionDenied("Can't verify permissions right now (user group lookup failed).") from exc
-        return False
+                log.warning("usergroup_lookup_failed", group=group, error=type(exc).__name__)
+                doubt = "Can't verify permissions right now (the Slack user-group lookup failed); try again."
+        return False, doubt

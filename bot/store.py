@@ -44,20 +44,24 @@ class StateStore:
         if self._pool is not None and self._migrated:
             return self._pool
         async with self._lock:
-            if self._pool is None:
-                if time.monotonic() - self._last_failure < RECONNECT_INTERVAL:
-                    raise BackendUnavailable("state store", "unavailable")
-                try:
-                    self._pool = await call("state store", asyncpg.create_pool(
-                        self._dsn, min_size=1, max_size=10, timeout=self._timeout,
-                        command_timeout=self._timeout, server_settings={"application_name": "forge-state"}),
-                        self._timeout)
-                except BackendUnavailable:
-                    self._last_failure = time.monotonic()
-                    raise
+            pool = await self._connect()
             if not self._migrated:
-                await self._migrate(self._pool)
+                await call("state store", self._migrate(pool), self._timeout * 6)
+            return pool
+
+    async def _connect(self) -> asyncpg.Pool:
+        if self._pool is not None:
             return self._pool
+        if time.monotonic() - self._last_failure < RECONNECT_INTERVAL:
+            raise BackendUnavailable("state store", "unavailable")
+        try:
+            self._pool = await call("state store", asyncpg.create_pool(
+                self._dsn, min_size=1, max_size=10, timeout=self._timeout, command_timeout=self._timeout,
+                server_settings={"application_name": "forge-state"}), self._timeout)
+        except BackendUnavailable:
+            self._last_failure = time.monotonic()
+            raise
+        return self._pool
 
     async def start(self) -> bool:
         """Connect and migrate once; False (and a log line) when the store is down."""
@@ -70,8 +74,8 @@ class StateStore:
 
     async def migrate(self) -> list[str]:
         """Apply pending migrations; the names applied."""
-        pool = await self.pool() if self._pool is None else self._pool
-        return await self._migrate(pool)
+        async with self._lock:
+            return await call("state store", self._migrate(await self._connect()), self._timeout * 6)
 
     async def _migrate(self, pool: asyncpg.Pool) -> list[str]:
         applied: list[str] = []

@@ -2,15 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 
+import aiohttp
 import asyncpg
 import pytest
+from aiohttp import web
 
+from bot.core import Forge
+from bot.roles import SlackGroupDirectory
+from bot.server import web_app
 from bot.settings import Config, Env, Settings
+from bot.slack_app import SlackSurface
+from bot.slack_out import make_client
 from bot.store import StateStore
+from tests.fakes.slack_client import SlackClient
+from tests.fakes.slack_double import SlackDouble
 
 PG_ADMIN = os.environ.get("FORGE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("FORGE_TEST_REDIS", "redis://127.0.0.1:6379/0")
@@ -67,3 +79,67 @@ def make_settings(config: Config | None = None, **env: object) -> Settings:
     }
     defaults.update(env)
     return Settings(Env(_env_file=None, **defaults), config or Config())
+
+
+SECRET = "forge-test-signing-secret"
+CONFIG = Config.model_validate({
+    "roles": {"viewer": ["*"], "operator": ["U0OPS", "S0ONCALL"], "admin": ["U0ADMIN"]},
+    "approvers": ["U0LEAD"],
+})
+
+
+@dataclass
+class Harness:
+    """A running forge (HTTP server) wired to a Slack double, and a signed Slack client."""
+
+    url: str
+    forge: Forge
+    surface: SlackSurface
+    slack: SlackDouble
+    client: SlackClient
+
+    async def get(self, path: str) -> tuple[int, str]:
+        """GET one of forge's own routes."""
+        async with aiohttp.ClientSession() as session, session.get(self.url + path) as response:
+            return response.status, await response.text()
+
+    async def settle(self) -> None:
+        """Wait until every command forge acked has answered."""
+        await asyncio.sleep(0)
+        await self.surface.drain()
+
+
+@asynccontextmanager
+async def running_forge(settings: Settings, slack: SlackDouble) -> AsyncIterator[Harness]:
+    """Start forge's real aiohttp app on a free port, as `forge serve` builds it."""
+    client = make_client(settings)
+    forge = Forge(settings, groups=SlackGroupDirectory(client))
+    await forge.start()
+    surface = SlackSurface(forge, client, SECRET)
+    runner = web.AppRunner(web_app(forge, surface), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    url = f"http://127.0.0.1:{port}"
+    async with SlackClient(url, SECRET, slack) as slack_client:
+        yield Harness(url, forge, surface, slack, slack_client)
+    await surface.drain()
+    await runner.cleanup()
+    await forge.aclose()
+
+
+@pytest.fixture
+async def slack() -> AsyncIterator[SlackDouble]:
+    """A recording Slack Web API double on a free port."""
+    async with SlackDouble() as double:
+        double.usergroups = {"S0ONCALL": ["U0ONCALL"]}
+        yield double
+
+
+@pytest.fixture
+async def harness(state_dsn: str, slack: SlackDouble) -> AsyncIterator[Harness]:
+    """forge over HTTP with a fresh state store and the Slack double."""
+    settings = make_settings(CONFIG, forge_state_database_url=state_dsn, slack_api_url=slack.url)
+    async with running_forge(settings, slack) as h:
+        yield h
