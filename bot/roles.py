@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass
 from typing import Protocol
@@ -13,6 +14,7 @@ from bot.settings import Config
 
 log = structlog.get_logger(__name__)
 GROUP_CACHE_SECONDS = 300.0
+FAILED_LOOKUP_SECONDS = 15.0
 
 
 class GroupDirectory(Protocol):
@@ -36,17 +38,25 @@ class SlackGroupDirectory:
     def __init__(self, client: object, ttl: float = GROUP_CACHE_SECONDS) -> None:
         self._client = client
         self._ttl = ttl
-        self._cache: dict[str, tuple[float, frozenset[str]]] = {}
+        self._cache: dict[str, tuple[float, frozenset[str] | None]] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
 
     async def members(self, group_id: str) -> frozenset[str]:
-        """Members of the group, from the cache when fresh."""
-        cached = self._cache.get(group_id)
-        if cached and time.monotonic() - cached[0] < self._ttl:
-            return cached[1]
-        response = await self._client.usergroups_users_list(usergroup=group_id)  # type: ignore[attr-defined]
-        members = frozenset(response.get("users") or [])
-        self._cache[group_id] = (time.monotonic(), members)
-        return members
+        """Members of the group, cached; concurrent misses share one lookup, a failure is remembered briefly."""
+        async with self._locks.setdefault(group_id, asyncio.Lock()):
+            cached = self._cache.get(group_id)
+            if cached and cached[1] is not None and time.monotonic() - cached[0] < self._ttl:
+                return cached[1]
+            if cached and cached[1] is None and time.monotonic() - cached[0] < FAILED_LOOKUP_SECONDS:
+                raise LookupError(f"user group {group_id} could not be read recently")
+            try:
+                response = await self._client.usergroups_users_list(usergroup=group_id)  # type: ignore[attr-defined]
+            except Exception:
+                self._cache[group_id] = (time.monotonic(), None)
+                raise
+            members = frozenset(response.get("users") or [])
+            self._cache[group_id] = (time.monotonic(), members)
+            return members
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import re
+import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +25,9 @@ from bot.slack_out import Outbox
 log = structlog.get_logger(__name__)
 MENTION = re.compile(r"<@[UW][A-Z0-9]+>")
 NOT_MEMBER = {"not_in_channel", "channel_not_found", "is_archived"}
+MAX_RUNNING_COMMANDS = 16
+ACK_QUIET = 0.005
+ACK_FIRST_MAX = 0.25
 
 
 class Deliveries:
@@ -101,6 +105,8 @@ class SlackSurface:
         self.outbox = Outbox(client, forge.settings.config.timeouts.slack)
         self.deliveries = Deliveries(forge)
         self.tasks: set[asyncio.Task[None]] = set()
+        self._running = asyncio.Semaphore(MAX_RUNNING_COMMANDS)
+        self._last_request = 0.0
         self.app = AsyncApp(client=client, signing_secret=signing_secret, process_before_response=True,
                             request_verification_enabled=True, raise_error_for_unhandled_request=False,
                             url_verification_enabled=True, ssl_check_enabled=True)
@@ -108,6 +114,17 @@ class SlackSurface:
         self.app.action(re.compile(r"^forge_run:\d+$"))(self._on_run_button)
         self.app.event("app_mention")(self._on_mention)
         self.app.event("message")(self._ignore)
+
+    async def dispatch(self, request: AsyncBoltRequest) -> Any:
+        """Hand one HTTP request to Bolt, noting when requests arrive so work can yield to acks."""
+        self._last_request = time.monotonic()
+        return await self.app.async_dispatch(request)
+
+    async def _after_acks(self) -> None:
+        """While a burst of requests is being acknowledged, wait (at most ACK_FIRST_MAX) before working."""
+        deadline = time.monotonic() + ACK_FIRST_MAX
+        while (now := time.monotonic()) < deadline and (quiet_in := self._last_request + ACK_QUIET - now) > 0:
+            await asyncio.sleep(min(quiet_in, deadline - now))
 
     async def _on_command(self, ack: Any, body: dict, request: AsyncBoltRequest) -> None:
         await ack()
@@ -140,11 +157,13 @@ class SlackSurface:
         task.add_done_callback(self.tasks.discard)
 
     async def _run_once(self, invocation: Invocation, reply: Reply, key: str | None) -> None:
-        if key and not await self.deliveries.first(key):
-            metrics.SLACK_REQUESTS.labels(kind="duplicate", outcome="ignored").inc()
-            log.info("replay_rejected", key=key.split(":")[0], request_id=invocation.request_id)
-            return
-        await self._run(invocation, reply)
+        await self._after_acks()
+        async with self._running:  # bounded work keeps acks fast under a burst and spares the backends
+            if key and not await self.deliveries.first(key):
+                metrics.SLACK_REQUESTS.labels(kind="duplicate", outcome="ignored").inc()
+                log.info("replay_rejected", key=key.split(":")[0], request_id=invocation.request_id)
+                return
+            await self._run(invocation, reply)
 
     async def _run(self, invocation: Invocation, reply: Reply) -> None:
         clock = self.forge.clock

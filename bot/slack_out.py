@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import aiohttp
 import structlog
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
@@ -19,12 +20,20 @@ log = structlog.get_logger(__name__)
 
 
 def make_client(settings: Settings) -> AsyncWebClient:
-    """AsyncWebClient on SLACK_API_URL with a timeout, honouring 429 Retry-After twice."""
+    """AsyncWebClient on SLACK_API_URL with a timeout and one pooled session, honouring 429 Retry-After twice."""
     token = settings.env.slack_bot_token
+    timeout = settings.config.timeouts.slack
+    session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout))
     client = AsyncWebClient(token=token.get_secret_value() if token else None, base_url=settings.env.slack_api_url,
-                            timeout=int(settings.config.timeouts.slack))
+                            timeout=int(timeout), session=session)
     client.retry_handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=2))
     return client
+
+
+async def close_client(client: AsyncWebClient) -> None:
+    """Close the client's pooled session."""
+    if client.session is not None and not client.session.closed:
+        await client.session.close()
 
 
 class Outbox:

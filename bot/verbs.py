@@ -100,15 +100,18 @@ async def check_verb(settings: Settings, _: argparse.Namespace) -> int:
 
 
 async def _check_slack(settings: Settings) -> bool | None:
-    from bot.slack_out import make_client
+    from bot.slack_out import close_client, make_client
 
     if settings.env.slack_bot_token is None:
         print("slack: not configured (SLACK_BOT_TOKEN unset)")
         return None
+    client = make_client(settings)
     try:
-        response = await make_client(settings).auth_test()
+        response = await client.auth_test()
     except Exception as exc:  # any failure is reported as one line
         print(f"slack: unreachable ({type(exc).__name__})")
         return False
+    finally:
+        await close_client(client)
     print(f"slack: ok (team {response.get('team')}, bot {response.get('user')})")
     return True

@@ -19,7 +19,7 @@ from bot.roles import SlackGroupDirectory
 from bot.server import web_app
 from bot.settings import Config, Env, Settings
 from bot.slack_app import SlackSurface
-from bot.slack_out import make_client
+from bot.slack_out import close_client, make_client
 from bot.store import StateStore
 from tests.fakes.slack_client import SlackClient
 from tests.fakes.slack_double import SlackDouble
@@ -127,6 +127,7 @@ async def running_forge(settings: Settings, slack: SlackDouble) -> AsyncIterator
     await surface.drain()
     await runner.cleanup()
     await forge.aclose()
+    await close_client(client)
 
 
 @pytest.fixture

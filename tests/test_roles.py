@@ -75,10 +75,12 @@ async def test_group_denial_through_slack_names_the_lookup_failure(slack, state_
 async def test_slack_group_directory_caches_members(slack):
     """usergroups.users.list is called once per group within the cache window."""
     from bot.roles import SlackGroupDirectory
-    from bot.slack_out import make_client
+    from bot.slack_out import close_client, make_client
 
     slack.usergroups = {"S0ONCALL": ["U0ONCALL"]}
-    directory = SlackGroupDirectory(make_client(make_settings(slack_api_url=slack.url)))
+    client = make_client(make_settings(slack_api_url=slack.url))
+    directory = SlackGroupDirectory(client)
     for _ in range(3):
         assert await directory.members("S0ONCALL") == frozenset({"U0ONCALL"})
+    await close_client(client)
     assert len(slack.calls_to("usergroups.users.list")) == 1

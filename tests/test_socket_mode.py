@@ -10,7 +10,7 @@ from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
 from bot.core import Forge
 from bot.slack_app import SlackSurface
-from bot.slack_out import make_client
+from bot.slack_out import close_client, make_client
 from tests.conftest import CONFIG, make_settings
 
 pytestmark = pytest.mark.integration
@@ -32,6 +32,7 @@ async def socket_forge(state_dsn, slack):
     await handler.close_async()
     await surface.drain()
     await forge.aclose()
+    await close_client(client)
 
 
 async def test_slash_command_over_socket_mode(socket_forge, slack):

@@ -92,8 +92,8 @@ async def _read_args(request: web.Request) -> Json:
 class SlackDouble:
     """An aiohttp server on 127.0.0.1 that behaves like the parts of Slack forge uses, and records it all."""
 
-    def __init__(self, *, enforce_channel_rate: bool = False) -> None:
-        """Configure the double; call start() (or use `async with`) to serve."""
+    def __init__(self, *, enforce_channel_rate: bool = False, port: int = 0) -> None:
+        """Configure the double; call start() (or use `async with`) to serve on `port` (0: any free one)."""
         self.enforce_channel_rate = enforce_channel_rate
         self.usergroups: dict[str, list[str]] = {}
         self.channel_names: dict[str, str] = {"C0OPS": "ops"}
@@ -107,7 +107,7 @@ class SlackDouble:
         self.socket_acks: list[Json] = []
         self.socket_connected = asyncio.Event()
         self.socket_connections = 0
-        self.port = 0
+        self.port = port
         self._messages: dict[str, list[Json]] = {}
         self._failures: dict[str, deque[_Failure]] = {}
         self._delays: dict[str, float] = {}
@@ -124,7 +124,7 @@ class SlackDouble:
     # lifecycle
 
     async def start(self) -> SlackDouble:
-        """Serve on a random free port."""
+        """Serve on the configured port, or a random free one."""
         app = web.Application()
         app.router.add_route("*", "/api/{method}", self._web_api)
         app.router.add_post("/upload/{file_id}", self._upload)
@@ -132,7 +132,7 @@ class SlackDouble:
         app.router.add_get("/link/", self._link)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
+        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
         self.port = self._runner.addresses[0][1]
         return self
 
