@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import Any
+from typing import Any, TextIO
 
 import structlog
 
@@ -30,8 +30,9 @@ def _scrub(value: Any, redactor: Redactor) -> Any:
     return value
 
 
-def configure(redactor: Redactor, level: str = "INFO") -> None:
-    """Configure structlog and route the standard library's logging through it."""
+def configure(redactor: Redactor, level: str = "INFO", stream: TextIO | None = None) -> None:
+    """Configure structlog (JSON lines on stderr) and route the standard library's logging through it."""
+    stream = stream or sys.stderr
     shared = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
@@ -42,10 +43,10 @@ def configure(redactor: Redactor, level: str = "INFO") -> None:
     structlog.configure(
         processors=[*shared, structlog.processors.JSONRenderer()],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level)),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(stream),
         cache_logger_on_first_use=False,
     )
-    handler = logging.StreamHandler(sys.stderr)
+    handler = logging.StreamHandler(stream)
     handler.setFormatter(structlog.stdlib.ProcessorFormatter(
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, structlog.processors.JSONRenderer()],
         foreign_pre_chain=[structlog.stdlib.add_logger_name, *shared]))
