@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Protocol
 from bot.registry import Registry, Role
 
 if TYPE_CHECKING:
+    from bot.archive import Archive
     from bot.audit import AuditLog
     from bot.backends import Backends
     from bot.settings import Settings
@@ -72,3 +73,4 @@ class Context:
     request_id: str = ""
     clock: Clock = field(default_factory=SystemClock)
     progress: Callable[[str], Awaitable[None]] = _no_progress
+    archive: Archive | None = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bot.archive import Archive
 from bot.audit import AuditLog
 from bot.backends import Backends
 from bot.context import Clock, SystemClock
@@ -26,9 +27,10 @@ class Forge:
         self.backends = Backends(settings)
         self.store = StateStore(settings.state_database_url, settings.config.timeouts.backend)
         self.audit = AuditLog(self.store, self.redactor, self.clock, settings.config.timeouts.backend)
+        self.archive = Archive(self.store)
         self.permissions = Permissions(settings.config, groups or NoGroups())
         self.dispatcher = Dispatcher(settings, registry or REGISTRY, self.backends, self.store, self.audit,
-                                     self.permissions, self.redactor, self.clock)
+                                     self.permissions, self.redactor, self.clock, self.archive)
 
     async def start(self) -> bool:
         """Connect and migrate the state store; False when it is down (read commands still work)."""

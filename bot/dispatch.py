@@ -10,6 +10,7 @@ from typing import Any, Literal
 import structlog
 
 from bot import metrics
+from bot.archive import Archive
 from bot.audit import AuditEntry, AuditLog
 from bot.backends import Backends
 from bot.context import Actor, Clock, Context, SystemClock, _no_progress
@@ -23,7 +24,7 @@ from bot.settings import Settings
 from bot.store import StateStore
 
 log = structlog.get_logger(__name__)
-Kind = Literal["result", "usage", "unknown", "denied", "failed", "error"]
+Kind = Literal["result", "usage", "unknown", "denied", "failed", "error", "approval"]
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,7 @@ class Outcome:
     usage: str | None = None
     spec: CommandSpec | None = None
     error_id: str | None = None
+    parsed: Parsed | None = None
 
     @property
     def exit_code(self) -> int:
@@ -59,7 +61,7 @@ class Outcome:
     @property
     def private(self) -> bool:
         """Denials, usage errors and failures go only to the caller."""
-        return self.kind != "result"
+        return self.kind not in ("result", "approval")
 
 
 @dataclass
@@ -74,6 +76,7 @@ class Dispatcher:
     permissions: Permissions
     redactor: Redactor
     clock: Clock = field(default_factory=SystemClock)
+    archive: Archive | None = None
 
     async def actor(self, user_id: str, source: str) -> Actor:
         """The user's role and approver flag, resolved now."""
@@ -87,9 +90,11 @@ class Dispatcher:
         try:
             actor = actor or await self.actor(inv.actor_id, inv.source)
             parsed = self._parse(inv, actor)
-            self._authorize(parsed.spec, actor)
+            self._authorize(parsed.spec, actor, inv)
         except ForgeError as exc:
             return await self._refused(inv, exc, started)
+        if parsed.spec.risk is Risk.DESTRUCTIVE and not getattr(parsed.args, "dry_run", False):
+            return Outcome("approval", spec=parsed.spec, parsed=parsed)
         return await self._execute(inv, parsed, actor, progress, started)
 
     def _parse(self, inv: Invocation, actor: Actor) -> Parsed:
@@ -99,14 +104,16 @@ class Dispatcher:
             allowed = [s for s in exc.suggestions if (spec := self.registry.get(s)) and actor.may(spec.role)]
             raise UnknownCommand(exc.words, allowed) from None
 
-    def _authorize(self, spec: CommandSpec, actor: Actor) -> None:
+    def _authorize(self, spec: CommandSpec, actor: Actor, inv: Invocation) -> None:
         if not actor.may(spec.role) and actor.doubt:
             raise PermissionDenied(actor.doubt)
         if not actor.may(spec.role):
             held = actor.role.label if actor.role else "no role"
             raise PermissionDenied(f"`{spec.name}` needs the {spec.role.label} role; you have {held}.")
-        if spec.risk is Risk.DESTRUCTIVE:
-            raise PermissionDenied(f"`{spec.name}` is destructive and runs only through an approval.")
+        allowed = self.settings.config.channels.destructive
+        if spec.risk is Risk.DESTRUCTIVE and allowed and inv.channel_id not in allowed:
+            where = ", ".join(f"<#{c}>" for c in allowed)
+            raise PermissionDenied(f"`{spec.name}` is destructive and may only be run in {where}.")
 
     async def _refused(self, inv: Invocation, exc: ForgeError, started: float) -> Outcome:
         kind, event = _REFUSALS.get(type(exc), ("denied", "authz_fail"))
@@ -119,7 +126,8 @@ class Dispatcher:
     async def _execute(self, inv: Invocation, parsed: Parsed, actor: Actor, progress: Any,
                        started: float) -> Outcome:
         spec = parsed.spec
-        if spec.risk is not Risk.READ:
+        writes = spec.risk is Risk.WRITE
+        if writes:
             try:
                 await self.audit.record(self._entry(inv, "intent", "started", spec, started, parsed.text))
             except BackendError:
@@ -127,19 +135,24 @@ class Dispatcher:
                                "cannot record this; write commands are refused until it is back.")
         if spec.slow:
             await progress(f"Running `{spec.name}`…")
-        ctx = Context(self.settings, self.backends, self.registry, actor, self.store, self.audit,
-                      inv.channel_id, inv.request_id, self.clock, progress)
-        outcome = await self._call(spec, ctx, parsed)
+        ctx = self.context(actor, inv, progress)
+        outcome = await self._call(spec, ctx, parsed, dry_run=spec.risk is Risk.DESTRUCTIVE)
         label = outcome.result.status.value if outcome.result else outcome.kind
         entry = self._entry(inv, inv.event, label, spec, started, parsed.text, outcome.error_id)
-        await (self.audit.record(entry) if spec.risk is not Risk.READ else self.audit.try_record(entry))
+        await (self.audit.record(entry) if writes else self.audit.try_record(entry))
         metrics.COMMANDS.labels(command=spec.name, outcome=label).inc()
         metrics.DURATION.labels(command=spec.name).observe(self.clock.monotonic() - started)
         return outcome
 
-    async def _call(self, spec: CommandSpec, ctx: Context, parsed: Parsed) -> Outcome:
+    def context(self, actor: Actor, inv: Invocation, progress: Any = _no_progress) -> Context:
+        """The handler's view of forge for one invocation."""
+        return Context(self.settings, self.backends, self.registry, actor, self.store, self.audit,
+                       inv.channel_id, inv.request_id, self.clock, progress, self.archive)
+
+    async def _call(self, spec: CommandSpec, ctx: Context, parsed: Parsed, *, dry_run: bool = False) -> Outcome:
+        handler = spec.preview if dry_run and spec.preview else spec.handler
         try:
-            result = await asyncio.wait_for(spec.handler(ctx, parsed.args), spec.timeout)
+            result = await asyncio.wait_for(handler(ctx, parsed.args), spec.timeout)
         except TimeoutError:
             return Outcome("failed", spec=spec, message=f"`{spec.name}` took longer than {spec.timeout:g} s "
                            "and was stopped.")

@@ -59,6 +59,7 @@ def option(default: Any = None, *, help: str = "", **kw: Any) -> Any:
 
 
 Handler = Callable[["Context", Any], Awaitable["Result"]]
+Confirm = Callable[[Any], str]
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,8 @@ class CommandSpec:
     examples: tuple[str, ...] = ()
     timeout: float = 60.0
     slow: bool = False
+    preview: Handler | None = None
+    confirm: Confirm | None = None
 
     @property
     def name(self) -> str:
@@ -159,12 +162,21 @@ def command(
     examples: tuple[str, ...] = (),
     timeout: float = 60.0,
     slow: bool = False,
+    preview: Handler | None = None,
+    confirm: Confirm | None = None,
     registry: Registry | None = None,
 ) -> Callable[[Handler], Handler]:
-    """Declare a command: its words, argument model, help, role and risk."""
+    """Declare a command: its words, argument model, help, role and risk.
+
+    A destructive command also names its `preview` (a read-only dry run, also what `--dry-run` shows)
+    and `confirm`, the text the requester must type to confirm (usually the target's name).
+    """
+    if risk is Risk.DESTRUCTIVE and (preview is None or confirm is None):
+        raise ValueError(f"destructive command {words!r} needs a preview and a confirmation text")
 
     def register(handler: Handler) -> Handler:
-        spec = CommandSpec(tuple(words.split()), handler, args, summary, role, risk, examples, timeout, slow)
+        spec = CommandSpec(tuple(words.split()), handler, args, summary, role, risk, examples, timeout, slow,
+                           preview, confirm)
         (registry or REGISTRY).add(spec)
         return handler
 

@@ -1,0 +1,20 @@
+-- Jobs removed from ClientForge's queues, archived whole before removal: nothing is lost.
+CREATE TABLE forge.archive_batches (
+    id          uuid PRIMARY KEY,
+    queue       text NOT NULL,
+    reason      text NOT NULL,
+    actor_id    text NOT NULL,
+    approval_id uuid,
+    created_at  timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX archive_batches_queue ON forge.archive_batches (queue, created_at DESC);
+
+CREATE TABLE forge.job_archive (
+    batch_id    uuid NOT NULL REFERENCES forge.archive_batches (id),
+    queue       text NOT NULL,
+    job_id      text NOT NULL,
+    name        text,
+    record      jsonb NOT NULL,
+    archived_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (batch_id, job_id)
+);
