@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from bot.approval_flow import ApprovalEngine
+from bot.approvals import ApprovalStore
 from bot.archive import Archive
 from bot.audit import AuditLog
 from bot.backends import Backends
@@ -31,6 +33,7 @@ class Forge:
         self.permissions = Permissions(settings.config, groups or NoGroups())
         self.dispatcher = Dispatcher(settings, registry or REGISTRY, self.backends, self.store, self.audit,
                                      self.permissions, self.redactor, self.clock, self.archive)
+        self.approvals = ApprovalEngine(self.dispatcher, ApprovalStore(self.store, settings.config.timeouts.backend))
 
     async def start(self) -> bool:
         """Connect and migrate the state store; False when it is down (read commands still work)."""

@@ -89,22 +89,24 @@ class Dispatcher:
         started = self.clock.monotonic()
         try:
             actor = actor or await self.actor(inv.actor_id, inv.source)
-            parsed = self._parse(inv, actor)
-            self._authorize(parsed.spec, actor, inv)
+            parsed = self.parse(inv, actor)
+            self.authorize(parsed.spec, actor, inv)
         except ForgeError as exc:
-            return await self._refused(inv, exc, started)
+            return await self.refused(inv, exc, started)
         if parsed.spec.risk is Risk.DESTRUCTIVE and not getattr(parsed.args, "dry_run", False):
             return Outcome("approval", spec=parsed.spec, parsed=parsed)
         return await self._execute(inv, parsed, actor, progress, started)
 
-    def _parse(self, inv: Invocation, actor: Actor) -> Parsed:
+    def parse(self, inv: Invocation, actor: Actor) -> Parsed:
+        """The invocation's text as a command and arguments; suggestions only of what the actor may run."""
         try:
             return parse(inv.text, self.registry)
         except UnknownCommand as exc:
             allowed = [s for s in exc.suggestions if (spec := self.registry.get(s)) and actor.may(spec.role)]
             raise UnknownCommand(exc.words, allowed) from None
 
-    def _authorize(self, spec: CommandSpec, actor: Actor, inv: Invocation) -> None:
+    def authorize(self, spec: CommandSpec, actor: Actor, inv: Invocation) -> None:
+        """Raise PermissionDenied unless the actor may run the command here."""
         if not actor.may(spec.role) and actor.doubt:
             raise PermissionDenied(actor.doubt)
         if not actor.may(spec.role):
@@ -115,11 +117,12 @@ class Dispatcher:
             where = ", ".join(f"<#{c}>" for c in allowed)
             raise PermissionDenied(f"`{spec.name}` is destructive and may only be run in {where}.")
 
-    async def _refused(self, inv: Invocation, exc: ForgeError, started: float) -> Outcome:
+    async def refused(self, inv: Invocation, exc: ForgeError, started: float) -> Outcome:
+        """Audit and describe a refusal."""
         kind, event = _REFUSALS.get(type(exc), ("denied", "authz_fail"))
         metrics.COMMANDS.labels(command="-", outcome=kind).inc()
         log.info(event, reason=str(exc))
-        await self.audit.try_record(self._entry(inv, event, kind, None, started, self.redactor(inv.text)))
+        await self.audit.try_record(self.entry(inv, event, kind, None, started, self.redactor(inv.text)))
         usage = getattr(exc, "usage", None)
         return Outcome(kind, message=str(exc), usage=usage)  # type: ignore[arg-type]
 
@@ -129,16 +132,16 @@ class Dispatcher:
         writes = spec.risk is Risk.WRITE
         if writes:
             try:
-                await self.audit.record(self._entry(inv, "intent", "started", spec, started, parsed.text))
+                await self.audit.record(self.entry(inv, "intent", "started", spec, started, parsed.text))
             except BackendError:
                 return Outcome("failed", spec=spec, message="The state store is down, so the audit trail "
                                "cannot record this; write commands are refused until it is back.")
         if spec.slow:
             await progress(f"Running `{spec.name}`…")
         ctx = self.context(actor, inv, progress)
-        outcome = await self._call(spec, ctx, parsed, dry_run=spec.risk is Risk.DESTRUCTIVE)
+        outcome = await self.call(spec, ctx, parsed, dry_run=spec.risk is Risk.DESTRUCTIVE)
         label = outcome.result.status.value if outcome.result else outcome.kind
-        entry = self._entry(inv, inv.event, label, spec, started, parsed.text, outcome.error_id)
+        entry = self.entry(inv, inv.event, label, spec, started, parsed.text, outcome.error_id)
         await (self.audit.record(entry) if writes else self.audit.try_record(entry))
         metrics.COMMANDS.labels(command=spec.name, outcome=label).inc()
         metrics.DURATION.labels(command=spec.name).observe(self.clock.monotonic() - started)
@@ -149,7 +152,8 @@ class Dispatcher:
         return Context(self.settings, self.backends, self.registry, actor, self.store, self.audit,
                        inv.channel_id, inv.request_id, self.clock, progress, self.archive)
 
-    async def _call(self, spec: CommandSpec, ctx: Context, parsed: Parsed, *, dry_run: bool = False) -> Outcome:
+    async def call(self, spec: CommandSpec, ctx: Context, parsed: Parsed, *, dry_run: bool = False) -> Outcome:
+        """Run the handler (or its dry run) within its timeout; every failure becomes an Outcome."""
         handler = spec.preview if dry_run and spec.preview else spec.handler
         try:
             result = await asyncio.wait_for(handler(ctx, parsed.args), spec.timeout)
@@ -165,8 +169,9 @@ class Dispatcher:
                            message=f"Something went wrong running `{spec.name}` — error id `{error_id}`.")
         return Outcome("result", result=result, spec=spec)
 
-    def _entry(self, inv: Invocation, event: str, outcome: str, spec: CommandSpec | None, started: float,
-               text: str, error_id: str | None = None) -> AuditEntry:
+    def entry(self, inv: Invocation, event: str, outcome: str, spec: CommandSpec | None, started: float,
+              text: str, error_id: str | None = None) -> AuditEntry:
+        """An audit entry for this invocation."""
         duration = int((self.clock.monotonic() - started) * 1000)
         detail = {"error_id": error_id} if error_id else {}
         return AuditEntry(event, inv.actor_id, text, outcome, inv.source, inv.channel_id,

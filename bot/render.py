@@ -217,3 +217,69 @@ def to_json(outcome: Outcome, environment: str) -> str:
                "files": [a.filename for a in r.attachments], "data": r.data}
     doc["exit_code"] = outcome.exit_code
     return json.dumps(doc, indent=2, default=str, ensure_ascii=False)
+
+
+# ---- approvals ----------------------------------------------------------------------------
+
+APPROVAL_STATES = {
+    "pending": "⏳ Waiting for an approver", "executing": "⏳ Approved by {by} · running",
+    "succeeded": "✅ Approved by {by} · done", "failed": "🔴 Approved by {by} · failed",
+    "outcome_unknown": "⚠️ Approved by {by} · outcome unknown", "denied": "🚫 Denied by {by}",
+    "cancelled": "🚫 Cancelled by {by}", "expired": "⌛ Expired without approval",
+}
+
+
+def approval_card(approval: Any, environment: str) -> Message:
+    """The card an approver acts on: exactly what will run, the dry run, who asked, until when."""
+    state = APPROVAL_STATES[approval.status].format(by=f"<@{approval.decided_by}>" if approval.decided_by else "")
+    expires = int(approval.expires_at.timestamp())
+    head = f"⚠️ Approval needed: `{escape(approval.text)}` · {environment}"
+    blocks = [
+        _section(f"*{head}*"),
+        {"type": "section", "fields": [
+            {"type": "mrkdwn", "text": f"*Requested by*\n<@{approval.requester_id}>"},
+            {"type": "mrkdwn", "text": f"*Expires*\n<!date^{expires}^{{time}} ({{date_short_pretty}})|{expires}>"},
+            {"type": "mrkdwn", "text": f"*Request*\n`{approval.short_id}`"},
+            {"type": "mrkdwn", "text": f"*Arguments*\n`{escape(_arguments(approval.params))}`"}]},
+        _section(f"*Dry run*\n{escape(approval.preview)}"[:SECTION_CHARS]),
+        {"type": "context", "elements": [{"type": "mrkdwn", "text": state}]},
+    ]
+    if approval.outcome and approval.status not in ("pending", "executing"):
+        blocks.append(_section(f"*Outcome*\n{escape(approval.outcome)}"[:SECTION_CHARS]))
+    if approval.status == "pending":
+        blocks.append({"type": "actions", "elements": [
+            {"type": "button", "action_id": "forge_approve", "value": str(approval.id), "style": "primary",
+             "text": {"type": "plain_text", "text": "Approve"}},
+            {"type": "button", "action_id": "forge_deny", "value": str(approval.id), "style": "danger",
+             "text": {"type": "plain_text", "text": "Deny"}}]})
+    text = f"{head}: {state.replace('{by}', '')}"
+    return Message(text[:3000], blocks)
+
+
+def _arguments(params: dict[str, Any]) -> str:
+    shown = {k: v for k, v in params.items() if v not in (None, False)}
+    return ", ".join(f"{k}={v}" for k, v in shown.items()) or "none"
+
+
+def confirm_modal(command: str, metadata: str, preview: Result | None = None, expected: str = "",
+                  error: str = "") -> dict[str, Any]:
+    """The typed-confirmation dialog: loading, then the dry run and the field to type the target into."""
+    view: dict[str, Any] = {"type": "modal", "callback_id": "forge_confirm", "private_metadata": metadata,
+                            "title": {"type": "plain_text", "text": "Confirm destructive step"},
+                            "close": {"type": "plain_text", "text": "Cancel"}}
+    intro = f"`{escape(command)}` is destructive. After you confirm, a second person must approve it."
+    if error:
+        view["blocks"] = [_section(intro), _section(f"❌ {escape(error)}")]
+        return view
+    if preview is None:
+        view["blocks"] = [_section(intro), _section("⏳ Computing the dry run…")]
+        return view
+    blocks = [_section(intro), _section(f"*Dry run*\n{preview.summary}"[:SECTION_CHARS])]
+    blocks.extend(_field_sections(preview.fields)[:2])
+    blocks.append({"type": "input", "block_id": "confirm", "label": {"type": "plain_text", "text":
+                   f"Type {expected} to confirm"[:2000]},
+                   "element": {"type": "plain_text_input", "action_id": "typed", "placeholder":
+                               {"type": "plain_text", "text": expected[:150]}}})
+    view["blocks"] = blocks
+    view["submit"] = {"type": "plain_text", "text": "Request approval"}
+    return view

@@ -90,9 +90,11 @@ def web_app(forge: Forge, surface: SlackSurface | None) -> web.Application:
 def slack_credentials(settings: Settings) -> tuple[str, str]:
     """The bot token and signing secret `serve` needs; the error names the missing variable."""
     env = settings.env
-    missing = [name for name, value in (("SLACK_BOT_TOKEN", env.slack_bot_token),
-                                        ("SLACK_SIGNING_SECRET", env.slack_signing_secret if not env.slack_app_token
-                                         else "socket-mode")) if not value]
+    missing = []
+    if not env.slack_bot_token:
+        missing.append("SLACK_BOT_TOKEN")
+    if not env.slack_signing_secret and not env.slack_app_token:
+        missing.append("SLACK_SIGNING_SECRET")
     if missing:
         raise ConfigError(f"forge serve needs {' and '.join(missing)} in the environment")
     secret = env.slack_signing_secret.get_secret_value() if env.slack_signing_secret else ""
@@ -101,11 +103,11 @@ def slack_credentials(settings: Settings) -> tuple[str, str]:
 
 async def serve(settings: Settings) -> None:
     """Run until SIGINT or SIGTERM."""
-    slack_credentials(settings)
+    token, signing_secret = slack_credentials(settings)
     client = make_client(settings)
     forge = Forge(settings, groups=SlackGroupDirectory(client))
     socket_mode = settings.env.slack_app_token is not None
-    surface = SlackSurface(forge, client, slack_credentials(settings)[1] or "socket-mode")
+    surface = SlackSurface(forge, client, signing_secret or token)
     if not await forge.start():
         log.warning("starting_without_state_store", note="read-only commands only; /readyz says not ready")
     runner = web.AppRunner(web_app(forge, None if socket_mode else surface), access_log=None)
@@ -115,11 +117,13 @@ async def serve(settings: Settings) -> None:
     log.info("forge_serving", host=settings.env.forge_http_host, port=settings.env.forge_http_port,
              mode="socket" if socket_mode else "http", environment=settings.environment)
     pruner = asyncio.create_task(_prune_forever(forge))
+    sweeper = asyncio.create_task(surface.approval_ui.sweep_forever())
     settle_heap()
     try:
         await _until_signalled()
     finally:
         pruner.cancel()
+        sweeper.cancel()
         if socket is not None:
             await socket.close_async()
         await surface.drain()

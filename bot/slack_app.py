@@ -20,6 +20,7 @@ from bot.core import Forge
 from bot.dispatch import Invocation, Outcome
 from bot.errors import BackendError
 from bot.render import Meta, running_message, to_message
+from bot.slack_approvals import ApprovalUI, Sealer
 from bot.slack_out import Outbox
 
 log = structlog.get_logger(__name__)
@@ -69,6 +70,7 @@ class Reply:
     response_url: str | None = None
     thread_ts: str | None = None
     ts: str | None = None
+    trigger_id: str | None = None
 
     async def progress(self, note: str, meta: Meta) -> None:
         """Post the ⏳ message, or edit it with news."""
@@ -104,6 +106,7 @@ class SlackSurface:
         self.forge = forge
         self.outbox = Outbox(client, forge.settings.config.timeouts.slack)
         self.deliveries = Deliveries(forge)
+        self.approval_ui = ApprovalUI(forge.approvals, self.outbox, Sealer(signing_secret), forge.settings.environment)
         self.tasks: set[asyncio.Task[None]] = set()
         self._running = asyncio.Semaphore(MAX_RUNNING_COMMANDS)
         self._last_request = 0.0
@@ -113,6 +116,9 @@ class SlackSurface:
         self.app.command("/forge")(self._on_command)
         self.app.action(re.compile(r"^forge_run:\d+$"))(self._on_run_button)
         self.app.event("app_mention")(self._on_mention)
+        self.app.view("forge_confirm")(self._on_confirm)
+        self.app.action("forge_approve")(self._on_approve)
+        self.app.action("forge_deny")(self._on_deny)
         self.app.event("message")(self._ignore)
 
     async def dispatch(self, request: AsyncBoltRequest) -> Any:
@@ -128,7 +134,8 @@ class SlackSurface:
 
     async def _on_command(self, ack: Any, body: dict, request: AsyncBoltRequest) -> None:
         await ack()
-        reply = Reply(self.outbox, body["channel_id"], body["user_id"], body.get("response_url"))
+        reply = Reply(self.outbox, body["channel_id"], body["user_id"], body.get("response_url"),
+                      trigger_id=body.get("trigger_id"))
         self.spawn(Invocation(body.get("text", ""), body["user_id"], body["channel_id"]), reply, request, "command")
 
     async def _on_run_button(self, ack: Any, body: dict, action: dict, request: AsyncBoltRequest) -> None:
@@ -136,8 +143,26 @@ class SlackSurface:
         channel = (body.get("channel") or {}).get("id") or body["container"]["channel_id"]
         message_ts = (body.get("container") or {}).get("message_ts")
         user = body["user"]["id"]
-        reply = Reply(self.outbox, channel, user, body.get("response_url"), thread_ts=message_ts)
+        reply = Reply(self.outbox, channel, user, body.get("response_url"), thread_ts=message_ts,
+                      trigger_id=body.get("trigger_id"))
         self.spawn(Invocation(action.get("value", ""), user, channel, event="click"), reply, request, "click")
+
+    async def _on_confirm(self, ack: Any, body: dict, view: dict) -> None:
+        task = await self.approval_ui.on_submit(ack, body, view)
+        if task is not None:
+            self._track(task)
+
+    async def _on_approve(self, ack: Any, body: dict, action: dict) -> None:
+        await ack()
+        self._track(asyncio.create_task(self.approval_ui.on_approve(body, action.get("value", ""))))
+
+    async def _on_deny(self, ack: Any, body: dict, action: dict) -> None:
+        await ack()
+        self._track(asyncio.create_task(self.approval_ui.on_deny(body, action.get("value", ""))))
+
+    def _track(self, task: asyncio.Task[None]) -> None:
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
 
     async def _on_mention(self, event: dict, request: AsyncBoltRequest) -> None:
         if event.get("bot_id") or not event.get("user"):
@@ -152,9 +177,7 @@ class SlackSurface:
     def spawn(self, invocation: Invocation, reply: Reply, request: AsyncBoltRequest, kind: str) -> None:
         """Run the invocation after the ack, keeping a handle so shutdown can wait for it."""
         metrics.SLACK_REQUESTS.labels(kind=kind, outcome="acked").inc()
-        task = asyncio.create_task(self._run_once(invocation, reply, delivery_key(request)))
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
+        self._track(asyncio.create_task(self._run_once(invocation, reply, delivery_key(request))))
 
     async def _run_once(self, invocation: Invocation, reply: Reply, key: str | None) -> None:
         await self._after_acks()
@@ -178,11 +201,15 @@ class SlackSurface:
 
         try:
             outcome = await self.forge.dispatcher.run(invocation, progress)
+            if outcome.kind == "approval":
+                await self.approval_ui.open_dialog(reply.trigger_id, invocation, outcome, meta())
+                return
             await reply.deliver(outcome, meta())
         except Exception:
             log.exception("slack_reply_failed", request_id=invocation.request_id)
 
     async def drain(self, timeout: float = 10.0) -> None:
-        """Wait for running commands to answer before shutting down."""
-        if self.tasks:
-            await asyncio.wait(set(self.tasks), timeout=timeout)
+        """Wait for running commands (and the work they started) to answer before shutting down."""
+        deadline = time.monotonic() + timeout
+        while self.tasks and (left := deadline - time.monotonic()) > 0:
+            await asyncio.wait(set(self.tasks), timeout=left)

@@ -76,6 +76,16 @@ class Outbox:
             return self._failed("response_url", type(exc).__name__)
         return response.status_code == 200 or self._failed("response_url", f"http_{response.status_code}")
 
+    async def open_view(self, trigger_id: str, view: dict[str, Any]) -> str | None:
+        """Open a modal; its view id, or None (an expired trigger, say)."""
+        response, _ = await self._call("views.open", self.client.views_open(trigger_id=trigger_id, view=view))
+        return response["view"]["id"] if response else None
+
+    async def update_view(self, view_id: str, view: dict[str, Any]) -> bool:
+        """Replace an open modal's content."""
+        response, _ = await self._call("views.update", self.client.views_update(view_id=view_id, view=view))
+        return response is not None
+
     async def upload(self, channel: str, attachment: Attachment, thread_ts: str | None = None) -> bool:
         """Upload a file into the channel (or thread)."""
         response, _ = await self._call("files.upload", self.client.files_upload_v2(

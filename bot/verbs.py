@@ -46,6 +46,10 @@ async def run_verb(settings: Settings, args: argparse.Namespace) -> int:
         outcome = await forge.dispatcher.run(invocation, actor=actor)
     finally:
         await forge.aclose()
+    if outcome.kind == "approval":
+        print(f"forge: `{outcome.spec.name}` is destructive: request it in Slack, where a second person approves "
+              "it. Add --dry-run to see what it would do.", file=sys.stderr)
+        return EXIT_FAILED
     print(to_json(outcome, settings.environment) if args.json else to_text(outcome, settings.environment))
     for attachment in outcome.result.attachments if outcome.result else []:
         path = args.out / attachment.filename

@@ -15,6 +15,7 @@ import pytest
 from aiohttp import web
 
 from bot.core import Forge
+from bot.registry import Registry
 from bot.roles import SlackGroupDirectory
 from bot.server import web_app
 from bot.settings import Config, Env, Settings
@@ -110,10 +111,11 @@ class Harness:
 
 
 @asynccontextmanager
-async def running_forge(settings: Settings, slack: SlackDouble) -> AsyncIterator[Harness]:
+async def running_forge(settings: Settings, slack: SlackDouble, registry: Registry | None = None,
+                        ) -> AsyncIterator[Harness]:
     """Start forge's real aiohttp app on a free port, as `forge serve` builds it."""
     client = make_client(settings)
-    forge = Forge(settings, groups=SlackGroupDirectory(client))
+    forge = Forge(settings, groups=SlackGroupDirectory(client), registry=registry)
     await forge.start()
     surface = SlackSurface(forge, client, SECRET)
     runner = web.AppRunner(web_app(forge, surface), access_log=None)
