@@ -287,11 +287,16 @@ def _glob_escape(text: str) -> str:
     return "".join(f"\\{c}" if c in "*?[]\\" else c for c in text)
 
 
-async def client_list(redis_url: str) -> list[Json]:
-    """CLIENT LIST as dicts (id, name, db, cmd, ...), for every connection to the server."""
+async def client_list(redis: str | Any = DEFAULT_REDIS_URL) -> list[Json]:
+    """CLIENT LIST as dicts (id, name, db, cmd, ...), for every connection to the server.
+
+    Pass a redis.asyncio client to reuse its connection (a URL opens, and lists, a new one)."""
     import redis.asyncio as aioredis
 
-    client = aioredis.from_url(redis_url, decode_responses=True)
+    if not isinstance(redis, str):
+        return [{k: v.decode() if isinstance(v, bytes) else v for k, v in c.items()}
+                for c in await redis.client_list()]
+    client = aioredis.from_url(redis, decode_responses=True)
     try:
         return list(await client.client_list())
     finally:

@@ -116,9 +116,10 @@ const commands = {
     const queue = new lib.Queue(q, { connection: conn });
     const t0 = Date.now();
     const baseline = await queue.getFailedCount();
-    const worker = new lib.Worker(q, async (job) => {
+    const alwaysFails = async (job) => {
       throw new Error(`boom ${job.data && job.data.n !== undefined ? job.data.n : job.id}`);
-    }, { connection: conn, concurrency: int(opts, 'concurrency', 200) });
+    };
+    const worker = new lib.Worker(q, alwaysFails, { connection: conn, concurrency: int(opts, 'concurrency', 200) });
     worker.on('error', (err) => process.stderr.write(`worker error: ${err && err.stack}\n`));
     try {
       const ids = await addJobs(queue, count, str(opts, 'name', 'test-failure'), dataFrom(opts),
