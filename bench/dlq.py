@@ -1,0 +1,178 @@
+"""`dlq clear` and `queue health` at scale, on jobs written and failed by real Node BullMQ 5.63.0.
+
+Run from the repository root (after `cd tests/node && npm ci`): `.venv/bin/python bench/dlq.py`.
+
+1. Node BullMQ 5.63.0 fails 100,000 jobs (3 attempts each) in queue `bench-a`; the queue is copied
+   key by key (DUMP/RESTORE) to `bench-b`, so both sides start from identical data.
+2. forge's `dlq clear` (execution only: the approved handler, archive included) empties `bench-a`;
+   Node's own `queue.clean(0, 100000, 'failed')` empties `bench-b`. Redis SLOWLOG shows the longest
+   single command or script call of each.
+3. `queue health` over 5 queues holding 1,000,000 jobs in total.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import secrets
+import sys
+import time
+from pathlib import Path
+
+import asyncpg
+import redis.asyncio as aioredis
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bot.context import Actor  # noqa: E402
+from bot.core import Forge  # noqa: E402
+from bot.dispatch import Invocation  # noqa: E402
+from bot.registry import REGISTRY, Role  # noqa: E402
+from bot.settings import Config, Env, Settings  # noqa: E402
+from tests.fakes.bullmq_node import NodeBullMQ, node_unavailable_reason  # noqa: E402
+
+PG_ADMIN = os.environ.get("FORGE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+REDIS_URL = os.environ.get("FORGE_BENCH_REDIS", "redis://127.0.0.1:6379/13")
+HEALTH_QUEUES = ["email", "data-sync", "embeddings", "file-processing", "notifications"]
+
+
+async def copy_queue(client: aioredis.Redis, source: str, target: str) -> int:
+    """Copy every key of one BullMQ queue to another queue name, byte for byte."""
+    copied = 0
+    async for batch in _key_batches(client, f"bull:{source}:*"):
+        dumps = await _pipeline(client, [("DUMP", k) for k in batch])
+        commands = [("RESTORE", k.replace(f"bull:{source}:", f"bull:{target}:", 1), 0, d, "REPLACE")
+                    for k, d in zip(batch, dumps, strict=True) if d is not None]
+        await _pipeline(client, commands)
+        copied += len(commands)
+    return copied
+
+
+async def _key_batches(client: aioredis.Redis, pattern: str, size: int = 2000):  # type: ignore[no-untyped-def]
+    batch: list[bytes] = []
+    async for key in client.scan_iter(match=pattern, count=5000):
+        batch.append(key.decode() if isinstance(key, bytes) else key)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+async def _pipeline(client: aioredis.Redis, commands: list[tuple]) -> list:
+    pipe = client.pipeline(transaction=False)
+    for command in commands:
+        pipe.execute_command(*command)
+    return await pipe.execute()
+
+
+async def slowest(client: aioredis.Redis) -> tuple[float, str]:
+    """The longest entry in SLOWLOG (ms) and its command, then reset the log."""
+    entries = await client.slowlog_get(1000)
+    await client.slowlog_reset()
+    if not entries:
+        return 0.0, "-"
+    worst = max(entries, key=lambda e: e["duration"])
+    command = worst["command"]
+    command = command.decode() if isinstance(command, bytes) else str(command)
+    return worst["duration"] / 1000, command[:60]
+
+
+def settings_for(state_dsn: str) -> Settings:
+    """forge pointed at the bench Redis db and a scratch state store."""
+    env = Env(_env_file=None, redis_url=REDIS_URL, forge_state_database_url=state_dsn, database_url=PG_ADMIN)
+    return Settings(env, Config(queues=HEALTH_QUEUES + ["bench-a"]))
+
+
+async def forge_clear(forge: Forge, queue: str) -> tuple[float, str]:
+    """Run the approved `dlq clear` handler once; seconds and its summary."""
+    spec = REGISTRY.get("dlq clear")
+    actor = Actor("U0BENCH", Role.OPERATOR, source="cli")
+    ctx = forge.dispatcher.context(actor, Invocation(f"dlq clear {queue}", "U0BENCH", "C0OPS", source="cli"))
+    started = time.perf_counter()
+    result = await spec.handler(ctx, spec.args.model_validate({"queue": queue}))
+    return time.perf_counter() - started, result.summary
+
+
+async def forge_health(forge: Forge) -> tuple[float, str]:
+    """Run `queue health` once through the dispatcher; seconds and its summary."""
+    started = time.perf_counter()
+    outcome = await forge.dispatcher.run(Invocation("queue health", "U0BENCH", source="cli"),
+                                         actor=Actor("U0BENCH", Role.VIEWER, source="cli"))
+    return time.perf_counter() - started, outcome.result.summary if outcome.result else outcome.message
+
+
+async def build_million(client: aioredis.Redis, per_queue: int, failed_per_queue: int) -> None:
+    """5 queues × (waiting + failed DLQ) jobs written straight into BullMQ's key layout."""
+    now = int(time.time() * 1000)
+    for queue in HEALTH_QUEUES:
+        await client.delete(*[f"bull:{queue}:{k}" for k in ("wait", "failed", "id", "meta")])
+        waiting = per_queue - failed_per_queue
+        for start in range(0, waiting, 10_000):
+            ids = [str(i) for i in range(start, min(start + 10_000, waiting))]
+            await client.lpush(f"bull:{queue}:wait", *ids)
+        await client.hset(f"bull:{queue}:0", mapping={"name": "job", "data": "{}", "timestamp": now - 60_000})
+        for start in range(0, failed_per_queue, 5_000):
+            pipe = client.pipeline(transaction=False)
+            for i in range(start, min(start + 5_000, failed_per_queue)):
+                job_id = f"f{i}"
+                pipe.hset(f"bull:{queue}:{job_id}", mapping={"name": "job", "data": "{}", "atm": 3,
+                                                              "timestamp": now, "finishedOn": now})
+                pipe.zadd(f"bull:{queue}:failed", {job_id: now + i})
+            await pipe.execute()
+        await client.set(f"bull:{queue}:id", per_queue)
+
+
+async def main(jobs: int, million: int) -> None:
+    """Both benchmarks, printed side by side."""
+    reason = node_unavailable_reason()
+    if reason:
+        sys.exit(f"bench/dlq.py: {reason}")
+    client = aioredis.Redis.from_url(REDIS_URL)
+    await client.flushdb()
+    database = f"forge_bench_{secrets.token_hex(4)}"
+    admin = await asyncpg.connect(PG_ADMIN)
+    await admin.execute(f'CREATE DATABASE "{database}"')
+    forge = Forge(settings_for(PG_ADMIN.rsplit("/", 1)[0] + "/" + database))
+    await forge.start()
+    try:
+        print(f"failing {jobs:,} jobs with Node BullMQ 5.63.0 …", flush=True)
+        made = await NodeBullMQ(5, REDIS_URL).fail("bench-a", jobs, attempts=3, timeout=1800)
+        copied = await copy_queue(client, "bench-a", "bench-b")
+        print(f"  failed in {made['elapsed_ms'] / 1000:.1f} s; copied {copied:,} keys to bench-b\n")
+        await client.config_set("slowlog-log-slower-than", 0)
+        await client.slowlog_reset()
+        forge_seconds, summary = await forge_clear(forge, "bench-a")
+        forge_worst = await slowest(client)
+        node = await NodeBullMQ(5, REDIS_URL).clean("bench-b", limit=jobs, grace_ms=0)
+        node_worst = await slowest(client)
+        node_seconds = node["elapsed_ms"] / 1000
+        print(f"{'':<26}{'seconds':>9}  {'longest Redis call':>20}  command")
+        print(f"{'forge dlq clear':<26}{forge_seconds:>9.3f}  {forge_worst[0]:>17.1f} ms  {forge_worst[1]}")
+        print(f"{'BullMQ queue.clean':<26}{node_seconds:>9.3f}  {node_worst[0]:>17.1f} ms  {node_worst[1]}")
+        print(f"ratio forge / BullMQ: {forge_seconds / node_seconds:.2f} (target ≤ 2.0); forge's longest call "
+              f"{forge_worst[0]:.1f} ms (target ≤ 50 ms)")
+        print(f"forge said: {summary}\n")
+        await client.config_set("slowlog-log-slower-than", 10000)
+        await build_million(client, million // len(HEALTH_QUEUES), 2_000)
+        await forge_health(forge)
+        timings = [(await forge_health(forge))[0] for _ in range(10)]
+        print(f"queue health over {len(HEALTH_QUEUES)} queues, {million:,} jobs: median "
+              f"{sorted(timings)[5] * 1000:.1f} ms, worst {max(timings) * 1000:.1f} ms (target < 50 ms)")
+    finally:
+        await client.config_set("slowlog-log-slower-than", 10000)
+        await client.flushdb()
+        await client.aclose()
+        await forge.aclose()
+        await admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        await admin.close()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--jobs", type=int, default=100_000)
+    parser.add_argument("--million", type=int, default=1_000_000)
+    options = parser.parse_args()
+    asyncio.run(main(options.jobs, options.million))

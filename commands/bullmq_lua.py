@@ -1,0 +1,136 @@
+"""The Lua scripts behind DLQ scans and batch removal, run by EVALSHA; only bullmq_redis uses them."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.client import NEVER_DECODE
+from redis.exceptions import NoScriptError
+
+
+class Lua:
+    """A script sent by EVALSHA, and loaded first only when the server does not know it."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.sha = hashlib.sha1(source.encode()).hexdigest()
+
+    async def run(self, client: aioredis.Redis, keys: list[str], args: list[Any], raw: bool = False) -> Any:
+        """Run it (`raw`: the reply as bytes); on NOSCRIPT nothing ran, so loading and running it is no retry."""
+        options = {NEVER_DECODE: True} if raw else {}
+        try:
+            return await client.execute_command("EVALSHA", self.sha, len(keys), *keys, *args, **options)
+        except NoScriptError:
+            await client.script_load(self.source)
+            return await client.execute_command("EVALSHA", self.sha, len(keys), *keys, *args, **options)
+
+
+# KEYS: failed zset. ARGV: job key prefix, newest score included ('+inf' or ms), offset, count, min attempts,
+# mode, extra hash fields. Newest first, members only (attempts made >= min). Modes: 'count'; 'rows' ([id,
+# attempts, *fields]); 'reasons' (fields finishedOn, failedReason: first lines counted, and the oldest);
+# 'records' ([id, score, whole hash]). 'count', 'rows' and 'reasons' use SORT BY nosort DESC, which keeps the
+# zset's order and reads only the LIMIT range; small (listpack) zsets, which SORT would convert to a skiplist,
+# and servers that refuse SORT take ZREVRANGE + HMGET instead. Returns MessagePack {scanned, members, rows,
+# oldest}: unlike JSON it needs no escaping, which matters for records full of stack traces.
+SCAN = Lua("""
+local key, prefix, mode = KEYS[1], ARGV[1], ARGV[6]
+local skip = 0
+if ARGV[2] ~= '+inf' then skip = redis.call('ZCOUNT', key, '(' .. ARGV[2], '+inf') end
+local start, count, min = skip + tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local out = {}
+if mode == 'records' then
+  local ids = redis.call('ZREVRANGE', key, start, start + count - 1, 'WITHSCORES')
+  for i = 1, #ids, 2 do
+    local flat, record = redis.call('HGETALL', prefix .. ids[i]), {}
+    for j = 1, #flat, 2 do record[flat[j]] = flat[j + 1] end
+    local attempts = tonumber(record.atm) or tonumber(record.attemptsMade) or 0
+    if attempts >= min then out[#out + 1] = {ids[i], ids[i + 1], record} end
+  end
+  return cmsgpack.pack({scanned = #ids / 2, members = #out, rows = out})
+end
+local get = {'atm', 'attemptsMade'}
+for i = 7, #ARGV do get[#get + 1] = ARGV[i] end
+local width = #get + 1
+local sort = {key, 'BY', 'nosort', 'DESC', 'LIMIT', start, count, 'GET', '#'}
+for _, f in ipairs(get) do sort[#sort + 1] = 'GET'; sort[#sort + 1] = prefix .. '*->' .. f end
+local rows = {err = 'listpack'}
+if redis.call('OBJECT', 'ENCODING', key) == 'skiplist' then rows = redis.pcall('SORT', unpack(sort)) end
+if rows.err then
+  rows = {}
+  for _, id in ipairs(redis.call('ZREVRANGE', key, start, start + count - 1)) do
+    rows[#rows + 1] = id
+    local values = redis.call('HMGET', prefix .. id, unpack(get))
+    for i = 1, #get do rows[#rows + 1] = values[i] end
+  end
+end
+local members, oldest, distinct = 0, false, 0
+for i = 1, #rows, width do
+  local attempts = tonumber(rows[i + 1]) or tonumber(rows[i + 2]) or 0
+  if attempts >= min then
+    members = members + 1
+    if mode == 'rows' then
+      local row = {rows[i], attempts}
+      for j = 3, width - 1 do row[#row + 1] = rows[i + j] end
+      out[#out + 1] = row
+    elseif mode == 'reasons' then
+      local finished, line = tonumber(rows[i + 3]), string.match(rows[i + 4] or '', '^[^\\r\\n]*')
+      if finished and (not oldest or finished < oldest) then oldest = finished end
+      line = string.sub(line, 1, 120)
+      if not out[line] then
+        distinct = distinct + 1
+        if distinct > 200 then line = '(other reasons)' end
+      end
+      out[line] = (out[line] or 0) + 1
+    end
+  end
+end
+return cmsgpack.pack({scanned = #rows / width, members = members, rows = out, oldest = oldest})
+""")
+
+
+# KEYS: failed zset, events stream. ARGV: job key prefix, JSON [[id, failed score when archived, parentKey, deid],
+# …] ('' when absent). A job is removed only while it is still failed with that score: a retried job has left the
+# set, and one that failed again has a newer score (and a record nobody archived). Deletes what BullMQ's removeJob
+# deletes, plus :lock. Returns the ids it left alone, so the usual reply is empty.
+DROP = Lua("""
+local failed, events, prefix = KEYS[1], KEYS[2], ARGV[1]
+local jobs, ids = cjson.decode(ARGV[2]), {}
+for n, job in ipairs(jobs) do ids[n] = job[1] end
+if #ids == 0 then return {} end
+local scores = redis.call('ZMSCORE', failed, unpack(ids))
+local function parentDone(jobKey, parentKey)
+  if redis.call('SREM', parentKey .. ':dependencies', jobKey) == 0 then return end
+  if redis.call('SCARD', parentKey .. ':dependencies') > 0 then return end
+  local parentId = string.match(parentKey, '.*:(.*)')
+  local parentPrefix = string.sub(parentKey, 1, #parentKey - #parentId)
+  if redis.call('ZREM', parentPrefix .. 'waiting-children', parentId) == 0 then return end
+  local meta = redis.call('HMGET', parentPrefix .. 'meta', 'paused', 'concurrency')
+  redis.call('RPUSH', parentPrefix .. 'wait', parentId)
+  local maxed = meta[2] and redis.call('LLEN', parentPrefix .. 'active') >= tonumber(meta[2])
+  if not meta[1] and not maxed then redis.call('ZADD', parentPrefix .. 'marker', 0, '0') end
+  redis.call('XADD', parentPrefix .. 'events', '*', 'event', 'waiting', 'jobId', parentId, 'prev', 'waiting-children')
+end
+local removed, left, doomed = {}, {}, {}
+for n, job in ipairs(jobs) do
+  if scores[n] and scores[n] == job[2] then removed[#removed + 1] = job else left[#left + 1] = job[1] end
+end
+if #removed == 0 then return left end
+local maxEvents = redis.call('HGET', prefix .. 'meta', 'opts.maxLenEvents') or 10000
+redis.call('XADD', events, 'MAXLEN', '~', maxEvents, '*', 'event', 'cleaned', 'count', #removed)
+local suffixes = {'', ':logs', ':lock', ':dependencies', ':processed', ':failed', ':unsuccessful'}
+for i, job in ipairs(removed) do
+  local id, parentKey, dedupId = job[1], job[3], job[4]
+  local jobKey = prefix .. id
+  if parentKey ~= '' and redis.call('EXISTS', parentKey) == 1 then parentDone(jobKey, parentKey) end
+  if dedupId ~= '' and redis.call('GET', prefix .. 'de:' .. dedupId) == id then
+    redis.call('DEL', prefix .. 'de:' .. dedupId, prefix .. 'dn:' .. dedupId)
+  end
+  removed[i] = id
+  for _, s in ipairs(suffixes) do doomed[#doomed + 1] = jobKey .. s end
+end
+for i = 1, #doomed, 7000 do redis.call('DEL', unpack(doomed, i, math.min(i + 6999, #doomed))) end
+redis.call('ZREM', failed, unpack(removed))
+return left
+""")
