@@ -134,3 +134,21 @@ for i = 1, #doomed, 7000 do redis.call('DEL', unpack(doomed, i, math.min(i + 699
 redis.call('ZREM', failed, unpack(removed))
 return left
 """)
+
+
+# KEYS: wait, paused, meta, events, marker. Pauses the way Node BullMQ 3.15 and 5.63 do (pause-*.lua): the wait
+# list becomes the paused list, meta.paused is set and the marker dropped, so workers of both versions stop taking
+# jobs. (The Python package only sets meta.paused, which a 3.x worker ignores.) Returns 0 when already paused.
+PAUSE = Lua("""
+if redis.call('HEXISTS', KEYS[3], 'paused') == 1 then return 0 end
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  if redis.call('EXISTS', KEYS[2]) == 1 then
+    for _, id in ipairs(redis.call('LRANGE', KEYS[2], 0, -1)) do redis.call('LPUSH', KEYS[1], id) end
+  end
+  redis.call('RENAME', KEYS[1], KEYS[2])
+end
+redis.call('HSET', KEYS[3], 'paused', 1)
+redis.call('DEL', KEYS[5])
+redis.call('XADD', KEYS[4], '*', 'event', 'paused')
+return 1
+""")

@@ -20,7 +20,7 @@ from bot.backends import call
 from bot.context import Context
 from bot.errors import BackendUnavailable, CommandError
 from bot.redact import redact
-from commands.bullmq_lua import DROP, SCAN
+from commands.bullmq_lua import DROP, PAUSE, SCAN
 
 T = TypeVar("T")
 PREFIX = "bull"
@@ -327,9 +327,10 @@ def _bull(ctx: Context, queue: str) -> Queue:
     return Queue(queue, {"connection": ctx.backends.redis(), "prefix": PREFIX})
 
 
-async def pause_queue(ctx: Context, queue: str) -> None:
-    """Pause the queue globally, as BullMQ's Queue.pause() does."""
-    await redis_call(ctx, _bull(ctx, queue).pause())
+async def pause_queue(ctx: Context, queue: str) -> bool:
+    """Pause the queue as Node BullMQ 3 and 5 do, so workers of both stop; False when it already was."""
+    keys = [key(queue, k) for k in ("wait", "paused", "meta", "events", "marker")]
+    return bool(await redis_call(ctx, PAUSE.run(ctx.backends.redis(), keys, [])))
 
 
 async def resume_queue(ctx: Context, queue: str) -> None:

@@ -147,7 +147,7 @@ async def _state(ctx: Context, target: Target) -> Counts:
 @command("queue pause", summary="Pause a queue: workers finish the jobs they hold and take no new ones.",
          args=QueueArgs, role=Role.OPERATOR, risk=Risk.WRITE, examples=("queue pause email",))
 async def queue_pause(ctx: Context, args: QueueArgs) -> Result:
-    """Pause the queue the way BullMQ's Queue.pause() does."""
+    """Pause the queue the way Node BullMQ does: waiting jobs stay queued, workers take no new ones."""
     target = await resolve(ctx, args.queue)
     q = target.name
     if (await _state(ctx, target)).paused:

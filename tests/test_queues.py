@@ -224,17 +224,18 @@ async def test_invalid_names_are_refused_without_touching_redis(state_dsn):
 
 
 async def test_pause_and_resume_round_trip(forge, rdb):
-    """Pause keeps waiting jobs queued and BullMQ sees the queue paused; resume undoes it."""
+    """Pause moves waiting jobs to the paused list as Node BullMQ does; resume puts them back in wait."""
     q = Queue("email", {"connection": URL})
     await q.addBulk([{"name": "send-email", "data": {}, "opts": {}} for _ in range(3)])
     paused = await run(forge, "queue pause email")
     assert paused.kind == "result" and data_of(paused)["paused"] is True and await q.isPaused()
-    assert (await q.getJobCounts("waiting"))["waiting"] == 3
+    assert await rdb.llen("bull:email:paused") == 3 and await rdb.llen("bull:email:wait") == 0
     row = by_queue(await run(forge, "queue health email"))["email"]
     assert row["paused"] is True and row["waiting"] == 3 and "paused" in row["reasons"]
     assert "already paused" in (await run(forge, "queue pause email")).result.summary
     resumed = await run(forge, "queue resume email")
     assert data_of(resumed)["paused"] is False and not await q.isPaused()
+    assert await rdb.llen("bull:email:wait") == 3 and not await rdb.exists("bull:email:paused")
     assert "was not paused" in (await run(forge, "queue resume email")).result.summary
     await q.close()
 
