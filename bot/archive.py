@@ -4,14 +4,22 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+
+import msgpack
 
 from bot.backends import call
 from bot.store import StateStore
 
 COLUMNS = ("batch_id", "queue", "job_id", "name", "record")
+
+
+def unpack(record: bytes) -> dict[str, str]:
+    """An archived job hash: MessagePack of its field/value list, back to a mapping."""
+    flat = msgpack.unpackb(record, raw=False, unicode_errors="replace")
+    return dict(zip(flat[::2], flat[1::2], strict=True))
 
 
 @dataclass(frozen=True)
@@ -42,11 +50,11 @@ class Archive:
             batch_id, queue, reason, actor_id, approval_id), self._timeout)
         return batch_id
 
-    async def add(self, batch_id: uuid.UUID, queue: str, jobs: Sequence[tuple[str, Mapping[str, str]]]) -> int:
-        """Archive job records (id, raw hash fields) with one COPY; how many were written."""
+    async def add(self, batch_id: uuid.UUID, queue: str, jobs: Sequence[tuple[str, str, bytes]]) -> int:
+        """Archive jobs (id, name, the hash's field/value list as MessagePack) with one binary COPY."""
         if not jobs:
             return 0
-        records = [(batch_id, queue, job_id, fields.get("name"), json.dumps(dict(fields))) for job_id, fields in jobs]
+        records = [(batch_id, queue, job_id, name or None, record) for job_id, name, record in jobs]
         pool = await self._store.pool()
         async with pool.acquire() as conn:
             await call("state store", conn.copy_records_to_table(
@@ -75,7 +83,7 @@ class Archive:
         """The batch as JSON Lines, one job record per line, in job id order."""
         pool = await self._store.pool()
         rows = await call("state store", pool.fetch(
-            "SELECT queue, job_id, record::text AS record FROM forge.job_archive WHERE batch_id = $1 "
+            "SELECT queue, job_id, record FROM forge.job_archive WHERE batch_id = $1 "
             "ORDER BY length(job_id), job_id", batch_id), self._timeout)
-        lines = (json.dumps({"queue": r["queue"], "id": r["job_id"], **json.loads(r["record"])}) for r in rows)
+        lines = (json.dumps({"queue": r["queue"], "id": r["job_id"], **unpack(r["record"])}) for r in rows)
         return "".join(line + "\n" for line in lines).encode()

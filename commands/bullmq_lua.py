@@ -30,7 +30,9 @@ class Lua:
 # KEYS: failed zset. ARGV: job key prefix, newest score included ('+inf' or ms), offset, count, min attempts,
 # mode, extra hash fields. Newest first, members only (attempts made >= min). Modes: 'count'; 'rows' ([id,
 # attempts, *fields]); 'reasons' (fields finishedOn, failedReason: first lines counted, and the oldest);
-# 'records' ([id, score, whole hash]). 'count', 'rows' and 'reasons' use SORT BY nosort DESC, which keeps the
+# 'records' ([id, score, whole hash]). 'archive' answers a flat array instead: scanned, members, then per member
+# id, score, parentKey, deid, name and the hash's field/value list packed by cmsgpack, which the archive stores as
+# it comes (packing is a copy; JSON would escape every stack trace). 'count', 'rows' and 'reasons' use SORT BY nosort DESC, which keeps the
 # zset's order and reads only the LIMIT range; small (listpack) zsets, which SORT would convert to a skiplist,
 # and servers that refuse SORT take ZREVRANGE + HMGET instead. Returns MessagePack {scanned, members, rows,
 # oldest}: unlike JSON it needs no escaping, which matters for records full of stack traces.
@@ -40,6 +42,27 @@ local skip = 0
 if ARGV[2] ~= '+inf' then skip = redis.call('ZCOUNT', key, '(' .. ARGV[2], '+inf') end
 local start, count, min = skip + tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 local out = {}
+if mode == 'archive' then
+  local ids = redis.call('ZREVRANGE', key, start, start + count - 1, 'WITHSCORES')
+  out = {#ids / 2, 0}
+  local n = 2
+  for i = 1, #ids, 2 do
+    local flat = redis.call('HGETALL', prefix .. ids[i])
+    local atm, made, parent, deid, name = nil, nil, '', '', ''
+    for j = 1, #flat, 2 do
+      local f = flat[j]
+      if f == 'atm' then atm = flat[j + 1] elseif f == 'attemptsMade' then made = flat[j + 1]
+      elseif f == 'name' then name = flat[j + 1] elseif f == 'parentKey' then parent = flat[j + 1]
+      elseif f == 'deid' then deid = flat[j + 1] end
+    end
+    if (tonumber(atm) or tonumber(made) or 0) >= min then
+      out[n + 1], out[n + 2], out[n + 3], out[n + 4], out[n + 5] = ids[i], ids[i + 1], parent, deid, name
+      out[n + 6], n = cmsgpack.pack(flat), n + 6
+      out[2] = out[2] + 1
+    end
+  end
+  return out
+end
 if mode == 'records' then
   local ids = redis.call('ZREVRANGE', key, start, start + count - 1, 'WITHSCORES')
   for i = 1, #ids, 2 do

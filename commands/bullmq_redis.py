@@ -285,7 +285,7 @@ class Scan:
         cutoff = "+inf" if self.cutoff is None else str(self.cutoff)
         raw = await redis_call(self.ctx, SCAN.run(self.ctx.backends.redis(), [key(self.queue, "failed")], [
             key(self.queue, ""), cutoff, self.offset, self.window, self.min_attempts, self.mode, *self.fields], raw=True))
-        data = self.last = msgpack.unpackb(raw, raw=False)
+        data = self.last = _archive_rows(raw) if self.mode == "archive" else msgpack.unpackb(raw, raw=False)
         self.offset += int(data["scanned"])
         self.done = int(data["scanned"]) < self.window
         self.members = int(data["members"])
@@ -294,6 +294,12 @@ class Scan:
     def removed(self, n: int) -> None:
         """Account for members this caller removed from the failed set since the last window."""
         self.offset -= n
+
+
+def _archive_rows(reply: list[Any]) -> dict[str, Any]:
+    """The 'archive' mode's flat reply as [id, score, parentKey, deid, name, packed hash] rows."""
+    rows = [[*(v.decode("utf-8", "replace") for v in reply[i:i + 5]), reply[i + 5]] for i in range(2, len(reply), 6)]
+    return {"scanned": int(reply[0]), "members": int(reply[1]), "rows": rows}
 
 
 async def dlq_count(ctx: Context, queue: str, min_attempts: int) -> int:
@@ -306,12 +312,11 @@ async def dlq_count(ctx: Context, queue: str, min_attempts: int) -> int:
 
 
 async def drop(ctx: Context, queue: str, jobs: list[list[Any]]) -> list[str]:
-    """Remove archived `[id, score, record]` jobs still failed with that score, and all their keys; removed ids."""
-    batch = json.dumps([[job_id, score, record.get("parentKey", ""), record.get("deid", "")]
-                        for job_id, score, record in jobs])
+    """Remove archived `[id, score, parentKey, deid, …]` jobs still failed with that score, and all their keys."""
+    batch = json.dumps([job[:4] for job in jobs])
     left = set(await redis_call(ctx, DROP.run(ctx.backends.redis(), [key(queue, "failed"), key(queue, "events")],
                                               [key(queue, ""), batch])) or [])
-    return [job_id for job_id, _, _ in jobs if job_id not in left]
+    return [job[0] for job in jobs if job[0] not in left]
 
 
 async def records(ctx: Context, queue: str, ids: list[str]) -> list[dict[str, str]]:

@@ -295,7 +295,7 @@ class Clearing:
         """Every window archived, then removed; a failure stops it and is never retried."""
         archived: list[Any] = []
         while window or archived or not self.scan.done:
-            jobs = [(job_id, record) for job_id, _, record in window]
+            jobs = [(job_id, name, record) for job_id, _, _, _, name, record in window]
             added, upcoming = await _settled(self.archive.add(self.batch, self.queue, jobs),
                                              self._remove_then_read(archived))
             self.tally.update(archived=added)
@@ -309,7 +309,7 @@ class Clearing:
         return await self.scan.next()
 
     async def _count(self, archived: list[Any], removed: list[str]) -> None:
-        left = sorted({job_id for job_id, _, _ in archived} - set(removed))
+        left = sorted({job[0] for job in archived} - set(removed))
         if left:
             await self.archive.discard(self.batch, left)
         self.tally.update(removed=len(removed), skipped=len(left), windows=1)
@@ -328,7 +328,7 @@ async def dlq_clear(ctx: Context, args: ClearArgs) -> Result:
     if ctx.archive is None:
         raise CommandError("The job archive is unavailable, so nothing is removed.")
     started = ctx.clock.monotonic()
-    scan = Scan(ctx, q, ctx.settings.config.dlq.min_attempts, cutoff=_cutoff(ctx, args.older_than), mode="records",
+    scan = Scan(ctx, q, ctx.settings.config.dlq.min_attempts, cutoff=_cutoff(ctx, args.older_than), mode="archive",
                 window=BATCH)
     first = await scan.next()
     if not first and scan.done:

@@ -1,4 +1,6 @@
 -- Jobs removed from ClientForge's queues, archived whole before removal: nothing is lost.
+-- `record` is the job hash's field/value list as MessagePack, stored as Redis packed it and lz4-compressed:
+-- archiving must keep pace with the removal of 100,000 jobs. `dlq archive-export` turns it into JSON Lines.
 CREATE TABLE forge.archive_batches (
     id          uuid PRIMARY KEY,
     queue       text NOT NULL,
@@ -14,7 +16,7 @@ CREATE TABLE forge.job_archive (
     queue       text NOT NULL,
     job_id      text NOT NULL,
     name        text,
-    record      jsonb NOT NULL,
+    record      bytea COMPRESSION lz4 NOT NULL,
     archived_at timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (batch_id, job_id)
 );
