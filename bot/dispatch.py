@@ -142,7 +142,7 @@ class Dispatcher:
         outcome = await self.call(spec, ctx, parsed, dry_run=spec.risk is Risk.DESTRUCTIVE)
         label = outcome.result.status.value if outcome.result else outcome.kind
         entry = self.entry(inv, inv.event, label, spec, started, parsed.text, outcome.error_id)
-        await (self.audit.record(entry) if writes else self.audit.try_record(entry))
+        await self.audit.try_record(entry)
         metrics.COMMANDS.labels(command=spec.name, outcome=label).inc()
         metrics.DURATION.labels(command=spec.name).observe(self.clock.monotonic() - started)
         return outcome
