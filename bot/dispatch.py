@@ -24,6 +24,7 @@ from bot.settings import Settings
 from bot.store import StateStore
 
 log = structlog.get_logger(__name__)
+SLOW_NOTICE = 0.8
 Kind = Literal["result", "usage", "unknown", "denied", "failed", "error", "approval"]
 
 
@@ -136,10 +137,13 @@ class Dispatcher:
             except BackendError:
                 return Outcome("failed", spec=spec, message="The state store is down, so the audit trail "
                                "cannot record this; write commands are refused until it is back.")
-        if spec.slow:
-            await progress(f"Running `{spec.name}`…")
+        finished = asyncio.Event()
+        notice = asyncio.create_task(_announce(spec, progress, finished)) if spec.slow else None
         ctx = self.context(actor, inv, progress)
         outcome = await self.call(spec, ctx, parsed, dry_run=spec.risk is Risk.DESTRUCTIVE)
+        finished.set()
+        if notice is not None:
+            await notice
         label = outcome.result.status.value if outcome.result else outcome.kind
         entry = self.entry(inv, inv.event, label, spec, started, parsed.text, outcome.error_id)
         await self.audit.try_record(entry)
@@ -176,6 +180,14 @@ class Dispatcher:
         detail = {"error_id": error_id} if error_id else {}
         return AuditEntry(event, inv.actor_id, text, outcome, inv.source, inv.channel_id,
                           spec.name if spec else None, duration, inv.request_id, detail)
+
+
+async def _announce(spec: CommandSpec, progress: Any, finished: asyncio.Event) -> None:
+    """Post the ⏳ notice only if a slow command is still running after SLOW_NOTICE seconds."""
+    try:
+        await asyncio.wait_for(finished.wait(), SLOW_NOTICE)
+    except TimeoutError:
+        await progress(f"Running `{spec.name}`…")
 
 
 _REFUSALS: dict[type, tuple[str, str]] = {

@@ -29,6 +29,7 @@ JOB_ID = re.compile(r"^[A-Za-z0-9:_.-]{1,128}$")
 QUEUE_KEYS = {"active", "wait", "waiting-children", "paused", "completed", "failed", "delayed", "repeat", "stalled",
               "limiter", "prioritized", "id", "stalled-check", "meta", "pc", "events", "marker", "de", "metrics"}
 COUNT_WINDOW = 5000
+TAIL = 32  # the next jobs out; prioritized (3.x) and LIFO jobs jump ahead of older ones, so the oldest is among them
 BATCH = 500
 RETRY_CONCURRENCY = 16
 DISCOVERY_TTL = 300.0
@@ -183,8 +184,8 @@ def _queue_commands(pipe: Any, q: str) -> None:
     pipe.zcard(key(q, "failed"))
     pipe.zcard(key(q, "completed"))
     pipe.hexists(key(q, "meta"), "paused")
-    pipe.lrange(key(q, "wait"), -2, -1)
-    pipe.lrange(key(q, "paused"), -2, -1)
+    pipe.lrange(key(q, "wait"), -TAIL, -1)
+    pipe.lrange(key(q, "paused"), -TAIL, -1)
 
 
 def _counts_from(q: str, r: list[Any]) -> Counts:
@@ -193,8 +194,7 @@ def _counts_from(q: str, r: list[Any]) -> Counts:
         if tail and tail[-1].startswith("0:"):
             length, tail = length - 1, tail[:-1]
         c.waiting += length
-        if tail:
-            c.tails.append(tail[-1])
+        c.tails.extend(job for job in tail if not job.startswith("0:"))
     return c
 
 

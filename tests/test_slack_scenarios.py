@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 
 import asyncpg
 import pytest
 
-from tests.conftest import SECRET
+from tests.conftest import CONFIG, SECRET, make_settings, running_forge
 from tests.fakes.slack_client import sign, slash_body
 
 pytestmark = pytest.mark.integration
@@ -50,14 +51,34 @@ async def test_whoami_resolves_roles_through_user_groups(harness):
     assert harness.slack.calls_to("usergroups.users.list")[0].args["usergroup"] == "S0ONCALL"
 
 
-async def test_health_edits_one_message_in_place(harness):
-    """A slow command posts ⏳ once, then edits that same message with the result."""
+async def test_health_edits_one_message_in_place(state_dsn, slack):
+    """A slow command posts ⏳ once, then edits that same message with the result, within timeout + 1 s."""
+    async def never_answer(reader, writer):
+        await asyncio.sleep(30)
+
+    server = await asyncio.start_server(never_answer, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    settings = make_settings(CONFIG, forge_state_database_url=state_dsn, slack_api_url=slack.url,
+                             clientforge_api_url=f"http://127.0.0.1:{port}")
+    async with running_forge(settings, slack) as harness:
+        started = time.monotonic()
+        response = await harness.client.slash("health", user="U0VIEW")
+        [post] = await harness.slack.wait_for("chat.postMessage")
+        [update] = await harness.slack.wait_for("chat.update", timeout=5)
+        elapsed = time.monotonic() - started
+    server.close()
+    assert response.status == 200 and response.elapsed < 0.5 and elapsed < 3.0
+    assert "⏳" in post.args["text"] and update.args["ts"] == post.response["ts"]
+    assert "timed out after 2 s" in json.dumps(update.args, ensure_ascii=False) and "🔴" in update.args["text"]
+    assert len(harness.slack.messages("C0OPS")) == 1
+
+
+async def test_quick_slow_command_posts_no_placeholder(harness):
+    """A slow command that finishes quickly answers with one message and no ⏳ notice."""
     await harness.client.slash("health", user="U0VIEW")
     [post] = await harness.slack.wait_for("chat.postMessage")
-    [update] = await harness.slack.wait_for("chat.update", timeout=5)
-    assert "⏳" in post.args["text"] and update.args["ts"] == post.response["ts"]
-    assert "health" in update.args["text"] and "🔴" in update.args["text"]
-    assert len(harness.slack.messages("C0OPS")) == 1
+    await harness.settle()
+    assert "⏳" not in post.args["text"] and not harness.slack.calls_to("chat.update")
 
 
 async def test_denial_names_the_role_and_goes_only_to_the_caller(harness):
