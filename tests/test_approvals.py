@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 
-import asyncpg
 import pytest
 
 from bot.settings import Config
