@@ -11,7 +11,7 @@ from bot import logs
 from bot.redact import Redactor
 from bot.settings import ConfigError, load_settings
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+from bot.cli_codes import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 
 
 def parser() -> argparse.ArgumentParser:

@@ -55,7 +55,8 @@ class Actor:
         return self.role is not None and self.role >= needed
 
 
-async def _no_progress(_: str) -> None:
+async def no_progress(_: str) -> None:
+    """A progress reporter that reports nowhere (the terminal, tests)."""
     return None
 
 
@@ -72,5 +73,5 @@ class Context:
     channel_id: str | None = None
     request_id: str = ""
     clock: Clock = field(default_factory=SystemClock)
-    progress: Callable[[str], Awaitable[None]] = _no_progress
+    progress: Callable[[str], Awaitable[None]] = no_progress
     archive: Archive | None = None

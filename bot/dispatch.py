@@ -12,8 +12,9 @@ import structlog
 from bot import metrics
 from bot.archive import Archive
 from bot.audit import AuditEntry, AuditLog
+from bot.cli_codes import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from bot.backends import Backends
-from bot.context import Actor, Clock, Context, SystemClock, _no_progress
+from bot.context import Actor, Clock, Context, SystemClock, no_progress
 from bot.errors import BackendError, ForgeError, PermissionDenied, UnknownCommand, UsageError
 from bot.parser import Parsed, parse
 from bot.redact import Redactor
@@ -56,8 +57,8 @@ class Outcome:
     def exit_code(self) -> int:
         """0 ok, 1 failed or found problems, 2 usage error (the CLI's contract)."""
         if self.kind in ("usage", "unknown"):
-            return 2
-        return 0 if self.kind == "result" and self.result and self.result.ok else 1
+            return EXIT_USAGE
+        return EXIT_OK if self.kind == "result" and self.result and self.result.ok else EXIT_FAILED
 
     @property
     def private(self) -> bool:
@@ -84,7 +85,7 @@ class Dispatcher:
         grant = await self.permissions.resolve(user_id)
         return Actor(user_id, grant.role, grant.approver, source, grant.doubt)
 
-    async def run(self, inv: Invocation, progress: Any = _no_progress, actor: Actor | None = None) -> Outcome:
+    async def run(self, inv: Invocation, progress: Any = no_progress, actor: Actor | None = None) -> Outcome:
         """Run one command text for one actor; every path ends audited."""
         structlog.contextvars.bind_contextvars(request_id=inv.request_id, user_id=inv.actor_id)
         started = self.clock.monotonic()
@@ -151,7 +152,7 @@ class Dispatcher:
         metrics.DURATION.labels(command=spec.name).observe(self.clock.monotonic() - started)
         return outcome
 
-    def context(self, actor: Actor, inv: Invocation, progress: Any = _no_progress) -> Context:
+    def context(self, actor: Actor, inv: Invocation, progress: Any = no_progress) -> Context:
         """The handler's view of forge for one invocation."""
         return Context(self.settings, self.backends, self.registry, actor, self.store, self.audit,
                        inv.channel_id, inv.request_id, self.clock, progress, self.archive)

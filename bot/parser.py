@@ -10,7 +10,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from bot.errors import UsageError
-from bot.registry import Args, CommandSpec, Registry, _extra
+from bot.registry import Args, CommandSpec, Registry, field_extra
 
 MAX_INPUT_CHARS = 1000
 MAX_TOKENS = 40
@@ -109,7 +109,7 @@ def _assign_positionals(spec: CommandSpec, positionals: list, loose: list[str], 
     for name, field in positionals:
         if not loose:
             break
-        if _extra(field).get("rest"):
+        if field_extra(field).get("rest"):
             values[name] = " ".join(loose)
             loose = []
         else:

@@ -85,18 +85,18 @@ class CommandSpec:
 
     def positionals(self) -> list[tuple[str, Any]]:
         """The args model's positional fields, in declaration order."""
-        return [(n, f) for n, f in self.args.model_fields.items() if _extra(f).get("positional")]
+        return [(n, f) for n, f in self.args.model_fields.items() if field_extra(f).get("positional")]
 
     def options(self) -> list[tuple[str, Any]]:
         """The args model's `--flag` fields."""
-        return [(n, f) for n, f in self.args.model_fields.items() if not _extra(f).get("positional")]
+        return [(n, f) for n, f in self.args.model_fields.items() if not field_extra(f).get("positional")]
 
     @property
     def usage(self) -> str:
         """One-line usage, e.g. `audit [--user U] [--limit N]`."""
         parts = [self.name]
         for name, f in self.positionals():
-            label = f"{name}…" if _extra(f).get("rest") else name
+            label = f"{name}…" if field_extra(f).get("rest") else name
             parts.append(f"<{label}>" if f.is_required() else f"[{label}]")
         for name, f in self.options():
             flag = "--" + name.replace("_", "-")
@@ -104,7 +104,8 @@ class CommandSpec:
         return " ".join(parts)
 
 
-def _extra(field: Any) -> dict[str, Any]:
+def field_extra(field: Any) -> dict[str, Any]:
+    """A model field's forge markers (positional, rest)."""
     extra = field.json_schema_extra
     return extra if isinstance(extra, dict) else {}
 

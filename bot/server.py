@@ -7,6 +7,7 @@ import contextlib
 import gc
 import secrets
 import signal
+from collections.abc import Mapping
 
 import structlog
 from aiohttp import web
@@ -27,10 +28,10 @@ FORGE = web.AppKey("forge", Forge)
 PRUNE_EVERY = 600.0
 
 
-def well_formed(headers: dict[str, str] | object) -> bool:
+def well_formed(headers: Mapping[str, str]) -> bool:
     """Signature headers that can be checked at all; Bolt alone answers 500 to some malformed ones."""
-    timestamp = headers.get("X-Slack-Request-Timestamp", "")  # type: ignore[attr-defined]
-    signature = headers.get("X-Slack-Signature", "")  # type: ignore[attr-defined]
+    timestamp = headers.get("X-Slack-Request-Timestamp", "")
+    signature = headers.get("X-Slack-Signature", "")
     return (timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= 12
             and signature.isascii() and signature.startswith("v0=") and len(signature) <= 100)
 

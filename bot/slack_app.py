@@ -119,7 +119,6 @@ class SlackSurface:
         self.app.view("forge_confirm")(self._on_confirm)
         self.app.action("forge_approve")(self._on_approve)
         self.app.action("forge_deny")(self._on_deny)
-        self.app.event("message")(self._ignore)
 
     async def dispatch(self, request: AsyncBoltRequest) -> Any:
         """Hand one HTTP request to Bolt, noting when requests arrive so work can yield to acks."""
@@ -170,9 +169,6 @@ class SlackSurface:
         text = MENTION.sub("", event.get("text", "")).strip()
         reply = Reply(self.outbox, event["channel"], event["user"], thread_ts=event.get("thread_ts") or event["ts"])
         self.spawn(Invocation(text, event["user"], event["channel"], event="mention"), reply, request, "mention")
-
-    async def _ignore(self) -> None:
-        return None
 
     def spawn(self, invocation: Invocation, reply: Reply, request: AsyncBoltRequest, kind: str) -> None:
         """Run the invocation after the ack, keeping a handle so shutdown can wait for it."""

@@ -7,15 +7,14 @@ import getpass
 import re
 import sys
 
-from bot.context import Actor, Context
+from bot.cli_codes import EXIT_FAILED, EXIT_OK
+from bot.context import Actor
 from bot.core import Forge
 from bot.dispatch import Invocation
 from bot.errors import BackendError
 from bot.registry import Role
 from bot.render import to_json, to_text
 from bot.settings import ConfigError, Settings
-
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
 def cli_user() -> str:
@@ -91,8 +90,8 @@ async def check_verb(settings: Settings, _: argparse.Namespace) -> int:
     try:
         store_up = await forge.store.ready(timeout=settings.config.timeouts.backend)
         print(f"state store: {'ok' if store_up else 'unreachable'}")
-        ctx = Context(settings, forge.backends, forge.dispatcher.registry, Actor(cli_user(), Role.ADMIN, False, "cli"),
-                      forge.store, forge.audit)
+        ctx = forge.dispatcher.context(Actor(cli_user(), Role.ADMIN, source="cli"),
+                                       Invocation("check", cli_user(), source="cli"))
         checks = await run_checks(ctx)
         slack_ok = await _check_slack(settings)
     finally:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from bot.approvals import ApprovalStore
 from bot.context import Context
 from bot.registry import NoArgs, command
@@ -15,7 +13,7 @@ from bot.result import Result, Table
 async def approvals(ctx: Context, _: NoArgs) -> Result:
     """Pending requests, oldest first, with who asked and when they expire."""
     pending = await ApprovalStore(ctx.store, ctx.settings.config.timeouts.backend).pending()
-    now = datetime.now(UTC)
+    now = ctx.clock.now()
     rows = [[a.short_id, a.text, f"<@{a.requester_id}>", f"<#{a.channel_id}>",
              f"{max(0, int((a.expires_at - now).total_seconds() // 60))} min"] for a in pending]
     summary = f"{len(pending)} pending request{'s' if len(pending) != 1 else ''}."

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import aiohttp
 import asyncpg
 import pytest
+import redis.asyncio as aioredis
 from aiohttp import web
 
 from bot.core import Forge
@@ -68,6 +69,18 @@ async def state_dsn(template_db: str) -> AsyncIterator[str]:
     yield dsn_for(name)
     await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     await admin.close()
+
+
+@asynccontextmanager
+async def empty_redis(url: str) -> AsyncIterator[aioredis.Redis]:
+    """A Redis database of the tests' own, emptied before and after use."""
+    client = aioredis.Redis.from_url(url, decode_responses=True)
+    await client.flushdb()
+    try:
+        yield client
+    finally:
+        await client.flushdb()
+        await client.aclose()
 
 
 def make_settings(config: Config | None = None, **env: object) -> Settings:

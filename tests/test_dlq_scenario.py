@@ -13,7 +13,7 @@ import redis.asyncio as aioredis
 
 from bot.settings import Config
 from commands import bullmq_redis
-from tests.conftest import make_settings, running_forge
+from tests.conftest import empty_redis, make_settings, running_forge
 from tests.fakes.bullmq_node import NodeBullMQ, node_unavailable_reason
 
 URL = os.environ.get("FORGE_TEST_NODE_QUEUES_REDIS", "redis://127.0.0.1:6379/12")
@@ -35,12 +35,9 @@ INJECTIONS = [
 
 @pytest.fixture
 async def rdb() -> AsyncIterator[aioredis.Redis]:
-    """Redis db 12, emptied before and after the test."""
-    client = aioredis.Redis.from_url(URL, decode_responses=True)
-    await client.flushdb()
-    yield client
-    await client.flushdb()
-    await client.aclose()
+    """Redis db 12, empty before and after the test."""
+    async with empty_redis(URL) as client:
+        yield client
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ from bot.result import Status
 from bot.settings import Config
 from commands.bullmq_redis import Counts, worker_queue
 from commands.queues import grade
-from tests.conftest import make_settings
+from tests.conftest import empty_redis, make_settings
 
 pytestmark = pytest.mark.integration
 URL = os.environ.get("FORGE_TEST_QUEUE_REDIS", "redis://127.0.0.1:6379/14")
@@ -43,11 +43,8 @@ class ShiftedClock(SystemClock):
 @pytest.fixture
 async def rdb() -> AsyncIterator[aioredis.Redis]:
     """A dedicated Redis database, empty before and after the test."""
-    client = aioredis.Redis.from_url(URL, decode_responses=True)
-    await client.flushdb()
-    yield client
-    await client.flushdb()
-    await client.aclose()
+    async with empty_redis(URL) as client:
+        yield client
 
 
 async def start_forge(state_dsn: str, clock: SystemClock | None = None, redis_url: str = URL,
