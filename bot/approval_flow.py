@@ -52,7 +52,7 @@ class ApprovalEngine:
         actor = await self.dispatcher.actor(inv.actor_id, inv.source)
         try:
             parsed = self.dispatcher.parse(inv, actor)
-            self.dispatcher.authorize(parsed.spec, actor, inv)
+            self.dispatcher.authorize(parsed, actor, inv)
         except ForgeError as exc:
             return str(exc)
         expected = parsed.spec.confirm(parsed.args) if parsed.spec.confirm else parsed.spec.name
@@ -68,7 +68,7 @@ class ApprovalEngine:
         actor = await self.dispatcher.actor(inv.actor_id, inv.source)
         try:
             parsed = self.dispatcher.parse(inv, actor)
-            self.dispatcher.authorize(parsed.spec, actor, inv)
+            self.dispatcher.authorize(parsed, actor, inv)
         except ForgeError as exc:
             outcome = await self.dispatcher.refused(inv, exc, self.dispatcher.clock.monotonic())
             return Decision("refused", outcome.message)

@@ -12,8 +12,8 @@ import structlog
 from bot import metrics
 from bot.archive import Archive
 from bot.audit import AuditEntry, AuditLog
-from bot.cli_codes import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from bot.backends import Backends
+from bot.cli_codes import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from bot.context import Actor, Clock, Context, SystemClock, no_progress
 from bot.errors import BackendError, ForgeError, PermissionDenied, UnknownCommand, UsageError
 from bot.parser import Parsed, parse
@@ -92,10 +92,10 @@ class Dispatcher:
         try:
             actor = actor or await self.actor(inv.actor_id, inv.source)
             parsed = self.parse(inv, actor)
-            self.authorize(parsed.spec, actor, inv)
+            self.authorize(parsed, actor, inv)
         except ForgeError as exc:
             return await self.refused(inv, exc, started)
-        if parsed.spec.risk is Risk.DESTRUCTIVE and not getattr(parsed.args, "dry_run", False):
+        if parsed.spec.risk_for(parsed.args) is Risk.DESTRUCTIVE and not getattr(parsed.args, "dry_run", False):
             return Outcome("approval", spec=parsed.spec, parsed=parsed)
         return await self._execute(inv, parsed, actor, progress, started)
 
@@ -107,15 +107,16 @@ class Dispatcher:
             allowed = [s for s in exc.suggestions if (spec := self.registry.get(s)) and actor.may(spec.role)]
             raise UnknownCommand(exc.words, allowed) from None
 
-    def authorize(self, spec: CommandSpec, actor: Actor, inv: Invocation) -> None:
-        """Raise PermissionDenied unless the actor may run the command here."""
+    def authorize(self, parsed: Parsed, actor: Actor, inv: Invocation) -> None:
+        """Raise PermissionDenied unless the actor may run the command, with these arguments, here."""
+        spec = parsed.spec
         if not actor.may(spec.role) and actor.doubt:
             raise PermissionDenied(actor.doubt)
         if not actor.may(spec.role):
             held = actor.role.label if actor.role else "no role"
             raise PermissionDenied(f"`{spec.name}` needs the {spec.role.label} role; you have {held}.")
         allowed = self.settings.config.channels.destructive
-        if spec.risk is Risk.DESTRUCTIVE and allowed and inv.channel_id not in allowed:
+        if spec.risk_for(parsed.args) is Risk.DESTRUCTIVE and allowed and inv.channel_id not in allowed:
             where = ", ".join(f"<#{c}>" for c in allowed)
             raise PermissionDenied(f"`{spec.name}` is destructive and may only be run in {where}.")
 
@@ -131,7 +132,8 @@ class Dispatcher:
     async def _execute(self, inv: Invocation, parsed: Parsed, actor: Actor, progress: Any,
                        started: float) -> Outcome:
         spec = parsed.spec
-        writes = spec.risk is Risk.WRITE
+        risk = spec.risk_for(parsed.args)
+        writes = risk is Risk.WRITE
         if writes:
             try:
                 await self.audit.record(self.entry(inv, "intent", "started", spec, started, parsed.text))
@@ -141,7 +143,7 @@ class Dispatcher:
         finished = asyncio.Event()
         notice = asyncio.create_task(_announce(spec, progress, finished)) if spec.slow else None
         ctx = self.context(actor, inv, progress)
-        outcome = await self.call(spec, ctx, parsed, dry_run=spec.risk is Risk.DESTRUCTIVE)
+        outcome = await self.call(spec, ctx, parsed, dry_run=risk is Risk.DESTRUCTIVE)
         finished.set()
         if notice is not None:
             await notice

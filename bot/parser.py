@@ -120,10 +120,13 @@ def _assign_positionals(spec: CommandSpec, positionals: list, loose: list[str], 
 
 def _first_error(exc: ValidationError) -> str:
     err = exc.errors()[0]
-    where = ".".join(str(p) for p in err["loc"]) or "arguments"
+    where = ".".join(str(p) for p in err["loc"])
     if err["type"] == "missing":
         return f"Missing `{where}`."
-    return f"Bad `{where.replace('_', '-')}`: {err['msg']}."
+    message = str(err["msg"]).removeprefix("Value error, ").rstrip(".")
+    if not where:  # a rule across arguments: its message says it all
+        return message + "."
+    return f"Bad `{where.replace('_', '-')}`: {message}."
 
 
 def _quote(token: str) -> str:

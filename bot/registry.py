@@ -77,6 +77,11 @@ class CommandSpec:
     slow: bool = False
     preview: Handler | None = None
     confirm: Confirm | None = None
+    escalate: Callable[[Any], bool] | None = None
+
+    def risk_for(self, args: Any) -> Risk:
+        """This run's risk: destructive when its arguments escalate it (`db vacuum --full`)."""
+        return Risk.DESTRUCTIVE if self.escalate is not None and self.escalate(args) else self.risk
 
     @property
     def name(self) -> str:
@@ -165,19 +170,21 @@ def command(
     slow: bool = False,
     preview: Handler | None = None,
     confirm: Confirm | None = None,
+    escalate: Callable[[Any], bool] | None = None,
     registry: Registry | None = None,
 ) -> Callable[[Handler], Handler]:
     """Declare a command: its words, argument model, help, role and risk.
 
     A destructive command also names its `preview` (a read-only dry run, also what `--dry-run` shows)
-    and `confirm`, the text the requester must type to confirm (usually the target's name).
+    and `confirm`, the text the requester must type to confirm (usually the target's name). `escalate` makes
+    a run destructive when it holds for the arguments; such a command needs the preview and confirmation too.
     """
-    if risk is Risk.DESTRUCTIVE and (preview is None or confirm is None):
+    if (risk is Risk.DESTRUCTIVE or escalate is not None) and (preview is None or confirm is None):
         raise ValueError(f"destructive command {words!r} needs a preview and a confirmation text")
 
     def register(handler: Handler) -> Handler:
         spec = CommandSpec(tuple(words.split()), handler, args, summary, role, risk, examples, timeout, slow,
-                           preview, confirm)
+                           preview, confirm, escalate)
         (registry or REGISTRY).add(spec)
         return handler
 

@@ -1,3 +1,4 @@
 """Command families: plain async functions registered with `bot.registry.command`; no Slack here."""
 
-from commands import approvals, dlq, health, meta, queues  # noqa: F401  (importing registers the commands)
+from commands import (approvals, db_activity, db_indexes, db_maint, db_queries, db_space, dlq, health,  # noqa: F401
+                      meta, queues)  # importing registers the commands

@@ -15,6 +15,7 @@ from bot.settings import Config
 from commands import bullmq_redis
 from tests.conftest import empty_redis, make_settings, running_forge
 from tests.fakes.bullmq_node import NodeBullMQ, node_unavailable_reason
+from tests.slack_flow import click, confirm, open_dialog, private, rows
 
 URL = os.environ.get("FORGE_TEST_NODE_QUEUES_REDIS", "redis://127.0.0.1:6379/12")
 _why = node_unavailable_reason()
@@ -56,39 +57,6 @@ async def listing(rdb: aioredis.Redis) -> tuple[int, list[str]]:
 
 async def failed(queue: str = "email") -> int:
     return (await NODE.counts(queue))["counts"]["failed"]
-
-
-async def rows(bot, sql: str = "SELECT * FROM forge.approvals ORDER BY created_at") -> list:  # noqa: ANN001
-    pool = await bot.forge.store.pool()
-    return await pool.fetch(sql)
-
-
-async def open_dialog(bot, text: str, user: str = "U0OPS") -> dict:  # noqa: ANN001
-    """Run a destructive command in C0OPS; the dialog once its dry run (or error) is in."""
-    await bot.client.slash(text, user=user, channel="C0OPS")
-    await bot.slack.wait_for("views.update")
-    await bot.settle()
-    [view] = bot.slack.views.values()
-    return view
-
-
-async def confirm(bot, view: dict, typed: str, user: str = "U0OPS"):  # noqa: ANN001, ANN201
-    values = {"confirm": {"typed": {"type": "plain_text_input", "value": typed}}}
-    response = await bot.client.submit_view("forge_confirm", values, user=user, view_id=view["id"],
-                                            private_metadata=view["private_metadata"])
-    await bot.settle()
-    return response
-
-
-async def click(bot, approval_id: object, user: str, card_ts: str) -> None:  # noqa: ANN001
-    await bot.client.click("forge_approve", str(approval_id), user=user, message_ts=card_ts)
-    await bot.settle()
-
-
-def private(bot) -> str:  # noqa: ANN001
-    """Everything said to one person only."""
-    return json.dumps([e.get("text") for e in bot.slack.ephemerals] + [r.get("text") for r in bot.slack.responses],
-                      ensure_ascii=False)
 
 
 def health_row(text: str, queue: str) -> dict[str, str]:
