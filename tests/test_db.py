@@ -200,3 +200,24 @@ async def test_injection_attempts_change_nothing(forge, clientforge, text):  # n
     assert [t["relname"] for t in tables] == ["accounts", "contacts"]
     assert await conn.fetchval("SELECT count(*) FROM pg_stat_statements WHERE query ILIKE '%drop table accounts%'") == 0
     await conn.close()
+
+
+async def test_analyze_refreshes_statistics_of_one_table_or_all(forge, clientforge):  # noqa: F811
+    """`db analyze accounts` sets that table's last_analyze and no other's; `db analyze` covers every table."""
+    conn = await asyncpg.connect(clientforge)
+    last = "SELECT relname, last_analyze FROM pg_stat_user_tables WHERE relname IN ('accounts', 'contacts') ORDER BY 1"
+    before = dict(await conn.fetch(last))
+    one = await result_of(forge, "db analyze accounts")
+    assert "Statistics of accounts refreshed" in one.summary and one.data["table"] == "accounts"
+    after = dict(await conn.fetch(last))
+    assert after["accounts"] != before["accounts"] and after["contacts"] == before["contacts"]
+    assert (await result_of(forge, "db analyze")).data["table"] is None
+    await conn.close()
+
+
+def test_timing_columns_follow_the_installed_pg_stat_statements():
+    """1.8 (PostgreSQL 13) renamed total_time to total_exec_time; older versions keep the old names."""
+    from commands.db_queries import columns_for
+
+    assert columns_for("1.7")["total"] == "total_time" and columns_for("1.10")["mean"] == "mean_exec_time"
+    assert columns_for("1.11")["max"] == "max_exec_time"
