@@ -12,6 +12,7 @@ from typing import Literal
 import structlog
 
 from bot.approvals import Approval, ApprovalStore
+from bot.context import no_progress
 from bot.dispatch import Dispatcher, Invocation, Outcome
 from bot.errors import BackendError, BackendTimeout, ForgeError
 from bot.parser import Parsed
@@ -21,6 +22,7 @@ log = structlog.get_logger(__name__)
 LEASE_MARGIN = timedelta(seconds=60)
 Kind = Literal["requested", "mismatch", "refused", "executed", "denied", "cancelled"]
 Claimed = Callable[[Approval], Awaitable[None]]
+Progress = Callable[[str], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -86,7 +88,8 @@ class ApprovalEngine:
         await self._audit(inv, "approval_requested", "pending", parsed.spec.name, approval)
         return Decision("requested", approval=approval, preview=preview.result)
 
-    async def approve(self, approval_id: uuid.UUID, clicker_id: str, on_claimed: Claimed) -> Decision:
+    async def approve(self, approval_id: uuid.UUID, clicker_id: str, on_claimed: Claimed,
+                      progress: Progress = no_progress) -> Decision:
         """Claim the request atomically for this approver, then execute it exactly once."""
         approval = await self.approvals.get(approval_id)
         if approval is None:
@@ -103,7 +106,7 @@ class ApprovalEngine:
             return Decision("refused", await self._why_not(approval.id), approval)
         await self._audit(inv, "approved", "executing", approval.command, claimed)
         await on_claimed(claimed)
-        return await self._execute(claimed)
+        return await self._execute(claimed, progress)
 
     async def deny(self, approval_id: uuid.UUID, clicker_id: str) -> Decision:
         """An approver denies; the requester cancels; anyone else is refused."""
@@ -149,7 +152,7 @@ class ApprovalEngine:
         who = f" by <@{current.decided_by}>" if current.decided_by and current.status != "cancelled" else ""
         return f"This request was {words.get(current.status, current.status)}{who}."
 
-    async def _execute(self, approval: Approval) -> Decision:
+    async def _execute(self, approval: Approval, progress: Progress = no_progress) -> Decision:
         spec = self.dispatcher.registry.get(approval.command)
         inv = Invocation(approval.text, approval.requester_id, approval.channel_id, event="execute")
         if spec is None or not approval.intact:
@@ -162,15 +165,16 @@ class ApprovalEngine:
             finished = await self.approvals.finish(approval.id, "failed", "audit trail unavailable; not executed")
             return Decision("executed", "Not executed: the audit trail could not record it.", finished)
         started = self.dispatcher.clock.monotonic()
-        status, outcome = await self._run_handler(spec, approval, inv)
+        status, outcome = await self._run_handler(spec, approval, inv, progress)
         finished = await self.approvals.finish(approval.id, status, outcome.result.summary if outcome.result
                                                else outcome.message)
         await self._audit(inv, "outcome", status, spec.name, finished or approval, started)
         return Decision("executed", approval=finished or approval, outcome=outcome)
 
-    async def _run_handler(self, spec, approval: Approval, inv: Invocation) -> tuple[str, Outcome]:  # type: ignore[no-untyped-def]
+    async def _run_handler(self, spec, approval: Approval, inv: Invocation,  # type: ignore[no-untyped-def]
+                           progress: Progress = no_progress) -> tuple[str, Outcome]:
         requester = await self.dispatcher.actor(approval.requester_id, "slack")
-        ctx = self.dispatcher.context(requester, inv)
+        ctx = self.dispatcher.context(requester, inv, progress)
         args = spec.args.model_validate(approval.params)
         try:
             result = await asyncio.wait_for(spec.handler(ctx, args), spec.timeout)

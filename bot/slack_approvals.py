@@ -8,14 +8,16 @@ import hashlib
 import hmac
 import json
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 import structlog
 
 from bot.approval_flow import ApprovalEngine, Decision
 from bot.approvals import Approval
+from bot.context import Clock
 from bot.dispatch import Invocation, Outcome
-from bot.render import Message, Meta, approval_card, confirm_modal, escape, to_message
+from bot.render import Message, Meta, approval_card, confirm_modal, escape, running_message, to_message
 from bot.slack_out import Outbox
 
 log = structlog.get_logger(__name__)
@@ -41,6 +43,27 @@ class Sealer:
             return json.loads(outer["p"]) if hmac.compare_digest(expected, outer["s"]) else None
         except (ValueError, KeyError, TypeError):
             return None
+
+
+@dataclass
+class ThreadReply:
+    """An approved command's progress: one ⏳ reply under the approval card, edited in place, then the result."""
+
+    outbox: Outbox
+    channel: str
+    user: str
+    environment: str
+    card_ts: str | None
+    clock: Clock
+    ts: str | None = None
+
+    async def progress(self, note: str) -> None:
+        """Post the ⏳ reply, or edit it with news."""
+        message = running_message(note, Meta(self.user, self.clock.now(), 0, self.environment))
+        if self.ts:
+            await self.outbox.update(self.channel, self.ts, message)
+        else:
+            self.ts, _ = await self.outbox.post(self.channel, message, self.card_ts)
 
 
 class ApprovalUI:
@@ -101,8 +124,10 @@ class ApprovalUI:
         if approval_id is None:
             await self._tell(_channel(body), user, "No such approval request.")
             return
-        decision = await self.engine.approve(approval_id, user, self._refresh)
-        await self._after(decision, body, user)
+        reply = ThreadReply(self.outbox, _channel(body), user, self.environment,
+                            (body.get("container") or {}).get("message_ts"), self.engine.dispatcher.clock)
+        decision = await self.engine.approve(approval_id, user, self._refresh, reply.progress)
+        await self._after(decision, body, user, reply)
 
     async def on_deny(self, body: dict, value: str) -> None:
         """Deny (an approver) or cancel (the requester)."""
@@ -112,20 +137,23 @@ class ApprovalUI:
             return
         await self._after(await self.engine.deny(approval_id, user), body, user)
 
-    async def _after(self, decision: Decision, body: dict, user: str) -> None:
+    async def _after(self, decision: Decision, body: dict, user: str, reply: ThreadReply | None = None) -> None:
         if decision.kind == "refused":
             await self._tell(_channel(body), user, decision.message)
             return
         if decision.approval is not None:
             await self._refresh(decision.approval)
         if decision.outcome is not None and decision.approval is not None:
-            await self._post_outcome(decision)
+            await self._post_outcome(decision, reply.ts if reply else None)
 
-    async def _post_outcome(self, decision: Decision) -> None:
+    async def _post_outcome(self, decision: Decision, progress_ts: str | None = None) -> None:
         approval = decision.approval
         meta = Meta(approval.requester_id, approval.decided_at or approval.created_at, 0, self.environment)  # type: ignore[union-attr]
         message = to_message(decision.outcome, meta)  # type: ignore[arg-type]
-        ts, _ = await self.outbox.post(approval.channel_id, message, approval.message_ts)  # type: ignore[union-attr]
+        if progress_ts and await self.outbox.update(approval.channel_id, progress_ts, message):  # type: ignore[union-attr]
+            ts = progress_ts
+        else:
+            ts, _ = await self.outbox.post(approval.channel_id, message, approval.message_ts)  # type: ignore[union-attr]
         for attachment in message.attachments:
             await self.outbox.upload(approval.channel_id, attachment, approval.message_ts or ts)  # type: ignore[union-attr]
 
