@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bot.alert_store import AlertStore
 from bot.approval_flow import ApprovalEngine
 from bot.approvals import ApprovalStore
 from bot.archive import Archive
@@ -34,6 +35,7 @@ class Forge:
         self.dispatcher = Dispatcher(settings, registry or REGISTRY, self.backends, self.store, self.audit,
                                      self.permissions, self.redactor, self.clock, self.archive)
         self.approvals = ApprovalEngine(self.dispatcher, ApprovalStore(self.store, settings.config.timeouts.backend))
+        self.alerts = AlertStore(self.store, settings.config.timeouts.backend)
 
     async def start(self) -> bool:
         """Connect and migrate the state store; False when it is down (read commands still work)."""

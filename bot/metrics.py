@@ -16,6 +16,6 @@ SLACK_REQUESTS = Counter("forge_slack_requests", "Requests received on /slack/ev
                          ["kind", "outcome"], registry=REGISTRY)
 
 
-def exposition() -> tuple[bytes, str]:
-    """The metrics in Prometheus text format, with its content type."""
-    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+def exposition(*more: CollectorRegistry) -> tuple[bytes, str]:
+    """forge's metrics (and any other registries) in Prometheus text format, with its content type."""
+    return b"".join(generate_latest(r) for r in (REGISTRY, *more)), CONTENT_TYPE_LATEST

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from bot.dispatch import Outcome
-from bot.result import Attachment, Result, Table
+from bot.result import Action, Attachment, Result, Table
 
 MAX_BLOCKS = 50
 SECTION_CHARS = 2900
@@ -74,38 +74,39 @@ def to_message(outcome: Outcome, meta: Meta) -> Message:
 def running_message(note: str, meta: Meta) -> Message:
     """The ⏳ placeholder a slow command edits in place."""
     line = f"⏳ {note} · {meta.environment}"
-    return Message(line, [_section(f"*{line}*"), _context(meta)])
+    return Message(line, [section(f"*{line}*"), _context(meta)])
 
 
 def _private_message(outcome: Outcome) -> Message:
     icon = {"denied": "🚫", "usage": "❓", "unknown": "❓"}.get(outcome.kind, "❌")
     text = f"{icon} {escape(outcome.message)}"
-    blocks = [_section(text)]
+    blocks = [section(text)]
     if outcome.usage:
-        blocks.append(_section(f"Usage: `{escape(outcome.usage)}`"))
+        blocks.append(section(f"Usage: `{escape(outcome.usage)}`"))
     return Message(text, blocks)
 
 
 def _result_message(result: Result, meta: Meta) -> Message:
     files = list(result.attachments)
-    blocks = [_section(f"*{escape(headline(result, meta.environment))}*"), _context(meta)]
+    blocks = [section(f"*{escape(headline(result, meta.environment))}*"), _context(meta)]
     if result.summary:
-        blocks.append(_section(result.summary[:SECTION_CHARS]))
-    blocks.extend(_field_sections(result.fields))
+        blocks.append(section(result.summary[:SECTION_CHARS]))
+    blocks.extend(field_sections(result.fields))
     for table in result.tables:
         blocks.extend(_table_blocks(result.command, table, files))
     blocks.extend(_text_blocks(result, files))
     if result.actions:
-        blocks.extend(_action_blocks(result))
+        blocks.extend(action_blocks(result.actions))
     if len(blocks) > MAX_BLOCKS:
         overflow = blocks[MAX_BLOCKS - 1:]
         files.append(Attachment(f"{_slug(result.command)}-more.txt", _blocks_text(overflow).encode()))
-        blocks = blocks[: MAX_BLOCKS - 1] + [_section("_More in the attached file._")]
+        blocks = blocks[: MAX_BLOCKS - 1] + [section("_More in the attached file._")]
     plain = headline(result, meta.environment) + (f": {result.summary}" if result.summary else "")
     return Message(plain[:3000], blocks, files)
 
 
-def _section(text: str) -> dict[str, Any]:
+def section(text: str) -> dict[str, Any]:
+    """A mrkdwn section block."""
     return {"type": "section", "text": {"type": "mrkdwn", "text": text}}
 
 
@@ -115,7 +116,8 @@ def _context(meta: Meta) -> dict[str, Any]:
         {"type": "mrkdwn", "text": f"<@{meta.user_id}> · {when} · {meta.duration_ms} ms"}]}
 
 
-def _field_sections(fields: list[tuple[str, str]]) -> list[dict[str, Any]]:
+def field_sections(fields: list[tuple[str, str]]) -> list[dict[str, Any]]:
+    """Key figures as section fields, at most ten a section."""
     sections = []
     for start in range(0, len(fields), FIELDS_PER_SECTION):
         chunk = fields[start:start + FIELDS_PER_SECTION]
@@ -126,14 +128,14 @@ def _field_sections(fields: list[tuple[str, str]]) -> list[dict[str, Any]]:
 
 def _table_blocks(command: str, table: Table, files: list[Attachment]) -> list[dict[str, Any]]:
     rendered = table_text(table)
-    blocks = [_section(f"*{escape(table.title)}*")] if table.title else []
+    blocks = [section(f"*{escape(table.title)}*")] if table.title else []
     if len(rendered) + 8 <= SECTION_CHARS:
-        return blocks + [_section(f"```{escape(rendered)}```")]
+        return blocks + [section(f"```{escape(rendered)}```")]
     name = f"{_slug(table.title or command)}.txt"
     files.append(Attachment(name, rendered.encode(), table.title or command))
     shown = Table(table.columns, table.rows[: max(1, len(table.rows) * SECTION_CHARS // len(rendered) - 2)])
     head = table_text(shown)[: SECTION_CHARS - 60]
-    return blocks + [_section(f"```{escape(head)}```\n_{len(table.rows)} rows; all of them in `{name}`._")]
+    return blocks + [section(f"```{escape(head)}```\n_{len(table.rows)} rows; all of them in `{name}`._")]
 
 
 def _text_blocks(result: Result, files: list[Attachment]) -> list[dict[str, Any]]:
@@ -142,21 +144,22 @@ def _text_blocks(result: Result, files: list[Attachment]) -> list[dict[str, Any]
     if len(result.text) > INLINE_TEXT_CHARS:
         name = f"{_slug(result.command)}.txt"
         files.append(Attachment(name, result.text.encode(), result.command))
-        return [_section(result.text[:1500].rsplit("\n", 1)[0] + f"\n_…the rest is in `{name}`._")]
+        return [section(result.text[:1500].rsplit("\n", 1)[0] + f"\n_…the rest is in `{name}`._")]
     chunks, current = [], ""
     for line in result.text.split("\n"):
         if current and len(current) + len(line) + 1 > SECTION_CHARS:
             chunks.append(current)
             current = ""
         current = f"{current}\n{line}" if current else line[:SECTION_CHARS]
-    return [_section(c) for c in [*chunks, current] if c.strip()]
+    return [section(c) for c in [*chunks, current] if c.strip()]
 
 
-def _action_blocks(result: Result) -> list[dict[str, Any]]:
+def action_blocks(actions: list[Action]) -> list[dict[str, Any]]:
+    """Buttons that run follow-up commands (value: the command), checked for the clicker like typed ones."""
     blocks = []
-    for start in range(0, len(result.actions), BUTTONS_PER_ACTIONS):
+    for start in range(0, len(actions), BUTTONS_PER_ACTIONS):
         elements = []
-        for i, action in enumerate(result.actions[start:start + BUTTONS_PER_ACTIONS], start):
+        for i, action in enumerate(actions[start:start + BUTTONS_PER_ACTIONS], start):
             button = {"type": "button", "action_id": f"forge_run:{i}", "value": action.command[:2000],
                       "text": {"type": "plain_text", "text": action.label[:75]}}
             if action.style in ("primary", "danger"):
@@ -235,17 +238,17 @@ def approval_card(approval: Any, environment: str) -> Message:
     expires = int(approval.expires_at.timestamp())
     head = f"⚠️ Approval needed: `{escape(approval.text)}` · {environment}"
     blocks = [
-        _section(f"*{head}*"),
+        section(f"*{head}*"),
         {"type": "section", "fields": [
             {"type": "mrkdwn", "text": f"*Requested by*\n<@{approval.requester_id}>"},
             {"type": "mrkdwn", "text": f"*Expires*\n<!date^{expires}^{{time}} ({{date_short_pretty}})|{expires}>"},
             {"type": "mrkdwn", "text": f"*Request*\n`{approval.short_id}`"},
             {"type": "mrkdwn", "text": f"*Arguments*\n`{escape(_arguments(approval.params))}`"}]},
-        _section(f"*Dry run*\n{escape(approval.preview)}"[:SECTION_CHARS]),
+        section(f"*Dry run*\n{escape(approval.preview)}"[:SECTION_CHARS]),
         {"type": "context", "elements": [{"type": "mrkdwn", "text": state}]},
     ]
     if approval.outcome and approval.status not in ("pending", "executing"):
-        blocks.append(_section(f"*Outcome*\n{escape(approval.outcome)}"[:SECTION_CHARS]))
+        blocks.append(section(f"*Outcome*\n{escape(approval.outcome)}"[:SECTION_CHARS]))
     if approval.status == "pending":
         blocks.append({"type": "actions", "elements": [
             {"type": "button", "action_id": "forge_approve", "value": str(approval.id), "style": "primary",
@@ -269,13 +272,13 @@ def confirm_modal(command: str, metadata: str, preview: Result | None = None, ex
                             "close": {"type": "plain_text", "text": "Cancel"}}
     intro = f"`{escape(command)}` is destructive. After you confirm, a second person must approve it."
     if error:
-        view["blocks"] = [_section(intro), _section(f"❌ {escape(error)}")]
+        view["blocks"] = [section(intro), section(f"❌ {escape(error)}")]
         return view
     if preview is None:
-        view["blocks"] = [_section(intro), _section("⏳ Computing the dry run…")]
+        view["blocks"] = [section(intro), section("⏳ Computing the dry run…")]
         return view
-    blocks = [_section(intro), _section(f"*Dry run*\n{preview.summary}"[:SECTION_CHARS])]
-    blocks.extend(_field_sections(preview.fields)[:2])
+    blocks = [section(intro), section(f"*Dry run*\n{preview.summary}"[:SECTION_CHARS])]
+    blocks.extend(field_sections(preview.fields)[:2])
     blocks.append({"type": "input", "block_id": "confirm", "label": {"type": "plain_text", "text":
                    f"Type {expected} to confirm"[:2000]},
                    "element": {"type": "plain_text_input", "action_id": "typed", "placeholder":

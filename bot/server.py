@@ -7,7 +7,7 @@ import contextlib
 import gc
 import secrets
 import signal
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 
 import structlog
 from aiohttp import web
@@ -15,8 +15,10 @@ from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.request.async_request import AsyncBoltRequest
 
-from bot import metrics
+from bot import alert_webhook, metrics, queue_gauges
+from bot.alert_publisher import AlertPublisher
 from bot.core import Forge
+from bot.queue_gauges import QueueGauges
 from bot.roles import SlackGroupDirectory
 from bot.settings import ConfigError, Settings
 from bot.slack_app import SlackSurface
@@ -25,6 +27,8 @@ from bot.slack_out import close_client, make_client
 log = structlog.get_logger(__name__)
 SURFACE = web.AppKey("surface", SlackSurface)
 FORGE = web.AppKey("forge", Forge)
+GAUGES = web.AppKey("gauges", QueueGauges)
+PUBLISHER = web.AppKey("publisher", AlertPublisher)
 PRUNE_EVERY = 600.0
 
 
@@ -69,21 +73,40 @@ async def readyz(request: web.Request) -> web.Response:
     return web.json_response({"ready": ready, "state_store": "up" if ready else "down"}, status=200 if ready else 503)
 
 
-async def metrics_endpoint(_: web.Request) -> web.Response:
-    """Prometheus text exposition."""
-    body, content_type = metrics.exposition()
+async def metrics_endpoint(request: web.Request) -> web.Response:
+    """Prometheus text exposition: forge's own metrics, then the queue gauges read from Redis."""
+    await request.app[GAUGES].refresh()
+    body, content_type = metrics.exposition(queue_gauges.REGISTRY)
     return web.Response(body=body, headers={"Content-Type": content_type})
+
+
+async def alertmanager(request: web.Request) -> web.Response:
+    """Alertmanager's webhook."""
+    return await alert_webhook.receive(request, request.app[FORGE], request.app.get(PUBLISHER))
+
+
+async def _publishing(app: web.Application) -> AsyncIterator[None]:
+    """Run the alert-card publisher for as long as the app runs."""
+    task = asyncio.create_task(app[PUBLISHER].run_forever())
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 def web_app(forge: Forge, surface: SlackSurface | None) -> web.Application:
     """The HTTP routes; /slack/events only when Slack talks to forge over HTTP."""
     app = web.Application(middlewares=[request_context], client_max_size=1024 * 1024)
     app[FORGE] = forge
+    app[GAUGES] = QueueGauges(forge)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_endpoint)
+    app.router.add_post("/alerts/alertmanager", alertmanager)
     if surface is not None:
         app[SURFACE] = surface
+        app[PUBLISHER] = AlertPublisher(forge, surface.outbox, forge.alerts)
+        app.cleanup_ctx.append(_publishing)
         app.router.add_post("/slack/events", slack_events)
     return app
 

@@ -89,6 +89,38 @@ class Dlq(_Section):
     min_attempts: int = Field(3, ge=1, le=1000)
 
 
+class AlertRoute(_Section):
+    """Alerts whose labels all match go to this channel instead of `channels.alerts`."""
+
+    match: dict[str, str]
+    channel: str
+
+    @field_validator("channel")
+    @classmethod
+    def _channel(cls, channel: str) -> str:
+        if not re.fullmatch(r"[CG][A-Z0-9]{2,20}", channel):
+            raise ValueError(f"{channel!r} is not a Slack channel ID (C…)")
+        return channel
+
+
+class RunbookEntry(_Section):
+    """The remediation for one alert: steps to read and commands to run, `{label}` filled from the alert."""
+
+    summary: str = ""
+    steps: list[str] = []
+    commands: list[str] = []
+
+
+class Alerts(_Section):
+    """Alertmanager cards: routing by label, runbook entries added or replaced, pacing."""
+
+    routes: list[AlertRoute] = []
+    runbook: dict[str, RunbookEntry] = {}
+    messages_per_second: float = Field(1.0, gt=0, le=10)
+    listed_on_card: int = Field(10, ge=1, le=40)
+    gauge_cache_seconds: float = Field(5.0, ge=0, le=300)
+
+
 class Timeouts(_Section):
     """Seconds each kind of backend call may take; all finite."""
 
@@ -111,6 +143,7 @@ class Config(_Section):
     dlq: Dlq = Dlq()
     approval_ttl_minutes: int = Field(15, ge=1, le=1440)
     timeouts: Timeouts = Timeouts()
+    alerts: Alerts = Alerts()
 
     @field_validator("approvers")
     @classmethod

@@ -130,15 +130,18 @@ JOB = """  - job_name: clientforge-backend
 class Prometheus:
     """A Prometheus server on a free port with a temporary config and data directory."""
 
-    def __init__(self, target: str | None) -> None:
+    def __init__(self, target: str | None, config: str | None = None, files: dict[str, str] | None = None,
+                 flags: tuple[str, ...] = ()) -> None:
         assert PROMETHEUS, SKIP_REASON
         self.dir = Path(tempfile.mkdtemp(prefix="forge-prom-"))
-        (self.dir / "prometheus.yml").write_text(CONFIG + (JOB.format(target=target) if target else "  []\n"))
+        for name, text in (files or {}).items():
+            (self.dir / name).write_text(text)
+        (self.dir / "prometheus.yml").write_text(config or CONFIG + (JOB.format(target=target) if target else "  []\n"))
         self.url = f"http://127.0.0.1:{free_port()}"
         self.log = (self.dir / "stderr.log").open("wb")
         self.process = subprocess.Popen(
             [PROMETHEUS, f"--config.file={self.dir / 'prometheus.yml'}", f"--storage.tsdb.path={self.dir / 'data'}",
-             f"--web.listen-address={self.url.removeprefix('http://')}", "--log.level=error"],
+             f"--web.listen-address={self.url.removeprefix('http://')}", "--log.level=error", *flags],
             stdout=subprocess.DEVNULL, stderr=self.log)
 
     def wait_ready(self, timeout: float = 20.0) -> None:
