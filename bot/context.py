@@ -75,3 +75,4 @@ class Context:
     clock: Clock = field(default_factory=SystemClock)
     progress: Callable[[str], Awaitable[None]] = no_progress
     archive: Archive | None = None
+    thread_ts: str | None = None

@@ -10,6 +10,7 @@ from bot.audit import AuditLog
 from bot.backends import Backends
 from bot.context import Clock, SystemClock
 from bot.dispatch import Dispatcher
+from bot.incident_store import IncidentStore
 from bot.redact import Redactor
 from bot.registry import REGISTRY, Registry
 from bot.roles import GroupDirectory, NoGroups, Permissions
@@ -36,6 +37,7 @@ class Forge:
                                      self.permissions, self.redactor, self.clock, self.archive)
         self.approvals = ApprovalEngine(self.dispatcher, ApprovalStore(self.store, settings.config.timeouts.backend))
         self.alerts = AlertStore(self.store, settings.config.timeouts.backend)
+        self.incidents = IncidentStore(self.store, settings.config.timeouts.backend)
 
     async def start(self) -> bool:
         """Connect and migrate the state store; False when it is down (read commands still work)."""

@@ -39,6 +39,7 @@ class Invocation:
     source: str = "slack"
     event: str = "command"
     request_id: str = field(default_factory=lambda: secrets.token_hex(6))
+    thread_ts: str | None = None
 
 
 @dataclass(frozen=True)
@@ -157,7 +158,7 @@ class Dispatcher:
     def context(self, actor: Actor, inv: Invocation, progress: Any = no_progress) -> Context:
         """The handler's view of forge for one invocation."""
         return Context(self.settings, self.backends, self.registry, actor, self.store, self.audit,
-                       inv.channel_id, inv.request_id, self.clock, progress, self.archive)
+                       inv.channel_id, inv.request_id, self.clock, progress, self.archive, inv.thread_ts)
 
     async def call(self, spec: CommandSpec, ctx: Context, parsed: Parsed, *, dry_run: bool = False) -> Outcome:
         """Run the handler (or its dry run) within its timeout; every failure becomes an Outcome."""

@@ -12,6 +12,7 @@ BOT_SCOPES = [
     "app_mentions:read",   # "@forge health" in a channel
     "chat:write",          # results, progress edits, approval cards
     "chat:write.public",   # answer in public channels forge was not invited to
+    "channels:manage",     # a channel per incident (incidents.channel_per_incident), the declarer invited
     "commands",            # the /forge slash command
     "files:write",         # long output and exports as files
     "usergroups:read",     # roles granted to user groups (S…)
@@ -33,7 +34,7 @@ def build(registry: Registry, *, url: str = DEFAULT_URL, socket_mode: bool = Fal
         "command": "/forge",
         "description": "Run a ClientForge runbook command",
         "usage_hint": " | ".join(["help", *[f for f in families if f != "help"]])[:1000],
-        "should_escape": False,
+        "should_escape": True,  # "@alice" arrives as <@U…|alice>, so `incident assign 2 @alice` names a user
     }
     events: dict[str, Any] = {"bot_events": ["app_mention"]}
     interactivity: dict[str, Any] = {"is_enabled": True}

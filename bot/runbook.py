@@ -121,10 +121,11 @@ def steps(item: RunbookEntry, labels: Mapping[str, str]) -> list[str]:
 def commands(item: RunbookEntry, labels: Mapping[str, str], registry: Registry) -> list[str]:
     """The entry's commands that this forge has, with the alert's labels filled in."""
     filled = [_fill(template, labels) for template in item.commands]
-    return [text for text in filled if text and _known(text, registry)]
+    return [text for text in filled if text and known(text, registry)]
 
 
-def _known(text: str, registry: Registry) -> bool:
+def known(text: str, registry: Registry) -> bool:
+    """True when this forge has the command the text starts with."""
     try:
         registry.resolve(shlex.split(text))
     except (UnknownCommand, ValueError):

@@ -18,6 +18,7 @@ from slack_bolt.request.async_request import AsyncBoltRequest
 from bot import alert_webhook, metrics, queue_gauges
 from bot.alert_publisher import AlertPublisher
 from bot.core import Forge
+from bot.incident_board import IncidentBoard
 from bot.queue_gauges import QueueGauges
 from bot.roles import SlackGroupDirectory
 from bot.settings import ConfigError, Settings
@@ -29,6 +30,7 @@ SURFACE = web.AppKey("surface", SlackSurface)
 FORGE = web.AppKey("forge", Forge)
 GAUGES = web.AppKey("gauges", QueueGauges)
 PUBLISHER = web.AppKey("publisher", AlertPublisher)
+BOARD = web.AppKey("board", IncidentBoard)
 PRUNE_EVERY = 600.0
 
 
@@ -86,12 +88,14 @@ async def alertmanager(request: web.Request) -> web.Response:
 
 
 async def _publishing(app: web.Application) -> AsyncIterator[None]:
-    """Run the alert-card publisher for as long as the app runs."""
-    task = asyncio.create_task(app[PUBLISHER].run_forever())
+    """Run the alert-card publisher and the incident board for as long as the app runs."""
+    tasks = [asyncio.create_task(app[PUBLISHER].run_forever()), asyncio.create_task(app[BOARD].run_forever())]
     yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 def web_app(forge: Forge, surface: SlackSurface | None) -> web.Application:
@@ -106,6 +110,7 @@ def web_app(forge: Forge, surface: SlackSurface | None) -> web.Application:
     if surface is not None:
         app[SURFACE] = surface
         app[PUBLISHER] = AlertPublisher(forge, surface.outbox, forge.alerts)
+        app[BOARD] = IncidentBoard(forge, surface.outbox)
         app.cleanup_ctx.append(_publishing)
         app.router.add_post("/slack/events", slack_events)
     return app

@@ -121,6 +121,22 @@ class Alerts(_Section):
     gauge_cache_seconds: float = Field(5.0, ge=0, le=300)
 
 
+class ChecklistItem(_Section):
+    """One step of an incident checklist; `commands` become Run buttons, `marks` times acknowledge or mitigate."""
+
+    title: str = Field(min_length=1, max_length=80)
+    detail: str = ""
+    commands: list[str] = []
+    marks: Literal["", "acknowledge", "mitigate"] = ""
+
+
+class Incidents(_Section):
+    """Incidents: a channel of their own or a thread, and checklists that replace the runbook's per severity."""
+
+    channel_per_incident: bool = False
+    checklists: dict[Literal["P0", "P1", "P2", "P3"], list[ChecklistItem]] = {}
+
+
 class Timeouts(_Section):
     """Seconds each kind of backend call may take; all finite."""
 
@@ -144,6 +160,7 @@ class Config(_Section):
     approval_ttl_minutes: int = Field(15, ge=1, le=1440)
     timeouts: Timeouts = Timeouts()
     alerts: Alerts = Alerts()
+    incidents: Incidents = Incidents()
 
     @field_validator("approvers")
     @classmethod

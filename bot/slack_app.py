@@ -21,6 +21,7 @@ from bot.dispatch import Invocation, Outcome
 from bot.errors import BackendError
 from bot.render import Meta, running_message, to_message
 from bot.slack_approvals import ApprovalUI, Sealer
+from bot.slack_incidents import ASSIGN, DECLARE, IncidentUI
 from bot.slack_out import Outbox
 
 log = structlog.get_logger(__name__)
@@ -119,6 +120,10 @@ class SlackSurface:
         self.app.view("forge_confirm")(self._on_confirm)
         self.app.action("forge_approve")(self._on_approve)
         self.app.action("forge_deny")(self._on_deny)
+        self.incidents = IncidentUI(forge.incidents, self.outbox, self._run_in)
+        self.approval_ui.on_requested = self.incidents.approval_requested
+        self.app.view(DECLARE)(self._on_declare)
+        self.app.action(ASSIGN)(self._on_assign)
 
     async def dispatch(self, request: AsyncBoltRequest) -> Any:
         """Hand one HTTP request to Bolt, noting when requests arrive so work can yield to acks."""
@@ -133,6 +138,10 @@ class SlackSurface:
 
     async def _on_command(self, ack: Any, body: dict, request: AsyncBoltRequest) -> None:
         await ack()
+        if IncidentUI.wants_modal(body.get("text", "")):
+            self._track(asyncio.create_task(self.incidents.open_modal(body.get("trigger_id"), body["channel_id"],
+                                                                      body["user_id"])))
+            return
         reply = Reply(self.outbox, body["channel_id"], body["user_id"], body.get("response_url"),
                       trigger_id=body.get("trigger_id"))
         self.spawn(Invocation(body.get("text", ""), body["user_id"], body["channel_id"]), reply, request, "command")
@@ -140,16 +149,30 @@ class SlackSurface:
     async def _on_run_button(self, ack: Any, body: dict, action: dict, request: AsyncBoltRequest) -> None:
         await ack()
         channel = (body.get("channel") or {}).get("id") or body["container"]["channel_id"]
-        message_ts = (body.get("container") or {}).get("message_ts")
+        container = body.get("container") or {}
+        thread_ts = container.get("thread_ts") or (body.get("message") or {}).get("thread_ts")
         user = body["user"]["id"]
-        reply = Reply(self.outbox, channel, user, body.get("response_url"), thread_ts=message_ts,
-                      trigger_id=body.get("trigger_id"))
-        self.spawn(Invocation(action.get("value", ""), user, channel, event="click"), reply, request, "click")
+        reply = Reply(self.outbox, channel, user, body.get("response_url"),
+                      thread_ts=thread_ts or container.get("message_ts"), trigger_id=body.get("trigger_id"))
+        self.spawn(Invocation(action.get("value", ""), user, channel, event="click", thread_ts=thread_ts), reply,
+                   request, "click")
 
     async def _on_confirm(self, ack: Any, body: dict, view: dict) -> None:
         task = await self.approval_ui.on_submit(ack, body, view)
         if task is not None:
             self._track(task)
+
+    async def _on_declare(self, ack: Any, body: dict, view: dict) -> None:
+        await self.incidents.on_declare(ack, body, view)
+
+    async def _on_assign(self, ack: Any, body: dict, action: dict) -> None:
+        await ack()
+        self._track(asyncio.create_task(self.incidents.on_assign(body, action)))
+
+    async def _run_in(self, invocation: Invocation, thread_ts: str | None) -> None:
+        """Run an invocation made from a modal or a picker, answering in the channel (or the thread)."""
+        reply = Reply(self.outbox, invocation.channel_id or "", invocation.actor_id, thread_ts=thread_ts)
+        await self._run(invocation, reply)
 
     async def _on_approve(self, ack: Any, body: dict, action: dict) -> None:
         await ack()
@@ -168,7 +191,8 @@ class SlackSurface:
             return
         text = MENTION.sub("", event.get("text", "")).strip()
         reply = Reply(self.outbox, event["channel"], event["user"], thread_ts=event.get("thread_ts") or event["ts"])
-        self.spawn(Invocation(text, event["user"], event["channel"], event="mention"), reply, request, "mention")
+        self.spawn(Invocation(text, event["user"], event["channel"], event="mention", thread_ts=event.get("thread_ts")),
+                   reply, request, "mention")
 
     def spawn(self, invocation: Invocation, reply: Reply, request: AsyncBoltRequest, kind: str) -> None:
         """Run the invocation after the ack, keeping a handle so shutdown can wait for it."""
@@ -197,6 +221,7 @@ class SlackSurface:
 
         try:
             outcome = await self.forge.dispatcher.run(invocation, progress)
+            await self.incidents.after(invocation, outcome)
             if outcome.kind == "approval":
                 await self.approval_ui.open_dialog(reply.trigger_id, invocation, outcome, meta())
                 return

@@ -8,6 +8,7 @@ import hashlib
 import hmac
 import json
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +22,7 @@ from bot.render import Message, Meta, approval_card, confirm_modal, escape, runn
 from bot.slack_out import Outbox
 
 log = structlog.get_logger(__name__)
+Requested = Callable[[str, str | None, str, str, str], Awaitable[None]]
 SWEEP_EVERY = 30.0
 
 
@@ -74,10 +76,12 @@ class ApprovalUI:
         self.outbox = outbox
         self.sealer = sealer
         self.environment = environment
+        self.on_requested: Requested | None = None
 
     async def open_dialog(self, trigger_id: str | None, inv: Invocation, outcome: Outcome, meta: Meta) -> None:
         """Open the confirmation dialog at once, then fill in the dry run."""
-        sealed = self.sealer.seal({"text": inv.text, "channel": inv.channel_id or "", "user": inv.actor_id})
+        sealed = self.sealer.seal({"text": inv.text, "channel": inv.channel_id or "", "user": inv.actor_id,
+                                   "thread": inv.thread_ts or ""})
         name = outcome.parsed.text if outcome.parsed else inv.text
         view_id = await self.outbox.open_view(trigger_id, confirm_modal(name, sealed)) if trigger_id else None
         if view_id is None:
@@ -99,7 +103,8 @@ class ApprovalUI:
             await ack(response_action="errors", errors={"confirm": "This dialog is not valid; run the command again."})
             return None
         typed = (((view.get("state") or {}).get("values") or {}).get("confirm") or {}).get("typed", {}).get("value")
-        inv = Invocation(payload["text"], user, payload["channel"] or None, event="confirm")
+        inv = Invocation(payload["text"], user, payload["channel"] or None, event="confirm",
+                         thread_ts=payload.get("thread") or None)
         problem = await self.engine.confirmation_error(inv, typed or "")
         if problem:
             await ack(response_action="errors", errors={"confirm": problem})
@@ -117,6 +122,9 @@ class ApprovalUI:
         ts, _ = await self.outbox.post(decision.approval.channel_id, card)
         if ts:
             await self.engine.approvals.set_message(decision.approval.id, ts)
+        if self.on_requested is not None:
+            await self.on_requested(decision.approval.channel_id, inv.thread_ts, inv.actor_id,
+                                    decision.approval.text, str(decision.approval.id))
 
     async def on_approve(self, body: dict, value: str) -> None:
         """Approve: claim, mark the card running, execute once, show the outcome."""

@@ -86,6 +86,17 @@ class Outbox:
         response, _ = await self._call("views.update", self.client.views_update(view_id=view_id, view=view))
         return response is not None
 
+    async def create_channel(self, name: str) -> tuple[str | None, str]:
+        """A new public channel (the bot is its first member); its ID, or None and the Slack error code."""
+        response, error = await self._call("conversations.create", self.client.conversations_create(name=name))
+        return (response["channel"]["id"] if response else None), error
+
+    async def invite(self, channel: str, users: list[str]) -> bool:
+        """Add people to a channel forge created."""
+        response, _ = await self._call("conversations.invite", self.client.conversations_invite(
+            channel=channel, users=users))
+        return response is not None
+
     async def upload(self, channel: str, attachment: Attachment, thread_ts: str | None = None) -> bool:
         """Upload a file into the channel (or thread)."""
         response, _ = await self._call("files.upload", self.client.files_upload_v2(

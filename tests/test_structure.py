@@ -68,7 +68,8 @@ def test_manifest_declares_forge_interactivity_and_least_scopes():
     assert doc["settings"]["interactivity"]["is_enabled"] is True
     assert doc["settings"]["socket_mode_enabled"] is False
     assert set(doc["oauth_config"]["scopes"]["bot"]) == {
-        "app_mentions:read", "chat:write", "chat:write.public", "commands", "files:write", "usergroups:read"}
+        "app_mentions:read", "chat:write", "chat:write.public", "channels:manage", "commands", "files:write",
+        "usergroups:read"}
     socket = manifest.build(REGISTRY, socket_mode=True)
     assert socket["settings"]["socket_mode_enabled"] is True and "url" not in socket["features"]["slash_commands"][0]
 

@@ -65,17 +65,23 @@ def slash_body(text: str, *, user: str = "U0VIEW", channel: str = "C0OPS", comma
 def block_action_body(action_id: str, value: str, *, user: str = "U0VIEW", channel: str = "C0OPS",
                       message_ts: str = DEFAULT_MESSAGE_TS,
                       response_url: str = "https://hooks.slack.com/actions/T0FORGE/1/unused",
-                      trigger_id: str | None = None, block_id: str = "b") -> str:
-    """The form-encoded body of a button click in a message (`payload=<json>`)."""
+                      trigger_id: str | None = None, block_id: str = "b", thread_ts: str | None = None,
+                      selected_user: str | None = None) -> str:
+    """The form-encoded body of a button click (or a user picked) in a message, threaded or not."""
+    container = {"type": "message", "message_ts": message_ts, "channel_id": channel, "is_ephemeral": False}
+    message = {"ts": message_ts, "text": "", "type": "message", "user": BOT_USER}
+    if thread_ts:
+        container["thread_ts"] = message["thread_ts"] = thread_ts
+    action = {"action_id": action_id, "block_id": block_id, "text": {"type": "plain_text", "text": "Button"},
+              "value": value, "type": "button", "action_ts": f"{time.time():.6f}"}
+    if selected_user:
+        action = {"action_id": action_id, "block_id": block_id, "type": "users_select",
+                  "selected_user": selected_user, "action_ts": f"{time.time():.6f}"}
     payload = {
         "type": "block_actions", "user": _user(user), "api_app_id": APP_ID, "token": VERIFICATION_TOKEN,
-        "container": {"type": "message", "message_ts": message_ts, "channel_id": channel, "is_ephemeral": False},
-        "trigger_id": trigger_id or make_trigger_id(), "team": _team(), "enterprise": None,
+        "container": container, "trigger_id": trigger_id or make_trigger_id(), "team": _team(), "enterprise": None,
         "is_enterprise_install": False, "channel": {"id": channel, "name": _channel_name(channel)},
-        "message": {"ts": message_ts, "text": "", "type": "message", "user": BOT_USER},
-        "state": {"values": {}}, "response_url": response_url,
-        "actions": [{"action_id": action_id, "block_id": block_id, "text": {"type": "plain_text", "text": "Button"},
-                     "value": value, "type": "button", "action_ts": f"{time.time():.6f}"}]}
+        "message": message, "state": {"values": {}}, "response_url": response_url, "actions": [action]}
     return urlencode({"payload": json.dumps(payload)})
 
 
@@ -153,10 +159,12 @@ class SlackClient:
         return await self._post(body, signed=signed)
 
     async def click(self, action_id: str, value: str, *, user: str = "U0VIEW", channel: str = "C0OPS",
-                    message_ts: str = DEFAULT_MESSAGE_TS, block_id: str = "b", signed: bool = True) -> Response:
-        """Click a button on the message at channel/message_ts."""
+                    message_ts: str = DEFAULT_MESSAGE_TS, block_id: str = "b", signed: bool = True,
+                    thread_ts: str | None = None, selected_user: str | None = None) -> Response:
+        """Click a button (or pick a user) on the message at channel/message_ts, in a thread when given."""
         body = block_action_body(action_id, value, user=user, channel=channel, message_ts=message_ts,
-                                 block_id=block_id, trigger_id=self._trigger_id(),
+                                 block_id=block_id, trigger_id=self._trigger_id(), thread_ts=thread_ts,
+                                 selected_user=selected_user,
                                  response_url=self._response_url(channel=channel, user=user, message_ts=message_ts))
         return await self._post(body, signed=signed)
 

@@ -89,6 +89,7 @@ class SlackDouble(LinksMixin):
         self.enforce_channel_rate = enforce_channel_rate
         self.usergroups: dict[str, list[str]] = {}
         self.channel_names: dict[str, str] = {"C0OPS": "ops"}
+        self.members: dict[str, set[str]] = {}
         self.trigger_ttl, self.response_url_ttl = 3.0, 1800.0
         self.calls: list[Call] = []
         self.ephemerals: list[Json] = []
@@ -385,6 +386,25 @@ class SlackDouble(LinksMixin):
         return {"ok": True, "channel": {
             "id": channel, "name": self.channel_names.get(channel, channel.lower()), "is_channel": True,
             "is_private": False, "is_member": True, "is_archived": False, "created": 1_700_000_000}}
+
+    def _api_conversations_create(self, args: Json) -> Json:
+        name = str(args.get("name") or "")
+        if not name or len(name) > 80 or name != name.lower() or " " in name:
+            return _err("invalid_name")
+        if name in self.channel_names.values():
+            return _err("name_taken")
+        channel = f"C0NEW{len(self.channel_names) + 1:04d}"
+        self.channel_names[channel] = name
+        self.members[channel] = {BOT_USER}
+        return {"ok": True, "channel": {"id": channel, "name": name, "is_channel": True, "is_private": False,
+                                        "created": 1_700_000_000, "creator": BOT_USER}}
+
+    def _api_conversations_invite(self, args: Json) -> Json:
+        channel = str(args.get("channel") or "")
+        if channel not in self.members:
+            return _err("channel_not_found")
+        self.members[channel].update(u for u in str(args.get("users") or "").split(",") if u)
+        return {"ok": True, "channel": {"id": channel, "name": self.channel_names[channel]}}
 
     def _api_files_getUploadURLExternal(self, args: Json) -> Json:
         if (error := _missing(args, filename="invalid_arguments")) or not str(args.get("length")).isdigit():
