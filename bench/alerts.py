@@ -1,10 +1,10 @@
 """An alert storm against `forge serve`: 1,000 alerts in 100 Alertmanager webhooks, sent as fast as possible.
 
 Run from the repository root: `.venv/bin/python bench/alerts.py`. It starts a Slack double (on a thread of this
-process, so every Web API call is timed without slowing the storm's clock), a fresh state-store database and `forge serve`, then sends 100 webhooks of 10 new
-alerts each to 10 Alertmanager groups, 10 at a time. It prints the webhooks' response times (target: p99 under
-50 ms), the Slack calls made, the smallest gap between two calls to the channel (forge paces itself at one a
-second), and how long until every card shows all of its alerts.
+process, so every Web API call is timed without slowing the storm's clock), a fresh state-store database and
+`forge serve`, then sends 100 webhooks of 10 new alerts each to 10 Alertmanager groups, 10 at a time. It prints
+the webhooks' response times (target: p99 under 50 ms), the Slack calls made, the smallest gap between two calls
+to the channel (forge paces itself at one a second), and how long until every card shows all of its alerts.
 """
 
 from __future__ import annotations
@@ -150,7 +150,8 @@ async def report(double: SlackDouble, port: int, groups: int, per_group: int, pe
           f"answers: {dict(Counter(status for _, status in samples))}")
     print(f"webhook response: p50 {statistics.median(latencies):.1f} ms, p99 {p99:.1f} ms, max {latencies[-1]:.1f} ms"
           f" (target p99 < {TARGET_P99_MS:.0f} ms) -> {'met' if p99 < TARGET_P99_MS else 'MISSED'}")
-    print(f"Slack calls to the channel: {dict(methods)}; cards posted: {methods['chat.postMessage']} for {groups} groups")
+    print(f"Slack calls to the channel: {dict(methods)}; "
+          f"cards posted: {methods['chat.postMessage']} for {groups} groups")
     print(f"smallest gap between two calls to the channel: {min(gaps):.2f} s (pacing: 1 a second)")
     print(f"every alert visible in Slack after {visible:.1f} s"
           f"{'' if all_shown(double, groups, per_group) else ' (NOT all shown after 600 s)'}")

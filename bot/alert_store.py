@@ -13,7 +13,8 @@ from bot.backends import call
 from bot.store import StateStore
 
 RECEIVE = "SELECT forge.receive_alerts($1, $2, $3, $4, $5::jsonb, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
-CARD_COLUMNS = "id, group_key, channel, receiver, external_url, common_labels, ts, opened_at, closed_at, version, listed"
+CARD_COLUMNS = ("id, group_key, channel, receiver, external_url, common_labels, ts, opened_at, closed_at, "
+                "version, listed")
 
 
 @dataclass(frozen=True)

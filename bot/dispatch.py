@@ -59,7 +59,7 @@ class Outcome:
         """0 ok, 1 failed or found problems, 2 usage error (the CLI's contract)."""
         if self.kind in ("usage", "unknown"):
             return EXIT_USAGE
-        return EXIT_OK if self.kind == "result" and self.result and self.result.ok else EXIT_FAILED
+        return EXIT_OK if self.kind == "result" and self.result and not self.result.failed else EXIT_FAILED
 
     @property
     def private(self) -> bool:

@@ -68,7 +68,8 @@ class IncidentBoard:
 
     async def _home(self, incident: Any) -> Any:
         """With `channel_per_incident`, a channel of its own (the declarer invited), announced where declared."""
-        if incident["own_channel"] or incident["card_ts"] or not self.forge.settings.config.incidents.channel_per_incident:
+        wanted = self.forge.settings.config.incidents.channel_per_incident
+        if incident["own_channel"] or incident["card_ts"] or not wanted:
             return incident
         base = f"inc-{incident['id']}-" + re.sub(r"[^a-z0-9]+", "-", incident["title"].lower()).strip("-")
         channel, error = await self.outbox.create_channel(base[:80].rstrip("-"))

@@ -61,7 +61,8 @@ def lasted(start: datetime, end: datetime | None) -> str:
 def _headline(view: CardView, environment: str) -> str:
     firing = [a for a in view.alerts if a["status"] == "firing"]
     names = sorted({a["alertname"] for a in view.alerts})
-    title = names[0] if len(names) == 1 else f"{len(names)} alerts ({', '.join(names[:3])}{'…' if len(names) > 3 else ''})"
+    listed = ", ".join(names[:3]) + ("…" if len(names) > 3 else "")
+    title = names[0] if len(names) == 1 else f"{len(names)} alerts ({listed})"
     scope = f" on `{view.common_labels['queue']}`" if "queue" in view.common_labels else ""
     if not firing:
         start = min(a["starts_at"] for a in view.alerts)

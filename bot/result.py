@@ -70,6 +70,12 @@ class Result:
     attachments: list[Attachment] = field(default_factory=list)
     actions: list[Action] = field(default_factory=list)
     data: dict[str, object] = field(default_factory=dict)
+    fails_at: Status = Status.WARNING
+
+    @property
+    def failed(self) -> bool:
+        """True when the status reaches `fails_at`: the CLI then exits 1 (`verify` fails only on critical)."""
+        return self.status.rank >= self.fails_at.rank
 
     @property
     def ok(self) -> bool:

@@ -17,6 +17,7 @@ from slack_bolt.request.async_request import AsyncBoltRequest
 
 from bot import alert_webhook, metrics, queue_gauges
 from bot.alert_publisher import AlertPublisher
+from bot.backup_scheduler import BackupScheduler
 from bot.core import Forge
 from bot.incident_board import IncidentBoard
 from bot.queue_gauges import QueueGauges
@@ -147,12 +148,14 @@ async def serve(settings: Settings) -> None:
              mode="socket" if socket_mode else "http", environment=settings.environment)
     pruner = asyncio.create_task(_prune_forever(forge))
     sweeper = asyncio.create_task(surface.approval_ui.sweep_forever())
+    backups = asyncio.create_task(BackupScheduler(forge, surface.outbox).run_forever())
     settle_heap()
     try:
         await _until_signalled()
     finally:
         pruner.cancel()
         sweeper.cancel()
+        backups.cancel()
         if socket is not None:
             await socket.close_async()
         await surface.drain()

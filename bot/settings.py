@@ -46,6 +46,10 @@ class Env(BaseSettings):
     forge_backup_dir: Path = Path("backups/database")
     forge_log_dir: Path = Path("logs")
     forge_alertmanager_token: SecretStr | None = None
+    forge_backup_s3_url: str | None = None
+    forge_backup_s3_access_key_id: SecretStr | None = None
+    forge_backup_s3_secret_access_key: SecretStr | None = None
+    forge_backup_s3_region: str = "us-east-1"
 
 
 class _Section(BaseModel):
@@ -87,6 +91,13 @@ class Dlq(_Section):
     """Which failed jobs count as dead letters."""
 
     min_attempts: int = Field(3, ge=1, le=1000)
+
+
+class Backup(_Section):
+    """Backups: how long dumps are kept and how long one dump or restore may take."""
+
+    retention_days: int = Field(7, ge=1, le=3650)
+    timeout_minutes: int = Field(55, ge=1, le=1440)
 
 
 class AlertRoute(_Section):
@@ -159,6 +170,7 @@ class Config(_Section):
     dlq: Dlq = Dlq()
     approval_ttl_minutes: int = Field(15, ge=1, le=1440)
     timeouts: Timeouts = Timeouts()
+    backup: Backup = Backup()
     alerts: Alerts = Alerts()
     incidents: Incidents = Incidents()
 
@@ -225,7 +237,7 @@ class Settings:
     def secrets(self) -> list[str]:
         """Every secret value, so logs and replies can redact them verbatim."""
         values = [self.env.slack_bot_token, self.env.slack_signing_secret, self.env.slack_app_token,
-                  self.env.forge_alertmanager_token]
+                  self.env.forge_alertmanager_token, self.env.forge_backup_s3_secret_access_key]
         return [v.get_secret_value() for v in values if v and len(v.get_secret_value()) >= 6]
 
 

@@ -155,15 +155,16 @@ class ApprovalUI:
             await self._post_outcome(decision, reply.ts if reply else None)
 
     async def _post_outcome(self, decision: Decision, progress_ts: str | None = None) -> None:
-        approval = decision.approval
-        meta = Meta(approval.requester_id, approval.decided_at or approval.created_at, 0, self.environment)  # type: ignore[union-attr]
-        message = to_message(decision.outcome, meta)  # type: ignore[arg-type]
-        if progress_ts and await self.outbox.update(approval.channel_id, progress_ts, message):  # type: ignore[union-attr]
-            ts = progress_ts
+        approval, outcome = decision.approval, decision.outcome
+        assert approval is not None and outcome is not None
+        meta = Meta(approval.requester_id, approval.decided_at or approval.created_at, 0, self.environment)
+        message = to_message(outcome, meta)
+        if progress_ts and await self.outbox.update(approval.channel_id, progress_ts, message):
+            ts: str | None = progress_ts
         else:
-            ts, _ = await self.outbox.post(approval.channel_id, message, approval.message_ts)  # type: ignore[union-attr]
+            ts, _ = await self.outbox.post(approval.channel_id, message, approval.message_ts)
         for attachment in message.attachments:
-            await self.outbox.upload(approval.channel_id, attachment, approval.message_ts or ts)  # type: ignore[union-attr]
+            await self.outbox.upload(approval.channel_id, attachment, approval.message_ts or ts)
 
     async def _refresh(self, approval: Approval) -> None:
         """Re-render the card in place from the stored row."""

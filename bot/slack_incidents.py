@@ -1,4 +1,4 @@
-"""Incidents in Slack: the declare modal, the Assign picker, and commands run in an incident's thread on its timeline."""
+"""Incidents in Slack: the declare modal, the Assign picker, and what is run in an incident's thread on its timeline."""
 
 from __future__ import annotations
 

@@ -88,7 +88,8 @@ async def db_connections(ctx: Context, _: object) -> Result:
     return Result("db connections", status, summary=summary, tables=tables,
                   fields=[("In use", str(cap["used"])), ("max_connections", str(cap["max"])),
                           ("Reserved for superusers", str(cap["reserved"])), ("Idle in transaction", str(len(idle)))],
-                  actions=[Action(f"Terminate pid {r['pid']}", f"db terminate {r['pid']}", "danger") for r in stuck[:2]],
+                  actions=[Action(f"Terminate pid {r['pid']}", f"db terminate {r['pid']}", "danger")
+                           for r in stuck[:2]],
                   data={**dict(cap), "states": {s["state"]: s["n"] for s in states},
                         "idle_in_transaction": [{"pid": r["pid"], "idle_s": r["state_s"]} for r in idle]})
 

@@ -89,7 +89,8 @@ def _tables(seq: list[Any], hints: list[str | None], unused: list[Any], dupes: l
     if invalid:
         tables.append(Table(["invalid index", "table", "size", "fix"],
                             [[r["index"], r["table"], mb(r["size"]),
-                              f"DROP INDEX CONCURRENTLY {r['index']}; then create it again"] for r in invalid], title="Invalid indexes (never used by queries)"))
+                              f"DROP INDEX CONCURRENTLY {r['index']}; then create it again"] for r in invalid],
+                            title="Invalid indexes (never used by queries)"))
     if seq:
         tables.append(Table(["table", "rows", "size", "seq scans", "index scans", "index use", "suggestion"],
                             [[r["quoted"], f"{r['est_rows']:,}", mb(r["size"]), f"{r['seq_scan']:,}",
@@ -122,7 +123,8 @@ async def db_indexes(ctx: Context, _: object) -> Result:
                                f"`{one_line(r['covering'], 160)}`" for r in dupes[:5])
     return Result("db indexes", status, summary=f"Indexes: {summary}.", fields=[(k.title(), str(n))
                                                                                 for k, n in counts.items()],
-                  tables=_tables(seq, hints, unused, dupes, invalid), text="\n".join(filter(None, [duplicate_text, text])),
+                  tables=_tables(seq, hints, unused, dupes, invalid),
+                  text="\n".join(filter(None, [duplicate_text, text])),
                   data={"invalid": [dict(r) for r in invalid], "duplicate": [dict(r) for r in dupes],
                         "unused": [dict(r) for r in unused],
                         "missing": [{"table": r["quoted"], "seq_scan": r["seq_scan"], "idx_scan": r["idx_scan"],

@@ -30,7 +30,7 @@ UNION ALL SELECT phase, sample_blks_total, sample_blks_scanned FROM pg_stat_prog
 class TableArgs(Args):
     """An optional table."""
 
-    table: TableName | None = positional(None, help="one table (`contacts` or `schema.table`); default: the whole database")
+    table: TableName | None = positional(None, help="one table (`contacts` or `schema.table`); default: all of them")
 
 
 class VacuumArgs(TableArgs):
@@ -98,7 +98,8 @@ async def db_analyze(ctx: Context, args: TableArgs) -> Result:
         if lock_refused(exc):
             return _lock_busy("db analyze", target)
         raise
-    return Result("db analyze", summary=f"Statistics of {target} refreshed in {seconds(took) if took >= 1 else f'{took * 1000:.0f} ms'}.",
+    took_text = seconds(took) if took >= 1 else f"{took * 1000:.0f} ms"
+    return Result("db analyze", summary=f"Statistics of {target} refreshed in {took_text}.",
                   actions=[Action("Bloat estimate", "db bloat")], data={"table": table.label if table else None,
                                                                         "seconds": round(took, 3)})
 

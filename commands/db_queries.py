@@ -59,7 +59,8 @@ def missing(command: str, state: Any) -> Result | None:
     elif not preload:
         fix = ("Add `shared_preload_libraries = 'pg_stat_statements'` to postgresql.conf (ClientForge's compose "
                "file passes it as a server flag) and restart PostgreSQL"
-               + ("." if state["installed"] else f", then run `CREATE EXTENSION pg_stat_statements;` in `{state['db']}`."))
+               + ("." if state["installed"]
+                  else f", then run `CREATE EXTENSION pg_stat_statements;` in `{state['db']}`."))
     elif state["installed"] is None:
         fix = f"Run `CREATE EXTENSION pg_stat_statements;` in database `{state['db']}` (the library is loaded)."
     else:

@@ -115,7 +115,8 @@ async def db_bloat(ctx: Context, _: object) -> Result:
     bad = [r for r in rows if _bloated(r)]
     summary = (f"{len(bad)} table{'s' if len(bad) != 1 else ''} at least {BLOAT_RATIO:g}× their expected size."
                if bad else "No table is notably bloated.")
-    note = (f"{unanalyzed['n']} table{'s have' if unanalyzed['n'] != 1 else ' has'} no statistics, so they are not estimated: run `db analyze` first. "
+    have = "tables have" if unanalyzed["n"] != 1 else "table has"
+    note = (f"{unanalyzed['n']} {have} no statistics, so they are not estimated: run `db analyze` first. "
             if unanalyzed["n"] else "")
     return Result("db bloat", Status.WARNING if bad else Status.OK, summary=summary,
                   text=note + "An estimate: `db vacuum` makes dead rows reusable; only `db vacuum --full <table>` "
@@ -128,7 +129,8 @@ async def db_bloat(ctx: Context, _: object) -> Result:
                         "unanalyzed": unanalyzed["n"]})
 
 
-@command("db cache-hit", summary="Table and index cache hit ratios; healthy at 99 % or more.", examples=("db cache-hit",))
+@command("db cache-hit", summary="Table and index cache hit ratios; healthy at 99 % or more.",
+         examples=("db cache-hit",))
 async def db_cache_hit(ctx: Context, _: object) -> Result:
     """Buffer cache hit ratios from pg_statio, and the tables read most from disk."""
     (hit,), tables = await read_many(ctx, [(HIT, ()), (HIT_TABLES, ())])
@@ -155,6 +157,17 @@ def _needed(by_name: dict[str, Any], server: Any) -> list[tuple[str, str, bool]]
     return needs
 
 
+def extension_problems(by_name: dict[str, Any], server: Any) -> list[str]:
+    """What `db extensions` and `verify` warn about: a missing need (pg_trgm is optional), an idle
+    pg_stat_statements."""
+    problems = [f"`{name}` is missing: {why}" for name, why, ok in _needed(by_name, server)
+                if not ok and name != "pg_trgm"]
+    preloaded = "pg_stat_statements" in (server["preload"] or "")
+    if by_name.get("pg_stat_statements", {}).get("installed") and not preloaded:
+        problems.append("`pg_stat_statements` is installed but not in shared_preload_libraries, so it records nothing")
+    return problems
+
+
 def _state(row: dict[str, Any] | None) -> str:
     if row is None:
         return "✗ not available"
@@ -169,9 +182,7 @@ async def db_extensions(ctx: Context, _: object) -> Result:
     by_name = {r["name"]: dict(r) for r in rows}
     needs = _needed(by_name, server)
     preloaded = "pg_stat_statements" in (server["preload"] or "")
-    problems = [f"`{name}` is missing: {why}" for name, why, ok in needs if not ok and name != "pg_trgm"]
-    if by_name.get("pg_stat_statements", {}).get("installed") and not preloaded:
-        problems.append("`pg_stat_statements` is installed but not in shared_preload_libraries, so it records nothing")
+    problems = extension_problems(by_name, server)
     first = [[name, why, _state(by_name.get(name)) if name in by_name or " or " not in name
               else ("✓ built in" if ok else "✗ missing")] for name, why, ok in needs]
     installed = [[r["name"], r["installed"], r["available"]] for r in rows if r["installed"]]

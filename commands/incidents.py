@@ -151,7 +151,8 @@ def split_severity(words: str) -> tuple[str, str]:
 
 @command("incident declare", summary="Declare an incident: a card, and the severity's checklist in its thread.",
          args=DeclareArgs, role=Role.OPERATOR, risk=Risk.WRITE,
-         examples=("incident declare P0 Checkout is down", "incident declare P1 Emails are not sent --component queues"))
+         examples=("incident declare P0 Checkout is down",
+                   "incident declare P1 Emails are not sent --component queues"))
 async def incident_declare(ctx: Context, args: DeclareArgs) -> Result:
     """Record it with the declarer as commander; the board posts the card and the checklist."""
     severity, title = split_severity(args.words)
@@ -180,10 +181,12 @@ async def incident_list(ctx: Context, _: object) -> Result:
         done = sum(1 for i in items if i["done_at"])
         rows.append([name(incident), incident["severity"], incident["title"], f"{done}/{len(items)}",
                      f"<@{incident['commander']}>", lasted(incident["declared_at"], ctx.clock.now())])
-    summary = f"{len(incidents)} open incident{'s' if len(incidents) != 1 else ''}." if incidents else "No open incident."
+    plural = "s" if len(incidents) != 1 else ""
+    summary = f"{len(incidents)} open incident{plural}." if incidents else "No open incident."
     worst = min((i["severity"] for i in incidents), default=None)
     return Result("incident list", STATUS[worst] if worst else Status.OK, summary=summary,
-                  tables=[Table(["incident", "severity", "title", "done", "commander", "open for"], rows)] if rows else [],
+                  tables=[Table(["incident", "severity", "title", "done", "commander", "open for"], rows)]
+                  if rows else [],
                   data={"open": [{"id": i["id"], "severity": i["severity"], "title": i["title"]} for i in incidents]})
 
 
@@ -211,7 +214,8 @@ async def incident_status(ctx: Context, args: Which) -> Result:
 
 
 @command("incident update", summary="Post a status update into the incident's thread and onto its card.",
-         args=UpdateArgs, role=Role.OPERATOR, risk=Risk.WRITE, examples=("incident update Rolled back; error rate falling",))
+         args=UpdateArgs, role=Role.OPERATOR, risk=Risk.WRITE,
+         examples=("incident update Rolled back; error rate falling",))
 async def incident_update(ctx: Context, args: UpdateArgs) -> Result:
     """A timeline entry the board posts in the thread and shows on the card."""
     incident = await _open(ctx, args.id)
@@ -295,7 +299,8 @@ async def incident_report(ctx: Context, args: ReportArgs) -> Result:
     return Result(f"incident report {name(incident)}", summary=f"{name(incident)}: {incident['title']} "
                   f"({incident['severity']}, {incident['status']}).",
                   fields=[(f"Time to {k}", v or "—") for k, v in times.items()],
-                  attachments=[Attachment(f"{name(incident)}-report.md", markdown.encode(), f"{name(incident)} report")],
+                  attachments=[Attachment(f"{name(incident)}-report.md", markdown.encode(),
+                                          f"{name(incident)} report")],
                   data={"id": incident["id"], "durations": times, "markdown": markdown})
 
 

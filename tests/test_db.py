@@ -186,7 +186,8 @@ INJECTIONS = [
     "db vacuum pg_catalog.pg_class", "db vacuum ../contacts", "db vacuum 'public.accounts.x' --full",
     "db slow --limit '5; DROP TABLE accounts'", "db slow --min-time abc", "db slow --limit 0", "db top --limit 101",
     "db tables --limit -1", "db long --min \"1s'; DROP TABLE accounts; --\"", "db cancel '1; SELECT 1'",
-    "db cancel -5", "db analyze contacts --limit 'DROP TABLE accounts'", "db terminate 0", "db terminate 'pg_backend_pid()'", "db analyze 'accounts\\'",
+    "db cancel -5", "db analyze contacts --limit 'DROP TABLE accounts'", "db terminate 0",
+    "db terminate 'pg_backend_pid()'", "db analyze 'accounts\\'",
 ]
 
 

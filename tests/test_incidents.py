@@ -66,7 +66,8 @@ def latest(slack, channel: str, ts: str) -> str:  # noqa: ANN001
     return ""
 
 
-async def declared(bot, text: str = "incident declare P0 Checkout is down", steps: int = 6) -> tuple[str, list]:  # noqa: ANN001
+async def declared(bot, text: str = "incident declare P0 Checkout is down",  # noqa: ANN001
+                   steps: int = 6) -> tuple[str, list]:
     """Declare by slash command; the card's ts and its step messages once the board has posted them."""
     await bot.client.slash(text, user="U0OPS", channel="C0OPS")
     await bot.settle()

@@ -121,7 +121,7 @@ class NodeBullMQ:
                                                     stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
         try:
             out, err = await asyncio.wait_for(proc.communicate(), timeout or self.timeout)
-        except (asyncio.TimeoutError, asyncio.CancelledError) as exc:
+        except (TimeoutError, asyncio.CancelledError) as exc:
             with contextlib.suppress(ProcessLookupError):
                 proc.kill()
             out, err = await proc.communicate()
@@ -210,7 +210,7 @@ class NodeBullMQ:
         try:
             try:
                 line = await asyncio.wait_for(proc.stdout.readline(), ready_timeout)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 line = b""
             ready = _last_json(line.decode(errors="replace")) or {}
             if not ready.get("ready"):
@@ -236,7 +236,7 @@ async def _stop(proc: asyncio.subprocess.Process, grace: float) -> None:
             proc.send_signal(signal.SIGTERM)
         try:
             await asyncio.wait_for(proc.wait(), grace)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             with contextlib.suppress(ProcessLookupError):
                 proc.kill()
             await proc.wait()
