@@ -8,8 +8,8 @@ from datetime import datetime
 from typing import Any
 
 from bot.backends import call
-from bot.render_alerts import lasted
 from bot.store import StateStore
+from bot.units import between
 
 FIRST_RESPONSE = ("item_done", "update", "assigned", "run")
 
@@ -34,7 +34,7 @@ def milestones(incident: Any, events: list[Any]) -> dict[str, datetime | None]:
 
 def durations(incident: Any, events: list[Any]) -> dict[str, str | None]:
     """Time from declaration to each milestone, as `4 min`; None when it has not happened."""
-    return {k: lasted(incident["declared_at"], at) if at else None for k, at in milestones(incident, events).items()}
+    return {k: between(incident["declared_at"], at) if at else None for k, at in milestones(incident, events).items()}
 
 
 async def _approvals(store: StateStore, events: list[Any]) -> list[Any]:
@@ -55,7 +55,7 @@ def _participants(incident: Any, items: list[Any], events: list[Any]) -> list[st
 
 def _timeline(incident: Any, events: list[Any]) -> list[str]:
     start = incident["declared_at"]
-    return [f"| {e['at']:%Y-%m-%d %H:%M:%S} | +{lasted(start, e['at'])} | {e['kind'].replace('_', ' ')} | "
+    return [f"| {e['at']:%Y-%m-%d %H:%M:%S} | +{between(start, e['at'])} | {e['kind'].replace('_', ' ')} | "
             f"<@{e['actor']}> | {e['text'].replace('|', '/')} |" for e in events]
 
 
@@ -72,7 +72,7 @@ async def report_markdown(store: StateStore, incident: Any, items: list[Any], ev
              f"- Status: {incident['status']}", f"- Commander: <@{incident['commander']}>",
              f"- Declared: {incident['declared_at']:%Y-%m-%d %H:%M:%S UTC}",
              f"- Resolved: {incident['resolved_at']:%Y-%m-%d %H:%M:%S UTC}" if incident["resolved_at"]
-             else f"- Open for: {lasted(incident['declared_at'], now)}",
+             else f"- Open for: {between(incident['declared_at'], now)}",
              *(f"- Time to {k}: {v or 'not yet'}" for k, v in times.items()),
              f"- Participants: {', '.join(f'<@{p}>' for p in _participants(incident, items, events))}"]
     if incident["component"]:

@@ -15,6 +15,7 @@ from bot.registry import Registry, Risk
 from bot.render import Message, action_blocks, escape, field_sections, section
 from bot.result import Action, Attachment
 from bot.settings import Config
+from bot.units import between
 
 SEVERITY = {"critical": "🔴", "warning": "⚠️", "info": "ℹ️"}
 SHOWN_LABELS = ("queue", "table", "index", "instance", "job", "service", "component", "severity")
@@ -48,16 +49,6 @@ def when(moment: datetime | None) -> str:
     return f"<!date^{int(moment.timestamp())}^{{date_short_pretty}} {{time}}|{moment:%Y-%m-%d %H:%M UTC}>"
 
 
-def lasted(start: datetime, end: datetime | None) -> str:
-    """`4 min`, `2.5 h`: how long an alert fired."""
-    if end is None:
-        return "—"
-    seconds = max(0.0, (end - start).total_seconds())
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    return f"{seconds / 60:.0f} min" if seconds < 7200 else f"{seconds / 3600:.1f} h"
-
-
 def _headline(view: CardView, environment: str) -> str:
     firing = [a for a in view.alerts if a["status"] == "firing"]
     names = sorted({a["alertname"] for a in view.alerts})
@@ -67,7 +58,7 @@ def _headline(view: CardView, environment: str) -> str:
     if not firing:
         start = min(a["starts_at"] for a in view.alerts)
         end = max((a["ends_at"] for a in view.alerts if a["ends_at"]), default=None)
-        return f"✅ RESOLVED: {title}{scope} after {lasted(start, end)} · {environment}"
+        return f"✅ RESOLVED: {title}{scope} after {between(start, end)} · {environment}"
     severity = _worst_severity(firing)
     count = f" ({len(firing)} firing)" if len(view.alerts) > 1 else ""
     return f"{SEVERITY.get(severity, '🔔')} FIRING: {title}{scope} — {severity or 'no severity'}{count} · {environment}"
@@ -103,7 +94,7 @@ def _one(alert: Mapping[str, Any], external_url: str) -> list[dict[str, Any]]:
     fields = [(k.title(), labels[k]) for k in SHOWN_LABELS if labels.get(k)]
     fields.append(("Started", alert["starts_at"].strftime("%Y-%m-%d %H:%M:%S UTC")))
     if alert["status"] == "resolved":
-        fields.append(("Resolved after", lasted(alert["starts_at"], alert["ends_at"])))
+        fields.append(("Resolved after", between(alert["starts_at"], alert["ends_at"])))
     blocks.extend(field_sections(fields))
     links = _links(alert, external_url)
     return blocks + ([section(links)] if links else [])

@@ -9,8 +9,9 @@ from typing import Any
 from bot.checklists import SEVERITIES
 from bot.registry import Registry
 from bot.render import Message, escape, section
-from bot.render_alerts import lasted, when
+from bot.render_alerts import when
 from bot.runbook import known
+from bot.units import between
 
 SYMBOL = {"P0": "🔴", "P1": "🟠", "P2": "🟡", "P3": "🔵"}
 EVENT_ICON = {"update": "📣", "severity": "⚖️", "resolved": "✅"}
@@ -21,12 +22,12 @@ def incident_card(incident: Any, items: list[Any], last_update: Any | None, envi
     name = f"INC-{incident['id']}"
     done = sum(1 for i in items if i["done_at"])
     if incident["status"] == "resolved":
-        head = (f"✅ {name} resolved after {lasted(incident['declared_at'], incident['resolved_at'])}: "
+        head = (f"✅ {name} resolved after {between(incident['declared_at'], incident['resolved_at'])}: "
                 f"{incident['title']} · {environment}")
     else:
         head = f"{SYMBOL[incident['severity']]} {name} · {incident['severity']} · {incident['title']} · {environment}"
     facts = [f"*Commander* <@{incident['commander']}>", f"*Declared* {when(incident['declared_at'])}",
-             f"*Progress* {done}/{len(items)} steps", f"*Open for* {lasted(incident['declared_at'], now)}"
+             f"*Progress* {done}/{len(items)} steps", f"*Open for* {between(incident['declared_at'], now)}"
              if incident["status"] == "open" else f"*Severity* {incident['severity']}"]
     if incident["component"]:
         facts.append(f"*Component* {escape(incident['component'])}")

@@ -15,7 +15,7 @@ from bot.context import Context
 from bot.errors import BackendError, CommandError
 from bot.registry import Args, command, positional
 from bot.result import Action, Result, Status, Table
-from bot.render_alerts import lasted
+from bot.units import between
 
 SEVERITY_STATUS = {"critical": Status.CRITICAL, "warning": Status.WARNING}
 
@@ -52,7 +52,7 @@ async def alerts(ctx: Context, _: object) -> Result:
     """Firing alerts, oldest first, with where their card is; Prometheus's pending and firing ones beside them."""
     firing = await AlertStore(ctx.store, ctx.settings.config.timeouts.backend).firing()
     now = ctx.clock.now()
-    rows = [[r["alertname"], r["severity"] or "—", _where(_labels(r)), lasted(r["starts_at"], now),
+    rows = [[r["alertname"], r["severity"] or "—", _where(_labels(r)), between(r["starts_at"], now),
              f"<#{r['channel']}>" if r["channel"] else "—"] for r in firing]
     prom, why = await _prometheus(ctx)
     tables = [Table(["alert", "severity", "labels", "firing for", "card in"], rows, title="From Alertmanager")]
@@ -75,7 +75,7 @@ def _since(active_at: str | None, now: datetime) -> str:
     if not active_at:
         return "—"
     try:
-        return lasted(datetime.fromisoformat(active_at.replace("Z", "+00:00")), now)
+        return between(datetime.fromisoformat(active_at.replace("Z", "+00:00")), now)
     except ValueError:
         return "—"
 

@@ -13,11 +13,11 @@ from bot.context import Context
 from bot.errors import CommandError, ForgeError
 from bot.registry import Args, NoArgs, Risk, Role, command, option, positional
 from bot.result import Action, Result, Status, Table, worst
+from bot.units import duration, size
 from commands import backup_pg as pg
 from commands import backup_s3 as s3
 from commands.backup_catalog import NAME, Catalog, Entry, append_log, backup_dir, checksum, exclusive, resolve
 from commands.backup_ops import Comparison, Hook, checked, database, drill, limit, make_backup, restore_live
-from commands.queues import age
 
 SIZE_DRIFT = 0.30
 LIST_ROWS = 30
@@ -45,20 +45,13 @@ class ScheduleArgs(Args):
     when: str | None = positional(None, help="`HH:MM` (UTC, daily) or `off`; default: show the schedule")
 
 
-def size(n: int) -> str:
-    """Bytes as kB, MB or GB."""
-    for unit, scale in (("GB", 1 << 30), ("MB", 1 << 20), ("kB", 1 << 10)):
-        if n >= scale:
-            return f"{n / scale:,.1f} {unit}"
-    return f"{n} B"
-
 
 def _count(n: int, noun: str) -> str:
     return f"{n:,} {noun}" + ("" if n == 1 else "s")
 
 
 def _since(ctx: Context, entry: Entry) -> str:
-    return age((ctx.clock.now() - entry.created_at).total_seconds())
+    return duration((ctx.clock.now() - entry.created_at).total_seconds())
 
 
 async def _logged(ctx: Context, what: str, work: Callable[[], Awaitable[Result]]) -> Result:
@@ -133,7 +126,7 @@ def _state(ctx: Context, entry: Entry) -> tuple[Status, str]:
         return Status.CRITICAL, "checksum MISMATCH"
     if entry.verified_at is None:
         return Status.OK, "not verified yet"
-    return Status.OK, f"ok (verified {age((ctx.clock.now() - entry.verified_at).total_seconds())} ago)"
+    return Status.OK, f"ok (verified {duration((ctx.clock.now() - entry.verified_at).total_seconds())} ago)"
 
 
 def _drift(entries: list[Entry], i: int) -> str:

@@ -13,7 +13,8 @@ from bot.context import Context
 from bot.errors import CommandError
 from bot.registry import Args, Risk, Role, command, option, positional
 from bot.result import Action, Result, Status, Table
-from commands.pg import one_line, read, read_many, seconds, statements_file, with_connection
+from bot.units import duration
+from commands.pg import one_line, read, read_many, statements_file, with_connection
 
 CAPACITY = """SELECT current_setting('max_connections')::int AS max,
        current_setting('superuser_reserved_connections')::int AS reserved,
@@ -82,7 +83,7 @@ async def db_connections(ctx: Context, _: object) -> Result:
                     [[s["db"], s["usr"], s["app"], str(s["n"])] for s in sources], title="By source")]
     if idle:
         tables.insert(0, Table(["pid", "user / app", "idle for", "transaction age", "last statement"],
-                               [[str(r["pid"]), _who(r), seconds(r["state_s"]), seconds(r["xact_s"]),
+                               [[str(r["pid"]), _who(r), duration(r["state_s"]), duration(r["xact_s"]),
                                  one_line(r["query"], 60)] for r in idle],
                                title="Idle in transaction (holds locks and blocks vacuum)"))
     return Result("db connections", status, summary=summary, tables=tables,
@@ -108,9 +109,9 @@ async def db_locks(ctx: Context, _: object) -> Result:
         return Result("db locks", summary="No session is waiting for a lock held by another.", data={"blocked": []})
     roots = _roots(blocked)
     holders = {r["pid"]: r for r in await read(ctx, SESSIONS, sorted({b for r in blocked for b in r["blockers"]}))}
-    rows = [[str(r["pid"]), _who(r), seconds(r["running_s"]), r["wants"] or f"{r['wait_event_type']}",
+    rows = [[str(r["pid"]), _who(r), duration(r["running_s"]), r["wants"] or f"{r['wait_event_type']}",
              ", ".join(map(str, r["blockers"])), one_line(r["query"], 60)] for r in blocked]
-    root_rows = [[str(p), _who(h), h["state"] or "—", seconds(h["xact_s"]), one_line(h["query"], 60)]
+    root_rows = [[str(p), _who(h), h["state"] or "—", duration(h["xact_s"]), one_line(h["query"], 60)]
                  for p in roots if (h := holders.get(p))]
     idle_roots = [p for p in roots if (h := holders.get(p)) and (h["state"] or "").startswith("idle")]
     text = (f"pid {', '.join(map(str, idle_roots))} is idle in a transaction: cancelling does nothing, "
@@ -133,14 +134,14 @@ async def db_locks(ctx: Context, _: object) -> Result:
 async def db_long(ctx: Context, args: LongArgs) -> Result:
     """Running statements and open transactions older than `--min`."""
     rows = await read(ctx, LONG, args.min)
-    limit = seconds(args.min.total_seconds())
+    limit = duration(args.min.total_seconds())
     if not rows:
         return Result("db long", summary=f"No statement has been running longer than {limit}.", data={"sessions": []})
     return Result("db long", Status.WARNING, summary=f"{len(rows)} statement{'s' if len(rows) != 1 else ''} running "
-                  f"longer than {limit}; the longest for {seconds(rows[0]['running_s'])}.",
+                  f"longer than {limit}; the longest for {duration(rows[0]['running_s'])}.",
                   tables=[Table(["pid", "user / app", "database", "state", "running", "waiting on", "statement"],
                                 [[str(r["pid"]), _who(r), r["datname"] or "—", r["state"] or "—",
-                                  seconds(r["running_s"]), r["wait_event"] or "—", one_line(r["query"], 60)]
+                                  duration(r["running_s"]), r["wait_event"] or "—", one_line(r["query"], 60)]
                                  for r in rows])],
                   attachments=statements_file("long-statements.sql", [(f"pid {r['pid']}", r["query"]) for r in rows],
                                               60),
@@ -201,7 +202,7 @@ async def db_cancel(ctx: Context, args: PidArgs) -> Result:
     after = await _after(ctx, args.pid, before)
     stopped = after is None or after["state"] != before["state"] or after["running_s"] < before["running_s"]
     summary = (f"Cancelled the statement of pid {args.pid} ({_who(before)}), which had run for "
-               f"{seconds(before['running_s'])}." if stopped else
+               f"{duration(before['running_s'])}." if stopped else
                f"Cancel sent to pid {args.pid}, but it is still running after 2 s (it may be in a non-interruptible "
                "step); check `db long` again.")
     return Result("db cancel", Status.OK if stopped else Status.WARNING, summary=summary,
@@ -213,13 +214,13 @@ def _describe(found: Any) -> list[tuple[str, str]]:
     return [("pid", str(found["pid"])), ("User / app", _who(found)), ("Database", found["datname"] or "—"),
             ("State", found["state"] or "—"), ("Connected since", found["backend_start"].strftime("%Y-%m-%d %H:%M:%S")
                                                 if found["backend_start"] else "—"),
-            ("Transaction age", seconds(found["xact_s"])), ("Statement", one_line(found["query"], 120))]
+            ("Transaction age", duration(found["xact_s"])), ("Statement", one_line(found["query"], 120))]
 
 
 async def terminate_preview(ctx: Context, args: TerminateArgs) -> Result:
     """What `db terminate` would end: the session, its transaction, its statement."""
     found = await session(ctx, args.pid)
-    rollback = (f"Its open transaction ({seconds(found['xact_s'])} old) is rolled back. "
+    rollback = (f"Its open transaction ({duration(found['xact_s'])} old) is rolled back. "
                 if found["xact_s"] is not None else "")
     return Result(f"db terminate {args.pid} --dry-run", Status.WARNING,
                   summary=f"Would end session {args.pid} ({_who(found)}). {rollback}The client's connection drops; "

@@ -9,7 +9,8 @@ from bot.context import Context
 from bot.errors import BackendError, CommandError
 from bot.registry import command
 from bot.result import Result, Status, Table
-from commands.pg import mb, one_line, read_many
+from bot.units import size
+from commands.pg import one_line, read_many
 
 MIN_ROWS, SEQ_SHARE, UNUSED_SCANS = 10_000, 95, 50
 SEQ_SCANNED = """
@@ -88,21 +89,21 @@ def _tables(seq: list[Any], hints: list[str | None], unused: list[Any], dupes: l
     tables = []
     if invalid:
         tables.append(Table(["invalid index", "table", "size", "fix"],
-                            [[r["index"], r["table"], mb(r["size"]),
+                            [[r["index"], r["table"], size(r["size"]),
                               f"DROP INDEX CONCURRENTLY {r['index']}; then create it again"] for r in invalid],
                             title="Invalid indexes (never used by queries)"))
     if seq:
         tables.append(Table(["table", "rows", "size", "seq scans", "index scans", "index use", "suggestion"],
-                            [[r["quoted"], f"{r['est_rows']:,}", mb(r["size"]), f"{r['seq_scan']:,}",
+                            [[r["quoted"], f"{r['est_rows']:,}", size(r["size"]), f"{r['seq_scan']:,}",
                               f"{r['idx_scan']:,}", f"{r['idx_share'] or 0:.0f} %", hint or "—"]
                              for r, hint in zip(seq, hints, strict=True)], title="Missing-index candidates"))
     if dupes:
         tables.append(Table(["duplicate index", "covered by", "table", "size"],
-                            [[r["index"], r["covered_by"], r["table"], mb(r["size"])] for r in dupes],
+                            [[r["index"], r["covered_by"], r["table"], size(r["size"])] for r in dupes],
                             title="Duplicate indexes"))
     if unused:
         tables.append(Table(["unused index", "table", "scans", "size"],
-                            [[r["index"], f"{r['schema']}.{r['table']}", f"{r['idx_scan']:,}", mb(r["size"])]
+                            [[r["index"], f"{r['schema']}.{r['table']}", f"{r['idx_scan']:,}", size(r["size"])]
                              for r in unused], title=f"Unused indexes (≤ {UNUSED_SCANS} scans)"))
     return tables
 

@@ -13,7 +13,8 @@ from bot.context import Context
 from bot.errors import BackendError
 from bot.registry import Args, Risk, Role, command, option, positional
 from bot.result import Action, Result, Status
-from commands.pg import Relation, TableName, find_table, mb, read, seconds, with_connection
+from bot.units import duration, size
+from commands.pg import Relation, TableName, find_table, read, with_connection
 
 LOCK_WAIT_S, POLL_S, RUN_LIMIT_S = 5, 5.0, 3300
 FULL_MB_PER_S = (50, 200)  # a rewrite's usual pace on server disks, for the preview's estimate
@@ -98,7 +99,7 @@ async def db_analyze(ctx: Context, args: TableArgs) -> Result:
         if lock_refused(exc):
             return _lock_busy("db analyze", target)
         raise
-    took_text = seconds(took) if took >= 1 else f"{took * 1000:.0f} ms"
+    took_text = duration(took) if took >= 1 else f"{took * 1000:.0f} ms"
     return Result("db analyze", summary=f"Statistics of {target} refreshed in {took_text}.",
                   actions=[Action("Bloat estimate", "db bloat")], data={"table": table.label if table else None,
                                                                         "seconds": round(took, 3)})
@@ -113,7 +114,7 @@ def _lock_busy(command: str, target: str) -> Result:
 
 def _estimate(total: int) -> str:
     fast, slow = (total / (1 << 20) / rate for rate in reversed(FULL_MB_PER_S))
-    return f"about {seconds(fast)}–{seconds(slow)}" if slow >= 1 else "well under a second"
+    return f"about {duration(fast)}–{duration(slow)}" if slow >= 1 else "well under a second"
 
 
 async def vacuum_preview(ctx: Context, args: VacuumArgs) -> Result:
@@ -121,12 +122,12 @@ async def vacuum_preview(ctx: Context, args: VacuumArgs) -> Result:
     table = await find_table(ctx, args.table) if args.table else None
     facts = await _facts(ctx, table)
     target = table.label if table else "every table of the database"
-    fields = [("Table size", mb(facts["total"])), ("Live rows", f"{facts['live']:,}"),
+    fields = [("Table size", size(facts["total"])), ("Live rows", f"{facts['live']:,}"),
               ("Dead rows", f"{facts['dead']:,}")] if facts else []
     if args.full:
         summary = (f"Would rewrite {target} with VACUUM FULL, holding an ACCESS EXCLUSIVE lock the whole time: every "
                    f"read and write of {target} waits until it ends: {_estimate(facts['total'])} for "
-                   f"{mb(facts['total'])}. It needs up to {mb(facts['total'])} of free disk while it runs.")
+                   f"{size(facts['total'])}. It needs up to {size(facts['total'])} of free disk while it runs.")
     else:
         summary = (f"Would VACUUM {target}: dead rows become reusable space; a SHARE UPDATE EXCLUSIVE lock lets "
                    "reads and writes go on (only DDL and other vacuums wait). The files do not shrink.")
@@ -157,13 +158,13 @@ async def db_vacuum(ctx: Context, args: VacuumArgs) -> Result:
             return _lock_busy("db vacuum", target)
         raise
     after = await _facts(ctx, table)
-    fields = [("Duration", seconds(took) if took >= 1 else f"{took * 1000:.0f} ms")]
+    fields = [("Duration", duration(took) if took >= 1 else f"{took * 1000:.0f} ms")]
     if before and after:
-        fields += [("Size before", mb(before["total"])), ("Size after", mb(after["total"])),
+        fields += [("Size before", size(before["total"])), ("Size after", size(after["total"])),
                    ("Dead rows left", f"{after['dead']:,}")]
     freed = (before["total"] - after["total"]) if before and after else 0
     return Result(f"db vacuum{' --full' if args.full else ''}",
                   summary=f"VACUUM{' FULL' if args.full else ''} of {target} done"
-                          + (f"; {mb(freed)} given back." if freed > 0 else "."), fields=fields,
+                          + (f"; {size(freed)} given back." if freed > 0 else "."), fields=fields,
                   data={"table": table.label if table else None, "full": args.full, "seconds": round(took, 3),
                         "before": before["total"] if before else None, "after": after["total"] if after else None})

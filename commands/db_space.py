@@ -7,7 +7,8 @@ from typing import Any
 from bot.context import Context
 from bot.registry import Args, command, option
 from bot.result import Result, Status, Table
-from commands.pg import mb, percent, read, read_many
+from bot.units import size
+from commands.pg import percent, read, read_many
 
 USER_SCHEMAS = "n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_toast'"
 USER_TABLES = f"pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE {USER_SCHEMAS}"
@@ -83,12 +84,12 @@ class TablesArgs(Args):
          examples=("db size",))
 async def db_size(ctx: Context, _: object) -> Result:
     """Database size and the split between tables and indexes."""
-    (size,), databases = await read_many(ctx, [(SIZE, ()), (DATABASES, ())])
-    return Result("db size", summary=f"`{size['db']}` takes {mb(size['size'])}.",
-                  fields=[("Database", mb(size["size"])), ("Tables (with TOAST)", mb(size["tables"])),
-                          ("Indexes", mb(size["indexes"])), ("Tables", f"{size['table_count']:,}")],
-                  tables=[Table(["database", "size"], [[d["name"], mb(d["size"])] for d in databases])],
-                  data={**dict(size), "databases": [dict(d) for d in databases]})
+    (total,), databases = await read_many(ctx, [(SIZE, ()), (DATABASES, ())])
+    return Result("db size", summary=f"`{total['db']}` takes {size(total['size'])}.",
+                  fields=[("Database", size(total["size"])), ("Tables (with TOAST)", size(total["tables"])),
+                          ("Indexes", size(total["indexes"])), ("Tables", f"{total['table_count']:,}")],
+                  tables=[Table(["database", "size"], [[d["name"], size(d["size"])] for d in databases])],
+                  data={**dict(total), "databases": [dict(d) for d in databases]})
 
 
 @command("db tables", summary="Tables by total size, with table, index and TOAST size, rows and dead rows.",
@@ -98,7 +99,7 @@ async def db_tables(ctx: Context, args: TablesArgs) -> Result:
     rows = await read(ctx, TABLES, args.limit)
     return Result("db tables", summary=f"The {len(rows)} largest tables." if rows else "No user tables.",
                   tables=[Table(["table", "total", "table", "indexes", "TOAST", "rows", "dead rows"],
-                                [[r["name"], mb(r["total"]), mb(r["heap"]), mb(r["indexes"]), mb(r["toast"]),
+                                [[r["name"], size(r["total"]), size(r["heap"]), size(r["indexes"]), size(r["toast"]),
                                   f"{r['rows']:,}", f"{r['dead']:,}"] for r in rows])] if rows else [],
                   data={"tables": [dict(r) for r in rows]})
 
@@ -122,7 +123,7 @@ async def db_bloat(ctx: Context, _: object) -> Result:
                   text=note + "An estimate: `db vacuum` makes dead rows reusable; only `db vacuum --full <table>` "
                               "gives space back to the OS, and it locks the table.",
                   tables=[Table(["table", "bloat", "wasted", "size", "dead rows", "last vacuum"],
-                                [[r["name"], f"{r['ratio']}×", mb(r["waste"]), mb(r["size"]), f"{r['dead']:,}",
+                                [[r["name"], f"{r['ratio']}×", size(r["waste"]), size(r["size"]), f"{r['dead']:,}",
                                   r["vacuumed"].strftime("%Y-%m-%d %H:%M") if r["vacuumed"] else "never"]
                                  for r in rows])] if rows else [],
                   data={"tables": [{**dict(r), "ratio": float(r["ratio"] or 0)} for r in rows],

@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 
 from elasticsearch import ApiError
 
+from bot import units
 from bot.backends import call
 from bot.context import Context
 from bot.errors import BackendUnavailable, CommandError
@@ -127,14 +128,8 @@ async def cat_aliases(ctx: Context) -> list[dict[str, Any]]:
 
 
 def size(value: Any) -> str:
-    """Bytes as B, KB, MB or GB; `—` when unknown (a red index has no stats)."""
-    if value in (None, "", "-"):
-        return "—"
-    n = float(value)
-    for unit, scale in (("GB", 1 << 30), ("MB", 1 << 20), ("KB", 1 << 10)):
-        if n >= scale:
-            return f"{n / scale:,.1f} {unit}"
-    return f"{int(n)} B"
+    """Bytes as kB, MB or GB; `—` when unknown (a red index has no stats)."""
+    return "—" if value in (None, "", "-") else units.size(float(value))
 
 
 def docs(value: Any) -> str:

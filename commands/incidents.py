@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import field_validator
+from pydantic import BeforeValidator, field_validator
 
 from bot import checklists
 from bot.context import Context
@@ -14,7 +14,7 @@ from bot.incident_report import durations, report_markdown
 from bot.incident_store import IncidentStore
 from bot.registry import Args, Risk, Role, command, option, positional
 from bot.result import Action, Attachment, Result, Status, Table
-from bot.render_alerts import lasted
+from bot.units import between
 
 SEVERITY = re.compile(r"^[Pp][0-3]$")
 USER = re.compile(r"^(?:<@)?([UW][A-Z0-9]{2,20})(?:\|[^>]*)?>?$")
@@ -31,15 +31,13 @@ def incident_number(value: object) -> int | None:
     return int(found.group(1))
 
 
+IncidentId = Annotated[int | None, BeforeValidator(incident_number)]
+
+
 class Which(Args):
     """An incident: `--id INC-42`, or the one whose thread or channel this is."""
 
-    id: int | None = option(None, help="the incident, e.g. INC-42 (default: this thread's or channel's)")
-
-    @field_validator("id", mode="before")
-    @classmethod
-    def _id(cls, value: object) -> int | None:
-        return incident_number(value)
+    id: IncidentId = option(None, help="the incident, e.g. INC-42 (default: this thread's or channel's)")
 
 
 class DeclareArgs(Args):
@@ -99,12 +97,7 @@ class ResolveArgs(Which):
 class ReportArgs(Args):
     """Arguments of `incident report`."""
 
-    incident: int | None = positional(None, help="e.g. INC-42 (default: this thread's or channel's)")
-
-    @field_validator("incident", mode="before")
-    @classmethod
-    def _id(cls, value: object) -> int | None:
-        return incident_number(value)
+    incident: IncidentId = positional(None, help="e.g. INC-42 (default: this thread's or channel's)")
 
 
 def store(ctx: Context) -> IncidentStore:
@@ -180,7 +173,7 @@ async def incident_list(ctx: Context, _: object) -> Result:
         items = await store(ctx).items(incident["id"])
         done = sum(1 for i in items if i["done_at"])
         rows.append([name(incident), incident["severity"], incident["title"], f"{done}/{len(items)}",
-                     f"<@{incident['commander']}>", lasted(incident["declared_at"], ctx.clock.now())])
+                     f"<@{incident['commander']}>", between(incident["declared_at"], ctx.clock.now())])
     plural = "s" if len(incidents) != 1 else ""
     summary = f"{len(incidents)} open incident{plural}." if incidents else "No open incident."
     worst = min((i["severity"] for i in incidents), default=None)
@@ -201,7 +194,7 @@ async def incident_status(ctx: Context, args: Which) -> Result:
     open_steps = [[str(i["position"]), i["title"], f"<@{i['assignee']}>" if i["assignee"] else "—"]
                   for i in items if not i["done_at"]]
     updates = [e for e in events if e["kind"] == "update"]
-    since = lasted(incident["declared_at"], incident["resolved_at"] or ctx.clock.now())
+    since = between(incident["declared_at"], incident["resolved_at"] or ctx.clock.now())
     return Result(f"incident status {name(incident)}", STATUS[incident["severity"]] if incident["status"] == "open"
                   else Status.OK, summary=f"{name(incident)} ({incident['severity']}, {incident['status']}): "
                   f"{incident['title']}. {len(done)}/{len(items)} steps done, {since} since declared.",

@@ -116,16 +116,6 @@ async def find_table(ctx: Context, text: str) -> Relation:
     return Relation(**dict(rows[0]))
 
 
-def mb(size: float | None) -> str:
-    """Bytes as `812 kB`, `12.3 MB`, `4.1 GB`."""
-    if size is None:
-        return "—"
-    for unit, factor in (("GB", 1 << 30), ("MB", 1 << 20), ("kB", 1 << 10)):
-        if size >= factor:
-            return f"{size / factor:.1f} {unit}" if size < 100 * factor else f"{size / factor:.0f} {unit}"
-    return f"{int(size)} B"
-
-
 def ms(value: float | None) -> str:
     """Milliseconds as `0.42 ms`, `130 ms`, `2.4 s`, `3.1 min`."""
     if value is None:
@@ -135,15 +125,6 @@ def ms(value: float | None) -> str:
     if value < 10_000:
         return f"{value:,.0f} ms"
     return f"{value / 1000:.1f} s" if value < 120_000 else f"{value / 60_000:.1f} min"
-
-
-def seconds(value: float | None) -> str:
-    """A duration in seconds as `42 s`, `5.0 min`, `2.5 h`."""
-    if value is None:
-        return "—"
-    if value < 120:
-        return f"{value:.0f} s"
-    return f"{value / 60:.1f} min" if value < 7200 else f"{value / 3600:.1f} h"
 
 
 def percent(value: float | None) -> str:

@@ -10,6 +10,7 @@ from bot.context import Context
 from bot.errors import CommandError
 from bot.registry import Args, Risk, Role, command, positional
 from bot.result import Action, Result, Status, Table, worst
+from bot.units import duration
 from commands.bullmq_redis import (Counts, Target, add_jobs, counts, discover, pause_queue, resolve, resume_queue,
                                    snapshot)
 
@@ -37,17 +38,6 @@ class InjectArgs(Args):
     count: int = positional(5, ge=1, le=100, help="how many jobs, 1 to 100")
 
 
-def age(seconds: float | None) -> str:
-    """`42 s`, `5 min`, `3.2 h`, `2.0 d`; an em dash when unknown."""
-    if seconds is None:
-        return "—"
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h" if seconds < 172800 else f"{seconds / 86400:.1f} d"
-
-
 def grade(c: Counts, lag: float | None, min_attempts: int) -> tuple[Status, list[str]]:
     """ClientForge's thresholds applied to one queue: its status and the reasons."""
     rules = [
@@ -55,7 +45,7 @@ def grade(c: Counts, lag: float | None, min_attempts: int) -> tuple[Status, list
         (WAITING_WARN < c.waiting <= WAITING_CRIT, Status.WARNING, f"{c.waiting:,} waiting (> {WAITING_WARN:,})"),
         (c.waiting > STUCK_WAITING and c.active == 0 and c.workers == 0, Status.CRITICAL,
          "jobs waiting, none active and no worker connected"),
-        (lag is not None and lag > LAG_WARN_S, Status.WARNING, f"oldest waiting job {age(lag)} old (> 5 min)"),
+        (lag is not None and lag > LAG_WARN_S, Status.WARNING, f"oldest waiting job {duration(lag)} old (> 5 min)"),
         (c.dlq > 0, Status.WARNING, f"{c.dlq:,} in the DLQ (failed, ≥ {min_attempts} attempts)"),
         (c.failed > FAILED_WARN, Status.WARNING, f"{c.failed:,} failed (> {FAILED_WARN})"),
         (c.paused, Status.WARNING, "paused"),
@@ -78,7 +68,7 @@ def _row(g: Graded) -> list[str]:
     workers = "?" if c.workers is None else str(c.workers)
     return [c.name, f"{status.symbol} {status.value}", f"{c.waiting:,}", f"{c.active:,}", f"{c.delayed:,}",
             f"{c.prioritized:,}", f"{c.failed:,}", f"{c.dlq:,}", f"{c.completed:,}", "yes" if c.paused else "no",
-            age(g.lag), workers, "; ".join(g.why) or "ok"]
+            duration(g.lag), workers, "; ".join(g.why) or "ok"]
 
 
 def _actions(graded: list[Graded]) -> list[Action]:

@@ -24,6 +24,7 @@ from bot.context import Context
 from bot.errors import ForgeError
 from bot.registry import NoArgs, Risk, Role, command
 from bot.result import Action, Result, Status, Table, worst
+from bot.units import duration
 from commands.backup_catalog import Catalog
 from commands.bullmq_redis import Counts, discover, snapshot
 from commands.db_space import EXTENSIONS, SERVER, extension_problems
@@ -31,7 +32,7 @@ from commands.es import (EXPECTED_ALIASES, EXPECTED_INDICES, cat_aliases, cat_in
                          index_status)
 from commands.health import Check, run_checks
 from commands.pg import read_many
-from commands.queues import age, grade
+from commands.queues import grade
 
 log = structlog.get_logger(__name__)
 VERDICT = {Status.OK: "pass", Status.RUNNING: "warn", Status.WARNING: "warn", Status.CRITICAL: "fail"}
@@ -97,7 +98,7 @@ def _queue_line(ctx: Context, found: list[Counts], min_attempts: int) -> Line:
     waiting = sum(c.waiting for c in found)
     lag = max((c.lag(now_ms) or 0 for c in found), default=0)
     return Line("queues", "Queues and workers", Status.OK,
-                f"{len(found)} queues, {waiting:,} waiting (oldest {age(lag)}); {_workers(found)}")
+                f"{len(found)} queues, {waiting:,} waiting (oldest {duration(lag)}); {_workers(found)}")
 
 
 def _workers(found: list[Counts]) -> str:
@@ -172,10 +173,10 @@ async def check_backups(ctx: Context) -> list[Line]:
     where = f"{newest.file} ({newest.kind})"
     if old > BACKUP_MAX_AGE:
         return [Line("backups", label, Status.WARNING,
-                     f"no backup in the last 26 h: the newest is {age(old.total_seconds())} old, {where}", listing)]
+                     f"no backup in the last 26 h: the newest is {duration(old.total_seconds())} old, {where}", listing)]
     if newest.verified_ok is False:
         return [Line("backups", label, Status.WARNING, f"the newest, {where}, failed its checksum check", listing)]
-    return [Line("backups", label, Status.OK, f"newest {age(old.total_seconds())} old: {where}")]
+    return [Line("backups", label, Status.OK, f"newest {duration(old.total_seconds())} old: {where}")]
 
 
 PROBES = (

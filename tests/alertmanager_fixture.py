@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import re
 import shutil
-import subprocess
 import tempfile
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 import yaml
 
-from tests.prometheus_fixture import Prometheus, free_port
+from tests.prometheus_fixture import Prometheus, ServerProcess, free_port
 
 ALERTMANAGER = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
 DEPLOY = Path(__file__).resolve().parents[1] / "deploy"
@@ -47,8 +45,10 @@ def prometheus_files(forge_target: str, alertmanager_target: str) -> tuple[str, 
     return yaml.safe_dump(config), {"queue-alerts.yml": rules}
 
 
-class Alertmanager:
+class Alertmanager(ServerProcess):
     """Alertmanager on a free port, clustering off, with forge as its webhook receiver."""
+
+    name = "alertmanager"
 
     def __init__(self, forge_url: str, token: str) -> None:
         assert ALERTMANAGER, SKIP_REASON
@@ -58,25 +58,9 @@ class Alertmanager:
         (self.dir / "alertmanager.yml").write_text(alertmanager_config(forge_url, token_file))
         self.address = f"127.0.0.1:{free_port()}"
         self.url = "http://" + self.address
-        self.log = (self.dir / "stderr.log").open("wb")
-        self.process = subprocess.Popen(
-            [ALERTMANAGER, f"--config.file={self.dir / 'alertmanager.yml'}", f"--storage.path={self.dir / 'data'}",
-             f"--web.listen-address={self.address}", "--cluster.listen-address=", "--log.level=warn"],
-            stdout=subprocess.DEVNULL, stderr=self.log)
-
-    def wait_ready(self, timeout: float = 20.0) -> None:
-        """Until /-/ready answers 200."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"alertmanager exited: {(self.dir / 'stderr.log').read_text()[-500:]}")
-            try:
-                if httpx.get(self.url + "/-/ready", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        raise TimeoutError("alertmanager: not ready")
+        self._start([ALERTMANAGER, f"--config.file={self.dir / 'alertmanager.yml'}",
+                     f"--storage.path={self.dir / 'data'}", f"--web.listen-address={self.address}",
+                     "--cluster.listen-address=", "--log.level=warn"])
 
     def push(self, labels: dict[str, str], annotations: dict[str, str], starts: datetime,
              ends: datetime | None = None) -> None:
@@ -85,17 +69,6 @@ class Alertmanager:
         if ends is not None:
             body["endsAt"] = ends.isoformat()
         httpx.post(self.url + "/api/v2/alerts", json=[body], timeout=5).raise_for_status()
-
-    def stop(self) -> None:
-        """Terminate it and remove its files."""
-        self.process.terminate()
-        try:
-            self.process.wait(10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        self.log.close()
-        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def rules_prometheus(forge_target: str, alertmanager_target: str) -> Prometheus:

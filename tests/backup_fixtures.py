@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import asyncpg
+import pytest
 
 import commands.backup  # noqa: F401  (registers the backup commands)
 from bot.core import Forge
@@ -156,3 +157,10 @@ def backup_settings(state_dsn: str, cf_dsn: str, tmp: Path, **env: object) -> Se
 async def run(forge: Forge, text: str, user: str = "U0OPS", channel: str = "C0OPS") -> Outcome:
     """Run a command as a Slack user would, through the dispatcher."""
     return await forge.dispatcher.run(Invocation(text, user, channel))
+
+
+@pytest.fixture
+async def cf() -> AsyncIterator[str]:
+    """A ClientForge-shaped database with a few thousand rows, dropped after the test."""
+    async with clientforge_db() as dsn:
+        yield dsn

@@ -127,46 +127,31 @@ JOB = """  - job_name: clientforge-backend
 """
 
 
-class Prometheus:
-    """A Prometheus server on a free port with a temporary config and data directory."""
+class ServerProcess:
+    """A server binary on a free port with a temporary directory: started, waited for, stopped and cleaned up."""
 
-    def __init__(self, target: str | None, config: str | None = None, files: dict[str, str] | None = None,
-                 flags: tuple[str, ...] = ()) -> None:
-        assert PROMETHEUS, SKIP_REASON
-        self.dir = Path(tempfile.mkdtemp(prefix="forge-prom-"))
-        for name, text in (files or {}).items():
-            (self.dir / name).write_text(text)
-        (self.dir / "prometheus.yml").write_text(config or CONFIG + (JOB.format(target=target) if target else "  []\n"))
-        self.url = f"http://127.0.0.1:{free_port()}"
+    name = "server"
+
+    def _start(self, argv: list[str]) -> None:
         self.log = (self.dir / "stderr.log").open("wb")
-        self.process = subprocess.Popen(
-            [PROMETHEUS, f"--config.file={self.dir / 'prometheus.yml'}", f"--storage.tsdb.path={self.dir / 'data'}",
-             f"--web.listen-address={self.url.removeprefix('http://')}", "--log.level=error", *flags],
-            stdout=subprocess.DEVNULL, stderr=self.log)
+        self.process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=self.log)
 
     def wait_ready(self, timeout: float = 20.0) -> None:
         """Until /-/ready answers 200."""
         self._wait(lambda: httpx.get(self.url + "/-/ready", timeout=1).status_code == 200, timeout, "ready")
 
-    def wait_for(self, expr: str, timeout: float = 20.0) -> None:
-        """Until an instant query returns a sample."""
-        def has_sample() -> bool:
-            body = httpx.get(self.url + "/api/v1/query", params={"query": expr}, timeout=1).json()
-            return bool(body["data"]["result"])
-        self._wait(has_sample, timeout, f"a sample of {expr}")
-
     def _wait(self, check: object, timeout: float, what: str) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"prometheus exited: {(self.dir / 'stderr.log').read_text()[-500:]}")
+                raise RuntimeError(f"{self.name} exited: {(self.dir / 'stderr.log').read_text()[-500:]}")
             try:
                 if check():  # type: ignore[operator]
                     return
             except (httpx.HTTPError, KeyError, ValueError):
                 pass
             time.sleep(0.1)
-        raise TimeoutError(f"prometheus: no {what} after {timeout:g} s")
+        raise TimeoutError(f"{self.name}: no {what} after {timeout:g} s")
 
     def stop(self) -> None:
         """Terminate the process this object started, and remove its files."""
@@ -178,6 +163,32 @@ class Prometheus:
             self.process.wait()
         self.log.close()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class Prometheus(ServerProcess):
+    """A Prometheus server on a free port with a temporary config and data directory."""
+
+    name = "prometheus"
+
+    def __init__(self, target: str | None, config: str | None = None, files: dict[str, str] | None = None,
+                 flags: tuple[str, ...] = ()) -> None:
+        assert PROMETHEUS, SKIP_REASON
+        self.dir = Path(tempfile.mkdtemp(prefix="forge-prom-"))
+        for name, text in (files or {}).items():
+            (self.dir / name).write_text(text)
+        (self.dir / "prometheus.yml").write_text(config or CONFIG + (JOB.format(target=target) if target else "  []\n"))
+        self.url = f"http://127.0.0.1:{free_port()}"
+        address = self.url.removeprefix("http://")
+        self._start([PROMETHEUS, f"--config.file={self.dir / 'prometheus.yml'}",
+                     f"--storage.tsdb.path={self.dir / 'data'}", f"--web.listen-address={address}",
+                     "--log.level=error", *flags])
+
+    def wait_for(self, expr: str, timeout: float = 20.0) -> None:
+        """Until an instant query returns a sample."""
+        def has_sample() -> bool:
+            body = httpx.get(self.url + "/api/v1/query", params={"query": expr}, timeout=1).json()
+            return bool(body["data"]["result"])
+        self._wait(has_sample, timeout, f"a sample of {expr}")
 
 
 class Stack:

@@ -17,17 +17,12 @@ from bot.core import Forge
 from bot.dispatch import Invocation
 from commands.backup import run_drill
 from commands.backup_catalog import BACKUP_LOCK, NAME
-from tests.backup_fixtures import (MovableClock, backup_settings, clientforge_db, run, scratch_databases,
+from tests.backup_fixtures import (MovableClock, backup_settings, run, scratch_databases,
                                    table_counts)
+from tests.backup_fixtures import cf  # noqa: F401  (the fixture)
 
 pytestmark = pytest.mark.integration
 
-
-@pytest.fixture
-async def cf() -> AsyncIterator[str]:
-    """A ClientForge-shaped database with a few thousand rows."""
-    async with clientforge_db() as dsn:
-        yield dsn
 
 
 @pytest.fixture

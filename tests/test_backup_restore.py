@@ -9,17 +9,12 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from tests.backup_fixtures import backup_settings, clientforge_db, run, table_counts
+from tests.backup_fixtures import backup_settings, run, table_counts
+from tests.backup_fixtures import cf  # noqa: F401  (the fixture)
 from tests.conftest import Harness, running_forge
 
 pytestmark = pytest.mark.integration
 
-
-@pytest.fixture
-async def cf() -> AsyncIterator[str]:
-    """A ClientForge-shaped database with a few thousand rows."""
-    async with clientforge_db() as dsn:
-        yield dsn
 
 
 @pytest.fixture

@@ -12,17 +12,12 @@ import pytest
 from bot.backup_scheduler import BackupScheduler
 from bot.core import Forge
 from bot.slack_out import Outbox, close_client, make_client
-from tests.backup_fixtures import MovableClock, backup_settings, clientforge_db, run
+from tests.backup_fixtures import MovableClock, backup_settings, run
+from tests.backup_fixtures import cf  # noqa: F401  (the fixture)
 
 pytestmark = pytest.mark.integration
 NIGHT = datetime(2026, 3, 10, 1, 0, tzinfo=UTC)
 
-
-@pytest.fixture
-async def cf() -> AsyncIterator[str]:
-    """A ClientForge-shaped database."""
-    async with clientforge_db() as dsn:
-        yield dsn
 
 
 @pytest.fixture

@@ -78,7 +78,7 @@ async def test_indices_worst_first_with_docs_size_and_aliases(es, make_ctx):  # 
     rows = result.tables[0].rows
     assert [r[0] for r in rows] == ["deals", "accounts", "clientforge", "contacts"]
     assert rows[0][1:3] == ["red", "—"] and rows[3][2] == "1,500" and rows[3][5] == "contacts-current"
-    assert rows[3][3].endswith("KB") and result.status is Status.CRITICAL
+    assert rows[3][3].endswith("kB") and result.status is Status.CRITICAL
     assert "1 hidden or system indices" in result.text
     every = await es_indices(make_ctx(), IndicesArgs(all=True))
     assert ".tasks" in [r[0] for r in every.tables[0].rows]
