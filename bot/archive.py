@@ -2,22 +2,27 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 from datetime import datetime
 
 import msgpack
 
 from bot.backends import call
+from bot.rdb import RdbError, read_hash
 from bot.store import StateStore
 
-COLUMNS = ("batch_id", "queue", "job_id", "name", "record")
+COLUMNS = ("batch_id", "queue", "job_id", "name", "record", "format")
 
 
-def unpack(record: bytes) -> dict[str, str]:
-    """An archived job hash: MessagePack of its field/value list, back to a mapping."""
+def unpack(record: bytes, form: str = "msgpack") -> dict[str, str]:
+    """An archived job hash back to a mapping: a Redis DUMP payload (`rdb`), or its field/value list as MessagePack."""
+    if form == "rdb":
+        return read_hash(record)
     flat = msgpack.unpackb(record, raw=False, unicode_errors="replace")
     return dict(zip(flat[::2], flat[1::2], strict=True))
 
@@ -50,11 +55,12 @@ class Archive:
             batch_id, queue, reason, actor_id, approval_id), self._timeout)
         return batch_id
 
-    async def add(self, batch_id: uuid.UUID, queue: str, jobs: Sequence[tuple[str, str, bytes]]) -> int:
-        """Archive jobs (id, name, the hash's field/value list as MessagePack) with one binary COPY."""
+    async def add(self, batch_id: uuid.UUID, queue: str, jobs: Sequence[tuple[str, str, bytes]],
+                  form: str = "rdb") -> int:
+        """Archive jobs (id, name, the hash as a DUMP payload or packed field list) with one binary COPY."""
         if not jobs:
             return 0
-        records = [(batch_id, queue, job_id, name or None, record) for job_id, name, record in jobs]
+        records = [(batch_id, queue, job_id, name or None, record, form) for job_id, name, record in jobs]
         pool = await self._store.pool()
         async with pool.acquire() as conn:
             await call("state store", conn.copy_records_to_table(
@@ -83,7 +89,15 @@ class Archive:
         """The batch as JSON Lines, one job record per line, in job id order."""
         pool = await self._store.pool()
         rows = await call("state store", pool.fetch(
-            "SELECT queue, job_id, record FROM forge.job_archive WHERE batch_id = $1 "
+            "SELECT queue, job_id, record, format FROM forge.job_archive WHERE batch_id = $1 "
             "ORDER BY length(job_id), job_id", batch_id), self._timeout)
-        lines = (json.dumps({"queue": r["queue"], "id": r["job_id"], **unpack(r["record"])}) for r in rows)
+        lines = (json.dumps({"queue": r["queue"], "id": r["job_id"], **_fields(r)}) for r in rows)
         return "".join(line + "\n" for line in lines).encode()
+
+
+def _fields(row: Any) -> dict[str, str]:
+    """The archived job's fields; a payload that cannot be read is exported as it is, with the reason."""
+    try:
+        return unpack(row["record"], row["format"])
+    except (RdbError, ValueError) as exc:
+        return {"archive_error": str(exc), "record_base64": base64.b64encode(row["record"]).decode()}

@@ -30,9 +30,10 @@ class Lua:
 # KEYS: failed zset. ARGV: job key prefix, newest score included ('+inf' or ms), offset, count, min attempts,
 # mode, extra hash fields. Newest first, members only (attempts made >= min). Modes: 'count'; 'rows' ([id,
 # attempts, *fields]); 'reasons' (fields finishedOn, failedReason: first lines counted, and the oldest);
-# 'records' ([id, score, whole hash]). 'archive' answers a flat array instead: scanned, members, then per member
-# id, score, parentKey, deid, name and the hash's field/value list packed by cmsgpack, which the archive stores as
-# it comes (packing is a copy; JSON would escape every stack trace). 'count', 'rows' and 'reasons' use SORT BY nosort DESC, which keeps the
+# 'records' ([id, score, whole hash]). 'dump' answers a flat array instead: scanned, members, then per member id,
+# score, parentKey, deid, name and the job hash as Redis's own DUMP of it (serialised in C, LZF-compressed), which
+# the archive stores as it comes; 'archive' is the same with the field/value list packed by cmsgpack, for Redis 6,
+# whose DUMP forge does not read. 'count', 'rows' and 'reasons' use SORT BY nosort DESC, which keeps the
 # zset's order and reads only the LIMIT range; small (listpack) zsets, which SORT would convert to a skiplist,
 # and servers that refuse SORT take ZREVRANGE + HMGET instead. Returns MessagePack {scanned, members, rows,
 # oldest}: unlike JSON it needs no escaping, which matters for records full of stack traces.
@@ -42,22 +43,18 @@ local skip = 0
 if ARGV[2] ~= '+inf' then skip = redis.call('ZCOUNT', key, '(' .. ARGV[2], '+inf') end
 local start, count, min = skip + tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 local out = {}
-if mode == 'archive' then
+if mode == 'archive' or mode == 'dump' then
   local ids = redis.call('ZREVRANGE', key, start, start + count - 1, 'WITHSCORES')
   out = {#ids / 2, 0}
   local n = 2
   for i = 1, #ids, 2 do
-    local flat = redis.call('HGETALL', prefix .. ids[i])
-    local atm, made, parent, deid, name = nil, nil, '', '', ''
-    for j = 1, #flat, 2 do
-      local f = flat[j]
-      if f == 'atm' then atm = flat[j + 1] elseif f == 'attemptsMade' then made = flat[j + 1]
-      elseif f == 'name' then name = flat[j + 1] elseif f == 'parentKey' then parent = flat[j + 1]
-      elseif f == 'deid' then deid = flat[j + 1] end
-    end
-    if (tonumber(atm) or tonumber(made) or 0) >= min then
-      out[n + 1], out[n + 2], out[n + 3], out[n + 4], out[n + 5] = ids[i], ids[i + 1], parent, deid, name
-      out[n + 6], n = cmsgpack.pack(flat), n + 6
+    local job = prefix .. ids[i]
+    local f = redis.call('HMGET', job, 'atm', 'attemptsMade', 'name', 'parentKey', 'deid')
+    if (tonumber(f[1]) or tonumber(f[2]) or 0) >= min then
+      local record
+      if mode == 'dump' then record = redis.call('DUMP', job) else record = cmsgpack.pack(redis.call('HGETALL', job)) end
+      out[n + 1], out[n + 2], out[n + 3], out[n + 4] = ids[i], ids[i + 1], f[4] or '', f[5] or ''
+      out[n + 5], out[n + 6], n = f[3] or '', record, n + 6
       out[2] = out[2] + 1
     end
   end

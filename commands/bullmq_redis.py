@@ -285,7 +285,8 @@ class Scan:
         cutoff = "+inf" if self.cutoff is None else str(self.cutoff)
         raw = await redis_call(self.ctx, SCAN.run(self.ctx.backends.redis(), [key(self.queue, "failed")], [
             key(self.queue, ""), cutoff, self.offset, self.window, self.min_attempts, self.mode, *self.fields], raw=True))
-        data = self.last = _archive_rows(raw) if self.mode == "archive" else msgpack.unpackb(raw, raw=False)
+        flat = self.mode in ("archive", "dump")
+        data = self.last = _archive_rows(raw) if flat else msgpack.unpackb(raw, raw=False)
         self.offset += int(data["scanned"])
         self.done = int(data["scanned"]) < self.window
         self.members = int(data["members"])
@@ -297,9 +298,16 @@ class Scan:
 
 
 def _archive_rows(reply: list[Any]) -> dict[str, Any]:
-    """The 'archive' mode's flat reply as [id, score, parentKey, deid, name, packed hash] rows."""
+    """The 'dump' or 'archive' mode's flat reply as [id, score, parentKey, deid, name, record] rows."""
     rows = [[*(v.decode("utf-8", "replace") for v in reply[i:i + 5]), reply[i + 5]] for i in range(2, len(reply), 6)]
     return {"scanned": int(reply[0]), "members": int(reply[1]), "rows": rows}
+
+
+async def archive_format(ctx: Context) -> str:
+    """`rdb` (job hashes archived as Redis DUMP payloads) on Redis 7+, whose format forge reads; else `msgpack`."""
+    info = await redis_call(ctx, ctx.backends.redis().info("server"))
+    major = int(str(info.get("redis_version", "0")).split(".")[0] or 0)
+    return "rdb" if major >= 7 else "msgpack"
 
 
 async def dlq_count(ctx: Context, queue: str, min_attempts: int) -> int:

@@ -18,8 +18,9 @@ from bot.errors import BackendError, BackendTimeout, CommandError
 from bot.redact import redact
 from bot.registry import Args, Risk, Role, command, option, positional
 from bot.result import Action, Attachment, Result, Status, Table
-from commands.bullmq_redis import (BATCH, COUNT_WINDOW, Scan, alias, attempts_allowed, check_job_id, check_name, drop,
-                                   is_lifo, key, public_record, records, redis_call, resolve, retry_jobs)
+from commands.bullmq_redis import (BATCH, COUNT_WINDOW, Scan, alias, archive_format, attempts_allowed, check_job_id,
+                                   check_name, drop, is_lifo, key, public_record, records, redis_call, resolve,
+                                   retry_jobs)
 
 PROGRESS_EVERY = 20
 
@@ -289,6 +290,7 @@ class Clearing:
     queue: str
     scan: Scan
     batch: uuid.UUID
+    form: str = "rdb"
     tally: Counter[str] = field(default_factory=Counter)
 
     async def run(self, window: list[Any]) -> None:
@@ -296,7 +298,7 @@ class Clearing:
         archived: list[Any] = []
         while window or archived or not self.scan.done:
             jobs = [(job_id, name, record) for job_id, _, _, _, name, record in window]
-            added, upcoming = await _settled(self.archive.add(self.batch, self.queue, jobs),
+            added, upcoming = await _settled(self.archive.add(self.batch, self.queue, jobs, self.form),
                                              self._remove_then_read(archived))
             self.tally.update(archived=added)
             archived, window = window, upcoming
@@ -328,14 +330,15 @@ async def dlq_clear(ctx: Context, args: ClearArgs) -> Result:
     if ctx.archive is None:
         raise CommandError("The job archive is unavailable, so nothing is removed.")
     started = ctx.clock.monotonic()
-    scan = Scan(ctx, q, ctx.settings.config.dlq.min_attempts, cutoff=_cutoff(ctx, args.older_than), mode="archive",
-                window=BATCH)
+    form = await archive_format(ctx)
+    scan = Scan(ctx, q, ctx.settings.config.dlq.min_attempts, cutoff=_cutoff(ctx, args.older_than),
+                mode="dump" if form == "rdb" else "archive", window=BATCH)
     first = await scan.next()
     if not first and scan.done:
         return Result(f"dlq clear {q}", summary=f"Nothing to remove: the DLQ of `{q}` has no such jobs.",
                       text=target.note, data={"queue": q, "batch": None, "removed": 0, "skipped": 0})
     batch = await ctx.archive.open_batch(q, reason="dlq clear", actor_id=ctx.actor.user_id)
-    clearing = Clearing(ctx, ctx.archive, q, scan, batch)
+    clearing = Clearing(ctx, ctx.archive, q, scan, batch, form)
     tally = clearing.tally
     try:
         await clearing.run(first)

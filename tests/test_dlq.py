@@ -177,8 +177,8 @@ async def test_clear_skips_jobs_retried_meanwhile(forge, rdb):
     ctx = await handler_ctx(forge)
     real_add = ctx.archive.add
 
-    async def add_then_retry(batch, queue, jobs):  # noqa: ANN001, ANN202
-        added = await real_add(batch, queue, jobs)
+    async def add_then_retry(batch, queue, jobs, form):  # noqa: ANN001, ANN202
+        added = await real_add(batch, queue, jobs, form)
         if jobs:
             q = Queue("email", {"connection": URL})
             await Job(q, "", None, {}, members[1]).retry("failed")
@@ -294,3 +294,19 @@ async def test_archive_export_is_redacted_and_needs_a_known_batch(forge, rdb):
     assert "hunter22" not in attachment.content.decode()
     assert "No archived jobs" in (await run(forge, f"dlq archive-export {uuid.uuid4()}")).message
     assert "is not a batch id" in (await run(forge, "dlq archive-export nope")).message
+
+
+@pytest.mark.parametrize("mode,form", [("dump", "rdb"), ("archive", "msgpack")])
+async def test_both_archive_formats_export_the_whole_job_hash(forge, rdb, mode, form):
+    """Redis 7's DUMP payloads and Redis 6's packed field lists both export exactly what HGETALL showed."""
+    from commands.bullmq_redis import Scan
+
+    await make_jobs("email", [3, 3], data={"token": "kept-in-the-archive", "text": "ünïcødé"})
+    members = await dlq_ids(rdb)
+    before = {m: await rdb.hgetall(f"bull:email:{m}") for m in members}
+    ctx = await handler_ctx(forge)
+    window = await Scan(ctx, "email", 3, mode=mode).next()
+    batch = await forge.archive.open_batch("email", reason="test", actor_id="U0OPS")
+    await forge.archive.add(batch, "email", [(job_id, name, record) for job_id, _, _, _, name, record in window], form)
+    exported = [json.loads(line) for line in (await forge.archive.export(batch)).decode().splitlines()]
+    assert {e.pop("id"): {k: v for k, v in e.items() if k != "queue"} for e in exported} == before
