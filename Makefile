@@ -1,8 +1,8 @@
-# The README's two commands: `make run` and `make test`.
+# The README's commands: `make playground` (try forge in a browser), `make run` (Slack) and `make test`.
 PYTHON ?= python3
 VENV := .venv
 
-.PHONY: run test install bench manifest
+.PHONY: run playground test install bench manifest
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -14,6 +14,9 @@ install: $(VENV)/bin/python
 run: install
 	$(VENV)/bin/forge migrate || true
 	$(VENV)/bin/forge serve
+
+playground: install
+	$(VENV)/bin/forge playground
 
 test:
 	./scripts/test

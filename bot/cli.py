@@ -1,4 +1,4 @@
-"""The `forge` console script: serve, run, migrate, check, manifest."""
+"""The `forge` console script: serve, playground, run, migrate, check, manifest."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="forge", description="ChatOps for ClientForge CRM.")
     sub = p.add_subparsers(dest="verb", required=True)
     sub.add_parser("serve", help="run the Slack app (HTTP, or Socket Mode when SLACK_APP_TOKEN is set)")
+    sub.add_parser("playground", help="run forge with a local Slack stand-in at http://127.0.0.1:3100/playground")
     run = sub.add_parser("run", help='run one command from the terminal, e.g. forge run "health"')
     run.add_argument("text", nargs="+", help="the command text, as typed after /forge")
     run.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -43,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"forge: configuration error:\n{exc}", file=sys.stderr)
         return EXIT_USAGE
-    logs.configure(Redactor(settings.secrets()), "INFO" if args.verb == "serve" else "WARNING")
+    logs.configure(Redactor(settings.secrets()), "INFO" if args.verb in ("serve", "playground") else "WARNING")
     try:
         return asyncio.run(_verbs()[args.verb](settings, args))
     except ConfigError as exc:
@@ -54,9 +55,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _verbs() -> dict:
-    from bot.verbs import check_verb, migrate_verb, run_verb, serve_verb
+    from bot import verbs
 
-    return {"serve": serve_verb, "run": run_verb, "migrate": migrate_verb, "check": check_verb}
+    return {"serve": verbs.serve_verb, "playground": verbs.playground_verb, "run": verbs.run_verb,
+            "migrate": verbs.migrate_verb, "check": verbs.check_verb}
 
 
 def manifest_verb(args: argparse.Namespace) -> int:

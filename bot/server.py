@@ -7,7 +7,7 @@ import contextlib
 import gc
 import secrets
 import signal
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 
 import structlog
 from aiohttp import web
@@ -131,8 +131,8 @@ def slack_credentials(settings: Settings) -> tuple[str, str]:
     return env.slack_bot_token.get_secret_value(), secret  # type: ignore[union-attr]
 
 
-async def serve(settings: Settings) -> None:
-    """Run until SIGINT or SIGTERM."""
+async def serve(settings: Settings, mount: Callable[[web.Application], None] | None = None) -> None:
+    """Run until SIGINT or SIGTERM; `mount` adds routes of its own (the playground's) to the app."""
     token, signing_secret = slack_credentials(settings)
     client = make_client(settings)
     forge = Forge(settings, groups=SlackGroupDirectory(client))
@@ -140,7 +140,10 @@ async def serve(settings: Settings) -> None:
     surface = SlackSurface(forge, client, signing_secret or token)
     if not await forge.start():
         log.warning("starting_without_state_store", note="read-only commands only; /readyz says not ready")
-    runner = web.AppRunner(web_app(forge, None if socket_mode else surface), access_log=None)
+    app = web_app(forge, None if socket_mode else surface)
+    if mount is not None:
+        mount(app)
+    runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, settings.env.forge_http_host, settings.env.forge_http_port).start()
     socket = await _socket_mode(surface, settings) if socket_mode else None

@@ -1,4 +1,4 @@
-"""What `forge serve`, `run`, `migrate` and `check` do once settings are loaded."""
+"""What `forge serve`, `playground`, `run`, `migrate` and `check` do once settings are loaded."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import argparse
 import getpass
 import re
 import sys
+
+import structlog
 
 from bot.cli_codes import EXIT_FAILED, EXIT_OK
 from bot.context import Actor
@@ -26,11 +28,31 @@ def cli_user() -> str:
 
 
 async def serve_verb(settings: Settings, _: argparse.Namespace) -> int:
-    """Run the Slack app until signalled."""
+    """Run the Slack app until signalled; with no Slack credentials at all, outside production, the playground."""
+    from bot.playground import session
     from bot.server import serve
 
+    if session.wants_playground(settings):
+        structlog.get_logger(__name__).info(
+            "serving_playground", reason="no Slack credentials (SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET) are set",
+            note="forge answers a local Slack stand-in on 127.0.0.1; set the credentials to connect to Slack")
+        await session.run(settings, honour_host=False, tell=_tell)
+        return EXIT_OK
     await serve(settings)
     return EXIT_OK
+
+
+async def playground_verb(settings: Settings, _: argparse.Namespace) -> int:
+    """Run forge with the local Slack stand-in and its page until signalled."""
+    from bot.playground import session
+
+    await session.run(settings, tell=_tell)
+    return EXIT_OK
+
+
+def _tell(url: str) -> None:
+    """Say where the playground is, for whoever started it in a terminal."""
+    print(f"forge playground: open {url} in a browser (Ctrl-C stops it)", file=sys.stderr, flush=True)
 
 
 async def run_verb(settings: Settings, args: argparse.Namespace) -> int:

@@ -1,0 +1,204 @@
+"""The playground's HTTP side: the page, its live state, and its actions sent to forge as signed Slack requests."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from bot.playground.people import channels, people
+from bot.playground.session import Playground
+from bot.playground.slack_requests import Response, SlackClient
+from bot.server import FORGE
+
+STATIC = Path(__file__).with_name("static")
+PLAYGROUND = web.AppKey("playground", Playground)
+CLIENT = web.AppKey("client", SlackClient)
+LONG_POLL = 20.0
+NO_CACHE = {"Cache-Control": "no-store"}
+Json = dict[str, Any]
+
+
+def mount(app: web.Application, playground: Playground) -> None:
+    """Add /playground (the page, its API and the Slack stand-in) to forge's app."""
+    sub = web.Application(client_max_size=64 * 1024 * 1024)
+    sub[PLAYGROUND] = playground
+    sub.add_routes(playground.api.routes())
+    sub.router.add_get("/", index)
+    sub.router.add_static("/static", STATIC)
+    sub.router.add_get("/session", session)
+    sub.router.add_get("/state", state)
+    sub.router.add_post("/act", act)
+    sub.router.add_get("/files/{file_id}", download)
+    sub.cleanup_ctx.append(_client)
+    sub.on_shutdown.append(_end_long_polls)
+    sub[FORGE] = app[FORGE]
+    app.router.add_get("/playground", to_page)
+    app.add_subapp("/playground", sub)
+
+
+async def to_page(_: web.Request) -> web.Response:
+    """/playground without its slash: the page is one level down, so its relative links work."""
+    raise web.HTTPFound("/playground/")
+
+
+async def _client(sub: web.Application) -> Any:
+    """The signed-request client the page's actions go through, for as long as the app runs."""
+    playground = sub[PLAYGROUND]
+    secret = playground.settings.env.slack_signing_secret.get_secret_value()  # type: ignore[union-attr]
+    sub[CLIENT] = SlackClient(playground.events_url.removesuffix("/slack/events"), secret, playground.api)
+    yield
+    await sub[CLIENT].close()
+
+
+async def _end_long_polls(sub: web.Application) -> None:
+    """Answer the pending long polls now, so shutting down does not wait for them."""
+    sub[PLAYGROUND].api.close()
+
+
+async def index(_: web.Request) -> web.FileResponse:
+    """The page."""
+    return web.FileResponse(STATIC / "index.html", headers=NO_CACHE)
+
+
+async def session(request: web.Request) -> web.Response:
+    """Who one can be (with the role forge resolves now), the channels, and where the config came from."""
+    playground, forge = request.app[PLAYGROUND], request.app[FORGE]
+    users = [person | _grant(await forge.dispatcher.actor(person["id"], "playground"))
+             for person in people(playground.settings.config, playground.api)]
+    return web.json_response({"users": users, "channels": channels(playground.settings.config, playground.api),
+                              "note": playground.config_note, "environment": playground.settings.environment},
+                             headers=NO_CACHE)
+
+
+def _grant(actor: Any) -> Json:
+    return {"role": actor.role.name.lower() if actor.role else "none", "approver": bool(actor.approver)}
+
+
+async def state(request: web.Request) -> web.Response:
+    """One channel as one user sees it; waits for a change past `since` first (long polling)."""
+    api = request.app[PLAYGROUND].api
+    query = request.query
+    since = int(query.get("since", "-1")) if query.get("since", "-1").lstrip("-").isdigit() else -1
+    version = await api.wait_change(since, LONG_POLL)
+    user, channel = query.get("user", ""), query.get("channel", "")
+    stack = api.view_stacks.get(user) or []
+    view = api.views.get(stack[-1]) if stack else None
+    return web.json_response({"version": version, "items": timeline(api, channel, user), "view": view,
+                              "channels": channels(request.app[PLAYGROUND].settings.config, api)},
+                             headers=NO_CACHE)
+
+
+def timeline(api: Any, channel: str, user: str) -> list[Json]:
+    """Messages, this user's ephemerals and shared files of a channel, in the order they arrived."""
+    items: list[Json] = []
+    for n, (kind, where, obj) in enumerate(api.feed):
+        if where != channel:
+            continue
+        if kind == "message" and api.is_stored(channel, obj):
+            items.append({"kind": "message", "key": obj["ts"], **obj})
+        elif kind == "ephemeral" and obj.get("user") == user:
+            items.append({"kind": "ephemeral", "key": f"e{n}", "ts": obj.get("message_ts") or f"e{n}",
+                          "text": obj["text"], "blocks": obj["blocks"], "thread_ts": obj.get("thread_ts")})
+        elif kind == "file":
+            items.append({"kind": "file", "key": obj.id, "id": obj.id, "title": obj.title, "name": obj.filename,
+                          "size": len(obj.content), "thread_ts": obj.thread_ts, "comment": obj.initial_comment})
+    return items
+
+
+async def download(request: web.Request) -> web.Response:
+    """An uploaded file, as an attachment."""
+    file_id = request.match_info["file_id"]
+    upload = next((f for f in request.app[PLAYGROUND].api.files if f.id == file_id), None)
+    if upload is None:
+        raise web.HTTPNotFound(text="no such file")
+    name = upload.filename.replace('"', "")
+    return web.Response(body=upload.content, content_type="application/octet-stream",
+                        headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+
+async def act(request: web.Request) -> web.Response:
+    """Do what the person did on the page, as Slack would tell forge: a signed request to /slack/events."""
+    try:
+        body = await request.json()
+        kind, user = body["kind"], str(body["user"])
+    except (ValueError, KeyError, TypeError):
+        return web.json_response({"ok": False, "error": "expected JSON with kind and user"}, status=400)
+    handler = ACTIONS.get(kind)
+    if handler is None:
+        return web.json_response({"ok": False, "error": f"unknown action {kind!r}"}, status=400)
+    answer = await handler(request.app, user, body)
+    request.app[PLAYGROUND].api.touch()
+    return web.json_response(answer)
+
+
+def _answer(response: Response) -> Json:
+    """forge's HTTP answer, for the page."""
+    text = response.body.strip()
+    parsed = json.loads(text) if text.startswith("{") else None
+    return {"ok": response.status == 200, "status": response.status, "body": parsed or text or None}
+
+
+async def _slash(app: web.Application, user: str, body: Json) -> Json:
+    """`/forge …` typed into a channel; plain text is posted, and a mention of @forge is delivered as an event."""
+    text, channel = str(body.get("text", "")).strip(), str(body.get("channel", ""))
+    command, _, rest = text.partition(" ")
+    if command == "/forge":
+        return _answer(await app[CLIENT].slash(rest.strip(), user=user, channel=channel))
+    if text.startswith("/"):
+        return {"ok": False, "error": f"{command} is not a command here: only /forge is installed"}
+    message = app[PLAYGROUND].api.post_as_user(channel, user, text.replace("@forge", "<@U0BOT>"), body.get("thread_ts"))
+    if "<@U0BOT>" not in message["text"]:
+        return {"ok": True}
+    event = {"type": "app_mention", "user": user, "text": message["text"], "ts": message["ts"], "channel": channel,
+             "event_ts": message["ts"], "team": "T0FORGE"} | ({"thread_ts": message["thread_ts"]}
+                                                                if message.get("thread_ts") else {})
+    return _answer(await app[CLIENT].event(event))
+
+
+async def _click(app: web.Application, user: str, body: Json) -> Json:
+    """A button clicked, or an option or a user picked, in a message."""
+    channel, ts, action = str(body.get("channel", "")), str(body.get("ts", "")), body.get("action") or {}
+    ephemeral = bool(body.get("ephemeral"))
+    stored = None if ephemeral else app[PLAYGROUND].api.message_at(channel, ts)
+    element = {k: action[k] for k in ("type", "value", "text", "selected_user", "selected_option") if k in action}
+    response = await app[CLIENT].click(
+        str(action.get("action_id", "")), str(action.get("value", "")), user=user, channel=channel, message_ts=ts,
+        block_id=str(action.get("block_id") or "b"), thread_ts=body.get("thread_ts") or None, element=element,
+        message=dict(stored) if stored else None, is_ephemeral=ephemeral)
+    return _answer(response)
+
+
+async def _submit(app: web.Application, user: str, body: Json) -> Json:
+    """A modal submitted: forge's answer closes it, shows errors in it, or replaces it."""
+    api = app[PLAYGROUND].api
+    view = api.views.get(str(body.get("view_id")))
+    if view is None:
+        return {"ok": False, "error": "that dialog is gone"}
+    response = await app[CLIENT].submit_view(view.get("callback_id", ""), body.get("values") or {}, user=user,
+                                             private_metadata=view.get("private_metadata", ""),
+                                             view_id=view["id"], stored=view)
+    answer = _answer(response)
+    reply = answer["body"] if isinstance(answer["body"], dict) else {}
+    stack = api.view_stacks.get(user) or []
+    action = reply.get("response_action")
+    if action == "update" and isinstance(reply.get("view"), dict):
+        api.replace_view(view["id"], reply["view"])
+    elif action == "clear":
+        stack.clear()
+    elif action != "errors" and answer["ok"] and view["id"] in stack:
+        stack.remove(view["id"])
+    return answer | {"errors": reply.get("errors") or {}}
+
+
+async def _close(app: web.Application, user: str, body: Json) -> Json:
+    """A modal cancelled."""
+    stack = app[PLAYGROUND].api.view_stacks.get(user) or []
+    if body.get("view_id") in stack:
+        stack.remove(body["view_id"])
+    return {"ok": True}
+
+
+ACTIONS = {"slash": _slash, "click": _click, "submit": _submit, "close": _close}

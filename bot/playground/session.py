@@ -1,0 +1,125 @@
+"""`forge playground`: the real forge and the Slack stand-in on one port, with credentials made for the session."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import structlog
+from aiohttp import web
+from pydantic import SecretStr
+
+from bot.playground.web_api import SlackWebApi
+from bot.settings import Config, Settings, load_config
+
+log = structlog.get_logger(__name__)
+DEMO_CONFIG = Path(__file__).with_name("demo.yml")
+WILDCARDS = {"", "0.0.0.0", "::"}
+KEEP_CALLS = 500
+STATE_DATABASE = "forge_playground"
+
+
+@dataclass
+class Playground:
+    """One playground session: its settings, the stand-in, and where forge listens."""
+
+    settings: Settings
+    api: SlackWebApi
+    events_url: str
+    config_note: str
+
+    @property
+    def url(self) -> str:
+        """The page."""
+        return self.api.base
+
+
+def wants_playground(settings: Settings) -> bool:
+    """`forge serve` without any Slack credentials, outside production, starts the playground instead."""
+    env = settings.env
+    no_slack = not (env.slack_bot_token or env.slack_signing_secret or env.slack_app_token)
+    return no_slack and settings.environment != "production"
+
+
+def _config(settings: Settings) -> tuple[Config, str]:
+    """The config file's config, or the bundled demo one when there is no file; and a note saying which."""
+    path = settings.config_path
+    if path is not None and path.exists():
+        return settings.config, f"Users, roles and channels come from {path}."
+    return load_config(DEMO_CONFIG, required=True), (
+        f"No config file at {path or 'forge.yml'}: the bundled demo config gives one operator, one admin "
+        "and one approver. Copy forge.example.yml to forge.yml to use your own.")
+
+
+def prepare(settings: Settings, *, honour_host: bool = True) -> Playground:
+    """Settings that point forge's Slack client at the stand-in, with a token and signing secret of its own.
+
+    The page lets anyone act as anyone, so it listens on 127.0.0.1 unless FORGE_HTTP_HOST is set explicitly
+    and `honour_host` (false when `forge serve` falls back to the playground: no one asked for it).
+    """
+    env = settings.env
+    explicit = honour_host and "forge_http_host" in env.model_fields_set
+    host = env.forge_http_host if explicit else "127.0.0.1"
+    local = "127.0.0.1" if host in WILDCARDS else host
+    base = f"http://{local}:{env.forge_http_port}/playground"
+    token = f"xoxb-playground-{secrets.token_hex(12)}"
+    config, note = _config(settings)
+    env = env.model_copy(update={
+        "slack_bot_token": SecretStr(token), "slack_signing_secret": SecretStr(secrets.token_hex(20)),
+        "slack_app_token": None, "slack_api_url": f"{base}/api/", "forge_http_host": host})
+    api = SlackWebApi(base, bot_token=token, keep_calls=KEEP_CALLS)
+    return Playground(replace(settings, env=env, config=config), api,
+                      f"http://{local}:{env.forge_http_port}/slack/events", note)
+
+
+async def own_state_store(settings: Settings) -> Settings:
+    """Without FORGE_STATE_DATABASE_URL, the playground keeps its audit trail and approvals in a database of its own,
+    `forge_playground`, on DATABASE_URL's server, created when missing; a server that is down stays down."""
+    if settings.env.forge_state_database_url is not None:
+        return settings
+    parts = urlsplit(settings.env.database_url.get_secret_value())
+    target = urlunsplit(parts._replace(path="/" + STATE_DATABASE))
+    try:
+        await (await asyncpg.connect(target, timeout=3)).close()
+    except asyncpg.InvalidCatalogNameError:
+        if not await _create(urlunsplit(parts._replace(path="/postgres"))):
+            return settings
+    except (OSError, TimeoutError, asyncpg.PostgresError):
+        return settings
+    log.info("playground_state_store", database=STATE_DATABASE)
+    return replace(settings, env=settings.env.model_copy(update={"forge_state_database_url": SecretStr(target)}))
+
+
+async def _create(maintenance_dsn: str) -> bool:
+    try:
+        admin = await asyncpg.connect(maintenance_dsn, timeout=3)
+        try:
+            await admin.execute(f'CREATE DATABASE "{STATE_DATABASE}"')
+        finally:
+            await admin.close()
+    except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
+        log.warning("playground_state_store_not_created", error=type(exc).__name__)
+        return False
+    return True
+
+
+async def run(settings: Settings, *, honour_host: bool = True, tell: Callable[[str], None] = lambda _: None) -> None:
+    """Serve forge and the playground until signalled; `tell` gets the page's address once it is up."""
+    from bot.playground.page import mount
+    from bot.server import serve
+
+    playground = prepare(await own_state_store(settings), honour_host=honour_host)
+
+    async def announce(_: web.Application) -> None:
+        log.info("playground_ready", url=playground.url, note="open it in a browser; Slack is simulated locally")
+        tell(f"{playground.url}/")
+
+    def add_routes(app: web.Application) -> None:
+        mount(app, playground)
+        app.on_startup.append(announce)
+
+    await serve(playground.settings, mount=add_routes)

@@ -1,0 +1,90 @@
+// Drives the forge playground in Debian's Chromium (headless, through playwright-core):
+// /forge help, /forge health, /forge dlq clear email confirmed in the modal, approved by another user.
+// Usage: node playground_browser.js <playground URL> <screenshot dir>. Prints one JSON line; exit 1 on failure.
+"use strict";
+
+const fs = require("fs");
+const os = require("os");
+const path = require("path");
+const { chromium } = require("playwright-core");
+
+const CHROMIUM = process.env.FORGE_CHROMIUM || "/usr/bin/chromium";
+const FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+  "--disable-component-update", "--disable-sync"];
+const WAIT = 20000;
+
+const started = Date.now();
+const timings = {}; // milliseconds since start, per screenshot
+
+async function shoot(page, dir, name, shots) {
+  const file = path.join(dir, name);
+  await page.screenshot({ path: file });
+  shots.push(file);
+  timings[name] = Date.now() - started;
+}
+
+async function slash(page, text) {
+  await page.fill("#text", text);
+  await page.press("#text", "Enter");
+}
+
+async function scenario(page, url, dir, shots) {
+  await page.goto(url);
+  await page.waitForSelector("#who option[value=U0OPS]", { state: "attached", timeout: WAIT });
+  await page.selectOption("#who", "U0OPS");
+  await page.click('[data-channel="C0OPS"]');
+  await page.waitForFunction(() => document.querySelector("#grant").textContent.includes("operator"));
+
+  await slash(page, "/forge help");
+  await page.locator(".msg", { hasText: "help — ok" }).first().waitFor({ timeout: WAIT });
+  await shoot(page, dir, "01-help.png", shots);
+
+  await slash(page, "/forge health");
+  await page.locator(".msg", { hasText: /health — (ok|warning|critical)/ }).first().waitFor({ timeout: WAIT });
+  await shoot(page, dir, "02-health.png", shots);
+
+  await slash(page, "/forge dlq clear email");
+  await page.locator("#modal", { hasText: "Would remove" }).waitFor({ timeout: WAIT });
+  await page.fill("#modal input", "email");
+  await shoot(page, dir, "03-confirm.png", shots);
+  await page.click("#modal-submit");
+  await page.locator("#modal").waitFor({ state: "hidden", timeout: WAIT });
+  const card = page.locator(".msg", { hasText: "Approval needed" }).first();
+  await card.locator("text=Waiting for an approver").waitFor({ timeout: WAIT });
+  await shoot(page, dir, "04-requested.png", shots);
+
+  await page.selectOption("#who", "U0LEAD");
+  await page.waitForFunction(() => document.querySelector("#grant").textContent.includes("approver"));
+  await card.getByRole("button", { name: "Approve" }).click();
+  await card.locator("text=done").waitFor({ timeout: WAIT });
+  await card.locator(".thread .msg", { hasText: "dlq clear" }).first().waitFor({ timeout: WAIT });
+  await shoot(page, dir, "05-approved.png", shots);
+  return (await card.innerText()).replace(/\s+/g, " ");
+}
+
+async function main() {
+  const [url, dir] = process.argv.slice(2);
+  fs.mkdirSync(dir, { recursive: true });
+  const profile = fs.mkdtempSync(path.join(os.tmpdir(), "forge-chromium-"));
+  timings.launch = Date.now() - started;
+  const context = await chromium.launchPersistentContext(profile, {
+    executablePath: CHROMIUM, headless: true, args: FLAGS, viewport: { width: 1280, height: 900 } });
+  const page = context.pages()[0] || await context.newPage();
+  timings.launched = Date.now() - started;
+  const consoleErrors = [];
+  page.on("pageerror", (error) => consoleErrors.push(String(error)));
+  const shots = [];
+  try {
+    const card = await scenario(page, url, dir, shots);
+    console.log(JSON.stringify({ ok: true, card, shots, consoleErrors, timings }));
+  } catch (error) {
+    await shoot(page, dir, "failure.png", shots).catch(() => {});
+    console.log(JSON.stringify({ ok: false, error: String(error), shots, consoleErrors }));
+    process.exitCode = 1;
+  } finally {
+    await context.close();
+    fs.rmSync(profile, { recursive: true, force: true });
+  }
+}
+
+main();
