@@ -11,7 +11,7 @@ from typing import Any
 import structlog
 
 from bot.alert_store import AlertStore
-from bot.errors import BackendError
+from bot.loops import forever
 from bot.render_alerts import CardView, alert_card, alert_list
 from bot.slack_out import Outbox
 
@@ -37,18 +37,15 @@ class AlertPublisher:
 
     async def run_forever(self) -> None:
         """Publish whenever woken, and every few seconds for cards other replicas changed."""
-        while True:
-            try:
-                await asyncio.wait_for(self._wake.wait(), IDLE_POLL)
-            except TimeoutError:
-                pass
-            self._wake.clear()
-            try:
-                await self.publish_once()
-            except BackendError as exc:
-                log.warning("alert_publish_paused", error=str(exc))
-            except Exception:
-                log.exception("alert_publish_failed")
+        await forever("alert_publish", self.publish_once, IDLE_POLL, self._until_woken)
+
+    async def _until_woken(self, seconds: float) -> None:
+        """Wait for a notification, at most `seconds` (longer while the state store is down)."""
+        try:
+            await asyncio.wait_for(self._wake.wait(), seconds)
+        except TimeoutError:
+            pass
+        self._wake.clear()
 
     async def publish_once(self) -> int:
         """Show every changed card once; the number shown."""

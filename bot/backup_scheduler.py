@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
@@ -12,7 +11,7 @@ import structlog
 from bot.backends import call
 from bot.context import Actor
 from bot.dispatch import Invocation, Outcome
-from bot.errors import BackendError
+from bot.loops import forever
 from bot.registry import Role
 from bot.render import Message, Meta, escape, to_message
 from bot.result import Status
@@ -149,11 +148,4 @@ class BackupScheduler:
 
     async def run_forever(self, every: float = TICK_SECONDS) -> None:
         """Tick until cancelled; a failing tick is logged and the next one tries again."""
-        while True:
-            try:
-                await self.tick()
-            except BackendError as exc:
-                log.warning("backup_schedule_tick_failed", error=str(exc))
-            except Exception:
-                log.exception("backup_schedule_tick_crashed")
-            await asyncio.sleep(every)
+        await forever("backup_schedule", self.tick, every)

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
 import time
 from typing import Any
 
 import structlog
 
-from bot.errors import BackendError
 from bot.incident_report import report_markdown
 from bot.incident_store import IncidentStore
+from bot.loops import forever
 from bot.render_incidents import announcement, event_message, incident_card, item_message
 from bot.result import Attachment
 from bot.slack_out import Outbox
@@ -32,14 +31,7 @@ class IncidentBoard:
 
     async def run_forever(self) -> None:
         """Render whatever changed, twice a second."""
-        while True:
-            try:
-                await self.render_once()
-            except BackendError as exc:
-                log.warning("incident_board_paused", error=str(exc))
-            except Exception:
-                log.exception("incident_board_failed")
-            await asyncio.sleep(POLL)
+        await forever("incident_board", self.render_once, POLL)
 
     async def render_once(self) -> int:
         """Bring every changed incident up to date in Slack; how many were."""

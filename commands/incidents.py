@@ -158,8 +158,8 @@ async def incident_declare(ctx: Context, args: DeclareArgs) -> Result:
     where = "a channel of its own" if ctx.settings.config.incidents.channel_per_incident else f"<#{channel}>"
     return Result("incident declare", STATUS[severity], summary=f"Declared {name(incident)} ({severity}): {title}. "
                   f"Its card and {len(items)}-step checklist are in {where}; <@{ctx.actor.user_id}> is commander.",
-                  fields=[("Incident", name(incident)), ("Severity", severity), ("Commander",
-                          f"<@{ctx.actor.user_id}>"), ("Definition", checklists.SEVERITIES[severity])],
+                  fields=[("Incident", name(incident)), ("Severity", severity),
+                          ("Definition", checklists.SEVERITIES[severity])],
                   data={"id": incident["id"], "severity": severity, "title": title, "channel": channel,
                         "steps": [i.title for i in items]})
 
@@ -198,7 +198,8 @@ async def incident_status(ctx: Context, args: Which) -> Result:
     return Result(f"incident status {name(incident)}", STATUS[incident["severity"]] if incident["status"] == "open"
                   else Status.OK, summary=f"{name(incident)} ({incident['severity']}, {incident['status']}): "
                   f"{incident['title']}. {len(done)}/{len(items)} steps done, {since} since declared.",
-                  fields=[("Commander", f"<@{incident['commander']}>"), ("Progress", f"{len(done)}/{len(items)}"),
+                  text=f"Commander: <@{incident['commander']}>",
+                  fields=[("Progress", f"{len(done)}/{len(items)}"),
                           ("Open for", since), ("Last update", updates[-1]["text"][:300] if updates else "none yet")],
                   tables=[Table(["step", "open", "owner"], open_steps, title="Open steps")] if open_steps else [],
                   data={"id": incident["id"], "done": len(done), "steps": len(items), "status": incident["status"],
