@@ -101,7 +101,7 @@ async def _publishing(app: web.Application) -> AsyncIterator[None]:
 
 def web_app(forge: Forge, surface: SlackSurface | None) -> web.Application:
     """The HTTP routes; /slack/events only when Slack talks to forge over HTTP."""
-    app = web.Application(middlewares=[request_context], client_max_size=1024 * 1024)
+    app = web.Application(middlewares=[request_context], client_max_size=4 * 1024 * 1024)  # an alert storm's webhook
     app[FORGE] = forge
     app[GAUGES] = QueueGauges(forge)
     app.router.add_get("/healthz", healthz)
