@@ -159,3 +159,22 @@ async def harness(state_dsn: str, slack: SlackDouble) -> AsyncIterator[Harness]:
     settings = make_settings(CONFIG, forge_state_database_url=state_dsn, slack_api_url=slack.url)
     async with running_forge(settings, slack) as h:
         yield h
+
+
+@pytest.fixture
+async def hanging() -> AsyncIterator[str]:
+    """host:port of a server that accepts connections and never answers: a backend that hangs."""
+    writers: list[asyncio.StreamWriter] = []
+
+    async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writers.append(writer)
+        while await reader.read(4096):
+            pass
+
+    server = await asyncio.start_server(accept, "127.0.0.1", 0)
+    yield f"127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    for writer in writers:
+        writer.close()
+    server.close()
+    await server.wait_closed()
+    await asyncio.sleep(0)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import socket
 import time
 from dataclasses import dataclass, field
@@ -100,25 +99,6 @@ async def fake():
     state.url = f"http://127.0.0.1:{runner.addresses[0][1]}"
     yield state
     await runner.cleanup()
-
-
-@pytest.fixture
-async def hanging():
-    """host:port of a server that accepts connections and never answers."""
-    writers: list[asyncio.StreamWriter] = []
-
-    async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        writers.append(writer)
-        while await reader.read(4096):
-            pass
-
-    server = await asyncio.start_server(accept, "127.0.0.1", 0)
-    yield f"127.0.0.1:{server.sockets[0].getsockname()[1]}"
-    for writer in writers:
-        writer.close()
-    server.close()
-    await server.wait_closed()
-    await asyncio.sleep(0)
 
 
 @pytest.fixture

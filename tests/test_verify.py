@@ -89,24 +89,6 @@ async def rdb() -> AsyncIterator[aioredis.Redis]:
         yield client
 
 
-@pytest.fixture
-async def hanging() -> AsyncIterator[str]:
-    """The URL of a server that accepts connections and never answers."""
-    writers: list[asyncio.StreamWriter] = []
-
-    async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        writers.append(writer)
-        while await reader.read(4096):
-            pass
-
-    server = await asyncio.start_server(accept, "127.0.0.1", 0)
-    yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
-    for writer in writers:
-        writer.close()
-    server.close()
-    await server.wait_closed()
-
-
 def settings_for(state_dsn: str, api: StandIn, es_url: str, **env: object) -> Settings:
     """Settings on the test's stack; `env` overrides a backend's URL."""
     values: dict[str, object] = {"redis_url": URL, "elasticsearch_url": es_url, "clientforge_api_url": api.url,
@@ -236,7 +218,7 @@ async def test_broken_stack_lists_its_failures_and_exits_1(state_dsn, api, es, r
 async def test_hanging_and_unreachable_backends_are_one_line_each(state_dsn, api, hanging, capsys, tmp_path):
     """Elasticsearch that never answers, Redis and the state store refused: each a line within its timeout, the
     rest still checked, no stack trace."""
-    settings = settings_for(state_dsn, api, hanging, redis_url=f"redis://127.0.0.1:{closed_port()}/8",
+    settings = settings_for(state_dsn, api, f"http://{hanging}", redis_url=f"redis://127.0.0.1:{closed_port()}/8",
                             forge_state_database_url=f"postgresql://postgres@127.0.0.1:{closed_port()}/x")
     loop = asyncio.get_running_loop()
     started = loop.time()
