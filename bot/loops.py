@@ -38,6 +38,16 @@ class Backoff:
         return self.current
 
 
+async def stop(*tasks: asyncio.Task[None]) -> None:
+    """Cancel the tasks and wait until they are done, cancelling again: Python 3.11's `wait_for` can swallow a
+    cancellation that arrives as its inner wait finishes, and a loop that missed one would run on."""
+    pending = {t for t in tasks if not t.done()}
+    while pending:
+        for task in pending:
+            task.cancel()
+        _, pending = await asyncio.wait(pending, timeout=0.1)
+
+
 async def forever(name: str, step: Callable[[], Awaitable[object]], pause: float,
                   wait: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
     """Run `step`, then `wait(pause)`, until cancelled; a crash in a step is logged and the loop goes on."""

@@ -20,6 +20,7 @@ from bot.alert_publisher import AlertPublisher
 from bot.backup_scheduler import BackupScheduler
 from bot.core import Forge
 from bot.incident_board import IncidentBoard
+from bot.loops import stop
 from bot.queue_gauges import QueueGauges
 from bot.roles import SlackGroupDirectory
 from bot.settings import ConfigError, Settings
@@ -92,11 +93,7 @@ async def _publishing(app: web.Application) -> AsyncIterator[None]:
     """Run the alert-card publisher and the incident board for as long as the app runs."""
     tasks = [asyncio.create_task(app[PUBLISHER].run_forever()), asyncio.create_task(app[BOARD].run_forever())]
     yield
-    for task in tasks:
-        task.cancel()
-    for task in tasks:
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+    await stop(*tasks)
 
 
 def web_app(forge: Forge, surface: SlackSurface | None) -> web.Application:

@@ -8,7 +8,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from bot.errors import BackendUnavailable
-from bot.loops import MAX_PAUSE, forever
+from bot.loops import MAX_PAUSE, forever, stop
 
 
 async def test_pauses_grow_while_the_backend_is_down_and_reset_after():
@@ -33,3 +33,22 @@ async def test_pauses_grow_while_the_backend_is_down_and_reset_after():
     events = [entry["event"] for entry in logs]
     assert events.count("board_paused") == 1 and events.count("board_resumed") == 1
     assert "board_failed" in events and max(waited) <= MAX_PAUSE
+
+
+async def test_stop_ends_a_loop_that_swallowed_a_cancellation():
+    """A loop that lost one cancellation (as Python 3.11's wait_for can make it) is cancelled again until it ends."""
+    swallowed = []
+
+    async def stubborn() -> None:
+        while True:
+            try:
+                await asyncio.sleep(0.01)
+            except asyncio.CancelledError:
+                if swallowed:
+                    raise
+                swallowed.append(True)
+
+    task = asyncio.create_task(stubborn())
+    await asyncio.sleep(0.02)
+    await asyncio.wait_for(stop(task), 2)
+    assert task.cancelled() and swallowed == [True]
