@@ -45,7 +45,7 @@ class IncidentBoard:
         return shown
 
     async def _render(self, incident: Any) -> int:
-        ok = True
+        ok = False  # an exception part-way leaves the version unrendered, so the next pass tries again
         try:
             incident = await self._home(incident)
             items = await self.store.items(incident["id"])
