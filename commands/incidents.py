@@ -120,15 +120,13 @@ async def target(ctx: Context, given: int | None) -> Any:
         return found
     if ctx.channel_id and ctx.thread_ts and (found := await incidents.by_thread(ctx.channel_id, ctx.thread_ts)):
         return found
-    for scope in (ctx.channel_id, None):
+    for scope in ([ctx.channel_id] if ctx.channel_id else []) + [None]:
         candidates = await incidents.open_incidents(scope)
         if len(candidates) == 1:
             return candidates[0]
         if len(candidates) > 1:
             names = ", ".join(name(i) for i in candidates[:5])
             raise CommandError(f"Several incidents are open ({names}): say which with `--id INC-n`.")
-        if scope is None:
-            break
     raise CommandError("No open incident here. `incident declare P1 <title>` starts one.")
 
 
