@@ -124,6 +124,18 @@ class Harness:
 
 
 @asynccontextmanager
+async def served(app: web.Application) -> AsyncIterator[str]:
+    """An aiohttp app on a free local port: its base URL; cleaned up after."""
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    try:
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
+    finally:
+        await runner.cleanup()
+
+
+@asynccontextmanager
 async def running_forge(settings: Settings, slack: SlackDouble, registry: Registry | None = None,
                         ) -> AsyncIterator[Harness]:
     """Start forge's real aiohttp app on a free port, as `forge serve` builds it."""
@@ -131,16 +143,10 @@ async def running_forge(settings: Settings, slack: SlackDouble, registry: Regist
     forge = Forge(settings, groups=SlackGroupDirectory(client), registry=registry)
     await forge.start()
     surface = SlackSurface(forge, client, SECRET)
-    runner = web.AppRunner(web_app(forge, surface), access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    url = f"http://127.0.0.1:{port}"
-    async with SlackClient(url, SECRET, slack) as slack_client:
-        yield Harness(url, forge, surface, slack, slack_client)
-    await surface.drain()
-    await runner.cleanup()
+    async with served(web_app(forge, surface)) as url:
+        async with SlackClient(url, SECRET, slack) as slack_client:
+            yield Harness(url, forge, surface, slack, slack_client)
+        await surface.drain()
     await forge.aclose()
     await close_client(client)
 

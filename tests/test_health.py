@@ -18,6 +18,7 @@ from bot.registry import Role
 from bot.result import Status
 from bot.settings import Config, Env, Settings
 from commands.health import Check, health, run_checks
+from tests.conftest import served
 
 PG = "postgresql://postgres@127.0.0.1:5432/postgres"
 REDIS = "redis://127.0.0.1:6379/0"
@@ -92,13 +93,8 @@ async def fake():
     app.router.add_get("/", state.es_info)
     app.router.add_get("/-/ready", state.prometheus)
     app.router.add_get("/api/health", state.grafana)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    state.url = f"http://127.0.0.1:{runner.addresses[0][1]}"
-    yield state
-    await runner.cleanup()
+    async with served(app) as state.url:
+        yield state
 
 
 @pytest.fixture

@@ -18,6 +18,7 @@ from slack_sdk.socket_mode.response import SocketModeResponse
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
+from tests.conftest import served
 from tests.fakes.slack_client import SlackClient, sign, slash_body
 from tests.fakes.slack_double import SlackDouble
 
@@ -257,11 +258,8 @@ async def bolt(slack: SlackDouble) -> AsyncIterator[tuple[str, list]]:
     async def mention(event, request):
         seen.append((event["text"], request.headers.get("x-slack-retry-num")))
 
-    runner = web.AppRunner(app.web_app(), access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    yield f"http://127.0.0.1:{runner.addresses[0][1]}", seen
-    await runner.cleanup()
+    async with served(app.web_app()) as url:
+        yield url, seen
 
 
 async def test_signed_requests_drive_bolt_and_replies_land_in_the_double(slack, client, bolt):

@@ -31,7 +31,7 @@ from bot.verbs import run_verb
 from commands.backup_catalog import file_name
 from commands.bullmq_redis import Counts
 from commands.verify import _dlq_line, verify
-from tests.conftest import empty_redis, make_settings
+from tests.conftest import empty_redis, make_settings, served
 from tests.es_fixtures import clientforge, closed_port, es  # noqa: F401  (the ES double fixture)
 from tests.test_health import TENANT_REQUIRED, Fake
 
@@ -73,13 +73,8 @@ async def api() -> AsyncIterator[StandIn]:
     app.router.add_get("/api/v1/health/ready", state.ready)
     app.router.add_get("/-/ready", state.prometheus)
     app.router.add_get("/api/health", state.grafana)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    state.url = f"http://127.0.0.1:{runner.addresses[0][1]}"
-    yield state
-    await runner.cleanup()
+    async with served(app) as state.url:
+        yield state
 
 
 @pytest.fixture
