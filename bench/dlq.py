@@ -6,8 +6,12 @@ Run from the repository root (after `cd tests/node && npm ci`): `.venv/bin/pytho
    key by key (DUMP/RESTORE) to `bench-b`, so both sides start from identical data.
 2. forge's `dlq clear` (execution only: the approved handler, archive included) empties `bench-a`;
    Node's own `queue.clean(0, 100000, 'failed')` empties `bench-b`. Redis SLOWLOG shows the longest
-   single command or script call of each.
-3. `queue health` over 5 queues holding 1,000,000 jobs in total.
+   single command or script call of each; INFO shows the CPU Redis's main thread spent on each side and
+   the commands it spent it in.
+3. The floor of any removal that archives first: a third copy, `bench-c`, is only read, each record
+   once (forge's take walk, no archive, no removal). Reading plus BullMQ's own removal is the least
+   Redis work that can archive and remove, whatever the client does.
+4. `queue health` over 5 queues holding 1,000,000 jobs in total.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from bot.core import Forge  # noqa: E402
 from bot.dispatch import Invocation  # noqa: E402
 from bot.registry import REGISTRY, Role  # noqa: E402
 from bot.settings import Config, Env, Settings  # noqa: E402
+from commands.bullmq_clear import Take, take_next  # noqa: E402
 from tests.fakes.bullmq_node import NodeBullMQ, node_unavailable_reason  # noqa: E402
 
 PG_ADMIN = os.environ.get("FORGE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -48,6 +53,12 @@ async def copy_queue(client: aioredis.Redis, source: str, target: str) -> int:
         await _pipeline(client, commands)
         copied += len(commands)
     return copied
+
+
+async def delete_queue(client: aioredis.Redis, queue: str) -> None:
+    """Delete every key of one BullMQ queue."""
+    async for batch in _key_batches(client, f"bull:{queue}:*"):
+        await client.delete(*batch)
 
 
 async def _key_batches(client: aioredis.Redis, pattern: str, size: int = 2000):  # type: ignore[no-untyped-def]
@@ -78,6 +89,37 @@ async def slowest(client: aioredis.Redis) -> tuple[float, str]:
     command = worst["command"]
     command = command.decode() if isinstance(command, bytes) else str(command)
     return worst["duration"] / 1000, command[:60]
+
+
+async def redis_usage(client: aioredis.Redis) -> tuple[float, dict[str, float]]:
+    """CPU seconds of Redis's main thread so far, and seconds spent inside each command."""
+    cpu = await client.info("cpu")
+    stats = await client.info("commandstats")
+    used = float(cpu["used_cpu_user_main_thread"]) + float(cpu["used_cpu_sys_main_thread"])
+    return used, {name.removeprefix("cmdstat_"): v["usec"] / 1e6 for name, v in stats.items()}
+
+
+async def measured(client: aioredis.Redis, work):  # type: ignore[no-untyped-def]
+    """Run `work`; its result, seconds, Redis CPU seconds, the top commands by time, and the longest call."""
+    await client.slowlog_reset()
+    cpu0, usec0 = await redis_usage(client)
+    started = time.perf_counter()
+    result = await work
+    seconds = time.perf_counter() - started
+    cpu1, usec1 = await redis_usage(client)
+    spent = sorted(((usec1[c] - usec0.get(c, 0.0), c) for c in usec1), reverse=True)
+    top = ", ".join(f"{c} {t:.2f}" for t, c in spent[:6] if t >= 0.01 and c not in ("evalsha", "eval"))
+    return result, seconds, cpu1 - cpu0, top, await slowest(client)
+
+
+async def read_all(forge: Forge, queue: str) -> int:
+    """Read every DLQ record of the queue once, as `dlq clear` does, removing nothing; how many."""
+    ctx = forge.dispatcher.context(Actor("U0BENCH", Role.OPERATOR, source="cli"),
+                                   Invocation(f"dlq list {queue}", "U0BENCH", source="cli"))
+    take, read = Take(queue, 3, cutoff=int(time.time() * 1000)), 0
+    while not take.done:
+        read += len((await take_next(ctx, take)).jobs)
+    return read
 
 
 def settings_for(state_dsn: str) -> Settings:
@@ -141,20 +183,27 @@ async def main(jobs: int, million: int) -> None:
         print(f"failing {jobs:,} jobs with Node BullMQ 5.63.0 …", flush=True)
         made = await NodeBullMQ(5, REDIS_URL).fail("bench-a", jobs, attempts=3, timeout=1800)
         copied = await copy_queue(client, "bench-a", "bench-b")
-        print(f"  failed in {made['elapsed_ms'] / 1000:.1f} s; copied {copied:,} keys to bench-b\n")
+        await copy_queue(client, "bench-a", "bench-c")
+        print(f"  failed in {made['elapsed_ms'] / 1000:.1f} s; copied {copied:,} keys to bench-b and bench-c\n")
         await client.config_set("slowlog-log-slower-than", 0)
-        await client.slowlog_reset()
-        forge_seconds, summary = await forge_clear(forge, "bench-a")
-        forge_worst = await slowest(client)
-        node = await NodeBullMQ(5, REDIS_URL).clean("bench-b", limit=jobs, grace_ms=0)
-        node_worst = await slowest(client)
-        node_seconds = node["elapsed_ms"] / 1000
-        print(f"{'':<26}{'seconds':>9}  {'longest Redis call':>20}  command")
-        print(f"{'forge dlq clear':<26}{forge_seconds:>9.3f}  {forge_worst[0]:>17.1f} ms  {forge_worst[1]}")
-        print(f"{'BullMQ queue.clean':<26}{node_seconds:>9.3f}  {node_worst[0]:>17.1f} ms  {node_worst[1]}")
-        print(f"ratio forge / BullMQ: {forge_seconds / node_seconds:.2f} (target ≤ 2.0); forge's longest call "
+        cleared = await measured(client, forge_clear(forge, "bench-a"))
+        (_, summary), forge_s, forge_cpu, forge_top, forge_worst = cleared
+        node, _, node_cpu, node_top, node_worst = await measured(
+            client, NodeBullMQ(5, REDIS_URL).clean("bench-b", limit=jobs, grace_ms=0))
+        node_s = node["elapsed_ms"] / 1000
+        read, read_s, read_cpu, read_top, _ = await measured(client, read_all(forge, "bench-c"))
+        print(f"{'':<26}{'seconds':>9}{'Redis CPU':>11}  {'longest Redis call':>20}  Redis time inside commands (s)")
+        for name, sec, cpu, worst, top in (("forge dlq clear", forge_s, forge_cpu, forge_worst, forge_top),
+                                           ("BullMQ queue.clean", node_s, node_cpu, node_worst, node_top)):
+            print(f"{name:<26}{sec:>9.3f}{cpu:>9.2f} s  {worst[0]:>17.1f} ms  {top}")
+        print(f"ratio forge / BullMQ: {forge_s / node_s:.2f} (target ≤ 2.0); forge's longest call "
               f"{forge_worst[0]:.1f} ms (target ≤ 50 ms)")
         print(f"forge said: {summary}\n")
+        await delete_queue(client, "bench-c")
+        print(f"reading the {read:,} records once, nothing archived or removed: {read_s:.3f} s = "
+              f"{read_s / node_s:.2f}× BullMQ's whole clean; Redis CPU {read_cpu:.2f} s ({read_top})")
+        print(f"an archive-first removal cannot take less than reading plus removing; forge took "
+              f"{forge_s / (read_s + node_s):.2f}× reading + BullMQ's clean\n")
         await client.config_set("slowlog-log-slower-than", 10000)
         await build_million(client, million // len(HEALTH_QUEUES), 2_000)
         await forge_health(forge)

@@ -1,4 +1,4 @@
-"""The Lua scripts behind DLQ scans and batch removal, run by EVALSHA; only bullmq_redis uses them."""
+"""The Lua scripts behind DLQ scans and batch removal, run by EVALSHA; only bullmq_redis and bullmq_clear use them."""
 
 from __future__ import annotations
 
@@ -27,13 +27,28 @@ class Lua:
             return await client.execute_command("EVALSHA", self.sha, len(keys), *keys, *args, **options)
 
 
+Call = tuple[Lua, list[str], list[Any], bool]
+
+
+async def run_together(client: aioredis.Redis, calls: list[Call]) -> list[Any]:
+    """Run scripts in one round trip, in order; one refused with NOSCRIPT did not run, so it is loaded and run."""
+    async with client.pipeline(transaction=False) as pipe:
+        for script, keys, args, raw in calls:
+            pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args,
+                                 **({NEVER_DECODE: True} if raw else {}))
+        replies = await pipe.execute(raise_on_error=False)
+    for i, reply in enumerate(replies):
+        if isinstance(reply, NoScriptError):
+            replies[i] = await calls[i][0].run(client, *calls[i][1:])
+        elif isinstance(reply, Exception):
+            raise reply
+    return replies
+
+
 # KEYS: failed zset. ARGV: job key prefix, newest score included ('+inf' or ms), offset, count, min attempts,
 # mode, extra hash fields. Newest first, members only (attempts made >= min). Modes: 'count'; 'rows' ([id,
 # attempts, *fields]); 'reasons' (fields finishedOn, failedReason: first lines counted, and the oldest);
-# 'records' ([id, score, whole hash]). 'dump' answers a flat array instead: scanned, members, then per member id,
-# score, parentKey, deid, name and the job hash as Redis's own DUMP of it (serialised in C, LZF-compressed), which
-# the archive stores as it comes; 'archive' is the same with the field/value list packed by cmsgpack, for Redis 6,
-# whose DUMP forge does not read. 'count', 'rows' and 'reasons' use SORT BY nosort DESC, which keeps the
+# 'records' ([id, score, whole hash]). 'count', 'rows' and 'reasons' use SORT BY nosort DESC, which keeps the
 # zset's order and reads only the LIMIT range; small (listpack) zsets, which SORT would convert to a skiplist,
 # and servers that refuse SORT take ZREVRANGE + HMGET instead. Returns MessagePack {scanned, members, rows,
 # oldest}: unlike JSON it needs no escaping, which matters for records full of stack traces.
@@ -43,23 +58,6 @@ local skip = 0
 if ARGV[2] ~= '+inf' then skip = redis.call('ZCOUNT', key, '(' .. ARGV[2], '+inf') end
 local start, count, min = skip + tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 local out = {}
-if mode == 'archive' or mode == 'dump' then
-  local ids = redis.call('ZREVRANGE', key, start, start + count - 1, 'WITHSCORES')
-  out = {#ids / 2, 0}
-  local n = 2
-  for i = 1, #ids, 2 do
-    local job = prefix .. ids[i]
-    local f = redis.call('HMGET', job, 'atm', 'attemptsMade', 'name', 'parentKey', 'deid')
-    if (tonumber(f[1]) or tonumber(f[2]) or 0) >= min then
-      local record
-      if mode == 'dump' then record = redis.call('DUMP', job) else record = cmsgpack.pack(redis.call('HGETALL', job)) end
-      out[n + 1], out[n + 2], out[n + 3], out[n + 4] = ids[i], ids[i + 1], f[4] or '', f[5] or ''
-      out[n + 5], out[n + 6], n = f[3] or '', record, n + 6
-      out[2] = out[2] + 1
-    end
-  end
-  return out
-end
 if mode == 'records' then
   local ids = redis.call('ZREVRANGE', key, start, start + count - 1, 'WITHSCORES')
   for i = 1, #ids, 2 do
@@ -107,6 +105,60 @@ for i = 1, #rows, width do
   end
 end
 return cmsgpack.pack({scanned = #rows / width, members = members, rows = out, oldest = oldest})
+""")
+
+
+# KEYS: failed zset. ARGV: job key prefix, newest score included (ms), cursor id ('' to begin), cursor score, count,
+# min attempts, 'dump' or 'pack'. The next `count` failed jobs, newest first, after the cursor: the last job the
+# previous call scanned. Finding it by rank keeps the walk exact while jobs before it are removed and new ones fail
+# (they score after the cutoff); if it left the set meanwhile, its place is found by score, ties by member bytes, as
+# the zset orders them. Returns a flat array: scanned, members, the new cursor (id, score), DROP's JSON argument
+# for these members (so the client passes it back untouched), then per member id, name and the job hash: Redis's
+# own DUMP of it ('dump': serialised in C, LZF-compressed) or its field/value list packed by cmsgpack ('pack', for
+# Redis 6, whose DUMP forge does not read).
+TAKE = Lua("""
+local key, prefix, cursor, score = KEYS[1], ARGV[1], ARGV[3], ARGV[4]
+local count, min, dump = tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7] == 'dump'
+local function seen(member)
+  if member == cursor then return true end
+  for i = 1, math.min(#member, #cursor) do
+    local a, b = string.byte(member, i), string.byte(cursor, i)
+    if a ~= b then return a > b end
+  end
+  return #member > #cursor
+end
+local start
+if cursor == '' then
+  start = redis.call('ZCOUNT', key, '(' .. ARGV[2], '+inf')
+elseif redis.call('ZSCORE', key, cursor) == score then
+  start = redis.call('ZREVRANK', key, cursor) + 1
+else
+  start = redis.call('ZCOUNT', key, '(' .. score, '+inf')
+  local offset, ties = 0, nil
+  repeat
+    ties = redis.call('ZREVRANGEBYSCORE', key, score, score, 'LIMIT', offset, 1000)
+    for _, member in ipairs(ties) do
+      if not seen(member) then ties = {} break end
+      start = start + 1
+    end
+    offset = offset + 1000
+  until #ties < 1000
+end
+local ids = redis.call('ZREVRANGE', key, start, start + count - 1, 'WITHSCORES')
+local out, plan, n = {#ids / 2, 0, ids[#ids - 1] or cursor, ids[#ids] or score, ''}, {}, 5
+for i = 1, #ids, 2 do
+  local job = prefix .. ids[i]
+  local f = redis.call('HMGET', job, 'atm', 'attemptsMade', 'name', 'parentKey', 'deid')
+  if (tonumber(f[1]) or tonumber(f[2]) or 0) >= min then
+    local record
+    if dump then record = redis.call('DUMP', job) else record = cmsgpack.pack(redis.call('HGETALL', job)) end
+    out[n + 1], out[n + 2], out[n + 3], n = ids[i], f[3] or '', record, n + 3
+    plan[#plan + 1] = {ids[i], ids[i + 1], f[4] or '', f[5] or ''}
+  end
+end
+out[2] = #plan
+if #plan > 0 then out[5] = cjson.encode(plan) end
+return out
 """)
 
 

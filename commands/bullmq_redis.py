@@ -1,4 +1,4 @@
-"""BullMQ's Redis layout in one place: queue names, counts, workers, DLQ scans, batch removal, pause."""
+"""BullMQ's Redis layout in one place: queue names, counts, workers, DLQ scans, pause, retry."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from bot.backends import call
 from bot.context import Context
 from bot.errors import BackendUnavailable, CommandError
 from bot.redact import redact
-from commands.bullmq_lua import DROP, PAUSE, SCAN
+from commands.bullmq_lua import PAUSE, SCAN
 
 T = TypeVar("T")
 PREFIX = "bull"
@@ -285,8 +285,7 @@ class Scan:
         cutoff = "+inf" if self.cutoff is None else str(self.cutoff)
         raw = await redis_call(self.ctx, SCAN.run(self.ctx.backends.redis(), [key(self.queue, "failed")], [
             key(self.queue, ""), cutoff, self.offset, self.window, self.min_attempts, self.mode, *self.fields], raw=True))
-        flat = self.mode in ("archive", "dump")
-        data = self.last = _archive_rows(raw) if flat else msgpack.unpackb(raw, raw=False)
+        data = self.last = msgpack.unpackb(raw, raw=False)
         self.offset += int(data["scanned"])
         self.done = int(data["scanned"]) < self.window
         self.members = int(data["members"])
@@ -297,19 +296,6 @@ class Scan:
         self.offset -= n
 
 
-def _archive_rows(reply: list[Any]) -> dict[str, Any]:
-    """The 'dump' or 'archive' mode's flat reply as [id, score, parentKey, deid, name, record] rows."""
-    rows = [[*(v.decode("utf-8", "replace") for v in reply[i:i + 5]), reply[i + 5]] for i in range(2, len(reply), 6)]
-    return {"scanned": int(reply[0]), "members": int(reply[1]), "rows": rows}
-
-
-async def archive_format(ctx: Context) -> str:
-    """`rdb` (job hashes archived as Redis DUMP payloads) on Redis 7+, whose format forge reads; else `msgpack`."""
-    info = await redis_call(ctx, ctx.backends.redis().info("server"))
-    major = int(str(info.get("redis_version", "0")).split(".")[0] or 0)
-    return "rdb" if major >= 7 else "msgpack"
-
-
 async def dlq_count(ctx: Context, queue: str, min_attempts: int) -> int:
     """Failed jobs with at least `min_attempts` attempts made, counted exactly over the whole set."""
     scan, total = Scan(ctx, queue, min_attempts, mode="count", window=COUNT_WINDOW), 0
@@ -317,14 +303,6 @@ async def dlq_count(ctx: Context, queue: str, min_attempts: int) -> int:
         await scan.next()
         total += scan.members
     return total
-
-
-async def drop(ctx: Context, queue: str, jobs: list[list[Any]]) -> list[str]:
-    """Remove archived `[id, score, parentKey, deid, …]` jobs still failed with that score, and all their keys."""
-    batch = json.dumps([job[:4] for job in jobs])
-    left = set(await redis_call(ctx, DROP.run(ctx.backends.redis(), [key(queue, "failed"), key(queue, "events")],
-                                              [key(queue, ""), batch])) or [])
-    return [job[0] for job in jobs if job[0] not in left]
 
 
 async def records(ctx: Context, queue: str, ids: list[str]) -> list[dict[str, str]]:

@@ -18,9 +18,9 @@ from bot.errors import BackendError, BackendTimeout, CommandError
 from bot.redact import redact
 from bot.registry import Args, Risk, Role, command, option, positional
 from bot.result import Action, Attachment, Result, Status, Table
-from commands.bullmq_redis import (BATCH, COUNT_WINDOW, Scan, alias, archive_format, attempts_allowed, check_job_id,
-                                   check_name, drop, is_lifo, key, public_record, records, redis_call, resolve,
-                                   retry_jobs)
+from commands.bullmq_clear import Take, Window, archive_format, drop_and_take, take_next
+from commands.bullmq_redis import (BATCH, COUNT_WINDOW, Scan, alias, attempts_allowed, check_job_id, check_name,
+                                   is_lifo, key, public_record, records, redis_call, resolve, retry_jobs)
 
 PROGRESS_EVERY = 20
 
@@ -264,9 +264,9 @@ class ClearStopped(BackendTimeout):
 
 
 def _stopped(exc: BackendError, q: str, removed: int, batch: uuid.UUID) -> Exception:
-    message = (f"`dlq clear {q}` stopped after removing {removed:,} jobs: {exc}. The windows in flight (at most "
-               f"{2 * BATCH} jobs) may or may not be removed; their jobs stay archived in batch {batch}. Nothing "
-               "was retried: check `dlq list` before running `dlq clear` again.")
+    message = (f"`dlq clear {q}` stopped after removing {removed:,} jobs: {exc}. The window in flight (at most "
+               f"{BATCH} jobs) may or may not be removed; its jobs stay archived in batch {batch}. Nothing was "
+               "retried: check `dlq list` before running `dlq clear` again.")
     if isinstance(exc, BackendTimeout):
         return ClearStopped(exc.backend, exc.seconds, message)
     return CommandError(message)
@@ -288,30 +288,24 @@ class Clearing:
     ctx: Context
     archive: Archive
     queue: str
-    scan: Scan
+    take: Take
     batch: uuid.UUID
-    form: str = "rdb"
     tally: Counter[str] = field(default_factory=Counter)
 
-    async def run(self, window: list[Any]) -> None:
+    async def run(self, window: Window) -> None:
         """Every window archived, then removed; a failure stops it and is never retried."""
-        archived: list[Any] = []
-        while window or archived or not self.scan.done:
-            jobs = [(job_id, name, record) for job_id, _, _, _, name, record in window]
-            added, upcoming = await _settled(self.archive.add(self.batch, self.queue, jobs, self.form),
-                                             self._remove_then_read(archived))
+        archived = Window([])
+        while window.jobs or archived.jobs or not self.take.done:
+            added, (removed, upcoming) = await _settled(
+                self.archive.add(self.batch, self.queue, window.jobs, self.take.form),
+                drop_and_take(self.ctx, archived, self.take))
             self.tally.update(archived=added)
+            if archived.jobs:
+                await self._count(archived, removed)
             archived, window = window, upcoming
 
-    async def _remove_then_read(self, archived: list[Any]) -> list[Any]:
-        if archived:
-            removed = await drop(self.ctx, self.queue, archived)
-            self.scan.removed(len(removed))
-            await self._count(archived, removed)
-        return await self.scan.next()
-
-    async def _count(self, archived: list[Any], removed: list[str]) -> None:
-        left = sorted({job[0] for job in archived} - set(removed))
+    async def _count(self, archived: Window, removed: list[str]) -> None:
+        left = sorted({job[0] for job in archived.jobs} - set(removed))
         if left:
             await self.archive.discard(self.batch, left)
         self.tally.update(removed=len(removed), skipped=len(left), windows=1)
@@ -330,15 +324,14 @@ async def dlq_clear(ctx: Context, args: ClearArgs) -> Result:
     if ctx.archive is None:
         raise CommandError("The job archive is unavailable, so nothing is removed.")
     started = ctx.clock.monotonic()
-    form = await archive_format(ctx)
-    scan = Scan(ctx, q, ctx.settings.config.dlq.min_attempts, cutoff=_cutoff(ctx, args.older_than),
-                mode="dump" if form == "rdb" else "archive", window=BATCH)
-    first = await scan.next()
-    if not first and scan.done:
+    take = Take(q, ctx.settings.config.dlq.min_attempts, _cutoff(ctx, args.older_than), await archive_format(ctx),
+                window=BATCH)
+    first = await take_next(ctx, take)
+    if not first.jobs and take.done:
         return Result(f"dlq clear {q}", summary=f"Nothing to remove: the DLQ of `{q}` has no such jobs.",
                       text=target.note, data={"queue": q, "batch": None, "removed": 0, "skipped": 0})
     batch = await ctx.archive.open_batch(q, reason="dlq clear", actor_id=ctx.actor.user_id)
-    clearing = Clearing(ctx, ctx.archive, q, scan, batch, form)
+    clearing = Clearing(ctx, ctx.archive, q, take, batch)
     tally = clearing.tally
     try:
         await clearing.run(first)

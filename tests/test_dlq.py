@@ -16,6 +16,7 @@ from bot.dispatch import Invocation
 from bot.errors import BackendTimeout, CommandError
 from bot.parser import parse
 from bot.registry import REGISTRY, Role
+from commands.bullmq_clear import Take, take_next
 from commands.dlq import ClearStopped, _stopped
 from tests.test_queues import (URL, ShiftedClock, by_queue, data_of, forge, make_jobs, rdb, run,  # noqa: F401
                                start_forge)
@@ -296,17 +297,42 @@ async def test_archive_export_is_redacted_and_needs_a_known_batch(forge, rdb):
     assert "is not a batch id" in (await run(forge, "dlq archive-export nope")).message
 
 
-@pytest.mark.parametrize("mode,form", [("dump", "rdb"), ("archive", "msgpack")])
-async def test_both_archive_formats_export_the_whole_job_hash(forge, rdb, mode, form):
+@pytest.mark.parametrize("form", ["rdb", "msgpack"])
+async def test_both_archive_formats_export_the_whole_job_hash(forge, rdb, form):
     """Redis 7's DUMP payloads and Redis 6's packed field lists both export exactly what HGETALL showed."""
-    from commands.bullmq_redis import Scan
-
     await make_jobs("email", [3, 3], data={"token": "kept-in-the-archive", "text": "ünïcødé"})
     members = await dlq_ids(rdb)
     before = {m: await rdb.hgetall(f"bull:email:{m}") for m in members}
-    ctx = await handler_ctx(forge)
-    window = await Scan(ctx, "email", 3, mode=mode).next()
+    window = await take_next(await handler_ctx(forge), Take("email", 3, cutoff=2**53, form=form))
     batch = await forge.archive.open_batch("email", reason="test", actor_id="U0OPS")
-    await forge.archive.add(batch, "email", [(job_id, name, record) for job_id, _, _, _, name, record in window], form)
+    await forge.archive.add(batch, "email", window.jobs, form)
     exported = [json.loads(line) for line in (await forge.archive.export(batch)).decode().splitlines()]
     assert {e.pop("id"): {k: v for k, v in e.items() if k != "queue"} for e in exported} == before
+
+
+async def test_the_walk_stays_exact_while_the_failed_set_changes(forge, rdb):
+    """Ties are walked in the zset's byte order; a cursor job that left, and new failures, skip or repeat nothing."""
+    now = 1_700_000_000_000
+    scores = {"8": now, "9": now, "10": now, "11": now, "a": now - 1000, "b": now - 1000}
+    for job_id in [*scores, "new"]:
+        await rdb.hset(f"bull:email:{job_id}", mapping={"name": "n", "data": "{}", "atm": 3})
+    await rdb.zadd("bull:email:failed", scores)
+    ctx, take = await handler_ctx(forge), Take("email", 3, cutoff=now, window=2)
+    walked = [job[0] for job in (await take_next(ctx, take)).jobs]
+    assert walked == ["9", "8"] and take.cursor == ("8", str(now))
+    await rdb.zrem("bull:email:failed", "8")
+    await rdb.zadd("bull:email:failed", {"new": now + 5})
+    while not take.done:
+        walked += [job[0] for job in (await take_next(ctx, take)).jobs]
+    assert walked == ["9", "8", "11", "10", "b", "a"]
+
+
+async def test_clear_reloads_scripts_redis_forgot(forge, rdb, monkeypatch):
+    """After SCRIPT FLUSH a pipelined removal whose script was refused runs it once; nothing is lost or repeated."""
+    monkeypatch.setattr(commands.dlq, "BATCH", 2)
+    await make_jobs("email", [3, 3, 3, 3, 3])
+    await rdb.script_flush()
+    result = await clear(forge, "dlq clear email")
+    assert result.data["removed"] == 5 and result.data["skipped"] == 0
+    assert await rdb.zcard("bull:email:failed") == 0
+    assert len((await forge.archive.export(uuid.UUID(result.data["batch"]))).decode().splitlines()) == 5
