@@ -212,9 +212,11 @@ async def test_severity_resolve_and_report(bot):
     await bot.client.slash("incident update Rolled back the search deploy", user="U0ALICE", channel="C0INC")
     await bot.client.slash("incident severity p0", user="U0OPS", channel="C0INC")
     await bot.settle()
-    await until(lambda: len(thread(bot.slack, ts)) >= 6 + 6 + 2, what="the added steps and the posts")
+    await until(lambda: len(thread(bot.slack, ts)) >= 6 + 6 + 2 and any("P1 → P0" in c.args["text"] for c in
+                                                                      thread(bot.slack, ts)),
+                what="the added steps and the posts")
     texts = [c.args["text"] for c in thread(bot.slack, ts)]
-    assert any("Rolled back the search deploy" in t for t in texts) and any("P1 → P0" in t for t in texts)
+    assert any("Rolled back the search deploy" in t for t in texts)
     assert any("step 7. Acknowledge" in t for t in texts)
     status = await bot.forge.dispatcher.run(Invocation("incident status", "U0OPS", "C0INC", source="cli"),
                                             actor=Actor("U0OPS", Role.OPERATOR, source="cli"))
