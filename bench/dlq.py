@@ -128,14 +128,12 @@ def settings_for(state_dsn: str) -> Settings:
     return Settings(env, Config(queues=HEALTH_QUEUES + ["bench-a"]))
 
 
-async def forge_clear(forge: Forge, queue: str) -> tuple[float, str]:
-    """Run the approved `dlq clear` handler once; seconds and its summary."""
+async def forge_clear(forge: Forge, queue: str) -> str:
+    """Run the approved `dlq clear` handler once; its summary."""
     spec = REGISTRY.get("dlq clear")
     actor = Actor("U0BENCH", Role.OPERATOR, source="cli")
     ctx = forge.dispatcher.context(actor, Invocation(f"dlq clear {queue}", "U0BENCH", "C0OPS", source="cli"))
-    started = time.perf_counter()
-    result = await spec.handler(ctx, spec.args.model_validate({"queue": queue}))
-    return time.perf_counter() - started, result.summary
+    return (await spec.handler(ctx, spec.args.model_validate({"queue": queue}))).summary
 
 
 async def forge_health(forge: Forge) -> tuple[float, str]:
@@ -186,8 +184,7 @@ async def main(jobs: int, million: int) -> None:
         await copy_queue(client, "bench-a", "bench-c")
         print(f"  failed in {made['elapsed_ms'] / 1000:.1f} s; copied {copied:,} keys to bench-b and bench-c\n")
         await client.config_set("slowlog-log-slower-than", 0)
-        cleared = await measured(client, forge_clear(forge, "bench-a"))
-        (_, summary), forge_s, forge_cpu, forge_top, forge_worst = cleared
+        summary, forge_s, forge_cpu, forge_top, forge_worst = await measured(client, forge_clear(forge, "bench-a"))
         node, _, node_cpu, node_top, node_worst = await measured(
             client, NodeBullMQ(5, REDIS_URL).clean("bench-b", limit=jobs, grace_ms=0))
         node_s = node["elapsed_ms"] / 1000

@@ -51,11 +51,12 @@ async def take_next(ctx: Context, take: Take) -> Window:
 
 
 async def drop_and_take(ctx: Context, archived: Window, take: Take) -> tuple[list[str], Window]:
-    """Remove the archived jobs and read the next window in one round trip: the removed ids and the new window."""
+    """Remove the archived jobs and read the next window in one round trip: the ids DROP left alone (they changed
+    meanwhile) and the new window."""
     calls = ([_drop_call(take.queue, archived)] if archived.jobs else []) + ([] if take.done else [take.call()])
     replies = await redis_call(ctx, run_together(ctx.backends.redis(), calls)) if calls else []
-    left = set(replies.pop(0) or []) if archived.jobs else set()
-    return [job[0] for job in archived.jobs if job[0] not in left], take.read(replies[0]) if replies else Window([])
+    left = list(replies.pop(0) or []) if archived.jobs else []
+    return left, take.read(replies[0]) if replies else Window([])
 
 
 def _drop_call(queue: str, window: Window) -> Call:

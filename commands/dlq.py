@@ -287,7 +287,6 @@ class Clearing:
 
     ctx: Context
     archive: Archive
-    queue: str
     take: Take
     batch: uuid.UUID
     tally: Counter[str] = field(default_factory=Counter)
@@ -296,22 +295,21 @@ class Clearing:
         """Every window archived, then removed; a failure stops it and is never retried."""
         archived = Window([])
         while window.jobs or archived.jobs or not self.take.done:
-            added, (removed, upcoming) = await _settled(
-                self.archive.add(self.batch, self.queue, window.jobs, self.take.form),
+            added, (left, upcoming) = await _settled(
+                self.archive.add(self.batch, self.take.queue, window.jobs, self.take.form),
                 drop_and_take(self.ctx, archived, self.take))
             self.tally.update(archived=added)
             if archived.jobs:
-                await self._count(archived, removed)
+                await self._count(archived, left)
             archived, window = window, upcoming
 
-    async def _count(self, archived: Window, removed: list[str]) -> None:
-        left = sorted({job[0] for job in archived.jobs} - set(removed))
+    async def _count(self, archived: Window, left: list[str]) -> None:
         if left:
             await self.archive.discard(self.batch, left)
-        self.tally.update(removed=len(removed), skipped=len(left), windows=1)
+        self.tally.update(removed=len(archived.jobs) - len(left), skipped=len(left), windows=1)
         if self.tally["windows"] % PROGRESS_EVERY == 0:
-            await self.ctx.progress(f"Removed {self.tally['removed']:,} DLQ jobs of `{self.queue}` so far, each "
-                                    f"archived first (batch {self.batch})…")
+            await self.ctx.progress(f"Removed {self.tally['removed']:,} DLQ jobs of `{self.take.queue}` so far, "
+                                    f"each archived first (batch {self.batch})…")
 
 
 @command("dlq clear", summary="Remove DLQ jobs for good, each archived first; needs approval.", args=ClearArgs,
@@ -331,7 +329,7 @@ async def dlq_clear(ctx: Context, args: ClearArgs) -> Result:
         return Result(f"dlq clear {q}", summary=f"Nothing to remove: the DLQ of `{q}` has no such jobs.",
                       text=target.note, data={"queue": q, "batch": None, "removed": 0, "skipped": 0})
     batch = await ctx.archive.open_batch(q, reason="dlq clear", actor_id=ctx.actor.user_id)
-    clearing = Clearing(ctx, ctx.archive, q, take, batch)
+    clearing = Clearing(ctx, ctx.archive, take, batch)
     tally = clearing.tally
     try:
         await clearing.run(first)
