@@ -15,6 +15,17 @@ def size(n: float | None) -> str:
     return f"{int(n)} B"
 
 
+def ms(value: float | None) -> str:
+    """Milliseconds as `0.42 ms`, `130 ms`, `2.4 s`, `3.1 min`."""
+    if value is None:
+        return "—"
+    if value < 10:
+        return f"{value:.2f} ms"
+    if value < 10_000:
+        return f"{value:,.0f} ms"
+    return f"{value / 1000:.1f} s" if value < 120_000 else f"{value / 60_000:.1f} min"
+
+
 def duration(seconds: float | None) -> str:
     """`42 s`, `5 min`, `3.2 h`, `2.0 d`; an em dash when unknown."""
     if seconds is None:

@@ -7,7 +7,8 @@ from typing import Any
 from bot.context import Context
 from bot.registry import Args, command, option
 from bot.result import Result, Status, Table
-from commands.pg import ms, one_line, percent, read, read_many, statements_file
+from bot.units import ms
+from commands.pg import one_line, percent, read, read_many, statements_file
 
 STATUS = """SELECT (SELECT extversion FROM pg_extension WHERE extname = 'pg_stat_statements') AS installed,
                    (SELECT default_version FROM pg_available_extensions WHERE name = 'pg_stat_statements') AS available,

@@ -116,17 +116,6 @@ async def find_table(ctx: Context, text: str) -> Relation:
     return Relation(**dict(rows[0]))
 
 
-def ms(value: float | None) -> str:
-    """Milliseconds as `0.42 ms`, `130 ms`, `2.4 s`, `3.1 min`."""
-    if value is None:
-        return "—"
-    if value < 10:
-        return f"{value:.2f} ms"
-    if value < 10_000:
-        return f"{value:,.0f} ms"
-    return f"{value / 1000:.1f} s" if value < 120_000 else f"{value / 60_000:.1f} min"
-
-
 def percent(value: float | None) -> str:
     """`99.2 %`, or an em dash when there is nothing to divide."""
     return "—" if value is None else f"{value:.1f} %"

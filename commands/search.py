@@ -12,6 +12,7 @@ from bot.backends import call
 from bot.context import Context
 from bot.registry import Args, Risk, Role, command, option
 from bot.result import Result, Status, Table, worst
+from bot.units import ms
 
 T = TypeVar("T")
 ZERO_MIN_TIMES, SLOW_MS, AVG_WARN_MS, CTR_WARN, STALE_HOURS = 3, 500, 200, 30.0, 24
@@ -193,10 +194,6 @@ def grade_overall(t: Telemetry, o: dict[str, Any], zero: int) -> None:
                + (": no click recorded at all, ClientForge's click tracking is broken" if not o["clicks"] else ""))
 
 
-def _ms(value: float | None) -> str:
-    return "—" if value is None else f"{value:,.0f} ms"
-
-
 def overall_fields(o: dict[str, Any], days: int) -> list[tuple[str, str]]:
     """The overall section as key figures; no NaN when the window is empty."""
     n = o["searches"]
@@ -205,7 +202,7 @@ def overall_fields(o: dict[str, Any], days: int) -> list[tuple[str, str]]:
     avg_results = "—" if o["avg_results"] is None else f"{o['avg_results']:.1f}"
     return [("Window", f"{days} days"), ("Searches", f"{n:,}"), ("Tenants", str(o["tenants"])),
             ("Distinct queries", f"{o['queries']:,}"), ("Avg results", avg_results),
-            ("Avg response", _ms(o["avg_ms"])), ("p95 response", _ms(o["p95_ms"])),
+            ("Avg response", ms(o["avg_ms"])), ("p95 response", ms(o["p95_ms"])),
             ("Zero-result searches", f"{o['zero']:,}"), ("Click-through", ctr), ("Avg click position", pos)]
 
 
@@ -214,13 +211,13 @@ def analysis_tables(top: list[Any], zero: list[Any], slow: list[Any], covered: s
     tables = []
     if top:
         tables.append(Table(["query", "times", "avg results", "avg time"],
-                            [[r["query"], str(r["times"]), f"{r['avg_results']:.1f}", _ms(r["avg_ms"])]
+                            [[r["query"], str(r["times"]), f"{r['avg_results']:.1f}", ms(r["avg_ms"])]
                              for r in top], "Top queries"))
     if zero:
         tables.append(zero_table(zero, covered))
     if slow:
         tables.append(Table(["query", "times", "avg time", "max time"],
-                            [[r["query"], str(r["times"]), _ms(r["avg_ms"]), _ms(r["max_ms"])] for r in slow],
+                            [[r["query"], str(r["times"]), ms(r["avg_ms"]), ms(r["max_ms"])] for r in slow],
                             f"Slow queries (> {SLOW_MS} ms)"))
     return tables
 
