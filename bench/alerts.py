@@ -30,8 +30,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.ack_latency import PG_ADMIN, admin, free_port, start  # noqa: E402
-from tests.alert_fixtures import alert, notification  # noqa: E402
 from tests.fakes.slack_double import SlackDouble  # noqa: E402
+from tests.support.alert_fixtures import alert, notification  # noqa: E402
 
 TOKEN = "bench-alertmanager-token"
 CONFIG = ("channels: {alerts: C0ALERTS}\nqueues: [email]\n"

@@ -30,13 +30,13 @@ import asyncpg
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import commands.backup  # noqa: E402,F401  (registers the backup commands)
-from bot.context import Actor  # noqa: E402
-from bot.core import Forge  # noqa: E402
-from bot.dispatch import Invocation  # noqa: E402
-from bot.registry import Role  # noqa: E402
-from bot.settings import Config, Env, Settings  # noqa: E402
-from bot.store import StateStore  # noqa: E402
+import commands.backup.handlers  # noqa: E402,F401  (registers the backup commands)
+from bot.config.settings import Config, Env, Settings  # noqa: E402
+from bot.core.context import Actor  # noqa: E402
+from bot.core.dispatch import Invocation  # noqa: E402
+from bot.core.forge import Forge  # noqa: E402
+from bot.core.registry import Role  # noqa: E402
+from bot.state.store import StateStore  # noqa: E402
 
 PG_ADMIN = os.environ.get("FORGE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 SCHEMA = """

@@ -20,12 +20,12 @@ import asyncpg
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bot.context import Actor  # noqa: E402
-from bot.core import Forge  # noqa: E402
-from bot.dispatch import Invocation  # noqa: E402
-from bot.registry import Role  # noqa: E402
-from bot.settings import Config, Env, Settings  # noqa: E402
-from tests.pg_cluster import pg_stat_statements_cluster, unavailable_reason  # noqa: E402
+from bot.config.settings import Config, Env, Settings  # noqa: E402
+from bot.core.context import Actor  # noqa: E402
+from bot.core.dispatch import Invocation  # noqa: E402
+from bot.core.forge import Forge  # noqa: E402
+from bot.core.registry import Role  # noqa: E402
+from tests.support.pg_cluster import pg_stat_statements_cluster, unavailable_reason  # noqa: E402
 
 COMMANDS = ["db slow", "db top", "db indexes", "db size", "db tables", "db connections", "db locks", "db long",
             "db bloat", "db extensions", "db cache-hit"]

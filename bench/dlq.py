@@ -30,12 +30,12 @@ import redis.asyncio as aioredis
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bot.context import Actor  # noqa: E402
-from bot.core import Forge  # noqa: E402
-from bot.dispatch import Invocation  # noqa: E402
-from bot.registry import REGISTRY, Role  # noqa: E402
-from bot.settings import Config, Env, Settings  # noqa: E402
-from commands.bullmq_clear import Take, take_next  # noqa: E402
+from bot.config.settings import Config, Env, Settings  # noqa: E402
+from bot.core.context import Actor  # noqa: E402
+from bot.core.dispatch import Invocation  # noqa: E402
+from bot.core.forge import Forge  # noqa: E402
+from bot.core.registry import REGISTRY, Role  # noqa: E402
+from commands.queues.clear import Take, take_next  # noqa: E402
 from tests.fakes.bullmq_node import NodeBullMQ, node_unavailable_reason  # noqa: E402
 
 PG_ADMIN = os.environ.get("FORGE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")

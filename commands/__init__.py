@@ -1,5 +1,7 @@
-"""Command families: plain async functions registered with `bot.registry.command`; no Slack here."""
+"""Command families: plain async functions registered with `bot.core.registry.command`; no Slack here."""
 
-from commands import (alerts, approvals, backup, cache, db_activity, db_indexes, db_maint, db_queries,  # noqa: F401
-                      db_space, dlq, es, es_reindex, health, incidents, logs, meta, perf, queues,
-                      search, verify)  # importing registers them
+from commands import alerts, approvals, cache, health, incidents, logs, meta, perf, verify  # noqa: F401
+from commands.backup import handlers  # noqa: F401
+from commands.db import activity, indexes, maint, queries, space  # noqa: F401
+from commands.queues import dlq, queue  # noqa: F401
+from commands.search import es, reindex, telemetry  # noqa: F401  (importing registers them)

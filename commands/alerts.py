@@ -8,14 +8,14 @@ from typing import Any
 
 import httpx
 
-from bot import runbook
-from bot.alert_store import AlertStore
-from bot.backends import call
-from bot.context import Context
-from bot.errors import BackendError, CommandError
-from bot.registry import Args, command, positional
-from bot.result import Action, Result, Status, Table
-from bot.units import between
+from bot.alerts import runbook
+from bot.alerts.store import AlertStore
+from bot.backends.clients import call
+from bot.core.context import Context
+from bot.core.errors import BackendError, CommandError
+from bot.core.registry import Args, command, positional
+from bot.core.result import Action, Result, Status, Table
+from bot.core.units import between
 
 SEVERITY_STATUS = {"critical": Status.CRITICAL, "warning": Status.WARNING}
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from bot.approvals import ApprovalStore
-from bot.context import Context
-from bot.registry import NoArgs, command
-from bot.result import Result, Table
+from bot.approvals.store import ApprovalStore
+from bot.core.context import Context
+from bot.core.registry import NoArgs, command
+from bot.core.result import Result, Table
 
 
 @command("approvals", summary="Destructive requests waiting for a second person's approval.",

@@ -10,12 +10,12 @@ from typing import Any
 import httpx
 import redis.exceptions
 
-from bot.backends import call
-from bot.context import Context
-from bot.errors import BackendError
-from bot.redact import redact
-from bot.registry import NoArgs, Risk, Role, command
-from bot.result import Result, Status, Table, worst
+from bot.backends.clients import call
+from bot.core.context import Context
+from bot.core.errors import BackendError
+from bot.core.redact import redact
+from bot.core.registry import NoArgs, Risk, Role, command
+from bot.core.result import Result, Status, Table, worst
 
 LABELS = {"api": "ClientForge API", "postgres": "PostgreSQL", "redis": "Redis",
           "elasticsearch": "Elasticsearch", "prometheus": "Prometheus", "grafana": "Grafana"}

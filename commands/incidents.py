@@ -7,14 +7,14 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, field_validator
 
-from bot import checklists
-from bot.context import Context
-from bot.errors import CommandError
-from bot.incident_report import durations, report_markdown
-from bot.incident_store import IncidentStore
-from bot.registry import Args, Risk, Role, command, option, positional
-from bot.result import Action, Attachment, Result, Status, Table
-from bot.units import between
+from bot.core.context import Context
+from bot.core.errors import CommandError
+from bot.core.registry import Args, Risk, Role, command, option, positional
+from bot.core.result import Action, Attachment, Result, Status, Table
+from bot.core.units import between
+from bot.incidents import checklists
+from bot.incidents.report import durations, report_markdown
+from bot.incidents.store import IncidentStore
 
 SEVERITY = re.compile(r"^[Pp][0-3]$")
 USER = re.compile(r"^(?:<@)?([UW][A-Z0-9]{2,20})(?:\|[^>]*)?>?$")

@@ -12,11 +12,11 @@ from pathlib import Path
 from pydantic import field_validator
 from pydantic_core import PydanticCustomError
 
-from bot.context import Context
-from bot.errors import CommandError
-from bot.redact import redact
-from bot.registry import Args, Risk, Role, command, option, positional
-from bot.result import Attachment, Result, Status
+from bot.core.context import Context
+from bot.core.errors import CommandError
+from bot.core.redact import redact
+from bot.core.registry import Args, Risk, Role, command, option, positional
+from bot.core.result import Attachment, Result, Status
 
 # name → file in FORGE_LOG_DIR; nothing else is ever opened (clientforge.md §2 LOG_FILE_PATH, §9.13 backup.log)
 LOG_FILES = {"app": "app.log", "backend": "backend.log", "backup": "backup.log", "error": "error.log",

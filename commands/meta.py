@@ -6,10 +6,10 @@ import re
 
 from pydantic import field_validator
 
-from bot.context import Context
-from bot.errors import CommandError
-from bot.registry import Args, CommandSpec, NoArgs, Role, command, option, positional
-from bot.result import Result, Status, Table
+from bot.core.context import Context
+from bot.core.errors import CommandError
+from bot.core.registry import Args, CommandSpec, NoArgs, Role, command, option, positional
+from bot.core.result import Result, Status, Table
 
 RISK_MARK = {"read": "", "write": " ✎", "destructive": " ⚠ needs approval"}
 

@@ -11,13 +11,13 @@ from datetime import timedelta
 from pydantic import field_validator
 from pydantic_core import PydanticCustomError
 
-from bot.argtypes import Duration
-from bot.backends import call
-from bot.context import Context
-from bot.errors import BackendError, BackendUnavailable
-from bot.redact import redact
-from bot.registry import Args, Risk, Role, command, option
-from bot.result import Result, Status, Table, worst
+from bot.backends.clients import call
+from bot.core.args import Duration
+from bot.core.context import Context
+from bot.core.errors import BackendError, BackendUnavailable
+from bot.core.redact import redact
+from bot.core.registry import Args, Risk, Role, command, option
+from bot.core.result import Result, Status, Table, worst
 
 GIB = 1 << 30
 ACTIVE_WARN = 20  # ClientForge's app pool holds at most 20 connections (DATABASE_POOL_MAX)

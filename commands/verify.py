@@ -19,20 +19,26 @@ from datetime import timedelta
 
 import structlog
 
-from bot.backends import describe
-from bot.context import Context
-from bot.errors import ForgeError
-from bot.registry import NoArgs, Risk, Role, command
-from bot.result import Action, Result, Status, Table, worst
-from bot.units import duration
-from commands.backup_catalog import Catalog
-from commands.bullmq_redis import Counts, discover, snapshot
-from commands.db_space import EXTENSIONS, SERVER, extension_problems
-from commands.es import (EXPECTED_ALIASES, EXPECTED_INDICES, cat_aliases, cat_indices, cluster_health,
-                         index_status)
+from bot.backends.clients import describe
+from bot.core.context import Context
+from bot.core.errors import ForgeError
+from bot.core.registry import NoArgs, Risk, Role, command
+from bot.core.result import Action, Result, Status, Table, worst
+from bot.core.units import duration
+from commands.backup.catalog import Catalog
+from commands.db.pg import read_many
+from commands.db.space import EXTENSIONS, SERVER, extension_problems
 from commands.health import Check, run_checks
-from commands.pg import read_many
-from commands.queues import grade
+from commands.queues.bullmq import Counts, discover, snapshot
+from commands.queues.queue import grade
+from commands.search.es import (
+    EXPECTED_ALIASES,
+    EXPECTED_INDICES,
+    cat_aliases,
+    cat_indices,
+    cluster_health,
+    index_status,
+)
 
 log = structlog.get_logger(__name__)
 VERDICT = {Status.OK: "pass", Status.RUNNING: "warn", Status.WARNING: "warn", Status.CRITICAL: "fail"}

@@ -15,19 +15,20 @@ import pytest
 import redis.asyncio as aioredis
 from aiohttp import web
 
-from bot.core import Forge
-from bot.registry import Registry
-from bot.roles import SlackGroupDirectory
-from bot.server import web_app
-from bot.settings import Config, Env, Settings
-from bot.slack_app import SlackSurface
-from bot.slack_out import close_client, make_client
-from bot.store import StateStore
+from bot.config.settings import Config, Env, Settings
+from bot.core.forge import Forge
+from bot.core.registry import Registry
+from bot.http.server import web_app
+from bot.slack.app import SlackSurface
+from bot.slack.groups import SlackGroupDirectory
+from bot.slack.outbox import close_client, make_client
+from bot.state.store import StateStore
 from tests.fakes.slack_client import SlackClient
 from tests.fakes.slack_double import SlackDouble
+from tests.support.services import redis_url
 
 PG_ADMIN = os.environ.get("FORGE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
-REDIS_URL = os.environ.get("FORGE_TEST_REDIS", "redis://127.0.0.1:6379/0")
+REDIS_URL = redis_url(0)
 
 
 def dsn_for(database: str) -> str:

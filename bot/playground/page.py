@@ -8,10 +8,10 @@ from typing import Any
 
 from aiohttp import web
 
+from bot.http.server import FORGE
 from bot.playground.people import channels, people
 from bot.playground.session import Playground
 from bot.playground.slack_requests import Response, SlackClient
-from bot.server import FORGE
 
 STATIC = Path(__file__).with_name("static")
 PLAYGROUND = web.AppKey("playground", Playground)

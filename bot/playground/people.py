@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from bot.settings import Config
+from bot.config.settings import Config
 
 GUEST = "U0GUEST"
 Json = dict[str, Any]

@@ -13,8 +13,8 @@ import structlog
 from aiohttp import web
 from pydantic import SecretStr
 
+from bot.config.settings import Config, Settings, load_config
 from bot.playground.web_api import SlackWebApi
-from bot.settings import Config, Settings, load_config
 
 log = structlog.get_logger(__name__)
 DEMO_CONFIG = Path(__file__).with_name("demo.yml")
@@ -109,8 +109,8 @@ async def _create(maintenance_dsn: str) -> bool:
 
 async def run(settings: Settings, *, honour_host: bool = True, tell: Callable[[str], None] = lambda _: None) -> None:
     """Serve forge and the playground until signalled; `tell` gets the page's address once it is up."""
+    from bot.http.server import serve
     from bot.playground.page import mount
-    from bot.server import serve
 
     playground = prepare(await own_state_store(settings), honour_host=honour_host)
 

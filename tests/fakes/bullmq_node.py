@@ -5,7 +5,7 @@ call, and returns its one-line JSON result. The npm packages come from `tests/no
 (`cd tests/node && npm ci`); `node_available()` tells whether they are installed. This is a plain
 module: fixtures live with the tests that use it.
 
-    node = NodeBullMQ(5, "redis://127.0.0.1:6379/15")
+    node = NodeBullMQ(5, redis_url(15))
     await node.fail("q", 20, attempts=3)          # 20 jobs in the failed set, attempts exhausted
     await node.counts("q")                        # {"counts": {...}, "paused": False, ...}
     async with node.worker("q", "W1") as proc:    # a named worker, connected until the block ends
@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import shutil
 import signal
 from collections.abc import AsyncIterator
@@ -26,11 +25,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from tests.support.services import redis_url
+
 NODE_DIR = Path(__file__).resolve().parents[1] / "node"
 TOOL = NODE_DIR / "bullmq_tool.js"
 VERSIONS = (3, 5)
 PACKAGES = {3: "bullmq3", 5: "bullmq5"}  # npm aliases of bullmq@3.15.8 and bullmq@5.63.0
-DEFAULT_REDIS_URL = os.environ.get("FORGE_TEST_NODE_REDIS", "redis://127.0.0.1:6379/15")
+DEFAULT_REDIS_URL = redis_url(15)
 
 Json = dict[str, Any]
 

@@ -1,0 +1,162 @@
+"""Alert cards: one Alertmanager group as Block Kit, with its runbook steps and buttons that run diagnostics."""
+
+from __future__ import annotations
+
+import json
+import shlex
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from urllib.parse import quote
+
+from bot.alerts import runbook
+from bot.config.settings import Config
+from bot.core.registry import Registry, Risk
+from bot.core.result import Action, Attachment
+from bot.core.units import between
+from bot.slack.render import Message, action_blocks, escape, field_sections, section
+
+SEVERITY = {"critical": "🔴", "warning": "⚠️", "info": "ℹ️"}
+SHOWN_LABELS = ("queue", "table", "index", "instance", "job", "service", "component", "severity")
+MAX_BUTTONS = 5
+
+
+@dataclass(frozen=True)
+class CardView:
+    """What a card shows: the group's labels and links, its alerts, where it is."""
+
+    card_id: int
+    common_labels: Mapping[str, str]
+    external_url: str
+    alerts: Sequence[Mapping[str, Any]]
+
+
+def _labels(alert: Mapping[str, Any]) -> dict[str, str]:
+    value = alert["labels"]
+    return json.loads(value) if isinstance(value, str) else dict(value)
+
+
+def _annotations(alert: Mapping[str, Any]) -> dict[str, str]:
+    value = alert["annotations"]
+    return json.loads(value) if isinstance(value, str) else dict(value)
+
+
+def when(moment: datetime | None) -> str:
+    """A timestamp Slack shows in the reader's time zone, with UTC as the fallback text."""
+    if moment is None:
+        return "—"
+    return f"<!date^{int(moment.timestamp())}^{{date_short_pretty}} {{time}}|{moment:%Y-%m-%d %H:%M UTC}>"
+
+
+def _headline(view: CardView, environment: str) -> str:
+    firing = [a for a in view.alerts if a["status"] == "firing"]
+    names = sorted({a["alertname"] for a in view.alerts})
+    listed = ", ".join(names[:3]) + ("…" if len(names) > 3 else "")
+    title = names[0] if len(names) == 1 else f"{len(names)} alerts ({listed})"
+    scope = f" on `{view.common_labels['queue']}`" if "queue" in view.common_labels else ""
+    if not firing:
+        start = min(a["starts_at"] for a in view.alerts)
+        end = max((a["ends_at"] for a in view.alerts if a["ends_at"]), default=None)
+        return f"✅ RESOLVED: {title}{scope} after {between(start, end)} · {environment}"
+    severity = _worst_severity(firing)
+    count = f" ({len(firing)} firing)" if len(view.alerts) > 1 else ""
+    return f"{SEVERITY.get(severity, '🔔')} FIRING: {title}{scope} — {severity or 'no severity'}{count} · {environment}"
+
+
+def _worst_severity(alerts: Sequence[Mapping[str, Any]]) -> str:
+    order = ["critical", "warning", "info"]
+    found = [a["severity"] for a in alerts if a["severity"]]
+    return min(found, key=lambda s: order.index(s) if s in order else len(order), default="")
+
+
+def _links(alert: Mapping[str, Any], external_url: str) -> str:
+    notes, links = _annotations(alert), []
+    for label, name in (("Runbook", "runbook_url"), ("Runbook", "runbook"), ("Dashboard", "dashboard")):
+        target = notes.get(name, "")
+        if target.startswith(("http://", "https://")) and label not in [n for n, _ in links]:
+            links.append((label, target))
+    if str(alert["generator_url"]).startswith(("http://", "https://")):
+        links.append(("Source", alert["generator_url"]))
+    if external_url.startswith(("http://", "https://")):
+        matchers = ",".join(f'{k}="{v}"' for k, v in sorted(_labels(alert).items()))
+        links.append(("Silence", f"{external_url.rstrip('/')}/#/silences/new?filter={quote('{' + matchers + '}')}"))
+    return " · ".join(f"<{escape(url)}|{label}>" for label, url in links)
+
+
+def _one(alert: Mapping[str, Any], external_url: str) -> list[dict[str, Any]]:
+    notes, labels = _annotations(alert), _labels(alert)
+    blocks = []
+    text = "\n".join(f"*{escape(notes[k])}*" if k == "summary" else escape(notes[k])
+                     for k in ("summary", "description") if notes.get(k))
+    if text:
+        blocks.append(section(text[:2900]))
+    fields = [(k.title(), labels[k]) for k in SHOWN_LABELS if labels.get(k)]
+    fields.append(("Started", alert["starts_at"].strftime("%Y-%m-%d %H:%M:%S UTC")))
+    if alert["status"] == "resolved":
+        fields.append(("Resolved after", between(alert["starts_at"], alert["ends_at"])))
+    blocks.extend(field_sections(fields))
+    links = _links(alert, external_url)
+    return blocks + ([section(links)] if links else [])
+
+
+def _listing(view: CardView, limit: int) -> list[dict[str, Any]]:
+    lines = []
+    for alert in view.alerts[:limit]:
+        labels = _labels(alert)
+        icon = "✅" if alert["status"] == "resolved" else SEVERITY.get(alert["severity"], "🔔")
+        where = " ".join(f"{k}={labels[k]}" for k in SHOWN_LABELS[:5] if labels.get(k))
+        summary = _annotations(alert).get("summary", "")
+        lines.append(f"{icon} *{escape(alert['alertname'])}* {escape(where)} — {escape(summary[:140])} "
+                     f"(since {when(alert['starts_at'])})")
+    more = len(view.alerts) - limit
+    if more > 0:
+        lines.append(f"_…and {more} more: every alert is in the file in this card's thread._")
+    return [section("\n".join(lines)[:2900])]
+
+
+def _remedy(view: CardView, config: Config, registry: Registry) -> tuple[list[dict[str, Any]], list[Action]]:
+    names = {a["alertname"] for a in view.alerts}
+    labels = _labels(view.alerts[0]) if len(view.alerts) == 1 else dict(view.common_labels)
+    item = runbook.entry(config, names.pop()) if len(names) == 1 else None
+    if item is None:
+        return [], []
+    text = "\n".join([f"*Runbook:* {escape(item.summary)}" if item.summary else "*Runbook*",
+                      *(f"{i}. {escape(step)}" for i, step in enumerate(runbook.steps(item, labels), 1))])
+    actions = [Action(command[:75], command, "danger" if _destructive(command, registry) else None)
+               for command in runbook.commands(item, labels, registry)][:MAX_BUTTONS]
+    return [section(text[:2900])], actions
+
+
+def _destructive(text: str, registry: Registry) -> bool:
+    spec, _ = registry.resolve(shlex.split(text))
+    return spec.risk is Risk.DESTRUCTIVE
+
+
+def alert_card(view: CardView, *, environment: str, config: Config, registry: Registry) -> Message:
+    """The card: headline, the alert (or the group's list), runbook steps, buttons with the labels filled in."""
+    head = _headline(view, environment)
+    blocks = [section(f"*{escape(head)}*")]
+    if len(view.alerts) == 1:
+        blocks.extend(_one(view.alerts[0], view.external_url))
+    else:
+        shown = [(k.title(), v) for k, v in view.common_labels.items() if k in SHOWN_LABELS]
+        blocks.extend(field_sections(shown) if shown else [])
+        blocks.extend(_listing(view, config.alerts.listed_on_card))
+    steps, actions = _remedy(view, config, registry)
+    blocks.extend(steps)
+    if actions and any(a["status"] == "firing" for a in view.alerts):
+        blocks.extend(action_blocks(actions))
+    return Message(head, blocks[:50])
+
+
+def alert_list(view: CardView) -> Attachment:
+    """Every alert of a card, one line each, for the thread when the card cannot list them all."""
+    lines = []
+    for alert in view.alerts:
+        labels = ",".join(f"{k}={v}" for k, v in sorted(_labels(alert).items()))
+        ended = alert["ends_at"].isoformat() if alert["ends_at"] else "-"
+        lines.append(f"{alert['status']}\t{alert['alertname']}\t{alert['starts_at'].isoformat()}\t{ended}\t{labels}\t"
+                     f"{_annotations(alert).get('summary', '')}")
+    body = "status\talertname\tstarts_at\tends_at\tlabels\tsummary\n" + "\n".join(lines) + "\n"
+    return Attachment(f"alerts-{view.card_id}.tsv", body.encode(), f"All {len(view.alerts)} alerts of this card")

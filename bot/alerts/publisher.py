@@ -1,0 +1,105 @@
+"""Shows alert cards in Slack: changed cards rendered once each, paced per channel, retried until shown."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections import defaultdict
+from typing import Any
+
+import structlog
+
+from bot.alerts.blocks import CardView, alert_card, alert_list
+from bot.alerts.store import AlertStore
+from bot.background.loops import forever
+from bot.slack.outbox import Outbox
+
+log = structlog.get_logger(__name__)
+CLAIM_SECONDS, IDLE_POLL, RETRY_AFTER = 60.0, 2.0, 5.0
+
+
+class AlertPublisher:
+    """One loop per forge process; cards are claimed in the state store, so replicas never post twice."""
+
+    def __init__(self, forge: Any, outbox: Outbox, store: AlertStore) -> None:
+        self.forge = forge
+        self.outbox = outbox
+        self.store = store
+        self._wake = asyncio.Event()
+        self._next_send: dict[str, float] = defaultdict(float)
+        self._retry_at: dict[int, float] = {}
+        self._interval = 1.0 / forge.settings.config.alerts.messages_per_second
+
+    def wake(self) -> None:
+        """A notification arrived: look for changed cards now."""
+        self._wake.set()
+
+    async def run_forever(self) -> None:
+        """Publish whenever woken, and every few seconds for cards other replicas changed."""
+        await forever("alert_publish", self.publish_once, IDLE_POLL, self._until_woken)
+
+    async def _until_woken(self, seconds: float) -> None:
+        """Wait for a notification, at most `seconds` (longer while the state store is down)."""
+        try:
+            await asyncio.wait_for(self._wake.wait(), seconds)
+        except TimeoutError:
+            pass
+        self._wake.clear()
+
+    async def publish_once(self) -> int:
+        """Show every changed card once; the number shown."""
+        now = time.monotonic()
+        cards = [c for c in await self.store.dirty() if c["channel"] and self._retry_at.get(c["id"], 0) <= now]
+        by_channel: dict[str, list[Any]] = defaultdict(list)
+        for card in cards:
+            by_channel[card["channel"]].append(card)
+        shown = await asyncio.gather(*(self._channel(cards) for cards in by_channel.values()))
+        return sum(shown)
+
+    async def _channel(self, cards: list[Any]) -> int:
+        shown = 0
+        for card in cards:
+            claimed = await self.store.claim(card["id"], CLAIM_SECONDS)
+            if claimed is not None:
+                shown += await self._show(claimed)
+        return shown
+
+    async def _pace(self, channel: str) -> None:
+        """About one message a second per channel, as Slack asks."""
+        wait = self._next_send[channel] - time.monotonic()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        self._next_send[channel] = time.monotonic() + self._interval
+
+    async def _show(self, card: Any) -> int:
+        alerts = await self.store.alerts_of(card["id"])
+        if not alerts:
+            await self.store.rendered(card["id"], card["version"], None, card["listed"])
+            return 0
+        view = CardView(card["id"], _mapping(card["common_labels"]), card["external_url"], alerts)
+        config = self.forge.settings.config
+        message = alert_card(view, environment=self.forge.settings.environment, config=config,
+                             registry=self.forge.dispatcher.registry)
+        await self._pace(card["channel"])
+        ts = card["ts"]
+        if ts is None:
+            ts, _ = await self.outbox.post(card["channel"], message)
+        elif not await self.outbox.update(card["channel"], ts, message):
+            ts = None
+        if ts is None:
+            self._retry_at[card["id"]] = time.monotonic() + RETRY_AFTER
+            await self.store.release(card["id"])
+            return 0
+        self._retry_at.pop(card["id"], None)
+        listed = card["listed"]
+        if len(alerts) > config.alerts.listed_on_card and len(alerts) != listed:
+            await self._pace(card["channel"])
+            if await self.outbox.upload(card["channel"], alert_list(view), ts):
+                listed = len(alerts)
+        await self.store.rendered(card["id"], card["version"], ts, listed)
+        return 1
+
+
+def _mapping(value: Any) -> dict[str, str]:
+    return json.loads(value) if isinstance(value, str) else dict(value or {})

@@ -1,0 +1,85 @@
+"""The one shape every command returns; renderers turn it into Block Kit, text or JSON."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2  # the console script's: ok, failed or found problems, usage
+
+
+class Status(enum.Enum):
+    """Overall state of a result, worst last."""
+
+    OK = "ok"
+    RUNNING = "running"
+    WARNING = "warning"
+    CRITICAL = "critical"
+
+    @property
+    def symbol(self) -> str:
+        """The emoji shown before the status word."""
+        return {"ok": "✅", "running": "⏳", "warning": "⚠️", "critical": "🔴"}[self.value]
+
+    @property
+    def rank(self) -> int:
+        """Severity order for picking the worst of several statuses."""
+        return list(Status).index(self)
+
+
+def worst(statuses: list[Status]) -> Status:
+    """The most severe of the statuses, OK when there are none."""
+    return max(statuses, key=lambda s: s.rank, default=Status.OK)
+
+
+@dataclass(frozen=True)
+class Table:
+    """Rows of cells under a header; the worst rows should come first."""
+
+    columns: list[str]
+    rows: list[list[str]]
+    title: str = ""
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """A file to upload beside the message (or write, from the terminal)."""
+
+    filename: str
+    content: bytes
+    title: str = ""
+
+
+@dataclass(frozen=True)
+class Action:
+    """A follow-up button that runs another command, checked like the command itself."""
+
+    label: str
+    command: str
+    style: str | None = None
+
+
+@dataclass
+class Result:
+    """What a command returns: a status, key figures, tables, text, files and next steps."""
+
+    command: str
+    status: Status = Status.OK
+    summary: str = ""
+    fields: list[tuple[str, str]] = field(default_factory=list)
+    tables: list[Table] = field(default_factory=list)
+    text: str = ""
+    attachments: list[Attachment] = field(default_factory=list)
+    actions: list[Action] = field(default_factory=list)
+    data: dict[str, object] = field(default_factory=dict)
+    fails_at: Status = Status.WARNING
+
+    @property
+    def failed(self) -> bool:
+        """True when the status reaches `fails_at`: the CLI then exits 1 (`verify` fails only on critical)."""
+        return self.status.rank >= self.fails_at.rank
+
+    @property
+    def ok(self) -> bool:
+        """True when the command found nothing wrong."""
+        return self.status is Status.OK

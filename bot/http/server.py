@@ -1,0 +1,193 @@
+"""`forge serve`: the aiohttp server (Slack events, health, readiness, metrics) and Socket Mode."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import secrets
+import signal
+from collections.abc import AsyncIterator, Callable, Mapping
+
+import structlog
+from aiohttp import web
+from slack_bolt.adapter.aiohttp import to_aiohttp_response
+from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+from slack_bolt.request.async_request import AsyncBoltRequest
+
+from bot.alerts import webhook as alert_webhook
+from bot.alerts.publisher import AlertPublisher
+from bot.background.backups import BackupScheduler
+from bot.background.loops import stop
+from bot.config.settings import ConfigError, Settings
+from bot.core import metrics
+from bot.core.forge import Forge
+from bot.http import gauges as queue_gauges
+from bot.http.gauges import QueueGauges
+from bot.incidents.board import IncidentBoard
+from bot.slack.app import SlackSurface
+from bot.slack.groups import SlackGroupDirectory
+from bot.slack.outbox import close_client, make_client
+
+log = structlog.get_logger(__name__)
+SURFACE = web.AppKey("surface", SlackSurface)
+FORGE = web.AppKey("forge", Forge)
+GAUGES = web.AppKey("gauges", QueueGauges)
+PUBLISHER = web.AppKey("publisher", AlertPublisher)
+BOARD = web.AppKey("board", IncidentBoard)
+PRUNE_EVERY = 600.0
+
+
+def well_formed(headers: Mapping[str, str]) -> bool:
+    """Signature headers that can be checked at all; Bolt alone answers 500 to some malformed ones."""
+    timestamp = headers.get("X-Slack-Request-Timestamp", "")
+    signature = headers.get("X-Slack-Signature", "")
+    return (timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= 12
+            and signature.isascii() and signature.startswith("v0=") and len(signature) <= 100)
+
+
+@web.middleware
+async def request_context(request: web.Request, handler: object) -> web.StreamResponse:
+    """Bind a request id to every log line of the request."""
+    structlog.contextvars.clear_contextvars()
+    structlog.contextvars.bind_contextvars(request_id=secrets.token_hex(6))
+    return await handler(request)  # type: ignore[operator]
+
+
+async def slack_events(request: web.Request) -> web.Response:
+    """Slash commands, interactivity and events, verified by Bolt after a malformed-header check."""
+    if not well_formed(request.headers):
+        metrics.SLACK_REQUESTS.labels(kind="unverified", outcome="rejected").inc()
+        log.info("authn_fail", reason="malformed signature headers")
+        return web.json_response({"error": "invalid request"}, status=401)
+    bolt_request = AsyncBoltRequest(body=await request.text(), query=request.query_string,
+                                    headers=dict(request.headers))
+    response = await request.app[SURFACE].dispatch(bolt_request)
+    if response.status == 401:
+        log.info("authn_fail", reason="signature or timestamp rejected")
+    return await to_aiohttp_response(response)
+
+
+async def healthz(_: web.Request) -> web.Response:
+    """The process is up."""
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """Ready when the state store answers."""
+    ready = await request.app[FORGE].store.ready()
+    return web.json_response({"ready": ready, "state_store": "up" if ready else "down"}, status=200 if ready else 503)
+
+
+async def metrics_endpoint(request: web.Request) -> web.Response:
+    """Prometheus text exposition: forge's own metrics, then the queue gauges read from Redis."""
+    await request.app[GAUGES].refresh()
+    body, content_type = metrics.exposition(queue_gauges.REGISTRY)
+    return web.Response(body=body, headers={"Content-Type": content_type})
+
+
+async def alertmanager(request: web.Request) -> web.Response:
+    """Alertmanager's webhook."""
+    return await alert_webhook.receive(request, request.app[FORGE], request.app.get(PUBLISHER))
+
+
+async def _publishing(app: web.Application) -> AsyncIterator[None]:
+    """Run the alert-card publisher and the incident board for as long as the app runs."""
+    tasks = [asyncio.create_task(app[PUBLISHER].run_forever()), asyncio.create_task(app[BOARD].run_forever())]
+    yield
+    await stop(*tasks)
+
+
+def web_app(forge: Forge, surface: SlackSurface | None) -> web.Application:
+    """The HTTP routes; /slack/events only when Slack talks to forge over HTTP."""
+    app = web.Application(middlewares=[request_context], client_max_size=4 * 1024 * 1024)  # an alert storm's webhook
+    app[FORGE] = forge
+    app[GAUGES] = QueueGauges(forge)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics_endpoint)
+    app.router.add_post("/alerts/alertmanager", alertmanager)
+    if surface is not None:
+        app[SURFACE] = surface
+        app[PUBLISHER] = AlertPublisher(forge, surface.outbox, forge.alerts)
+        app[BOARD] = IncidentBoard(forge, surface.outbox)
+        app.cleanup_ctx.append(_publishing)
+        app.router.add_post("/slack/events", slack_events)
+    return app
+
+
+def slack_credentials(settings: Settings) -> tuple[str, str]:
+    """The bot token and signing secret `serve` needs; the error names the missing variable."""
+    env = settings.env
+    missing = []
+    if not env.slack_bot_token:
+        missing.append("SLACK_BOT_TOKEN")
+    if not env.slack_signing_secret and not env.slack_app_token:
+        missing.append("SLACK_SIGNING_SECRET")
+    if missing:
+        raise ConfigError(f"forge serve needs {' and '.join(missing)} in the environment")
+    secret = env.slack_signing_secret.get_secret_value() if env.slack_signing_secret else ""
+    return env.slack_bot_token.get_secret_value(), secret  # type: ignore[union-attr]
+
+
+async def serve(settings: Settings, mount: Callable[[web.Application], None] | None = None) -> None:
+    """Run until SIGINT or SIGTERM; `mount` adds routes of its own (the playground's) to the app."""
+    token, signing_secret = slack_credentials(settings)
+    client = make_client(settings)
+    forge = Forge(settings, groups=SlackGroupDirectory(client))
+    socket_mode = settings.env.slack_app_token is not None
+    surface = SlackSurface(forge, client, signing_secret or token)
+    if not await forge.start():
+        log.warning("starting_without_state_store", note="read-only commands only; /readyz says not ready")
+    app = web_app(forge, None if socket_mode else surface)
+    if mount is not None:
+        mount(app)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, settings.env.forge_http_host, settings.env.forge_http_port).start()
+    socket = await _socket_mode(surface, settings) if socket_mode else None
+    log.info("forge_serving", host=settings.env.forge_http_host, port=settings.env.forge_http_port,
+             mode="socket" if socket_mode else "http", environment=settings.environment)
+    pruner = asyncio.create_task(_prune_forever(forge))
+    sweeper = asyncio.create_task(surface.approval_ui.sweep_forever())
+    backups = asyncio.create_task(BackupScheduler(forge, surface.outbox).run_forever())
+    settle_heap()
+    try:
+        await _until_signalled()
+    finally:
+        pruner.cancel()
+        sweeper.cancel()
+        backups.cancel()
+        if socket is not None:
+            await socket.close_async()
+        await surface.drain()
+        await runner.cleanup()
+        await forge.aclose()
+        await close_client(client)
+
+
+def settle_heap() -> None:
+    """Move start-up objects out of the collector's way so full collections stay short under load."""
+    gc.collect()
+    gc.freeze()
+
+
+async def _socket_mode(surface: SlackSurface, settings: Settings) -> AsyncSocketModeHandler:
+    handler = AsyncSocketModeHandler(surface.app, settings.env.slack_app_token.get_secret_value())  # type: ignore[union-attr]
+    await handler.connect_async()
+    return handler
+
+
+async def _prune_forever(forge: Forge) -> None:
+    while True:
+        await asyncio.sleep(PRUNE_EVERY)
+        with contextlib.suppress(Exception):
+            await forge.store.prune_deliveries()
+
+
+async def _until_signalled() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()

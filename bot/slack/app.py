@@ -1,0 +1,236 @@
+"""The Slack side: Bolt listeners that ack at once, then run the command and answer by message."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import re
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from slack_bolt.async_app import AsyncApp
+from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.approvals.slack import ApprovalUI, Sealer
+from bot.core import metrics
+from bot.core.dispatch import Invocation, Outcome
+from bot.core.errors import BackendError
+from bot.core.forge import Forge
+from bot.incidents.slack import ASSIGN, DECLARE, IncidentUI
+from bot.slack.outbox import Outbox
+from bot.slack.render import Meta, running_message, to_message
+
+log = structlog.get_logger(__name__)
+MENTION = re.compile(r"<@[UW][A-Z0-9]+>")
+NOT_MEMBER = {"not_in_channel", "channel_not_found", "is_archived"}
+MAX_RUNNING_COMMANDS = 16
+ACK_QUIET = 0.005
+ACK_FIRST_MAX = 0.25
+
+
+class Deliveries:
+    """Slack deliveries already handled, in the state store (shared by replicas), else in memory."""
+
+    def __init__(self, forge: Forge, capacity: int = 10_000) -> None:
+        self._forge = forge
+        self._memory: OrderedDict[str, None] = OrderedDict()
+        self._capacity = capacity
+
+    async def first(self, key: str) -> bool:
+        """True the first time a key is seen."""
+        seen_here = key in self._memory
+        self._memory[key] = None
+        while len(self._memory) > self._capacity:
+            self._memory.popitem(last=False)
+        try:
+            return await self._forge.store.first_delivery(key)
+        except BackendError:
+            return not seen_here
+
+
+def delivery_key(req: AsyncBoltRequest) -> str | None:
+    """Events by event_id (retries), everything signed by its signature (byte-identical replays)."""
+    body = req.body if isinstance(req.body, dict) else {}
+    if body.get("type") == "event_callback" and body.get("event_id"):
+        return f"event:{body.get('team_id')}:{body['event_id']}"
+    signature = (req.headers.get("x-slack-signature") or [None])[0]
+    return "sig:" + hashlib.sha256(signature.encode()).hexdigest() if signature else None
+
+
+@dataclass
+class Reply:
+    """Where one invocation's answers go: a ⏳ message edited in place, the result, private errors."""
+
+    outbox: Outbox
+    channel: str
+    user: str
+    response_url: str | None = None
+    thread_ts: str | None = None
+    ts: str | None = None
+    trigger_id: str | None = None
+
+    async def progress(self, note: str, meta: Meta) -> None:
+        """Post the ⏳ message, or edit it with news."""
+        message = running_message(note, meta)
+        if self.ts:
+            await self.outbox.update(self.channel, self.ts, message)
+        else:
+            self.ts, _ = await self.outbox.post(self.channel, message, self.thread_ts)
+
+    async def deliver(self, outcome: Outcome, meta: Meta) -> None:
+        """The result for the channel, or the error for the caller alone."""
+        message = to_message(outcome, meta)
+        if outcome.private:
+            if self.ts:
+                await self.outbox.delete(self.channel, self.ts)
+            if not (self.response_url and await self.outbox.respond(self.response_url, message)):
+                await self.outbox.ephemeral(self.channel, self.user, message, self.thread_ts)
+            return
+        if self.ts and await self.outbox.update(self.channel, self.ts, message):
+            ts = self.ts
+        else:
+            ts, error = await self.outbox.post(self.channel, message, self.thread_ts)
+            if ts is None and error in NOT_MEMBER and self.response_url:
+                await self.outbox.respond(self.response_url, message, in_channel=True)
+        for attachment in message.attachments:
+            await self.outbox.upload(self.channel, attachment, self.thread_ts or ts)
+
+
+class SlackSurface:
+    """Bolt's AsyncApp with forge's listeners; no backend is touched here."""
+
+    def __init__(self, forge: Forge, client: AsyncWebClient, signing_secret: str) -> None:
+        self.forge = forge
+        self.outbox = Outbox(client, forge.settings.config.timeouts.slack)
+        self.deliveries = Deliveries(forge)
+        self.approval_ui = ApprovalUI(forge.approvals, self.outbox, Sealer(signing_secret), forge.settings.environment)
+        self.tasks: set[asyncio.Task[None]] = set()
+        self._running = asyncio.Semaphore(MAX_RUNNING_COMMANDS)
+        self._last_request = 0.0
+        self.app = AsyncApp(client=client, signing_secret=signing_secret, process_before_response=True,
+                            request_verification_enabled=True, raise_error_for_unhandled_request=False,
+                            url_verification_enabled=True, ssl_check_enabled=True)
+        self.app.command("/forge")(self._on_command)
+        self.app.action(re.compile(r"^forge_run:\d+$"))(self._on_run_button)
+        self.app.event("app_mention")(self._on_mention)
+        self.app.view("forge_confirm")(self._on_confirm)
+        self.app.action("forge_approve")(self._on_approve)
+        self.app.action("forge_deny")(self._on_deny)
+        self.incidents = IncidentUI(forge.incidents, self.outbox, self._run_in)
+        self.approval_ui.on_requested = self.incidents.approval_requested
+        self.app.view(DECLARE)(self._on_declare)
+        self.app.action(ASSIGN)(self._on_assign)
+
+    async def dispatch(self, request: AsyncBoltRequest) -> Any:
+        """Hand one HTTP request to Bolt, noting when requests arrive so work can yield to acks."""
+        self._last_request = time.monotonic()
+        return await self.app.async_dispatch(request)
+
+    async def _after_acks(self) -> None:
+        """While a burst of requests is being acknowledged, wait (at most ACK_FIRST_MAX) before working."""
+        deadline = time.monotonic() + ACK_FIRST_MAX
+        while (now := time.monotonic()) < deadline and (quiet_in := self._last_request + ACK_QUIET - now) > 0:
+            await asyncio.sleep(min(quiet_in, deadline - now))
+
+    async def _on_command(self, ack: Any, body: dict, request: AsyncBoltRequest) -> None:
+        await ack()
+        if IncidentUI.wants_modal(body.get("text", "")):
+            self._track(asyncio.create_task(self.incidents.open_modal(body.get("trigger_id"), body["channel_id"],
+                                                                      body["user_id"])))
+            return
+        reply = Reply(self.outbox, body["channel_id"], body["user_id"], body.get("response_url"),
+                      trigger_id=body.get("trigger_id"))
+        self.spawn(Invocation(body.get("text", ""), body["user_id"], body["channel_id"]), reply, request, "command")
+
+    async def _on_run_button(self, ack: Any, body: dict, action: dict, request: AsyncBoltRequest) -> None:
+        await ack()
+        channel = (body.get("channel") or {}).get("id") or body["container"]["channel_id"]
+        container = body.get("container") or {}
+        thread_ts = container.get("thread_ts") or (body.get("message") or {}).get("thread_ts")
+        user = body["user"]["id"]
+        reply = Reply(self.outbox, channel, user, body.get("response_url"),
+                      thread_ts=thread_ts or container.get("message_ts"), trigger_id=body.get("trigger_id"))
+        self.spawn(Invocation(action.get("value", ""), user, channel, event="click", thread_ts=thread_ts), reply,
+                   request, "click")
+
+    async def _on_confirm(self, ack: Any, body: dict, view: dict) -> None:
+        task = await self.approval_ui.on_submit(ack, body, view)
+        if task is not None:
+            self._track(task)
+
+    async def _on_declare(self, ack: Any, body: dict, view: dict) -> None:
+        await self.incidents.on_declare(ack, body, view)
+
+    async def _on_assign(self, ack: Any, body: dict, action: dict) -> None:
+        await ack()
+        self._track(asyncio.create_task(self.incidents.on_assign(body, action)))
+
+    async def _run_in(self, invocation: Invocation, thread_ts: str | None) -> None:
+        """Run an invocation made from a modal or a picker, answering in the channel (or the thread)."""
+        reply = Reply(self.outbox, invocation.channel_id or "", invocation.actor_id, thread_ts=thread_ts)
+        await self._run(invocation, reply)
+
+    async def _on_approve(self, ack: Any, body: dict, action: dict) -> None:
+        await ack()
+        self._track(asyncio.create_task(self.approval_ui.on_approve(body, action.get("value", ""))))
+
+    async def _on_deny(self, ack: Any, body: dict, action: dict) -> None:
+        await ack()
+        self._track(asyncio.create_task(self.approval_ui.on_deny(body, action.get("value", ""))))
+
+    def _track(self, task: asyncio.Task[None]) -> None:
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def _on_mention(self, event: dict, request: AsyncBoltRequest) -> None:
+        if event.get("bot_id") or not event.get("user"):
+            return
+        text = MENTION.sub("", event.get("text", "")).strip()
+        reply = Reply(self.outbox, event["channel"], event["user"], thread_ts=event.get("thread_ts") or event["ts"])
+        self.spawn(Invocation(text, event["user"], event["channel"], event="mention", thread_ts=event.get("thread_ts")),
+                   reply, request, "mention")
+
+    def spawn(self, invocation: Invocation, reply: Reply, request: AsyncBoltRequest, kind: str) -> None:
+        """Run the invocation after the ack, keeping a handle so shutdown can wait for it."""
+        metrics.SLACK_REQUESTS.labels(kind=kind, outcome="acked").inc()
+        self._track(asyncio.create_task(self._run_once(invocation, reply, delivery_key(request))))
+
+    async def _run_once(self, invocation: Invocation, reply: Reply, key: str | None) -> None:
+        await self._after_acks()
+        async with self._running:  # bounded work keeps acks fast under a burst and spares the backends
+            if key and not await self.deliveries.first(key):
+                metrics.SLACK_REQUESTS.labels(kind="duplicate", outcome="ignored").inc()
+                log.info("replay_rejected", key=key.split(":")[0], request_id=invocation.request_id)
+                return
+            await self._run(invocation, reply)
+
+    async def _run(self, invocation: Invocation, reply: Reply) -> None:
+        clock = self.forge.clock
+        started_at, started = clock.now(), clock.monotonic()
+        env = self.forge.settings.environment
+
+        def meta() -> Meta:
+            return Meta(invocation.actor_id, started_at, int((clock.monotonic() - started) * 1000), env)
+
+        async def progress(note: str) -> None:
+            await reply.progress(note, meta())
+
+        try:
+            outcome = await self.forge.dispatcher.run(invocation, progress)
+            await self.incidents.after(invocation, outcome)
+            if outcome.kind == "approval":
+                await self.approval_ui.open_dialog(reply.trigger_id, invocation, outcome, meta())
+                return
+            await reply.deliver(outcome, meta())
+        except Exception:
+            log.exception("slack_reply_failed", request_id=invocation.request_id)
+
+    async def drain(self, timeout: float = 10.0) -> None:
+        """Wait for running commands (and the work they started) to answer before shutting down."""
+        deadline = time.monotonic() + timeout
+        while self.tasks and (left := deadline - time.monotonic()) > 0:
+            await asyncio.wait(set(self.tasks), timeout=left)

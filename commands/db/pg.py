@@ -1,0 +1,136 @@
+"""ClientForge's PostgreSQL for `db …`: read-only transactions with a statement timeout, tables from the catalog."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Annotated, Any, TypeVar
+
+import asyncpg
+from pydantic import BeforeValidator
+
+from bot.backends.clients import call
+from bot.core.context import Context
+from bot.core.errors import BackendUnavailable, CommandError
+from bot.core.result import Attachment
+
+T = TypeVar("T")
+IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]{0,62}$")
+SHOWN_SQL = 90
+TABLE_KINDS = ("r", "p", "m")
+
+
+@dataclass(frozen=True)
+class Relation:
+    """A table found in the catalog: its schema, name and the server-quoted `schema.table`."""
+
+    schema: str
+    name: str
+    quoted: str
+    oid: int
+
+    @property
+    def label(self) -> str:
+        """`contacts`, or `crm.contacts` outside `public`."""
+        return self.name if self.schema == "public" else f"{self.schema}.{self.name}"
+
+
+def _margin(ctx: Context) -> tuple[float, int]:
+    """The client-side timeout, and a server-side statement_timeout (ms) that fires just before it."""
+    seconds = ctx.settings.config.timeouts.backend
+    return seconds + 1.0, int(seconds * 1000)
+
+
+async def with_connection(ctx: Context, work: Callable[[asyncpg.Connection], Awaitable[T]],
+                          timeout: float | None = None) -> T:
+    """Run work on one pooled connection of DATABASE_URL, bounded in time."""
+    pool = await ctx.backends.postgres()
+
+    async def run() -> T:
+        async with pool.acquire() as conn:
+            return await work(conn)
+
+    return await call("postgres", run(), timeout or _margin(ctx)[0])
+
+
+async def read(ctx: Context, sql: str, *args: Any) -> list[asyncpg.Record]:
+    """Rows of one query, in a read-only transaction under a statement timeout."""
+    return (await read_many(ctx, [(sql, args)]))[0]
+
+
+async def read_many(ctx: Context, queries: list[tuple[str, tuple[Any, ...]]]) -> list[list[asyncpg.Record]]:
+    """Several queries in one read-only transaction (one snapshot, one round of pool checkout)."""
+    timeout, statement_ms = _margin(ctx)
+
+    async def work(conn: asyncpg.Connection) -> list[list[asyncpg.Record]]:
+        async with conn.transaction(readonly=True):
+            await conn.execute(f"SET LOCAL statement_timeout = {statement_ms}")
+            await conn.execute("SET LOCAL lock_timeout = 1000")
+            return [await conn.fetch(sql, *args) for sql, args in queries]
+
+    try:
+        return await with_connection(ctx, work, timeout)
+    except BackendUnavailable as exc:
+        if "QueryCanceledError" in exc.detail:
+            raise CommandError(f"PostgreSQL stopped the query after {statement_ms} ms (statement_timeout): the "
+                               "server is busy or the catalog is huge; try again or narrow it.") from None
+        raise
+
+
+def check_name(text: str) -> tuple[str | None, str]:
+    """`table` or `schema.table` as plain identifiers; anything else is refused before it reaches SQL."""
+    parts = text.strip().split(".")
+    if len(parts) > 2 or not all(IDENTIFIER.match(p) for p in parts):
+        raise CommandError(f"`{text[:80]}` is not a table name: use letters, digits and `_`, optionally "
+                           "`schema.table`.")
+    return (parts[0], parts[1]) if len(parts) == 2 else (None, parts[0])
+
+
+def _table_name(value: object) -> str:
+    try:
+        check_name(str(value))
+    except CommandError as exc:
+        raise ValueError(str(exc).replace("`", "")) from None
+    return str(value).strip()
+
+
+TableName = Annotated[str, BeforeValidator(_table_name)]
+
+
+async def find_table(ctx: Context, text: str) -> Relation:
+    """The one user table the name means, from the catalog; quoted by the server, never by string pasting."""
+    schema, name = check_name(text)
+    rows = await read(ctx, """
+        SELECT n.nspname AS schema, c.relname AS name, format('%I.%I', n.nspname, c.relname) AS quoted,
+               c.oid::int AS oid
+          FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE c.relname = $1 AND ($2::text IS NULL OR n.nspname = $2) AND c.relkind::text = ANY($3::text[])
+           AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_toast'
+         ORDER BY n.nspname = 'public' DESC, n.nspname""", name, schema, list(TABLE_KINDS))
+    if not rows:
+        raise CommandError(f"No table `{text}` in this database. `db tables` lists them.")
+    if len(rows) > 1 and schema is None:
+        where = ", ".join(f"`{r['schema']}.{r['name']}`" for r in rows)
+        raise CommandError(f"`{name}` exists in several schemas ({where}): name one as `schema.table`.")
+    return Relation(**dict(rows[0]))
+
+
+def percent(value: float | None) -> str:
+    """`99.2 %`, or an em dash when there is nothing to divide."""
+    return "—" if value is None else f"{value:.1f} %"
+
+
+def one_line(sql: str | None, width: int = SHOWN_SQL) -> str:
+    """A statement on one line, shortened with an ellipsis."""
+    flat = " ".join((sql or "").split())
+    return flat if len(flat) <= width else flat[: width - 1] + "…"
+
+
+def statements_file(name: str, statements: list[tuple[str, str]], width: int = SHOWN_SQL) -> list[Attachment]:
+    """The full text of every statement that was shortened in the message, as one .sql file."""
+    long = [(label, sql) for label, sql in statements if len(" ".join((sql or "").split())) > width]
+    if not long:
+        return []
+    body = "\n\n".join(f"-- {label}\n{sql.strip()};" for label, sql in long)
+    return [Attachment(name, (body + "\n").encode(), title="Full statement text")]

@@ -1,0 +1,5 @@
+"""The queue and DLQ commands; `discover` and `snapshot` are the family's public reads (the queue gauges)."""
+
+from commands.queues.bullmq import discover, snapshot
+
+__all__ = ["discover", "snapshot"]

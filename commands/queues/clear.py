@@ -1,0 +1,71 @@
+"""The removal walk of `dlq clear`: whole DLQ jobs read by a cursor, and removed once archived."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from bot.core.context import Context
+from commands.queues.bullmq import BATCH, key, redis_call
+from commands.queues.lua import DROP, TAKE, Call, run_together
+
+
+@dataclass
+class Window:
+    """Jobs read for removal: (id, name, record) to archive, and the removal's argument for exactly these jobs."""
+
+    jobs: list[tuple[str, str, bytes]]
+    plan: bytes = b""
+
+
+@dataclass
+class Take:
+    """Newest-first windows of a queue's DLQ members failed at or before `cutoff` (ms), whole, for removal."""
+
+    queue: str
+    min_attempts: int
+    cutoff: int
+    form: str = "rdb"
+    window: int = BATCH
+    cursor: tuple[str, str] = ("", "")
+    done: bool = False
+
+    def call(self) -> Call:
+        """The TAKE script call for the next window."""
+        return (TAKE, [key(self.queue, "failed")], [key(self.queue, ""), str(self.cutoff), *self.cursor, self.window,
+                self.min_attempts, "dump" if self.form == "rdb" else "pack"], True)
+
+    def read(self, reply: list[Any]) -> Window:
+        """The window in TAKE's reply; the cursor moves past it."""
+        self.done = int(reply[0]) < self.window
+        self.cursor = (reply[2].decode(), reply[3].decode())
+        ids, names = reply[5::3], reply[6::3]
+        return Window([(i.decode(), n.decode("utf-8", "replace"), r) for i, n, r in zip(ids, names, reply[7::3])],
+                      reply[4])
+
+
+async def take_next(ctx: Context, take: Take) -> Window:
+    """The next window of `take`."""
+    script, keys, args, raw = take.call()
+    return take.read(await redis_call(ctx, script.run(ctx.backends.redis(), keys, args, raw=raw)))
+
+
+async def drop_and_take(ctx: Context, archived: Window, take: Take) -> tuple[list[str], Window]:
+    """Remove the archived jobs and read the next window in one round trip: the ids DROP left alone (they changed
+    meanwhile) and the new window."""
+    calls = ([_drop_call(take.queue, archived)] if archived.jobs else []) + ([] if take.done else [take.call()])
+    replies = await redis_call(ctx, run_together(ctx.backends.redis(), calls)) if calls else []
+    left = list(replies.pop(0) or []) if archived.jobs else []
+    return left, take.read(replies[0]) if replies else Window([])
+
+
+def _drop_call(queue: str, window: Window) -> Call:
+    """Remove the window's jobs that are still failed with the score they had when read, and all their keys."""
+    return DROP, [key(queue, "failed"), key(queue, "events")], [key(queue, ""), window.plan], False
+
+
+async def archive_format(ctx: Context) -> str:
+    """`rdb` (job hashes archived as Redis DUMP payloads) on Redis 7+, whose format forge reads; else `msgpack`."""
+    info = await redis_call(ctx, ctx.backends.redis().info("server"))
+    major = int(str(info.get("redis_version", "0")).split(".")[0] or 0)
+    return "rdb" if major >= 7 else "msgpack"

@@ -1,0 +1,123 @@
+"""Off-site copies against a local S3-compatible server (moto in server mode) that checks SigV4 signatures."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from bot.core.forge import Forge
+from tests.support.backup_fixtures import backup_settings, clientforge_db, run
+
+boto3 = pytest.importorskip("boto3")
+pytestmark = [pytest.mark.integration, pytest.mark.filterwarnings("ignore::DeprecationWarning")]
+MOTO = Path(sys.executable).with_name("moto_server")
+UNSIGNED_SETUP = 4  # create_user, put_user_policy, create_access_key, create_bucket; everything after is checked
+
+
+@dataclass(frozen=True)
+class S3:
+    """The running server, a bucket, and a key pair that IAM knows."""
+
+    endpoint: str
+    key_id: str
+    secret: str
+
+    def client(self):  # noqa: ANN201
+        return boto3.client("s3", endpoint_url=self.endpoint, aws_access_key_id=self.key_id,
+                            aws_secret_access_key=self.secret, region_name="us-east-1")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait(port: int, proc: subprocess.Popen) -> None:
+    for _ in range(100):
+        if proc.poll() is not None:
+            raise RuntimeError("moto_server exited")
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise RuntimeError("moto_server did not start")
+
+
+@pytest.fixture(scope="module")
+def s3() -> Iterator[S3]:
+    """moto_server with authentication on after the setup calls; user `forge` may use S3; bucket `cf-backups`."""
+    if not MOTO.exists():
+        pytest.skip("moto[server] is not installed")
+    port = _free_port()
+    env = {**os.environ, "INITIAL_NO_AUTH_ACTION_COUNT": str(UNSIGNED_SETUP)}
+    proc = subprocess.Popen([str(MOTO), "-H", "127.0.0.1", "-p", str(port)], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        _wait(port, proc)
+        endpoint = f"http://127.0.0.1:{port}"
+        setup = {"endpoint_url": endpoint, "aws_access_key_id": "setup", "aws_secret_access_key": "setup",
+                 "region_name": "us-east-1"}
+        iam = boto3.client("iam", **setup)
+        iam.create_user(UserName="forge")
+        iam.put_user_policy(UserName="forge", PolicyName="s3", PolicyDocument='{"Version": "2012-10-17", "Statement": '
+                            '[{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}')
+        key = iam.create_access_key(UserName="forge")["AccessKey"]
+        boto3.client("s3", **setup).create_bucket(Bucket="cf-backups")
+        yield S3(endpoint, key["AccessKeyId"], key["SecretAccessKey"])
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+@pytest.fixture
+async def forge_s3(state_dsn, s3, tmp_path: Path) -> AsyncIterator[Forge]:  # noqa: ANN001
+    """forge with off-site copies to `cf-backups/nightly/` on the moto server."""
+    async with clientforge_db() as cf:
+        f = Forge(backup_settings(state_dsn, cf, tmp_path, forge_backup_s3_url=f"{s3.endpoint}/cf-backups/nightly",
+                                  forge_backup_s3_access_key_id=s3.key_id,
+                                  forge_backup_s3_secret_access_key=s3.secret))
+        await f.start()
+        yield f
+        await f.aclose()
+
+
+async def test_each_dump_is_copied_and_list_shows_the_copy(forge_s3, s3):
+    """The object's bytes are the dump's (SHA-256 equal); `backup list` says yes, then missing once it is gone."""
+    result = (await run(forge_s3, "backup create")).result
+    assert result.ok and dict(result.fields)["Off-site copy"] == "copied", result.summary
+    name = result.data["file"]
+    body = s3.client().get_object(Bucket="cf-backups", Key=f"nightly/{name}")["Body"].read()
+    assert hashlib.sha256(body).hexdigest() == result.data["sha256"]
+    listed = (await run(forge_s3, "backup list")).result
+    assert listed.ok and listed.data["backups"][0]["off-site"] == "yes"
+    s3.client().delete_object(Bucket="cf-backups", Key=f"nightly/{name}")
+    listed = (await run(forge_s3, "backup list")).result
+    assert listed.status.value == "warning" and listed.data["backups"][0]["off-site"] == "missing"
+
+
+async def test_a_bad_signature_is_refused_and_the_local_dump_stands(state_dsn, s3, tmp_path):
+    """A wrong secret: the server refuses the signature; create warns, names the error, never the secret."""
+    wrong = "wrong-secret-" + "x" * 20
+    async with clientforge_db() as cf:
+        f = Forge(backup_settings(state_dsn, cf, tmp_path, forge_backup_s3_url=f"{s3.endpoint}/cf-backups",
+                                  forge_backup_s3_access_key_id=s3.key_id, forge_backup_s3_secret_access_key=wrong))
+        await f.start()
+        try:
+            outcome = await run(f, "backup create")
+            listed = (await run(f, "backup list")).result
+        finally:
+            await f.aclose()
+    result = outcome.result
+    assert result.status.value == "warning" and "off-site copy failed (s3: HTTP 403 SignatureDoesNotMatch)" in result.summary
+    assert wrong not in str(result) and (tmp_path / "backups" / "database" / result.data["file"]).is_file()
+    assert listed.data["backups"][0]["off-site"].startswith("unknown (HTTP 403")
