@@ -45,8 +45,13 @@ async def admin(sql: str) -> None:
 
 async def start(argv: list[str], env: dict[str, str], port: int) -> asyncio.subprocess.Process:
     """Start a server process and wait until its port accepts connections."""
-    process = await asyncio.create_subprocess_exec(*argv, env=env, cwd=ROOT, stdout=asyncio.subprocess.DEVNULL,
-                                                   stderr=asyncio.subprocess.DEVNULL)
+    process = await asyncio.create_subprocess_exec(
+        *argv,
+        env=env,
+        cwd=ROOT,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
     for _ in range(300):
         try:
             _, writer = await asyncio.open_connection("127.0.0.1", port)
@@ -59,7 +64,10 @@ async def start(argv: list[str], env: dict[str, str], port: int) -> asyncio.subp
 
 def signed_requests(count: int, double_url: str) -> list[tuple[str, dict[str, str]]]:
     """Signed `/forge help` bodies, made before the clock starts."""
-    bodies = [slash_body("help", user="U0BENCH", response_url=f"{double_url}response/bench") for _ in range(count)]
+    bodies = [
+        slash_body("help", user="U0BENCH", response_url=f"{double_url}response/bench")
+        for _ in range(count)
+    ]
     return [(body, sign(SECRET, body)) for body in bodies]
 
 
@@ -82,8 +90,14 @@ class Connection:
         started = time.perf_counter()
         self.writer.write(request)
         head = await self.reader.readuntil(b"\r\n\r\n")
-        length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n")
-                       if line.lower().startswith(b"content-length:")), 0)
+        length = next(
+            (
+                int(line.split(b":")[1])
+                for line in head.split(b"\r\n")
+                if line.lower().startswith(b"content-length:")
+            ),
+            0,
+        )
         if length:
             await self.reader.readexactly(length)
         return (time.perf_counter() - started) * 1000, int(head.split(b" ", 2)[1])
@@ -97,17 +111,30 @@ class Connection:
 def http_request(body: str, headers: dict[str, str], port: int) -> bytes:
     """The exact bytes of a POST /slack/events."""
     data = body.encode()
-    lines = ["POST /slack/events HTTP/1.1", f"Host: 127.0.0.1:{port}", f"Content-Length: {len(data)}",
-             *(f"{k}: {v}" for k, v in headers.items())]
+    lines = [
+        "POST /slack/events HTTP/1.1",
+        f"Host: 127.0.0.1:{port}",
+        f"Content-Length: {len(data)}",
+        *(f"{k}: {v}" for k, v in headers.items()),
+    ]
     return ("\r\n".join(lines) + "\r\n\r\n").encode() + data
 
 
-async def measure(port: int, double_url: str, concurrent: int, sequential: int) -> dict[str, dict[str, float]]:
+async def measure(
+    port: int, double_url: str, concurrent: int, sequential: int
+) -> dict[str, dict[str, float]]:
     """The concurrent burst (on pre-opened connections), then the sequential run, against one server."""
-    def requests(n: int) -> list[bytes]:
-        return [http_request(body, headers, port) for body, headers in signed_requests(n, double_url)]
 
-    warmup, burst_requests, series_requests = requests(20), requests(concurrent), requests(sequential)
+    def requests(n: int) -> list[bytes]:
+        return [
+            http_request(body, headers, port) for body, headers in signed_requests(n, double_url)
+        ]
+
+    warmup, burst_requests, series_requests = (
+        requests(20),
+        requests(concurrent),
+        requests(sequential),
+    )
     single = await Connection(port).open()
     for request in warmup:
         await single.send(request)
@@ -122,32 +149,48 @@ async def measure(port: int, double_url: str, concurrent: int, sequential: int) 
     series_seconds = time.perf_counter() - started
     for connection in [single, *pool]:
         connection.close()
-    return {"concurrent": summarize(burst, burst_seconds), "sequential": summarize(series, series_seconds)}
+    return {
+        "concurrent": summarize(burst, burst_seconds),
+        "sequential": summarize(series, series_seconds),
+    }
 
 
 def summarize(samples: list[tuple[float, int]], seconds: float) -> dict[str, float]:
     """p50, p99, max, requests per second and how many answered 200."""
     latencies = sorted(ms for ms, _ in samples)
-    return {"p50": statistics.median(latencies), "p99": latencies[max(0, int(len(latencies) * 0.99) - 1)],
-            "max": latencies[-1], "rps": len(samples) / seconds,
-            "ok": sum(1 for _, status in samples if status == 200), "n": len(samples)}
+    return {
+        "p50": statistics.median(latencies),
+        "p99": latencies[max(0, int(len(latencies) * 0.99) - 1)],
+        "max": latencies[-1],
+        "rps": len(samples) / seconds,
+        "ok": sum(1 for _, status in samples if status == 200),
+        "n": len(samples),
+    }
 
 
 def report(results: dict[str, dict[str, dict[str, float]]]) -> None:
     """Print both servers side by side, and the targets."""
-    print(f"{'server':<10} {'phase':<11} {'n':>5} {'200s':>5} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'req/s':>8}")
+    print(
+        f"{'server':<10} {'phase':<11} {'n':>5} {'200s':>5} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'req/s':>8}"
+    )
     for server, phases in results.items():
         for phase, s in phases.items():
-            print(f"{server:<10} {phase:<11} {s['n']:>5.0f} {s['ok']:>5.0f} {s['p50']:>8.2f} {s['p99']:>8.2f} "
-                  f"{s['max']:>8.2f} {s['rps']:>8.0f}")
+            print(
+                f"{server:<10} {phase:<11} {s['n']:>5.0f} {s['ok']:>5.0f} {s['p50']:>8.2f} {s['p99']:>8.2f} "
+                f"{s['max']:>8.2f} {s['rps']:>8.0f}"
+            )
     forge, bolt = results["forge"], results["bare-bolt"]
     p99, p50 = forge["concurrent"]["p99"], forge["sequential"]["p50"]
     all_ok = forge["concurrent"]["ok"] == forge["concurrent"]["n"]
-    print(f"\nconcurrent p99: forge {p99:.1f} ms vs bare Bolt {bolt['concurrent']['p99']:.1f} ms "
-          f"(target < {TARGETS['concurrent_p99_ms']:.0f} ms, every request 200: {'yes' if all_ok else 'NO'}) "
-          f"-> {'met' if p99 < TARGETS['concurrent_p99_ms'] and all_ok else 'MISSED'}")
-    print(f"sequential p50: forge {p50:.2f} ms vs bare Bolt {bolt['sequential']['p50']:.2f} ms "
-          f"(target < {TARGETS['sequential_p50_ms']:.0f} ms) -> {'met' if p50 < TARGETS['sequential_p50_ms'] else 'MISSED'}")
+    print(
+        f"\nconcurrent p99: forge {p99:.1f} ms vs bare Bolt {bolt['concurrent']['p99']:.1f} ms "
+        f"(target < {TARGETS['concurrent_p99_ms']:.0f} ms, every request 200: {'yes' if all_ok else 'NO'}) "
+        f"-> {'met' if p99 < TARGETS['concurrent_p99_ms'] and all_ok else 'MISSED'}"
+    )
+    print(
+        f"sequential p50: forge {p50:.2f} ms vs bare Bolt {bolt['sequential']['p50']:.2f} ms "
+        f"(target < {TARGETS['sequential_p50_ms']:.0f} ms) -> {'met' if p50 < TARGETS['sequential_p50_ms'] else 'MISSED'}"
+    )
 
 
 async def main(concurrent: int, sequential: int) -> None:
@@ -158,13 +201,21 @@ async def main(concurrent: int, sequential: int) -> None:
     try:
         double_port = free_port()
         double_url = f"http://127.0.0.1:{double_port}/api/"
-        double = await start([sys.executable, str(ROOT / "bench" / "slack_double_server.py"), str(double_port)],
-                             dict(os.environ), double_port)
+        double = await start(
+            [sys.executable, str(ROOT / "bench" / "slack_double_server.py"), str(double_port)],
+            dict(os.environ),
+            double_port,
+        )
         try:
-            env = {**os.environ, "SLACK_BOT_TOKEN": "xoxb-bench", "SLACK_SIGNING_SECRET": SECRET,
-                   "SLACK_API_URL": double_url, "FORGE_HTTP_HOST": "127.0.0.1",
-                   "FORGE_STATE_DATABASE_URL": PG_ADMIN.rsplit("/", 1)[0] + "/" + database,
-                   "FORGE_CONFIG": str(ROOT / "forge.example.yml")}
+            env = {
+                **os.environ,
+                "SLACK_BOT_TOKEN": "xoxb-bench",
+                "SLACK_SIGNING_SECRET": SECRET,
+                "SLACK_API_URL": double_url,
+                "FORGE_HTTP_HOST": "127.0.0.1",
+                "FORGE_STATE_DATABASE_URL": PG_ADMIN.rsplit("/", 1)[0] + "/" + database,
+                "FORGE_CONFIG": str(ROOT / "forge.example.yml"),
+            }
             env.pop("SLACK_APP_TOKEN", None)
             servers = {
                 "forge": [str(Path(sys.executable).with_name("forge")), "serve"],

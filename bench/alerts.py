@@ -34,8 +34,10 @@ from tests.fakes.slack_double import SlackDouble  # noqa: E402
 from tests.support.alert_fixtures import alert, notification  # noqa: E402
 
 TOKEN = "bench-alertmanager-token"
-CONFIG = ("channels: {alerts: C0ALERTS}\nqueues: [email]\n"
-          "alerts: {routes: [{match: {queue: warmup}, channel: C0WARMUP}]}\n")
+CONFIG = (
+    "channels: {alerts: C0ALERTS}\nqueues: [email]\n"
+    "alerts: {routes: [{match: {queue: warmup}, channel: C0WARMUP}]}\n"
+)
 TARGET_P99_MS = 50.0
 
 
@@ -67,7 +69,10 @@ def payloads(groups: int, per_group: int, per_webhook: int) -> list[bytes]:
     bodies = []
     for batch in range(per_group // per_webhook):
         for g in range(groups):
-            alerts = [alert("QueueHighLag", queue=f"g{g}-q{batch * per_webhook + i}") for i in range(per_webhook)]
+            alerts = [
+                alert("QueueHighLag", queue=f"g{g}-q{batch * per_webhook + i}")
+                for i in range(per_webhook)
+            ]
             bodies.append(json.dumps(notification(alerts, group=f"bench-group-{g}")).encode())
     return bodies
 
@@ -97,10 +102,15 @@ def all_shown(double: SlackDouble, groups: int, per_group: int) -> bool:
     """True when the latest version of every card lists all of its group's alerts as firing."""
     latest: dict[str, str] = {}
     for call in double.calls:
-        if call.method in ("chat.postMessage", "chat.update") and call.args.get("channel") == "C0ALERTS":
+        if (
+            call.method in ("chat.postMessage", "chat.update")
+            and call.args.get("channel") == "C0ALERTS"
+        ):
             ts = call.args.get("ts") or (call.response or {}).get("ts")
             latest[str(ts)] = call.args.get("text", "")
-    return len(latest) == groups and all(f"({per_group} firing)" in text for text in latest.values())
+    return len(latest) == groups and all(
+        f"({per_group} firing)" in text for text in latest.values()
+    )
 
 
 async def main(groups: int, per_group: int, per_webhook: int, concurrency: int) -> None:
@@ -112,12 +122,21 @@ async def main(groups: int, per_group: int, per_webhook: int, concurrency: int) 
     try:
         async with double_in_thread() as double:
             port = free_port()
-            env = {**os.environ, "SLACK_BOT_TOKEN": "xoxb-bench", "SLACK_SIGNING_SECRET": "bench-secret",
-                   "SLACK_API_URL": double.url, "FORGE_HTTP_HOST": "127.0.0.1", "FORGE_HTTP_PORT": str(port),
-                   "FORGE_STATE_DATABASE_URL": PG_ADMIN.rsplit("/", 1)[0] + "/" + database,
-                   "FORGE_CONFIG": str(config), "FORGE_ALERTMANAGER_TOKEN": TOKEN}
+            env = {
+                **os.environ,
+                "SLACK_BOT_TOKEN": "xoxb-bench",
+                "SLACK_SIGNING_SECRET": "bench-secret",
+                "SLACK_API_URL": double.url,
+                "FORGE_HTTP_HOST": "127.0.0.1",
+                "FORGE_HTTP_PORT": str(port),
+                "FORGE_STATE_DATABASE_URL": PG_ADMIN.rsplit("/", 1)[0] + "/" + database,
+                "FORGE_CONFIG": str(config),
+                "FORGE_ALERTMANAGER_TOKEN": TOKEN,
+            }
             env.pop("SLACK_APP_TOKEN", None)
-            process = await start([str(Path(sys.executable).with_name("forge")), "serve"], env, port)
+            process = await start(
+                [str(Path(sys.executable).with_name("forge")), "serve"], env, port
+            )
             try:
                 await report(double, port, groups, per_group, per_webhook, concurrency)
             finally:
@@ -127,14 +146,21 @@ async def main(groups: int, per_group: int, per_webhook: int, concurrency: int) 
         await admin(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
 
 
-async def report(double: SlackDouble, port: int, groups: int, per_group: int, per_webhook: int,
-                 concurrency: int) -> None:
+async def report(
+    double: SlackDouble, port: int, groups: int, per_group: int, per_webhook: int, concurrency: int
+) -> None:
     """The storm and its figures."""
     bodies = payloads(groups, per_group, per_webhook)
     url = f"http://127.0.0.1:{port}/alerts/alertmanager"
-    warmup = [json.dumps(notification([alert("QueueHighLag", queue="warmup")], group=f"warmup-{n}")).encode()
-              for n in range(3 * concurrency)]
-    await storm(url, warmup, concurrency)  # every pooled connection used once, to another channel; not counted
+    warmup = [
+        json.dumps(
+            notification([alert("QueueHighLag", queue="warmup")], group=f"warmup-{n}")
+        ).encode()
+        for n in range(3 * concurrency)
+    ]
+    await storm(
+        url, warmup, concurrency
+    )  # every pooled connection used once, to another channel; not counted
     started = time.monotonic()
     samples = await storm(url, bodies, concurrency)
     sent = time.monotonic() - started
@@ -146,15 +172,23 @@ async def report(double: SlackDouble, port: int, groups: int, per_group: int, pe
     to_channel = [c for c in double.calls if c.args.get("channel") == "C0ALERTS"]
     methods = Counter(c.method for c in to_channel)
     gaps = [b.at - a.at for a, b in zip(to_channel, to_channel[1:], strict=False)]
-    print(f"{len(bodies)} webhooks, {groups * per_group:,} alerts, {concurrency} at a time, sent in {sent:.2f} s; "
-          f"answers: {dict(Counter(status for _, status in samples))}")
-    print(f"webhook response: p50 {statistics.median(latencies):.1f} ms, p99 {p99:.1f} ms, max {latencies[-1]:.1f} ms"
-          f" (target p99 < {TARGET_P99_MS:.0f} ms) -> {'met' if p99 < TARGET_P99_MS else 'MISSED'}")
-    print(f"Slack calls to the channel: {dict(methods)}; "
-          f"cards posted: {methods['chat.postMessage']} for {groups} groups")
+    print(
+        f"{len(bodies)} webhooks, {groups * per_group:,} alerts, {concurrency} at a time, sent in {sent:.2f} s; "
+        f"answers: {dict(Counter(status for _, status in samples))}"
+    )
+    print(
+        f"webhook response: p50 {statistics.median(latencies):.1f} ms, p99 {p99:.1f} ms, max {latencies[-1]:.1f} ms"
+        f" (target p99 < {TARGET_P99_MS:.0f} ms) -> {'met' if p99 < TARGET_P99_MS else 'MISSED'}"
+    )
+    print(
+        f"Slack calls to the channel: {dict(methods)}; "
+        f"cards posted: {methods['chat.postMessage']} for {groups} groups"
+    )
     print(f"smallest gap between two calls to the channel: {min(gaps):.2f} s (pacing: 1 a second)")
-    print(f"every alert visible in Slack after {visible:.1f} s"
-          f"{'' if all_shown(double, groups, per_group) else ' (NOT all shown after 600 s)'}")
+    print(
+        f"every alert visible in Slack after {visible:.1f} s"
+        f"{'' if all_shown(double, groups, per_group) else ' (NOT all shown after 600 s)'}"
+    )
 
 
 if __name__ == "__main__":

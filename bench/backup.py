@@ -64,9 +64,13 @@ async def build(name: str, gigabytes: float) -> int:
     conn = await asyncpg.connect(dsn_for(name), command_timeout=3600)
     await conn.execute("SET synchronous_commit = off")
     await conn.execute(SCHEMA)
-    await conn.execute("INSERT INTO accounts SELECT i, i % 50, 'Account ' || i FROM generate_series(1, 100000) i")
+    await conn.execute(
+        "INSERT INTO accounts SELECT i, i % 50, 'Account ' || i FROM generate_series(1, 100000) i"
+    )
     start = 0
-    while await conn.fetchval("SELECT pg_database_size(current_database())") < gigabytes * (1 << 30):
+    while await conn.fetchval("SELECT pg_database_size(current_database())") < gigabytes * (
+        1 << 30
+    ):
         await conn.execute(f"""
             INSERT INTO contacts SELECT i, i % 50, 1 + i % 100000, 'c' || i || '@example.com', 'First ' || i,
                    'Last ' || (i * 7919 % 100003), md5(i::text) || ' ' || repeat('called about renewal ', 3)
@@ -113,8 +117,9 @@ async def plain_drill(db: str, folder: Path) -> None:
 
 async def forge_run(forge: Forge, text: str) -> None:
     """One command through the dispatcher, as an admin in the terminal; it must succeed."""
-    outcome = await forge.dispatcher.run(Invocation(text, "UBENCH", source="cli"),
-                                         actor=Actor("UBENCH", Role.ADMIN, source="cli"))
+    outcome = await forge.dispatcher.run(
+        Invocation(text, "UBENCH", source="cli"), actor=Actor("UBENCH", Role.ADMIN, source="cli")
+    )
     if outcome.result is None or not outcome.result.ok:
         raise SystemExit(f"{text} failed: {outcome.message or outcome.result.summary}")
 
@@ -137,13 +142,23 @@ async def checkpoint() -> None:
 async def rounds(forge: Forge, db: str, folder: Path, n: int) -> dict[str, list[float]]:
     """After one untimed warm-up dump, n rounds; odd rounds run plain first, even rounds forge first."""
     await plain_dump(db, folder)
-    times: dict[str, list[float]] = {k: [] for k in ("plain dump", "create", "plain drill", "drill")}
+    times: dict[str, list[float]] = {
+        k: [] for k in ("plain dump", "create", "plain drill", "drill")
+    }
     for i in range(n):
-        pairs = [("plain dump", plain_dump(db, folder)), ("create", forge_run(forge, "backup create"))]
-        pairs += [("plain drill", plain_drill(db, folder)), ("drill", forge_run(forge, "backup drill"))]
+        pairs = [
+            ("plain dump", plain_dump(db, folder)),
+            ("create", forge_run(forge, "backup create")),
+        ]
+        pairs += [
+            ("plain drill", plain_drill(db, folder)),
+            ("drill", forge_run(forge, "backup drill")),
+        ]
         order = pairs if i % 2 == 0 else [pairs[1], pairs[0], pairs[3], pairs[2]]
         for key, work in order:
-            await checkpoint()  # the restores' WAL would otherwise be flushed during the next measurement
+            await (
+                checkpoint()
+            )  # the restores' WAL would otherwise be flushed during the next measurement
             times[key].append(await timed(work))
             await drop(f"{db}_plain")
     return times
@@ -151,15 +166,23 @@ async def rounds(forge: Forge, db: str, folder: Path, n: int) -> dict[str, list[
 
 def report(size: int, dump_size: int, times: dict[str, list[float]]) -> None:
     """Both comparisons side by side with their ratios and targets."""
-    print(f"database {size / (1 << 30):.2f} GB, custom-format dump {dump_size / (1 << 20):,.0f} MB, "
-          f"best of {len(times['create'])} round(s)")
+    print(
+        f"database {size / (1 << 30):.2f} GB, custom-format dump {dump_size / (1 << 20):,.0f} MB, "
+        f"best of {len(times['create'])} round(s)"
+    )
     print(f"{'':16}{'plain':>12}{'forge':>12}{'ratio':>9}{'target':>9}")
-    for label, plain, ours, target in (("backup create", "plain dump", "create", 1.10),
-                                       ("backup drill", "plain drill", "drill", 1.30)):
+    for label, plain, ours, target in (
+        ("backup create", "plain dump", "create", 1.10),
+        ("backup drill", "plain drill", "drill", 1.30),
+    ):
         a, b = min(times[plain]), min(times[ours])
         verdict = "ok" if b / a <= target else "OVER"
-        every = ", ".join(f"{x:.1f}/{y:.1f}" for x, y in zip(times[plain], times[ours], strict=True))
-        print(f"{label:16}{a:>10.1f} s{b:>10.1f} s{b / a:>8.2f}x{target:>8.2f}x  {verdict}   (rounds: {every} s)")
+        every = ", ".join(
+            f"{x:.1f}/{y:.1f}" for x, y in zip(times[plain], times[ours], strict=True)
+        )
+        print(
+            f"{label:16}{a:>10.1f} s{b:>10.1f} s{b / a:>8.2f}x{target:>8.2f}x  {verdict}   (rounds: {every} s)"
+        )
 
 
 async def main() -> None:
@@ -181,8 +204,13 @@ async def main() -> None:
         store = StateStore(dsn_for(state), 10)
         await store.migrate()
         await store.aclose()
-        env = Env(_env_file=None, database_url=dsn_for(db), forge_state_database_url=dsn_for(state),
-                  forge_backup_dir=folder / "backups", forge_log_dir=folder / "logs")
+        env = Env(
+            _env_file=None,
+            database_url=dsn_for(db),
+            forge_state_database_url=dsn_for(state),
+            forge_backup_dir=folder / "backups",
+            forge_log_dir=folder / "logs",
+        )
         forge = Forge(Settings(env, Config()))
         await forge.start()
         try:

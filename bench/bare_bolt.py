@@ -12,7 +12,9 @@ from slack_sdk.web.async_client import AsyncWebClient
 def main() -> None:
     """Serve /slack/events with Bolt's own aiohttp server on the given port."""
     port = int(sys.argv[1])
-    client = AsyncWebClient(token=os.environ["SLACK_BOT_TOKEN"], base_url=os.environ["SLACK_API_URL"])
+    client = AsyncWebClient(
+        token=os.environ["SLACK_BOT_TOKEN"], base_url=os.environ["SLACK_API_URL"]
+    )
     app = AsyncApp(client=client, signing_secret=os.environ["SLACK_SIGNING_SECRET"])
 
     @app.command("/forge")

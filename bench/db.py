@@ -27,8 +27,19 @@ from bot.core.forge import Forge  # noqa: E402
 from bot.core.registry import Role  # noqa: E402
 from tests.support.pg_cluster import pg_stat_statements_cluster, unavailable_reason  # noqa: E402
 
-COMMANDS = ["db slow", "db top", "db indexes", "db size", "db tables", "db connections", "db locks", "db long",
-            "db bloat", "db extensions", "db cache-hit"]
+COMMANDS = [
+    "db slow",
+    "db top",
+    "db indexes",
+    "db size",
+    "db tables",
+    "db connections",
+    "db locks",
+    "db long",
+    "db bloat",
+    "db extensions",
+    "db cache-hit",
+]
 TARGET_MS = 500
 
 
@@ -39,10 +50,14 @@ async def build(dsn: str, tables: int, indexes_per_table: int, statements: int) 
     columns = ", ".join(f"c{i} int" for i in range(10))
     for t in range(tables):
         ddl = [f"CREATE TABLE t{t} (id serial PRIMARY KEY, {columns}, note text)"]
-        ddl += [f"CREATE INDEX t{t}_i{i} ON t{t} (c{i % 10}{', c' + str((i + 1) % 10) if i >= 10 else ''})"
-                for i in range(indexes_per_table - 1)]
-        ddl.append(f"INSERT INTO t{t} ({', '.join(f'c{i}' for i in range(10))}) "
-                   f"SELECT {', '.join(f'g % {i + 7}' for i in range(10))} FROM generate_series(1, 200) g")
+        ddl += [
+            f"CREATE INDEX t{t}_i{i} ON t{t} (c{i % 10}{', c' + str((i + 1) % 10) if i >= 10 else ''})"
+            for i in range(indexes_per_table - 1)
+        ]
+        ddl.append(
+            f"INSERT INTO t{t} ({', '.join(f'c{i}' for i in range(10))}) "
+            f"SELECT {', '.join(f'g % {i + 7}' for i in range(10))} FROM generate_series(1, 200) g"
+        )
         await conn.execute(";".join(ddl))
     await conn.execute("ANALYZE")
     await conn.execute("SELECT pg_stat_statements_reset()")
@@ -50,7 +65,9 @@ async def build(dsn: str, tables: int, indexes_per_table: int, statements: int) 
     for n in range(statements):
         table, shape = n // per_table, n % per_table
         picked = ", ".join(f"c{(shape + k) % 10}" for k in range(1 + shape % 9))
-        await conn.fetch(f"SELECT {picked} FROM t{table} WHERE c{shape % 10} = $1 LIMIT {1 + shape // 10}", n % 7)
+        await conn.fetch(
+            f"SELECT {picked} FROM t{table} WHERE c{shape % 10} = $1 LIMIT {1 + shape // 10}", n % 7
+        )
     count = await conn.fetchval("SELECT count(*) FROM pg_stat_statements")
     indexes = await conn.fetchval("SELECT count(*) FROM pg_indexes WHERE schemaname = 'public'")
     print(f"built {tables} tables, {indexes:,} indexes, {count:,} statements in pg_stat_statements")
@@ -59,7 +76,9 @@ async def build(dsn: str, tables: int, indexes_per_table: int, statements: int) 
 
 async def time_commands(dsn: str, runs: int) -> None:
     """Each read command through the dispatcher: median and worst wall time."""
-    settings = Settings(Env(_env_file=None, database_url=dsn, forge_state_database_url=dsn), Config())
+    settings = Settings(
+        Env(_env_file=None, database_url=dsn, forge_state_database_url=dsn), Config()
+    )
     forge = Forge(settings)
     await forge.start()
     actor = Actor("U0BENCH", Role.VIEWER, source="cli")
@@ -69,7 +88,9 @@ async def time_commands(dsn: str, runs: int) -> None:
             timings = []
             for _ in range(runs):
                 started = time.perf_counter()
-                outcome = await forge.dispatcher.run(Invocation(text, "U0BENCH", source="cli"), actor=actor)
+                outcome = await forge.dispatcher.run(
+                    Invocation(text, "U0BENCH", source="cli"), actor=actor
+                )
                 timings.append((time.perf_counter() - started) * 1000)
                 assert outcome.kind == "result", (text, outcome.message)
             worst = max(timings)

@@ -48,8 +48,11 @@ async def copy_queue(client: aioredis.Redis, source: str, target: str) -> int:
     copied = 0
     async for batch in _key_batches(client, f"bull:{source}:*"):
         dumps = await _pipeline(client, [("DUMP", k) for k in batch])
-        commands = [("RESTORE", k.replace(f"bull:{source}:", f"bull:{target}:", 1), 0, d, "REPLACE")
-                    for k, d in zip(batch, dumps, strict=True) if d is not None]
+        commands = [
+            ("RESTORE", k.replace(f"bull:{source}:", f"bull:{target}:", 1), 0, d, "REPLACE")
+            for k, d in zip(batch, dumps, strict=True)
+            if d is not None
+        ]
         await _pipeline(client, commands)
         copied += len(commands)
     return copied
@@ -108,14 +111,18 @@ async def measured(client: aioredis.Redis, work):  # type: ignore[no-untyped-def
     seconds = time.perf_counter() - started
     cpu1, usec1 = await redis_usage(client)
     spent = sorted(((usec1[c] - usec0.get(c, 0.0), c) for c in usec1), reverse=True)
-    top = ", ".join(f"{c} {t:.2f}" for t, c in spent[:6] if t >= 0.01 and c not in ("evalsha", "eval"))
+    top = ", ".join(
+        f"{c} {t:.2f}" for t, c in spent[:6] if t >= 0.01 and c not in ("evalsha", "eval")
+    )
     return result, seconds, cpu1 - cpu0, top, await slowest(client)
 
 
 async def read_all(forge: Forge, queue: str) -> int:
     """Read every DLQ record of the queue once, as `dlq clear` does, removing nothing; how many."""
-    ctx = forge.dispatcher.context(Actor("U0BENCH", Role.OPERATOR, source="cli"),
-                                   Invocation(f"dlq list {queue}", "U0BENCH", source="cli"))
+    ctx = forge.dispatcher.context(
+        Actor("U0BENCH", Role.OPERATOR, source="cli"),
+        Invocation(f"dlq list {queue}", "U0BENCH", source="cli"),
+    )
     take, read = Take(queue, 3, cutoff=int(time.time() * 1000)), 0
     while not take.done:
         read += len((await take_next(ctx, take)).jobs)
@@ -124,7 +131,12 @@ async def read_all(forge: Forge, queue: str) -> int:
 
 def settings_for(state_dsn: str) -> Settings:
     """forge pointed at the bench Redis db and a scratch state store."""
-    env = Env(_env_file=None, redis_url=REDIS_URL, forge_state_database_url=state_dsn, database_url=PG_ADMIN)
+    env = Env(
+        _env_file=None,
+        redis_url=REDIS_URL,
+        forge_state_database_url=state_dsn,
+        database_url=PG_ADMIN,
+    )
     return Settings(env, Config(queues=HEALTH_QUEUES + ["bench-a"]))
 
 
@@ -132,16 +144,23 @@ async def forge_clear(forge: Forge, queue: str) -> str:
     """Run the approved `dlq clear` handler once; its summary."""
     spec = REGISTRY.get("dlq clear")
     actor = Actor("U0BENCH", Role.OPERATOR, source="cli")
-    ctx = forge.dispatcher.context(actor, Invocation(f"dlq clear {queue}", "U0BENCH", "C0OPS", source="cli"))
+    ctx = forge.dispatcher.context(
+        actor, Invocation(f"dlq clear {queue}", "U0BENCH", "C0OPS", source="cli")
+    )
     return (await spec.handler(ctx, spec.args.model_validate({"queue": queue}))).summary
 
 
 async def forge_health(forge: Forge) -> tuple[float, str]:
     """Run `queue health` once through the dispatcher; seconds and its summary."""
     started = time.perf_counter()
-    outcome = await forge.dispatcher.run(Invocation("queue health", "U0BENCH", source="cli"),
-                                         actor=Actor("U0BENCH", Role.VIEWER, source="cli"))
-    return time.perf_counter() - started, outcome.result.summary if outcome.result else outcome.message
+    outcome = await forge.dispatcher.run(
+        Invocation("queue health", "U0BENCH", source="cli"),
+        actor=Actor("U0BENCH", Role.VIEWER, source="cli"),
+    )
+    return (
+        time.perf_counter() - started,
+        outcome.result.summary if outcome.result else outcome.message,
+    )
 
 
 async def build_million(client: aioredis.Redis, per_queue: int, failed_per_queue: int) -> None:
@@ -153,13 +172,23 @@ async def build_million(client: aioredis.Redis, per_queue: int, failed_per_queue
         for start in range(0, waiting, 10_000):
             ids = [str(i) for i in range(start, min(start + 10_000, waiting))]
             await client.lpush(f"bull:{queue}:wait", *ids)
-        await client.hset(f"bull:{queue}:0", mapping={"name": "job", "data": "{}", "timestamp": now - 60_000})
+        await client.hset(
+            f"bull:{queue}:0", mapping={"name": "job", "data": "{}", "timestamp": now - 60_000}
+        )
         for start in range(0, failed_per_queue, 5_000):
             pipe = client.pipeline(transaction=False)
             for i in range(start, min(start + 5_000, failed_per_queue)):
                 job_id = f"f{i}"
-                pipe.hset(f"bull:{queue}:{job_id}", mapping={"name": "job", "data": "{}", "atm": 3,
-                                                              "timestamp": now, "finishedOn": now})
+                pipe.hset(
+                    f"bull:{queue}:{job_id}",
+                    mapping={
+                        "name": "job",
+                        "data": "{}",
+                        "atm": 3,
+                        "timestamp": now,
+                        "finishedOn": now,
+                    },
+                )
                 pipe.zadd(f"bull:{queue}:failed", {job_id: now + i})
             await pipe.execute()
         await client.set(f"bull:{queue}:id", per_queue)
@@ -182,30 +211,47 @@ async def main(jobs: int, million: int) -> None:
         made = await NodeBullMQ(5, REDIS_URL).fail("bench-a", jobs, attempts=3, timeout=1800)
         copied = await copy_queue(client, "bench-a", "bench-b")
         await copy_queue(client, "bench-a", "bench-c")
-        print(f"  failed in {made['elapsed_ms'] / 1000:.1f} s; copied {copied:,} keys to bench-b and bench-c\n")
+        print(
+            f"  failed in {made['elapsed_ms'] / 1000:.1f} s; copied {copied:,} keys to bench-b and bench-c\n"
+        )
         await client.config_set("slowlog-log-slower-than", 0)
-        summary, forge_s, forge_cpu, forge_top, forge_worst = await measured(client, forge_clear(forge, "bench-a"))
+        summary, forge_s, forge_cpu, forge_top, forge_worst = await measured(
+            client, forge_clear(forge, "bench-a")
+        )
         node, _, node_cpu, node_top, node_worst = await measured(
-            client, NodeBullMQ(5, REDIS_URL).clean("bench-b", limit=jobs, grace_ms=0))
+            client, NodeBullMQ(5, REDIS_URL).clean("bench-b", limit=jobs, grace_ms=0)
+        )
         node_s = node["elapsed_ms"] / 1000
         read, read_s, read_cpu, read_top, _ = await measured(client, read_all(forge, "bench-c"))
-        print(f"{'':<26}{'seconds':>9}{'Redis CPU':>11}  {'longest Redis call':>20}  Redis time inside commands (s)")
-        for name, sec, cpu, worst, top in (("forge dlq clear", forge_s, forge_cpu, forge_worst, forge_top),
-                                           ("BullMQ queue.clean", node_s, node_cpu, node_worst, node_top)):
+        print(
+            f"{'':<26}{'seconds':>9}{'Redis CPU':>11}  {'longest Redis call':>20}  Redis time inside commands (s)"
+        )
+        for name, sec, cpu, worst, top in (
+            ("forge dlq clear", forge_s, forge_cpu, forge_worst, forge_top),
+            ("BullMQ queue.clean", node_s, node_cpu, node_worst, node_top),
+        ):
             print(f"{name:<26}{sec:>9.3f}{cpu:>9.2f} s  {worst[0]:>17.1f} ms  {top}")
-        print(f"ratio forge / BullMQ: {forge_s / node_s:.2f} (target ≤ 2.0); forge's longest call "
-              f"{forge_worst[0]:.1f} ms (target ≤ 50 ms)")
+        print(
+            f"ratio forge / BullMQ: {forge_s / node_s:.2f} (target ≤ 2.0); forge's longest call "
+            f"{forge_worst[0]:.1f} ms (target ≤ 50 ms)"
+        )
         print(f"forge said: {summary}\n")
         await delete_queue(client, "bench-c")
-        print(f"reading the {read:,} records once, nothing archived or removed: {read_s:.3f} s = "
-              f"{read_s / node_s:.2f}× BullMQ's whole clean; Redis CPU {read_cpu:.2f} s ({read_top})")
-        print(f"forge's clear took {forge_s / (read_s + node_s):.2f}× the sum of that read and BullMQ's clean\n")
+        print(
+            f"reading the {read:,} records once, nothing archived or removed: {read_s:.3f} s = "
+            f"{read_s / node_s:.2f}× BullMQ's whole clean; Redis CPU {read_cpu:.2f} s ({read_top})"
+        )
+        print(
+            f"forge's clear took {forge_s / (read_s + node_s):.2f}× the sum of that read and BullMQ's clean\n"
+        )
         await client.config_set("slowlog-log-slower-than", 10000)
         await build_million(client, million // len(HEALTH_QUEUES), 2_000)
         await forge_health(forge)
         timings = [(await forge_health(forge))[0] for _ in range(10)]
-        print(f"queue health over {len(HEALTH_QUEUES)} queues, {million:,} jobs: median "
-              f"{sorted(timings)[5] * 1000:.1f} ms, worst {max(timings) * 1000:.1f} ms (target < 50 ms)")
+        print(
+            f"queue health over {len(HEALTH_QUEUES)} queues, {million:,} jobs: median "
+            f"{sorted(timings)[5] * 1000:.1f} ms, worst {max(timings) * 1000:.1f} ms (target < 50 ms)"
+        )
     finally:
         await client.config_set("slowlog-log-slower-than", 10000)
         await client.flushdb()

@@ -8,7 +8,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.fakes.slack_double import SlackDouble  # noqa: E402
+from tests.fakes.slack_double import SlackDouble
 
 
 async def serve(port: int) -> None:

@@ -17,8 +17,14 @@ from bot.core.redact import redact
 from bot.core.registry import NoArgs, Risk, Role, command
 from bot.core.result import Result, Status, Table, worst
 
-LABELS = {"api": "ClientForge API", "postgres": "PostgreSQL", "redis": "Redis",
-          "elasticsearch": "Elasticsearch", "prometheus": "Prometheus", "grafana": "Grafana"}
+LABELS = {
+    "api": "ClientForge API",
+    "postgres": "PostgreSQL",
+    "redis": "Redis",
+    "elasticsearch": "Elasticsearch",
+    "prometheus": "Prometheus",
+    "grafana": "Grafana",
+}
 API_STATUS = {"healthy": Status.OK, "degraded": Status.WARNING, "unhealthy": Status.CRITICAL}
 
 
@@ -39,7 +45,12 @@ class Check:
 
     def as_dict(self) -> dict[str, object]:
         """The JSON shape of `Result.data["checks"]`."""
-        return {"name": self.name, "status": self.status.value, "latency_ms": self.latency_ms, "detail": self.detail}
+        return {
+            "name": self.name,
+            "status": self.status.value,
+            "latency_ms": self.latency_ms,
+            "detail": self.detail,
+        }
 
 
 class _Timer:
@@ -61,13 +72,24 @@ async def check_api(ctx: Context) -> Check:
     resp = await ctx.backends.http().get(url, headers=ctx.backends.api_headers())
     ms = timer.ms
     body = _json(resp)
-    if resp.status_code == 400 and isinstance(body, dict) and body.get("error") == "TENANT_REQUIRED":
+    if (
+        resp.status_code == 400
+        and isinstance(body, dict)
+        and body.get("error") == "TENANT_REQUIRED"
+    ):
         tenant = ctx.settings.config.tenant_id
-        return Check("api", Status.WARNING, ms, f"HTTP 400 TENANT_REQUIRED: the tenant guard rejected "
-                     f"X-Tenant-ID {tenant!r} (stripped by a proxy?); readiness unknown")
+        return Check(
+            "api",
+            Status.WARNING,
+            ms,
+            f"HTTP 400 TENANT_REQUIRED: the tenant guard rejected "
+            f"X-Tenant-ID {tenant!r} (stripped by a proxy?); readiness unknown",
+        )
     if resp.status_code not in (200, 503):
         bad = Status.CRITICAL if resp.status_code >= 500 else Status.WARNING
-        return Check("api", bad, ms, f"unexpected HTTP {resp.status_code} from /api/v1/health/ready")
+        return Check(
+            "api", bad, ms, f"unexpected HTTP {resp.status_code} from /api/v1/health/ready"
+        )
     data = body.get("data") if isinstance(body, dict) else None
     state = data.get("status") if isinstance(data, dict) else None
     if state not in API_STATUS:
@@ -96,8 +118,13 @@ def _services_detail(state: str, services: dict[str, Any]) -> str:
         if svc.get("status") == "up":
             continue
         meta = svc.get("metadata") if isinstance(svc.get("metadata"), dict) else {}
-        why = svc.get("error") or (f"cluster {meta['clusterStatus']}" if meta.get("clusterStatus") else "")
-        bad.append(f"{name} {svc.get('status', 'unknown')}" + (f" ({redact(str(why))[:80]})" if why else ""))
+        why = svc.get("error") or (
+            f"cluster {meta['clusterStatus']}" if meta.get("clusterStatus") else ""
+        )
+        bad.append(
+            f"{name} {svc.get('status', 'unknown')}"
+            + (f" ({redact(str(why))[:80]})" if why else "")
+        )
     return f"{state}: " + (", ".join(bad) if bad else ", ".join(services) + " up")
 
 
@@ -124,11 +151,22 @@ async def check_redis(ctx: Context) -> Check:
         policy = None
     facts = {"Redis": f"{version}, maxmemory-policy {policy or 'unknown'}"}
     if policy is None:
-        return Check("redis", Status.WARNING, ms, f"Redis {version}; CONFIG GET refused, eviction policy "
-                     "unknown (BullMQ needs noeviction)", facts)
+        return Check(
+            "redis",
+            Status.WARNING,
+            ms,
+            f"Redis {version}; CONFIG GET refused, eviction policy "
+            "unknown (BullMQ needs noeviction)",
+            facts,
+        )
     if policy != "noeviction":
-        return Check("redis", Status.WARNING, ms, f"Redis {version}; maxmemory-policy {policy}: "
-                     "BullMQ needs noeviction", facts)
+        return Check(
+            "redis",
+            Status.WARNING,
+            ms,
+            f"Redis {version}; maxmemory-policy {policy}: BullMQ needs noeviction",
+            facts,
+        )
     return Check("redis", Status.OK, ms, f"Redis {version}, maxmemory-policy noeviction", facts)
 
 
@@ -143,11 +181,19 @@ async def check_elasticsearch(ctx: Context) -> Check:
     if colour == "green":
         return Check("elasticsearch", Status.OK, ms, f"green, {sizes}", facts)
     if colour == "yellow":
-        note = "; replicas unassigned, normal on a single node" if body.get("number_of_nodes") == 1 else ""
+        note = (
+            "; replicas unassigned, normal on a single node"
+            if body.get("number_of_nodes") == 1
+            else ""
+        )
         return Check("elasticsearch", Status.OK, ms, f"yellow, {sizes}{note}", facts)
     if colour == "red":
-        return Check("elasticsearch", Status.CRITICAL, ms, f"red: primary shards unassigned, {sizes}", facts)
-    return Check("elasticsearch", Status.WARNING, ms, f"unexpected cluster status {colour!r}", facts)
+        return Check(
+            "elasticsearch", Status.CRITICAL, ms, f"red: primary shards unassigned, {sizes}", facts
+        )
+    return Check(
+        "elasticsearch", Status.WARNING, ms, f"unexpected cluster status {colour!r}", facts
+    )
 
 
 async def check_prometheus(ctx: Context) -> Check:
@@ -165,9 +211,16 @@ async def check_grafana(ctx: Context) -> Check:
     resp = await ctx.backends.http().get(ctx.settings.env.grafana_url.rstrip("/") + "/api/health")
     ms, body = timer.ms, _json(resp)
     if resp.status_code != 200 or not isinstance(body, dict):
-        return Check("grafana", Status.WARNING, ms, f"HTTP {resp.status_code}" + ("" if body else ", not JSON"))
+        return Check(
+            "grafana",
+            Status.WARNING,
+            ms,
+            f"HTTP {resp.status_code}" + ("" if body else ", not JSON"),
+        )
     if body.get("database") != "ok":
-        return Check("grafana", Status.WARNING, ms, f"database {body.get('database', 'not reported')}")
+        return Check(
+            "grafana", Status.WARNING, ms, f"database {body.get('database', 'not reported')}"
+        )
     version = f", version {body['version']}" if body.get("version") else ""
     return Check("grafana", Status.OK, ms, f"database ok{version}")
 
@@ -182,7 +235,9 @@ PROBES: list[tuple[str, Callable[[Context], Awaitable[Check]], Status]] = [
 ]
 
 
-async def _guarded(ctx: Context, name: str, probe: Callable[[Context], Awaitable[Check]], down: Status) -> Check:
+async def _guarded(
+    ctx: Context, name: str, probe: Callable[[Context], Awaitable[Check]], down: Status
+) -> Check:
     """Run one probe within the health-check timeout; a failure becomes a `down` check."""
     try:
         return await call(name, probe(ctx), ctx.settings.config.timeouts.health_check)
@@ -192,7 +247,9 @@ async def _guarded(ctx: Context, name: str, probe: Callable[[Context], Awaitable
 
 async def run_checks(ctx: Context) -> list[Check]:
     """Every probe at once, each bounded by `timeouts.health_check`, in PROBES order."""
-    return list(await asyncio.gather(*(_guarded(ctx, name, probe, down) for name, probe, down in PROBES)))
+    return list(
+        await asyncio.gather(*(_guarded(ctx, name, probe, down) for name, probe, down in PROBES))
+    )
 
 
 def _latency(ms: float | None) -> str:
@@ -201,8 +258,15 @@ def _latency(ms: float | None) -> str:
     return "<1 ms" if ms < 1 else f"{ms:.0f} ms"
 
 
-@command("health", summary="ClientForge API readiness, PostgreSQL, Redis, Elasticsearch, Prometheus and Grafana",
-         args=NoArgs, role=Role.VIEWER, risk=Risk.READ, examples=("health",), slow=True)
+@command(
+    "health",
+    summary="ClientForge API readiness, PostgreSQL, Redis, Elasticsearch, Prometheus and Grafana",
+    args=NoArgs,
+    role=Role.VIEWER,
+    risk=Risk.READ,
+    examples=("health",),
+    slow=True,
+)
 async def health(ctx: Context, args: NoArgs) -> Result:
     """Probe every service in parallel and report the worst first."""
     checks = await run_checks(ctx)
@@ -212,9 +276,17 @@ async def health(ctx: Context, args: NoArgs) -> Result:
     critical = [c.label for c in checks if c.status is Status.CRITICAL]
     if critical:
         summary += "; down or critical: " + ", ".join(critical)
-    rows = [[c.label, f"{c.status.symbol} {c.status.value}", _latency(c.latency_ms), c.detail] for c in ranked]
+    rows = [
+        [c.label, f"{c.status.symbol} {c.status.value}", _latency(c.latency_ms), c.detail]
+        for c in ranked
+    ]
     fields = [("Environment", ctx.settings.environment)]
     fields += [(k, v) for c in checks for k, v in c.facts.items()]
-    return Result(command="health", status=worst([c.status for c in checks]), summary=summary, fields=fields,
-                  tables=[Table(columns=["service", "status", "latency", "detail"], rows=rows)],
-                  data={"checks": [c.as_dict() for c in checks]})
+    return Result(
+        command="health",
+        status=worst([c.status for c in checks]),
+        summary=summary,
+        fields=fields,
+        tables=[Table(columns=["service", "status", "latency", "detail"], rows=rows)],
+        data={"checks": [c.as_dict() for c in checks]},
+    )

@@ -37,15 +37,21 @@ IncidentId = Annotated[int | None, BeforeValidator(incident_number)]
 class Which(Args):
     """An incident: `--id INC-42`, or the one whose thread or channel this is."""
 
-    id: IncidentId = option(None, help="the incident, e.g. INC-42 (default: this thread's or channel's)")
+    id: IncidentId = option(
+        None, help="the incident, e.g. INC-42 (default: this thread's or channel's)"
+    )
 
 
 class DeclareArgs(Args):
     """Arguments of `incident declare`."""
 
-    words: str = positional(rest=True, min_length=3, max_length=200, help="[P0|P1|P2|P3] then the title")
+    words: str = positional(
+        rest=True, min_length=3, max_length=200, help="[P0|P1|P2|P3] then the title"
+    )
     description: str = option("", max_length=2000, help="what is happening")
-    component: str = option("", max_length=80, help="the affected component, e.g. api, queues, search")
+    component: str = option(
+        "", max_length=80, help="the affected component, e.g. api, queues, search"
+    )
 
 
 class UpdateArgs(Which):
@@ -90,14 +96,20 @@ class AssignArgs(Which):
 class ResolveArgs(Which):
     """Arguments of `incident resolve`."""
 
-    summary: str = positional("", rest=True, max_length=2000, help="what happened and what fixed it")
-    force: str | None = option(None, min_length=3, max_length=500, help="resolve with open P0/P1 steps: why")
+    summary: str = positional(
+        "", rest=True, max_length=2000, help="what happened and what fixed it"
+    )
+    force: str | None = option(
+        None, min_length=3, max_length=500, help="resolve with open P0/P1 steps: why"
+    )
 
 
 class ReportArgs(Args):
     """Arguments of `incident report`."""
 
-    incident: IncidentId = positional(None, help="e.g. INC-42 (default: this thread's or channel's)")
+    incident: IncidentId = positional(
+        None, help="e.g. INC-42 (default: this thread's or channel's)"
+    )
 
 
 def store(ctx: Context) -> IncidentStore:
@@ -118,7 +130,11 @@ async def target(ctx: Context, given: int | None) -> Any:
         if found is None:
             raise CommandError(f"No incident INC-{given}. `incident list` shows the open ones.")
         return found
-    if ctx.channel_id and ctx.thread_ts and (found := await incidents.by_thread(ctx.channel_id, ctx.thread_ts)):
+    if (
+        ctx.channel_id
+        and ctx.thread_ts
+        and (found := await incidents.by_thread(ctx.channel_id, ctx.thread_ts))
+    ):
         return found
     for scope in ([ctx.channel_id] if ctx.channel_id else []) + [None]:
         candidates = await incidents.open_incidents(scope)
@@ -126,7 +142,9 @@ async def target(ctx: Context, given: int | None) -> Any:
             return candidates[0]
         if len(candidates) > 1:
             names = ", ".join(name(i) for i in candidates[:5])
-            raise CommandError(f"Several incidents are open ({names}): say which with `--id INC-n`.")
+            raise CommandError(
+                f"Several incidents are open ({names}): say which with `--id INC-n`."
+            )
     raise CommandError("No open incident here. `incident declare P1 <title>` starts one.")
 
 
@@ -135,31 +153,65 @@ def split_severity(words: str) -> tuple[str, str]:
     first, _, rest = words.strip().partition(" ")
     if SEVERITY.match(first):
         if not rest.strip():
-            raise CommandError("Give the incident a title after the severity: `incident declare P1 Checkout fails`.")
+            raise CommandError(
+                "Give the incident a title after the severity: `incident declare P1 Checkout fails`."
+            )
         return first.upper(), rest.strip()
     return "P2", words.strip()
 
 
-@command("incident declare", summary="Declare an incident: a card, and the severity's checklist in its thread.",
-         args=DeclareArgs, role=Role.OPERATOR, risk=Risk.WRITE,
-         examples=("incident declare P0 Checkout is down",
-                   "incident declare P1 Emails are not sent --component queues"))
+@command(
+    "incident declare",
+    summary="Declare an incident: a card, and the severity's checklist in its thread.",
+    args=DeclareArgs,
+    role=Role.OPERATOR,
+    risk=Risk.WRITE,
+    examples=(
+        "incident declare P0 Checkout is down",
+        "incident declare P1 Emails are not sent --component queues",
+    ),
+)
 async def incident_declare(ctx: Context, args: DeclareArgs) -> Result:
     """Record it with the declarer as commander; the board posts the card and the checklist."""
     severity, title = split_severity(args.words)
     channel = ctx.settings.config.channels.incidents or ctx.channel_id
     if not channel:
-        raise CommandError("No incidents channel: set channels.incidents in the config, or declare from Slack.")
+        raise CommandError(
+            "No incidents channel: set channels.incidents in the config, or declare from Slack."
+        )
     items = checklists.checklist(ctx.settings.config, severity)
-    incident = await store(ctx).declare(title=title, severity=severity, commander=ctx.actor.user_id, channel=channel,
-                                        description=args.description, component=args.component, items=items)
-    where = "a channel of its own" if ctx.settings.config.incidents.channel_per_incident else f"<#{channel}>"
-    return Result("incident declare", STATUS[severity], summary=f"Declared {name(incident)} ({severity}): {title}. "
-                  f"Its card and {len(items)}-step checklist are in {where}; <@{ctx.actor.user_id}> is commander.",
-                  fields=[("Incident", name(incident)), ("Severity", severity),
-                          ("Definition", checklists.SEVERITIES[severity])],
-                  data={"id": incident["id"], "severity": severity, "title": title, "channel": channel,
-                        "steps": [i.title for i in items]})
+    incident = await store(ctx).declare(
+        title=title,
+        severity=severity,
+        commander=ctx.actor.user_id,
+        channel=channel,
+        description=args.description,
+        component=args.component,
+        items=items,
+    )
+    where = (
+        "a channel of its own"
+        if ctx.settings.config.incidents.channel_per_incident
+        else f"<#{channel}>"
+    )
+    return Result(
+        "incident declare",
+        STATUS[severity],
+        summary=f"Declared {name(incident)} ({severity}): {title}. "
+        f"Its card and {len(items)}-step checklist are in {where}; <@{ctx.actor.user_id}> is commander.",
+        fields=[
+            ("Incident", name(incident)),
+            ("Severity", severity),
+            ("Definition", checklists.SEVERITIES[severity]),
+        ],
+        data={
+            "id": incident["id"],
+            "severity": severity,
+            "title": title,
+            "channel": channel,
+            "steps": [i.title for i in items],
+        },
+    )
 
 
 @command("incident list", summary="Open incidents, oldest first.", examples=("incident list",))
@@ -170,96 +222,186 @@ async def incident_list(ctx: Context, _: object) -> Result:
     for incident in incidents:
         items = await store(ctx).items(incident["id"])
         done = sum(1 for i in items if i["done_at"])
-        rows.append([name(incident), incident["severity"], incident["title"], f"{done}/{len(items)}",
-                     f"<@{incident['commander']}>", between(incident["declared_at"], ctx.clock.now())])
+        rows.append(
+            [
+                name(incident),
+                incident["severity"],
+                incident["title"],
+                f"{done}/{len(items)}",
+                f"<@{incident['commander']}>",
+                between(incident["declared_at"], ctx.clock.now()),
+            ]
+        )
     plural = "s" if len(incidents) != 1 else ""
     summary = f"{len(incidents)} open incident{plural}." if incidents else "No open incident."
     worst = min((i["severity"] for i in incidents), default=None)
-    return Result("incident list", STATUS[worst] if worst else Status.OK, summary=summary,
-                  tables=[Table(["incident", "severity", "title", "done", "commander", "open for"], rows)]
-                  if rows else [],
-                  data={"open": [{"id": i["id"], "severity": i["severity"], "title": i["title"]} for i in incidents]})
+    return Result(
+        "incident list",
+        STATUS[worst] if worst else Status.OK,
+        summary=summary,
+        tables=[Table(["incident", "severity", "title", "done", "commander", "open for"], rows)]
+        if rows
+        else [],
+        data={
+            "open": [
+                {"id": i["id"], "severity": i["severity"], "title": i["title"]} for i in incidents
+            ]
+        },
+    )
 
 
-@command("incident status", summary="Progress of an incident: steps done, open steps and owners, time since declared.",
-         args=Which, examples=("incident status", "incident status --id INC-42"))
+@command(
+    "incident status",
+    summary="Progress of an incident: steps done, open steps and owners, time since declared.",
+    args=Which,
+    examples=("incident status", "incident status --id INC-42"),
+)
 async def incident_status(ctx: Context, args: Which) -> Result:
     """Progress x/y, the open steps with owners, the last update."""
     incident = await target(ctx, args.id)
     items = await store(ctx).items(incident["id"])
     events = await store(ctx).events(incident["id"])
     done = [i for i in items if i["done_at"]]
-    open_steps = [[str(i["position"]), i["title"], f"<@{i['assignee']}>" if i["assignee"] else "—"]
-                  for i in items if not i["done_at"]]
+    open_steps = [
+        [str(i["position"]), i["title"], f"<@{i['assignee']}>" if i["assignee"] else "—"]
+        for i in items
+        if not i["done_at"]
+    ]
     updates = [e for e in events if e["kind"] == "update"]
     since = between(incident["declared_at"], incident["resolved_at"] or ctx.clock.now())
-    return Result(f"incident status {name(incident)}", STATUS[incident["severity"]] if incident["status"] == "open"
-                  else Status.OK, summary=f"{name(incident)} ({incident['severity']}, {incident['status']}): "
-                  f"{incident['title']}. {len(done)}/{len(items)} steps done, {since} since declared.",
-                  text=f"Commander: <@{incident['commander']}>",
-                  fields=[("Progress", f"{len(done)}/{len(items)}"),
-                          ("Open for", since), ("Last update", updates[-1]["text"][:300] if updates else "none yet")],
-                  tables=[Table(["step", "open", "owner"], open_steps, title="Open steps")] if open_steps else [],
-                  data={"id": incident["id"], "done": len(done), "steps": len(items), "status": incident["status"],
-                        "open": [{"position": i["position"], "title": i["title"], "assignee": i["assignee"]}
-                                 for i in items if not i["done_at"]]})
+    return Result(
+        f"incident status {name(incident)}",
+        STATUS[incident["severity"]] if incident["status"] == "open" else Status.OK,
+        summary=f"{name(incident)} ({incident['severity']}, {incident['status']}): "
+        f"{incident['title']}. {len(done)}/{len(items)} steps done, {since} since declared.",
+        text=f"Commander: <@{incident['commander']}>",
+        fields=[
+            ("Progress", f"{len(done)}/{len(items)}"),
+            ("Open for", since),
+            ("Last update", updates[-1]["text"][:300] if updates else "none yet"),
+        ],
+        tables=[Table(["step", "open", "owner"], open_steps, title="Open steps")]
+        if open_steps
+        else [],
+        data={
+            "id": incident["id"],
+            "done": len(done),
+            "steps": len(items),
+            "status": incident["status"],
+            "open": [
+                {"position": i["position"], "title": i["title"], "assignee": i["assignee"]}
+                for i in items
+                if not i["done_at"]
+            ],
+        },
+    )
 
 
-@command("incident update", summary="Post a status update into the incident's thread and onto its card.",
-         args=UpdateArgs, role=Role.OPERATOR, risk=Risk.WRITE,
-         examples=("incident update Rolled back; error rate falling",))
+@command(
+    "incident update",
+    summary="Post a status update into the incident's thread and onto its card.",
+    args=UpdateArgs,
+    role=Role.OPERATOR,
+    risk=Risk.WRITE,
+    examples=("incident update Rolled back; error rate falling",),
+)
 async def incident_update(ctx: Context, args: UpdateArgs) -> Result:
     """A timeline entry the board posts in the thread and shows on the card."""
     incident = await _open(ctx, args.id)
     await store(ctx).update(incident["id"], ctx.actor.user_id, args.text)
-    return Result(f"incident update {name(incident)}", summary=f"Update posted to {name(incident)}.",
-                  data={"id": incident["id"], "text": args.text})
+    return Result(
+        f"incident update {name(incident)}",
+        summary=f"Update posted to {name(incident)}.",
+        data={"id": incident["id"], "text": args.text},
+    )
 
 
-@command("incident severity", summary="Change severity; the new severity's missing steps are added, progress kept.",
-         args=SeverityArgs, role=Role.OPERATOR, risk=Risk.WRITE, examples=("incident severity P0",))
+@command(
+    "incident severity",
+    summary="Change severity; the new severity's missing steps are added, progress kept.",
+    args=SeverityArgs,
+    role=Role.OPERATOR,
+    risk=Risk.WRITE,
+    examples=("incident severity P0",),
+)
 async def incident_severity(ctx: Context, args: SeverityArgs) -> Result:
     """Record the change and add the steps of the new checklist that the incident does not have yet."""
     incident = await _open(ctx, args.id)
     if incident["severity"] == args.severity:
-        return Result(f"incident severity {name(incident)}", summary=f"{name(incident)} is {args.severity} already.")
+        return Result(
+            f"incident severity {name(incident)}",
+            summary=f"{name(incident)} is {args.severity} already.",
+        )
     items = checklists.checklist(ctx.settings.config, args.severity)
-    old, added = await store(ctx).change_severity(incident["id"], args.severity, ctx.actor.user_id, items)
-    return Result(f"incident severity {name(incident)}", STATUS[args.severity],
-                  summary=f"{name(incident)}: {old} → {args.severity}"
-                          + (f"; added {', '.join(added)}." if added else "; no steps to add."),
-                  data={"id": incident["id"], "from": old, "to": args.severity, "added": added})
+    old, added = await store(ctx).change_severity(
+        incident["id"], args.severity, ctx.actor.user_id, items
+    )
+    return Result(
+        f"incident severity {name(incident)}",
+        STATUS[args.severity],
+        summary=f"{name(incident)}: {old} → {args.severity}"
+        + (f"; added {', '.join(added)}." if added else "; no steps to add."),
+        data={"id": incident["id"], "from": old, "to": args.severity, "added": added},
+    )
 
 
-@command("incident check", summary="Mark a checklist step done (or `--undo`), as the Done button does.",
-         args=StepArgs, role=Role.OPERATOR, risk=Risk.WRITE, examples=("incident check 2", "incident check 2 --undo"))
+@command(
+    "incident check",
+    summary="Mark a checklist step done (or `--undo`), as the Done button does.",
+    args=StepArgs,
+    role=Role.OPERATOR,
+    risk=Risk.WRITE,
+    examples=("incident check 2", "incident check 2 --undo"),
+)
 async def incident_check(ctx: Context, args: StepArgs) -> Result:
     """Done records who and when; a second Done changes nothing."""
     incident = await _open(ctx, args.id)
     item = await _step(ctx, incident, args.step)
     changed = await store(ctx).check(incident["id"], args.step, ctx.actor.user_id, args.undo)
     verb = "reopened" if args.undo else "done"
-    summary = (f"{name(incident)} step {args.step} ({item['title']}) {verb}." if changed
-               else f"{name(incident)} step {args.step} ({item['title']}) was {verb} already.")
-    return Result(f"incident check {name(incident)}", summary=summary,
-                  data={"id": incident["id"], "step": args.step, "changed": changed is not None})
+    summary = (
+        f"{name(incident)} step {args.step} ({item['title']}) {verb}."
+        if changed
+        else f"{name(incident)} step {args.step} ({item['title']}) was {verb} already."
+    )
+    return Result(
+        f"incident check {name(incident)}",
+        summary=summary,
+        data={"id": incident["id"], "step": args.step, "changed": changed is not None},
+    )
 
 
-@command("incident assign", summary="Give a checklist step an owner.", args=AssignArgs, role=Role.OPERATOR,
-         risk=Risk.WRITE, examples=("incident assign 3 <@U0ALICE>",))
+@command(
+    "incident assign",
+    summary="Give a checklist step an owner.",
+    args=AssignArgs,
+    role=Role.OPERATOR,
+    risk=Risk.WRITE,
+    examples=("incident assign 3 <@U0ALICE>",),
+)
 async def incident_assign(ctx: Context, args: AssignArgs) -> Result:
     """Record the owner; the step's message shows it."""
     incident = await _open(ctx, args.id)
     item = await _step(ctx, incident, args.step)
     await store(ctx).assign(incident["id"], args.step, args.user, ctx.actor.user_id)
-    return Result(f"incident assign {name(incident)}", summary=f"{name(incident)} step {args.step} "
-                  f"({item['title']}) is <@{args.user}>'s.", data={"id": incident["id"], "step": args.step,
-                                                                    "assignee": args.user})
+    return Result(
+        f"incident assign {name(incident)}",
+        summary=f"{name(incident)} step {args.step} ({item['title']}) is <@{args.user}>'s.",
+        data={"id": incident["id"], "step": args.step, "assignee": args.user},
+    )
 
 
-@command("incident resolve", summary="Resolve: refused while P0/P1 steps are open unless --force gives a reason.",
-         args=ResolveArgs, role=Role.OPERATOR, risk=Risk.WRITE,
-         examples=("incident resolve Rolled back the deploy", "incident resolve --force 'postmortem covers it'"))
+@command(
+    "incident resolve",
+    summary="Resolve: refused while P0/P1 steps are open unless --force gives a reason.",
+    args=ResolveArgs,
+    role=Role.OPERATOR,
+    risk=Risk.WRITE,
+    examples=(
+        "incident resolve Rolled back the deploy",
+        "incident resolve --force 'postmortem covers it'",
+    ),
+)
 async def incident_resolve(ctx: Context, args: ResolveArgs) -> Result:
     """Close it and have the report posted in the thread."""
     incident = await _open(ctx, args.id)
@@ -267,20 +409,31 @@ async def incident_resolve(ctx: Context, args: ResolveArgs) -> Result:
     left = [i for i in items if not i["done_at"]]
     if left and incident["severity"] in ("P0", "P1") and not args.force:
         steps = ", ".join(f"{i['position']}. {i['title']}" for i in left)
-        raise CommandError(f"{name(incident)} is {incident['severity']} and has open steps ({steps}). Finish them, "
-                           "or `incident resolve --force '<why>'`.")
-    await store(ctx).resolve(incident["id"], ctx.actor.user_id, args.summary, args.force if left else None)
+        raise CommandError(
+            f"{name(incident)} is {incident['severity']} and has open steps ({steps}). Finish them, "
+            "or `incident resolve --force '<why>'`."
+        )
+    await store(ctx).resolve(
+        incident["id"], ctx.actor.user_id, args.summary, args.force if left else None
+    )
     resolved = await store(ctx).get(incident["id"])
     times = durations(resolved, await store(ctx).events(incident["id"]))
-    return Result(f"incident resolve {name(incident)}", summary=f"{name(incident)} resolved after "
-                  f"{times['resolve'] or '—'}; the report is in its thread.",
-                  fields=[(k.title(), v or "—") for k, v in times.items()],
-                  actions=[Action("Report", f"incident report {name(incident)}")],
-                  data={"id": incident["id"], "forced": bool(left and args.force), "durations": times})
+    return Result(
+        f"incident resolve {name(incident)}",
+        summary=f"{name(incident)} resolved after "
+        f"{times['resolve'] or '—'}; the report is in its thread.",
+        fields=[(k.title(), v or "—") for k, v in times.items()],
+        actions=[Action("Report", f"incident report {name(incident)}")],
+        data={"id": incident["id"], "forced": bool(left and args.force), "durations": times},
+    )
 
 
-@command("incident report", summary="The incident's report: timeline, durations, participants (Markdown file).",
-         args=ReportArgs, examples=("incident report", "incident report INC-42"))
+@command(
+    "incident report",
+    summary="The incident's report: timeline, durations, participants (Markdown file).",
+    args=ReportArgs,
+    examples=("incident report", "incident report INC-42"),
+)
 async def incident_report(ctx: Context, args: ReportArgs) -> Result:
     """The report as a Markdown file, with the durations shown."""
     incident = await target(ctx, args.incident)
@@ -288,12 +441,16 @@ async def incident_report(ctx: Context, args: ReportArgs) -> Result:
     items = await store(ctx).items(incident["id"])
     markdown = await report_markdown(ctx.store, incident, items, events, ctx.clock.now())
     times = durations(incident, events)
-    return Result(f"incident report {name(incident)}", summary=f"{name(incident)}: {incident['title']} "
-                  f"({incident['severity']}, {incident['status']}).",
-                  fields=[(f"Time to {k}", v or "—") for k, v in times.items()],
-                  attachments=[Attachment(f"{name(incident)}-report.md", markdown.encode(),
-                                          f"{name(incident)} report")],
-                  data={"id": incident["id"], "durations": times, "markdown": markdown})
+    return Result(
+        f"incident report {name(incident)}",
+        summary=f"{name(incident)}: {incident['title']} "
+        f"({incident['severity']}, {incident['status']}).",
+        fields=[(f"Time to {k}", v or "—") for k, v in times.items()],
+        attachments=[
+            Attachment(f"{name(incident)}-report.md", markdown.encode(), f"{name(incident)} report")
+        ],
+        data={"id": incident["id"], "durations": times, "markdown": markdown},
+    )
 
 
 async def _open(ctx: Context, given: int | None) -> Any:
@@ -307,5 +464,7 @@ async def _step(ctx: Context, incident: Any, position: int) -> Any:
     items = await store(ctx).items(incident["id"])
     found = next((i for i in items if i["position"] == position), None)
     if found is None:
-        raise CommandError(f"{name(incident)} has steps 1 to {len(items)}; there is no step {position}.")
+        raise CommandError(
+            f"{name(incident)} has steps 1 to {len(items)}; there is no step {position}."
+        )
     return found

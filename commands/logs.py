@@ -19,19 +19,29 @@ from bot.core.registry import Args, Risk, Role, command, option, positional
 from bot.core.result import Attachment, Result, Status
 
 # name → file in FORGE_LOG_DIR; nothing else is ever opened (clientforge.md §2 LOG_FILE_PATH, §9.13 backup.log)
-LOG_FILES = {"app": "app.log", "backend": "backend.log", "backup": "backup.log", "error": "error.log",
-             "combined": "combined.log", "worker": "worker.log"}
+LOG_FILES = {
+    "app": "app.log",
+    "backend": "backend.log",
+    "backup": "backup.log",
+    "error": "error.log",
+    "combined": "combined.log",
+    "worker": "worker.log",
+}
 READ_BYTES = 4 << 20
 LINE_CHARS = 2000
 INLINE_LINES, INLINE_CHARS = 30, 2500
 GREP_DEADLINE_S = 2.0
 PATTERN_CHARS = 200
-UNBOUNDED = 100  # a repeat allowing this many or more (`+`, `*`, `{2,}`, `{1,500}`) counts as unbounded
+UNBOUNDED = (
+    100  # a repeat allowing this many or more (`+`, `*`, `{2,}`, `{1,500}`) counts as unbounded
+)
 ERRORISH = re.compile(r"\b(ERROR|FATAL|CRITICAL|Unhandled|Exception)\b")
 # the grep runs in a child interpreter that is killed at the deadline: a pattern can never hang forge
-GREP_CHILD = ("import re,sys\np=re.compile(sys.argv[1])\n"
-              "for i,l in enumerate(sys.stdin.buffer.read().decode('utf-8','replace').split('\\n')):\n"
-              " if p.search(l):\n  sys.stdout.write(str(i)+'\\n')\n")
+GREP_CHILD = (
+    "import re,sys\np=re.compile(sys.argv[1])\n"
+    "for i,l in enumerate(sys.stdin.buffer.read().decode('utf-8','replace').split('\\n')):\n"
+    " if p.search(l):\n  sys.stdout.write(str(i)+'\\n')\n"
+)
 
 
 def _usage(kind: str, message: str) -> PydanticCustomError:
@@ -84,13 +94,18 @@ class LogsArgs(Args):
 
     name: str = positional(help="which log: " + ", ".join(LOG_FILES))
     tail: int = option(100, ge=1, le=1000, help="last N lines (after --grep), 1 to 1000")
-    grep: str | None = option(None, help="keep lines matching this regular expression (Python syntax)")
+    grep: str | None = option(
+        None, help="keep lines matching this regular expression (Python syntax)"
+    )
 
     @field_validator("name")
     @classmethod
     def _allowlisted(cls, name: str) -> str:
         if name.lower() not in LOG_FILES:
-            raise _usage("log_name", f"`{name[:40]}` is not a log forge reads; choose one of {', '.join(LOG_FILES)}")
+            raise _usage(
+                "log_name",
+                f"`{name[:40]}` is not a log forge reads; choose one of {', '.join(LOG_FILES)}",
+            )
         return name.lower()
 
     @field_validator("grep")
@@ -105,8 +120,11 @@ class LogsArgs(Args):
         except re.error as exc:
             raise _usage("grep", f"not a valid regular expression ({exc.msg})") from None
         if nested_quantifier(pattern):
-            raise _usage("grep", "nested repeats such as `(a+)+` and backreferences can take exponential time; "
-                         "simplify the pattern")
+            raise _usage(
+                "grep",
+                "nested repeats such as `(a+)+` and backreferences can take exponential time; "
+                "simplify the pattern",
+            )
         return pattern
 
 
@@ -118,7 +136,9 @@ def log_path(directory: Path, name: str) -> Path:
         raise CommandError(f"FORGE_LOG_DIR `{directory}` does not exist on forge's host.") from None
     path = (base / LOG_FILES[name]).resolve()
     if path.parent != base:
-        raise CommandError(f"`{LOG_FILES[name]}` is a link that leads outside FORGE_LOG_DIR; refused.")
+        raise CommandError(
+            f"`{LOG_FILES[name]}` is a link that leads outside FORGE_LOG_DIR; refused."
+        )
     return path
 
 
@@ -151,8 +171,10 @@ async def read(path: Path, timeout: float) -> tuple[list[str], int, bool]:
     try:
         return await asyncio.wait_for(asyncio.to_thread(read_tail, path), timeout)
     except TimeoutError:
-        raise CommandError(f"Reading `{path.name}` took longer than {timeout:g} s; is FORGE_LOG_DIR on a hung "
-                           "mount?") from None
+        raise CommandError(
+            f"Reading `{path.name}` took longer than {timeout:g} s; is FORGE_LOG_DIR on a hung "
+            "mount?"
+        ) from None
 
 
 def clean(lines: list[str]) -> list[str]:
@@ -164,15 +186,27 @@ async def grep(lines: list[str], pattern: str, deadline: float | None = None) ->
     """The lines matching the pattern, searched in a child interpreter killed after the deadline."""
     deadline = deadline or GREP_DEADLINE_S
     child = await asyncio.create_subprocess_exec(
-        sys.executable, "-I", "-S", "-c", GREP_CHILD, pattern, stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
+        sys.executable,
+        "-I",
+        "-S",
+        "-c",
+        GREP_CHILD,
+        pattern,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
     try:
-        out, _ = await asyncio.wait_for(child.communicate("\n".join(lines).encode("utf-8", "replace")), deadline)
+        out, _ = await asyncio.wait_for(
+            child.communicate("\n".join(lines).encode("utf-8", "replace")), deadline
+        )
     except TimeoutError:
         child.kill()
         await child.wait()
-        raise CommandError(f"`--grep` took longer than {deadline:g} s over {len(lines):,} lines and was stopped; "
-                           "use a simpler or more specific pattern.") from None
+        raise CommandError(
+            f"`--grep` took longer than {deadline:g} s over {len(lines):,} lines and was stopped; "
+            "use a simpler or more specific pattern."
+        ) from None
     if child.returncode != 0:
         raise CommandError("`--grep` failed in its worker process; check the pattern.")
     return [lines[int(i)] for i in out.split()]
@@ -180,7 +214,9 @@ async def grep(lines: list[str], pattern: str, deadline: float | None = None) ->
 
 def mrkdwn_safe(text: str) -> str:
     """Log text in a Slack code block: no mentions, links or closing fences from the file."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("```", "ˋˋˋ")
+    return (
+        text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("```", "ˋˋˋ")
+    )
 
 
 def present(name: str, shown: list[str]) -> tuple[str, list[Attachment]]:
@@ -194,8 +230,9 @@ def present(name: str, shown: list[str]) -> tuple[str, list[Attachment]]:
     if len(inline) == len(shown):
         return block, []
     note = f"_Last {len(inline)} of {len(shown)} lines; all {len(shown)} in `{name}-tail.log`._"
-    return f"{note}\n{block}".rstrip(), [Attachment(f"{name}-tail.log", ("\n".join(shown) + "\n").encode(),
-                                                     LOG_FILES[name])]
+    return f"{note}\n{block}".rstrip(), [
+        Attachment(f"{name}-tail.log", ("\n".join(shown) + "\n").encode(), LOG_FILES[name])
+    ]
 
 
 def size_text(n: int) -> str:
@@ -203,17 +240,27 @@ def size_text(n: int) -> str:
     return f"{n / 1048576:,.1f} MB" if n >= 1048576 else f"{n:,} bytes"
 
 
-def _summary(name: str, shown: int, matched: int | None, size: int, cut: bool, pattern: str | None) -> str:
+def _summary(
+    name: str, shown: int, matched: int | None, size: int, cut: bool, pattern: str | None
+) -> str:
     scope = f"the last {size_text(READ_BYTES)} of " if cut else ""
     if pattern is None:
         return f"Last {shown:,} lines of `{LOG_FILES[name]}` ({size_text(size)})."
-    return (f"{matched:,} lines of {scope}`{LOG_FILES[name]}` ({size_text(size)}) match `{mrkdwn_safe(pattern)}`; "
-            f"showing the last {shown:,}.")
+    return (
+        f"{matched:,} lines of {scope}`{LOG_FILES[name]}` ({size_text(size)}) match `{mrkdwn_safe(pattern)}`; "
+        f"showing the last {shown:,}."
+    )
 
 
-@command("logs", summary="The tail of one of ClientForge's log files, optionally filtered, secrets redacted.",
-         args=LogsArgs, role=Role.OPERATOR, risk=Risk.READ,
-         examples=("logs backend", "logs app --tail 300", "logs backend --grep 'ERROR|timeout'"), timeout=30.0)
+@command(
+    "logs",
+    summary="The tail of one of ClientForge's log files, optionally filtered, secrets redacted.",
+    args=LogsArgs,
+    role=Role.OPERATOR,
+    risk=Risk.READ,
+    examples=("logs backend", "logs app --tail 300", "logs backend --grep 'ERROR|timeout'"),
+    timeout=30.0,
+)
 async def logs(ctx: Context, args: LogsArgs) -> Result:
     """Read the allowlisted file's tail, redact, grep under a deadline; long output goes in an attachment.
 
@@ -223,13 +270,26 @@ async def logs(ctx: Context, args: LogsArgs) -> Result:
     raw, size, cut = await read(path, ctx.settings.config.timeouts.backend)
     lines = clean(raw)
     matched = await grep(lines, args.grep) if args.grep else lines
-    shown = matched[-args.tail:]
+    shown = matched[-args.tail :]
     errors = sum(1 for line in shown if ERRORISH.search(line))
     text, attachments = present(args.name, shown)
-    return Result(f"logs {args.name}", Status.OK, summary=_summary(args.name, len(shown), len(matched), size, cut,
-                                                                 args.grep),
-                  fields=[("File", LOG_FILES[args.name]), ("Lines shown", f"{len(shown):,}"),
-                          ("Error-looking lines", f"{errors:,}")],
-                  text=text, attachments=attachments,
-                  data={"name": args.name, "file": LOG_FILES[args.name], "lines": shown, "matched": len(matched),
-                        "size": size, "truncated_read": cut})
+    return Result(
+        f"logs {args.name}",
+        Status.OK,
+        summary=_summary(args.name, len(shown), len(matched), size, cut, args.grep),
+        fields=[
+            ("File", LOG_FILES[args.name]),
+            ("Lines shown", f"{len(shown):,}"),
+            ("Error-looking lines", f"{errors:,}"),
+        ],
+        text=text,
+        attachments=attachments,
+        data={
+            "name": args.name,
+            "file": LOG_FILES[args.name],
+            "lines": shown,
+            "matched": len(matched),
+            "size": size,
+            "truncated_read": cut,
+        },
+    )

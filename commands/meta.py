@@ -20,8 +20,12 @@ class HelpArgs(Args):
     topic: str | None = positional(None, rest=True, help="a command, e.g. `dlq clear`")
 
 
-@command("help", summary="List the commands you may run, or explain one.", args=HelpArgs,
-         examples=("help", "help audit"))
+@command(
+    "help",
+    summary="List the commands you may run, or explain one.",
+    args=HelpArgs,
+    examples=("help", "help audit"),
+)
 async def help_command(ctx: Context, args: HelpArgs) -> Result:
     """The commands the caller may run, or one command's usage."""
     allowed = [s for s in ctx.registry.all() if ctx.actor.may(s.role)]
@@ -34,8 +38,12 @@ async def help_command(ctx: Context, args: HelpArgs) -> Result:
     for family, specs in families.items():
         lines.append(f"*{family}*")
         lines.extend(f"• `{s.usage}` — {s.summary}{RISK_MARK[s.risk.value]}" for s in specs)
-    return Result("help", summary=f"{len(allowed)} commands you may run. `help <command>` explains one.",
-                  text="\n".join(lines), data={"commands": [s.name for s in allowed]})
+    return Result(
+        "help",
+        summary=f"{len(allowed)} commands you may run. `help <command>` explains one.",
+        text="\n".join(lines),
+        data={"commands": [s.name for s in allowed]},
+    )
 
 
 def _help_for(ctx: Context, topic: str, allowed: list[CommandSpec]) -> Result:
@@ -51,9 +59,18 @@ def _help_for(ctx: Context, topic: str, allowed: list[CommandSpec]) -> Result:
             flag = name if (name, field) in spec.positionals() else "--" + name.replace("_", "-")
             lines.append(f"• `{flag}`: {field.description}")
     lines.extend(f"Example: `/forge {e}`" for e in spec.examples)
-    return Result(f"help {spec.name}", summary=spec.summary, text="\n".join(lines),
-                  fields=[("Role", spec.role.label), ("Risk", spec.risk.value)],
-                  data={"command": spec.name, "usage": spec.usage, "role": spec.role.label, "risk": spec.risk.value})
+    return Result(
+        f"help {spec.name}",
+        summary=spec.summary,
+        text="\n".join(lines),
+        fields=[("Role", spec.role.label), ("Risk", spec.risk.value)],
+        data={
+            "command": spec.name,
+            "usage": spec.usage,
+            "role": spec.role.label,
+            "risk": spec.risk.value,
+        },
+    )
 
 
 @command("whoami", summary="Your Slack ID, role and what you may approve.", examples=("whoami",))
@@ -62,11 +79,19 @@ async def whoami(ctx: Context, _: NoArgs) -> Result:
     actor = ctx.actor
     role = actor.role.label if actor.role else "none"
     runnable = sum(1 for s in ctx.registry.all() if actor.may(s.role))
-    return Result("whoami", summary=f"<@{actor.user_id}> is {role}" + (" and an approver" if actor.approver else ""),
-                  fields=[("User", actor.user_id), ("Role", role), ("Approver", "yes" if actor.approver else "no"),
-                          ("Commands you may run", str(runnable)), ("Environment", ctx.settings.environment),
-                          ("Via", actor.source)],
-                  data={"user_id": actor.user_id, "role": role, "approver": actor.approver})
+    return Result(
+        "whoami",
+        summary=f"<@{actor.user_id}> is {role}" + (" and an approver" if actor.approver else ""),
+        fields=[
+            ("User", actor.user_id),
+            ("Role", role),
+            ("Approver", "yes" if actor.approver else "no"),
+            ("Commands you may run", str(runnable)),
+            ("Environment", ctx.settings.environment),
+            ("Via", actor.source),
+        ],
+        data={"user_id": actor.user_id, "role": role, "approver": actor.approver},
+    )
 
 
 class AuditArgs(Args):
@@ -80,7 +105,9 @@ class AuditArgs(Args):
     @field_validator("user")
     @classmethod
     def _user(cls, value: str | None) -> str | None:
-        if value is not None and not re.fullmatch(r"[UW][A-Z0-9]{2,20}|cli:[\w.-]{1,64}", value.strip("<@>")):
+        if value is not None and not re.fullmatch(
+            r"[UW][A-Z0-9]{2,20}|cli:[\w.-]{1,64}", value.strip("<@>")
+        ):
             raise ValueError("expected a Slack user ID such as U012ABC")
         return value.strip("<@>") if value else value
 
@@ -92,23 +119,55 @@ class AuditArgs(Args):
         return value
 
 
-@command("audit", summary="The audit trail: who ran what, when, and how it ended.", args=AuditArgs,
-         role=Role.ADMIN, examples=("audit", "audit --user U012ABC --limit 50", "audit --command health",
-                                    "audit --verify"))
+@command(
+    "audit",
+    summary="The audit trail: who ran what, when, and how it ended.",
+    args=AuditArgs,
+    role=Role.ADMIN,
+    examples=(
+        "audit",
+        "audit --user U012ABC --limit 50",
+        "audit --command health",
+        "audit --verify",
+    ),
+)
 async def audit(ctx: Context, args: AuditArgs) -> Result:
     """Recent audit rows, or the result of checking the hash chain."""
     if args.verify:
         report = await ctx.audit.verify()
         if report.ok:
-            return Result("audit --verify", summary=f"Hash chain intact over {report.rows} rows.",
-                          data={"ok": True, "rows": report.rows})
-        return Result("audit --verify", Status.CRITICAL, data={"ok": False, "first_bad_id": report.first_bad_id},
-                      summary=f"Hash chain broken at row {report.first_bad_id} "
-                              f"(after {report.rows} good rows): the audit trail was altered.")
+            return Result(
+                "audit --verify",
+                summary=f"Hash chain intact over {report.rows} rows.",
+                data={"ok": True, "rows": report.rows},
+            )
+        return Result(
+            "audit --verify",
+            Status.CRITICAL,
+            data={"ok": False, "first_bad_id": report.first_bad_id},
+            summary=f"Hash chain broken at row {report.first_bad_id} "
+            f"(after {report.rows} good rows): the audit trail was altered.",
+        )
     rows = await ctx.audit.query(user=args.user, command=args.command, limit=args.limit)
-    table = Table(["id", "time (UTC)", "actor", "event", "command", "outcome", "ms", "text"], [
-        [str(r["id"]), r["at"].strftime("%Y-%m-%d %H:%M:%S"), r["actor_id"], r["event"], r["command"] or "—",
-         r["outcome"], str(r["duration_ms"] if r["duration_ms"] is not None else "—"), r["text"][:60]]
-        for r in rows])
-    return Result("audit", summary=f"{len(rows)} most recent rows.", tables=[table],
-                  data={"rows": [{**r, "at": r["at"].isoformat()} for r in rows]})
+    table = Table(
+        ["id", "time (UTC)", "actor", "event", "command", "outcome", "ms", "text"],
+        [
+            [
+                str(r["id"]),
+                r["at"].strftime("%Y-%m-%d %H:%M:%S"),
+                r["actor_id"],
+                r["event"],
+                r["command"] or "—",
+                r["outcome"],
+                str(r["duration_ms"] if r["duration_ms"] is not None else "—"),
+                r["text"][:60],
+            ]
+            for r in rows
+        ],
+    )
+    return Result(
+        "audit",
+        summary=f"{len(rows)} most recent rows.",
+        tables=[table],
+        data={"rows": [{**r, "at": r["at"].isoformat()} for r in rows]},
+    )

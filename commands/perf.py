@@ -55,17 +55,52 @@ def _ratio(v: float) -> str:
 
 HTTP = "crm_http_request_duration_seconds"
 METRICS = [
-    Metric("cpu", "CPU", "max(rate(crm_process_cpu_seconds_total[{w}]))", 0.8, 0.95, _pct_core,
-           "HighCPUUsage > 0.8 (alert-rules.yml)"),
-    Metric("memory", "Memory (RSS)", "max(crm_process_resident_memory_bytes)", 1 * GIB, 1.5 * GIB, _bytes,
-           "HighMemoryUsage > 1 GB (alert-rules.yml)"),
-    Metric("event_loop", "Event-loop lag (p99)",
-           "max(crm_nodejs_eventloop_lag_p99_seconds) or max(crm_nodejs_eventloop_lag_seconds)", 0.1, 0.5, _seconds,
-           "Node.js stalls over 100 ms"),
-    Metric("http_p95", "HTTP p95", f"histogram_quantile(0.95, sum by (le) (rate({HTTP}_bucket[{{w}}])))", 0.5, 2.0,
-           _seconds, "APILatencyHigh 0.5 s / APILatencyCritical 2 s"),
-    Metric("http_5xx", "HTTP 5xx ratio", f'(sum(rate({HTTP}_count{{status=~"5.."}}[{{w}}])) or vector(0)) '
-           f"/ sum(rate({HTTP}_count[{{w}}]))", 0.01, 0.05, _ratio, "APIErrorRateHigh 1 % / HighErrorRate 5 %"),
+    Metric(
+        "cpu",
+        "CPU",
+        "max(rate(crm_process_cpu_seconds_total[{w}]))",
+        0.8,
+        0.95,
+        _pct_core,
+        "HighCPUUsage > 0.8 (alert-rules.yml)",
+    ),
+    Metric(
+        "memory",
+        "Memory (RSS)",
+        "max(crm_process_resident_memory_bytes)",
+        1 * GIB,
+        1.5 * GIB,
+        _bytes,
+        "HighMemoryUsage > 1 GB (alert-rules.yml)",
+    ),
+    Metric(
+        "event_loop",
+        "Event-loop lag (p99)",
+        "max(crm_nodejs_eventloop_lag_p99_seconds) or max(crm_nodejs_eventloop_lag_seconds)",
+        0.1,
+        0.5,
+        _seconds,
+        "Node.js stalls over 100 ms",
+    ),
+    Metric(
+        "http_p95",
+        "HTTP p95",
+        f"histogram_quantile(0.95, sum by (le) (rate({HTTP}_bucket[{{w}}])))",
+        0.5,
+        2.0,
+        _seconds,
+        "APILatencyHigh 0.5 s / APILatencyCritical 2 s",
+    ),
+    Metric(
+        "http_5xx",
+        "HTTP 5xx ratio",
+        f'(sum(rate({HTTP}_count{{status=~"5.."}}[{{w}}])) or vector(0)) '
+        f"/ sum(rate({HTTP}_count[{{w}}]))",
+        0.01,
+        0.05,
+        _ratio,
+        "APIErrorRateHigh 1 % / HighErrorRate 5 %",
+    ),
 ]
 
 
@@ -83,7 +118,13 @@ class Row:
 
     def cells(self) -> list[str]:
         """The table row."""
-        return [self.label, f"{self.status.symbol} {self.status.value}", self.value, self.threshold, self.detail]
+        return [
+            self.label,
+            f"{self.status.symbol} {self.status.value}",
+            self.value,
+            self.threshold,
+            self.detail,
+        ]
 
 
 class PerfArgs(Args):
@@ -113,10 +154,14 @@ async def prom_query(ctx: Context, expr: str) -> float | None:
     try:
         body = resp.json()
     except ValueError:
-        raise BackendUnavailable("prometheus", f"HTTP {resp.status_code}, not the Prometheus API") from None
+        raise BackendUnavailable(
+            "prometheus", f"HTTP {resp.status_code}, not the Prometheus API"
+        ) from None
     if not isinstance(body, dict) or body.get("status") != "success":
         why = body.get("error", "") if isinstance(body, dict) else ""
-        raise BackendUnavailable("prometheus", f"HTTP {resp.status_code}: {str(why)[:160] or 'query failed'}")
+        raise BackendUnavailable(
+            "prometheus", f"HTTP {resp.status_code}: {str(why)[:160] or 'query failed'}"
+        )
     data = body.get("data", {})
     if data.get("resultType") == "scalar":
         return float(data["result"][1])
@@ -139,20 +184,40 @@ async def check_metric(ctx: Context, m: Metric, seconds: int) -> Row:
     if value is None:
         return Row(m.key, m.label, Status.WARNING, "—", threshold, NO_DATA)
     if math.isnan(value):
-        return Row(m.key, m.label, Status.OK, "—", threshold, f"no HTTP requests in the last {window}")
-    return Row(m.key, m.label, level(value, m.warn, m.crit), m.fmt(value), threshold, m.source, value)
+        return Row(
+            m.key, m.label, Status.OK, "—", threshold, f"no HTTP requests in the last {window}"
+        )
+    return Row(
+        m.key, m.label, level(value, m.warn, m.crit), m.fmt(value), threshold, m.source, value
+    )
 
 
 async def check_redis(ctx: Context) -> Row:
     """Redis used memory against maxmemory (RedisMemoryHigh > 90 %)."""
-    info = await call("redis", ctx.backends.redis().info("memory"), ctx.settings.config.timeouts.backend)
+    info = await call(
+        "redis", ctx.backends.redis().info("memory"), ctx.settings.config.timeouts.backend
+    )
     used, limit = int(info.get("used_memory", 0)), int(info.get("maxmemory", 0))
     if not limit:
-        return Row("redis_memory", "Redis memory", Status.OK, _bytes(used), "> 90 % / 98 % of maxmemory",
-                   "no maxmemory set", used)
+        return Row(
+            "redis_memory",
+            "Redis memory",
+            Status.OK,
+            _bytes(used),
+            "> 90 % / 98 % of maxmemory",
+            "no maxmemory set",
+            used,
+        )
     share = used / limit
-    return Row("redis_memory", "Redis memory", level(share, 0.90, 0.98), f"{_bytes(used)} ({share:.0%} of "
-               f"{_bytes(limit)})", "> 90 % warn, > 98 % crit", "RedisMemoryHigh > 0.9", share)
+    return Row(
+        "redis_memory",
+        "Redis memory",
+        level(share, 0.90, 0.98),
+        f"{_bytes(used)} ({share:.0%} of {_bytes(limit)})",
+        "> 90 % warn, > 98 % crit",
+        "RedisMemoryHigh > 0.9",
+        share,
+    )
 
 
 PG_CONNECTIONS = """
@@ -164,15 +229,26 @@ FROM pg_stat_activity WHERE backend_type = 'client backend'"""
 async def check_postgres(ctx: Context) -> Row:
     """Active connections (against the app pool's 20) and all client connections against max_connections."""
     pool = await ctx.backends.postgres()
-    row = await call("postgres", pool.fetchrow(PG_CONNECTIONS), ctx.settings.config.timeouts.backend)
+    row = await call(
+        "postgres", pool.fetchrow(PG_CONNECTIONS), ctx.settings.config.timeouts.backend
+    )
     active, total, most = row["active"], row["total"], row["max"]
     share = total / most if most else 0.0
     status = worst([level(share, 0.8, 0.95), Status.WARNING if active > ACTIVE_WARN else Status.OK])
-    return Row("pg_connections", "PostgreSQL connections", status, f"{active} active, {total} of {most}",
-               f"> {ACTIVE_WARN} active; > 80 % / 95 % of max", "pg_stat_activity", float(active))
+    return Row(
+        "pg_connections",
+        "PostgreSQL connections",
+        status,
+        f"{active} active, {total} of {most}",
+        f"> {ACTIVE_WARN} active; > 80 % / 95 % of max",
+        "pg_stat_activity",
+        float(active),
+    )
 
 
-async def _direct(ctx: Context, key: str, label: str, probe: Callable[[Context], Awaitable[Row]]) -> Row:
+async def _direct(
+    ctx: Context, key: str, label: str, probe: Callable[[Context], Awaitable[Row]]
+) -> Row:
     """A Redis or PostgreSQL check whose failure becomes a critical row, not an error."""
     try:
         return await probe(ctx)
@@ -185,28 +261,60 @@ def summarize(rows: list[Row], url: str) -> str:
     prom = [r for r in rows if r.detail.startswith("Prometheus:")]
     head, skip = "", set()
     if len(prom) == len(METRICS):
-        head = (f"Prometheus at {redact(url)} is unreachable ({prom[0].detail.removeprefix('Prometheus: ')}): CPU, "
-                "memory, event-loop and HTTP checks were skipped. ")
+        head = (
+            f"Prometheus at {redact(url)} is unreachable ({prom[0].detail.removeprefix('Prometheus: ')}): CPU, "
+            "memory, event-loop and HTTP checks were skipped. "
+        )
         skip = {r.key for r in prom}
-    bad = [f"{r.label} {r.value}" if r.value != "—" else f"{r.label} unknown" for r in rows
-           if r.status is not Status.OK and r.key not in skip]
-    tail = ("Needs attention: " + ", ".join(bad) + ".") if bad else "Everything else is within its thresholds."
+    bad = [
+        f"{r.label} {r.value}" if r.value != "—" else f"{r.label} unknown"
+        for r in rows
+        if r.status is not Status.OK and r.key not in skip
+    ]
+    tail = (
+        ("Needs attention: " + ", ".join(bad) + ".")
+        if bad
+        else "Everything else is within its thresholds."
+    )
     return head + (tail if head or bad else "Every check is within its thresholds.")
 
 
-@command("perf", summary="CPU, memory, event-loop lag, HTTP p95 and 5xx ratio, Redis memory, PostgreSQL connections.",
-         args=PerfArgs, role=Role.VIEWER, risk=Risk.READ, examples=("perf", "perf --window 15m"), timeout=30.0)
+@command(
+    "perf",
+    summary="CPU, memory, event-loop lag, HTTP p95 and 5xx ratio, Redis memory, PostgreSQL connections.",
+    args=PerfArgs,
+    role=Role.VIEWER,
+    risk=Risk.READ,
+    examples=("perf", "perf --window 15m"),
+    timeout=30.0,
+)
 async def perf(ctx: Context, args: PerfArgs) -> Result:
     """Every check at once, each against its threshold; Prometheus, Redis and PostgreSQL may each be down."""
     seconds = int(args.window.total_seconds())
-    rows = list(await asyncio.gather(
-        *(check_metric(ctx, m, seconds) for m in METRICS),
-        _direct(ctx, "redis_memory", "Redis memory", check_redis),
-        _direct(ctx, "pg_connections", "PostgreSQL connections", check_postgres)))
+    rows = list(
+        await asyncio.gather(
+            *(check_metric(ctx, m, seconds) for m in METRICS),
+            _direct(ctx, "redis_memory", "Redis memory", check_redis),
+            _direct(ctx, "pg_connections", "PostgreSQL connections", check_postgres),
+        )
+    )
     ranked = sorted(rows, key=lambda r: -r.status.rank)
-    return Result("perf", worst([r.status for r in rows]), summary=summarize(rows, ctx.settings.env.prometheus_url),
-                  fields=[(r.label, r.value) for r in rows if r.value != "—"] + [("Window", minutes(seconds))],
-                  tables=[Table(["check", "status", "value", "threshold", "source / detail"],
-                                [r.cells() for r in ranked])],
-                  data={"window_s": seconds, "checks": {r.key: {"status": r.status.value, "value": r.raw,
-                                                                "detail": r.detail} for r in rows}})
+    return Result(
+        "perf",
+        worst([r.status for r in rows]),
+        summary=summarize(rows, ctx.settings.env.prometheus_url),
+        fields=[(r.label, r.value) for r in rows if r.value != "—"]
+        + [("Window", minutes(seconds))],
+        tables=[
+            Table(
+                ["check", "status", "value", "threshold", "source / detail"],
+                [r.cells() for r in ranked],
+            )
+        ],
+        data={
+            "window_s": seconds,
+            "checks": {
+                r.key: {"status": r.status.value, "value": r.raw, "detail": r.detail} for r in rows
+            },
+        },
+    )

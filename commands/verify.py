@@ -41,8 +41,15 @@ from commands.search.es import (
 )
 
 log = structlog.get_logger(__name__)
-VERDICT = {Status.OK: "pass", Status.RUNNING: "warn", Status.WARNING: "warn", Status.CRITICAL: "fail"}
-BACKUP_MAX_AGE = timedelta(hours=26)  # the backup scheduler's "missed" threshold: a nightly run plus 2 h
+VERDICT = {
+    Status.OK: "pass",
+    Status.RUNNING: "warn",
+    Status.WARNING: "warn",
+    Status.CRITICAL: "fail",
+}
+BACKUP_MAX_AGE = timedelta(
+    hours=26
+)  # the backup scheduler's "missed" threshold: a nightly run plus 2 h
 DLQ_FAIL = 100  # deploy:verify's own FAIL threshold (§9.22 check 8); any DLQ job is a warning
 
 
@@ -63,8 +70,13 @@ class Line:
 
     def as_dict(self) -> dict[str, str]:
         """The JSON shape of `Result.data["checks"]`."""
-        return {"name": self.key, "label": self.label, "result": self.verdict, "status": self.status.value,
-                "detail": self.detail}
+        return {
+            "name": self.key,
+            "label": self.label,
+            "result": self.verdict,
+            "status": self.status.value,
+            "detail": self.detail,
+        }
 
 
 @dataclass(frozen=True)
@@ -77,8 +89,12 @@ class Probe:
     down_note: str = ""
 
 
-HEALTH_NEXT = {"api": Action("Health", "health"), "postgres": Action("Health", "health"),
-               "redis": Action("Health", "health"), "elasticsearch": Action("ES status", "es status")}
+HEALTH_NEXT = {
+    "api": Action("Health", "health"),
+    "postgres": Action("Health", "health"),
+    "redis": Action("Health", "health"),
+    "elasticsearch": Action("ES status", "es status"),
+}
 
 
 def _from_health(check: Check) -> Line:
@@ -100,11 +116,21 @@ def _queue_line(ctx: Context, found: list[Counts], min_attempts: int) -> Line:
     bad = [f"{c.name}: {', '.join(why)}" for c, status, why in graded if status is not Status.OK]
     if bad:
         status = worst([s for _, s, _ in graded])
-        return Line("queues", "Queues and workers", status, "; ".join(bad), Action("Queue health", "queue health"))
+        return Line(
+            "queues",
+            "Queues and workers",
+            status,
+            "; ".join(bad),
+            Action("Queue health", "queue health"),
+        )
     waiting = sum(c.waiting for c in found)
     lag = max((c.lag(now_ms) or 0 for c in found), default=0)
-    return Line("queues", "Queues and workers", Status.OK,
-                f"{len(found)} queues, {waiting:,} waiting (oldest {duration(lag)}); {_workers(found)}")
+    return Line(
+        "queues",
+        "Queues and workers",
+        Status.OK,
+        f"{len(found)} queues, {waiting:,} waiting (oldest {duration(lag)}); {_workers(found)}",
+    )
 
 
 def _workers(found: list[Counts]) -> str:
@@ -120,19 +146,27 @@ def _workers(found: list[Counts]) -> str:
 def _dlq_line(found: list[Counts], min_attempts: int) -> Line:
     total = sum(c.dlq for c in found)
     if not total:
-        return Line("dlq", "Dead-letter queues", Status.OK, f"no failed job with ≥ {min_attempts} attempts")
+        return Line(
+            "dlq", "Dead-letter queues", Status.OK, f"no failed job with ≥ {min_attempts} attempts"
+        )
     status = Status.CRITICAL if total > DLQ_FAIL else Status.WARNING
     held = sorted((c for c in found if c.dlq), key=lambda c: -c.dlq)
     limit = f" (> {DLQ_FAIL})" if total > DLQ_FAIL else ""
-    return Line("dlq", "Dead-letter queues", status,
-                f"{total:,} failed jobs with ≥ {min_attempts} attempts{limit}: "
-                + ", ".join(f"{c.name} {c.dlq:,}" for c in held),
-                Action(f"List DLQ {held[0].name}", f"dlq list {held[0].name}"))
+    return Line(
+        "dlq",
+        "Dead-letter queues",
+        status,
+        f"{total:,} failed jobs with ≥ {min_attempts} attempts{limit}: "
+        + ", ".join(f"{c.name} {c.dlq:,}" for c in held),
+        Action(f"List DLQ {held[0].name}", f"dlq list {held[0].name}"),
+    )
 
 
 async def check_elasticsearch(ctx: Context) -> list[Line]:
     """ClientForge's indices (scheme A and B) present and not red, and its `-current` aliases present."""
-    health, indices, aliases = await asyncio.gather(cluster_health(ctx), cat_indices(ctx), cat_aliases(ctx))
+    health, indices, aliases = await asyncio.gather(
+        cluster_health(ctx), cat_indices(ctx), cat_aliases(ctx)
+    )
     single = int(health.get("number_of_data_nodes") or 0) == 1
     state = {str(r.get("index")): index_status(str(r.get("health")), single) for r in indices}
     red = [n for n in EXPECTED_INDICES if state.get(n) is Status.CRITICAL]
@@ -148,11 +182,24 @@ async def check_elasticsearch(ctx: Context) -> list[Line]:
     ]
     found = [(status, text + ", ".join(names)) for names, status, text in problems if names]
     if not found:
-        return [Line("es", "Elasticsearch indices and aliases", Status.OK,
-                     f"{len(EXPECTED_INDICES)} indices usable ({', '.join(EXPECTED_INDICES)}); "
-                     f"aliases {', '.join(EXPECTED_ALIASES)} present")]
-    return [Line("es", "Elasticsearch indices and aliases", worst([s for s, _ in found]),
-                 "; ".join(text for _, text in found), Action("ES indices", "es indices"))]
+        return [
+            Line(
+                "es",
+                "Elasticsearch indices and aliases",
+                Status.OK,
+                f"{len(EXPECTED_INDICES)} indices usable ({', '.join(EXPECTED_INDICES)}); "
+                f"aliases {', '.join(EXPECTED_ALIASES)} present",
+            )
+        ]
+    return [
+        Line(
+            "es",
+            "Elasticsearch indices and aliases",
+            worst([s for s, _ in found]),
+            "; ".join(text for _, text in found),
+            Action("ES indices", "es indices"),
+        )
+    ]
 
 
 async def check_extensions(ctx: Context) -> list[Line]:
@@ -160,33 +207,82 @@ async def check_extensions(ctx: Context) -> list[Line]:
     rows, (server,) = await read_many(ctx, [(EXTENSIONS, ()), (SERVER, ())])
     problems = extension_problems({r["name"]: dict(r) for r in rows}, server)
     if problems:
-        return [Line("extensions", "PostgreSQL extensions", Status.WARNING, "; ".join(problems).replace("`", ""),
-                     Action("DB extensions", "db extensions"))]
-    return [Line("extensions", "PostgreSQL extensions", Status.OK, "every extension ClientForge needs is there")]
+        return [
+            Line(
+                "extensions",
+                "PostgreSQL extensions",
+                Status.WARNING,
+                "; ".join(problems).replace("`", ""),
+                Action("DB extensions", "db extensions"),
+            )
+        ]
+    return [
+        Line(
+            "extensions",
+            "PostgreSQL extensions",
+            Status.OK,
+            "every extension ClientForge needs is there",
+        )
+    ]
 
 
 async def check_backups(ctx: Context) -> list[Line]:
     """The newest dump in forge's backup catalog: none, or older than 26 h, is a warning."""
     label, listing = "Backups", Action("Backups", "backup list")
     if ctx.store is None:
-        return [Line("backups", label, Status.WARNING, "no state store, so no backup catalog: freshness unknown")]
+        return [
+            Line(
+                "backups",
+                label,
+                Status.WARNING,
+                "no state store, so no backup catalog: freshness unknown",
+            )
+        ]
     entries = await Catalog(ctx).live(1)
     if not entries:
-        return [Line("backups", label, Status.WARNING, "no backup in forge's catalog (backup create makes one)",
-                     listing)]
+        return [
+            Line(
+                "backups",
+                label,
+                Status.WARNING,
+                "no backup in forge's catalog (backup create makes one)",
+                listing,
+            )
+        ]
     newest = entries[0]
     old = ctx.clock.now() - newest.created_at
     where = f"{newest.file} ({newest.kind})"
     if old > BACKUP_MAX_AGE:
-        return [Line("backups", label, Status.WARNING,
-                     f"no backup in the last 26 h: the newest is {duration(old.total_seconds())} old, {where}", listing)]
+        return [
+            Line(
+                "backups",
+                label,
+                Status.WARNING,
+                f"no backup in the last 26 h: the newest is {duration(old.total_seconds())} old, {where}",
+                listing,
+            )
+        ]
     if newest.verified_ok is False:
-        return [Line("backups", label, Status.WARNING, f"the newest, {where}, failed its checksum check", listing)]
-    return [Line("backups", label, Status.OK, f"newest {duration(old.total_seconds())} old: {where}")]
+        return [
+            Line(
+                "backups",
+                label,
+                Status.WARNING,
+                f"the newest, {where}, failed its checksum check",
+                listing,
+            )
+        ]
+    return [
+        Line("backups", label, Status.OK, f"newest {duration(old.total_seconds())} old: {where}")
+    ]
 
 
 PROBES = (
-    Probe(check_queues, (("queues", "Queues and workers"), ("dlq", "Dead-letter queues")), Status.CRITICAL),
+    Probe(
+        check_queues,
+        (("queues", "Queues and workers"), ("dlq", "Dead-letter queues")),
+        Status.CRITICAL,
+    ),
     Probe(check_elasticsearch, (("es", "Elasticsearch indices and aliases"),), Status.WARNING),
     Probe(check_extensions, (("extensions", "PostgreSQL extensions"),), Status.CRITICAL),
     Probe(check_backups, (("backups", "Backups"),), Status.WARNING, "; backup freshness unknown"),
@@ -195,7 +291,9 @@ PROBES = (
 
 async def _guarded(ctx: Context, probe: Probe) -> list[Line]:
     """Run one probe within its budget; whatever stops it becomes its lines, `down`, with the reason."""
-    budget = 2 * ctx.settings.config.timeouts.backend  # a few backend calls in a row, each bounded on its own
+    budget = (
+        2 * ctx.settings.config.timeouts.backend
+    )  # a few backend calls in a row, each bounded on its own
     try:
         return await asyncio.wait_for(probe.run(ctx), budget)
     except TimeoutError:
@@ -217,11 +315,14 @@ async def run_lines(ctx: Context) -> list[Line]:
 def _summary(lines: list[Line]) -> str:
     failed = [x.label for x in lines if x.verdict == "fail"]
     warned = [x.label for x in lines if x.verdict == "warn"]
-    warnings = f"{len(warned)} warning{'s' if len(warned) != 1 else ''}" + (f" ({', '.join(warned)})" if warned
-                                                                             else "")
+    warnings = f"{len(warned)} warning{'s' if len(warned) != 1 else ''}" + (
+        f" ({', '.join(warned)})" if warned else ""
+    )
     if failed:
-        return f"Deployment verification failed: {len(failed)} of {len(lines)} checks failed ({', '.join(failed)}); " \
-               f"{warnings}."
+        return (
+            f"Deployment verification failed: {len(failed)} of {len(lines)} checks failed ({', '.join(failed)}); "
+            f"{warnings}."
+        )
     if warned:
         return f"Deployment verified with {warnings}: nothing failed."
     return f"Deployment verified: all {len(lines)} checks passed."
@@ -230,15 +331,26 @@ def _summary(lines: list[Line]) -> str:
 def _actions(lines: list[Line]) -> list[Action]:
     """Where to look next for each line that did not pass, failures first; at most five."""
     actions: list[Action] = []
-    for line in sorted((x for x in lines if x.status is not Status.OK), key=lambda x: -x.status.rank):
-        if line.follow_up is not None and line.follow_up.command not in {a.command for a in actions}:
+    for line in sorted(
+        (x for x in lines if x.status is not Status.OK), key=lambda x: -x.status.rank
+    ):
+        if line.follow_up is not None and line.follow_up.command not in {
+            a.command for a in actions
+        }:
             actions.append(line.follow_up)
     return actions[:5]
 
 
-@command("verify", summary="Deployment verification: health, queues and workers, DLQ, Elasticsearch indices and "
-         "aliases, PostgreSQL extensions and backup freshness as one pass / warn / fail checklist.",
-         args=NoArgs, role=Role.VIEWER, risk=Risk.READ, examples=("verify",), slow=True)
+@command(
+    "verify",
+    summary="Deployment verification: health, queues and workers, DLQ, Elasticsearch indices and "
+    "aliases, PostgreSQL extensions and backup freshness as one pass / warn / fail checklist.",
+    args=NoArgs,
+    role=Role.VIEWER,
+    risk=Risk.READ,
+    examples=("verify",),
+    slow=True,
+)
 async def verify(ctx: Context, args: NoArgs) -> Result:
     """Every check at once; it fails (critical, exit 1) when any line fails; warnings show but exit 0."""
     lines = await run_lines(ctx)
@@ -246,11 +358,29 @@ async def verify(ctx: Context, args: NoArgs) -> Result:
     status = Status.CRITICAL if counts["fail"] else Status.WARNING if counts["warn"] else Status.OK
     ranked = sorted(lines, key=lambda x: -x.status.rank)
     rows = [[x.label, f"{x.status.symbol} {x.verdict}", x.detail] for x in ranked]
-    why = "\n".join(f"{x.status.symbol} *{x.label}*: {x.detail}" for x in ranked if x.status is not Status.OK)
-    fields = [("Environment", ctx.settings.environment), ("Passed", str(counts["pass"])),
-              ("Warnings", str(counts["warn"])), ("Failed", str(counts["fail"]))]
-    return Result("verify", status, summary=_summary(lines), fields=fields,
-                  tables=[Table(["check", "result", "detail"], rows)], text=why,
-                  actions=_actions(lines), fails_at=Status.CRITICAL,
-                  data={"verdict": "fail" if counts["fail"] else "pass", "passed": counts["pass"],
-                        "warned": counts["warn"], "failed": counts["fail"], "checks": [x.as_dict() for x in lines]})
+    why = "\n".join(
+        f"{x.status.symbol} *{x.label}*: {x.detail}" for x in ranked if x.status is not Status.OK
+    )
+    fields = [
+        ("Environment", ctx.settings.environment),
+        ("Passed", str(counts["pass"])),
+        ("Warnings", str(counts["warn"])),
+        ("Failed", str(counts["fail"])),
+    ]
+    return Result(
+        "verify",
+        status,
+        summary=_summary(lines),
+        fields=fields,
+        tables=[Table(["check", "result", "detail"], rows)],
+        text=why,
+        actions=_actions(lines),
+        fails_at=Status.CRITICAL,
+        data={
+            "verdict": "fail" if counts["fail"] else "pass",
+            "passed": counts["pass"],
+            "warned": counts["warn"],
+            "failed": counts["fail"],
+            "checks": [x.as_dict() for x in lines],
+        },
+    )

@@ -87,9 +87,13 @@ async def empty_redis(url: str) -> AsyncIterator[aioredis.Redis]:
 def make_settings(config: Config | None = None, **env: object) -> Settings:
     """Settings for tests: nothing read from the machine's environment or a .env file."""
     defaults: dict[str, object] = {
-        "database_url": PG_ADMIN, "redis_url": REDIS_URL, "elasticsearch_url": "http://127.0.0.1:9",
-        "clientforge_api_url": "http://127.0.0.1:9", "prometheus_url": "http://127.0.0.1:9",
-        "grafana_url": "http://127.0.0.1:9", "slack_bot_token": "xoxb-forge-test-token",
+        "database_url": PG_ADMIN,
+        "redis_url": REDIS_URL,
+        "elasticsearch_url": "http://127.0.0.1:9",
+        "clientforge_api_url": "http://127.0.0.1:9",
+        "prometheus_url": "http://127.0.0.1:9",
+        "grafana_url": "http://127.0.0.1:9",
+        "slack_bot_token": "xoxb-forge-test-token",
         "slack_signing_secret": "forge-test-signing-secret",
     }
     defaults.update(env)
@@ -97,10 +101,12 @@ def make_settings(config: Config | None = None, **env: object) -> Settings:
 
 
 SECRET = "forge-test-signing-secret"
-CONFIG = Config.model_validate({
-    "roles": {"viewer": ["*"], "operator": ["U0OPS", "S0ONCALL"], "admin": ["U0ADMIN"]},
-    "approvers": ["U0LEAD"],
-})
+CONFIG = Config.model_validate(
+    {
+        "roles": {"viewer": ["*"], "operator": ["U0OPS", "S0ONCALL"], "admin": ["U0ADMIN"]},
+        "approvers": ["U0LEAD"],
+    }
+)
 
 
 @dataclass
@@ -137,8 +143,9 @@ async def served(app: web.Application) -> AsyncIterator[str]:
 
 
 @asynccontextmanager
-async def running_forge(settings: Settings, slack: SlackDouble, registry: Registry | None = None,
-                        ) -> AsyncIterator[Harness]:
+async def running_forge(
+    settings: Settings, slack: SlackDouble, registry: Registry | None = None
+) -> AsyncIterator[Harness]:
     """Start forge's real aiohttp app on a free port, as `forge serve` builds it."""
     client = make_client(settings)
     forge = Forge(settings, groups=SlackGroupDirectory(client), registry=registry)

@@ -72,7 +72,11 @@ def _worst_severity(alerts: Sequence[Mapping[str, Any]]) -> str:
 
 def _links(alert: Mapping[str, Any], external_url: str) -> str:
     notes, links = _annotations(alert), []
-    for label, name in (("Runbook", "runbook_url"), ("Runbook", "runbook"), ("Dashboard", "dashboard")):
+    for label, name in (
+        ("Runbook", "runbook_url"),
+        ("Runbook", "runbook"),
+        ("Dashboard", "dashboard"),
+    ):
         target = notes.get(name, "")
         if target.startswith(("http://", "https://")) and label not in [n for n, _ in links]:
             links.append((label, target))
@@ -80,15 +84,23 @@ def _links(alert: Mapping[str, Any], external_url: str) -> str:
         links.append(("Source", alert["generator_url"]))
     if external_url.startswith(("http://", "https://")):
         matchers = ",".join(f'{k}="{v}"' for k, v in sorted(_labels(alert).items()))
-        links.append(("Silence", f"{external_url.rstrip('/')}/#/silences/new?filter={quote('{' + matchers + '}')}"))
+        links.append(
+            (
+                "Silence",
+                f"{external_url.rstrip('/')}/#/silences/new?filter={quote('{' + matchers + '}')}",
+            )
+        )
     return " · ".join(f"<{escape(url)}|{label}>" for label, url in links)
 
 
 def _one(alert: Mapping[str, Any], external_url: str) -> list[dict[str, Any]]:
     notes, labels = _annotations(alert), _labels(alert)
     blocks = []
-    text = "\n".join(f"*{escape(notes[k])}*" if k == "summary" else escape(notes[k])
-                     for k in ("summary", "description") if notes.get(k))
+    text = "\n".join(
+        f"*{escape(notes[k])}*" if k == "summary" else escape(notes[k])
+        for k in ("summary", "description")
+        if notes.get(k)
+    )
     if text:
         blocks.append(section(text[:2900]))
     fields = [(k.title(), labels[k]) for k in SHOWN_LABELS if labels.get(k)]
@@ -107,24 +119,34 @@ def _listing(view: CardView, limit: int) -> list[dict[str, Any]]:
         icon = "✅" if alert["status"] == "resolved" else SEVERITY.get(alert["severity"], "🔔")
         where = " ".join(f"{k}={labels[k]}" for k in SHOWN_LABELS[:5] if labels.get(k))
         summary = _annotations(alert).get("summary", "")
-        lines.append(f"{icon} *{escape(alert['alertname'])}* {escape(where)} — {escape(summary[:140])} "
-                     f"(since {when(alert['starts_at'])})")
+        lines.append(
+            f"{icon} *{escape(alert['alertname'])}* {escape(where)} — {escape(summary[:140])} "
+            f"(since {when(alert['starts_at'])})"
+        )
     more = len(view.alerts) - limit
     if more > 0:
         lines.append(f"_…and {more} more: every alert is in the file in this card's thread._")
     return [section("\n".join(lines)[:2900])]
 
 
-def _remedy(view: CardView, config: Config, registry: Registry) -> tuple[list[dict[str, Any]], list[Action]]:
+def _remedy(
+    view: CardView, config: Config, registry: Registry
+) -> tuple[list[dict[str, Any]], list[Action]]:
     names = {a["alertname"] for a in view.alerts}
     labels = _labels(view.alerts[0]) if len(view.alerts) == 1 else dict(view.common_labels)
     item = runbook.entry(config, names.pop()) if len(names) == 1 else None
     if item is None:
         return [], []
-    text = "\n".join([f"*Runbook:* {escape(item.summary)}" if item.summary else "*Runbook*",
-                      *(f"{i}. {escape(step)}" for i, step in enumerate(runbook.steps(item, labels), 1))])
-    actions = [Action(command[:75], command, "danger" if _destructive(command, registry) else None)
-               for command in runbook.commands(item, labels, registry)][:MAX_BUTTONS]
+    text = "\n".join(
+        [
+            f"*Runbook:* {escape(item.summary)}" if item.summary else "*Runbook*",
+            *(f"{i}. {escape(step)}" for i, step in enumerate(runbook.steps(item, labels), 1)),
+        ]
+    )
+    actions = [
+        Action(command[:75], command, "danger" if _destructive(command, registry) else None)
+        for command in runbook.commands(item, labels, registry)
+    ][:MAX_BUTTONS]
     return [section(text[:2900])], actions
 
 
@@ -156,7 +178,11 @@ def alert_list(view: CardView) -> Attachment:
     for alert in view.alerts:
         labels = ",".join(f"{k}={v}" for k, v in sorted(_labels(alert).items()))
         ended = alert["ends_at"].isoformat() if alert["ends_at"] else "-"
-        lines.append(f"{alert['status']}\t{alert['alertname']}\t{alert['starts_at'].isoformat()}\t{ended}\t{labels}\t"
-                     f"{_annotations(alert).get('summary', '')}")
+        lines.append(
+            f"{alert['status']}\t{alert['alertname']}\t{alert['starts_at'].isoformat()}\t{ended}\t{labels}\t"
+            f"{_annotations(alert).get('summary', '')}"
+        )
     body = "status\talertname\tstarts_at\tends_at\tlabels\tsummary\n" + "\n".join(lines) + "\n"
-    return Attachment(f"alerts-{view.card_id}.tsv", body.encode(), f"All {len(view.alerts)} alerts of this card")
+    return Attachment(
+        f"alerts-{view.card_id}.tsv", body.encode(), f"All {len(view.alerts)} alerts of this card"
+    )

@@ -50,7 +50,11 @@ class AlertPublisher:
     async def publish_once(self) -> int:
         """Show every changed card once; the number shown."""
         now = time.monotonic()
-        cards = [c for c in await self.store.dirty() if c["channel"] and self._retry_at.get(c["id"], 0) <= now]
+        cards = [
+            c
+            for c in await self.store.dirty()
+            if c["channel"] and self._retry_at.get(c["id"], 0) <= now
+        ]
         by_channel: dict[str, list[Any]] = defaultdict(list)
         for card in cards:
             by_channel[card["channel"]].append(card)
@@ -79,8 +83,12 @@ class AlertPublisher:
             return 0
         view = CardView(card["id"], _mapping(card["common_labels"]), card["external_url"], alerts)
         config = self.forge.settings.config
-        message = alert_card(view, environment=self.forge.settings.environment, config=config,
-                             registry=self.forge.dispatcher.registry)
+        message = alert_card(
+            view,
+            environment=self.forge.settings.environment,
+            config=config,
+            registry=self.forge.dispatcher.registry,
+        )
         await self._pace(card["channel"])
         ts = card["ts"]
         if ts is None:

@@ -11,86 +11,139 @@ from bot.config.settings import Config, RunbookEntry
 from bot.core.errors import UnknownCommand
 from bot.core.registry import Registry
 
-QUEUE_STEPS = ["Look at the queue: `queue health {queue}` shows waiting, active, failed, lag and connected workers."]
+QUEUE_STEPS = [
+    "Look at the queue: `queue health {queue}` shows waiting, active, failed, lag and connected workers."
+]
 CATALOG: dict[str, RunbookEntry] = {
     "QueueDLQJobsPresent": RunbookEntry(
         summary="Jobs of a queue failed every attempt and sit in its dead-letter set.",
-        steps=["See what failed: `dlq list {queue}`, then `dlq show {queue} <id>` for one job's reason and stack.",
-               "Fix the cause the reasons name, then put the jobs back with `dlq retry {queue}`.",
-               "Jobs that can never succeed: `dlq clear {queue}` removes them, each archived first (needs approval)."],
-        commands=["queue health {queue}", "dlq list {queue}", "dlq clear {queue}"]),
+        steps=[
+            "See what failed: `dlq list {queue}`, then `dlq show {queue} <id>` for one job's reason and stack.",
+            "Fix the cause the reasons name, then put the jobs back with `dlq retry {queue}`.",
+            "Jobs that can never succeed: `dlq clear {queue}` removes them, each archived first (needs approval).",
+        ],
+        commands=["queue health {queue}", "dlq list {queue}", "dlq clear {queue}"],
+    ),
     "QueueHighWaitingCount": RunbookEntry(
         summary="More than 1,000 jobs are waiting.",
-        steps=[*QUEUE_STEPS, "No worker connected or none active: restart the workers of this queue.",
-               "Workers busy but slow: check the backends they call (`health`), then scale the workers."],
-        commands=["queue health {queue}", "health"]),
+        steps=[
+            *QUEUE_STEPS,
+            "No worker connected or none active: restart the workers of this queue.",
+            "Workers busy but slow: check the backends they call (`health`), then scale the workers.",
+        ],
+        commands=["queue health {queue}", "health"],
+    ),
     "QueueCriticalWaitingCount": RunbookEntry(
         summary="More than 5,000 jobs are waiting.",
-        steps=[*QUEUE_STEPS, "Restart or scale the workers now; declare an incident if users are affected."],
-        commands=["queue health {queue}", "health", "incident declare P1 Queue {queue} backlog"]),
+        steps=[
+            *QUEUE_STEPS,
+            "Restart or scale the workers now; declare an incident if users are affected.",
+        ],
+        commands=["queue health {queue}", "health", "incident declare P1 Queue {queue} backlog"],
+    ),
     "QueueHighLag": RunbookEntry(
         summary="The oldest waiting job has waited more than 5 minutes.",
         steps=[*QUEUE_STEPS, "A paused queue also lags: resume it if nobody paused it on purpose."],
-        commands=["queue health {queue}"]),
+        commands=["queue health {queue}"],
+    ),
     "QueueUnexpectedPause": RunbookEntry(
         summary="A queue is paused.",
-        steps=["Check the audit trail for who paused it: `audit --command queue`.",
-               "If nobody meant to, `queue resume {queue}`."],
-        commands=["queue health {queue}", "queue resume {queue}", "audit --command queue"]),
+        steps=[
+            "Check the audit trail for who paused it: `audit --command queue`.",
+            "If nobody meant to, `queue resume {queue}`.",
+        ],
+        commands=["queue health {queue}", "queue resume {queue}", "audit --command queue"],
+    ),
     "QueueNoActiveWorkers": RunbookEntry(
         summary="Jobs are waiting and nothing processes them.",
-        steps=[*QUEUE_STEPS, "Workers run inside the API process on ClientForge: check it with `health` and "
-               "restart it if it is down."],
-        commands=["queue health {queue}", "health"]),
+        steps=[
+            *QUEUE_STEPS,
+            "Workers run inside the API process on ClientForge: check it with `health` and "
+            "restart it if it is down.",
+        ],
+        commands=["queue health {queue}", "health"],
+    ),
     "QueueHighFailureRate": RunbookEntry(
         summary="More than 0.1 jobs a second are failing.",
-        steps=["Read the reasons: `dlq list {queue}` (failed jobs that used every attempt).",
-               "A backend the jobs call may be down: `health`."],
-        commands=["queue health {queue}", "dlq list {queue}", "health"]),
-    "QueueHighActiveCount": RunbookEntry(summary="More than 100 jobs are active at once.", steps=QUEUE_STEPS,
-                                         commands=["queue health {queue}"]),
-    "QueueLowThroughput": RunbookEntry(summary="Almost nothing completes.", steps=QUEUE_STEPS,
-                                       commands=["queue health {queue}"]),
+        steps=[
+            "Read the reasons: `dlq list {queue}` (failed jobs that used every attempt).",
+            "A backend the jobs call may be down: `health`.",
+        ],
+        commands=["queue health {queue}", "dlq list {queue}", "health"],
+    ),
+    "QueueHighActiveCount": RunbookEntry(
+        summary="More than 100 jobs are active at once.",
+        steps=QUEUE_STEPS,
+        commands=["queue health {queue}"],
+    ),
+    "QueueLowThroughput": RunbookEntry(
+        summary="Almost nothing completes.", steps=QUEUE_STEPS, commands=["queue health {queue}"]
+    ),
     "BackendDown": RunbookEntry(
         summary="Prometheus cannot scrape the ClientForge API.",
-        steps=["Check every dependency at once: `health`.", "Read the API's recent errors: "
-               "`logs backend --grep ERROR --tail 200`.", "Restart the API; declare an incident if it stays down."],
-        commands=["health", "logs backend --grep ERROR --tail 200", "incident declare P0 API down"]),
+        steps=[
+            "Check every dependency at once: `health`.",
+            "Read the API's recent errors: `logs backend --grep ERROR --tail 200`.",
+            "Restart the API; declare an incident if it stays down.",
+        ],
+        commands=["health", "logs backend --grep ERROR --tail 200", "incident declare P0 API down"],
+    ),
     "PostgreSQLSlowQueries": RunbookEntry(
         summary="Queries take longer than they should.",
-        steps=["Find them: `db slow` (mean above 100 ms) and `db top` (most total time).",
-               "Look for missing indexes (`db indexes`) and for blocking (`db locks`, `db long`).",
-               "Refresh statistics of a table whose plans went bad: `db analyze <table>`."],
-        commands=["db slow", "db top", "db indexes", "db locks"]),
+        steps=[
+            "Find them: `db slow` (mean above 100 ms) and `db top` (most total time).",
+            "Look for missing indexes (`db indexes`) and for blocking (`db locks`, `db long`).",
+            "Refresh statistics of a table whose plans went bad: `db analyze <table>`.",
+        ],
+        commands=["db slow", "db top", "db indexes", "db locks"],
+    ),
     "HighCacheMissRate": RunbookEntry(
         summary="The Redis cache hit rate is under 60 %.",
-        steps=["Check hit rate, memory and evictions: `cache stats` (BullMQ traffic counts in the rate too).",
-               "Evictions mean maxmemory is too small; keys expiring early mean TTLs are too short."],
-        commands=["cache stats"]),
+        steps=[
+            "Check hit rate, memory and evictions: `cache stats` (BullMQ traffic counts in the rate too).",
+            "Evictions mean maxmemory is too small; keys expiring early mean TTLs are too short.",
+        ],
+        commands=["cache stats"],
+    ),
     "ElasticsearchHealthRed": RunbookEntry(
         summary="A primary shard of an Elasticsearch index is unassigned.",
-        steps=["See which indices are red: `es status`, `es indices`.",
-               "Search falls back to PostgreSQL meanwhile; restore the node or the index."],
-        commands=["es status", "es indices"]),
+        steps=[
+            "See which indices are red: `es status`, `es indices`.",
+            "Search falls back to PostgreSQL meanwhile; restore the node or the index.",
+        ],
+        commands=["es status", "es indices"],
+    ),
     "HighErrorRate": RunbookEntry(
         summary="More than 5 % of API requests fail.",
         steps=["`perf` shows the 5xx ratio and latency; `logs backend --grep ERROR` the errors."],
-        commands=["perf", "logs backend --grep ERROR --tail 200", "health"]),
+        commands=["perf", "logs backend --grep ERROR --tail 200", "health"],
+    ),
     "HighLatencyP95": RunbookEntry(
         summary="The API's p95 latency is above its threshold.",
         steps=["`perf` shows latency, CPU and event-loop lag; `db slow` the queries behind it."],
-        commands=["perf", "db slow"]),
-    "RedisMemoryHigh": RunbookEntry(summary="Redis uses more than 90 % of maxmemory.",
-                                    steps=["`cache stats` shows memory, policy and evictions."],
-                                    commands=["cache stats", "queue health"]),
-    "PostgreSQLConnectivityLost": RunbookEntry(summary="PostgreSQL does not answer.",
-                                               steps=["`health` shows which dependency is down."],
-                                               commands=["health", "db connections"]),
+        commands=["perf", "db slow"],
+    ),
+    "RedisMemoryHigh": RunbookEntry(
+        summary="Redis uses more than 90 % of maxmemory.",
+        steps=["`cache stats` shows memory, policy and evictions."],
+        commands=["cache stats", "queue health"],
+    ),
+    "PostgreSQLConnectivityLost": RunbookEntry(
+        summary="PostgreSQL does not answer.",
+        steps=["`health` shows which dependency is down."],
+        commands=["health", "db connections"],
+    ),
 }
-ALIASES = {"SlowDatabaseQueries": "PostgreSQLSlowQueries", "SlowQueryDetected": "PostgreSQLSlowQueries",
-           "BullMQDeadLetterQueueHigh": "QueueDLQJobsPresent", "BullMQQueueBacklog": "QueueHighWaitingCount",
-           "APIErrorRateHigh": "HighErrorRate", "APILatencyHigh": "HighLatencyP95",
-           "APILatencyCritical": "HighLatencyP95", "ApplicationCrashed": "BackendDown"}
+ALIASES = {
+    "SlowDatabaseQueries": "PostgreSQLSlowQueries",
+    "SlowQueryDetected": "PostgreSQLSlowQueries",
+    "BullMQDeadLetterQueueHigh": "QueueDLQJobsPresent",
+    "BullMQQueueBacklog": "QueueHighWaitingCount",
+    "APIErrorRateHigh": "HighErrorRate",
+    "APILatencyHigh": "HighLatencyP95",
+    "APILatencyCritical": "HighLatencyP95",
+    "ApplicationCrashed": "BackendDown",
+}
 SAFE_VALUE = re.compile(r"^[A-Za-z0-9_.:@/-]{1,100}$")
 
 

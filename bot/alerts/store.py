@@ -13,8 +13,10 @@ from bot.backends.clients import call
 from bot.state.store import StateStore
 
 RECEIVE = "SELECT forge.receive_alerts($1, $2, $3, $4, $5::jsonb, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
-CARD_COLUMNS = ("id, group_key, channel, receiver, external_url, common_labels, ts, opened_at, closed_at, "
-                "version, listed")
+CARD_COLUMNS = (
+    "id, group_key, channel, receiver, external_url, common_labels, ts, opened_at, closed_at, "
+    "version, listed"
+)
 
 
 @dataclass(frozen=True)
@@ -54,56 +56,112 @@ class AlertStore:
     async def receive(self, group: Group) -> bool:
         """Record a notification in one round trip (forge.receive_alerts); True when some card must be shown anew."""
         pool = await self._store.pool()
-        return bool(await call("state store", pool.fetchval(
-            RECEIVE, group.key, group.channel, group.receiver, group.external_url, json.dumps(group.common_labels),
-            *_columns(group.alerts)), self._timeout))
+        return bool(
+            await call(
+                "state store",
+                pool.fetchval(
+                    RECEIVE,
+                    group.key,
+                    group.channel,
+                    group.receiver,
+                    group.external_url,
+                    json.dumps(group.common_labels),
+                    *_columns(group.alerts),
+                ),
+                self._timeout,
+            )
+        )
 
     async def dirty(self, limit: int = 100) -> list[asyncpg.Record]:
         """Cards whose Slack message is behind their alerts, oldest first, not claimed by another publisher."""
         pool = await self._store.pool()
-        return await call("state store", pool.fetch(
-            f"SELECT {CARD_COLUMNS} FROM forge.alert_cards WHERE version > rendered "
-            "AND (claimed_until IS NULL OR claimed_until < now()) ORDER BY id LIMIT $1", limit), self._timeout)
+        return await call(
+            "state store",
+            pool.fetch(
+                f"SELECT {CARD_COLUMNS} FROM forge.alert_cards WHERE version > rendered "
+                "AND (claimed_until IS NULL OR claimed_until < now()) ORDER BY id LIMIT $1",
+                limit,
+            ),
+            self._timeout,
+        )
 
     async def claim(self, card_id: int, seconds: float) -> asyncpg.Record | None:
         """Take a card for rendering (one publisher at a time, across replicas); None when another has it."""
         pool = await self._store.pool()
-        return await call("state store", pool.fetchrow(
-            f"UPDATE forge.alert_cards SET claimed_until = now() + make_interval(secs => $2) WHERE id = $1 "
-            f"AND version > rendered AND (claimed_until IS NULL OR claimed_until < now()) RETURNING {CARD_COLUMNS}",
-            card_id, seconds), self._timeout)
+        return await call(
+            "state store",
+            pool.fetchrow(
+                f"UPDATE forge.alert_cards SET claimed_until = now() + make_interval(secs => $2) WHERE id = $1 "
+                f"AND version > rendered AND (claimed_until IS NULL OR claimed_until < now()) RETURNING {CARD_COLUMNS}",
+                card_id,
+                seconds,
+            ),
+            self._timeout,
+        )
 
     async def alerts_of(self, card_id: int) -> list[asyncpg.Record]:
         """A card's alerts: firing first, then by start."""
         pool = await self._store.pool()
-        return await call("state store", pool.fetch(
-            "SELECT * FROM forge.alerts WHERE card_id = $1 ORDER BY status = 'firing' DESC, starts_at, fingerprint",
-            card_id), self._timeout)
+        return await call(
+            "state store",
+            pool.fetch(
+                "SELECT * FROM forge.alerts WHERE card_id = $1 ORDER BY status = 'firing' DESC, starts_at, fingerprint",
+                card_id,
+            ),
+            self._timeout,
+        )
 
     async def rendered(self, card_id: int, version: int, ts: str | None, listed: int) -> None:
         """Note what Slack now shows and release the claim."""
         pool = await self._store.pool()
-        await call("state store", pool.execute(
-            "UPDATE forge.alert_cards SET rendered = greatest(rendered, $2), ts = coalesce($3, ts), listed = $4, "
-            "claimed_until = NULL WHERE id = $1", card_id, version, ts, listed), self._timeout)
+        await call(
+            "state store",
+            pool.execute(
+                "UPDATE forge.alert_cards SET rendered = greatest(rendered, $2), ts = coalesce($3, ts), listed = $4, "
+                "claimed_until = NULL WHERE id = $1",
+                card_id,
+                version,
+                ts,
+                listed,
+            ),
+            self._timeout,
+        )
 
     async def release(self, card_id: int) -> None:
         """Give a card back after a failed post, so it is tried again."""
         pool = await self._store.pool()
-        await call("state store", pool.execute(
-            "UPDATE forge.alert_cards SET claimed_until = NULL WHERE id = $1", card_id), self._timeout)
+        await call(
+            "state store",
+            pool.execute(
+                "UPDATE forge.alert_cards SET claimed_until = NULL WHERE id = $1", card_id
+            ),
+            self._timeout,
+        )
 
     async def firing(self, limit: int = 100) -> list[asyncpg.Record]:
         """Alerts firing now, oldest first, with their card's channel and message."""
         pool = await self._store.pool()
-        return await call("state store", pool.fetch(
-            "SELECT a.*, c.channel, c.ts FROM forge.alerts a JOIN forge.alert_cards c ON c.id = a.card_id "
-            "WHERE a.status = 'firing' ORDER BY a.starts_at LIMIT $1", limit), self._timeout)
+        return await call(
+            "state store",
+            pool.fetch(
+                "SELECT a.*, c.channel, c.ts FROM forge.alerts a JOIN forge.alert_cards c ON c.id = a.card_id "
+                "WHERE a.status = 'firing' ORDER BY a.starts_at LIMIT $1",
+                limit,
+            ),
+            self._timeout,
+        )
 
 
 def _columns(alerts: list[Incoming]) -> list[list[Any]]:
     """The alerts as the column arrays forge.receive_alerts unnests."""
-    return [[a.fingerprint for a in alerts], [a.starts_at for a in alerts], [a.alertname for a in alerts],
-            [a.status for a in alerts], [a.severity for a in alerts], [json.dumps(a.labels) for a in alerts],
-            [json.dumps(a.annotations) for a in alerts], [a.generator_url for a in alerts],
-            [a.ends_at for a in alerts]]
+    return [
+        [a.fingerprint for a in alerts],
+        [a.starts_at for a in alerts],
+        [a.alertname for a in alerts],
+        [a.status for a in alerts],
+        [a.severity for a in alerts],
+        [json.dumps(a.labels) for a in alerts],
+        [json.dumps(a.annotations) for a in alerts],
+        [a.generator_url for a in alerts],
+        [a.ends_at for a in alerts],
+    ]

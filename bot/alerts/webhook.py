@@ -29,9 +29,9 @@ class AlertIn(BaseModel):
     status: Literal["firing", "resolved"]
     labels: dict[str, str]
     annotations: dict[str, str] = {}
-    startsAt: datetime  # noqa: N815 - Alertmanager's field names
-    endsAt: datetime | None = None  # noqa: N815
-    generatorURL: str = ""  # noqa: N815
+    startsAt: datetime
+    endsAt: datetime | None = None
+    generatorURL: str = ""
     fingerprint: str = ""
 
 
@@ -41,12 +41,12 @@ class Notification(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     version: Literal["4"]
-    groupKey: str = Field(min_length=1, max_length=4000)  # noqa: N815
+    groupKey: str = Field(min_length=1, max_length=4000)
     receiver: str = ""
     status: str = ""
-    groupLabels: dict[str, str] = {}  # noqa: N815
-    commonLabels: dict[str, str] = {}  # noqa: N815
-    externalURL: str = ""  # noqa: N815
+    groupLabels: dict[str, str] = {}
+    commonLabels: dict[str, str] = {}
+    externalURL: str = ""
     alerts: list[AlertIn] = Field(max_length=10_000)
 
 
@@ -55,7 +55,9 @@ def authorized(header: str, token: str | None) -> bool:
     if not token:
         return False
     scheme, _, given = header.partition(" ")
-    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
+    return scheme.lower() == "bearer" and hmac.compare_digest(
+        given.strip().encode(), token.encode()
+    )
 
 
 def channel_for(labels: dict[str, str], config: Config) -> str:
@@ -74,20 +76,42 @@ def _fingerprint(alert: AlertIn) -> str:
 
 def to_group(payload: Notification, config: Config) -> Group:
     """The payload as forge records it."""
-    alerts = [Incoming(_fingerprint(a), a.startsAt, a.labels.get("alertname", "unnamed"), a.status,
-                       a.labels.get("severity", ""), a.labels, a.annotations, a.generatorURL,
-                       a.endsAt if a.status == "resolved" and a.endsAt and a.endsAt.year > 1 else None)
-              for a in payload.alerts]
-    unique = list({(a.fingerprint, a.starts_at): a for a in alerts}.values())  # the last of any repeated alert
-    return Group(payload.groupKey, channel_for(payload.commonLabels, config), payload.receiver,
-                 payload.externalURL, payload.commonLabels, unique)
+    alerts = [
+        Incoming(
+            _fingerprint(a),
+            a.startsAt,
+            a.labels.get("alertname", "unnamed"),
+            a.status,
+            a.labels.get("severity", ""),
+            a.labels,
+            a.annotations,
+            a.generatorURL,
+            a.endsAt if a.status == "resolved" and a.endsAt and a.endsAt.year > 1 else None,
+        )
+        for a in payload.alerts
+    ]
+    unique = list(
+        {(a.fingerprint, a.starts_at): a for a in alerts}.values()
+    )  # the last of any repeated alert
+    return Group(
+        payload.groupKey,
+        channel_for(payload.commonLabels, config),
+        payload.receiver,
+        payload.externalURL,
+        payload.commonLabels,
+        unique,
+    )
 
 
-async def receive(request: web.Request, forge: Forge, publisher: AlertPublisher | None) -> web.Response:
+async def receive(
+    request: web.Request, forge: Forge, publisher: AlertPublisher | None
+) -> web.Response:
     """Authenticate, validate, record in one transaction, wake the publisher; 503 lets Alertmanager retry."""
     settings = forge.settings
     token = settings.env.forge_alertmanager_token
-    if not authorized(request.headers.get("Authorization", ""), token.get_secret_value() if token else None):
+    if not authorized(
+        request.headers.get("Authorization", ""), token.get_secret_value() if token else None
+    ):
         log.info("authn_fail", route="alertmanager")
         return web.json_response({"error": "unauthorized"}, status=401)
     try:
@@ -95,7 +119,9 @@ async def receive(request: web.Request, forge: Forge, publisher: AlertPublisher 
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "body"
-        return web.json_response({"error": f"not an Alertmanager v4 payload: {where}: {first['msg']}"}, status=400)
+        return web.json_response(
+            {"error": f"not an Alertmanager v4 payload: {where}: {first['msg']}"}, status=400
+        )
     try:
         changed = await forge.alerts.receive(to_group(payload, settings.config))
     except BackendError as exc:
@@ -103,5 +129,7 @@ async def receive(request: web.Request, forge: Forge, publisher: AlertPublisher 
         return web.json_response({"error": "state store unavailable; retry"}, status=503)
     if changed and publisher is not None:
         publisher.wake()
-    log.info("alerts_received", alerts=len(payload.alerts), changed=changed, group=payload.groupKey[:80])
+    log.info(
+        "alerts_received", alerts=len(payload.alerts), changed=changed, group=payload.groupKey[:80]
+    )
     return web.json_response({"status": "accepted", "alerts": len(payload.alerts)})

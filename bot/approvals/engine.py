@@ -47,7 +47,9 @@ class ApprovalEngine:
     async def preview(self, parsed: Parsed, inv: Invocation) -> Outcome:
         """The command's dry run, as the requester and the approver will see it."""
         actor = await self.dispatcher.actor(inv.actor_id, inv.source)
-        return await self.dispatcher.call(parsed.spec, self.dispatcher.context(actor, inv), parsed, dry_run=True)
+        return await self.dispatcher.call(
+            parsed.spec, self.dispatcher.context(actor, inv), parsed, dry_run=True
+        )
 
     async def confirmation_error(self, inv: Invocation, typed: str) -> str | None:
         """A quick check before the dialog closes: the reason the typed text is refused, or None."""
@@ -80,16 +82,28 @@ class ApprovalEngine:
             return Decision("mismatch", f"Type `{expected}` exactly to confirm.")
         preview = await self.preview(parsed, inv)
         if preview.result is None:
-            return Decision("refused", f"The dry run failed, so nothing was requested: {preview.message}")
+            return Decision(
+                "refused", f"The dry run failed, so nothing was requested: {preview.message}"
+            )
         approval = await self.approvals.create(
-            command=parsed.spec.name, text=parsed.text, params=parsed.args.model_dump(mode="json"),
-            requester_id=inv.actor_id, channel_id=inv.channel_id or "", preview=_preview_text(preview.result),
-            ttl=self.ttl)
+            command=parsed.spec.name,
+            text=parsed.text,
+            params=parsed.args.model_dump(mode="json"),
+            requester_id=inv.actor_id,
+            channel_id=inv.channel_id or "",
+            preview=_preview_text(preview.result),
+            ttl=self.ttl,
+        )
         await self._audit(inv, "approval_requested", "pending", parsed.spec.name, approval)
         return Decision("requested", approval=approval, preview=preview.result)
 
-    async def approve(self, approval_id: uuid.UUID, clicker_id: str, on_claimed: Claimed,
-                      progress: Progress = no_progress) -> Decision:
+    async def approve(
+        self,
+        approval_id: uuid.UUID,
+        clicker_id: str,
+        on_claimed: Claimed,
+        progress: Progress = no_progress,
+    ) -> Decision:
         """Claim the request atomically for this approver, then execute it exactly once."""
         approval = await self.approvals.get(approval_id)
         if approval is None:
@@ -117,8 +131,12 @@ class ApprovalEngine:
         own = clicker_id == approval.requester_id
         if not own and not (await self.dispatcher.actor(clicker_id, "slack")).approver:
             await self._audit(inv, "authz_fail", "denied", approval.command, approval)
-            return Decision("refused", "Only an approver (or the requester, to cancel) may deny this.", approval)
-        declined = await self.approvals.decline(approval.id, clicker_id, "cancelled" if own else "denied")
+            return Decision(
+                "refused", "Only an approver (or the requester, to cancel) may deny this.", approval
+            )
+        declined = await self.approvals.decline(
+            approval.id, clicker_id, "cancelled" if own else "denied"
+        )
         if declined is None:
             return Decision("refused", await self._why_not(approval.id), approval)
         await self._audit(inv, declined.status, declined.status, approval.command, declined)
@@ -146,51 +164,92 @@ class ApprovalEngine:
             return "No such approval request."
         if current.status in ("pending", "expired"):
             return "This request has expired; run the command again to ask anew."
-        words = {"executing": "already approved", "succeeded": "already approved and done",
-                 "failed": "already approved (it failed)", "outcome_unknown": "already approved",
-                 "denied": "already denied", "cancelled": "cancelled by the requester"}
-        who = f" by <@{current.decided_by}>" if current.decided_by and current.status != "cancelled" else ""
+        words = {
+            "executing": "already approved",
+            "succeeded": "already approved and done",
+            "failed": "already approved (it failed)",
+            "outcome_unknown": "already approved",
+            "denied": "already denied",
+            "cancelled": "cancelled by the requester",
+        }
+        who = (
+            f" by <@{current.decided_by}>"
+            if current.decided_by and current.status != "cancelled"
+            else ""
+        )
         return f"This request was {words.get(current.status, current.status)}{who}."
 
     async def _execute(self, approval: Approval, progress: Progress = no_progress) -> Decision:
         spec = self.dispatcher.registry.get(approval.command)
         inv = Invocation(approval.text, approval.requester_id, approval.channel_id, event="execute")
         if spec is None or not approval.intact:
-            finished = await self.approvals.finish(approval.id, "failed", "arguments changed after the request")
+            finished = await self.approvals.finish(
+                approval.id, "failed", "arguments changed after the request"
+            )
             return Decision("executed", "Not executed: the stored request was altered.", finished)
         try:
-            await self.dispatcher.audit.record(self.dispatcher.entry(
-                inv, "intent", "started", spec, self.dispatcher.clock.monotonic(), approval.text))
+            await self.dispatcher.audit.record(
+                self.dispatcher.entry(
+                    inv, "intent", "started", spec, self.dispatcher.clock.monotonic(), approval.text
+                )
+            )
         except BackendError:
-            finished = await self.approvals.finish(approval.id, "failed", "audit trail unavailable; not executed")
-            return Decision("executed", "Not executed: the audit trail could not record it.", finished)
+            finished = await self.approvals.finish(
+                approval.id, "failed", "audit trail unavailable; not executed"
+            )
+            return Decision(
+                "executed", "Not executed: the audit trail could not record it.", finished
+            )
         started = self.dispatcher.clock.monotonic()
         status, outcome = await self._run_handler(spec, approval, inv, progress)
-        finished = await self.approvals.finish(approval.id, status, outcome.result.summary if outcome.result
-                                               else outcome.message)
+        finished = await self.approvals.finish(
+            approval.id, status, outcome.result.summary if outcome.result else outcome.message
+        )
         await self._audit(inv, "outcome", status, spec.name, finished or approval, started)
         return Decision("executed", approval=finished or approval, outcome=outcome)
 
-    async def _run_handler(self, spec, approval: Approval, inv: Invocation,  # type: ignore[no-untyped-def]
-                           progress: Progress = no_progress) -> tuple[str, Outcome]:
+    async def _run_handler(
+        self,
+        spec,
+        approval: Approval,
+        inv: Invocation,  # type: ignore[no-untyped-def]
+        progress: Progress = no_progress,
+    ) -> tuple[str, Outcome]:
         requester = await self.dispatcher.actor(approval.requester_id, "slack")
         ctx = self.dispatcher.context(requester, inv, progress)
         args = spec.args.model_validate(approval.params)
         try:
             result = await asyncio.wait_for(spec.handler(ctx, args), spec.timeout)
         except BackendTimeout as exc:
-            return "outcome_unknown", Outcome("failed", spec=spec, message=f"Outcome unknown: {exc}. Check before "
-                                              "running it again; forge never retries it.")
+            return "outcome_unknown", Outcome(
+                "failed",
+                spec=spec,
+                message=f"Outcome unknown: {exc}. Check before "
+                "running it again; forge never retries it.",
+            )
         except ForgeError as exc:
-            return "failed", Outcome("failed", spec=spec, message=self.dispatcher.redactor(str(exc)))
+            return "failed", Outcome(
+                "failed", spec=spec, message=self.dispatcher.redactor(str(exc))
+            )
         except (Exception, asyncio.CancelledError):  # the outcome is unknown, never retried
             log.exception("approved_command_crashed", approval_id=str(approval.id))
-            return "outcome_unknown", Outcome("error", spec=spec, message="Outcome unknown: the command stopped "
-                                              "unexpectedly. Check the target before running it again.")
+            return "outcome_unknown", Outcome(
+                "error",
+                spec=spec,
+                message="Outcome unknown: the command stopped "
+                "unexpectedly. Check the target before running it again.",
+            )
         return "succeeded", Outcome("result", result=result, spec=spec)
 
-    async def _audit(self, inv: Invocation, event: str, outcome: str, command: str | None,
-                     approval: Approval | None = None, started: float | None = None) -> None:
+    async def _audit(
+        self,
+        inv: Invocation,
+        event: str,
+        outcome: str,
+        command: str | None,
+        approval: Approval | None = None,
+        started: float | None = None,
+    ) -> None:
         spec = self.dispatcher.registry.get(command) if command else None
         started = self.dispatcher.clock.monotonic() if started is None else started
         entry = self.dispatcher.entry(inv, event, outcome, spec, started, inv.text)

@@ -43,7 +43,9 @@ class Sealer:
     def seal(self, payload: dict[str, str]) -> str:
         """JSON plus its HMAC."""
         body = json.dumps(payload, sort_keys=True)
-        return json.dumps({"p": body, "s": hmac.new(self._key, body.encode(), hashlib.sha256).hexdigest()})
+        return json.dumps(
+            {"p": body, "s": hmac.new(self._key, body.encode(), hashlib.sha256).hexdigest()}
+        )
 
     def open(self, sealed: str) -> dict[str, str] | None:
         """The payload, or None when the seal does not match."""
@@ -79,40 +81,77 @@ class ThreadReply:
 class ApprovalUI:
     """Opens dialogs, posts and updates cards, and answers Approve and Deny."""
 
-    def __init__(self, engine: ApprovalEngine, outbox: Outbox, sealer: Sealer, environment: str) -> None:
+    def __init__(
+        self, engine: ApprovalEngine, outbox: Outbox, sealer: Sealer, environment: str
+    ) -> None:
         self.engine = engine
         self.outbox = outbox
         self.sealer = sealer
         self.environment = environment
         self.on_requested: Requested | None = None
 
-    async def open_dialog(self, trigger_id: str | None, inv: Invocation, outcome: Outcome, meta: Meta) -> None:
+    async def open_dialog(
+        self, trigger_id: str | None, inv: Invocation, outcome: Outcome, meta: Meta
+    ) -> None:
         """Open the confirmation dialog at once, then fill in the dry run."""
-        sealed = self.sealer.seal({"text": inv.text, "channel": inv.channel_id or "", "user": inv.actor_id,
-                                   "thread": inv.thread_ts or ""})
+        sealed = self.sealer.seal(
+            {
+                "text": inv.text,
+                "channel": inv.channel_id or "",
+                "user": inv.actor_id,
+                "thread": inv.thread_ts or "",
+            }
+        )
         name = outcome.parsed.text if outcome.parsed else inv.text
-        view_id = await self.outbox.open_view(trigger_id, confirm_modal(name, sealed)) if trigger_id else None
+        view_id = (
+            await self.outbox.open_view(trigger_id, confirm_modal(name, sealed))
+            if trigger_id
+            else None
+        )
         if view_id is None:
-            await self.outbox.ephemeral(inv.channel_id or "", inv.actor_id, Message(
-                "❌ Couldn't open the confirmation dialog; run the command again.", []))
+            await self.outbox.ephemeral(
+                inv.channel_id or "",
+                inv.actor_id,
+                Message("❌ Couldn't open the confirmation dialog; run the command again.", []),
+            )
             return
         preview = await self.engine.preview(outcome.parsed, inv)  # type: ignore[arg-type]
         if preview.result is None:
-            await self.outbox.update_view(view_id, confirm_modal(name, sealed, error=preview.message))
+            await self.outbox.update_view(
+                view_id, confirm_modal(name, sealed, error=preview.message)
+            )
             return
-        expected = outcome.spec.confirm(outcome.parsed.args) if outcome.spec and outcome.spec.confirm else name
-        await self.outbox.update_view(view_id, confirm_modal(name, sealed, preview.result, expected))
+        expected = (
+            outcome.spec.confirm(outcome.parsed.args)
+            if outcome.spec and outcome.spec.confirm
+            else name
+        )
+        await self.outbox.update_view(
+            view_id, confirm_modal(name, sealed, preview.result, expected)
+        )
 
     async def on_submit(self, ack: Any, body: dict, view: dict) -> asyncio.Task | None:
         """Refuse a wrong confirmation in the dialog; otherwise close it and post the approval card."""
         payload = self.sealer.open(view.get("private_metadata", ""))
         user = body["user"]["id"]
         if payload is None or payload["user"] != user:
-            await ack(response_action="errors", errors={"confirm": "This dialog is not valid; run the command again."})
+            await ack(
+                response_action="errors",
+                errors={"confirm": "This dialog is not valid; run the command again."},
+            )
             return None
-        typed = (((view.get("state") or {}).get("values") or {}).get("confirm") or {}).get("typed", {}).get("value")
-        inv = Invocation(payload["text"], user, payload["channel"] or None, event="confirm",
-                         thread_ts=payload.get("thread") or None)
+        typed = (
+            (((view.get("state") or {}).get("values") or {}).get("confirm") or {})
+            .get("typed", {})
+            .get("value")
+        )
+        inv = Invocation(
+            payload["text"],
+            user,
+            payload["channel"] or None,
+            event="confirm",
+            thread_ts=payload.get("thread") or None,
+        )
         problem = await self.engine.confirmation_error(inv, typed or "")
         if problem:
             await ack(response_action="errors", errors={"confirm": problem})
@@ -131,8 +170,13 @@ class ApprovalUI:
         if ts:
             await self.engine.approvals.set_message(decision.approval.id, ts)
         if self.on_requested is not None:
-            await self.on_requested(decision.approval.channel_id, inv.thread_ts, inv.actor_id,
-                                    decision.approval.text, str(decision.approval.id))
+            await self.on_requested(
+                decision.approval.channel_id,
+                inv.thread_ts,
+                inv.actor_id,
+                decision.approval.text,
+                str(decision.approval.id),
+            )
 
     async def on_approve(self, body: dict, value: str) -> None:
         """Approve: claim, mark the card running, execute once, show the outcome."""
@@ -140,8 +184,14 @@ class ApprovalUI:
         if approval_id is None:
             await self._tell(_channel(body), user, "No such approval request.")
             return
-        reply = ThreadReply(self.outbox, _channel(body), user, self.environment,
-                            (body.get("container") or {}).get("message_ts"), self.engine.dispatcher.clock)
+        reply = ThreadReply(
+            self.outbox,
+            _channel(body),
+            user,
+            self.environment,
+            (body.get("container") or {}).get("message_ts"),
+            self.engine.dispatcher.clock,
+        )
         decision = await self.engine.approve(approval_id, user, self._refresh, reply.progress)
         await self._after(decision, body, user, reply)
 
@@ -153,7 +203,9 @@ class ApprovalUI:
             return
         await self._after(await self.engine.deny(approval_id, user), body, user)
 
-    async def _after(self, decision: Decision, body: dict, user: str, reply: ThreadReply | None = None) -> None:
+    async def _after(
+        self, decision: Decision, body: dict, user: str, reply: ThreadReply | None = None
+    ) -> None:
         if decision.kind == "refused":
             await self._tell(_channel(body), user, decision.message)
             return
@@ -165,7 +217,9 @@ class ApprovalUI:
     async def _post_outcome(self, decision: Decision, progress_ts: str | None = None) -> None:
         approval, outcome = decision.approval, decision.outcome
         assert approval is not None and outcome is not None
-        meta = Meta(approval.requester_id, approval.decided_at or approval.created_at, 0, self.environment)
+        meta = Meta(
+            approval.requester_id, approval.decided_at or approval.created_at, 0, self.environment
+        )
         message = to_message(outcome, meta)
         if progress_ts and await self.outbox.update(approval.channel_id, progress_ts, message):
             ts: str | None = progress_ts
@@ -177,13 +231,18 @@ class ApprovalUI:
     async def _refresh(self, approval: Approval) -> None:
         """Re-render the card in place from the stored row."""
         if approval.message_ts:
-            await self.outbox.update(approval.channel_id, approval.message_ts, approval_card(approval, self.environment))
+            await self.outbox.update(
+                approval.channel_id, approval.message_ts, approval_card(approval, self.environment)
+            )
 
     async def _tell(self, channel: str, user: str, text: str, *, from_user: bool = False) -> None:
         """A private one-liner; text that may echo user input is escaped."""
         line = f"🚫 {escape(text) if from_user else text}"
-        await self.outbox.ephemeral(channel, user, Message(line, [
-            {"type": "section", "text": {"type": "mrkdwn", "text": line}}]))
+        await self.outbox.ephemeral(
+            channel,
+            user,
+            Message(line, [{"type": "section", "text": {"type": "mrkdwn", "text": line}}]),
+        )
 
     async def sweep_forever(self) -> None:
         """Expire overdue requests and abandoned executions, and update their cards."""
@@ -206,4 +265,6 @@ def _uuid(value: str) -> uuid.UUID | None:
 
 
 def _channel(body: dict) -> str:
-    return (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id", "")
+    return (body.get("channel") or {}).get("id") or (body.get("container") or {}).get(
+        "channel_id", ""
+    )

@@ -72,15 +72,32 @@ class ApprovalStore:
         pool = await self._store.pool()
         return _row(await call("state store", pool.fetchrow(sql, *args), self._timeout))
 
-    async def create(self, *, command: str, text: str, params: dict[str, Any], requester_id: str, channel_id: str,
-                     preview: str, ttl: timedelta) -> Approval:
+    async def create(
+        self,
+        *,
+        command: str,
+        text: str,
+        params: dict[str, Any],
+        requester_id: str,
+        channel_id: str,
+        preview: str,
+        ttl: timedelta,
+    ) -> Approval:
         """Store a pending request that expires after `ttl`."""
         return await self._one(  # type: ignore[return-value]
             """INSERT INTO forge.approvals (id, command, text, params, params_sha256, requester_id, channel_id,
                    preview, status, expires_at)
                VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7, $8, 'pending', now() + $9::interval) RETURNING *""",
-            uuid.uuid4(), command, text, json.dumps(params), params_hash(command, params), requester_id, channel_id,
-            preview, ttl)
+            uuid.uuid4(),
+            command,
+            text,
+            json.dumps(params),
+            params_hash(command, params),
+            requester_id,
+            channel_id,
+            preview,
+            ttl,
+        )
 
     async def get(self, approval_id: uuid.UUID) -> Approval | None:
         """The request, if it exists."""
@@ -89,34 +106,55 @@ class ApprovalStore:
     async def set_message(self, approval_id: uuid.UUID, message_ts: str) -> None:
         """Remember the approval card's message."""
         pool = await self._store.pool()
-        await call("state store", pool.execute(
-            "UPDATE forge.approvals SET message_ts = $2 WHERE id = $1", approval_id, message_ts), self._timeout)
+        await call(
+            "state store",
+            pool.execute(
+                "UPDATE forge.approvals SET message_ts = $2 WHERE id = $1", approval_id, message_ts
+            ),
+            self._timeout,
+        )
 
-    async def claim(self, approval_id: uuid.UUID, approver_id: str, lease: timedelta) -> Approval | None:
+    async def claim(
+        self, approval_id: uuid.UUID, approver_id: str, lease: timedelta
+    ) -> Approval | None:
         """pending → executing for an approver other than the requester, before expiry; None if another won."""
         return await self._one(
             """UPDATE forge.approvals
                   SET status = 'executing', decided_by = $2, decided_at = now(), lease_until = now() + $3::interval
                 WHERE id = $1 AND status = 'pending' AND expires_at > now() AND requester_id <> $2
-            RETURNING *""", approval_id, approver_id, lease)
+            RETURNING *""",
+            approval_id,
+            approver_id,
+            lease,
+        )
 
     async def decline(self, approval_id: uuid.UUID, user_id: str, status: str) -> Approval | None:
         """pending → denied (by someone else) or cancelled (by the requester); None if not pending."""
         return await self._one(
             """UPDATE forge.approvals SET status = $3, decided_by = $2, decided_at = now()
-                WHERE id = $1 AND status = 'pending' RETURNING *""", approval_id, user_id, status)
+                WHERE id = $1 AND status = 'pending' RETURNING *""",
+            approval_id,
+            user_id,
+            status,
+        )
 
     async def finish(self, approval_id: uuid.UUID, status: str, outcome: str) -> Approval | None:
         """executing → succeeded, failed or outcome_unknown."""
         return await self._one(
             """UPDATE forge.approvals SET status = $2, outcome = $3, finished_at = now()
-                WHERE id = $1 AND status = 'executing' RETURNING *""", approval_id, status, outcome[:2000])
+                WHERE id = $1 AND status = 'executing' RETURNING *""",
+            approval_id,
+            status,
+            outcome[:2000],
+        )
 
     async def expire_due(self) -> list[Approval]:
         """Pending requests past expiry → expired; executing ones past their lease → outcome_unknown."""
         pool = await self._store.pool()
-        rows = await call("state store", pool.fetch(
-            """UPDATE forge.approvals
+        rows = await call(
+            "state store",
+            pool.fetch(
+                """UPDATE forge.approvals
                   SET status = CASE WHEN status = 'pending' THEN 'expired' ELSE 'outcome_unknown' END,
                       outcome = CASE WHEN status = 'pending' THEN outcome
                                      ELSE 'forge stopped while this was running; check the target before retrying'
@@ -124,13 +162,22 @@ class ApprovalStore:
                       finished_at = now()
                 WHERE (status = 'pending' AND expires_at <= now())
                    OR (status = 'executing' AND lease_until <= now())
-            RETURNING *"""), self._timeout)
+            RETURNING *"""
+            ),
+            self._timeout,
+        )
         return [a for a in map(_row, rows) if a]
 
     async def pending(self, limit: int = 50) -> list[Approval]:
         """Requests still awaiting a decision, oldest first."""
         pool = await self._store.pool()
-        rows = await call("state store", pool.fetch(
-            "SELECT * FROM forge.approvals WHERE status = 'pending' AND expires_at > now() "
-            "ORDER BY created_at LIMIT $1", limit), self._timeout)
+        rows = await call(
+            "state store",
+            pool.fetch(
+                "SELECT * FROM forge.approvals WHERE status = 'pending' AND expires_at > now() "
+                "ORDER BY created_at LIMIT $1",
+                limit,
+            ),
+            self._timeout,
+        )
         return [a for a in map(_row, rows) if a]

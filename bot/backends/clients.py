@@ -27,8 +27,7 @@ async def call(backend: str, awaitable: Awaitable[T], timeout: float) -> T:
         return await asyncio.wait_for(awaitable, timeout)
     except BackendError:
         raise
-    except (TimeoutError, asyncio.TimeoutError, httpx.TimeoutException, redis.exceptions.TimeoutError,
-            es_exceptions.ConnectionTimeout):
+    except (TimeoutError, httpx.TimeoutException, redis.exceptions.TimeoutError, es_exceptions.ConnectionTimeout):
         raise BackendTimeout(backend, timeout) from None
     except Exception as exc:  # every library has its own tree; the user gets one line
         raise BackendUnavailable(backend, describe(exc)) from exc
@@ -78,34 +77,52 @@ class Backends:
         """A small pool on DATABASE_URL; a failed connect is retried on the next call."""
         async with self._pg_lock:
             if self._pg is None:
-                self._pg = await call("postgres", asyncpg.create_pool(
-                    self.settings.env.database_url.get_secret_value(), min_size=0, max_size=4,
-                    timeout=self.timeouts.backend, command_timeout=self.timeouts.backend,
-                    server_settings={"application_name": "forge"}), self.timeouts.backend)
+                self._pg = await call(
+                    "postgres",
+                    asyncpg.create_pool(
+                        self.settings.env.database_url.get_secret_value(),
+                        min_size=0,
+                        max_size=4,
+                        timeout=self.timeouts.backend,
+                        command_timeout=self.timeouts.backend,
+                        server_settings={"application_name": "forge"},
+                    ),
+                    self.timeouts.backend,
+                )
             return self._pg
 
     def redis(self) -> aioredis.Redis:
         """Redis with connect and read timeouts and no silent retries."""
         if self._redis is None:
             self._redis = aioredis.Redis.from_url(
-                self.settings.env.redis_url.get_secret_value(), socket_timeout=self.timeouts.backend,
-                socket_connect_timeout=self.timeouts.backend, retry_on_timeout=False,
-                client_name="forge", decode_responses=True)
+                self.settings.env.redis_url.get_secret_value(),
+                socket_timeout=self.timeouts.backend,
+                socket_connect_timeout=self.timeouts.backend,
+                retry_on_timeout=False,
+                client_name="forge",
+                decode_responses=True,
+            )
         return self._redis
 
     def elasticsearch(self) -> AsyncElasticsearch:
         """The Elasticsearch 8 client with a request timeout and one retry for reads."""
         if self._es is None:
             self._es = AsyncElasticsearch(
-                self.settings.env.elasticsearch_url.get_secret_value(), request_timeout=self.timeouts.backend,
-                max_retries=1, retry_on_timeout=False)
+                self.settings.env.elasticsearch_url.get_secret_value(),
+                request_timeout=self.timeouts.backend,
+                max_retries=1,
+                retry_on_timeout=False,
+            )
         return self._es
 
     def http(self) -> httpx.AsyncClient:
         """Plain HTTP with a timeout and no redirects, for the API, Prometheus and Grafana."""
         if self._http is None:
-            self._http = httpx.AsyncClient(timeout=httpx.Timeout(self.timeouts.backend), follow_redirects=False,
-                                           headers={"User-Agent": "forge"})
+            self._http = httpx.AsyncClient(
+                timeout=httpx.Timeout(self.timeouts.backend),
+                follow_redirects=False,
+                headers={"User-Agent": "forge"},
+            )
         return self._http
 
     def api_headers(self) -> dict[str, str]:

@@ -43,18 +43,24 @@ class BackupScheduler:
         if now - slot < GRACE and await claim_slot(pool, slot, self.timeout):
             await self._post(await self._run(), "Nightly backup")
             done.append("ran")
-        newest = await call("state store", pool.fetchval("SELECT max(created_at) FROM forge.backups"), self.timeout)
+        newest = await call(
+            "state store", pool.fetchval("SELECT max(created_at) FROM forge.backups"), self.timeout
+        )
         if missed(schedule, newest, now) and await claim_missed(pool, now, self.timeout):
             last = f"the newest is from {newest:%Y-%m-%d %H:%M} UTC" if newest else "there is none"
-            await self._say(f"🔴 Missed nightly backup: none in the last 26 h ({last}) although one is scheduled "
-                            f"at {schedule.at_time:%H:%M} UTC. Run `backup create` and check the forge logs.")
+            await self._say(
+                f"🔴 Missed nightly backup: none in the last 26 h ({last}) although one is scheduled "
+                f"at {schedule.at_time:%H:%M} UTC. Run `backup create` and check the forge logs."
+            )
             done.append("missed")
         return done
 
     async def _run(self) -> Outcome:
         alerts = self.forge.settings.config.channels.alerts
         inv = Invocation("backup create", SCHEDULER_ID, alerts, source="schedule", event="schedule")
-        return await self.forge.dispatcher.run(inv, actor=Actor(SCHEDULER_ID, Role.ADMIN, source="schedule"))
+        return await self.forge.dispatcher.run(
+            inv, actor=Actor(SCHEDULER_ID, Role.ADMIN, source="schedule")
+        )
 
     async def _post(self, outcome: Outcome, what: str) -> None:
         if outcome.result is None:
@@ -64,7 +70,9 @@ class BackupScheduler:
         await self._send(to_message(outcome, meta))
 
     async def _say(self, text: str) -> None:
-        await self._send(Message(text, [{"type": "section", "text": {"type": "mrkdwn", "text": escape(text)}}]))
+        await self._send(
+            Message(text, [{"type": "section", "text": {"type": "mrkdwn", "text": escape(text)}}])
+        )
 
     async def _send(self, message: Message) -> None:
         channel = self.forge.settings.config.channels.alerts

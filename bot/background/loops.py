@@ -48,8 +48,12 @@ async def stop(*tasks: asyncio.Task[None]) -> None:
         _, pending = await asyncio.wait(pending, timeout=0.1)
 
 
-async def forever(name: str, step: Callable[[], Awaitable[object]], pause: float,
-                  wait: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
+async def forever(
+    name: str,
+    step: Callable[[], Awaitable[object]],
+    pause: float,
+    wait: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> None:
     """Run `step`, then `wait(pause)`, until cancelled; a crash in a step is logged and the loop goes on."""
     backoff = Backoff(name, pause)
     while True:

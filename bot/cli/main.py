@@ -17,18 +17,31 @@ def parser() -> argparse.ArgumentParser:
     """The command-line interface."""
     p = argparse.ArgumentParser(prog="forge", description="ChatOps for ClientForge CRM.")
     sub = p.add_subparsers(dest="verb", required=True)
-    sub.add_parser("serve", help="run the Slack app (HTTP, or Socket Mode when SLACK_APP_TOKEN is set)")
-    sub.add_parser("playground", help="run forge with a local Slack stand-in at http://127.0.0.1:3100/playground")
+    sub.add_parser(
+        "serve", help="run the Slack app (HTTP, or Socket Mode when SLACK_APP_TOKEN is set)"
+    )
+    sub.add_parser(
+        "playground",
+        help="run forge with a local Slack stand-in at http://127.0.0.1:3100/playground",
+    )
     run = sub.add_parser("run", help='run one command from the terminal, e.g. forge run "health"')
     run.add_argument("text", nargs="+", help="the command text, as typed after /forge")
     run.add_argument("--json", action="store_true", help="print the result as JSON")
-    run.add_argument("--as", dest="as_user", metavar="USER_ID", help="run with this Slack user's role")
-    run.add_argument("--out", type=Path, default=Path("."), help="where files the command produces are written")
+    run.add_argument(
+        "--as", dest="as_user", metavar="USER_ID", help="run with this Slack user's role"
+    )
+    run.add_argument(
+        "--out", type=Path, default=Path("."), help="where files the command produces are written"
+    )
     sub.add_parser("migrate", help="apply the state store's schema migrations")
     sub.add_parser("check", help="validate the configuration and reach every backend once")
-    manifest = sub.add_parser("manifest", help="print the Slack app manifest generated from the registry")
+    manifest = sub.add_parser(
+        "manifest", help="print the Slack app manifest generated from the registry"
+    )
     manifest.add_argument("--url", default=None, help="public URL of /slack/events")
-    manifest.add_argument("--socket-mode", action="store_true", help="a Socket Mode manifest (no URLs)")
+    manifest.add_argument(
+        "--socket-mode", action="store_true", help="a Socket Mode manifest (no URLs)"
+    )
     manifest.add_argument("--check", type=Path, metavar="FILE", help="exit 1 unless FILE matches")
     return p
 
@@ -43,7 +56,9 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"forge: configuration error:\n{exc}", file=sys.stderr)
         return EXIT_USAGE
-    logs.configure(Redactor(settings.secrets()), "INFO" if args.verb in ("serve", "playground") else "WARNING")
+    logs.configure(
+        Redactor(settings.secrets()), "INFO" if args.verb in ("serve", "playground") else "WARNING"
+    )
     try:
         return asyncio.run(_verbs()[args.verb](settings, args))
     except ConfigError as exc:
@@ -56,8 +71,13 @@ def main(argv: list[str] | None = None) -> int:
 def _verbs() -> dict:
     from bot.cli import verbs
 
-    return {"serve": verbs.serve_verb, "playground": verbs.playground_verb, "run": verbs.run_verb,
-            "migrate": verbs.migrate_verb, "check": verbs.check_verb}
+    return {
+        "serve": verbs.serve_verb,
+        "playground": verbs.playground_verb,
+        "run": verbs.run_verb,
+        "migrate": verbs.migrate_verb,
+        "check": verbs.check_verb,
+    }
 
 
 def manifest_verb(args: argparse.Namespace) -> int:
@@ -66,11 +86,14 @@ def manifest_verb(args: argparse.Namespace) -> int:
     from bot.core.registry import REGISTRY
     from bot.slack import manifest
 
-    text = manifest.render(manifest.build(REGISTRY, url=args.url or manifest.DEFAULT_URL,
-                                          socket_mode=args.socket_mode))
+    text = manifest.render(
+        manifest.build(REGISTRY, url=args.url or manifest.DEFAULT_URL, socket_mode=args.socket_mode)
+    )
     if args.check:
         same = args.check.exists() and args.check.read_text(encoding="utf-8") == text
-        print(f"{args.check}: {'up to date' if same else 'differs from the registry; run forge manifest'}")
+        print(
+            f"{args.check}: {'up to date' if same else 'differs from the registry; run forge manifest'}"
+        )
         return EXIT_OK if same else EXIT_FAILED
     sys.stdout.write(text)
     return EXIT_OK

@@ -34,8 +34,10 @@ async def serve_verb(settings: Settings, _: argparse.Namespace) -> int:
 
     if session.wants_playground(settings):
         structlog.get_logger(__name__).info(
-            "serving_playground", reason="no Slack credentials (SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET) are set",
-            note="forge answers a local Slack stand-in on 127.0.0.1; set the credentials to connect to Slack")
+            "serving_playground",
+            reason="no Slack credentials (SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET) are set",
+            note="forge answers a local Slack stand-in on 127.0.0.1; set the credentials to connect to Slack",
+        )
         await session.run(settings, honour_host=False, tell=_tell)
         return EXIT_OK
     await serve(settings)
@@ -52,7 +54,9 @@ async def playground_verb(settings: Settings, _: argparse.Namespace) -> int:
 
 def _tell(url: str) -> None:
     """Say where the playground is, for whoever started it in a terminal."""
-    print(f"forge playground: open {url} in a browser (Ctrl-C stops it)", file=sys.stderr, flush=True)
+    print(
+        f"forge playground: open {url} in a browser (Ctrl-C stops it)", file=sys.stderr, flush=True
+    )
 
 
 async def run_verb(settings: Settings, args: argparse.Namespace) -> int:
@@ -60,18 +64,27 @@ async def run_verb(settings: Settings, args: argparse.Namespace) -> int:
     forge = Forge(settings)
     try:
         if not await forge.start():
-            print("forge: the state store is down; this run is not audited and write commands are refused.",
-                  file=sys.stderr)
+            print(
+                "forge: the state store is down; this run is not audited and write commands are refused.",
+                file=sys.stderr,
+            )
         actor = await _terminal_actor(forge, args.as_user)
         invocation = Invocation(" ".join(args.text), actor.user_id, None, source="cli")
         outcome = await forge.dispatcher.run(invocation, actor=actor)
     finally:
         await forge.aclose()
     if outcome.kind == "approval":
-        print(f"forge: `{outcome.spec.name}` is destructive: request it in Slack, where a second person approves "
-              "it. Add --dry-run to see what it would do.", file=sys.stderr)
+        print(
+            f"forge: `{outcome.spec.name}` is destructive: request it in Slack, where a second person approves "
+            "it. Add --dry-run to see what it would do.",
+            file=sys.stderr,
+        )
         return EXIT_FAILED
-    print(to_json(outcome, settings.environment) if args.json else to_text(outcome, settings.environment))
+    print(
+        to_json(outcome, settings.environment)
+        if args.json
+        else to_text(outcome, settings.environment)
+    )
     for attachment in outcome.result.attachments if outcome.result else []:
         path = args.out / attachment.filename
         path.write_bytes(attachment.content)
@@ -106,14 +119,18 @@ async def check_verb(settings: Settings, _: argparse.Namespace) -> int:
     """Configuration is valid (it loaded); now reach the state store, every backend and Slack once."""
     from commands.health import run_checks
 
-    print(f"config: ok ({settings.config_path if settings.config_path.exists() else 'defaults'}; "
-          f"environment {settings.environment})")
+    print(
+        f"config: ok ({settings.config_path if settings.config_path.exists() else 'defaults'}; "
+        f"environment {settings.environment})"
+    )
     forge = Forge(settings)
     try:
         store_up = await forge.store.ready(timeout=settings.config.timeouts.backend)
         print(f"state store: {'ok' if store_up else 'unreachable'}")
-        ctx = forge.dispatcher.context(Actor(cli_user(), Role.ADMIN, source="cli"),
-                                       Invocation("check", cli_user(), source="cli"))
+        ctx = forge.dispatcher.context(
+            Actor(cli_user(), Role.ADMIN, source="cli"),
+            Invocation("check", cli_user(), source="cli"),
+        )
         checks = await run_checks(ctx)
         slack_ok = await _check_slack(settings)
     finally:

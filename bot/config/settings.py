@@ -183,7 +183,9 @@ class Config(_Section):
     @classmethod
     def _tenant(cls, tenant: str) -> str:
         if tenant in REJECTED_TENANTS or not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", tenant):
-            raise ValueError(f"{tenant!r} is rejected by ClientForge's tenant guard; use another value")
+            raise ValueError(
+                f"{tenant!r} is rejected by ClientForge's tenant guard; use another value"
+            )
         return tenant
 
     @field_validator("queues")
@@ -199,7 +201,7 @@ class Config(_Section):
 
 def _principal(value: str) -> str:
     if not SLACK_PRINCIPAL.match(value):
-        raise ValueError(f"{value!r} is not a Slack user or user-group ID (U…, W…, S…) or \"*\"")
+        raise ValueError(f'{value!r} is not a Slack user or user-group ID (U…, W…, S…) or "*"')
     return value
 
 
@@ -211,7 +213,9 @@ def _channel(value: str) -> str:
 
 def _queue(value: str) -> str:
     if not QUEUE_NAME.match(value):
-        raise ValueError(f"{value!r} is not a valid queue name (lowercase letters, digits, - _ .; no ':')")
+        raise ValueError(
+            f"{value!r} is not a valid queue name (lowercase letters, digits, - _ .; no ':')"
+        )
     return value
 
 
@@ -236,8 +240,13 @@ class Settings:
 
     def secrets(self) -> list[str]:
         """Every secret value, so logs and replies can redact them verbatim."""
-        values = [self.env.slack_bot_token, self.env.slack_signing_secret, self.env.slack_app_token,
-                  self.env.forge_alertmanager_token, self.env.forge_backup_s3_secret_access_key]
+        values = [
+            self.env.slack_bot_token,
+            self.env.slack_signing_secret,
+            self.env.slack_app_token,
+            self.env.forge_alertmanager_token,
+            self.env.forge_backup_s3_secret_access_key,
+        ]
         return [v.get_secret_value() for v in values if v and len(v.get_secret_value()) >= 6]
 
 
@@ -263,7 +272,11 @@ def _describe(path: Path, exc: ValidationError) -> str:
     lines = []
     for err in exc.errors():
         key = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err["loc"]).lstrip(".")
-        message = "unknown key" if err["type"] == "extra_forbidden" else err["msg"].removeprefix("Value error, ")
+        message = (
+            "unknown key"
+            if err["type"] == "extra_forbidden"
+            else err["msg"].removeprefix("Value error, ")
+        )
         lines.append(f"{path}: {key or '(top level)'}: {message}")
     return "\n".join(lines)
 

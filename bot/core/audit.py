@@ -46,17 +46,35 @@ class ChainReport:
 
 def chain_hash(prev_hash: str, at: datetime, entry: AuditEntry) -> str:
     """SHA-256 over the previous hash and the row's content, in a fixed canonical form."""
-    canonical = json.dumps([
-        prev_hash, at.isoformat(), entry.request_id, entry.event, entry.actor_id, entry.channel_id,
-        entry.source, entry.command, entry.text, entry.outcome, entry.duration_ms, entry.detail,
-    ], sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    canonical = json.dumps(
+        [
+            prev_hash,
+            at.isoformat(),
+            entry.request_id,
+            entry.event,
+            entry.actor_id,
+            entry.channel_id,
+            entry.source,
+            entry.command,
+            entry.text,
+            entry.outcome,
+            entry.duration_ms,
+            entry.detail,
+        ],
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+        default=str,
+    )
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 class AuditLog:
     """Writes and reads forge.audit_log through the state store."""
 
-    def __init__(self, store: StateStore, redactor: Redactor, clock: Any, timeout: float = 5.0) -> None:
+    def __init__(
+        self, store: StateStore, redactor: Redactor, clock: Any, timeout: float = 5.0
+    ) -> None:
         self._store = store
         self._redact = redactor
         self._clock = clock
@@ -72,14 +90,28 @@ class AuditLog:
         at = self._clock.now()
         async with pool.acquire() as conn, conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock($1)", CHAIN_LOCK)
-            prev = await conn.fetchval("SELECT hash FROM forge.audit_log ORDER BY id DESC LIMIT 1") or GENESIS
+            prev = (
+                await conn.fetchval("SELECT hash FROM forge.audit_log ORDER BY id DESC LIMIT 1")
+                or GENESIS
+            )
             return await conn.fetchval(
                 """INSERT INTO forge.audit_log (at, request_id, event, actor_id, channel_id, source, command,
                        text, outcome, duration_ms, detail, prev_hash, hash)
                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::jsonb, $12, $13) RETURNING id""",
-                at, entry.request_id, entry.event, entry.actor_id, entry.channel_id, entry.source, entry.command,
-                entry.text, entry.outcome, entry.duration_ms, json.dumps(entry.detail), prev,
-                chain_hash(prev, at, entry))
+                at,
+                entry.request_id,
+                entry.event,
+                entry.actor_id,
+                entry.channel_id,
+                entry.source,
+                entry.command,
+                entry.text,
+                entry.outcome,
+                entry.duration_ms,
+                json.dumps(entry.detail),
+                prev,
+                chain_hash(prev, at, entry),
+            )
 
     async def try_record(self, entry: AuditEntry) -> bool:
         """Record, logging instead of raising when the store is down (read paths only)."""
@@ -90,15 +122,25 @@ class AuditLog:
             return False
         return True
 
-    async def query(self, *, user: str | None = None, command: str | None = None, limit: int = 20) -> list[dict]:
+    async def query(
+        self, *, user: str | None = None, command: str | None = None, limit: int = 20
+    ) -> list[dict]:
         """Newest rows first, filtered by actor and by command name (or its prefix)."""
         pool = await self._store.pool()
-        rows = await call("state store", pool.fetch(
-            """SELECT id, at, event, actor_id, channel_id, source, command, text, outcome, duration_ms
+        rows = await call(
+            "state store",
+            pool.fetch(
+                """SELECT id, at, event, actor_id, channel_id, source, command, text, outcome, duration_ms
                  FROM forge.audit_log
                 WHERE ($1::text IS NULL OR actor_id = $1)
                   AND ($2::text IS NULL OR command = $2 OR command LIKE $2 || ' %')
-                ORDER BY id DESC LIMIT $3""", user, command, limit), self._timeout)
+                ORDER BY id DESC LIMIT $3""",
+                user,
+                command,
+                limit,
+            ),
+            self._timeout,
+        )
         return [dict(r) for r in rows]
 
     async def verify(self) -> ChainReport:
@@ -108,12 +150,23 @@ class AuditLog:
 
     async def _verify(self, pool: Any) -> ChainReport:
         prev, count = GENESIS, 0
-        async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+        async with (
+            pool.acquire() as conn,
+            conn.transaction(isolation="repeatable_read", readonly=True),
+        ):
             async for row in conn.cursor("SELECT * FROM forge.audit_log ORDER BY id"):
                 entry = AuditEntry(
-                    event=row["event"], actor_id=row["actor_id"], text=row["text"], outcome=row["outcome"],
-                    source=row["source"], channel_id=row["channel_id"], command=row["command"],
-                    duration_ms=row["duration_ms"], request_id=row["request_id"], detail=json.loads(row["detail"]))
+                    event=row["event"],
+                    actor_id=row["actor_id"],
+                    text=row["text"],
+                    outcome=row["outcome"],
+                    source=row["source"],
+                    channel_id=row["channel_id"],
+                    command=row["command"],
+                    duration_ms=row["duration_ms"],
+                    request_id=row["request_id"],
+                    detail=json.loads(row["detail"]),
+                )
                 if row["prev_hash"] != prev or row["hash"] != chain_hash(prev, row["at"], entry):
                     return ChainReport(False, count, row["id"])
                 prev, count = row["hash"], count + 1
@@ -125,5 +178,15 @@ def _clean(entry: AuditEntry, redactor: Redactor) -> AuditEntry:
         return redactor(" ".join(value.split()))[:2000]
 
     detail = {k: one_line(v) if isinstance(v, str) else v for k, v in entry.detail.items()}
-    return AuditEntry(entry.event, entry.actor_id, one_line(entry.text), entry.outcome, entry.source,
-                      entry.channel_id, entry.command, entry.duration_ms, entry.request_id, detail)
+    return AuditEntry(
+        entry.event,
+        entry.actor_id,
+        one_line(entry.text),
+        entry.outcome,
+        entry.source,
+        entry.channel_id,
+        entry.command,
+        entry.duration_ms,
+        entry.request_id,
+        detail,
+    )

@@ -58,7 +58,11 @@ class Outcome:
         """0 ok, 1 failed or found problems, 2 usage error (the CLI's contract)."""
         if self.kind in ("usage", "unknown"):
             return EXIT_USAGE
-        return EXIT_OK if self.kind == "result" and self.result and not self.result.failed else EXIT_FAILED
+        return (
+            EXIT_OK
+            if self.kind == "result" and self.result and not self.result.failed
+            else EXIT_FAILED
+        )
 
     @property
     def private(self) -> bool:
@@ -85,7 +89,9 @@ class Dispatcher:
         grant = await self.permissions.resolve(user_id)
         return Actor(user_id, grant.role, grant.approver, source, grant.doubt)
 
-    async def run(self, inv: Invocation, progress: Any = no_progress, actor: Actor | None = None) -> Outcome:
+    async def run(
+        self, inv: Invocation, progress: Any = no_progress, actor: Actor | None = None
+    ) -> Outcome:
         """Run one command text for one actor; every path ends audited."""
         structlog.contextvars.bind_contextvars(request_id=inv.request_id, user_id=inv.actor_id)
         started = self.clock.monotonic()
@@ -95,7 +101,9 @@ class Dispatcher:
             self.authorize(parsed, actor, inv)
         except ForgeError as exc:
             return await self.refused(inv, exc, started)
-        if parsed.spec.risk_for(parsed.args) is Risk.DESTRUCTIVE and not getattr(parsed.args, "dry_run", False):
+        if parsed.spec.risk_for(parsed.args) is Risk.DESTRUCTIVE and not getattr(
+            parsed.args, "dry_run", False
+        ):
             return Outcome("approval", spec=parsed.spec, parsed=parsed)
         return await self._execute(inv, parsed, actor, progress, started)
 
@@ -104,7 +112,11 @@ class Dispatcher:
         try:
             return parse(inv.text, self.registry)
         except UnknownCommand as exc:
-            allowed = [s for s in exc.suggestions if (spec := self.registry.get(s)) and actor.may(spec.role)]
+            allowed = [
+                s
+                for s in exc.suggestions
+                if (spec := self.registry.get(s)) and actor.may(spec.role)
+            ]
             raise UnknownCommand(exc.words, allowed) from None
 
     def authorize(self, parsed: Parsed, actor: Actor, inv: Invocation) -> None:
@@ -114,9 +126,15 @@ class Dispatcher:
             raise PermissionDenied(actor.doubt)
         if not actor.may(spec.role):
             held = actor.role.label if actor.role else "no role"
-            raise PermissionDenied(f"`{spec.name}` needs the {spec.role.label} role; you have {held}.")
+            raise PermissionDenied(
+                f"`{spec.name}` needs the {spec.role.label} role; you have {held}."
+            )
         allowed = self.settings.config.channels.destructive
-        if spec.risk_for(parsed.args) is Risk.DESTRUCTIVE and allowed and inv.channel_id not in allowed:
+        if (
+            spec.risk_for(parsed.args) is Risk.DESTRUCTIVE
+            and allowed
+            and inv.channel_id not in allowed
+        ):
             where = ", ".join(f"<#{c}>" for c in allowed)
             raise PermissionDenied(f"`{spec.name}` is destructive and may only be run in {where}.")
 
@@ -125,21 +143,30 @@ class Dispatcher:
         kind, event = _REFUSALS.get(type(exc), ("denied", "authz_fail"))
         metrics.COMMANDS.labels(command="-", outcome=kind).inc()
         log.info(event, reason=str(exc))
-        await self.audit.try_record(self.entry(inv, event, kind, None, started, self.redactor(inv.text)))
+        await self.audit.try_record(
+            self.entry(inv, event, kind, None, started, self.redactor(inv.text))
+        )
         usage = getattr(exc, "usage", None)
         return Outcome(kind, message=str(exc), usage=usage)  # type: ignore[arg-type]
 
-    async def _execute(self, inv: Invocation, parsed: Parsed, actor: Actor, progress: Any,
-                       started: float) -> Outcome:
+    async def _execute(
+        self, inv: Invocation, parsed: Parsed, actor: Actor, progress: Any, started: float
+    ) -> Outcome:
         spec = parsed.spec
         risk = spec.risk_for(parsed.args)
         writes = risk is Risk.WRITE
         if writes:
             try:
-                await self.audit.record(self.entry(inv, "intent", "started", spec, started, parsed.text))
+                await self.audit.record(
+                    self.entry(inv, "intent", "started", spec, started, parsed.text)
+                )
             except BackendError:
-                return Outcome("failed", spec=spec, message="The state store is down, so the audit trail "
-                               "cannot record this; write commands are refused until it is back.")
+                return Outcome(
+                    "failed",
+                    spec=spec,
+                    message="The state store is down, so the audit trail "
+                    "cannot record this; write commands are refused until it is back.",
+                )
         finished = asyncio.Event()
         notice = asyncio.create_task(_announce(spec, progress, finished)) if spec.slow else None
         ctx = self.context(actor, inv, progress)
@@ -156,33 +183,72 @@ class Dispatcher:
 
     def context(self, actor: Actor, inv: Invocation, progress: Any = no_progress) -> Context:
         """The handler's view of forge for one invocation."""
-        return Context(self.settings, self.backends, self.registry, actor, self.store, self.audit,
-                       inv.channel_id, inv.request_id, self.clock, progress, self.archive, inv.thread_ts)
+        return Context(
+            self.settings,
+            self.backends,
+            self.registry,
+            actor,
+            self.store,
+            self.audit,
+            inv.channel_id,
+            inv.request_id,
+            self.clock,
+            progress,
+            self.archive,
+            inv.thread_ts,
+        )
 
-    async def call(self, spec: CommandSpec, ctx: Context, parsed: Parsed, *, dry_run: bool = False) -> Outcome:
+    async def call(
+        self, spec: CommandSpec, ctx: Context, parsed: Parsed, *, dry_run: bool = False
+    ) -> Outcome:
         """Run the handler (or its dry run) within its timeout; every failure becomes an Outcome."""
         handler = spec.preview if dry_run and spec.preview else spec.handler
         try:
             result = await asyncio.wait_for(handler(ctx, parsed.args), spec.timeout)
         except TimeoutError:
-            return Outcome("failed", spec=spec, message=f"`{spec.name}` took longer than {spec.timeout:g} s "
-                           "and was stopped.")
+            return Outcome(
+                "failed",
+                spec=spec,
+                message=f"`{spec.name}` took longer than {spec.timeout:g} s and was stopped.",
+            )
         except ForgeError as exc:
             return Outcome("failed", spec=spec, message=self.redactor(str(exc)))
         except Exception:
             error_id = "E-" + secrets.token_hex(4)
             log.exception("command_crashed", command=spec.name, error_id=error_id)
-            return Outcome("error", spec=spec, error_id=error_id,
-                           message=f"Something went wrong running `{spec.name}` — error id `{error_id}`.")
+            return Outcome(
+                "error",
+                spec=spec,
+                error_id=error_id,
+                message=f"Something went wrong running `{spec.name}` — error id `{error_id}`.",
+            )
         return Outcome("result", result=result, spec=spec)
 
-    def entry(self, inv: Invocation, event: str, outcome: str, spec: CommandSpec | None, started: float,
-              text: str, error_id: str | None = None) -> AuditEntry:
+    def entry(
+        self,
+        inv: Invocation,
+        event: str,
+        outcome: str,
+        spec: CommandSpec | None,
+        started: float,
+        text: str,
+        error_id: str | None = None,
+    ) -> AuditEntry:
         """An audit entry for this invocation."""
         duration = int((self.clock.monotonic() - started) * 1000)
         detail = {"error_id": error_id} if error_id else {}
-        return AuditEntry(event, inv.actor_id, text, outcome, inv.source, inv.channel_id,
-                          spec.name if spec else None, duration, inv.request_id, detail)
+        return AuditEntry(
+            event,
+            inv.actor_id,
+            text,
+            outcome,
+            inv.source,
+            inv.channel_id,
+            spec.name if spec else None,
+            duration,
+            inv.request_id,
+            detail,
+        )
 
 
 async def _announce(spec: CommandSpec, progress: Any, finished: asyncio.Event) -> None:

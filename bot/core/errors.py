@@ -1,13 +1,13 @@
 """forge's exception tree; every user-facing failure is one of these.
 
-    ForgeError
-    ├── UsageError            bad input: the caller sees the command's usage
-    ├── UnknownCommand        no such command: the caller sees "did you mean …"
-    ├── PermissionDenied      the caller lacks the role, or the check itself failed
-    ├── CommandError          the command ran and failed for a reason meant for users
-    └── BackendError          a backend failed; one line, never a stack trace
-        ├── BackendUnavailable    refused, unreachable, or not configured
-        └── BackendTimeout        no answer within its timeout
+ForgeError
+├── UsageError            bad input: the caller sees the command's usage
+├── UnknownCommand        no such command: the caller sees "did you mean …"
+├── PermissionDenied      the caller lacks the role, or the check itself failed
+├── CommandError          the command ran and failed for a reason meant for users
+└── BackendError          a backend failed; one line, never a stack trace
+    ├── BackendUnavailable    refused, unreachable, or not configured
+    └── BackendTimeout        no answer within its timeout
 """
 
 from __future__ import annotations

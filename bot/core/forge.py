@@ -21,8 +21,14 @@ from bot.state.store import StateStore
 class Forge:
     """Everything but the transport; Slack, the terminal and tests all drive this."""
 
-    def __init__(self, settings: Settings, *, groups: GroupDirectory | None = None, clock: Clock | None = None,
-                 registry: Registry | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        groups: GroupDirectory | None = None,
+        clock: Clock | None = None,
+        registry: Registry | None = None,
+    ) -> None:
         import commands  # noqa: F401  (registers the commands)
 
         self.settings = settings
@@ -30,12 +36,25 @@ class Forge:
         self.redactor = Redactor(settings.secrets())
         self.backends = Backends(settings)
         self.store = StateStore(settings.state_database_url, settings.config.timeouts.backend)
-        self.audit = AuditLog(self.store, self.redactor, self.clock, settings.config.timeouts.backend)
+        self.audit = AuditLog(
+            self.store, self.redactor, self.clock, settings.config.timeouts.backend
+        )
         self.archive = Archive(self.store)
         self.permissions = Permissions(settings.config, groups or NoGroups())
-        self.dispatcher = Dispatcher(settings, registry or REGISTRY, self.backends, self.store, self.audit,
-                                     self.permissions, self.redactor, self.clock, self.archive)
-        self.approvals = ApprovalEngine(self.dispatcher, ApprovalStore(self.store, settings.config.timeouts.backend))
+        self.dispatcher = Dispatcher(
+            settings,
+            registry or REGISTRY,
+            self.backends,
+            self.store,
+            self.audit,
+            self.permissions,
+            self.redactor,
+            self.clock,
+            self.archive,
+        )
+        self.approvals = ApprovalEngine(
+            self.dispatcher, ApprovalStore(self.store, settings.config.timeouts.backend)
+        )
         self.alerts = AlertStore(self.store, settings.config.timeouts.backend)
         self.incidents = IncidentStore(self.store, settings.config.timeouts.backend)
 

@@ -17,9 +17,24 @@ MAX_TOKENS = 40
 MAX_TOKEN_CHARS = 200
 
 _REPLACEMENTS = {
-    "\u201c": '"', "\u201d": '"', "\u201e": '"', "\u201f": '"', "\u2033": '"', "\u00ab": '"', "\u00bb": '"',
-    "\u2018": "'", "\u2019": "'", "\u201a": "'", "\u201b": "'", "\u2032": "'",
-    "\u2014": "--", "\u2013": "--", "\u2212": "-", "\u00a0": " ", "\u2009": " ", "\u202f": " ",
+    "\u201c": '"',
+    "\u201d": '"',
+    "\u201e": '"',
+    "\u201f": '"',
+    "\u2033": '"',
+    "\u00ab": '"',
+    "\u00bb": '"',
+    "\u2018": "'",
+    "\u2019": "'",
+    "\u201a": "'",
+    "\u201b": "'",
+    "\u2032": "'",
+    "\u2014": "--",
+    "\u2013": "--",
+    "\u2212": "-",
+    "\u00a0": " ",
+    "\u2009": " ",
+    "\u202f": " ",
 }
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2066-\u2069]")
 _TRANSLATION = str.maketrans(_REPLACEMENTS)
@@ -105,7 +120,9 @@ def bind(spec: CommandSpec, tokens: list[str]) -> dict[str, Any]:
     return values
 
 
-def _assign_positionals(spec: CommandSpec, positionals: list, loose: list[str], values: dict) -> None:
+def _assign_positionals(
+    spec: CommandSpec, positionals: list, loose: list[str], values: dict
+) -> None:
     for name, field in positionals:
         if not loose:
             break

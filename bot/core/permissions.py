@@ -49,7 +49,9 @@ class Permissions:
         doubt = None
         role = None
         for candidate in sorted(Role, reverse=True):
-            held, unknown = await self._matches(user_id, getattr(self._config.roles, candidate.label))
+            held, unknown = await self._matches(
+                user_id, getattr(self._config.roles, candidate.label)
+            )
             doubt = doubt or unknown
             if held:
                 role = candidate

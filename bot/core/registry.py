@@ -50,7 +50,9 @@ class NoArgs(Args):
 
 def positional(default: Any = ..., *, rest: bool = False, help: str = "", **kw: Any) -> Any:
     """A positional argument; `rest` takes every remaining word."""
-    return Field(default, description=help, json_schema_extra={"positional": True, "rest": rest}, **kw)
+    return Field(
+        default, description=help, json_schema_extra={"positional": True, "rest": rest}, **kw
+    )
 
 
 def option(default: Any = None, *, help: str = "", **kw: Any) -> Any:
@@ -90,11 +92,17 @@ class CommandSpec:
 
     def positionals(self) -> list[tuple[str, Any]]:
         """The args model's positional fields, in declaration order."""
-        return [(n, f) for n, f in self.args.model_fields.items() if field_extra(f).get("positional")]
+        return [
+            (n, f) for n, f in self.args.model_fields.items() if field_extra(f).get("positional")
+        ]
 
     def options(self) -> list[tuple[str, Any]]:
         """The args model's `--flag` fields."""
-        return [(n, f) for n, f in self.args.model_fields.items() if not field_extra(f).get("positional")]
+        return [
+            (n, f)
+            for n, f in self.args.model_fields.items()
+            if not field_extra(f).get("positional")
+        ]
 
     @property
     def usage(self) -> str:
@@ -183,8 +191,20 @@ def command(
         raise ValueError(f"destructive command {words!r} needs a preview and a confirmation text")
 
     def register(handler: Handler) -> Handler:
-        spec = CommandSpec(tuple(words.split()), handler, args, summary, role, risk, examples, timeout, slow,
-                           preview, confirm, escalate)
+        spec = CommandSpec(
+            tuple(words.split()),
+            handler,
+            args,
+            summary,
+            role,
+            risk,
+            examples,
+            timeout,
+            slow,
+            preview,
+            confirm,
+            escalate,
+        )
         (registry or REGISTRY).add(spec)
         return handler
 

@@ -5,7 +5,11 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2  # the console script's: ok, failed or found problems, usage
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = (
+    0,
+    1,
+    2,
+)  # the console script's: ok, failed or found problems, usage
 
 
 class Status(enum.Enum):

@@ -18,19 +18,32 @@ from commands.queues import discover, snapshot
 log = structlog.get_logger(__name__)
 REGISTRY = CollectorRegistry()
 _LABEL = ["queue"]
-WAITING = Gauge("crm_queue_waiting", "Jobs waiting (wait and paused lists).", _LABEL, registry=REGISTRY)
+WAITING = Gauge(
+    "crm_queue_waiting", "Jobs waiting (wait and paused lists).", _LABEL, registry=REGISTRY
+)
 ACTIVE = Gauge("crm_queue_active", "Jobs being processed.", _LABEL, registry=REGISTRY)
 DELAYED = Gauge("crm_queue_delayed", "Jobs delayed.", _LABEL, registry=REGISTRY)
-PRIORITIZED = Gauge("crm_queue_prioritized", "Jobs waiting by priority (BullMQ 4+).", _LABEL, registry=REGISTRY)
+PRIORITIZED = Gauge(
+    "crm_queue_prioritized", "Jobs waiting by priority (BullMQ 4+).", _LABEL, registry=REGISTRY
+)
 PAUSED = Gauge("crm_queue_paused", "1 when the queue is paused.", _LABEL, registry=REGISTRY)
 LAG = Gauge("crm_queue_lag_seconds", "Age of the oldest waiting job.", _LABEL, registry=REGISTRY)
-DLQ = Gauge("crm_queue_jobs_dlq_total", "Failed jobs that used every attempt (a gauge, so alerts clear after "
-            "cleanup).", _LABEL, registry=REGISTRY)
+DLQ = Gauge(
+    "crm_queue_jobs_dlq_total",
+    "Failed jobs that used every attempt (a gauge, so alerts clear after cleanup).",
+    _LABEL,
+    registry=REGISTRY,
+)
 FAILED = Gauge("crm_queue_failed", "Jobs in the failed set.", _LABEL, registry=REGISTRY)
 COMPLETED = Gauge("crm_queue_completed", "Jobs in the completed set.", _LABEL, registry=REGISTRY)
-WORKERS = Gauge("crm_queue_workers", "Worker connections seen in CLIENT LIST.", _LABEL, registry=REGISTRY)
-UP = Gauge("forge_queue_metrics_up", "1 when the last read of the queue gauges from Redis succeeded.",
-           registry=REGISTRY)
+WORKERS = Gauge(
+    "crm_queue_workers", "Worker connections seen in CLIENT LIST.", _LABEL, registry=REGISTRY
+)
+UP = Gauge(
+    "forge_queue_metrics_up",
+    "1 when the last read of the queue gauges from Redis succeeded.",
+    registry=REGISTRY,
+)
 ALL = (WAITING, ACTIVE, DELAYED, PRIORITIZED, PAUSED, LAG, DLQ, FAILED, COMPLETED, WORKERS)
 
 
@@ -45,7 +58,10 @@ class QueueGauges:
     async def refresh(self) -> None:
         """Read every configured and discovered queue; on failure the gauges are emptied and `up` is 0."""
         async with self._lock:
-            if time.monotonic() - self._read_at < self.forge.settings.config.alerts.gauge_cache_seconds:
+            if (
+                time.monotonic() - self._read_at
+                < self.forge.settings.config.alerts.gauge_cache_seconds
+            ):
                 return
             try:
                 await self._read()
@@ -58,8 +74,10 @@ class QueueGauges:
             self._read_at = time.monotonic()
 
     async def _read(self) -> None:
-        ctx = self.forge.dispatcher.context(Actor("forge", Role.VIEWER, source="metrics"),
-                                            Invocation("queue health", "forge", source="metrics"))
+        ctx = self.forge.dispatcher.context(
+            Actor("forge", Role.VIEWER, source="metrics"),
+            Invocation("queue health", "forge", source="metrics"),
+        )
         config = ctx.settings.config
         names = list(dict.fromkeys([*config.queues, *await discover(ctx)]))
         found = await snapshot(ctx, names, config.dlq.min_attempts)
@@ -67,9 +85,17 @@ class QueueGauges:
         for gauge in ALL:
             gauge.clear()
         for c in found:
-            for gauge, value in ((WAITING, c.waiting), (ACTIVE, c.active), (DELAYED, c.delayed),
-                                 (PRIORITIZED, c.prioritized), (PAUSED, int(c.paused)), (DLQ, c.dlq),
-                                 (FAILED, c.failed), (COMPLETED, c.completed), (LAG, c.lag(now_ms) or 0)):
+            for gauge, value in (
+                (WAITING, c.waiting),
+                (ACTIVE, c.active),
+                (DELAYED, c.delayed),
+                (PRIORITIZED, c.prioritized),
+                (PAUSED, int(c.paused)),
+                (DLQ, c.dlq),
+                (FAILED, c.failed),
+                (COMPLETED, c.completed),
+                (LAG, c.lag(now_ms) or 0),
+            ):
                 gauge.labels(queue=c.name).set(value)
             if c.workers is not None:
                 WORKERS.labels(queue=c.name).set(c.workers)

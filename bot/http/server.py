@@ -42,8 +42,14 @@ def well_formed(headers: Mapping[str, str]) -> bool:
     """Signature headers that can be checked at all; Bolt alone answers 500 to some malformed ones."""
     timestamp = headers.get("X-Slack-Request-Timestamp", "")
     signature = headers.get("X-Slack-Signature", "")
-    return (timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= 12
-            and signature.isascii() and signature.startswith("v0=") and len(signature) <= 100)
+    return (
+        timestamp.isascii()
+        and timestamp.isdigit()
+        and len(timestamp) <= 12
+        and signature.isascii()
+        and signature.startswith("v0=")
+        and len(signature) <= 100
+    )
 
 
 @web.middleware
@@ -60,8 +66,9 @@ async def slack_events(request: web.Request) -> web.Response:
         metrics.SLACK_REQUESTS.labels(kind="unverified", outcome="rejected").inc()
         log.info("authn_fail", reason="malformed signature headers")
         return web.json_response({"error": "invalid request"}, status=401)
-    bolt_request = AsyncBoltRequest(body=await request.text(), query=request.query_string,
-                                    headers=dict(request.headers))
+    bolt_request = AsyncBoltRequest(
+        body=await request.text(), query=request.query_string, headers=dict(request.headers)
+    )
     response = await request.app[SURFACE].dispatch(bolt_request)
     if response.status == 401:
         log.info("authn_fail", reason="signature or timestamp rejected")
@@ -76,7 +83,9 @@ async def healthz(_: web.Request) -> web.Response:
 async def readyz(request: web.Request) -> web.Response:
     """Ready when the state store answers."""
     ready = await request.app[FORGE].store.ready()
-    return web.json_response({"ready": ready, "state_store": "up" if ready else "down"}, status=200 if ready else 503)
+    return web.json_response(
+        {"ready": ready, "state_store": "up" if ready else "down"}, status=200 if ready else 503
+    )
 
 
 async def metrics_endpoint(request: web.Request) -> web.Response:
@@ -93,14 +102,19 @@ async def alertmanager(request: web.Request) -> web.Response:
 
 async def _publishing(app: web.Application) -> AsyncIterator[None]:
     """Run the alert-card publisher and the incident board for as long as the app runs."""
-    tasks = [asyncio.create_task(app[PUBLISHER].run_forever()), asyncio.create_task(app[BOARD].run_forever())]
+    tasks = [
+        asyncio.create_task(app[PUBLISHER].run_forever()),
+        asyncio.create_task(app[BOARD].run_forever()),
+    ]
     yield
     await stop(*tasks)
 
 
 def web_app(forge: Forge, surface: SlackSurface | None) -> web.Application:
     """The HTTP routes; /slack/events only when Slack talks to forge over HTTP."""
-    app = web.Application(middlewares=[request_context], client_max_size=4 * 1024 * 1024)  # an alert storm's webhook
+    app = web.Application(
+        middlewares=[request_context], client_max_size=4 * 1024 * 1024
+    )  # an alert storm's webhook
     app[FORGE] = forge
     app[GAUGES] = QueueGauges(forge)
     app.router.add_get("/healthz", healthz)
@@ -138,7 +152,9 @@ async def serve(settings: Settings, mount: Callable[[web.Application], None] | N
     socket_mode = settings.env.slack_app_token is not None
     surface = SlackSurface(forge, client, signing_secret or token)
     if not await forge.start():
-        log.warning("starting_without_state_store", note="read-only commands only; /readyz says not ready")
+        log.warning(
+            "starting_without_state_store", note="read-only commands only; /readyz says not ready"
+        )
     app = web_app(forge, None if socket_mode else surface)
     if mount is not None:
         mount(app)
@@ -146,8 +162,13 @@ async def serve(settings: Settings, mount: Callable[[web.Application], None] | N
     await runner.setup()
     await web.TCPSite(runner, settings.env.forge_http_host, settings.env.forge_http_port).start()
     socket = await _socket_mode(surface, settings) if socket_mode else None
-    log.info("forge_serving", host=settings.env.forge_http_host, port=settings.env.forge_http_port,
-             mode="socket" if socket_mode else "http", environment=settings.environment)
+    log.info(
+        "forge_serving",
+        host=settings.env.forge_http_host,
+        port=settings.env.forge_http_port,
+        mode="socket" if socket_mode else "http",
+        environment=settings.environment,
+    )
     pruner = asyncio.create_task(_prune_forever(forge))
     sweeper = asyncio.create_task(surface.approval_ui.sweep_forever())
     backups = asyncio.create_task(BackupScheduler(forge, surface.outbox).run_forever())

@@ -63,10 +63,14 @@ class IncidentBoard:
         wanted = self.forge.settings.config.incidents.channel_per_incident
         if incident["own_channel"] or incident["card_ts"] or not wanted:
             return incident
-        base = f"inc-{incident['id']}-" + re.sub(r"[^a-z0-9]+", "-", incident["title"].lower()).strip("-")
+        base = f"inc-{incident['id']}-" + re.sub(
+            r"[^a-z0-9]+", "-", incident["title"].lower()
+        ).strip("-")
         channel, error = await self.outbox.create_channel(base[:80].rstrip("-"))
         if channel is None and error == "name_taken":
-            channel, error = await self.outbox.create_channel(f"{base[:70].rstrip('-')}-{int(time.time()) % 10000}")
+            channel, error = await self.outbox.create_channel(
+                f"{base[:70].rstrip('-')}-{int(time.time()) % 10000}"
+            )
         if channel is None:
             log.warning("incident_channel_not_created", incident=incident["id"], error=error)
             return incident
@@ -76,8 +80,13 @@ class IncidentBoard:
 
     async def _card(self, incident: Any, items: list[Any], events: list[Any]) -> bool:
         updates = [e for e in events if e["kind"] == "update"]
-        message = incident_card(incident, items, updates[-1] if updates else None, self.forge.settings.environment,
-                                self.forge.clock.now())
+        message = incident_card(
+            incident,
+            items,
+            updates[-1] if updates else None,
+            self.forge.settings.environment,
+            self.forge.clock.now(),
+        )
         if incident["card_ts"]:
             return await self.outbox.update(incident["channel"], incident["card_ts"], message)
         ts, _ = await self.outbox.post(incident["channel"], message)
@@ -109,13 +118,23 @@ class IncidentBoard:
         for event in events:
             if event["shown"] or event["kind"] not in POSTED_EVENTS:
                 continue
-            ts, _ = await self.outbox.post(current["channel"], event_message(current, event), current["card_ts"])
+            ts, _ = await self.outbox.post(
+                current["channel"], event_message(current, event), current["card_ts"]
+            )
             if ts is None:
                 return False
             if event["kind"] == "resolved":
-                report = await report_markdown(self.forge.store, current, items, events, self.forge.clock.now())
-                await self.outbox.upload(current["channel"], Attachment(
-                    f"INC-{current['id']}-report.md", report.encode(), f"INC-{current['id']} report"),
-                    current["card_ts"])
+                report = await report_markdown(
+                    self.forge.store, current, items, events, self.forge.clock.now()
+                )
+                await self.outbox.upload(
+                    current["channel"],
+                    Attachment(
+                        f"INC-{current['id']}-report.md",
+                        report.encode(),
+                        f"INC-{current['id']} report",
+                    ),
+                    current["card_ts"],
+                )
             await self.store.event_shown(event["id"])
         return True

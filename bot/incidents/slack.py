@@ -25,26 +25,65 @@ Run = Callable[[Invocation, str | None], Awaitable[None]]
 
 def declare_modal(channel: str) -> dict[str, Any]:
     """Severity (with the runbook's definitions), title, description and component."""
-    options = [{"text": {"type": "plain_text", "text": f"{s}: {d.split(':')[0]}"},
-                "description": {"type": "plain_text", "text": d.split(": ", 1)[1][:75]}, "value": s}
-               for s, d in SEVERITIES.items()]
-    return {"type": "modal", "callback_id": DECLARE, "private_metadata": channel,
-            "title": {"type": "plain_text", "text": "Declare an incident"},
-            "submit": {"type": "plain_text", "text": "Declare"}, "close": {"type": "plain_text", "text": "Cancel"},
-            "blocks": [
-                {"type": "input", "block_id": "severity", "label": {"type": "plain_text", "text": "Severity"},
-                 "element": {"type": "static_select", "action_id": "value", "options": options,
-                             "initial_option": options[1]}},
-                {"type": "input", "block_id": "title", "label": {"type": "plain_text", "text": "Title"},
-                 "element": {"type": "plain_text_input", "action_id": "value", "max_length": 150}},
-                {"type": "input", "block_id": "description", "optional": True,
-                 "label": {"type": "plain_text", "text": "What is happening"},
-                 "element": {"type": "plain_text_input", "action_id": "value", "multiline": True,
-                             "max_length": 2000}},
-                {"type": "input", "block_id": "component", "optional": True,
-                 "label": {"type": "plain_text", "text": "Affected component"},
-                 "element": {"type": "plain_text_input", "action_id": "value", "max_length": 80,
-                             "placeholder": {"type": "plain_text", "text": "api, queues, search, database…"}}}]}
+    options = [
+        {
+            "text": {"type": "plain_text", "text": f"{s}: {d.split(':')[0]}"},
+            "description": {"type": "plain_text", "text": d.split(": ", 1)[1][:75]},
+            "value": s,
+        }
+        for s, d in SEVERITIES.items()
+    ]
+    return {
+        "type": "modal",
+        "callback_id": DECLARE,
+        "private_metadata": channel,
+        "title": {"type": "plain_text", "text": "Declare an incident"},
+        "submit": {"type": "plain_text", "text": "Declare"},
+        "close": {"type": "plain_text", "text": "Cancel"},
+        "blocks": [
+            {
+                "type": "input",
+                "block_id": "severity",
+                "label": {"type": "plain_text", "text": "Severity"},
+                "element": {
+                    "type": "static_select",
+                    "action_id": "value",
+                    "options": options,
+                    "initial_option": options[1],
+                },
+            },
+            {
+                "type": "input",
+                "block_id": "title",
+                "label": {"type": "plain_text", "text": "Title"},
+                "element": {"type": "plain_text_input", "action_id": "value", "max_length": 150},
+            },
+            {
+                "type": "input",
+                "block_id": "description",
+                "optional": True,
+                "label": {"type": "plain_text", "text": "What is happening"},
+                "element": {
+                    "type": "plain_text_input",
+                    "action_id": "value",
+                    "multiline": True,
+                    "max_length": 2000,
+                },
+            },
+            {
+                "type": "input",
+                "block_id": "component",
+                "optional": True,
+                "label": {"type": "plain_text", "text": "Affected component"},
+                "element": {
+                    "type": "plain_text_input",
+                    "action_id": "value",
+                    "max_length": 80,
+                    "placeholder": {"type": "plain_text", "text": "api, queues, search, database…"},
+                },
+            },
+        ],
+    }
 
 
 def _value(view: dict, block: str) -> str:
@@ -68,7 +107,10 @@ class IncidentUI:
 
     async def open_modal(self, trigger_id: str | None, channel: str, user: str) -> None:
         """Open the declare modal, or tell the user why not."""
-        if not trigger_id or await self.outbox.open_view(trigger_id, declare_modal(channel)) is None:
+        if (
+            not trigger_id
+            or await self.outbox.open_view(trigger_id, declare_modal(channel)) is None
+        ):
             text = "Couldn't open the dialog: type `/forge incident declare P1 <title>` instead."
             await self.outbox.ephemeral(channel, user, Message(text, []))
 
@@ -76,7 +118,9 @@ class IncidentUI:
         """Validate the modal, close it, and declare as the submitter."""
         severity, title = _value(view, "severity"), _value(view, "title")
         if severity not in SEVERITIES or len(title) < 3:
-            await ack(response_action="errors", errors={"title": "Give a title of at least 3 characters."})
+            await ack(
+                response_action="errors", errors={"title": "Give a title of at least 3 characters."}
+            )
             return
         await ack()
         words = [f"incident declare {severity}", shlex.quote(title)]
@@ -93,14 +137,28 @@ class IncidentUI:
         if not found or not re.fullmatch(r"[UW][A-Z0-9]{2,20}", picked):
             return
         incident, step = found.groups()
-        channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id")
+        channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get(
+            "channel_id"
+        )
         thread = _thread(body)
-        await self.run(Invocation(f"incident assign {step} {picked} --id INC-{incident}", body["user"]["id"],
-                                  channel, event="click", thread_ts=thread), thread)
+        await self.run(
+            Invocation(
+                f"incident assign {step} {picked} --id INC-{incident}",
+                body["user"]["id"],
+                channel,
+                event="click",
+                thread_ts=thread,
+            ),
+            thread,
+        )
 
     async def after(self, invocation: Invocation, outcome: Outcome) -> None:
         """A command run in an incident's thread goes on its timeline (the same one seconds apart, once)."""
-        if not invocation.thread_ts or not invocation.channel_id or invocation.text.strip().startswith("incident"):
+        if (
+            not invocation.thread_ts
+            or not invocation.channel_id
+            or invocation.text.strip().startswith("incident")
+        ):
             return
         try:
             incident = await self.store.by_thread(invocation.channel_id, invocation.thread_ts)
@@ -108,21 +166,32 @@ class IncidentUI:
                 return
             result = outcome.result.status.value if outcome.result else outcome.kind
             command = outcome.spec.name if outcome.spec else invocation.text.split(" ")[0]
-            await self.store.record(incident["id"], "run", invocation.actor_id, f"`{invocation.text}` → {result}",
-                                    {"command": command, "outcome": result})
+            await self.store.record(
+                incident["id"],
+                "run",
+                invocation.actor_id,
+                f"`{invocation.text}` → {result}",
+                {"command": command, "outcome": result},
+            )
         except BackendError as exc:
             log.warning("incident_timeline_unavailable", error=str(exc))
 
-    async def approval_requested(self, channel: str, thread_ts: str | None, actor: str, text: str,
-                                 approval_id: str) -> None:
+    async def approval_requested(
+        self, channel: str, thread_ts: str | None, actor: str, text: str, approval_id: str
+    ) -> None:
         """A destructive command requested from an incident's thread is linked to the incident."""
         if not thread_ts:
             return
         try:
             incident = await self.store.by_thread(channel, thread_ts)
             if incident is not None:
-                await self.store.record(incident["id"], "approval_requested", actor, f"Approval requested: `{text}`",
-                                        {"approval": approval_id})
+                await self.store.record(
+                    incident["id"],
+                    "approval_requested",
+                    actor,
+                    f"Approval requested: `{text}`",
+                    {"approval": approval_id},
+                )
         except BackendError as exc:
             log.warning("incident_timeline_unavailable", error=str(exc))
 

@@ -15,7 +15,11 @@ class LinksMixin:
 
     async def _upload(self, request: web.Request) -> web.Response:
         if request.content_type == "multipart/form-data":
-            content = next(v.file.read() for v in (await request.post()).values() if isinstance(v, web.FileField))
+            content = next(
+                v.file.read()
+                for v in (await request.post()).values()
+                if isinstance(v, web.FileField)
+            )
         else:
             content = await request.read()  # slack_sdk posts the raw bytes
         file_id = request.match_info["file_id"]
@@ -32,9 +36,13 @@ class LinksMixin:
             body = await request.json()
         except ValueError:
             body = None
-        call = self._record("response_url", {"url_id": url_id, **(body if isinstance(body, dict) else {})}, request)
+        call = self._record(
+            "response_url", {"url_id": url_id, **(body if isinstance(body, dict) else {})}, request
+        )
         scripted = await self._scripted("response_url")
-        status, text = (scripted[0], scripted[1]["error"]) if scripted else self._respond(url_id, body)
+        status, text = (
+            (scripted[0], scripted[1]["error"]) if scripted else self._respond(url_id, body)
+        )
         call.status = status
         self.touch()
         return web.Response(status=status, text=text)

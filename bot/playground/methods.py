@@ -23,8 +23,16 @@ class MethodsMixin:
     """chat.*, views.*, conversations.*, usergroups.*, files.* and auth.test, over SlackWebApi's state."""
 
     def _api_auth_test(self, args: Json) -> Json:
-        return {"ok": True, "url": "https://forge-test.slack.com/", "team": "Forge Test", "user": "forge",
-                "team_id": TEAM_ID, "user_id": BOT_USER, "bot_id": BOT_ID, "is_enterprise_install": False}
+        return {
+            "ok": True,
+            "url": "https://forge-test.slack.com/",
+            "team": "Forge Test",
+            "user": "forge",
+            "team_id": TEAM_ID,
+            "user_id": BOT_USER,
+            "bot_id": BOT_ID,
+            "is_enterprise_install": False,
+        }
 
     def _api_chat_postMessage(self, args: Json) -> Json:
         if error := missing(args, channel="channel_not_found"):
@@ -32,7 +40,12 @@ class MethodsMixin:
         if not (args.get("text") or args.get("blocks") or args.get("attachments")):
             return err("no_text")
         message = self._store(args["channel"], args)
-        return {"ok": True, "channel": args["channel"], "ts": message["ts"], "message": dict(message)}
+        return {
+            "ok": True,
+            "channel": args["channel"],
+            "ts": message["ts"],
+            "message": dict(message),
+        }
 
     def _api_chat_update(self, args: Json) -> Json:
         message = self._find(args.get("channel"), args.get("ts"))
@@ -40,8 +53,13 @@ class MethodsMixin:
             return err("message_not_found")
         message |= {k: args[k] for k in ("text", "blocks", "attachments", "metadata") if k in args}
         message["edited"] = {"user": BOT_USER, "ts": self._next_ts()}
-        return {"ok": True, "channel": args["channel"], "ts": message["ts"], "text": message["text"],
-                "message": dict(message)}
+        return {
+            "ok": True,
+            "channel": args["channel"],
+            "ts": message["ts"],
+            "text": message["text"],
+            "message": dict(message),
+        }
 
     def _api_chat_delete(self, args: Json) -> Json:
         message = self._find(args.get("channel"), args.get("ts"))
@@ -95,14 +113,35 @@ class MethodsMixin:
             return "exchanged_trigger_id"
         self._used_triggers.add(trigger_id)
         issued = self._triggers.get(trigger_id)
-        return "expired_trigger_id" if issued is not None and time.monotonic() - issued[0] > self.trigger_ttl else None
+        return (
+            "expired_trigger_id"
+            if issued is not None and time.monotonic() - issued[0] > self.trigger_ttl
+            else None
+        )
 
     def _save_view(self, view_id: str, view: Json) -> Json:
         base = self.views.get(view_id) or {
-            "id": view_id, "team_id": TEAM_ID, "app_id": APP_ID, "bot_id": BOT_ID, "type": "modal",
-            "blocks": [], "private_metadata": "", "callback_id": "", "external_id": "", "state": {"values": {}},
-            "root_view_id": view_id, "previous_view_id": None, "clear_on_close": False, "notify_on_close": False}
-        self.views[view_id] = {**base, **view, "id": view_id, "hash": f"{time.time():.6f}.{secrets.token_hex(4)}"}
+            "id": view_id,
+            "team_id": TEAM_ID,
+            "app_id": APP_ID,
+            "bot_id": BOT_ID,
+            "type": "modal",
+            "blocks": [],
+            "private_metadata": "",
+            "callback_id": "",
+            "external_id": "",
+            "state": {"values": {}},
+            "root_view_id": view_id,
+            "previous_view_id": None,
+            "clear_on_close": False,
+            "notify_on_close": False,
+        }
+        self.views[view_id] = {
+            **base,
+            **view,
+            "id": view_id,
+            "hash": f"{time.time():.6f}.{secrets.token_hex(4)}",
+        }
         return dict(self.views[view_id])
 
     def _api_usergroups_users_list(self, args: Json) -> Json:
@@ -113,9 +152,18 @@ class MethodsMixin:
         if error := missing(args, channel="channel_not_found"):
             return error
         channel = args["channel"]
-        return {"ok": True, "channel": {
-            "id": channel, "name": self.channel_names.get(channel, channel.lower()), "is_channel": True,
-            "is_private": False, "is_member": True, "is_archived": False, "created": 1_700_000_000}}
+        return {
+            "ok": True,
+            "channel": {
+                "id": channel,
+                "name": self.channel_names.get(channel, channel.lower()),
+                "is_channel": True,
+                "is_private": False,
+                "is_member": True,
+                "is_archived": False,
+                "created": 1_700_000_000,
+            },
+        }
 
     def _api_conversations_create(self, args: Json) -> Json:
         name = str(args.get("name") or "")
@@ -126,8 +174,17 @@ class MethodsMixin:
         channel = f"C0NEW{len(self.channel_names) + 1:04d}"
         self.channel_names[channel] = name
         self.members[channel] = {BOT_USER}
-        return {"ok": True, "channel": {"id": channel, "name": name, "is_channel": True, "is_private": False,
-                                        "created": 1_700_000_000, "creator": BOT_USER}}
+        return {
+            "ok": True,
+            "channel": {
+                "id": channel,
+                "name": name,
+                "is_channel": True,
+                "is_private": False,
+                "created": 1_700_000_000,
+                "creator": BOT_USER,
+            },
+        }
 
     def _api_conversations_invite(self, args: Json) -> Json:
         channel = str(args.get("channel") or "")
@@ -137,7 +194,9 @@ class MethodsMixin:
         return {"ok": True, "channel": {"id": channel, "name": self.channel_names[channel]}}
 
     def _api_files_getUploadURLExternal(self, args: Json) -> Json:
-        if (error := missing(args, filename="invalid_arguments")) or not str(args.get("length")).isdigit():
+        if (error := missing(args, filename="invalid_arguments")) or not str(
+            args.get("length")
+        ).isdigit():
             return error or err("invalid_arguments")
         file_id = self._next_id("F")
         self._uploads[file_id] = UploadedFile(file_id, args["filename"], int(args["length"]))
@@ -149,15 +208,28 @@ class MethodsMixin:
             return err("invalid_arguments")
         if any(item.get("id") not in self._uploads for item in wanted):
             return err("file_not_found")
-        return {"ok": True, "files": [self._share(self._uploads.pop(item["id"]), item, args) for item in wanted]}
+        return {
+            "ok": True,
+            "files": [self._share(self._uploads.pop(item["id"]), item, args) for item in wanted],
+        }
 
     def _share(self, upload: UploadedFile, item: Json, args: Json) -> Json:
         """Complete one upload: keep it, show it in its channel, and describe it as Slack does."""
         upload.title = item.get("title") or upload.filename
-        upload.channel_id, upload.initial_comment = args.get("channel_id"), args.get("initial_comment")
+        upload.channel_id, upload.initial_comment = (
+            args.get("channel_id"),
+            args.get("initial_comment"),
+        )
         upload.thread_ts = args.get("thread_ts")
         self.files.append(upload)
         self.feed.append(("file", upload.channel_id or "", upload))
-        return {"id": upload.id, "name": upload.filename, "title": upload.title, "user": BOT_USER,
-                "size": len(upload.content), "mimetype": "text/plain", "filetype": "text",
-                "channels": [upload.channel_id] if upload.channel_id else []}
+        return {
+            "id": upload.id,
+            "name": upload.filename,
+            "title": upload.title,
+            "user": BOT_USER,
+            "size": len(upload.content),
+            "mimetype": "text/plain",
+            "filetype": "text",
+            "channels": [upload.channel_id] if upload.channel_id else [],
+        }

@@ -48,7 +48,9 @@ async def _client(sub: web.Application) -> Any:
     """The signed-request client the page's actions go through, for as long as the app runs."""
     playground = sub[PLAYGROUND]
     secret = playground.settings.env.slack_signing_secret.get_secret_value()  # type: ignore[union-attr]
-    sub[CLIENT] = SlackClient(playground.events_url.removesuffix("/slack/events"), secret, playground.api)
+    sub[CLIENT] = SlackClient(
+        playground.events_url.removesuffix("/slack/events"), secret, playground.api
+    )
     yield
     await sub[CLIENT].close()
 
@@ -66,15 +68,26 @@ async def index(_: web.Request) -> web.FileResponse:
 async def session(request: web.Request) -> web.Response:
     """Who one can be (with the role forge resolves now), the channels, and where the config came from."""
     playground, forge = request.app[PLAYGROUND], request.app[FORGE]
-    users = [person | _grant(await forge.dispatcher.actor(person["id"], "playground"))
-             for person in people(playground.settings.config, playground.api)]
-    return web.json_response({"users": users, "channels": channels(playground.settings.config, playground.api),
-                              "note": playground.config_note, "environment": playground.settings.environment},
-                             headers=NO_CACHE)
+    users = [
+        person | _grant(await forge.dispatcher.actor(person["id"], "playground"))
+        for person in people(playground.settings.config, playground.api)
+    ]
+    return web.json_response(
+        {
+            "users": users,
+            "channels": channels(playground.settings.config, playground.api),
+            "note": playground.config_note,
+            "environment": playground.settings.environment,
+        },
+        headers=NO_CACHE,
+    )
 
 
 def _grant(actor: Any) -> Json:
-    return {"role": actor.role.name.lower() if actor.role else "none", "approver": bool(actor.approver)}
+    return {
+        "role": actor.role.name.lower() if actor.role else "none",
+        "approver": bool(actor.approver),
+    }
 
 
 async def state(request: web.Request) -> web.Response:
@@ -86,9 +99,15 @@ async def state(request: web.Request) -> web.Response:
     user, channel = query.get("user", ""), query.get("channel", "")
     stack = api.view_stacks.get(user) or []
     view = api.views.get(stack[-1]) if stack else None
-    return web.json_response({"version": version, "items": timeline(api, channel, user), "view": view,
-                              "channels": channels(request.app[PLAYGROUND].settings.config, api)},
-                             headers=NO_CACHE)
+    return web.json_response(
+        {
+            "version": version,
+            "items": timeline(api, channel, user),
+            "view": view,
+            "channels": channels(request.app[PLAYGROUND].settings.config, api),
+        },
+        headers=NO_CACHE,
+    )
 
 
 def timeline(api: Any, channel: str, user: str) -> list[Json]:
@@ -100,11 +119,29 @@ def timeline(api: Any, channel: str, user: str) -> list[Json]:
         if kind == "message" and api.is_stored(channel, obj):
             items.append({"kind": "message", "key": obj["ts"], **obj})
         elif kind == "ephemeral" and obj.get("user") == user:
-            items.append({"kind": "ephemeral", "key": f"e{n}", "ts": obj.get("message_ts") or f"e{n}",
-                          "text": obj["text"], "blocks": obj["blocks"], "thread_ts": obj.get("thread_ts")})
+            items.append(
+                {
+                    "kind": "ephemeral",
+                    "key": f"e{n}",
+                    "ts": obj.get("message_ts") or f"e{n}",
+                    "text": obj["text"],
+                    "blocks": obj["blocks"],
+                    "thread_ts": obj.get("thread_ts"),
+                }
+            )
         elif kind == "file":
-            items.append({"kind": "file", "key": obj.id, "id": obj.id, "title": obj.title, "name": obj.filename,
-                          "size": len(obj.content), "thread_ts": obj.thread_ts, "comment": obj.initial_comment})
+            items.append(
+                {
+                    "kind": "file",
+                    "key": obj.id,
+                    "id": obj.id,
+                    "title": obj.title,
+                    "name": obj.filename,
+                    "size": len(obj.content),
+                    "thread_ts": obj.thread_ts,
+                    "comment": obj.initial_comment,
+                }
+            )
     return items
 
 
@@ -115,8 +152,11 @@ async def download(request: web.Request) -> web.Response:
     if upload is None:
         raise web.HTTPNotFound(text="no such file")
     name = upload.filename.replace('"', "")
-    return web.Response(body=upload.content, content_type="application/octet-stream",
-                        headers={"Content-Disposition": f'attachment; filename="{name}"'})
+    return web.Response(
+        body=upload.content,
+        content_type="application/octet-stream",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
 
 
 async def act(request: web.Request) -> web.Response:
@@ -125,7 +165,9 @@ async def act(request: web.Request) -> web.Response:
         body = await request.json()
         kind, user = body["kind"], str(body["user"])
     except (ValueError, KeyError, TypeError):
-        return web.json_response({"ok": False, "error": "expected JSON with kind and user"}, status=400)
+        return web.json_response(
+            {"ok": False, "error": "expected JSON with kind and user"}, status=400
+        )
     handler = ACTIONS.get(kind)
     if handler is None:
         return web.json_response({"ok": False, "error": f"unknown action {kind!r}"}, status=400)
@@ -149,25 +191,49 @@ async def _slash(app: web.Application, user: str, body: Json) -> Json:
         return _answer(await app[CLIENT].slash(rest.strip(), user=user, channel=channel))
     if text.startswith("/"):
         return {"ok": False, "error": f"{command} is not a command here: only /forge is installed"}
-    message = app[PLAYGROUND].api.post_as_user(channel, user, text.replace("@forge", "<@U0BOT>"), body.get("thread_ts"))
+    message = app[PLAYGROUND].api.post_as_user(
+        channel, user, text.replace("@forge", "<@U0BOT>"), body.get("thread_ts")
+    )
     if "<@U0BOT>" not in message["text"]:
         return {"ok": True}
-    event = {"type": "app_mention", "user": user, "text": message["text"], "ts": message["ts"], "channel": channel,
-             "event_ts": message["ts"], "team": "T0FORGE"} | ({"thread_ts": message["thread_ts"]}
-                                                                if message.get("thread_ts") else {})
+    event = {
+        "type": "app_mention",
+        "user": user,
+        "text": message["text"],
+        "ts": message["ts"],
+        "channel": channel,
+        "event_ts": message["ts"],
+        "team": "T0FORGE",
+    } | ({"thread_ts": message["thread_ts"]} if message.get("thread_ts") else {})
     return _answer(await app[CLIENT].event(event))
 
 
 async def _click(app: web.Application, user: str, body: Json) -> Json:
     """A button clicked, or an option or a user picked, in a message."""
-    channel, ts, action = str(body.get("channel", "")), str(body.get("ts", "")), body.get("action") or {}
+    channel, ts, action = (
+        str(body.get("channel", "")),
+        str(body.get("ts", "")),
+        body.get("action") or {},
+    )
     ephemeral = bool(body.get("ephemeral"))
     stored = None if ephemeral else app[PLAYGROUND].api.message_at(channel, ts)
-    element = {k: action[k] for k in ("type", "value", "text", "selected_user", "selected_option") if k in action}
+    element = {
+        k: action[k]
+        for k in ("type", "value", "text", "selected_user", "selected_option")
+        if k in action
+    }
     response = await app[CLIENT].click(
-        str(action.get("action_id", "")), str(action.get("value", "")), user=user, channel=channel, message_ts=ts,
-        block_id=str(action.get("block_id") or "b"), thread_ts=body.get("thread_ts") or None, element=element,
-        message=dict(stored) if stored else None, is_ephemeral=ephemeral)
+        str(action.get("action_id", "")),
+        str(action.get("value", "")),
+        user=user,
+        channel=channel,
+        message_ts=ts,
+        block_id=str(action.get("block_id") or "b"),
+        thread_ts=body.get("thread_ts") or None,
+        element=element,
+        message=dict(stored) if stored else None,
+        is_ephemeral=ephemeral,
+    )
     return _answer(response)
 
 
@@ -177,9 +243,14 @@ async def _submit(app: web.Application, user: str, body: Json) -> Json:
     view = api.views.get(str(body.get("view_id")))
     if view is None:
         return {"ok": False, "error": "that dialog is gone"}
-    response = await app[CLIENT].submit_view(view.get("callback_id", ""), body.get("values") or {}, user=user,
-                                             private_metadata=view.get("private_metadata", ""),
-                                             view_id=view["id"], stored=view)
+    response = await app[CLIENT].submit_view(
+        view.get("callback_id", ""),
+        body.get("values") or {},
+        user=user,
+        private_metadata=view.get("private_metadata", ""),
+        view_id=view["id"],
+        stored=view,
+    )
     answer = _answer(response)
     reply = answer["body"] if isinstance(answer["body"], dict) else {}
     stack = api.view_stacks.get(user) or []

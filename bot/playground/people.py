@@ -24,8 +24,14 @@ def _member_of(group: str) -> str:
 def people(config: Config, api: Any) -> list[Json]:
     """Everyone the config names (a user group by one member the stand-in invents), and a guest."""
     found: dict[str, Json] = {}
-    grants = [*((p, role) for role in ("admin", "operator", "viewer") for p in getattr(config.roles, role)),
-              *((p, "approver") for p in config.approvers)]
+    grants = [
+        *(
+            (p, role)
+            for role in ("admin", "operator", "viewer")
+            for p in getattr(config.roles, role)
+        ),
+        *((p, "approver") for p in config.approvers),
+    ]
     for principal, _ in grants:
         if principal == "*":
             continue
@@ -47,8 +53,14 @@ def channels(config: Config, api: Any) -> list[Json]:
         named[config.channels.alerts] = "alerts"
     if config.channels.incidents:
         named[config.channels.incidents] = "incidents"
-    for channel in [*config.channels.destructive, *(route.channel for route in config.alerts.routes)]:
+    for channel in [
+        *config.channels.destructive,
+        *(route.channel for route in config.alerts.routes),
+    ]:
         named.setdefault(channel, _name(channel))
     for channel, name in named.items():
         api.channel_names.setdefault(channel, name)
-    return [{"id": channel, "name": api.channel_names[channel]} for channel in {**named, **api.channel_names}]
+    return [
+        {"id": channel, "name": api.channel_names[channel]}
+        for channel in {**named, **api.channel_names}
+    ]

@@ -52,7 +52,8 @@ def _config(settings: Settings) -> tuple[Config, str]:
         return settings.config, f"Users, roles and channels come from {path}."
     return load_config(DEMO_CONFIG, required=True), (
         f"No config file at {path or 'forge.yml'}: the bundled demo config gives one operator, one admin "
-        "and one approver. Copy forge.example.yml to forge.yml to use your own.")
+        "and one approver. Copy forge.example.yml to forge.yml to use your own."
+    )
 
 
 def prepare(settings: Settings, *, honour_host: bool = True) -> Playground:
@@ -68,12 +69,22 @@ def prepare(settings: Settings, *, honour_host: bool = True) -> Playground:
     base = f"http://{local}:{env.forge_http_port}/playground"
     token = f"xoxb-playground-{secrets.token_hex(12)}"
     config, note = _config(settings)
-    env = env.model_copy(update={
-        "slack_bot_token": SecretStr(token), "slack_signing_secret": SecretStr(secrets.token_hex(20)),
-        "slack_app_token": None, "slack_api_url": f"{base}/api/", "forge_http_host": host})
+    env = env.model_copy(
+        update={
+            "slack_bot_token": SecretStr(token),
+            "slack_signing_secret": SecretStr(secrets.token_hex(20)),
+            "slack_app_token": None,
+            "slack_api_url": f"{base}/api/",
+            "forge_http_host": host,
+        }
+    )
     api = SlackWebApi(base, bot_token=token, keep_calls=KEEP_CALLS)
-    return Playground(replace(settings, env=env, config=config), api,
-                      f"http://{local}:{env.forge_http_port}/slack/events", note)
+    return Playground(
+        replace(settings, env=env, config=config),
+        api,
+        f"http://{local}:{env.forge_http_port}/slack/events",
+        note,
+    )
 
 
 async def own_state_store(settings: Settings) -> Settings:
@@ -91,7 +102,10 @@ async def own_state_store(settings: Settings) -> Settings:
     except (OSError, TimeoutError, asyncpg.PostgresError):
         return settings
     log.info("playground_state_store", database=STATE_DATABASE)
-    return replace(settings, env=settings.env.model_copy(update={"forge_state_database_url": SecretStr(target)}))
+    return replace(
+        settings,
+        env=settings.env.model_copy(update={"forge_state_database_url": SecretStr(target)}),
+    )
 
 
 async def _create(maintenance_dsn: str) -> bool:
@@ -107,7 +121,9 @@ async def _create(maintenance_dsn: str) -> bool:
     return True
 
 
-async def run(settings: Settings, *, honour_host: bool = True, tell: Callable[[str], None] = lambda _: None) -> None:
+async def run(
+    settings: Settings, *, honour_host: bool = True, tell: Callable[[str], None] = lambda _: None
+) -> None:
     """Serve forge and the playground until signalled; `tell` gets the page's address once it is up."""
     from bot.http.server import serve
     from bot.playground.page import mount
@@ -115,7 +131,11 @@ async def run(settings: Settings, *, honour_host: bool = True, tell: Callable[[s
     playground = prepare(await own_state_store(settings), honour_host=honour_host)
 
     async def announce(_: web.Application) -> None:
-        log.info("playground_ready", url=playground.url, note="open it in a browser; Slack is simulated locally")
+        log.info(
+            "playground_ready",
+            url=playground.url,
+            note="open it in a browser; Slack is simulated locally",
+        )
         tell(f"{playground.url}/")
 
     def add_routes(app: web.Application) -> None:

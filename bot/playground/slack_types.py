@@ -10,7 +10,13 @@ APP_ID = "A0FORGE"
 TEAM_ID, BOT_USER, BOT_ID = "T0FORGE", "U0BOT", "B0BOT"
 SCOPES = "chat:write,chat:write.public,commands,files:write,usergroups:read,channels:read"
 TRIGGER_RE = re.compile(r"^\d+\.\d+\.[0-9A-Za-z]+$")
-JSON_ARGS = ("blocks", "attachments", "view", "files", "metadata")  # JSON strings when sent form-encoded
+JSON_ARGS = (
+    "blocks",
+    "attachments",
+    "view",
+    "files",
+    "metadata",
+)  # JSON strings when sent form-encoded
 MAX_RESPONSES = 5  # Slack accepts five posts per response_url (within 30 minutes)
 
 Json = dict[str, Any]
@@ -30,6 +36,7 @@ def missing(args: Json, **errors: str) -> Json | None:
 @dataclass
 class Call:
     """One request the stand-in received."""
+
     method: str  # Web API method, or "upload" / "response_url"
     args: Json
     headers: dict[str, str]  # keys lower-cased
@@ -41,6 +48,7 @@ class Call:
 @dataclass
 class UploadedFile:
     """A file uploaded through the files_upload_v2 flow."""
+
     id: str
     filename: str
     length: int
@@ -54,6 +62,7 @@ class UploadedFile:
 @dataclass
 class ResponseUrl:
     """A response_url issued for one interaction."""
+
     channel: str | None
     user: str | None
     message_ts: str | None

@@ -29,6 +29,7 @@ from bot.playground.slack_types import (
 
 __all__ = ["APP_ID", "BOT_ID", "BOT_USER", "TEAM_ID", "Call", "SlackWebApi", "UploadedFile"]
 
+
 async def _read_args(request: web.Request) -> Json:
     """Merge query string, JSON, form and multipart arguments, decoding JSON-valued fields."""
     args: Json = dict(request.query)
@@ -46,7 +47,9 @@ async def _read_args(request: web.Request) -> Json:
 class SlackWebApi(MethodsMixin, LinksMixin):
     """The parts of Slack forge uses, served by whichever aiohttp app mounts routes(); it records every call."""
 
-    def __init__(self, base: str = "", *, bot_token: str | None = None, keep_calls: int | None = None) -> None:
+    def __init__(
+        self, base: str = "", *, bot_token: str | None = None, keep_calls: int | None = None
+    ) -> None:
         """`base` is the URL the routes are mounted at; with `bot_token`, only that token is accepted."""
         self.base = base
         self.bot_token = bot_token
@@ -75,8 +78,11 @@ class SlackWebApi(MethodsMixin, LinksMixin):
 
     def routes(self) -> list[web.RouteDef]:
         """The Web API, upload and response_url routes, relative to `base`."""
-        return [web.route("*", "/api/{method}", self._web_api), web.post("/upload/{file_id}", self._upload),
-                web.post("/response/{url_id}", self._response)]
+        return [
+            web.route("*", "/api/{method}", self._web_api),
+            web.post("/upload/{file_id}", self._upload),
+            web.post("/response/{url_id}", self._response),
+        ]
 
     @property
     def url(self) -> str:
@@ -91,8 +97,9 @@ class SlackWebApi(MethodsMixin, LinksMixin):
         self._triggers[trigger_id] = (time.monotonic(), user)
         return trigger_id
 
-    def new_response_url(self, *, channel: str | None = None, user: str | None = None,
-                         message_ts: str | None = None) -> str:
+    def new_response_url(
+        self, *, channel: str | None = None, user: str | None = None, message_ts: str | None = None
+    ) -> str:
         """A response_url for an interaction in `channel` by `user` (on the message at `message_ts`)."""
         url_id = secrets.token_hex(8)
         self._response_urls[url_id] = ResponseUrl(channel, user, message_ts, time.monotonic())
@@ -166,10 +173,12 @@ class SlackWebApi(MethodsMixin, LinksMixin):
         return web.json_response(body, status=status, headers={"x-oauth-scopes": SCOPES, **headers})
 
     def _record(self, method: str, args: Json, request: web.Request) -> Call:
-        call = Call(method, args, {k.lower(): v for k, v in request.headers.items()}, time.monotonic())
+        call = Call(
+            method, args, {k.lower(): v for k, v in request.headers.items()}, time.monotonic()
+        )
         self.calls.append(call)
         if self.keep_calls is not None and len(self.calls) > self.keep_calls:
-            del self.calls[:-self.keep_calls]
+            del self.calls[: -self.keep_calls]
         return call
 
     async def _scripted(self, method: str) -> Result | None:
@@ -189,7 +198,9 @@ class SlackWebApi(MethodsMixin, LinksMixin):
         auth_error = self._auth_error(method, headers, args)
         if auth_error:
             return 200, err(auth_error), {}
-        handler = getattr(self, "_api_" + method.replace(".", "_"), None)  # e.g. _api_chat_postMessage
+        handler = getattr(
+            self, "_api_" + method.replace(".", "_"), None
+        )  # e.g. _api_chat_postMessage
         if handler is None:
             return 200, err("unknown_method"), {}
         if self._limited(method, args):
@@ -198,11 +209,17 @@ class SlackWebApi(MethodsMixin, LinksMixin):
 
     def _auth_error(self, method: str, headers: dict[str, str], args: Json) -> str | None:
         auth = headers.get("authorization", "")
-        token = auth.removeprefix("Bearer ") if auth.startswith("Bearer ") else args.get("token", "")
+        token = (
+            auth.removeprefix("Bearer ") if auth.startswith("Bearer ") else args.get("token", "")
+        )
         if not token:
             return "not_authed"
         token, wanted = str(token), "xapp-" if method == "apps.connections.open" else "xoxb-"
-        if self.bot_token and wanted == "xoxb-" and not secrets.compare_digest(token, self.bot_token):
+        if (
+            self.bot_token
+            and wanted == "xoxb-"
+            and not secrets.compare_digest(token, self.bot_token)
+        ):
             return "invalid_auth"
         if token.startswith(wanted):
             return None
@@ -218,25 +235,47 @@ class SlackWebApi(MethodsMixin, LinksMixin):
     def _find(self, channel: str | None, ts: str | None) -> Json | None:
         return next((m for m in self._messages.get(str(channel), []) if m["ts"] == ts), None)
 
-    def post_as_user(self, channel: str, user: str, text: str, thread_ts: str | None = None) -> Json:
+    def post_as_user(
+        self, channel: str, user: str, text: str, thread_ts: str | None = None
+    ) -> Json:
         """A message a person typed into a channel (or thread), as Slack would store it."""
-        message = {"type": "message", "user": user, "team": TEAM_ID, "text": text, "blocks": [],
-                   "ts": self._next_ts()} | ({"thread_ts": thread_ts} if thread_ts else {})
+        message = {
+            "type": "message",
+            "user": user,
+            "team": TEAM_ID,
+            "text": text,
+            "blocks": [],
+            "ts": self._next_ts(),
+        } | ({"thread_ts": thread_ts} if thread_ts else {})
         self._messages.setdefault(channel, []).append(message)
         self.feed.append(("message", channel, message))
         self.touch()
         return message
 
     def _store(self, channel: str, args: Json) -> Json:
-        message = {"type": "message", "user": BOT_USER, "bot_id": BOT_ID, "app_id": APP_ID, "team": TEAM_ID,
-                   "text": args.get("text") or "", "blocks": args.get("blocks") or [], "ts": self._next_ts()}
+        message = {
+            "type": "message",
+            "user": BOT_USER,
+            "bot_id": BOT_ID,
+            "app_id": APP_ID,
+            "team": TEAM_ID,
+            "text": args.get("text") or "",
+            "blocks": args.get("blocks") or [],
+            "ts": self._next_ts(),
+        }
         message |= {k: args[k] for k in ("attachments", "thread_ts", "metadata") if args.get(k)}
         self._messages.setdefault(channel, []).append(message)
         self.feed.append(("message", channel, message))
         return message
 
     def _ephemeral(self, channel: str, user: str | None, body: Json, **extra: Any) -> None:
-        ephemeral = {"channel": channel, "user": user, "text": body.get("text") or "",
-                     "blocks": body.get("blocks") or [], "thread_ts": body.get("thread_ts"), **extra}
+        ephemeral = {
+            "channel": channel,
+            "user": user,
+            "text": body.get("text") or "",
+            "blocks": body.get("blocks") or [],
+            "thread_ts": body.get("thread_ts"),
+            **extra,
+        }
         self.ephemerals.append(ephemeral)
         self.feed.append(("ephemeral", channel, ephemeral))

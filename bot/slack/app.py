@@ -107,13 +107,21 @@ class SlackSurface:
         self.forge = forge
         self.outbox = Outbox(client, forge.settings.config.timeouts.slack)
         self.deliveries = Deliveries(forge)
-        self.approval_ui = ApprovalUI(forge.approvals, self.outbox, Sealer(signing_secret), forge.settings.environment)
+        self.approval_ui = ApprovalUI(
+            forge.approvals, self.outbox, Sealer(signing_secret), forge.settings.environment
+        )
         self.tasks: set[asyncio.Task[None]] = set()
         self._running = asyncio.Semaphore(MAX_RUNNING_COMMANDS)
         self._last_request = 0.0
-        self.app = AsyncApp(client=client, signing_secret=signing_secret, process_before_response=True,
-                            request_verification_enabled=True, raise_error_for_unhandled_request=False,
-                            url_verification_enabled=True, ssl_check_enabled=True)
+        self.app = AsyncApp(
+            client=client,
+            signing_secret=signing_secret,
+            process_before_response=True,
+            request_verification_enabled=True,
+            raise_error_for_unhandled_request=False,
+            url_verification_enabled=True,
+            ssl_check_enabled=True,
+        )
         self.app.command("/forge")(self._on_command)
         self.app.action(re.compile(r"^forge_run:\d+$"))(self._on_run_button)
         self.app.event("app_mention")(self._on_mention)
@@ -133,29 +141,58 @@ class SlackSurface:
     async def _after_acks(self) -> None:
         """While a burst of requests is being acknowledged, wait (at most ACK_FIRST_MAX) before working."""
         deadline = time.monotonic() + ACK_FIRST_MAX
-        while (now := time.monotonic()) < deadline and (quiet_in := self._last_request + ACK_QUIET - now) > 0:
+        while (now := time.monotonic()) < deadline and (
+            quiet_in := self._last_request + ACK_QUIET - now
+        ) > 0:
             await asyncio.sleep(min(quiet_in, deadline - now))
 
     async def _on_command(self, ack: Any, body: dict, request: AsyncBoltRequest) -> None:
         await ack()
         if IncidentUI.wants_modal(body.get("text", "")):
-            self._track(asyncio.create_task(self.incidents.open_modal(body.get("trigger_id"), body["channel_id"],
-                                                                      body["user_id"])))
+            self._track(
+                asyncio.create_task(
+                    self.incidents.open_modal(
+                        body.get("trigger_id"), body["channel_id"], body["user_id"]
+                    )
+                )
+            )
             return
-        reply = Reply(self.outbox, body["channel_id"], body["user_id"], body.get("response_url"),
-                      trigger_id=body.get("trigger_id"))
-        self.spawn(Invocation(body.get("text", ""), body["user_id"], body["channel_id"]), reply, request, "command")
+        reply = Reply(
+            self.outbox,
+            body["channel_id"],
+            body["user_id"],
+            body.get("response_url"),
+            trigger_id=body.get("trigger_id"),
+        )
+        self.spawn(
+            Invocation(body.get("text", ""), body["user_id"], body["channel_id"]),
+            reply,
+            request,
+            "command",
+        )
 
-    async def _on_run_button(self, ack: Any, body: dict, action: dict, request: AsyncBoltRequest) -> None:
+    async def _on_run_button(
+        self, ack: Any, body: dict, action: dict, request: AsyncBoltRequest
+    ) -> None:
         await ack()
         channel = (body.get("channel") or {}).get("id") or body["container"]["channel_id"]
         container = body.get("container") or {}
         thread_ts = container.get("thread_ts") or (body.get("message") or {}).get("thread_ts")
         user = body["user"]["id"]
-        reply = Reply(self.outbox, channel, user, body.get("response_url"),
-                      thread_ts=thread_ts or container.get("message_ts"), trigger_id=body.get("trigger_id"))
-        self.spawn(Invocation(action.get("value", ""), user, channel, event="click", thread_ts=thread_ts), reply,
-                   request, "click")
+        reply = Reply(
+            self.outbox,
+            channel,
+            user,
+            body.get("response_url"),
+            thread_ts=thread_ts or container.get("message_ts"),
+            trigger_id=body.get("trigger_id"),
+        )
+        self.spawn(
+            Invocation(action.get("value", ""), user, channel, event="click", thread_ts=thread_ts),
+            reply,
+            request,
+            "click",
+        )
 
     async def _on_confirm(self, ack: Any, body: dict, view: dict) -> None:
         task = await self.approval_ui.on_submit(ack, body, view)
@@ -171,7 +208,9 @@ class SlackSurface:
 
     async def _run_in(self, invocation: Invocation, thread_ts: str | None) -> None:
         """Run an invocation made from a modal or a picker, answering in the channel (or the thread)."""
-        reply = Reply(self.outbox, invocation.channel_id or "", invocation.actor_id, thread_ts=thread_ts)
+        reply = Reply(
+            self.outbox, invocation.channel_id or "", invocation.actor_id, thread_ts=thread_ts
+        )
         await self._run(invocation, reply)
 
     async def _on_approve(self, ack: Any, body: dict, action: dict) -> None:
@@ -190,18 +229,37 @@ class SlackSurface:
         if event.get("bot_id") or not event.get("user"):
             return
         text = MENTION.sub("", event.get("text", "")).strip()
-        reply = Reply(self.outbox, event["channel"], event["user"], thread_ts=event.get("thread_ts") or event["ts"])
-        self.spawn(Invocation(text, event["user"], event["channel"], event="mention", thread_ts=event.get("thread_ts")),
-                   reply, request, "mention")
+        reply = Reply(
+            self.outbox,
+            event["channel"],
+            event["user"],
+            thread_ts=event.get("thread_ts") or event["ts"],
+        )
+        self.spawn(
+            Invocation(
+                text,
+                event["user"],
+                event["channel"],
+                event="mention",
+                thread_ts=event.get("thread_ts"),
+            ),
+            reply,
+            request,
+            "mention",
+        )
 
-    def spawn(self, invocation: Invocation, reply: Reply, request: AsyncBoltRequest, kind: str) -> None:
+    def spawn(
+        self, invocation: Invocation, reply: Reply, request: AsyncBoltRequest, kind: str
+    ) -> None:
         """Run the invocation after the ack, keeping a handle so shutdown can wait for it."""
         metrics.SLACK_REQUESTS.labels(kind=kind, outcome="acked").inc()
         self._track(asyncio.create_task(self._run_once(invocation, reply, delivery_key(request))))
 
     async def _run_once(self, invocation: Invocation, reply: Reply, key: str | None) -> None:
         await self._after_acks()
-        async with self._running:  # bounded work keeps acks fast under a burst and spares the backends
+        async with (
+            self._running
+        ):  # bounded work keeps acks fast under a burst and spares the backends
             if key and not await self.deliveries.first(key):
                 metrics.SLACK_REQUESTS.labels(kind="duplicate", outcome="ignored").inc()
                 log.info("replay_rejected", key=key.split(":")[0], request_id=invocation.request_id)
@@ -214,7 +272,9 @@ class SlackSurface:
         env = self.forge.settings.environment
 
         def meta() -> Meta:
-            return Meta(invocation.actor_id, started_at, int((clock.monotonic() - started) * 1000), env)
+            return Meta(
+                invocation.actor_id, started_at, int((clock.monotonic() - started) * 1000), env
+            )
 
         async def progress(note: str) -> None:
             await reply.progress(note, meta())

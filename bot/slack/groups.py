@@ -24,7 +24,11 @@ class SlackGroupDirectory:
             cached = self._cache.get(group_id)
             if cached and cached[1] is not None and time.monotonic() - cached[0] < self._ttl:
                 return cached[1]
-            if cached and cached[1] is None and time.monotonic() - cached[0] < FAILED_LOOKUP_SECONDS:
+            if (
+                cached
+                and cached[1] is None
+                and time.monotonic() - cached[0] < FAILED_LOOKUP_SECONDS
+            ):
                 raise LookupError(f"user group {group_id} could not be read recently")
             try:
                 response = await self._client.usergroups_users_list(usergroup=group_id)  # type: ignore[attr-defined]

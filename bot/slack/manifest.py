@@ -9,13 +9,13 @@ import yaml
 from bot.core.registry import Registry
 
 BOT_SCOPES = [
-    "app_mentions:read",   # "@forge health" in a channel
-    "chat:write",          # results, progress edits, approval cards
-    "chat:write.public",   # answer in public channels forge was not invited to
-    "channels:manage",     # a channel per incident (incidents.channel_per_incident), the declarer invited
-    "commands",            # the /forge slash command
-    "files:write",         # long output and exports as files
-    "usergroups:read",     # roles granted to user groups (S…)
+    "app_mentions:read",  # "@forge health" in a channel
+    "chat:write",  # results, progress edits, approval cards
+    "chat:write.public",  # answer in public channels forge was not invited to
+    "channels:manage",  # a channel per incident (incidents.channel_per_incident), the declarer invited
+    "commands",  # the /forge slash command
+    "files:write",  # long output and exports as files
+    "usergroups:read",  # roles granted to user groups (S…)
 ]
 DEFAULT_URL = "https://forge.example.com/slack/events"
 LONG_DESCRIPTION = (
@@ -27,7 +27,9 @@ LONG_DESCRIPTION = (
 )
 
 
-def build(registry: Registry, *, url: str = DEFAULT_URL, socket_mode: bool = False) -> dict[str, Any]:
+def build(
+    registry: Registry, *, url: str = DEFAULT_URL, socket_mode: bool = False
+) -> dict[str, Any]:
     """The manifest as a mapping: one /forge command, interactivity, events, least scopes."""
     families = sorted({s.words[0] for s in registry.all()})
     command: dict[str, Any] = {
@@ -42,13 +44,25 @@ def build(registry: Registry, *, url: str = DEFAULT_URL, socket_mode: bool = Fal
         command["url"] = events["request_url"] = interactivity["request_url"] = url
     return {
         "_metadata": {"major_version": 1, "minor_version": 1},
-        "display_information": {"name": "forge", "description": "ChatOps for ClientForge CRM: the runbook as "
-                                "commands, with roles, approvals and an audit trail",
-                                "background_color": "#1d3557", "long_description": LONG_DESCRIPTION},
-        "features": {"bot_user": {"display_name": "forge", "always_online": True}, "slash_commands": [command]},
+        "display_information": {
+            "name": "forge",
+            "description": "ChatOps for ClientForge CRM: the runbook as "
+            "commands, with roles, approvals and an audit trail",
+            "background_color": "#1d3557",
+            "long_description": LONG_DESCRIPTION,
+        },
+        "features": {
+            "bot_user": {"display_name": "forge", "always_online": True},
+            "slash_commands": [command],
+        },
         "oauth_config": {"scopes": {"bot": BOT_SCOPES}},
-        "settings": {"event_subscriptions": events, "interactivity": interactivity, "org_deploy_enabled": False,
-                     "socket_mode_enabled": socket_mode, "token_rotation_enabled": False},
+        "settings": {
+            "event_subscriptions": events,
+            "interactivity": interactivity,
+            "org_deploy_enabled": False,
+            "socket_mode_enabled": socket_mode,
+            "token_rotation_enabled": False,
+        },
     }
 
 

@@ -24,8 +24,12 @@ def make_client(settings: Settings) -> AsyncWebClient:
     token = settings.env.slack_bot_token
     timeout = settings.config.timeouts.slack
     session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout))
-    client = AsyncWebClient(token=token.get_secret_value() if token else None, base_url=settings.env.slack_api_url,
-                            timeout=int(timeout), session=session)
+    client = AsyncWebClient(
+        token=token.get_secret_value() if token else None,
+        base_url=settings.env.slack_api_url,
+        timeout=int(timeout),
+        session=session,
+    )
     client.retry_handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=2))
     return client
 
@@ -43,65 +47,114 @@ class Outbox:
         self.client = client
         self._timeout = int(timeout)
 
-    async def post(self, channel: str, message: Message, thread_ts: str | None = None) -> tuple[str | None, str]:
+    async def post(
+        self, channel: str, message: Message, thread_ts: str | None = None
+    ) -> tuple[str | None, str]:
         """Post a message; its ts, or None and the Slack error code."""
-        response, error = await self._call("chat.postMessage", self.client.chat_postMessage(
-            channel=channel, text=message.text, blocks=message.blocks, thread_ts=thread_ts, unfurl_links=False))
+        response, error = await self._call(
+            "chat.postMessage",
+            self.client.chat_postMessage(
+                channel=channel,
+                text=message.text,
+                blocks=message.blocks,
+                thread_ts=thread_ts,
+                unfurl_links=False,
+            ),
+        )
         return (response["ts"] if response else None), error
 
     async def update(self, channel: str, ts: str, message: Message) -> bool:
         """Edit a message in place."""
-        response, _ = await self._call("chat.update", self.client.chat_update(
-            channel=channel, ts=ts, text=message.text, blocks=message.blocks))
+        response, _ = await self._call(
+            "chat.update",
+            self.client.chat_update(
+                channel=channel, ts=ts, text=message.text, blocks=message.blocks
+            ),
+        )
         return response is not None
 
     async def delete(self, channel: str, ts: str) -> bool:
         """Remove a message forge posted."""
-        response, _ = await self._call("chat.delete", self.client.chat_delete(channel=channel, ts=ts))
+        response, _ = await self._call(
+            "chat.delete", self.client.chat_delete(channel=channel, ts=ts)
+        )
         return response is not None
 
-    async def ephemeral(self, channel: str, user: str, message: Message, thread_ts: str | None = None) -> bool:
+    async def ephemeral(
+        self, channel: str, user: str, message: Message, thread_ts: str | None = None
+    ) -> bool:
         """A message only one user sees."""
-        response, _ = await self._call("chat.postEphemeral", self.client.chat_postEphemeral(
-            channel=channel, user=user, text=message.text, blocks=message.blocks, thread_ts=thread_ts))
+        response, _ = await self._call(
+            "chat.postEphemeral",
+            self.client.chat_postEphemeral(
+                channel=channel,
+                user=user,
+                text=message.text,
+                blocks=message.blocks,
+                thread_ts=thread_ts,
+            ),
+        )
         return response is not None
 
-    async def respond(self, response_url: str, message: Message, *, in_channel: bool = False) -> bool:
+    async def respond(
+        self, response_url: str, message: Message, *, in_channel: bool = False
+    ) -> bool:
         """Answer through an interaction's response_url (works where the bot is not a member)."""
         webhook = AsyncWebhookClient(response_url, timeout=self._timeout)
         try:
-            response = await webhook.send(text=message.text, blocks=message.blocks,
-                                          response_type="in_channel" if in_channel else "ephemeral")
+            response = await webhook.send(
+                text=message.text,
+                blocks=message.blocks,
+                response_type="in_channel" if in_channel else "ephemeral",
+            )
         except (SlackClientError, OSError, TimeoutError) as exc:
             return self._failed("response_url", type(exc).__name__)
-        return response.status_code == 200 or self._failed("response_url", f"http_{response.status_code}")
+        return response.status_code == 200 or self._failed(
+            "response_url", f"http_{response.status_code}"
+        )
 
     async def open_view(self, trigger_id: str, view: dict[str, Any]) -> str | None:
         """Open a modal; its view id, or None (an expired trigger, say)."""
-        response, _ = await self._call("views.open", self.client.views_open(trigger_id=trigger_id, view=view))
+        response, _ = await self._call(
+            "views.open", self.client.views_open(trigger_id=trigger_id, view=view)
+        )
         return response["view"]["id"] if response else None
 
     async def update_view(self, view_id: str, view: dict[str, Any]) -> bool:
         """Replace an open modal's content."""
-        response, _ = await self._call("views.update", self.client.views_update(view_id=view_id, view=view))
+        response, _ = await self._call(
+            "views.update", self.client.views_update(view_id=view_id, view=view)
+        )
         return response is not None
 
     async def create_channel(self, name: str) -> tuple[str | None, str]:
         """A new public channel (the bot is its first member); its ID, or None and the Slack error code."""
-        response, error = await self._call("conversations.create", self.client.conversations_create(name=name))
+        response, error = await self._call(
+            "conversations.create", self.client.conversations_create(name=name)
+        )
         return (response["channel"]["id"] if response else None), error
 
     async def invite(self, channel: str, users: list[str]) -> bool:
         """Add people to a channel forge created."""
-        response, _ = await self._call("conversations.invite", self.client.conversations_invite(
-            channel=channel, users=users))
+        response, _ = await self._call(
+            "conversations.invite", self.client.conversations_invite(channel=channel, users=users)
+        )
         return response is not None
 
-    async def upload(self, channel: str, attachment: Attachment, thread_ts: str | None = None) -> bool:
+    async def upload(
+        self, channel: str, attachment: Attachment, thread_ts: str | None = None
+    ) -> bool:
         """Upload a file into the channel (or thread)."""
-        response, _ = await self._call("files.upload", self.client.files_upload_v2(
-            channel=channel, content=attachment.content, filename=attachment.filename,
-            title=attachment.title or attachment.filename, thread_ts=thread_ts))
+        response, _ = await self._call(
+            "files.upload",
+            self.client.files_upload_v2(
+                channel=channel,
+                content=attachment.content,
+                filename=attachment.filename,
+                title=attachment.title or attachment.filename,
+                thread_ts=thread_ts,
+            ),
+        )
         return response is not None
 
     async def _call(self, method: str, pending: Any) -> tuple[Any, str]:

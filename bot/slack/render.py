@@ -98,8 +98,10 @@ def _result_message(result: Result, meta: Meta) -> Message:
     if result.actions:
         blocks.extend(action_blocks(result.actions))
     if len(blocks) > MAX_BLOCKS:
-        overflow = blocks[MAX_BLOCKS - 1:]
-        files.append(Attachment(f"{_slug(result.command)}-more.txt", _blocks_text(overflow).encode()))
+        overflow = blocks[MAX_BLOCKS - 1 :]
+        files.append(
+            Attachment(f"{_slug(result.command)}-more.txt", _blocks_text(overflow).encode())
+        )
         blocks = blocks[: MAX_BLOCKS - 1] + [section("_More in the attached file._")]
     plain = headline(result, meta.environment) + (f": {result.summary}" if result.summary else "")
     return Message(plain[:3000], blocks, files)
@@ -112,17 +114,28 @@ def section(text: str) -> dict[str, Any]:
 
 def _context(meta: Meta) -> dict[str, Any]:
     when = meta.at.strftime("%Y-%m-%d %H:%M:%S UTC")
-    return {"type": "context", "elements": [
-        {"type": "mrkdwn", "text": f"<@{meta.user_id}> · {when} · {meta.duration_ms} ms"}]}
+    return {
+        "type": "context",
+        "elements": [
+            {"type": "mrkdwn", "text": f"<@{meta.user_id}> · {when} · {meta.duration_ms} ms"}
+        ],
+    }
 
 
 def field_sections(fields: list[tuple[str, str]]) -> list[dict[str, Any]]:
     """Key figures as section fields, at most ten a section."""
     sections = []
     for start in range(0, len(fields), FIELDS_PER_SECTION):
-        chunk = fields[start:start + FIELDS_PER_SECTION]
-        sections.append({"type": "section", "fields": [
-            {"type": "mrkdwn", "text": f"*{escape(k)}*\n{escape(v)[:FIELD_CHARS]}"} for k, v in chunk]})
+        chunk = fields[start : start + FIELDS_PER_SECTION]
+        sections.append(
+            {
+                "type": "section",
+                "fields": [
+                    {"type": "mrkdwn", "text": f"*{escape(k)}*\n{escape(v)[:FIELD_CHARS]}"}
+                    for k, v in chunk
+                ],
+            }
+        )
     return sections
 
 
@@ -133,9 +146,13 @@ def _table_blocks(command: str, table: Table, files: list[Attachment]) -> list[d
         return blocks + [section(f"```{escape(rendered)}```")]
     name = f"{_slug(table.title or command)}.txt"
     files.append(Attachment(name, rendered.encode(), table.title or command))
-    shown = Table(table.columns, table.rows[: max(1, len(table.rows) * SECTION_CHARS // len(rendered) - 2)])
+    shown = Table(
+        table.columns, table.rows[: max(1, len(table.rows) * SECTION_CHARS // len(rendered) - 2)]
+    )
     head = table_text(shown)[: SECTION_CHARS - 60]
-    return blocks + [section(f"```{escape(head)}```\n_{len(table.rows)} rows; all of them in `{name}`._")]
+    return blocks + [
+        section(f"```{escape(head)}```\n_{len(table.rows)} rows; all of them in `{name}`._")
+    ]
 
 
 def _text_blocks(result: Result, files: list[Attachment]) -> list[dict[str, Any]]:
@@ -159,9 +176,13 @@ def action_blocks(actions: list[Action]) -> list[dict[str, Any]]:
     blocks = []
     for start in range(0, len(actions), BUTTONS_PER_ACTIONS):
         elements = []
-        for i, action in enumerate(actions[start:start + BUTTONS_PER_ACTIONS], start):
-            button = {"type": "button", "action_id": f"forge_run:{i}", "value": action.command[:2000],
-                      "text": {"type": "plain_text", "text": action.label[:75]}}
+        for i, action in enumerate(actions[start : start + BUTTONS_PER_ACTIONS], start):
+            button = {
+                "type": "button",
+                "action_id": f"forge_run:{i}",
+                "value": action.command[:2000],
+                "text": {"type": "plain_text", "text": action.label[:75]},
+            }
             if action.style in ("primary", "danger"):
                 button["style"] = action.style
             elements.append(button)
@@ -170,7 +191,9 @@ def action_blocks(actions: list[Action]) -> list[dict[str, Any]]:
 
 
 def _blocks_text(blocks: list[dict[str, Any]]) -> str:
-    return "\n\n".join(b.get("text", {}).get("text", "") for b in blocks if b.get("type") == "section")
+    return "\n\n".join(
+        b.get("text", {}).get("text", "") for b in blocks if b.get("type") == "section"
+    )
 
 
 def _slug(text: str) -> str:
@@ -183,7 +206,7 @@ def _slug(text: str) -> str:
 def to_text(outcome: Outcome, environment: str) -> str:
     """Readable terminal output for an outcome."""
     if outcome.result is None:
-        usage = f"\nusage: forge run \"{outcome.usage}\"" if outcome.usage else ""
+        usage = f'\nusage: forge run "{outcome.usage}"' if outcome.usage else ""
         return f"error: {outcome.message}{usage}"
     result = outcome.result
     parts = [headline(result, environment)]
@@ -195,7 +218,7 @@ def to_text(outcome: Outcome, environment: str) -> str:
     parts.extend((f"{t.title}\n" if t.title else "") + table_text(t) for t in result.tables)
     if result.text:
         parts.append(_plain(result.text))
-    parts.extend(f"next: forge run \"{a.command}\"  ({a.label})" for a in result.actions)
+    parts.extend(f'next: forge run "{a.command}"  ({a.label})' for a in result.actions)
     return "\n\n".join(parts)
 
 
@@ -213,11 +236,19 @@ def to_json(outcome: Outcome, environment: str) -> str:
             doc["error_id"] = outcome.error_id
     else:
         r = outcome.result
-        doc = {"ok": r.ok, "command": r.command, "status": r.status.value, "environment": environment,
-               "summary": r.summary, "fields": dict(r.fields),
-               "tables": [{"title": t.title, "columns": t.columns, "rows": t.rows} for t in r.tables],
-               "text": r.text, "actions": [{"label": a.label, "command": a.command} for a in r.actions],
-               "files": [a.filename for a in r.attachments], "data": r.data}
+        doc = {
+            "ok": r.ok,
+            "command": r.command,
+            "status": r.status.value,
+            "environment": environment,
+            "summary": r.summary,
+            "fields": dict(r.fields),
+            "tables": [{"title": t.title, "columns": t.columns, "rows": t.rows} for t in r.tables],
+            "text": r.text,
+            "actions": [{"label": a.label, "command": a.command} for a in r.actions],
+            "files": [a.filename for a in r.attachments],
+            "data": r.data,
+        }
     doc["exit_code"] = outcome.exit_code
     return json.dumps(doc, indent=2, default=str, ensure_ascii=False)
 
@@ -225,36 +256,65 @@ def to_json(outcome: Outcome, environment: str) -> str:
 # ---- approvals ----------------------------------------------------------------------------
 
 APPROVAL_STATES = {
-    "pending": "⏳ Waiting for an approver", "executing": "⏳ Approved by {by} · running",
-    "succeeded": "✅ Approved by {by} · done", "failed": "🔴 Approved by {by} · failed",
-    "outcome_unknown": "⚠️ Approved by {by} · outcome unknown", "denied": "🚫 Denied by {by}",
-    "cancelled": "🚫 Cancelled by {by}", "expired": "⌛ Expired without approval",
+    "pending": "⏳ Waiting for an approver",
+    "executing": "⏳ Approved by {by} · running",
+    "succeeded": "✅ Approved by {by} · done",
+    "failed": "🔴 Approved by {by} · failed",
+    "outcome_unknown": "⚠️ Approved by {by} · outcome unknown",
+    "denied": "🚫 Denied by {by}",
+    "cancelled": "🚫 Cancelled by {by}",
+    "expired": "⌛ Expired without approval",
 }
 
 
 def approval_card(approval: Any, environment: str) -> Message:
     """The card an approver acts on: exactly what will run, the dry run, who asked, until when."""
-    state = APPROVAL_STATES[approval.status].format(by=f"<@{approval.decided_by}>" if approval.decided_by else "")
+    state = APPROVAL_STATES[approval.status].format(
+        by=f"<@{approval.decided_by}>" if approval.decided_by else ""
+    )
     expires = int(approval.expires_at.timestamp())
     head = f"⚠️ Approval needed: `{escape(approval.text)}` · {environment}"
     blocks = [
         section(f"*{head}*"),
-        {"type": "section", "fields": [
-            {"type": "mrkdwn", "text": f"*Requested by*\n<@{approval.requester_id}>"},
-            {"type": "mrkdwn", "text": f"*Expires*\n<!date^{expires}^{{time}} ({{date_short_pretty}})|{expires}>"},
-            {"type": "mrkdwn", "text": f"*Request*\n`{approval.short_id}`"},
-            {"type": "mrkdwn", "text": f"*Arguments*\n`{escape(_arguments(approval.params))}`"}]},
+        {
+            "type": "section",
+            "fields": [
+                {"type": "mrkdwn", "text": f"*Requested by*\n<@{approval.requester_id}>"},
+                {
+                    "type": "mrkdwn",
+                    "text": f"*Expires*\n<!date^{expires}^{{time}} ({{date_short_pretty}})|{expires}>",
+                },
+                {"type": "mrkdwn", "text": f"*Request*\n`{approval.short_id}`"},
+                {"type": "mrkdwn", "text": f"*Arguments*\n`{escape(_arguments(approval.params))}`"},
+            ],
+        },
         section(f"*Dry run*\n{escape(approval.preview)}"[:SECTION_CHARS]),
         {"type": "context", "elements": [{"type": "mrkdwn", "text": state}]},
     ]
     if approval.outcome and approval.status not in ("pending", "executing"):
         blocks.append(section(f"*Outcome*\n{escape(approval.outcome)}"[:SECTION_CHARS]))
     if approval.status == "pending":
-        blocks.append({"type": "actions", "elements": [
-            {"type": "button", "action_id": "forge_approve", "value": str(approval.id), "style": "primary",
-             "text": {"type": "plain_text", "text": "Approve"}},
-            {"type": "button", "action_id": "forge_deny", "value": str(approval.id), "style": "danger",
-             "text": {"type": "plain_text", "text": "Deny"}}]})
+        blocks.append(
+            {
+                "type": "actions",
+                "elements": [
+                    {
+                        "type": "button",
+                        "action_id": "forge_approve",
+                        "value": str(approval.id),
+                        "style": "primary",
+                        "text": {"type": "plain_text", "text": "Approve"},
+                    },
+                    {
+                        "type": "button",
+                        "action_id": "forge_deny",
+                        "value": str(approval.id),
+                        "style": "danger",
+                        "text": {"type": "plain_text", "text": "Deny"},
+                    },
+                ],
+            }
+        )
     text = f"{head}: {state.replace('{by}', '')}"
     return Message(text[:3000], blocks)
 
@@ -264,13 +324,20 @@ def _arguments(params: dict[str, Any]) -> str:
     return ", ".join(f"{k}={v}" for k, v in shown.items()) or "none"
 
 
-def confirm_modal(command: str, metadata: str, preview: Result | None = None, expected: str = "",
-                  error: str = "") -> dict[str, Any]:
+def confirm_modal(
+    command: str, metadata: str, preview: Result | None = None, expected: str = "", error: str = ""
+) -> dict[str, Any]:
     """The typed-confirmation dialog: loading, then the dry run and the field to type the target into."""
-    view: dict[str, Any] = {"type": "modal", "callback_id": "forge_confirm", "private_metadata": metadata,
-                            "title": {"type": "plain_text", "text": "Confirm destructive step"},
-                            "close": {"type": "plain_text", "text": "Cancel"}}
-    intro = f"`{escape(command)}` is destructive. After you confirm, a second person must approve it."
+    view: dict[str, Any] = {
+        "type": "modal",
+        "callback_id": "forge_confirm",
+        "private_metadata": metadata,
+        "title": {"type": "plain_text", "text": "Confirm destructive step"},
+        "close": {"type": "plain_text", "text": "Cancel"},
+    }
+    intro = (
+        f"`{escape(command)}` is destructive. After you confirm, a second person must approve it."
+    )
     if error:
         view["blocks"] = [section(intro), section(f"❌ {escape(error)}")]
         return view
@@ -279,10 +346,18 @@ def confirm_modal(command: str, metadata: str, preview: Result | None = None, ex
         return view
     blocks = [section(intro), section(f"*Dry run*\n{preview.summary}"[:SECTION_CHARS])]
     blocks.extend(field_sections(preview.fields)[:2])
-    blocks.append({"type": "input", "block_id": "confirm", "label": {"type": "plain_text", "text":
-                   f"Type {expected} to confirm"[:2000]},
-                   "element": {"type": "plain_text_input", "action_id": "typed", "placeholder":
-                               {"type": "plain_text", "text": expected[:150]}}})
+    blocks.append(
+        {
+            "type": "input",
+            "block_id": "confirm",
+            "label": {"type": "plain_text", "text": f"Type {expected} to confirm"[:2000]},
+            "element": {
+                "type": "plain_text_input",
+                "action_id": "typed",
+                "placeholder": {"type": "plain_text", "text": expected[:150]},
+            },
+        }
+    )
     view["blocks"] = blocks
     view["submit"] = {"type": "plain_text", "text": "Request approval"}
     return view

@@ -46,51 +46,93 @@ class Archive:
         self._store = store
         self._timeout = timeout
 
-    async def open_batch(self, queue: str, reason: str, actor_id: str, approval_id: uuid.UUID | None = None) -> uuid.UUID:
+    async def open_batch(
+        self, queue: str, reason: str, actor_id: str, approval_id: uuid.UUID | None = None
+    ) -> uuid.UUID:
         """Start a batch before the first job of a removal is archived."""
         batch_id = uuid.uuid4()
         pool = await self._store.pool()
-        await call("state store", pool.execute(
-            "INSERT INTO forge.archive_batches (id, queue, reason, actor_id, approval_id) VALUES ($1, $2, $3, $4, $5)",
-            batch_id, queue, reason, actor_id, approval_id), self._timeout)
+        await call(
+            "state store",
+            pool.execute(
+                "INSERT INTO forge.archive_batches (id, queue, reason, actor_id, approval_id) VALUES ($1, $2, $3, $4, $5)",
+                batch_id,
+                queue,
+                reason,
+                actor_id,
+                approval_id,
+            ),
+            self._timeout,
+        )
         return batch_id
 
-    async def add(self, batch_id: uuid.UUID, queue: str, jobs: Sequence[tuple[str, str, bytes]],
-                  form: str = "rdb") -> int:
+    async def add(
+        self,
+        batch_id: uuid.UUID,
+        queue: str,
+        jobs: Sequence[tuple[str, str, bytes]],
+        form: str = "rdb",
+    ) -> int:
         """Archive jobs (id, name, the hash as a DUMP payload or packed field list) with one binary COPY."""
         if not jobs:
             return 0
-        records = [(batch_id, queue, job_id, name or None, record, form) for job_id, name, record in jobs]
+        records = [
+            (batch_id, queue, job_id, name or None, record, form) for job_id, name, record in jobs
+        ]
         pool = await self._store.pool()
         async with pool.acquire() as conn:
-            await call("state store", conn.copy_records_to_table(
-                "job_archive", schema_name="forge", columns=COLUMNS, records=records), self._timeout)
+            await call(
+                "state store",
+                conn.copy_records_to_table(
+                    "job_archive", schema_name="forge", columns=COLUMNS, records=records
+                ),
+                self._timeout,
+            )
         return len(records)
 
     async def discard(self, batch_id: uuid.UUID, job_ids: Sequence[str]) -> None:
         """Drop archive rows of jobs that were not removed after all (they are still in the queue)."""
         if job_ids:
             pool = await self._store.pool()
-            await call("state store", pool.execute(
-                "DELETE FROM forge.job_archive WHERE batch_id = $1 AND job_id = ANY($2::text[])",
-                batch_id, list(job_ids)), self._timeout)
+            await call(
+                "state store",
+                pool.execute(
+                    "DELETE FROM forge.job_archive WHERE batch_id = $1 AND job_id = ANY($2::text[])",
+                    batch_id,
+                    list(job_ids),
+                ),
+                self._timeout,
+            )
 
     async def batches(self, queue: str | None = None, limit: int = 20) -> list[Batch]:
         """Recent batches, newest first, with their job counts."""
         pool = await self._store.pool()
-        rows = await call("state store", pool.fetch(
-            """SELECT b.id, b.queue, b.reason, b.actor_id, b.created_at, count(j.job_id) AS jobs
+        rows = await call(
+            "state store",
+            pool.fetch(
+                """SELECT b.id, b.queue, b.reason, b.actor_id, b.created_at, count(j.job_id) AS jobs
                  FROM forge.archive_batches b LEFT JOIN forge.job_archive j ON j.batch_id = b.id
                 WHERE $1::text IS NULL OR b.queue = $1
-                GROUP BY b.id ORDER BY b.created_at DESC LIMIT $2""", queue, limit), self._timeout)
+                GROUP BY b.id ORDER BY b.created_at DESC LIMIT $2""",
+                queue,
+                limit,
+            ),
+            self._timeout,
+        )
         return [Batch(**dict(r)) for r in rows]
 
     async def export(self, batch_id: uuid.UUID) -> bytes:
         """The batch as JSON Lines, one job record per line, in job id order."""
         pool = await self._store.pool()
-        rows = await call("state store", pool.fetch(
-            "SELECT queue, job_id, record, format FROM forge.job_archive WHERE batch_id = $1 "
-            "ORDER BY length(job_id), job_id", batch_id), self._timeout)
+        rows = await call(
+            "state store",
+            pool.fetch(
+                "SELECT queue, job_id, record, format FROM forge.job_archive WHERE batch_id = $1 "
+                "ORDER BY length(job_id), job_id",
+                batch_id,
+            ),
+            self._timeout,
+        )
         lines = (json.dumps({"queue": r["queue"], "id": r["job_id"], **_fields(r)}) for r in rows)
         return "".join(line + "\n" for line in lines).encode()
 
@@ -100,4 +142,7 @@ def _fields(row: Any) -> dict[str, str]:
     try:
         return unpack(row["record"], row["format"])
     except (RdbError, ValueError) as exc:
-        return {"archive_error": str(exc), "record_base64": base64.b64encode(row["record"]).decode()}
+        return {
+            "archive_error": str(exc),
+            "record_base64": base64.b64encode(row["record"]).decode(),
+        }

@@ -44,7 +44,7 @@ def lzf_decompress(data: bytes, length: int) -> bytes:
         ctrl = data[i]
         i += 1
         if ctrl < 32:
-            out += data[i:i + ctrl + 1]
+            out += data[i : i + ctrl + 1]
             i += ctrl + 1
             continue
         size = ctrl >> 5
@@ -71,7 +71,7 @@ class _Reader:
     def take(self, n: int) -> bytes:
         if self.pos + n > len(self.data):
             raise RdbError("payload ends early")
-        chunk = self.data[self.pos:self.pos + n]
+        chunk = self.data[self.pos : self.pos + n]
         self.pos += n
         return chunk
 
@@ -124,25 +124,37 @@ def _lp_entry(blob: bytes, pos: int) -> tuple[bytes, int]:
         return str(b).encode(), 1
     if b & 0xC0 == 0x80:
         n = b & 0x3F
-        return blob[pos + 1:pos + 1 + n], 1 + n
+        return blob[pos + 1 : pos + 1 + n], 1 + n
     if b & 0xE0 == 0xC0:
         value = ((b & 0x1F) << 8) | blob[pos + 1]
         return str(value - (1 << 13) if value >= 1 << 12 else value).encode(), 2
     if b & 0xF0 == 0xE0:
         n = ((b & 0x0F) << 8) | blob[pos + 1]
-        return blob[pos + 2:pos + 2 + n], 2 + n
+        return blob[pos + 2 : pos + 2 + n], 2 + n
     if b == 0xF0:
         n = struct.unpack_from("<I", blob, pos + 1)[0]
-        return blob[pos + 5:pos + 5 + n], 5 + n
+        return blob[pos + 5 : pos + 5 + n], 5 + n
     widths = {0xF1: 2, 0xF2: 3, 0xF3: 4, 0xF4: 8}
     if b in widths:
         w = widths[b]
-        return str(int.from_bytes(blob[pos + 1:pos + 1 + w], "little", signed=True)).encode(), 1 + w
+        return str(
+            int.from_bytes(blob[pos + 1 : pos + 1 + w], "little", signed=True)
+        ).encode(), 1 + w
     raise RdbError(f"unknown listpack encoding {b:#x}")
 
 
 def _backlen_size(size: int) -> int:
-    return 1 if size <= 127 else 2 if size < 16383 else 3 if size < 2097151 else 4 if size < 268435455 else 5
+    return (
+        1
+        if size <= 127
+        else 2
+        if size < 16383
+        else 3
+        if size < 2097151
+        else 4
+        if size < 268435455
+        else 5
+    )
 
 
 def read_hash(payload: bytes) -> dict[str, str]:

@@ -55,9 +55,18 @@ class StateStore:
         if time.monotonic() - self._last_failure < RECONNECT_INTERVAL:
             raise BackendUnavailable("state store", "unavailable")
         try:
-            self._pool = await call("state store", asyncpg.create_pool(
-                self._dsn, min_size=1, max_size=10, timeout=self._timeout, command_timeout=self._timeout,
-                server_settings={"application_name": "forge-state"}), self._timeout)
+            self._pool = await call(
+                "state store",
+                asyncpg.create_pool(
+                    self._dsn,
+                    min_size=1,
+                    max_size=10,
+                    timeout=self._timeout,
+                    command_timeout=self._timeout,
+                    server_settings={"application_name": "forge-state"},
+                ),
+                self._timeout,
+            )
         except BackendUnavailable:
             self._last_failure = time.monotonic()
             raise
@@ -75,7 +84,9 @@ class StateStore:
     async def migrate(self) -> list[str]:
         """Apply pending migrations; the names applied."""
         async with self._lock:
-            return await call("state store", self._migrate(await self._connect()), self._timeout * 6)
+            return await call(
+                "state store", self._migrate(await self._connect()), self._timeout * 6
+            )
 
     async def _migrate(self, pool: asyncpg.Pool) -> list[str]:
         applied: list[str] = []
@@ -84,12 +95,18 @@ class StateStore:
             await conn.execute("CREATE SCHEMA IF NOT EXISTS forge")
             await conn.execute("""CREATE TABLE IF NOT EXISTS forge.schema_migrations (
                 version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())""")
-            done = {r["version"] for r in await conn.fetch("SELECT version FROM forge.schema_migrations")}
+            done = {
+                r["version"]
+                for r in await conn.fetch("SELECT version FROM forge.schema_migrations")
+            }
             for version, name, sql in migration_files():
                 if version not in done:
                     await conn.execute(sql)
-                    await conn.execute("INSERT INTO forge.schema_migrations (version, name) VALUES ($1, $2)",
-                                       version, name)
+                    await conn.execute(
+                        "INSERT INTO forge.schema_migrations (version, name) VALUES ($1, $2)",
+                        version,
+                        name,
+                    )
                     applied.append(name)
         self._migrated = True
         if applied:
@@ -108,17 +125,27 @@ class StateStore:
     async def first_delivery(self, key: str) -> bool:
         """Record a Slack delivery key; False when it was seen before (a retry or a replay)."""
         pool = await self.pool()
-        inserted = await call("state store", pool.fetchval(
-            "INSERT INTO forge.slack_deliveries (key) VALUES ($1) ON CONFLICT DO NOTHING RETURNING true", key),
-            self._timeout)
+        inserted = await call(
+            "state store",
+            pool.fetchval(
+                "INSERT INTO forge.slack_deliveries (key) VALUES ($1) ON CONFLICT DO NOTHING RETURNING true",
+                key,
+            ),
+            self._timeout,
+        )
         return bool(inserted)
 
     async def prune_deliveries(self, older_than_seconds: int = 3600) -> None:
         """Forget delivery keys older than Slack's retry and replay windows."""
         pool = await self.pool()
-        await call("state store", pool.execute(
-            "DELETE FROM forge.slack_deliveries WHERE seen_at < now() - make_interval(secs => $1)",
-            older_than_seconds), self._timeout)
+        await call(
+            "state store",
+            pool.execute(
+                "DELETE FROM forge.slack_deliveries WHERE seen_at < now() - make_interval(secs => $1)",
+                older_than_seconds,
+            ),
+            self._timeout,
+        )
 
     async def aclose(self) -> None:
         """Close the pool."""

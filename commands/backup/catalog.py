@@ -20,8 +20,10 @@ from bot.core.errors import CommandError
 BACKUP_LOCK = 7_466_847_005
 NAME = re.compile(r"backup-\d{4}-\d\d-\d\dT\d\d-\d\d-\d\d-\d{3}Z(-pre-restore)?\.dump")
 EXAMPLE = "backup-2025-11-10T02-00-00-000Z.dump"
-COLUMNS = ("id, file, kind, source, created_at, size_bytes, sha256, duration_ms, row_counts, objects, actor_id, "
-           "verified_at, verified_ok")
+COLUMNS = (
+    "id, file, kind, source, created_at, size_bytes, sha256, duration_ms, row_counts, objects, actor_id, "
+    "verified_at, verified_ok"
+)
 
 
 @dataclass(frozen=True)
@@ -50,7 +52,10 @@ class Entry:
 
 def _entry(record: Any) -> Entry:
     values = dict(record)
-    values["row_counts"], values["objects"] = json.loads(values["row_counts"]), json.loads(values["objects"])
+    values["row_counts"], values["objects"] = (
+        json.loads(values["row_counts"]),
+        json.loads(values["objects"]),
+    )
     return Entry(**values)
 
 
@@ -67,7 +72,9 @@ def backup_dir(ctx: Context) -> Path:
 def resolve(ctx: Context, name: str) -> Path:
     """A backup's path from its bare name; anything else (paths, globs, other files) is refused."""
     if not NAME.fullmatch(name):
-        raise CommandError(f"`{name[:60]}` is not a backup file name: give a bare name like `{EXAMPLE}`.")
+        raise CommandError(
+            f"`{name[:60]}` is not a backup file name: give a bare name like `{EXAMPLE}`."
+        )
     path = backup_dir(ctx) / name
     if path.parent != backup_dir(ctx):
         raise CommandError(f"`{name[:60]}` is not inside the backup directory.")
@@ -103,13 +110,19 @@ async def exclusive(ctx: Context, what: str) -> AsyncIterator[None]:
     timeout = ctx.settings.config.timeouts.backend
     conn = await call("state store", pool.acquire(), timeout)
     try:
-        if not await call("state store", conn.fetchval("SELECT pg_try_advisory_lock($1)", BACKUP_LOCK), timeout):
-            raise CommandError(f"Another backup or restore is running, so this {what} was not started; "
-                               "try again when it has finished.")
+        if not await call(
+            "state store", conn.fetchval("SELECT pg_try_advisory_lock($1)", BACKUP_LOCK), timeout
+        ):
+            raise CommandError(
+                f"Another backup or restore is running, so this {what} was not started; "
+                "try again when it has finished."
+            )
         try:
             yield
         finally:
-            await call("state store", conn.execute("SELECT pg_advisory_unlock($1)", BACKUP_LOCK), timeout)
+            await call(
+                "state store", conn.execute("SELECT pg_advisory_unlock($1)", BACKUP_LOCK), timeout
+            )
     finally:
         await pool.release(conn)
 
@@ -127,53 +140,102 @@ class Catalog:
     async def add(self, e: Entry) -> Entry:
         """Record a finished dump."""
         pool = await self._pool()
-        new_id = await call("state store", pool.fetchval(
-            "INSERT INTO forge.backups (file, kind, source, created_at, size_bytes, sha256, duration_ms, row_counts, "
-            "objects, actor_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id", e.file, e.kind,
-            e.source, e.created_at, e.size_bytes, e.sha256, e.duration_ms, json.dumps(e.row_counts),
-            json.dumps(e.objects), e.actor_id), self.timeout)
+        new_id = await call(
+            "state store",
+            pool.fetchval(
+                "INSERT INTO forge.backups (file, kind, source, created_at, size_bytes, sha256, duration_ms, row_counts, "
+                "objects, actor_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
+                e.file,
+                e.kind,
+                e.source,
+                e.created_at,
+                e.size_bytes,
+                e.sha256,
+                e.duration_ms,
+                json.dumps(e.row_counts),
+                json.dumps(e.objects),
+                e.actor_id,
+            ),
+            self.timeout,
+        )
         return Entry(**{**e.__dict__, "id": new_id})
 
     async def live(self, limit: int = 200) -> list[Entry]:
         """Dumps not pruned, newest first."""
         pool = await self._pool()
-        rows = await call("state store", pool.fetch(
-            f"SELECT {COLUMNS} FROM forge.backups WHERE pruned_at IS NULL ORDER BY created_at DESC LIMIT $1", limit),
-            self.timeout)
+        rows = await call(
+            "state store",
+            pool.fetch(
+                f"SELECT {COLUMNS} FROM forge.backups WHERE pruned_at IS NULL ORDER BY created_at DESC LIMIT $1",
+                limit,
+            ),
+            self.timeout,
+        )
         return [_entry(r) for r in rows]
 
     async def get(self, file: str) -> Entry | None:
         """The live entry of this file."""
         pool = await self._pool()
-        row = await call("state store", pool.fetchrow(
-            f"SELECT {COLUMNS} FROM forge.backups WHERE file = $1 AND pruned_at IS NULL", file), self.timeout)
+        row = await call(
+            "state store",
+            pool.fetchrow(
+                f"SELECT {COLUMNS} FROM forge.backups WHERE file = $1 AND pruned_at IS NULL", file
+            ),
+            self.timeout,
+        )
         return _entry(row) if row else None
 
     async def verified(self, entry: Entry, ok: bool) -> None:
         """Remember the outcome of a checksum check."""
         pool = await self._pool()
-        await call("state store", pool.execute(
-            "UPDATE forge.backups SET verified_at = $2, verified_ok = $3 WHERE id = $1", entry.id,
-            self.ctx.clock.now(), ok), self.timeout)
+        await call(
+            "state store",
+            pool.execute(
+                "UPDATE forge.backups SET verified_at = $2, verified_ok = $3 WHERE id = $1",
+                entry.id,
+                self.ctx.clock.now(),
+                ok,
+            ),
+            self.timeout,
+        )
 
     async def offsite(self, entry: Entry, url: str) -> None:
         """Remember where the off-site copy went."""
         pool = await self._pool()
-        await call("state store", pool.execute(
-            "UPDATE forge.backups SET offsite_url = $2, offsite_at = $3 WHERE id = $1", entry.id, url,
-            self.ctx.clock.now()), self.timeout)
+        await call(
+            "state store",
+            pool.execute(
+                "UPDATE forge.backups SET offsite_url = $2, offsite_at = $3 WHERE id = $1",
+                entry.id,
+                url,
+                self.ctx.clock.now(),
+            ),
+            self.timeout,
+        )
 
     async def prune(self, keep_days: int) -> list[str]:
         """Delete catalogued dumps older than the retention (never the newest one); their names."""
         pool = await self._pool()
         cutoff = self.ctx.clock.now() - timedelta(days=keep_days)
-        rows = await call("state store", pool.fetch(
-            "SELECT id, file FROM forge.backups WHERE pruned_at IS NULL AND created_at < $1 AND id <> "
-            "(SELECT id FROM forge.backups WHERE pruned_at IS NULL ORDER BY created_at DESC LIMIT 1) "
-            "ORDER BY created_at", cutoff), self.timeout)
+        rows = await call(
+            "state store",
+            pool.fetch(
+                "SELECT id, file FROM forge.backups WHERE pruned_at IS NULL AND created_at < $1 AND id <> "
+                "(SELECT id FROM forge.backups WHERE pruned_at IS NULL ORDER BY created_at DESC LIMIT 1) "
+                "ORDER BY created_at",
+                cutoff,
+            ),
+            self.timeout,
+        )
         for row in rows:
             resolve(self.ctx, row["file"]).unlink(missing_ok=True)
-            await call("state store", pool.execute(
-                "UPDATE forge.backups SET pruned_at = $2 WHERE id = $1", row["id"], self.ctx.clock.now()),
-                self.timeout)
+            await call(
+                "state store",
+                pool.execute(
+                    "UPDATE forge.backups SET pruned_at = $2 WHERE id = $1",
+                    row["id"],
+                    self.ctx.clock.now(),
+                ),
+                self.timeout,
+            )
         return [r["file"] for r in rows]

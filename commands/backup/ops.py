@@ -49,12 +49,17 @@ async def _dump_and_count(ctx: Context, tgt: pg.Target, part: Path, name: str) -
     """pg_dump in one exported snapshot while the same snapshot's rows and objects are counted."""
     conn = await pg.connect(tgt, ctx.settings.config.timeouts.backend)
     try:
-        await call("postgres", conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"), limit(ctx))
+        await call(
+            "postgres", conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"), limit(ctx)
+        )
         snapshot = await call("postgres", conn.fetchval("SELECT pg_export_snapshot()"), limit(ctx))
         dumping = asyncio.create_task(pg.dump(tgt, part, snapshot, limit(ctx)))
         watcher = asyncio.create_task(_report(ctx, part, name, tgt.label))
         try:
-            counts, objects = await pg.row_counts(conn, limit(ctx)), await pg.objects(conn, limit(ctx))
+            counts, objects = (
+                await pg.row_counts(conn, limit(ctx)),
+                await pg.objects(conn, limit(ctx)),
+            )
             await dumping
         finally:
             await _settle(dumping, watcher)
@@ -78,7 +83,9 @@ async def make_backup(ctx: Context, kind: str, suffix: str = "") -> Entry:
     path = resolve(ctx, name)
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     part = path.with_name(name + ".part")
-    os.close(os.open(part, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))  # customer data: owner only
+    os.close(
+        os.open(part, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    )  # customer data: owner only
     try:
         counts, objects = await _dump_and_count(ctx, tgt, part, name)
         part.rename(path)
@@ -87,8 +94,19 @@ async def make_backup(ctx: Context, kind: str, suffix: str = "") -> Entry:
     await ctx.progress(f"Checksumming `{name}`…")
     digest = await checksum(path)
     duration = int((ctx.clock.monotonic() - started) * 1000)
-    entry = Entry(0, name, kind, tgt.label, at, path.stat().st_size, digest, duration, counts, objects,
-                  ctx.actor.user_id)
+    entry = Entry(
+        0,
+        name,
+        kind,
+        tgt.label,
+        at,
+        path.stat().st_size,
+        digest,
+        duration,
+        counts,
+        objects,
+        ctx.actor.user_id,
+    )
     return await Catalog(ctx).add(entry)
 
 
@@ -97,15 +115,21 @@ async def checked(ctx: Context, name: str) -> tuple[Entry, Path]:
     path = resolve(ctx, name)
     entry = await Catalog(ctx).get(name)
     if entry is None:
-        raise CommandError(f"`{name}` is not in the backup catalog, so its checksum cannot be trusted; "
-                           "`backup list` shows the catalogued dumps.")
+        raise CommandError(
+            f"`{name}` is not in the backup catalog, so its checksum cannot be trusted; "
+            "`backup list` shows the catalogued dumps."
+        )
     if not path.is_file():
-        raise CommandError(f"`{name}` is catalogued but its file is missing from the backup directory.")
+        raise CommandError(
+            f"`{name}` is catalogued but its file is missing from the backup directory."
+        )
     ok = await checksum(path) == entry.sha256
     await Catalog(ctx).verified(entry, ok)
     if not ok:
-        raise CommandError(f"`{name}` does not match its catalogued SHA-256: the file is damaged or was changed. "
-                           "Nothing was restored.")
+        raise CommandError(
+            f"`{name}` does not match its catalogued SHA-256: the file is damaged or was changed. "
+            "Nothing was restored."
+        )
     return entry, path
 
 
@@ -166,14 +190,24 @@ async def drill(ctx: Context, entry: Entry, on_restored: Hook | None = None) -> 
 
 async def _create(admin: Any, name: str, timeout: float) -> None:
     try:
-        await call("postgres", admin.execute(f"CREATE DATABASE {pg.quoted(name)} TEMPLATE template0"), timeout)
+        await call(
+            "postgres",
+            admin.execute(f"CREATE DATABASE {pg.quoted(name)} TEMPLATE template0"),
+            timeout,
+        )
     except BackendError as exc:
-        raise CommandError(f"Could not create the scratch database for the drill ({exc.detail}); the "
-                           "DATABASE_URL user needs the CREATEDB privilege.") from None
+        raise CommandError(
+            f"Could not create the scratch database for the drill ({exc.detail}); the "
+            "DATABASE_URL user needs the CREATEDB privilege."
+        ) from None
 
 
 async def _drop(admin: Any, name: str, timeout: float) -> None:
-    await call("postgres", admin.execute(f"DROP DATABASE IF EXISTS {pg.quoted(name)} WITH (FORCE)"), timeout)
+    await call(
+        "postgres",
+        admin.execute(f"DROP DATABASE IF EXISTS {pg.quoted(name)} WITH (FORCE)"),
+        timeout,
+    )
 
 
 async def restore_live(ctx: Context, entry: Entry, path: Path) -> Comparison:
@@ -188,4 +222,3 @@ async def restore_live(ctx: Context, entry: Entry, path: Path) -> Comparison:
         await asyncio.shield(_close(conn))
     rows, _ = await counts_of(ctx, tgt)
     return compare(entry, rows, entry.objects)
-

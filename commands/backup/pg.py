@@ -18,27 +18,40 @@ from bot.core.errors import BackendTimeout, BackendUnavailable, CommandError
 from bot.core.redact import Redactor
 
 USER_SCHEMAS = r"n.nspname NOT IN ('information_schema', 'forge') AND n.nspname NOT LIKE 'pg\_%'"
-NOT_EXTENSION = ("NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = '{cat}'::regclass AND d.objid = {oid} "
-                 "AND d.deptype = 'e')")
+NOT_EXTENSION = (
+    "NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = '{cat}'::regclass AND d.objid = {oid} "
+    "AND d.deptype = 'e')"
+)
 TABLES_SQL = f"""SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE c.relkind = 'r' AND {USER_SCHEMAS} AND {NOT_EXTENSION.format(cat='pg_class', oid='c.oid')} ORDER BY 1"""
+WHERE c.relkind = 'r' AND {USER_SCHEMAS} AND {NOT_EXTENSION.format(cat="pg_class", oid="c.oid")} ORDER BY 1"""
 OBJECTS_SQL = f"""SELECT kind, count(*)::int FROM (
   SELECT CASE WHEN c.relkind IN ('r', 'p') THEN 'tables' WHEN c.relkind IN ('i', 'I') THEN 'indexes'
               WHEN c.relkind = 'S' THEN 'sequences' WHEN c.relkind = 'v' THEN 'views'
               WHEN c.relkind = 'm' THEN 'materialized views' ELSE 'other relations' END AS kind
     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
    WHERE c.relkind IN ('r', 'p', 'i', 'I', 'S', 'v', 'm', 'f') AND {USER_SCHEMAS}
-     AND {NOT_EXTENSION.format(cat='pg_class', oid='c.oid')}
+     AND {NOT_EXTENSION.format(cat="pg_class", oid="c.oid")}
   UNION ALL SELECT 'constraints' FROM pg_constraint co JOIN pg_namespace n ON n.oid = co.connamespace
-   WHERE {USER_SCHEMAS} AND {NOT_EXTENSION.format(cat='pg_class', oid='co.conrelid')}
+   WHERE {USER_SCHEMAS} AND {NOT_EXTENSION.format(cat="pg_class", oid="co.conrelid")}
   UNION ALL SELECT 'functions' FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
-   WHERE {USER_SCHEMAS} AND {NOT_EXTENSION.format(cat='pg_proc', oid='p.oid')}
+   WHERE {USER_SCHEMAS} AND {NOT_EXTENSION.format(cat="pg_proc", oid="p.oid")}
   UNION ALL SELECT 'triggers' FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
    JOIN pg_namespace n ON n.oid = c.relnamespace WHERE NOT t.tgisinternal AND {USER_SCHEMAS}
   UNION ALL SELECT 'schemas' FROM pg_namespace n WHERE {USER_SCHEMAS}
 ) x GROUP BY kind"""
-TOC_KINDS = ("MATERIALIZED VIEW DATA", "FK CONSTRAINT", "SEQUENCE SET", "TABLE DATA", "CONSTRAINT", "INDEX",
-             "TABLE", "SEQUENCE", "VIEW", "FUNCTION", "TRIGGER")
+TOC_KINDS = (
+    "MATERIALIZED VIEW DATA",
+    "FK CONSTRAINT",
+    "SEQUENCE SET",
+    "TABLE DATA",
+    "CONSTRAINT",
+    "INDEX",
+    "TABLE",
+    "SEQUENCE",
+    "VIEW",
+    "FUNCTION",
+    "TRIGGER",
+)
 RESTORE_JOBS = 2
 
 
@@ -77,7 +90,9 @@ class Target:
     def other(self, database: str) -> Target:
         """The same server and credentials, another database."""
         parts = urlsplit(self.url)
-        return replace(self, url=parts._replace(path="/" + quote(database)).geturl(), database=database)
+        return replace(
+            self, url=parts._replace(path="/" + quote(database)).geturl(), database=database
+        )
 
 
 def target(url: str) -> Target:
@@ -90,16 +105,22 @@ def target(url: str) -> Target:
     user = quote(unquote(parts.username), safe="") + "@" if parts.username else ""
     host = parts.hostname or dict(query).get("host") or "localhost"
     netloc = user + (parts.netloc.rsplit("@", 1)[-1])
-    clean = parts._replace(netloc=netloc, query=urlencode([(k, v) for k, v in query if k != "password"]))
+    clean = parts._replace(
+        netloc=netloc, query=urlencode([(k, v) for k, v in query if k != "password"])
+    )
     database = unquote(parts.path.lstrip("/")) or unquote(parts.username or "") or "postgres"
-    return Target(clean.geturl(), unquote(password) if password else None, host, parts.port or 5432, database)
+    return Target(
+        clean.geturl(), unquote(password) if password else None, host, parts.port or 5432, database
+    )
 
 
 def tool(name: str) -> str:
     """The path of pg_dump or pg_restore, or a clear error."""
     found = shutil.which(name)
     if not found:
-        raise CommandError(f"`{name}` is not installed on the forge host; install the PostgreSQL client tools.")
+        raise CommandError(
+            f"`{name}` is not installed on the forge host; install the PostgreSQL client tools."
+        )
     return found
 
 
@@ -113,9 +134,13 @@ def _failure(name: str, code: int | None, stderr: bytes, redactor: Redactor) -> 
 async def run(argv: list[str], tgt: Target, timeout: float) -> bytes:
     """Run a client tool with the password in its environment; its stdout, or a redacted one-line error."""
     name = Path(argv[0]).name
-    proc = await asyncio.create_subprocess_exec(*argv, stdin=asyncio.subprocess.DEVNULL,
-                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-                                                env=tgt.env())
+    proc = await asyncio.create_subprocess_exec(
+        *argv,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=tgt.env(),
+    )
     try:
         out, err = await asyncio.wait_for(proc.communicate(), timeout)
     except TimeoutError:
@@ -131,8 +156,15 @@ async def run(argv: list[str], tgt: Target, timeout: float) -> bytes:
 
 async def dump(tgt: Target, path: Path, snapshot: str | None, timeout: float) -> None:
     """pg_dump custom format of the target (the bot's own `forge` schema left out) into the file."""
-    argv = [tool("pg_dump"), "--format=custom", "--no-owner", "--no-acl", "--exclude-schema=forge",
-            f"--file={path}", f"--dbname={tgt.url}"]
+    argv = [
+        tool("pg_dump"),
+        "--format=custom",
+        "--no-owner",
+        "--no-acl",
+        "--exclude-schema=forge",
+        f"--file={path}",
+        f"--dbname={tgt.url}",
+    ]
     if snapshot:
         argv.insert(1, f"--snapshot={snapshot}")
     await run(argv, tgt, timeout)
@@ -140,9 +172,22 @@ async def dump(tgt: Target, path: Path, snapshot: str | None, timeout: float) ->
 
 async def restore(tgt: Target, path: Path, timeout: float, *, clean: bool) -> None:
     """pg_restore into the target, stopping at the first error: clean and in one transaction, or in parallel."""
-    mode = ["--clean", "--if-exists", "--single-transaction"] if clean else [f"--jobs={RESTORE_JOBS}"]
-    await run([tool("pg_restore"), "--no-owner", "--no-acl", "--exit-on-error", *mode, f"--dbname={tgt.url}",
-               str(path)], tgt, timeout)
+    mode = (
+        ["--clean", "--if-exists", "--single-transaction"] if clean else [f"--jobs={RESTORE_JOBS}"]
+    )
+    await run(
+        [
+            tool("pg_restore"),
+            "--no-owner",
+            "--no-acl",
+            "--exit-on-error",
+            *mode,
+            f"--dbname={tgt.url}",
+            str(path),
+        ],
+        tgt,
+        timeout,
+    )
 
 
 async def toc(tgt: Target, path: Path, timeout: float) -> Counter[str]:
@@ -156,7 +201,9 @@ async def toc(tgt: Target, path: Path, timeout: float) -> Counter[str]:
         kind = next((k for k in TOC_KINDS if rest.startswith(k + " ")), "other")
         kinds[kind] += 1
     if not kinds:
-        raise CommandError(f"`{path.name}` has an empty table of contents: it is not a usable dump.")
+        raise CommandError(
+            f"`{path.name}` has an empty table of contents: it is not a usable dump."
+        )
     return kinds
 
 
@@ -177,8 +224,13 @@ async def objects(conn: asyncpg.Connection, timeout: float) -> dict[str, int]:
 
 async def connect(tgt: Target, timeout: float) -> asyncpg.Connection:
     """One connection to the target, named so that `db connections` shows what it is."""
-    return await call("postgres", asyncpg.connect(tgt.dsn, timeout=timeout,
-                                                  server_settings={"application_name": "forge-backup"}), timeout)
+    return await call(
+        "postgres",
+        asyncpg.connect(
+            tgt.dsn, timeout=timeout, server_settings={"application_name": "forge-backup"}
+        ),
+        timeout,
+    )
 
 
 def quoted(name: str) -> str:

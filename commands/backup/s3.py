@@ -42,13 +42,21 @@ def bucket(settings: Settings) -> Bucket | None:
         return None
     parts = urlsplit(env.forge_backup_s3_url)
     if parts.scheme not in ("http", "https") or not parts.netloc or parts.path.strip("/") == "":
-        raise CommandError("FORGE_BACKUP_S3_URL must look like https://host/bucket or https://host/bucket/prefix.")
+        raise CommandError(
+            "FORGE_BACKUP_S3_URL must look like https://host/bucket or https://host/bucket/prefix."
+        )
     if not (env.forge_backup_s3_access_key_id and env.forge_backup_s3_secret_access_key):
-        raise CommandError("FORGE_BACKUP_S3_URL is set but FORGE_BACKUP_S3_ACCESS_KEY_ID or "
-                           "FORGE_BACKUP_S3_SECRET_ACCESS_KEY is not.")
-    return Bucket(f"{parts.scheme}://{parts.netloc}", "/" + parts.path.strip("/"),
-                  env.forge_backup_s3_access_key_id.get_secret_value(),
-                  env.forge_backup_s3_secret_access_key.get_secret_value(), env.forge_backup_s3_region)
+        raise CommandError(
+            "FORGE_BACKUP_S3_URL is set but FORGE_BACKUP_S3_ACCESS_KEY_ID or "
+            "FORGE_BACKUP_S3_SECRET_ACCESS_KEY is not."
+        )
+    return Bucket(
+        f"{parts.scheme}://{parts.netloc}",
+        "/" + parts.path.strip("/"),
+        env.forge_backup_s3_access_key_id.get_secret_value(),
+        env.forge_backup_s3_secret_access_key.get_secret_value(),
+        env.forge_backup_s3_region,
+    )
 
 
 def _hmac(key: bytes, text: str) -> bytes:
@@ -61,14 +69,29 @@ def signed(method: str, url: str, payload_sha256: str, b: Bucket, now: datetime)
     stamp, day = now.strftime("%Y%m%dT%H%M%SZ"), now.strftime("%Y%m%d")
     headers = {"host": parts.netloc, "x-amz-content-sha256": payload_sha256, "x-amz-date": stamp}
     names = ";".join(sorted(headers))
-    canonical = "\n".join([method, parts.path, "", *(f"{k}:{headers[k]}" for k in sorted(headers)), "", names,
-                           payload_sha256])
+    canonical = "\n".join(
+        [
+            method,
+            parts.path,
+            "",
+            *(f"{k}:{headers[k]}" for k in sorted(headers)),
+            "",
+            names,
+            payload_sha256,
+        ]
+    )
     scope = f"{day}/{b.region}/s3/aws4_request"
-    to_sign = "\n".join(["AWS4-HMAC-SHA256", stamp, scope, hashlib.sha256(canonical.encode()).hexdigest()])
-    key = _hmac(_hmac(_hmac(_hmac(("AWS4" + b.secret).encode(), day), b.region), "s3"), "aws4_request")
+    to_sign = "\n".join(
+        ["AWS4-HMAC-SHA256", stamp, scope, hashlib.sha256(canonical.encode()).hexdigest()]
+    )
+    key = _hmac(
+        _hmac(_hmac(_hmac(("AWS4" + b.secret).encode(), day), b.region), "s3"), "aws4_request"
+    )
     signature = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
-    headers["authorization"] = (f"AWS4-HMAC-SHA256 Credential={b.key_id}/{scope}, SignedHeaders={names}, "
-                                f"Signature={signature}")
+    headers["authorization"] = (
+        f"AWS4-HMAC-SHA256 Credential={b.key_id}/{scope}, SignedHeaders={names}, "
+        f"Signature={signature}"
+    )
     return headers
 
 
@@ -79,7 +102,11 @@ async def _chunks(path: Path) -> AsyncIterator[bytes]:
 
 
 def _why(response: httpx.Response) -> str:
-    code = response.text.split("<Code>", 1)[1].split("</Code>", 1)[0] if "<Code>" in response.text else ""
+    code = (
+        response.text.split("<Code>", 1)[1].split("</Code>", 1)[0]
+        if "<Code>" in response.text
+        else ""
+    )
     return f"HTTP {response.status_code}" + (f" {code}" if code else "")
 
 
@@ -88,7 +115,9 @@ async def upload(ctx: Context, b: Bucket, path: Path, sha256: str, timeout: floa
     url = b.url(path.name)
     headers = signed("PUT", url, sha256, b, ctx.clock.now())
     headers["content-length"] = str(path.stat().st_size)
-    response = await call("s3", ctx.backends.http().put(url, content=_chunks(path), headers=headers), timeout)
+    response = await call(
+        "s3", ctx.backends.http().put(url, content=_chunks(path), headers=headers), timeout
+    )
     if response.status_code != 200:
         raise BackendUnavailable("s3", _why(response))
     return url
@@ -99,9 +128,11 @@ async def present(ctx: Context, b: Bucket, name: str, size: int) -> str:
     url = b.url(name)
     empty = hashlib.sha256(b"").hexdigest()
     try:
-        response = await call("s3", ctx.backends.http().head(url, headers=signed("HEAD", url, empty, b,
-                                                                                  ctx.clock.now())),
-                              ctx.settings.config.timeouts.backend)
+        response = await call(
+            "s3",
+            ctx.backends.http().head(url, headers=signed("HEAD", url, empty, b, ctx.clock.now())),
+            ctx.settings.config.timeouts.backend,
+        )
     except BackendError as exc:
         return f"unknown ({exc.detail})"
     if response.status_code == 404:

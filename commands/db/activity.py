@@ -47,13 +47,17 @@ IDLE_TX_WARN, USE_WARN, USE_CRIT = 60, 0.8, 0.95
 class LongArgs(Args):
     """Arguments of `db long`."""
 
-    min: Duration = option(timedelta(seconds=60), help="only statements running longer than this (default 60s)")
+    min: Duration = option(
+        timedelta(seconds=60), help="only statements running longer than this (default 60s)"
+    )
 
 
 class PidArgs(Args):
     """A PostgreSQL backend pid."""
 
-    pid: int = positional(ge=1, le=2**31 - 1, help="the backend's pid, from `db long` or `db locks`")
+    pid: int = positional(
+        ge=1, le=2**31 - 1, help="the backend's pid, from `db long` or `db locks`"
+    )
 
 
 class TerminateArgs(PidArgs):
@@ -66,33 +70,75 @@ def _who(r: Any) -> str:
     return f"{r['usename'] or '—'} / {r['app']}"
 
 
-@command("db connections", summary="Connections by state and source against max_connections; idle in transaction "
-         "flagged.", examples=("db connections",))
+@command(
+    "db connections",
+    summary="Connections by state and source against max_connections; idle in transaction flagged.",
+    examples=("db connections",),
+)
 async def db_connections(ctx: Context, _: object) -> Result:
     """How full the server is, what the sessions are doing, and who holds a transaction open while idle."""
-    (cap,), states, sources, idle = await read_many(ctx, [(CAPACITY, ()), (BY_STATE, ()), (BY_SOURCE, ()),
-                                                          (IDLE_IN_TX, ())])
+    (cap,), states, sources, idle = await read_many(
+        ctx, [(CAPACITY, ()), (BY_STATE, ()), (BY_SOURCE, ()), (IDLE_IN_TX, ())]
+    )
     usable = cap["max"] - cap["reserved"]
     share = cap["used"] / usable if usable > 0 else 1.0
     stuck = [r for r in idle if (r["state_s"] or 0) > IDLE_TX_WARN]
-    status = Status.CRITICAL if share > USE_CRIT else Status.WARNING if share > USE_WARN or stuck else Status.OK
+    status = (
+        Status.CRITICAL
+        if share > USE_CRIT
+        else Status.WARNING
+        if share > USE_WARN or stuck
+        else Status.OK
+    )
     summary = f"{cap['used']} of {usable} usable connections in use ({share:.0%})"
     summary += f"; {len(stuck)} idle in transaction for over {IDLE_TX_WARN} s." if stuck else "."
-    tables = [Table(["state", "connections"], [[s["state"], str(s["n"])] for s in states]),
-              Table(["database", "user", "application", "connections"],
-                    [[s["db"], s["usr"], s["app"], str(s["n"])] for s in sources], title="By source")]
+    tables = [
+        Table(["state", "connections"], [[s["state"], str(s["n"])] for s in states]),
+        Table(
+            ["database", "user", "application", "connections"],
+            [[s["db"], s["usr"], s["app"], str(s["n"])] for s in sources],
+            title="By source",
+        ),
+    ]
     if idle:
-        tables.insert(0, Table(["pid", "user / app", "idle for", "transaction age", "last statement"],
-                               [[str(r["pid"]), _who(r), duration(r["state_s"]), duration(r["xact_s"]),
-                                 one_line(r["query"], 60)] for r in idle],
-                               title="Idle in transaction (holds locks and blocks vacuum)"))
-    return Result("db connections", status, summary=summary, tables=tables,
-                  fields=[("In use", str(cap["used"])), ("max_connections", str(cap["max"])),
-                          ("Reserved for superusers", str(cap["reserved"])), ("Idle in transaction", str(len(idle)))],
-                  actions=[Action(f"Terminate pid {r['pid']}", f"db terminate {r['pid']}", "danger")
-                           for r in stuck[:2]],
-                  data={**dict(cap), "states": {s["state"]: s["n"] for s in states},
-                        "idle_in_transaction": [{"pid": r["pid"], "idle_s": r["state_s"]} for r in idle]})
+        tables.insert(
+            0,
+            Table(
+                ["pid", "user / app", "idle for", "transaction age", "last statement"],
+                [
+                    [
+                        str(r["pid"]),
+                        _who(r),
+                        duration(r["state_s"]),
+                        duration(r["xact_s"]),
+                        one_line(r["query"], 60),
+                    ]
+                    for r in idle
+                ],
+                title="Idle in transaction (holds locks and blocks vacuum)",
+            ),
+        )
+    return Result(
+        "db connections",
+        status,
+        summary=summary,
+        tables=tables,
+        fields=[
+            ("In use", str(cap["used"])),
+            ("max_connections", str(cap["max"])),
+            ("Reserved for superusers", str(cap["reserved"])),
+            ("Idle in transaction", str(len(idle))),
+        ],
+        actions=[
+            Action(f"Terminate pid {r['pid']}", f"db terminate {r['pid']}", "danger")
+            for r in stuck[:2]
+        ],
+        data={
+            **dict(cap),
+            "states": {s["state"]: s["n"] for s in states},
+            "idle_in_transaction": [{"pid": r["pid"], "idle_s": r["state_s"]} for r in idle],
+        },
+    )
 
 
 def _roots(blocked: list[Any]) -> list[int]:
@@ -101,71 +147,161 @@ def _roots(blocked: list[Any]) -> list[int]:
     return sorted({b for r in blocked for b in r["blockers"]} - waiting)
 
 
-@command("db locks", summary="Who blocks whom (pg_blocking_pids), with what each waits for.", examples=("db locks",))
+@command(
+    "db locks",
+    summary="Who blocks whom (pg_blocking_pids), with what each waits for.",
+    examples=("db locks",),
+)
 async def db_locks(ctx: Context, _: object) -> Result:
     """Each blocked session with the lock it wants and the sessions in its way; root blockers first to act on."""
     blocked = await read(ctx, BLOCKED)
     if not blocked:
-        return Result("db locks", summary="No session is waiting for a lock held by another.", data={"blocked": []})
+        return Result(
+            "db locks",
+            summary="No session is waiting for a lock held by another.",
+            data={"blocked": []},
+        )
     roots = _roots(blocked)
-    holders = {r["pid"]: r for r in await read(ctx, SESSIONS, sorted({b for r in blocked for b in r["blockers"]}))}
-    rows = [[str(r["pid"]), _who(r), duration(r["running_s"]), r["wants"] or f"{r['wait_event_type']}",
-             ", ".join(map(str, r["blockers"])), one_line(r["query"], 60)] for r in blocked]
-    root_rows = [[str(p), _who(h), h["state"] or "—", duration(h["xact_s"]), one_line(h["query"], 60)]
-                 for p in roots if (h := holders.get(p))]
-    idle_roots = [p for p in roots if (h := holders.get(p)) and (h["state"] or "").startswith("idle")]
-    text = (f"pid {', '.join(map(str, idle_roots))} is idle in a transaction: cancelling does nothing, "
-            "`db terminate` ends it (needs approval)." if idle_roots else "")
-    return Result("db locks", Status.CRITICAL if any((r["running_s"] or 0) > 60 for r in blocked) else Status.WARNING,
-                  summary=f"{len(blocked)} session{'s' if len(blocked) != 1 else ''} waiting on locks; "
-                          f"root blocker{'s' if len(roots) != 1 else ''}: {', '.join(map(str, roots))}.",
-                  text=text, tables=[Table(["root blocker", "user / app", "state", "transaction age", "statement"],
-                                           root_rows, title="Root blockers"),
-                                     Table(["blocked pid", "user / app", "waiting", "wants", "blocked by", "statement"],
-                                           rows, title="Waiting")],
-                  attachments=statements_file("locks.sql", [(f"pid {r['pid']}", r["query"]) for r in blocked]),
-                  actions=[Action(f"Cancel pid {p}", f"db cancel {p}") for p in roots[:3] if p not in idle_roots],
-                  data={"blocked": [{"pid": r["pid"], "blockers": list(r["blockers"]), "wants": r["wants"]}
-                                    for r in blocked], "roots": roots})
+    holders = {
+        r["pid"]: r
+        for r in await read(ctx, SESSIONS, sorted({b for r in blocked for b in r["blockers"]}))
+    }
+    rows = [
+        [
+            str(r["pid"]),
+            _who(r),
+            duration(r["running_s"]),
+            r["wants"] or f"{r['wait_event_type']}",
+            ", ".join(map(str, r["blockers"])),
+            one_line(r["query"], 60),
+        ]
+        for r in blocked
+    ]
+    root_rows = [
+        [str(p), _who(h), h["state"] or "—", duration(h["xact_s"]), one_line(h["query"], 60)]
+        for p in roots
+        if (h := holders.get(p))
+    ]
+    idle_roots = [
+        p for p in roots if (h := holders.get(p)) and (h["state"] or "").startswith("idle")
+    ]
+    text = (
+        f"pid {', '.join(map(str, idle_roots))} is idle in a transaction: cancelling does nothing, "
+        "`db terminate` ends it (needs approval)."
+        if idle_roots
+        else ""
+    )
+    return Result(
+        "db locks",
+        Status.CRITICAL if any((r["running_s"] or 0) > 60 for r in blocked) else Status.WARNING,
+        summary=f"{len(blocked)} session{'s' if len(blocked) != 1 else ''} waiting on locks; "
+        f"root blocker{'s' if len(roots) != 1 else ''}: {', '.join(map(str, roots))}.",
+        text=text,
+        tables=[
+            Table(
+                ["root blocker", "user / app", "state", "transaction age", "statement"],
+                root_rows,
+                title="Root blockers",
+            ),
+            Table(
+                ["blocked pid", "user / app", "waiting", "wants", "blocked by", "statement"],
+                rows,
+                title="Waiting",
+            ),
+        ],
+        attachments=statements_file(
+            "locks.sql", [(f"pid {r['pid']}", r["query"]) for r in blocked]
+        ),
+        actions=[
+            Action(f"Cancel pid {p}", f"db cancel {p}") for p in roots[:3] if p not in idle_roots
+        ],
+        data={
+            "blocked": [
+                {"pid": r["pid"], "blockers": list(r["blockers"]), "wants": r["wants"]}
+                for r in blocked
+            ],
+            "roots": roots,
+        },
+    )
 
 
-@command("db long", summary="Statements running longer than a threshold (default 60 s), longest first.",
-         args=LongArgs, examples=("db long", "db long --min 5m"))
+@command(
+    "db long",
+    summary="Statements running longer than a threshold (default 60 s), longest first.",
+    args=LongArgs,
+    examples=("db long", "db long --min 5m"),
+)
 async def db_long(ctx: Context, args: LongArgs) -> Result:
     """Running statements and open transactions older than `--min`."""
     rows = await read(ctx, LONG, args.min)
     limit = duration(args.min.total_seconds())
     if not rows:
-        return Result("db long", summary=f"No statement has been running longer than {limit}.", data={"sessions": []})
-    return Result("db long", Status.WARNING, summary=f"{len(rows)} statement{'s' if len(rows) != 1 else ''} running "
-                  f"longer than {limit}; the longest for {duration(rows[0]['running_s'])}.",
-                  tables=[Table(["pid", "user / app", "database", "state", "running", "waiting on", "statement"],
-                                [[str(r["pid"]), _who(r), r["datname"] or "—", r["state"] or "—",
-                                  duration(r["running_s"]), r["wait_event"] or "—", one_line(r["query"], 60)]
-                                 for r in rows])],
-                  attachments=statements_file("long-statements.sql", [(f"pid {r['pid']}", r["query"]) for r in rows],
-                                              60),
-                  actions=[Action(f"Cancel pid {r['pid']}", f"db cancel {r['pid']}") for r in rows[:3]],
-                  data={"sessions": [{"pid": r["pid"], "running_s": r["running_s"], "state": r["state"],
-                                      "query": r["query"]} for r in rows]})
+        return Result(
+            "db long",
+            summary=f"No statement has been running longer than {limit}.",
+            data={"sessions": []},
+        )
+    return Result(
+        "db long",
+        Status.WARNING,
+        summary=f"{len(rows)} statement{'s' if len(rows) != 1 else ''} running "
+        f"longer than {limit}; the longest for {duration(rows[0]['running_s'])}.",
+        tables=[
+            Table(
+                ["pid", "user / app", "database", "state", "running", "waiting on", "statement"],
+                [
+                    [
+                        str(r["pid"]),
+                        _who(r),
+                        r["datname"] or "—",
+                        r["state"] or "—",
+                        duration(r["running_s"]),
+                        r["wait_event"] or "—",
+                        one_line(r["query"], 60),
+                    ]
+                    for r in rows
+                ],
+            )
+        ],
+        attachments=statements_file(
+            "long-statements.sql", [(f"pid {r['pid']}", r["query"]) for r in rows], 60
+        ),
+        actions=[Action(f"Cancel pid {r['pid']}", f"db cancel {r['pid']}") for r in rows[:3]],
+        data={
+            "sessions": [
+                {
+                    "pid": r["pid"],
+                    "running_s": r["running_s"],
+                    "state": r["state"],
+                    "query": r["query"],
+                }
+                for r in rows
+            ]
+        },
+    )
 
 
 async def session(ctx: Context, pid: int) -> Any:
     """The live session with this pid, refused when it is forge's own or not a client backend."""
     rows = await read(ctx, SESSIONS, [pid])
     if not rows:
-        raise CommandError(f"No PostgreSQL session has pid {pid} (it may have ended). `db long` lists running ones.")
+        raise CommandError(
+            f"No PostgreSQL session has pid {pid} (it may have ended). `db long` lists running ones."
+        )
     found = rows[0]
     if found["own"]:
         raise CommandError(f"pid {pid} is forge's own connection.")
     if found["backend_type"] not in SIGNALLABLE:
-        raise CommandError(f"pid {pid} is PostgreSQL's {found['backend_type']}, not a client session: forge "
-                           "does not signal it.")
+        raise CommandError(
+            f"pid {pid} is PostgreSQL's {found['backend_type']}, not a client session: forge "
+            "does not signal it."
+        )
     return found
 
 
 async def _signal(ctx: Context, function: str, pid: int) -> bool:
     """Send pg_cancel_backend or pg_terminate_backend (waiting up to 3 s on PostgreSQL 14+)."""
+
     async def send(conn: asyncpg.Connection) -> bool:
         if function == "terminate" and conn.get_server_version().major >= 14:
             return bool(await conn.fetchval("SELECT pg_terminate_backend($1, 3000)", pid))
@@ -188,57 +324,109 @@ async def _after(ctx: Context, pid: int, before: Any, wait_s: float = 2.0) -> An
         await asyncio.sleep(0.1)
 
 
-@command("db cancel", summary="Cancel the statement a session is running (pg_cancel_backend); the session stays.",
-         args=PidArgs, role=Role.OPERATOR, risk=Risk.WRITE, examples=("db cancel 4242",))
+@command(
+    "db cancel",
+    summary="Cancel the statement a session is running (pg_cancel_backend); the session stays.",
+    args=PidArgs,
+    role=Role.OPERATOR,
+    risk=Risk.WRITE,
+    examples=("db cancel 4242",),
+)
 async def db_cancel(ctx: Context, args: PidArgs) -> Result:
     """Cancel one running statement and say whether it stopped."""
     before = await session(ctx, args.pid)
     if before["state"] == "idle" or (before["state"] or "").startswith("idle in transaction"):
-        raise CommandError(f"pid {args.pid} is {before['state']}: no statement to cancel. An idle transaction is "
-                           f"ended with `db terminate {args.pid}`.")
+        raise CommandError(
+            f"pid {args.pid} is {before['state']}: no statement to cancel. An idle transaction is "
+            f"ended with `db terminate {args.pid}`."
+        )
     if not await _signal(ctx, "cancel", args.pid):
-        raise CommandError(f"PostgreSQL did not signal pid {args.pid} (it ended meanwhile, or forge's database user "
-                           "lacks pg_signal_backend).")
+        raise CommandError(
+            f"PostgreSQL did not signal pid {args.pid} (it ended meanwhile, or forge's database user "
+            "lacks pg_signal_backend)."
+        )
     after = await _after(ctx, args.pid, before)
-    stopped = after is None or after["state"] != before["state"] or after["running_s"] < before["running_s"]
-    summary = (f"Cancelled the statement of pid {args.pid} ({_who(before)}), which had run for "
-               f"{duration(before['running_s'])}." if stopped else
-               f"Cancel sent to pid {args.pid}, but it is still running after 2 s (it may be in a non-interruptible "
-               "step); check `db long` again.")
-    return Result("db cancel", Status.OK if stopped else Status.WARNING, summary=summary,
-                  text=f"Statement: `{one_line(before['query'], 200)}`",
-                  data={"pid": args.pid, "stopped": stopped, "query": before["query"]})
+    stopped = (
+        after is None
+        or after["state"] != before["state"]
+        or after["running_s"] < before["running_s"]
+    )
+    summary = (
+        f"Cancelled the statement of pid {args.pid} ({_who(before)}), which had run for "
+        f"{duration(before['running_s'])}."
+        if stopped
+        else f"Cancel sent to pid {args.pid}, but it is still running after 2 s (it may be in a non-interruptible "
+        "step); check `db long` again."
+    )
+    return Result(
+        "db cancel",
+        Status.OK if stopped else Status.WARNING,
+        summary=summary,
+        text=f"Statement: `{one_line(before['query'], 200)}`",
+        data={"pid": args.pid, "stopped": stopped, "query": before["query"]},
+    )
 
 
 def _describe(found: Any) -> list[tuple[str, str]]:
-    return [("pid", str(found["pid"])), ("User / app", _who(found)), ("Database", found["datname"] or "—"),
-            ("State", found["state"] or "—"), ("Connected since", found["backend_start"].strftime("%Y-%m-%d %H:%M:%S")
-                                                if found["backend_start"] else "—"),
-            ("Transaction age", duration(found["xact_s"])), ("Statement", one_line(found["query"], 120))]
+    return [
+        ("pid", str(found["pid"])),
+        ("User / app", _who(found)),
+        ("Database", found["datname"] or "—"),
+        ("State", found["state"] or "—"),
+        (
+            "Connected since",
+            found["backend_start"].strftime("%Y-%m-%d %H:%M:%S") if found["backend_start"] else "—",
+        ),
+        ("Transaction age", duration(found["xact_s"])),
+        ("Statement", one_line(found["query"], 120)),
+    ]
 
 
 async def terminate_preview(ctx: Context, args: TerminateArgs) -> Result:
     """What `db terminate` would end: the session, its transaction, its statement."""
     found = await session(ctx, args.pid)
-    rollback = (f"Its open transaction ({duration(found['xact_s'])} old) is rolled back. "
-                if found["xact_s"] is not None else "")
-    return Result(f"db terminate {args.pid} --dry-run", Status.WARNING,
-                  summary=f"Would end session {args.pid} ({_who(found)}). {rollback}The client's connection drops; "
-                          "a pooled client reconnects.", fields=_describe(found),
-                  data={"pid": args.pid, "state": found["state"], "query": found["query"]})
+    rollback = (
+        f"Its open transaction ({duration(found['xact_s'])} old) is rolled back. "
+        if found["xact_s"] is not None
+        else ""
+    )
+    return Result(
+        f"db terminate {args.pid} --dry-run",
+        Status.WARNING,
+        summary=f"Would end session {args.pid} ({_who(found)}). {rollback}The client's connection drops; "
+        "a pooled client reconnects.",
+        fields=_describe(found),
+        data={"pid": args.pid, "state": found["state"], "query": found["query"]},
+    )
 
 
-@command("db terminate", summary="End a session (pg_terminate_backend), rolling back its transaction; needs approval.",
-         args=TerminateArgs, role=Role.OPERATOR, risk=Risk.DESTRUCTIVE, preview=terminate_preview,
-         confirm=lambda args: str(args.pid), examples=("db terminate 4242", "db terminate 4242 --dry-run"))
+@command(
+    "db terminate",
+    summary="End a session (pg_terminate_backend), rolling back its transaction; needs approval.",
+    args=TerminateArgs,
+    role=Role.OPERATOR,
+    risk=Risk.DESTRUCTIVE,
+    preview=terminate_preview,
+    confirm=lambda args: str(args.pid),
+    examples=("db terminate 4242", "db terminate 4242 --dry-run"),
+)
 async def db_terminate(ctx: Context, args: TerminateArgs) -> Result:
     """End one session; never forge's own, never a PostgreSQL process other than a client or autovacuum."""
     found = await session(ctx, args.pid)
     ended = await _signal(ctx, "terminate", args.pid)
     after = await _after(ctx, args.pid, found, 3.0) if ended else found
     if after is not None:
-        return Result("db terminate", Status.WARNING, summary=f"Sent terminate to pid {args.pid}, but the session "
-                      "is still there; check `db connections`.", fields=_describe(found),
-                      data={"pid": args.pid, "ended": False})
-    return Result("db terminate", summary=f"Ended session {args.pid} ({_who(found)}); its transaction was rolled back.",
-                  fields=_describe(found), data={"pid": args.pid, "ended": True, "query": found["query"]})
+        return Result(
+            "db terminate",
+            Status.WARNING,
+            summary=f"Sent terminate to pid {args.pid}, but the session "
+            "is still there; check `db connections`.",
+            fields=_describe(found),
+            data={"pid": args.pid, "ended": False},
+        )
+    return Result(
+        "db terminate",
+        summary=f"Ended session {args.pid} ({_who(found)}); its transaction was rolled back.",
+        fields=_describe(found),
+        data={"pid": args.pid, "ended": True, "query": found["query"]},
+    )

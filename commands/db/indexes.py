@@ -55,8 +55,10 @@ FILTERS = """
 SELECT s.query, s.calls FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid
  WHERE d.datname = current_database() AND s.query ILIKE '%' || $1 || '%' AND s.query ILIKE '%where%'
  ORDER BY s.calls DESC LIMIT 20"""
-CONDITION = re.compile(r"\b(?:\w+\.)?\"?(\w+)\"?\s*(?:=|<|>|<=|>=|\bin\b|\bbetween\b|\blike\b|\bilike\b)",
-                       re.IGNORECASE)
+CONDITION = re.compile(
+    r"\b(?:\w+\.)?\"?(\w+)\"?\s*(?:=|<|>|<=|>=|\bin\b|\bbetween\b|\blike\b|\bilike\b)",
+    re.IGNORECASE,
+)
 
 
 def suggest(table: Any, statements: list[Any]) -> str | None:
@@ -79,54 +81,134 @@ async def _suggestions(ctx: Context, tables: list[Any]) -> list[str | None]:
         return []
     try:
         found = await read_many(ctx, [(FILTERS, (t["name"],)) for t in tables])
-    except (BackendError, CommandError):  # suggestions are optional: pg_stat_statements may be absent
+    except (
+        BackendError,
+        CommandError,
+    ):  # suggestions are optional: pg_stat_statements may be absent
         return [None] * len(tables)
     return [suggest(t, rows) for t, rows in zip(tables, found, strict=True)]
 
 
-def _tables(seq: list[Any], hints: list[str | None], unused: list[Any], dupes: list[Any],
-            invalid: list[Any]) -> list[Table]:
+def _tables(
+    seq: list[Any], hints: list[str | None], unused: list[Any], dupes: list[Any], invalid: list[Any]
+) -> list[Table]:
     tables = []
     if invalid:
-        tables.append(Table(["invalid index", "table", "size", "fix"],
-                            [[r["index"], r["table"], size(r["size"]),
-                              f"DROP INDEX CONCURRENTLY {r['index']}; then create it again"] for r in invalid],
-                            title="Invalid indexes (never used by queries)"))
+        tables.append(
+            Table(
+                ["invalid index", "table", "size", "fix"],
+                [
+                    [
+                        r["index"],
+                        r["table"],
+                        size(r["size"]),
+                        f"DROP INDEX CONCURRENTLY {r['index']}; then create it again",
+                    ]
+                    for r in invalid
+                ],
+                title="Invalid indexes (never used by queries)",
+            )
+        )
     if seq:
-        tables.append(Table(["table", "rows", "size", "seq scans", "index scans", "index use", "suggestion"],
-                            [[r["quoted"], f"{r['est_rows']:,}", size(r["size"]), f"{r['seq_scan']:,}",
-                              f"{r['idx_scan']:,}", f"{r['idx_share'] or 0:.0f} %", hint or "—"]
-                             for r, hint in zip(seq, hints, strict=True)], title="Missing-index candidates"))
+        tables.append(
+            Table(
+                ["table", "rows", "size", "seq scans", "index scans", "index use", "suggestion"],
+                [
+                    [
+                        r["quoted"],
+                        f"{r['est_rows']:,}",
+                        size(r["size"]),
+                        f"{r['seq_scan']:,}",
+                        f"{r['idx_scan']:,}",
+                        f"{r['idx_share'] or 0:.0f} %",
+                        hint or "—",
+                    ]
+                    for r, hint in zip(seq, hints, strict=True)
+                ],
+                title="Missing-index candidates",
+            )
+        )
     if dupes:
-        tables.append(Table(["duplicate index", "covered by", "table", "size"],
-                            [[r["index"], r["covered_by"], r["table"], size(r["size"])] for r in dupes],
-                            title="Duplicate indexes"))
+        tables.append(
+            Table(
+                ["duplicate index", "covered by", "table", "size"],
+                [[r["index"], r["covered_by"], r["table"], size(r["size"])] for r in dupes],
+                title="Duplicate indexes",
+            )
+        )
     if unused:
-        tables.append(Table(["unused index", "table", "scans", "size"],
-                            [[r["index"], f"{r['schema']}.{r['table']}", f"{r['idx_scan']:,}", size(r["size"])]
-                             for r in unused], title=f"Unused indexes (≤ {UNUSED_SCANS} scans)"))
+        tables.append(
+            Table(
+                ["unused index", "table", "scans", "size"],
+                [
+                    [
+                        r["index"],
+                        f"{r['schema']}.{r['table']}",
+                        f"{r['idx_scan']:,}",
+                        size(r["size"]),
+                    ]
+                    for r in unused
+                ],
+                title=f"Unused indexes (≤ {UNUSED_SCANS} scans)",
+            )
+        )
     return tables
 
 
-@command("db indexes", summary="Missing-index candidates, unused, duplicate and invalid indexes (never changes any).",
-         examples=("db indexes",))
+@command(
+    "db indexes",
+    summary="Missing-index candidates, unused, duplicate and invalid indexes (never changes any).",
+    examples=("db indexes",),
+)
 async def db_indexes(ctx: Context, _: object) -> Result:
     """Index findings, the ones that hurt most first; suggestions are shown, never run."""
-    seq, unused, dupes, invalid = await read_many(ctx, [(SEQ_SCANNED, (MIN_ROWS, SEQ_SHARE)), (UNUSED, (UNUSED_SCANS,)),
-                                                        (DUPLICATES, ()), (INVALID, ())])
+    seq, unused, dupes, invalid = await read_many(
+        ctx,
+        [
+            (SEQ_SCANNED, (MIN_ROWS, SEQ_SHARE)),
+            (UNUSED, (UNUSED_SCANS,)),
+            (DUPLICATES, ()),
+            (INVALID, ()),
+        ],
+    )
     hints = await _suggestions(ctx, seq)
     status = Status.CRITICAL if invalid else Status.WARNING if (seq or dupes) else Status.OK
-    counts = {"invalid": len(invalid), "missing": len(seq), "duplicate": len(dupes), "unused": len(unused)}
+    counts = {
+        "invalid": len(invalid),
+        "missing": len(seq),
+        "duplicate": len(dupes),
+        "unused": len(unused),
+    }
     summary = ", ".join(f"{n} {k}" for k, n in counts.items() if n) or "no findings"
-    text = ("Suggestions are for you to review and run yourself, outside peak hours; forge never creates or drops "
-            "an index. Scan counts are since statistics were last reset.")
-    duplicate_text = "\n".join(f"• {r['index']}: `{one_line(r['definition'], 160)}` is covered by "
-                               f"`{one_line(r['covering'], 160)}`" for r in dupes[:5])
-    return Result("db indexes", status, summary=f"Indexes: {summary}.", fields=[(k.title(), str(n))
-                                                                                for k, n in counts.items()],
-                  tables=_tables(seq, hints, unused, dupes, invalid),
-                  text="\n".join(filter(None, [duplicate_text, text])),
-                  data={"invalid": [dict(r) for r in invalid], "duplicate": [dict(r) for r in dupes],
-                        "unused": [dict(r) for r in unused],
-                        "missing": [{"table": r["quoted"], "seq_scan": r["seq_scan"], "idx_scan": r["idx_scan"],
-                                     "rows": r["est_rows"], "suggestion": h} for r, h in zip(seq, hints, strict=True)]})
+    text = (
+        "Suggestions are for you to review and run yourself, outside peak hours; forge never creates or drops "
+        "an index. Scan counts are since statistics were last reset."
+    )
+    duplicate_text = "\n".join(
+        f"• {r['index']}: `{one_line(r['definition'], 160)}` is covered by "
+        f"`{one_line(r['covering'], 160)}`"
+        for r in dupes[:5]
+    )
+    return Result(
+        "db indexes",
+        status,
+        summary=f"Indexes: {summary}.",
+        fields=[(k.title(), str(n)) for k, n in counts.items()],
+        tables=_tables(seq, hints, unused, dupes, invalid),
+        text="\n".join(filter(None, [duplicate_text, text])),
+        data={
+            "invalid": [dict(r) for r in invalid],
+            "duplicate": [dict(r) for r in dupes],
+            "unused": [dict(r) for r in unused],
+            "missing": [
+                {
+                    "table": r["quoted"],
+                    "seq_scan": r["seq_scan"],
+                    "idx_scan": r["idx_scan"],
+                    "rows": r["est_rows"],
+                    "suggestion": h,
+                }
+                for r, h in zip(seq, hints, strict=True)
+            ],
+        },
+    )

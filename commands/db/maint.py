@@ -31,13 +31,17 @@ UNION ALL SELECT phase, sample_blks_total, sample_blks_scanned FROM pg_stat_prog
 class TableArgs(Args):
     """An optional table."""
 
-    table: TableName | None = positional(None, help="one table (`contacts` or `schema.table`); default: all of them")
+    table: TableName | None = positional(
+        None, help="one table (`contacts` or `schema.table`); default: all of them"
+    )
 
 
 class VacuumArgs(TableArgs):
     """Arguments of `db vacuum`."""
 
-    full: bool = option(False, help="rewrite the table to give space back to the OS (locks it; needs approval)")
+    full: bool = option(
+        False, help="rewrite the table to give space back to the OS (locks it; needs approval)"
+    )
     dry_run: bool = option(False, help="say what would happen, change nothing")
 
     @model_validator(mode="after")
@@ -55,11 +59,14 @@ async def _progress_loop(ctx: Context, pid: int, what: str) -> None:
         rows = await read(ctx, PROGRESS, pid)
         if rows and rows[0]["total"]:
             share = 100 * rows[0]["done"] / rows[0]["total"]
-            await ctx.progress(f"{what}: {rows[0]['phase']}, {share:.0f} % of {rows[0]['total']:,} blocks…")
+            await ctx.progress(
+                f"{what}: {rows[0]['phase']}, {share:.0f} % of {rows[0]['total']:,} blocks…"
+            )
 
 
 async def maintain(ctx: Context, sql: str, what: str) -> float:
     """Run one maintenance statement with a bounded lock wait, reporting progress; seconds taken."""
+
     async def work(conn: asyncpg.Connection) -> float:
         pid = await conn.fetchval("SELECT pg_backend_pid()")
         await conn.execute(f"SET lock_timeout = '{LOCK_WAIT_S}s'")
@@ -86,30 +93,46 @@ async def _facts(ctx: Context, table: Relation | None) -> Any:
     return (await read(ctx, TABLE_FACTS, table.oid))[0] if table else None
 
 
-@command("db analyze", summary="Refresh planner statistics (ANALYZE) for one table or the whole database.",
-         args=TableArgs, role=Role.OPERATOR, risk=Risk.WRITE, timeout=3600, slow=True,
-         examples=("db analyze", "db analyze contacts"))
+@command(
+    "db analyze",
+    summary="Refresh planner statistics (ANALYZE) for one table or the whole database.",
+    args=TableArgs,
+    role=Role.OPERATOR,
+    risk=Risk.WRITE,
+    timeout=3600,
+    slow=True,
+    examples=("db analyze", "db analyze contacts"),
+)
 async def db_analyze(ctx: Context, args: TableArgs) -> Result:
     """ANALYZE, timed; reads and writes go on meanwhile."""
     table = await find_table(ctx, args.table) if args.table else None
     target = table.label if table else "the whole database"
     try:
-        took = await maintain(ctx, f"ANALYZE {table.quoted}" if table else "ANALYZE", f"ANALYZE {target}")
+        took = await maintain(
+            ctx, f"ANALYZE {table.quoted}" if table else "ANALYZE", f"ANALYZE {target}"
+        )
     except BackendError as exc:
         if lock_refused(exc):
             return _lock_busy("db analyze", target)
         raise
     took_text = duration(took) if took >= 1 else f"{took * 1000:.0f} ms"
-    return Result("db analyze", summary=f"Statistics of {target} refreshed in {took_text}.",
-                  actions=[Action("Bloat estimate", "db bloat")], data={"table": table.label if table else None,
-                                                                        "seconds": round(took, 3)})
+    return Result(
+        "db analyze",
+        summary=f"Statistics of {target} refreshed in {took_text}.",
+        actions=[Action("Bloat estimate", "db bloat")],
+        data={"table": table.label if table else None, "seconds": round(took, 3)},
+    )
 
 
 def _lock_busy(command: str, target: str) -> Result:
-    return Result(command, Status.WARNING, summary=f"Not run: the lock on {target} was not granted within "
-                  f"{LOCK_WAIT_S} s, so forge gave up rather than make every other query queue behind it.",
-                  text="A long transaction holds it: see `db locks` and `db long`, then try again.",
-                  actions=[Action("Locks", "db locks"), Action("Long statements", "db long")])
+    return Result(
+        command,
+        Status.WARNING,
+        summary=f"Not run: the lock on {target} was not granted within "
+        f"{LOCK_WAIT_S} s, so forge gave up rather than make every other query queue behind it.",
+        text="A long transaction holds it: see `db locks` and `db long`, then try again.",
+        actions=[Action("Locks", "db locks"), Action("Long statements", "db long")],
+    )
 
 
 def _estimate(total: int) -> str:
@@ -122,27 +145,55 @@ async def vacuum_preview(ctx: Context, args: VacuumArgs) -> Result:
     table = await find_table(ctx, args.table) if args.table else None
     facts = await _facts(ctx, table)
     target = table.label if table else "every table of the database"
-    fields = [("Table size", size(facts["total"])), ("Live rows", f"{facts['live']:,}"),
-              ("Dead rows", f"{facts['dead']:,}")] if facts else []
+    fields = (
+        [
+            ("Table size", size(facts["total"])),
+            ("Live rows", f"{facts['live']:,}"),
+            ("Dead rows", f"{facts['dead']:,}"),
+        ]
+        if facts
+        else []
+    )
     if args.full:
-        summary = (f"Would rewrite {target} with VACUUM FULL, holding an ACCESS EXCLUSIVE lock the whole time: every "
-                   f"read and write of {target} waits until it ends: {_estimate(facts['total'])} for "
-                   f"{size(facts['total'])}. It needs up to {size(facts['total'])} of free disk while it runs.")
+        summary = (
+            f"Would rewrite {target} with VACUUM FULL, holding an ACCESS EXCLUSIVE lock the whole time: every "
+            f"read and write of {target} waits until it ends: {_estimate(facts['total'])} for "
+            f"{size(facts['total'])}. It needs up to {size(facts['total'])} of free disk while it runs."
+        )
     else:
-        summary = (f"Would VACUUM {target}: dead rows become reusable space; a SHARE UPDATE EXCLUSIVE lock lets "
-                   "reads and writes go on (only DDL and other vacuums wait). The files do not shrink.")
-    return Result(f"db vacuum{' --full' if args.full else ''} --dry-run", Status.WARNING if args.full else Status.OK,
-                  summary=summary, fields=fields,
-                  text=f"forge waits at most {LOCK_WAIT_S} s for the lock, so a long transaction cannot make the whole "
-                       "application queue behind it.",
-                  data={"table": table.label if table else None, "full": args.full,
-                        "size": facts["total"] if facts else None})
+        summary = (
+            f"Would VACUUM {target}: dead rows become reusable space; a SHARE UPDATE EXCLUSIVE lock lets "
+            "reads and writes go on (only DDL and other vacuums wait). The files do not shrink."
+        )
+    return Result(
+        f"db vacuum{' --full' if args.full else ''} --dry-run",
+        Status.WARNING if args.full else Status.OK,
+        summary=summary,
+        fields=fields,
+        text=f"forge waits at most {LOCK_WAIT_S} s for the lock, so a long transaction cannot make the whole "
+        "application queue behind it.",
+        data={
+            "table": table.label if table else None,
+            "full": args.full,
+            "size": facts["total"] if facts else None,
+        },
+    )
 
 
-@command("db vacuum", summary="VACUUM one table or the database; `--full <table>` rewrites it under an exclusive "
-         "lock (destructive: needs approval).", args=VacuumArgs, role=Role.OPERATOR, risk=Risk.WRITE,
-         preview=vacuum_preview, confirm=lambda args: args.table or "", escalate=lambda args: args.full,
-         timeout=3600, slow=True, examples=("db vacuum", "db vacuum contacts", "db vacuum contacts --full"))
+@command(
+    "db vacuum",
+    summary="VACUUM one table or the database; `--full <table>` rewrites it under an exclusive "
+    "lock (destructive: needs approval).",
+    args=VacuumArgs,
+    role=Role.OPERATOR,
+    risk=Risk.WRITE,
+    preview=vacuum_preview,
+    confirm=lambda args: args.table or "",
+    escalate=lambda args: args.full,
+    timeout=3600,
+    slow=True,
+    examples=("db vacuum", "db vacuum contacts", "db vacuum contacts --full"),
+)
 async def db_vacuum(ctx: Context, args: VacuumArgs) -> Result:
     """VACUUM (or VACUUM FULL), with the table's size before and after."""
     if args.dry_run:
@@ -152,7 +203,9 @@ async def db_vacuum(ctx: Context, args: VacuumArgs) -> Result:
     before = await _facts(ctx, table)
     statement = f"VACUUM {'(FULL) ' if args.full else ''}{table.quoted if table else ''}".strip()
     try:
-        took = await maintain(ctx, statement, statement.split(" ")[0] + (" FULL " if args.full else " ") + target)
+        took = await maintain(
+            ctx, statement, statement.split(" ")[0] + (" FULL " if args.full else " ") + target
+        )
     except BackendError as exc:
         if lock_refused(exc):
             return _lock_busy("db vacuum", target)
@@ -160,11 +213,22 @@ async def db_vacuum(ctx: Context, args: VacuumArgs) -> Result:
     after = await _facts(ctx, table)
     fields = [("Duration", duration(took) if took >= 1 else f"{took * 1000:.0f} ms")]
     if before and after:
-        fields += [("Size before", size(before["total"])), ("Size after", size(after["total"])),
-                   ("Dead rows left", f"{after['dead']:,}")]
+        fields += [
+            ("Size before", size(before["total"])),
+            ("Size after", size(after["total"])),
+            ("Dead rows left", f"{after['dead']:,}"),
+        ]
     freed = (before["total"] - after["total"]) if before and after else 0
-    return Result(f"db vacuum{' --full' if args.full else ''}",
-                  summary=f"VACUUM{' FULL' if args.full else ''} of {target} done"
-                          + (f"; {size(freed)} given back." if freed > 0 else "."), fields=fields,
-                  data={"table": table.label if table else None, "full": args.full, "seconds": round(took, 3),
-                        "before": before["total"] if before else None, "after": after["total"] if after else None})
+    return Result(
+        f"db vacuum{' --full' if args.full else ''}",
+        summary=f"VACUUM{' FULL' if args.full else ''} of {target} done"
+        + (f"; {size(freed)} given back." if freed > 0 else "."),
+        fields=fields,
+        data={
+            "table": table.label if table else None,
+            "full": args.full,
+            "seconds": round(took, 3),
+            "before": before["total"] if before else None,
+            "after": after["total"] if after else None,
+        },
+    )

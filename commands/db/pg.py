@@ -42,8 +42,9 @@ def _margin(ctx: Context) -> tuple[float, int]:
     return seconds + 1.0, int(seconds * 1000)
 
 
-async def with_connection(ctx: Context, work: Callable[[asyncpg.Connection], Awaitable[T]],
-                          timeout: float | None = None) -> T:
+async def with_connection(
+    ctx: Context, work: Callable[[asyncpg.Connection], Awaitable[T]], timeout: float | None = None
+) -> T:
     """Run work on one pooled connection of DATABASE_URL, bounded in time."""
     pool = await ctx.backends.postgres()
 
@@ -59,7 +60,9 @@ async def read(ctx: Context, sql: str, *args: Any) -> list[asyncpg.Record]:
     return (await read_many(ctx, [(sql, args)]))[0]
 
 
-async def read_many(ctx: Context, queries: list[tuple[str, tuple[Any, ...]]]) -> list[list[asyncpg.Record]]:
+async def read_many(
+    ctx: Context, queries: list[tuple[str, tuple[Any, ...]]]
+) -> list[list[asyncpg.Record]]:
     """Several queries in one read-only transaction (one snapshot, one round of pool checkout)."""
     timeout, statement_ms = _margin(ctx)
 
@@ -73,8 +76,10 @@ async def read_many(ctx: Context, queries: list[tuple[str, tuple[Any, ...]]]) ->
         return await with_connection(ctx, work, timeout)
     except BackendUnavailable as exc:
         if "QueryCanceledError" in exc.detail:
-            raise CommandError(f"PostgreSQL stopped the query after {statement_ms} ms (statement_timeout): the "
-                               "server is busy or the catalog is huge; try again or narrow it.") from None
+            raise CommandError(
+                f"PostgreSQL stopped the query after {statement_ms} ms (statement_timeout): the "
+                "server is busy or the catalog is huge; try again or narrow it."
+            ) from None
         raise
 
 
@@ -82,8 +87,10 @@ def check_name(text: str) -> tuple[str | None, str]:
     """`table` or `schema.table` as plain identifiers; anything else is refused before it reaches SQL."""
     parts = text.strip().split(".")
     if len(parts) > 2 or not all(IDENTIFIER.match(p) for p in parts):
-        raise CommandError(f"`{text[:80]}` is not a table name: use letters, digits and `_`, optionally "
-                           "`schema.table`.")
+        raise CommandError(
+            f"`{text[:80]}` is not a table name: use letters, digits and `_`, optionally "
+            "`schema.table`."
+        )
     return (parts[0], parts[1]) if len(parts) == 2 else (None, parts[0])
 
 
@@ -101,18 +108,26 @@ TableName = Annotated[str, BeforeValidator(_table_name)]
 async def find_table(ctx: Context, text: str) -> Relation:
     """The one user table the name means, from the catalog; quoted by the server, never by string pasting."""
     schema, name = check_name(text)
-    rows = await read(ctx, """
+    rows = await read(
+        ctx,
+        """
         SELECT n.nspname AS schema, c.relname AS name, format('%I.%I', n.nspname, c.relname) AS quoted,
                c.oid::int AS oid
           FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
          WHERE c.relname = $1 AND ($2::text IS NULL OR n.nspname = $2) AND c.relkind::text = ANY($3::text[])
            AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_toast'
-         ORDER BY n.nspname = 'public' DESC, n.nspname""", name, schema, list(TABLE_KINDS))
+         ORDER BY n.nspname = 'public' DESC, n.nspname""",
+        name,
+        schema,
+        list(TABLE_KINDS),
+    )
     if not rows:
         raise CommandError(f"No table `{text}` in this database. `db tables` lists them.")
     if len(rows) > 1 and schema is None:
         where = ", ".join(f"`{r['schema']}.{r['name']}`" for r in rows)
-        raise CommandError(f"`{name}` exists in several schemas ({where}): name one as `schema.table`.")
+        raise CommandError(
+            f"`{name}` exists in several schemas ({where}): name one as `schema.table`."
+        )
     return Relation(**dict(rows[0]))
 
 
@@ -127,7 +142,9 @@ def one_line(sql: str | None, width: int = SHOWN_SQL) -> str:
     return flat if len(flat) <= width else flat[: width - 1] + "…"
 
 
-def statements_file(name: str, statements: list[tuple[str, str]], width: int = SHOWN_SQL) -> list[Attachment]:
+def statements_file(
+    name: str, statements: list[tuple[str, str]], width: int = SHOWN_SQL
+) -> list[Attachment]:
     """The full text of every statement that was shortened in the message, as one .sql file."""
     long = [(label, sql) for label, sql in statements if len(" ".join((sql or "").split())) > width]
     if not long:

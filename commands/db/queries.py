@@ -17,18 +17,26 @@ STATEMENTS = """WITH s AS (
     SELECT s.query, s.calls, s.{total} AS total, s.{mean} AS mean, s.{max} AS max, s.rows
       FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid
      WHERE d.datname = current_database() AND s.calls > 0)"""
-OVERVIEW = STATEMENTS + " SELECT count(*) AS statements, coalesce(sum(calls), 0) AS calls, sum(total) AS total FROM s"
-RANKED = STATEMENTS + """
+OVERVIEW = (
+    STATEMENTS
+    + " SELECT count(*) AS statements, coalesce(sum(calls), 0) AS calls, sum(total) AS total FROM s"
+)
+RANKED = (
+    STATEMENTS
+    + """
 SELECT s.*, 100 * s.total / NULLIF((SELECT sum(total) FROM s), 0) AS share FROM s
  WHERE s.mean >= $1 AND s.query NOT ILIKE '%pg_stat_statements%' AND s.query <> '<insufficient privilege>'
  ORDER BY s.{order} DESC LIMIT $2"""
+)
 COLUMNS = ["#", "mean", "max", "calls", "total", "rows", "share of all", "statement"]
 
 
 class SlowArgs(Args):
     """Arguments of `db slow`."""
 
-    min_time: float = option(100.0, ge=0, le=3_600_000, help="mean execution time threshold in ms (default 100)")
+    min_time: float = option(
+        100.0, ge=0, le=3_600_000, help="mean execution time threshold in ms (default 100)"
+    )
     limit: int = option(20, ge=1, le=100, help="how many statements, 1 to 100 (default 20)")
 
 
@@ -54,60 +62,120 @@ def missing(command: str, state: Any) -> Result | None:
     """A result that says how to enable pg_stat_statements, or None when it is usable."""
     preload = "pg_stat_statements" in (state["preload"] or "")
     if state["available"] is None:
-        fix = ("The extension is not available on this server: install PostgreSQL's contrib package, add "
-               "`shared_preload_libraries = 'pg_stat_statements'` to postgresql.conf, restart, then run "
-               "`CREATE EXTENSION pg_stat_statements;`.")
+        fix = (
+            "The extension is not available on this server: install PostgreSQL's contrib package, add "
+            "`shared_preload_libraries = 'pg_stat_statements'` to postgresql.conf, restart, then run "
+            "`CREATE EXTENSION pg_stat_statements;`."
+        )
     elif not preload:
-        fix = ("Add `shared_preload_libraries = 'pg_stat_statements'` to postgresql.conf (ClientForge's compose "
-               "file passes it as a server flag) and restart PostgreSQL"
-               + ("." if state["installed"]
-                  else f", then run `CREATE EXTENSION pg_stat_statements;` in `{state['db']}`."))
+        fix = (
+            "Add `shared_preload_libraries = 'pg_stat_statements'` to postgresql.conf (ClientForge's compose "
+            "file passes it as a server flag) and restart PostgreSQL"
+            + (
+                "."
+                if state["installed"]
+                else f", then run `CREATE EXTENSION pg_stat_statements;` in `{state['db']}`."
+            )
+        )
     elif state["installed"] is None:
         fix = f"Run `CREATE EXTENSION pg_stat_statements;` in database `{state['db']}` (the library is loaded)."
     else:
         return None
     what = "installed but not loaded" if state["installed"] and not preload else "not enabled"
-    return Result(command, Status.WARNING, summary=f"pg_stat_statements is {what} in `{state['db']}`, so there "
-                  "are no statement statistics.", text=fix,
-                  data={"pg_stat_statements": {"installed": state["installed"], "available": state["available"],
-                                               "preloaded": preload}})
+    return Result(
+        command,
+        Status.WARNING,
+        summary=f"pg_stat_statements is {what} in `{state['db']}`, so there "
+        "are no statement statistics.",
+        text=fix,
+        data={
+            "pg_stat_statements": {
+                "installed": state["installed"],
+                "available": state["available"],
+                "preloaded": preload,
+            }
+        },
+    )
 
 
-async def ranked(ctx: Context, command: str, order: str, min_ms: float, limit: int) -> tuple[Any, list[Any]] | Result:
+async def ranked(
+    ctx: Context, command: str, order: str, min_ms: float, limit: int
+) -> tuple[Any, list[Any]] | Result:
     """Overview and ranked statements, or the result that explains why there are none."""
     state = (await read(ctx, STATUS))[0]
     explained = missing(command, state)
     if explained:
         return explained
     names = columns_for(state["installed"])
-    overview, rows = await read_many(ctx, [(OVERVIEW.format(**names), ()),
-                                           (RANKED.format(order=order, **names), (min_ms, limit))])
+    overview, rows = await read_many(
+        ctx,
+        [(OVERVIEW.format(**names), ()), (RANKED.format(order=order, **names), (min_ms, limit))],
+    )
     return overview[0], rows
 
 
 def _table(rows: list[Any]) -> Table:
-    return Table(COLUMNS, [[str(i), ms(r["mean"]), ms(r["max"]), f"{r['calls']:,}", ms(r["total"]), f"{r['rows']:,}",
-                            percent(r["share"]), one_line(r["query"])] for i, r in enumerate(rows, 1)])
+    return Table(
+        COLUMNS,
+        [
+            [
+                str(i),
+                ms(r["mean"]),
+                ms(r["max"]),
+                f"{r['calls']:,}",
+                ms(r["total"]),
+                f"{r['rows']:,}",
+                percent(r["share"]),
+                one_line(r["query"]),
+            ]
+            for i, r in enumerate(rows, 1)
+        ],
+    )
 
 
 def _fields(overview: Any) -> list[tuple[str, str]]:
-    return [("Statements", f"{overview['statements']:,}"), ("Calls", f"{overview['calls']:,}"),
-            ("Total time", ms(overview["total"]))]
+    return [
+        ("Statements", f"{overview['statements']:,}"),
+        ("Calls", f"{overview['calls']:,}"),
+        ("Total time", ms(overview["total"])),
+    ]
 
 
 def _data(rows: list[Any], overview: Any) -> dict[str, object]:
-    return {"statements": overview["statements"], "total_ms": overview["total"],
-            "rows": [{"query": r["query"], "calls": r["calls"], "mean_ms": r["mean"], "max_ms": r["max"],
-                      "total_ms": r["total"], "rows": r["rows"], "share": r["share"]} for r in rows]}
+    return {
+        "statements": overview["statements"],
+        "total_ms": overview["total"],
+        "rows": [
+            {
+                "query": r["query"],
+                "calls": r["calls"],
+                "mean_ms": r["mean"],
+                "max_ms": r["max"],
+                "total_ms": r["total"],
+                "rows": r["rows"],
+                "share": r["share"],
+            }
+            for r in rows
+        ],
+    }
 
 
 def _file(name: str, rows: list[Any]) -> list:
-    return statements_file(name, [(f"#{i}: mean {ms(r['mean'])}, {r['calls']:,} calls", r["query"])
-                                  for i, r in enumerate(rows, 1)])
+    return statements_file(
+        name,
+        [
+            (f"#{i}: mean {ms(r['mean'])}, {r['calls']:,} calls", r["query"])
+            for i, r in enumerate(rows, 1)
+        ],
+    )
 
 
-@command("db slow", summary="Statements slower than a mean threshold, with their share of all statement time.",
-         args=SlowArgs, examples=("db slow", "db slow --min-time 250 --limit 5"))
+@command(
+    "db slow",
+    summary="Statements slower than a mean threshold, with their share of all statement time.",
+    args=SlowArgs,
+    examples=("db slow", "db slow --min-time 250 --limit 5"),
+)
 async def db_slow(ctx: Context, args: SlowArgs) -> Result:
     """Statements of this database by mean execution time above `--min-time`, worst first."""
     found = await ranked(ctx, "db slow", "mean", args.min_time, args.limit)
@@ -115,23 +183,42 @@ async def db_slow(ctx: Context, args: SlowArgs) -> Result:
         return found
     overview, rows = found
     threshold = ms(args.min_time)
-    summary = (f"{len(rows)} statement{'s' if len(rows) != 1 else ''} with a mean above {threshold}"
-               f"{' (the worst shown)' if len(rows) == args.limit else ''}." if rows
-               else f"No statement has a mean execution time above {threshold}.")
-    return Result("db slow", Status.WARNING if rows else Status.OK, summary=summary, fields=_fields(overview),
-                  tables=[_table(rows)] if rows else [], attachments=_file("slow-statements.sql", rows),
-                  text="Times are execution times since the statistics were last reset; share is of all statement "
-                       "time in this database.", data={"min_time_ms": args.min_time, **_data(rows, overview)})
+    summary = (
+        f"{len(rows)} statement{'s' if len(rows) != 1 else ''} with a mean above {threshold}"
+        f"{' (the worst shown)' if len(rows) == args.limit else ''}."
+        if rows
+        else f"No statement has a mean execution time above {threshold}."
+    )
+    return Result(
+        "db slow",
+        Status.WARNING if rows else Status.OK,
+        summary=summary,
+        fields=_fields(overview),
+        tables=[_table(rows)] if rows else [],
+        attachments=_file("slow-statements.sql", rows),
+        text="Times are execution times since the statistics were last reset; share is of all statement "
+        "time in this database.",
+        data={"min_time_ms": args.min_time, **_data(rows, overview)},
+    )
 
 
-@command("db top", summary="Statements by total execution time: where the database spends its time.",
-         args=TopArgs, examples=("db top", "db top --limit 20"))
+@command(
+    "db top",
+    summary="Statements by total execution time: where the database spends its time.",
+    args=TopArgs,
+    examples=("db top", "db top --limit 20"),
+)
 async def db_top(ctx: Context, args: TopArgs) -> Result:
     """Statements of this database by total execution time, largest first."""
     found = await ranked(ctx, "db top", "total", 0.0, args.limit)
     if isinstance(found, Result):
         return found
     overview, rows = found
-    return Result("db top", summary=f"The {len(rows)} statements that took the most time in this database.",
-                  fields=_fields(overview), tables=[_table(rows)] if rows else [],
-                  attachments=_file("top-statements.sql", rows), data=_data(rows, overview))
+    return Result(
+        "db top",
+        summary=f"The {len(rows)} statements that took the most time in this database.",
+        fields=_fields(overview),
+        tables=[_table(rows)] if rows else [],
+        attachments=_file("top-statements.sql", rows),
+        data=_data(rows, overview),
+    )

@@ -80,77 +80,169 @@ class TablesArgs(Args):
     limit: int = option(20, ge=1, le=100, help="how many tables, largest first (default 20)")
 
 
-@command("db size", summary="Size of this database, its tables and indexes, and of the server's databases.",
-         examples=("db size",))
+@command(
+    "db size",
+    summary="Size of this database, its tables and indexes, and of the server's databases.",
+    examples=("db size",),
+)
 async def db_size(ctx: Context, _: object) -> Result:
     """Database size and the split between tables and indexes."""
     (total,), databases = await read_many(ctx, [(SIZE, ()), (DATABASES, ())])
-    return Result("db size", summary=f"`{total['db']}` takes {size(total['size'])}.",
-                  fields=[("Database", size(total["size"])), ("Tables (with TOAST)", size(total["tables"])),
-                          ("Indexes", size(total["indexes"])), ("Tables", f"{total['table_count']:,}")],
-                  tables=[Table(["database", "size"], [[d["name"], size(d["size"])] for d in databases])],
-                  data={**dict(total), "databases": [dict(d) for d in databases]})
+    return Result(
+        "db size",
+        summary=f"`{total['db']}` takes {size(total['size'])}.",
+        fields=[
+            ("Database", size(total["size"])),
+            ("Tables (with TOAST)", size(total["tables"])),
+            ("Indexes", size(total["indexes"])),
+            ("Tables", f"{total['table_count']:,}"),
+        ],
+        tables=[Table(["database", "size"], [[d["name"], size(d["size"])] for d in databases])],
+        data={**dict(total), "databases": [dict(d) for d in databases]},
+    )
 
 
-@command("db tables", summary="Tables by total size, with table, index and TOAST size, rows and dead rows.",
-         args=TablesArgs, examples=("db tables", "db tables --limit 50"))
+@command(
+    "db tables",
+    summary="Tables by total size, with table, index and TOAST size, rows and dead rows.",
+    args=TablesArgs,
+    examples=("db tables", "db tables --limit 50"),
+)
 async def db_tables(ctx: Context, args: TablesArgs) -> Result:
     """The largest tables first."""
     rows = await read(ctx, TABLES, args.limit)
-    return Result("db tables", summary=f"The {len(rows)} largest tables." if rows else "No user tables.",
-                  tables=[Table(["table", "total", "table", "indexes", "TOAST", "rows", "dead rows"],
-                                [[r["name"], size(r["total"]), size(r["heap"]), size(r["indexes"]), size(r["toast"]),
-                                  f"{r['rows']:,}", f"{r['dead']:,}"] for r in rows])] if rows else [],
-                  data={"tables": [dict(r) for r in rows]})
+    return Result(
+        "db tables",
+        summary=f"The {len(rows)} largest tables." if rows else "No user tables.",
+        tables=[
+            Table(
+                ["table", "total", "table", "indexes", "TOAST", "rows", "dead rows"],
+                [
+                    [
+                        r["name"],
+                        size(r["total"]),
+                        size(r["heap"]),
+                        size(r["indexes"]),
+                        size(r["toast"]),
+                        f"{r['rows']:,}",
+                        f"{r['dead']:,}",
+                    ]
+                    for r in rows
+                ],
+            )
+        ]
+        if rows
+        else [],
+        data={"tables": [dict(r) for r in rows]},
+    )
 
 
 def _bloated(row: Any) -> bool:
     return float(row["ratio"] or 0) >= BLOAT_RATIO and (row["waste"] or 0) >= BLOAT_WASTE
 
 
-@command("db bloat", summary="Estimated table bloat (wasted space) from planner statistics, worst first.",
-         examples=("db bloat",))
+@command(
+    "db bloat",
+    summary="Estimated table bloat (wasted space) from planner statistics, worst first.",
+    examples=("db bloat",),
+)
 async def db_bloat(ctx: Context, _: object) -> Result:
     """Bloat ratio and wasted bytes per table, as pg-extras estimates them, with dead rows and last vacuum."""
     rows, (unanalyzed,) = await read_many(ctx, [(BLOAT, ()), (UNANALYZED, ())])
     bad = [r for r in rows if _bloated(r)]
-    summary = (f"{len(bad)} table{'s' if len(bad) != 1 else ''} at least {BLOAT_RATIO:g}× their expected size."
-               if bad else "No table is notably bloated.")
+    summary = (
+        f"{len(bad)} table{'s' if len(bad) != 1 else ''} at least {BLOAT_RATIO:g}× their expected size."
+        if bad
+        else "No table is notably bloated."
+    )
     have = "tables have" if unanalyzed["n"] != 1 else "table has"
-    note = (f"{unanalyzed['n']} {have} no statistics, so they are not estimated: run `db analyze` first. "
-            if unanalyzed["n"] else "")
-    return Result("db bloat", Status.WARNING if bad else Status.OK, summary=summary,
-                  text=note + "An estimate: `db vacuum` makes dead rows reusable; only `db vacuum --full <table>` "
-                              "gives space back to the OS, and it locks the table.",
-                  tables=[Table(["table", "bloat", "wasted", "size", "dead rows", "last vacuum"],
-                                [[r["name"], f"{r['ratio']}×", size(r["waste"]), size(r["size"]), f"{r['dead']:,}",
-                                  r["vacuumed"].strftime("%Y-%m-%d %H:%M") if r["vacuumed"] else "never"]
-                                 for r in rows])] if rows else [],
-                  data={"tables": [{**dict(r), "ratio": float(r["ratio"] or 0)} for r in rows],
-                        "unanalyzed": unanalyzed["n"]})
+    note = (
+        f"{unanalyzed['n']} {have} no statistics, so they are not estimated: run `db analyze` first. "
+        if unanalyzed["n"]
+        else ""
+    )
+    return Result(
+        "db bloat",
+        Status.WARNING if bad else Status.OK,
+        summary=summary,
+        text=note
+        + "An estimate: `db vacuum` makes dead rows reusable; only `db vacuum --full <table>` "
+        "gives space back to the OS, and it locks the table.",
+        tables=[
+            Table(
+                ["table", "bloat", "wasted", "size", "dead rows", "last vacuum"],
+                [
+                    [
+                        r["name"],
+                        f"{r['ratio']}×",
+                        size(r["waste"]),
+                        size(r["size"]),
+                        f"{r['dead']:,}",
+                        r["vacuumed"].strftime("%Y-%m-%d %H:%M") if r["vacuumed"] else "never",
+                    ]
+                    for r in rows
+                ],
+            )
+        ]
+        if rows
+        else [],
+        data={
+            "tables": [{**dict(r), "ratio": float(r["ratio"] or 0)} for r in rows],
+            "unanalyzed": unanalyzed["n"],
+        },
+    )
 
 
-@command("db cache-hit", summary="Table and index cache hit ratios; healthy at 99 % or more.",
-         examples=("db cache-hit",))
+@command(
+    "db cache-hit",
+    summary="Table and index cache hit ratios; healthy at 99 % or more.",
+    examples=("db cache-hit",),
+)
 async def db_cache_hit(ctx: Context, _: object) -> Result:
     """Buffer cache hit ratios from pg_statio, and the tables read most from disk."""
     (hit,), tables = await read_many(ctx, [(HIT, ()), (HIT_TABLES, ())])
-    low = [name for name in ("tables", "indexes") if hit[name] is not None and hit[name] < HIT_HEALTHY]
-    summary = (f"Cache hit below {HIT_HEALTHY:g} % for {' and '.join(low)}: the working set does not fit in "
-               "shared_buffers, or a query reads a large table from disk." if low
-               else f"Cache hit ratios are healthy (≥ {HIT_HEALTHY:g} %)." if hit["tables"] is not None
-               else "No table has been read yet, so there is no ratio.")
-    return Result("db cache-hit", Status.WARNING if low else Status.OK, summary=summary,
-                  fields=[("Tables", percent(hit["tables"])), ("Indexes", percent(hit["indexes"]))],
-                  tables=[Table(["table", "blocks from disk", "from cache", "hit"],
-                                [[t["name"], f"{t['read']:,}", f"{t['hit']:,}", percent(t["ratio"])] for t in tables],
-                                title="Tables read most from disk")] if tables else [],
-                  data={"tables": hit["tables"], "indexes": hit["indexes"], "worst": [dict(t) for t in tables]})
+    low = [
+        name for name in ("tables", "indexes") if hit[name] is not None and hit[name] < HIT_HEALTHY
+    ]
+    summary = (
+        f"Cache hit below {HIT_HEALTHY:g} % for {' and '.join(low)}: the working set does not fit in "
+        "shared_buffers, or a query reads a large table from disk."
+        if low
+        else f"Cache hit ratios are healthy (≥ {HIT_HEALTHY:g} %)."
+        if hit["tables"] is not None
+        else "No table has been read yet, so there is no ratio."
+    )
+    return Result(
+        "db cache-hit",
+        Status.WARNING if low else Status.OK,
+        summary=summary,
+        fields=[("Tables", percent(hit["tables"])), ("Indexes", percent(hit["indexes"]))],
+        tables=[
+            Table(
+                ["table", "blocks from disk", "from cache", "hit"],
+                [
+                    [t["name"], f"{t['read']:,}", f"{t['hit']:,}", percent(t["ratio"])]
+                    for t in tables
+                ],
+                title="Tables read most from disk",
+            )
+        ]
+        if tables
+        else [],
+        data={
+            "tables": hit["tables"],
+            "indexes": hit["indexes"],
+            "worst": [dict(t) for t in tables],
+        },
+    )
 
 
 def _needed(by_name: dict[str, Any], server: Any) -> list[tuple[str, str, bool]]:
     """(extension, why ClientForge needs it, satisfied) for each need."""
-    needs = [(name, why, by_name.get(name, {}).get("installed") is not None) for name, why in NEEDED.items()]
+    needs = [
+        (name, why, by_name.get(name, {}).get("installed") is not None)
+        for name, why in NEEDED.items()
+    ]
     uuid = [n for n in ("pgcrypto", "uuid-ossp") if by_name.get(n, {}).get("installed")]
     builtin = server["version"] >= 130000
     why = "UUID keys: gen_random_uuid() is built in from PostgreSQL 13" if builtin else "UUID keys"
@@ -161,11 +253,16 @@ def _needed(by_name: dict[str, Any], server: Any) -> list[tuple[str, str, bool]]
 def extension_problems(by_name: dict[str, Any], server: Any) -> list[str]:
     """What `db extensions` and `verify` warn about: a missing need (pg_trgm is optional), an idle
     pg_stat_statements."""
-    problems = [f"`{name}` is missing: {why}" for name, why, ok in _needed(by_name, server)
-                if not ok and name != "pg_trgm"]
+    problems = [
+        f"`{name}` is missing: {why}"
+        for name, why, ok in _needed(by_name, server)
+        if not ok and name != "pg_trgm"
+    ]
     preloaded = "pg_stat_statements" in (server["preload"] or "")
     if by_name.get("pg_stat_statements", {}).get("installed") and not preloaded:
-        problems.append("`pg_stat_statements` is installed but not in shared_preload_libraries, so it records nothing")
+        problems.append(
+            "`pg_stat_statements` is installed but not in shared_preload_libraries, so it records nothing"
+        )
     return problems
 
 
@@ -175,8 +272,11 @@ def _state(row: dict[str, Any] | None) -> str:
     return f"✓ {row['installed']}" if row["installed"] else f"○ available ({row['available']})"
 
 
-@command("db extensions", summary="Installed and available extensions, and which ClientForge needs.",
-         examples=("db extensions",))
+@command(
+    "db extensions",
+    summary="Installed and available extensions, and which ClientForge needs.",
+    examples=("db extensions",),
+)
 async def db_extensions(ctx: Context, _: object) -> Result:
     """Extensions ClientForge needs first, then every installed one; pg_stat_statements' preload checked."""
     rows, (server,) = await read_many(ctx, [(EXTENSIONS, ()), (SERVER, ())])
@@ -184,14 +284,32 @@ async def db_extensions(ctx: Context, _: object) -> Result:
     needs = _needed(by_name, server)
     preloaded = "pg_stat_statements" in (server["preload"] or "")
     problems = extension_problems(by_name, server)
-    first = [[name, why, _state(by_name.get(name)) if name in by_name or " or " not in name
-              else ("✓ built in" if ok else "✗ missing")] for name, why, ok in needs]
+    first = [
+        [
+            name,
+            why,
+            _state(by_name.get(name))
+            if name in by_name or " or " not in name
+            else ("✓ built in" if ok else "✗ missing"),
+        ]
+        for name, why, ok in needs
+    ]
     installed = [[r["name"], r["installed"], r["available"]] for r in rows if r["installed"]]
-    return Result("db extensions", Status.WARNING if problems else Status.OK,
-                  summary="; ".join(problems) + "." if problems else "Every extension ClientForge needs is there.",
-                  fields=[("shared_preload_libraries", server["preload"] or "(empty)")],
-                  tables=[Table(["extension", "ClientForge needs it for", "state"], first, title="Needed"),
-                          Table(["installed", "version", "newest available"], installed, title="Installed")],
-                  data={"needed": [{"extension": n, "why": w, "ok": ok} for n, w, ok in needs],
-                        "installed": {r["name"]: r["installed"] for r in rows if r["installed"]},
-                        "available": sorted(r["name"] for r in rows), "preloaded": preloaded})
+    return Result(
+        "db extensions",
+        Status.WARNING if problems else Status.OK,
+        summary="; ".join(problems) + "."
+        if problems
+        else "Every extension ClientForge needs is there.",
+        fields=[("shared_preload_libraries", server["preload"] or "(empty)")],
+        tables=[
+            Table(["extension", "ClientForge needs it for", "state"], first, title="Needed"),
+            Table(["installed", "version", "newest available"], installed, title="Installed"),
+        ],
+        data={
+            "needed": [{"extension": n, "why": w, "ok": ok} for n, w, ok in needs],
+            "installed": {r["name"]: r["installed"] for r in rows if r["installed"]},
+            "available": sorted(r["name"] for r in rows),
+            "preloaded": preloaded,
+        },
+    )

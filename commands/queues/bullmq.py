@@ -26,16 +26,38 @@ T = TypeVar("T")
 PREFIX = "bull"
 QUEUE_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 JOB_ID = re.compile(r"^[A-Za-z0-9:_.-]{1,128}$")
-QUEUE_KEYS = {"active", "wait", "waiting-children", "paused", "completed", "failed", "delayed", "repeat", "stalled",
-              "limiter", "prioritized", "id", "stalled-check", "meta", "pc", "events", "marker", "de", "metrics"}
+QUEUE_KEYS = {
+    "active",
+    "wait",
+    "waiting-children",
+    "paused",
+    "completed",
+    "failed",
+    "delayed",
+    "repeat",
+    "stalled",
+    "limiter",
+    "prioritized",
+    "id",
+    "stalled-check",
+    "meta",
+    "pc",
+    "events",
+    "marker",
+    "de",
+    "metrics",
+}
 COUNT_WINDOW = 5000
 TAIL = 32  # the next jobs out; prioritized (3.x) and LIFO jobs jump ahead of older ones, so the oldest is among them
 BATCH = 500
 RETRY_CONCURRENCY = 16
 DISCOVERY_TTL = 300.0
 _discovered: dict[str, tuple[float, list[str]]] = {}
-SECRET_KEY = re.compile(r"password|passwd|secret|token|api[_-]?key|authorization|credential|private[_-]?key|"
-                        r"access[_-]?key", re.IGNORECASE)
+SECRET_KEY = re.compile(
+    r"password|passwd|secret|token|api[_-]?key|authorization|credential|private[_-]?key|"
+    r"access[_-]?key",
+    re.IGNORECASE,
+)
 JSON_FIELDS = ("data", "opts", "stacktrace", "returnvalue", "progress")
 MASK = "[redacted]"
 
@@ -48,8 +70,10 @@ def key(queue: str, *parts: str) -> str:
 def check_name(name: str) -> str:
     """The name when it may be a BullMQ queue name; a CommandError otherwise."""
     if not QUEUE_NAME.fullmatch(name):
-        raise CommandError(f"`{_shown(name)}` is not a queue name: lowercase letters, digits, `-`, `_` and `.` "
-                           "only, at most 64 characters.")
+        raise CommandError(
+            f"`{_shown(name)}` is not a queue name: lowercase letters, digits, `-`, `_` and `.` "
+            "only, at most 64 characters."
+        )
     return name
 
 
@@ -60,7 +84,9 @@ def _shown(text: str) -> str:
 def check_job_id(job_id: str) -> str:
     """The job id when it looks like a BullMQ job id; a CommandError otherwise."""
     if not JOB_ID.fullmatch(job_id) or job_id.split(":")[0] in QUEUE_KEYS - {"repeat"}:
-        raise CommandError(f"`{_shown(job_id)}` is not a job id (letters, digits, `:`, `_`, `.`, `-`).")
+        raise CommandError(
+            f"`{_shown(job_id)}` is not a job id (letters, digits, `:`, `_`, `.`, `-`)."
+        )
     return job_id
 
 
@@ -132,7 +158,9 @@ async def resolve(ctx: Context, name: str) -> Target:
     if await redis_call(ctx, ctx.backends.redis().exists(key(found.name, "id"))):
         return found
     known = ", ".join(f"`{q}`" for q in ctx.settings.config.queues)
-    raise CommandError(f"No queue `{found.name}` in Redis and none configured. Configured: {known}.")
+    raise CommandError(
+        f"No queue `{found.name}` in Redis and none configured. Configured: {known}."
+    )
 
 
 async def discover(ctx: Context, fresh: bool = False) -> list[str]:
@@ -144,8 +172,10 @@ async def discover(ctx: Context, fresh: bool = False) -> list[str]:
     names: set[str] = set()
     cursor = 0
     while True:
-        cursor, keys = await redis_call(ctx, client.scan(cursor, match=f"{PREFIX}:*:id", count=2000))
-        names.update(k[len(PREFIX) + 1:-3] for k in keys)
+        cursor, keys = await redis_call(
+            ctx, client.scan(cursor, match=f"{PREFIX}:*:id", count=2000)
+        )
+        names.update(k[len(PREFIX) + 1 : -3] for k in keys)
         if cursor == 0:
             break
     found = sorted(n for n in names if QUEUE_NAME.fullmatch(n))
@@ -189,7 +219,15 @@ def _queue_commands(pipe: Any, q: str) -> None:
 
 
 def _counts_from(q: str, r: list[Any]) -> Counts:
-    c = Counts(q, active=r[2], delayed=r[3], prioritized=r[4], failed=r[5], completed=r[6], paused=bool(r[7]))
+    c = Counts(
+        q,
+        active=r[2],
+        delayed=r[3],
+        prioritized=r[4],
+        failed=r[5],
+        completed=r[6],
+        paused=bool(r[7]),
+    )
     for length, tail in ((r[0], r[8]), (r[1], r[9])):
         if tail and tail[-1].startswith("0:"):
             length, tail = length - 1, tail[:-1]
@@ -205,7 +243,7 @@ async def counts(ctx: Context, queues: list[str]) -> dict[str, Counts]:
         for q in queues:
             _queue_commands(pipe, q)
         raw = await redis_call(ctx, pipe.execute())
-    found = {q: _counts_from(q, raw[i * 10:i * 10 + 10]) for i, q in enumerate(queues)}
+    found = {q: _counts_from(q, raw[i * 10 : i * 10 + 10]) for i, q in enumerate(queues)}
     pairs = [(c, job) for c in found.values() for job in c.tails]
     if pairs:
         async with client.pipeline(transaction=False) as pipe:
@@ -226,7 +264,7 @@ def worker_queue(name: str, queues: Iterable[str]) -> str | None:
     """The queue a BullMQ connection name belongs to: `bull:<base64(q)>[:w:<worker>]` (Node) or `bull:<q>…`."""
     if not name.startswith(PREFIX + ":"):
         return None
-    part = name[len(PREFIX) + 1:].split(":w:", 1)[0]
+    part = name[len(PREFIX) + 1 :].split(":w:", 1)[0]
     known = set(queues)
     if part in known:
         return part
@@ -254,8 +292,11 @@ async def workers(ctx: Context, queues: list[str]) -> dict[str, int | None]:
 
 async def snapshot(ctx: Context, queues: list[str], min_attempts: int) -> list[Counts]:
     """Counts, lag, workers and exact DLQ sizes of the queues, fetched concurrently."""
-    found, conns, *dlqs = await asyncio.gather(counts(ctx, queues), workers(ctx, queues),
-                                               *(dlq_count(ctx, q, min_attempts) for q in queues))
+    found, conns, *dlqs = await asyncio.gather(
+        counts(ctx, queues),
+        workers(ctx, queues),
+        *(dlq_count(ctx, q, min_attempts) for q in queues),
+    )
     for q, dlq in zip(queues, dlqs, strict=True):
         found[q].dlq, found[q].workers = dlq, conns[q]
     return [found[q] for q in queues]
@@ -283,8 +324,23 @@ class Scan:
         if self.done:
             return []
         cutoff = "+inf" if self.cutoff is None else str(self.cutoff)
-        raw = await redis_call(self.ctx, SCAN.run(self.ctx.backends.redis(), [key(self.queue, "failed")], [
-            key(self.queue, ""), cutoff, self.offset, self.window, self.min_attempts, self.mode, *self.fields], raw=True))
+        raw = await redis_call(
+            self.ctx,
+            SCAN.run(
+                self.ctx.backends.redis(),
+                [key(self.queue, "failed")],
+                [
+                    key(self.queue, ""),
+                    cutoff,
+                    self.offset,
+                    self.window,
+                    self.min_attempts,
+                    self.mode,
+                    *self.fields,
+                ],
+                raw=True,
+            ),
+        )
         data = self.last = msgpack.unpackb(raw, raw=False)
         self.offset += int(data["scanned"])
         self.done = int(data["scanned"]) < self.window
@@ -354,7 +410,9 @@ async def retry_jobs(ctx: Context, queue: str, jobs: list[tuple[str, bool]]) -> 
 
     moved: list[str] = []
     for i in range(0, len(jobs), RETRY_CONCURRENCY):
-        chunk = jobs[i:i + RETRY_CONCURRENCY]
-        done = await asyncio.gather(*(redis_call(ctx, retry(job_id, lifo)) for job_id, lifo in chunk))
+        chunk = jobs[i : i + RETRY_CONCURRENCY]
+        done = await asyncio.gather(
+            *(redis_call(ctx, retry(job_id, lifo)) for job_id, lifo in chunk)
+        )
         moved += [job_id for (job_id, _), ok in zip(chunk, done, strict=True) if ok]
     return moved

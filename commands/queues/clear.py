@@ -32,16 +32,32 @@ class Take:
 
     def call(self) -> Call:
         """The TAKE script call for the next window."""
-        return (TAKE, [key(self.queue, "failed")], [key(self.queue, ""), str(self.cutoff), *self.cursor, self.window,
-                self.min_attempts, "dump" if self.form == "rdb" else "pack"], True)
+        return (
+            TAKE,
+            [key(self.queue, "failed")],
+            [
+                key(self.queue, ""),
+                str(self.cutoff),
+                *self.cursor,
+                self.window,
+                self.min_attempts,
+                "dump" if self.form == "rdb" else "pack",
+            ],
+            True,
+        )
 
     def read(self, reply: list[Any]) -> Window:
         """The window in TAKE's reply; the cursor moves past it."""
         self.done = int(reply[0]) < self.window
         self.cursor = (reply[2].decode(), reply[3].decode())
         ids, names = reply[5::3], reply[6::3]
-        return Window([(i.decode(), n.decode("utf-8", "replace"), r) for i, n, r in zip(ids, names, reply[7::3])],
-                      reply[4])
+        return Window(
+            [
+                (i.decode(), n.decode("utf-8", "replace"), r)
+                for i, n, r in zip(ids, names, reply[7::3])
+            ],
+            reply[4],
+        )
 
 
 async def take_next(ctx: Context, take: Take) -> Window:
@@ -53,7 +69,9 @@ async def take_next(ctx: Context, take: Take) -> Window:
 async def drop_and_take(ctx: Context, archived: Window, take: Take) -> tuple[list[str], Window]:
     """Remove the archived jobs and read the next window in one round trip: the ids DROP left alone (they changed
     meanwhile) and the new window."""
-    calls = ([_drop_call(take.queue, archived)] if archived.jobs else []) + ([] if take.done else [take.call()])
+    calls = ([_drop_call(take.queue, archived)] if archived.jobs else []) + (
+        [] if take.done else [take.call()]
+    )
     replies = await redis_call(ctx, run_together(ctx.backends.redis(), calls)) if calls else []
     left = list(replies.pop(0) or []) if archived.jobs else []
     return left, take.read(replies[0]) if replies else Window([])

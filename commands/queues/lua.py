@@ -17,14 +17,20 @@ class Lua:
         self.source = source
         self.sha = hashlib.sha1(source.encode()).hexdigest()
 
-    async def run(self, client: aioredis.Redis, keys: list[str], args: list[Any], raw: bool = False) -> Any:
+    async def run(
+        self, client: aioredis.Redis, keys: list[str], args: list[Any], raw: bool = False
+    ) -> Any:
         """Run it (`raw`: the reply as bytes); on NOSCRIPT nothing ran, so loading and running it is no retry."""
         options = {NEVER_DECODE: True} if raw else {}
         try:
-            return await client.execute_command("EVALSHA", self.sha, len(keys), *keys, *args, **options)
+            return await client.execute_command(
+                "EVALSHA", self.sha, len(keys), *keys, *args, **options
+            )
         except NoScriptError:
             await client.script_load(self.source)
-            return await client.execute_command("EVALSHA", self.sha, len(keys), *keys, *args, **options)
+            return await client.execute_command(
+                "EVALSHA", self.sha, len(keys), *keys, *args, **options
+            )
 
 
 Call = tuple[Lua, list[str], list[Any], bool]
@@ -34,8 +40,14 @@ async def run_together(client: aioredis.Redis, calls: list[Call]) -> list[Any]:
     """Run scripts in one round trip, in order; one refused with NOSCRIPT did not run, so it is loaded and run."""
     async with client.pipeline(transaction=False) as pipe:
         for script, keys, args, raw in calls:
-            pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args,
-                                 **({NEVER_DECODE: True} if raw else {}))
+            pipe.execute_command(
+                "EVALSHA",
+                script.sha,
+                len(keys),
+                *keys,
+                *args,
+                **({NEVER_DECODE: True} if raw else {}),
+            )
         replies = await pipe.execute(raise_on_error=False)
     for i, reply in enumerate(replies):
         if isinstance(reply, NoScriptError):

@@ -16,11 +16,15 @@ from bot.core.units import ms
 
 T = TypeVar("T")
 ZERO_MIN_TIMES, SLOW_MS, AVG_WARN_MS, CTR_WARN, STALE_HOURS = 3, 500, 200, 30.0, 24
-BROKEN = ("ClientForge's search-telemetry service writes an unquoted `tenantId` column since commit e2db69a; "
-          "the insert fails and the error is only logged, so no rows arrive (clientforge.md §6.4).")
-CLICKS_BROKEN = ("No click was recorded at all: ClientForge's click update uses `UPDATE … ORDER BY … LIMIT` "
-                 "(invalid in PostgreSQL) and filters `clicked IS NULL` while the default is FALSE, so CTR reads "
-                 "0 % whatever users do.")
+BROKEN = (
+    "ClientForge's search-telemetry service writes an unquoted `tenantId` column since commit e2db69a; "
+    "the insert fails and the error is only logged, so no rows arrive (clientforge.md §6.4)."
+)
+CLICKS_BROKEN = (
+    "No click was recorded at all: ClientForge's click update uses `UPDATE … ORDER BY … LIMIT` "
+    "(invalid in PostgreSQL) and filters `clicked IS NULL` while the default is FALSE, so CTR reads "
+    "0 % whatever users do."
+)
 
 FRESHNESS = """
 SELECT count(*) FILTER (WHERE created_at >= now() - make_interval(days => $1)) AS in_window,
@@ -113,8 +117,10 @@ async def freshness(ctx: Context, conn: asyncpg.Connection, days: int) -> Teleme
     if t.age_s is None:
         t.warn("search_telemetry is empty: telemetry looks broken, not quiet")
     elif t.in_window == 0:
-        t.warn(f"no search_telemetry rows in the last {days} days (newest {ago(t.age_s)} old): "
-               "telemetry looks broken, not quiet")
+        t.warn(
+            f"no search_telemetry rows in the last {days} days (newest {ago(t.age_s)} old): "
+            "telemetry looks broken, not quiet"
+        )
     elif t.age_s > STALE_HOURS * 3600:
         t.warn(f"the newest search_telemetry row is {ago(t.age_s)} old: inserts may have stopped")
     t.broken = bool(t.reasons)
@@ -123,15 +129,22 @@ async def freshness(ctx: Context, conn: asyncpg.Connection, days: int) -> Teleme
 
 def notes(t: Telemetry, clicks_broken: bool = False) -> str:
     """The reasons as bullets, and why ClientForge's telemetry or click tracking breaks, when they look broken."""
-    return "\n".join([f"• {w}" for w in t.why] + ([BROKEN] if t.broken else [])
-                     + ([CLICKS_BROKEN] if clicks_broken else []))
+    return "\n".join(
+        [f"• {w}" for w in t.why]
+        + ([BROKEN] if t.broken else [])
+        + ([CLICKS_BROKEN] if clicks_broken else [])
+    )
 
 
 def missing(name: str) -> Result:
     """The reply when ClientForge's migration 011 was never applied."""
-    return Result(name, Status.CRITICAL, summary="Table `search_telemetry` does not exist in DATABASE_URL's "
-                  "database: ClientForge's migration 011 (search telemetry) has not been applied there.",
-                  data={"table": False})
+    return Result(
+        name,
+        Status.CRITICAL,
+        summary="Table `search_telemetry` does not exist in DATABASE_URL's "
+        "database: ClientForge's migration 011 (search telemetry) has not been applied there.",
+        data={"table": False},
+    )
 
 
 async def synonym_words(ctx: Context, conn: asyncpg.Connection, queries: list[str]) -> set[str]:
@@ -143,15 +156,31 @@ async def synonym_words(ctx: Context, conn: asyncpg.Connection, queries: list[st
 
 def zero_table(rows: list[Any], covered: set[str]) -> Table:
     """Zero-result queries, most frequent first."""
-    return Table(["query", "times", "tenants", "last seen", "synonym set"],
-                 [[r["query"], str(r["times"]), str(r["tenants"]), f"{r['last_seen']:%Y-%m-%d %H:%M}",
-                   "yes" if r["query"] in covered else "no"] for r in rows],
-                 f"Zero-result queries seen {ZERO_MIN_TIMES}+ times")
+    return Table(
+        ["query", "times", "tenants", "last seen", "synonym set"],
+        [
+            [
+                r["query"],
+                str(r["times"]),
+                str(r["tenants"]),
+                f"{r['last_seen']:%Y-%m-%d %H:%M}",
+                "yes" if r["query"] in covered else "no",
+            ]
+            for r in rows
+        ],
+        f"Zero-result queries seen {ZERO_MIN_TIMES}+ times",
+    )
 
 
-@command("search zero-results", summary="Searches that found nothing, seen 3+ times: synonym candidates.",
-         args=WindowArgs, role=Role.VIEWER, risk=Risk.READ,
-         examples=("search zero-results", "search zero-results --days 7 --limit 20"), timeout=30.0)
+@command(
+    "search zero-results",
+    summary="Searches that found nothing, seen 3+ times: synonym candidates.",
+    args=WindowArgs,
+    role=Role.VIEWER,
+    risk=Risk.READ,
+    examples=("search zero-results", "search zero-results --days 7 --limit 20"),
+    timeout=30.0,
+)
 async def search_zero_results(ctx: Context, args: WindowArgs) -> Result:
     """Zero-result queries from search_telemetry; empty or stale telemetry is reported as broken."""
     pool = await ctx.backends.postgres()
@@ -163,19 +192,45 @@ async def search_zero_results(ctx: Context, args: WindowArgs) -> Result:
         covered = await synonym_words(ctx, conn, [r["query"] for r in rows])
     candidates = [r["query"] for r in rows if r["query"] not in covered]
     if rows:
-        t.warn(f"{queries(len(rows))} found nothing {ZERO_MIN_TIMES}+ times; synonym candidates: "
-               + (", ".join(f"`{q}`" for q in candidates[:5]) or "none new"))
-    head = (f"{queries(len(rows))} found nothing {ZERO_MIN_TIMES}+ times in {args.days} days" if rows
-            else f"No query found nothing {ZERO_MIN_TIMES}+ times in {args.days} days")
+        t.warn(
+            f"{queries(len(rows))} found nothing {ZERO_MIN_TIMES}+ times; synonym candidates: "
+            + (", ".join(f"`{q}`" for q in candidates[:5]) or "none new")
+        )
+    head = (
+        f"{queries(len(rows))} found nothing {ZERO_MIN_TIMES}+ times in {args.days} days"
+        if rows
+        else f"No query found nothing {ZERO_MIN_TIMES}+ times in {args.days} days"
+    )
     summary = head + (f", but {t.why[0]}" if t.why and not rows else "") + "."
-    return Result("search zero-results", t.status, summary=summary, text=notes(t),
-                  fields=[("Window", f"{args.days} days"), ("Searches in window", f"{t.in_window:,}"),
-                          ("Newest row", "none" if t.age_s is None else f"{ago(t.age_s)} ago")],
-                  tables=[zero_table(rows, covered)] if rows else [],
-                  data={"table": True, "days": args.days, "in_window": t.in_window, "newest_age_s": t.age_s,
-                        "queries": [{"query": r["query"], "times": r["times"], "tenants": r["tenants"],
-                                     "synonym_set": r["query"] in covered} for r in rows],
-                        "candidates": candidates, "reasons": t.why})
+    return Result(
+        "search zero-results",
+        t.status,
+        summary=summary,
+        text=notes(t),
+        fields=[
+            ("Window", f"{args.days} days"),
+            ("Searches in window", f"{t.in_window:,}"),
+            ("Newest row", "none" if t.age_s is None else f"{ago(t.age_s)} ago"),
+        ],
+        tables=[zero_table(rows, covered)] if rows else [],
+        data={
+            "table": True,
+            "days": args.days,
+            "in_window": t.in_window,
+            "newest_age_s": t.age_s,
+            "queries": [
+                {
+                    "query": r["query"],
+                    "times": r["times"],
+                    "tenants": r["tenants"],
+                    "synonym_set": r["query"] in covered,
+                }
+                for r in rows
+            ],
+            "candidates": candidates,
+            "reasons": t.why,
+        },
+    )
 
 
 def grade_overall(t: Telemetry, o: dict[str, Any], zero: int) -> None:
@@ -190,8 +245,14 @@ def grade_overall(t: Telemetry, o: dict[str, Any], zero: int) -> None:
     if zero:
         t.warn(f"{queries(zero)} found nothing {ZERO_MIN_TIMES}+ times (see `search zero-results`)")
     if ctr < CTR_WARN:
-        t.warn(f"click-through {ctr:.1f} % (< {CTR_WARN:g} %)"
-               + (": no click recorded at all, ClientForge's click tracking is broken" if not o["clicks"] else ""))
+        t.warn(
+            f"click-through {ctr:.1f} % (< {CTR_WARN:g} %)"
+            + (
+                ": no click recorded at all, ClientForge's click tracking is broken"
+                if not o["clicks"]
+                else ""
+            )
+        )
 
 
 def overall_fields(o: dict[str, Any], days: int) -> list[tuple[str, str]]:
@@ -200,31 +261,58 @@ def overall_fields(o: dict[str, Any], days: int) -> list[tuple[str, str]]:
     ctr = f"{100.0 * o['clicks'] / n:.1f} %" if n else "—"
     pos = "—" if o["avg_click_pos"] is None else f"{o['avg_click_pos']:.1f}"
     avg_results = "—" if o["avg_results"] is None else f"{o['avg_results']:.1f}"
-    return [("Window", f"{days} days"), ("Searches", f"{n:,}"), ("Tenants", str(o["tenants"])),
-            ("Distinct queries", f"{o['queries']:,}"), ("Avg results", avg_results),
-            ("Avg response", ms(o["avg_ms"])), ("p95 response", ms(o["p95_ms"])),
-            ("Zero-result searches", f"{o['zero']:,}"), ("Click-through", ctr), ("Avg click position", pos)]
+    return [
+        ("Window", f"{days} days"),
+        ("Searches", f"{n:,}"),
+        ("Tenants", str(o["tenants"])),
+        ("Distinct queries", f"{o['queries']:,}"),
+        ("Avg results", avg_results),
+        ("Avg response", ms(o["avg_ms"])),
+        ("p95 response", ms(o["p95_ms"])),
+        ("Zero-result searches", f"{o['zero']:,}"),
+        ("Click-through", ctr),
+        ("Avg click position", pos),
+    ]
 
 
-def analysis_tables(top: list[Any], zero: list[Any], slow: list[Any], covered: set[str]) -> list[Table]:
+def analysis_tables(
+    top: list[Any], zero: list[Any], slow: list[Any], covered: set[str]
+) -> list[Table]:
     """Top, zero-result and slow queries, each only when it has rows."""
     tables = []
     if top:
-        tables.append(Table(["query", "times", "avg results", "avg time"],
-                            [[r["query"], str(r["times"]), f"{r['avg_results']:.1f}", ms(r["avg_ms"])]
-                             for r in top], "Top queries"))
+        tables.append(
+            Table(
+                ["query", "times", "avg results", "avg time"],
+                [
+                    [r["query"], str(r["times"]), f"{r['avg_results']:.1f}", ms(r["avg_ms"])]
+                    for r in top
+                ],
+                "Top queries",
+            )
+        )
     if zero:
         tables.append(zero_table(zero, covered))
     if slow:
-        tables.append(Table(["query", "times", "avg time", "max time"],
-                            [[r["query"], str(r["times"]), ms(r["avg_ms"]), ms(r["max_ms"])] for r in slow],
-                            f"Slow queries (> {SLOW_MS} ms)"))
+        tables.append(
+            Table(
+                ["query", "times", "avg time", "max time"],
+                [[r["query"], str(r["times"]), ms(r["avg_ms"]), ms(r["max_ms"])] for r in slow],
+                f"Slow queries (> {SLOW_MS} ms)",
+            )
+        )
     return tables
 
 
-@command("search analyze", summary="Search analytics: volume, latency, zero-result and slow queries, click-through.",
-         args=WindowArgs, role=Role.VIEWER, risk=Risk.READ,
-         examples=("search analyze", "search analyze --days 7"), timeout=30.0)
+@command(
+    "search analyze",
+    summary="Search analytics: volume, latency, zero-result and slow queries, click-through.",
+    args=WindowArgs,
+    role=Role.VIEWER,
+    risk=Risk.READ,
+    examples=("search analyze", "search analyze --days 7"),
+    timeout=30.0,
+)
 async def search_analyze(ctx: Context, args: WindowArgs) -> Result:
     """The runbook's search:analyze on search_telemetry, with its thresholds, never "fine" on an empty table."""
     pool = await ctx.backends.postgres()
@@ -238,11 +326,27 @@ async def search_analyze(ctx: Context, args: WindowArgs) -> Result:
         slow = await _q(ctx, conn.fetch(SLOW, args.days, args.limit, SLOW_MS))
         covered = await synonym_words(ctx, conn, [r["query"] for r in zero])
     grade_overall(t, o, len(zero))
-    summary = (f"{o['searches']:,} searches in {args.days} days: " + "; ".join(t.why) if t.why
-               else f"{o['searches']:,} searches in {args.days} days; latency, results and click-through fine")
-    data = {"table": True, "days": args.days, "overall": o, "newest_age_s": t.age_s, "reasons": t.why,
-            "top": [dict(r) for r in top], "zero_results": [r["query"] for r in zero],
-            "slow": [dict(r) for r in slow]}
-    return Result("search analyze", t.status, summary=summary[:600] + ("…" if len(summary) > 600 else "."),
-                  fields=overall_fields(o, args.days), tables=analysis_tables(top, zero, slow, covered),
-                  text=notes(t, bool(o["searches"]) and not o["clicks"]), data=data)
+    summary = (
+        f"{o['searches']:,} searches in {args.days} days: " + "; ".join(t.why)
+        if t.why
+        else f"{o['searches']:,} searches in {args.days} days; latency, results and click-through fine"
+    )
+    data = {
+        "table": True,
+        "days": args.days,
+        "overall": o,
+        "newest_age_s": t.age_s,
+        "reasons": t.why,
+        "top": [dict(r) for r in top],
+        "zero_results": [r["query"] for r in zero],
+        "slow": [dict(r) for r in slow],
+    }
+    return Result(
+        "search analyze",
+        t.status,
+        summary=summary[:600] + ("…" if len(summary) > 600 else "."),
+        fields=overall_fields(o, args.days),
+        tables=analysis_tables(top, zero, slow, covered),
+        text=notes(t, bool(o["searches"]) and not o["clicks"]),
+        data=data,
+    )

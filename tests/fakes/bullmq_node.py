@@ -40,7 +40,11 @@ def node_unavailable_reason() -> str | None:
     """Why the Node harness cannot run here, or None when it can."""
     if shutil.which("node") is None:
         return "the node binary is not on PATH"
-    missing = [p for p in PACKAGES.values() if not (NODE_DIR / "node_modules" / p / "package.json").is_file()]
+    missing = [
+        p
+        for p in PACKAGES.values()
+        if not (NODE_DIR / "node_modules" / p / "package.json").is_file()
+    ]
     if missing:
         return f"tests/node/node_modules lacks {', '.join(missing)}: run `cd tests/node && npm ci`"
     return None
@@ -54,11 +58,27 @@ def node_available() -> bool:
 class NodeBullMQError(RuntimeError):
     """A bullmq_tool.js call that exited non-zero, printed no JSON, or timed out."""
 
-    def __init__(self, message: str, *, args: list[str], returncode: int | None,
-                 stdout: str = "", stderr: str = "", result: Json | None = None) -> None:
-        super().__init__(f"{message}\n  command: {' '.join(args)}\n  stdout: {stdout[-2000:]}"
-                         f"\n  stderr: {stderr[-4000:]}")
-        self.argv, self.returncode, self.stdout, self.stderr, self.result = args, returncode, stdout, stderr, result
+    def __init__(
+        self,
+        message: str,
+        *,
+        args: list[str],
+        returncode: int | None,
+        stdout: str = "",
+        stderr: str = "",
+        result: Json | None = None,
+    ) -> None:
+        super().__init__(
+            f"{message}\n  command: {' '.join(args)}\n  stdout: {stdout[-2000:]}"
+            f"\n  stderr: {stderr[-4000:]}"
+        )
+        self.argv, self.returncode, self.stdout, self.stderr, self.result = (
+            args,
+            returncode,
+            stdout,
+            stderr,
+            result,
+        )
 
 
 def _flags(options: dict[str, Any]) -> list[str]:
@@ -87,6 +107,7 @@ def _last_json(stdout: str) -> Json | None:
 @dataclass
 class NodeProcess:
     """A long-running bullmq_tool.js (worker or plain queue), started by `NodeBullMQ.worker`."""
+
     proc: asyncio.subprocess.Process
     argv: list[str]
     ready: Json = field(default_factory=dict)
@@ -101,6 +122,7 @@ class NodeProcess:
 @dataclass
 class NodeBullMQ:
     """One Node BullMQ version (3 or 5) against one Redis URL (its db number included)."""
+
     version: int = 5
     redis_url: str = DEFAULT_REDIS_URL
     timeout: float = 60.0  # seconds, for each short call
@@ -112,14 +134,27 @@ class NodeBullMQ:
 
     def argv(self, subcommand: str, **options: Any) -> list[str]:
         """The command line for one call."""
-        return [self.node, str(TOOL), subcommand, "--bullmq", str(self.version), "--redis", self.redis_url,
-                *_flags(options)]
+        return [
+            self.node,
+            str(TOOL),
+            subcommand,
+            "--bullmq",
+            str(self.version),
+            "--redis",
+            self.redis_url,
+            *_flags(options),
+        ]
 
     async def run(self, subcommand: str, *, timeout: float | None = None, **options: Any) -> Json:
         """Run one subcommand to its end; its JSON result, or NodeBullMQError with stderr."""
         args = self.argv(subcommand, **options)
-        proc = await asyncio.create_subprocess_exec(*args, cwd=NODE_DIR, stdin=asyncio.subprocess.DEVNULL,
-                                                    stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        proc = await asyncio.create_subprocess_exec(
+            *args,
+            cwd=NODE_DIR,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
         try:
             out, err = await asyncio.wait_for(proc.communicate(), timeout or self.timeout)
         except (TimeoutError, asyncio.CancelledError) as exc:
@@ -128,38 +163,91 @@ class NodeBullMQ:
             out, err = await proc.communicate()
             if isinstance(exc, asyncio.CancelledError):
                 raise
-            raise NodeBullMQError(f"bullmq_tool.js {subcommand} timed out after {timeout or self.timeout} s",
-                                  args=args, returncode=None, stdout=out.decode(errors="replace"),
-                                  stderr=err.decode(errors="replace")) from None
+            raise NodeBullMQError(
+                f"bullmq_tool.js {subcommand} timed out after {timeout or self.timeout} s",
+                args=args,
+                returncode=None,
+                stdout=out.decode(errors="replace"),
+                stderr=err.decode(errors="replace"),
+            ) from None
         stdout, stderr = out.decode(errors="replace"), err.decode(errors="replace")
         result = _last_json(stdout)
         if proc.returncode != 0 or result is None or "error" in result:
-            raise NodeBullMQError(f"bullmq_tool.js {subcommand} failed (exit {proc.returncode})", args=args,
-                                  returncode=proc.returncode, stdout=stdout, stderr=stderr, result=result)
+            raise NodeBullMQError(
+                f"bullmq_tool.js {subcommand} failed (exit {proc.returncode})",
+                args=args,
+                returncode=proc.returncode,
+                stdout=stdout,
+                stderr=stderr,
+                result=result,
+            )
         return result
 
     # ---- short calls -------------------------------------------------------------------------------
 
-    async def fail(self, queue: str, count: int, attempts: int = 3, name: str = "test-failure",
-                   data: Json | None = None, *, concurrency: int = 200, timeout: float = 600.0) -> Json:
+    async def fail(
+        self,
+        queue: str,
+        count: int,
+        attempts: int = 3,
+        name: str = "test-failure",
+        data: Json | None = None,
+        *,
+        concurrency: int = 200,
+        timeout: float = 600.0,
+    ) -> Json:
         """Add `count` jobs that always throw `Error("boom <n>")` and run them until all are failed.
 
         -> {"failed": count, "ids": [first 10 ids], "elapsed_ms": ...}. Job data is `{**data, "n": i}`."""
-        return await self.run("fail", queue=queue, count=count, attempts=attempts, name=name, data=data,
-                              concurrency=concurrency, timeout_ms=int(timeout * 1000), timeout=timeout + 30)
+        return await self.run(
+            "fail",
+            queue=queue,
+            count=count,
+            attempts=attempts,
+            name=name,
+            data=data,
+            concurrency=concurrency,
+            timeout_ms=int(timeout * 1000),
+            timeout=timeout + 30,
+        )
 
-    async def add(self, queue: str, count: int = 1, name: str = "test-job", *, delay: int | None = None,
-                  priority: int | None = None, attempts: int | None = None, data: Json | None = None) -> Json:
+    async def add(
+        self,
+        queue: str,
+        count: int = 1,
+        name: str = "test-job",
+        *,
+        delay: int | None = None,
+        priority: int | None = None,
+        attempts: int | None = None,
+        data: Json | None = None,
+    ) -> Json:
         """Add `count` jobs (data `{**data, "n": i}`) -> {"added": count, "ids": [...all ids]}."""
-        return await self.run("add", queue=queue, count=count, name=name, delay=delay, priority=priority,
-                              attempts=attempts, data=data)
+        return await self.run(
+            "add",
+            queue=queue,
+            count=count,
+            name=name,
+            delay=delay,
+            priority=priority,
+            attempts=attempts,
+            data=data,
+        )
 
-    async def process(self, queue: str, expect: int, timeout_ms: int = 10000, *, concurrency: int = 1) -> Json:
+    async def process(
+        self, queue: str, expect: int, timeout_ms: int = 10000, *, concurrency: int = 1
+    ) -> Json:
         """Complete jobs until `expect` were processed or `timeout_ms` passed.
 
         -> {"processed": [ids], "names": [...], "timed_out": bool}; may hold more than `expect` ids."""
-        return await self.run("process", queue=queue, expect=expect, timeout_ms=timeout_ms,
-                              concurrency=concurrency, timeout=timeout_ms / 1000 + 30)
+        return await self.run(
+            "process",
+            queue=queue,
+            expect=expect,
+            timeout_ms=timeout_ms,
+            concurrency=concurrency,
+            timeout=timeout_ms / 1000 + 30,
+        )
 
     async def counts(self, queue: str) -> Json:
         """-> {"counts": queue.getJobCounts() with the version's default types, "paused": isPaused()}."""
@@ -173,9 +261,13 @@ class NodeBullMQ:
         """Node's own `queue.resume()` -> {"paused": False}."""
         return await self.run("resume", queue=queue)
 
-    async def clean(self, queue: str, limit: int = 0, grace_ms: int = 0, type: str = "failed") -> Json:
+    async def clean(
+        self, queue: str, limit: int = 0, grace_ms: int = 0, type: str = "failed"
+    ) -> Json:
         """`queue.clean(grace_ms, limit, type)` -> {"removed": n, "elapsed_ms": ...}; limit 0 is all."""
-        return await self.run("clean", queue=queue, limit=limit, grace_ms=grace_ms, type=type, timeout=600)
+        return await self.run(
+            "clean", queue=queue, limit=limit, grace_ms=grace_ms, type=type, timeout=600
+        )
 
     async def get(self, queue: str, id: str) -> Json:
         """-> {"job": job.toJSON() or None, "state": await job.getState() or None}."""
@@ -183,21 +275,35 @@ class NodeBullMQ:
 
     # ---- long-running ------------------------------------------------------------------------------
 
-    def worker(self, queue: str, name: str = "forge-test", *, seconds: int = 300,
-               ready_timeout: float = 20.0) -> contextlib.AbstractAsyncContextManager[NodeProcess]:
+    def worker(
+        self,
+        queue: str,
+        name: str = "forge-test",
+        *,
+        seconds: int = 300,
+        ready_timeout: float = 20.0,
+    ) -> contextlib.AbstractAsyncContextManager[NodeProcess]:
         """`async with node.worker(q, "W") as proc:` a Worker (options.name = W) connected for the block."""
         return self._long("worker", ready_timeout, queue=queue, name=name, seconds=seconds)
 
-    def hold_queue(self, queue: str, *, seconds: int = 300,
-                   ready_timeout: float = 20.0) -> contextlib.AbstractAsyncContextManager[NodeProcess]:
+    def hold_queue(
+        self, queue: str, *, seconds: int = 300, ready_timeout: float = 20.0
+    ) -> contextlib.AbstractAsyncContextManager[NodeProcess]:
         """`async with node.hold_queue(q) as proc:` a plain Queue object (no worker), connected for the block."""
         return self._long("hold-queue", ready_timeout, queue=queue, seconds=seconds)
 
     @contextlib.asynccontextmanager
-    async def _long(self, subcommand: str, ready_timeout: float, **options: Any) -> AsyncIterator[NodeProcess]:
+    async def _long(
+        self, subcommand: str, ready_timeout: float, **options: Any
+    ) -> AsyncIterator[NodeProcess]:
         args = self.argv(subcommand, **options)
-        proc = await asyncio.create_subprocess_exec(*args, cwd=NODE_DIR, stdin=asyncio.subprocess.DEVNULL,
-                                                    stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        proc = await asyncio.create_subprocess_exec(
+            *args,
+            cwd=NODE_DIR,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
         handle = NodeProcess(proc=proc, argv=args)
         assert proc.stdout is not None and proc.stderr is not None
 
@@ -218,9 +324,13 @@ class NodeBullMQ:
                 await _stop(proc, 5.0)
                 await drain
                 rest = (line + await proc.stdout.read()).decode(errors="replace")
-                raise NodeBullMQError(f"bullmq_tool.js {subcommand} did not report ready", args=args,
-                                      returncode=proc.returncode, stdout=rest,
-                                      stderr=handle.stderr.decode(errors="replace"))
+                raise NodeBullMQError(
+                    f"bullmq_tool.js {subcommand} did not report ready",
+                    args=args,
+                    returncode=proc.returncode,
+                    stdout=rest,
+                    stderr=handle.stderr.decode(errors="replace"),
+                )
             handle.ready = ready
             yield handle
         finally:
@@ -245,6 +355,7 @@ async def _stop(proc: asyncio.subprocess.Process, grace: float) -> None:
 
 # ---- Redis helpers (redis.asyncio) -------------------------------------------------------------------
 
+
 def redis_db(redis_url: str) -> int:
     """The db number of a redis:// URL (0 when absent)."""
     path = urlparse(redis_url).path.strip("/")
@@ -256,7 +367,9 @@ async def flush_db(redis_url: str = DEFAULT_REDIS_URL) -> None:
     import redis.asyncio as aioredis
 
     if redis_db(redis_url) == 0:
-        raise ValueError("flush_db refuses db 0: other tests use it; give the harness its own db (e.g. /15)")
+        raise ValueError(
+            "flush_db refuses db 0: other tests use it; give the harness its own db (e.g. /15)"
+        )
     client = aioredis.from_url(redis_url)
     try:
         await client.flushdb()
@@ -295,8 +408,10 @@ async def client_list(redis: str | Any = DEFAULT_REDIS_URL) -> list[Json]:
     import redis.asyncio as aioredis
 
     if not isinstance(redis, str):
-        return [{k: v.decode() if isinstance(v, bytes) else v for k, v in c.items()}
-                for c in await redis.client_list()]
+        return [
+            {k: v.decode() if isinstance(v, bytes) else v for k, v in c.items()}
+            for c in await redis.client_list()
+        ]
     client = aioredis.from_url(redis, decode_responses=True)
     try:
         return list(await client.client_list())

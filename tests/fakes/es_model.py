@@ -14,7 +14,12 @@ from typing import Any
 Json = dict[str, Any]
 NODE_ID = "oTUltX4IQMOUUVeiohTt8A"
 BAD_CHARS = '\\/*?"<>| ,#:'
-PRIVATE_SETTINGS = ("index.uuid", "index.version.created", "index.provided_name", "index.creation_date")
+PRIVATE_SETTINGS = (
+    "index.uuid",
+    "index.version.created",
+    "index.provided_name",
+    "index.creation_date",
+)
 REFRESH_INTERVAL = 1.0
 SCROLL_SIZE = 1000  # the reindex batch: `source.size` defaults to 1000
 
@@ -34,8 +39,17 @@ class EsError(Exception):
 
 def not_found(name: str) -> EsError:
     """ES's index_not_found_exception for an index or alias name."""
-    return EsError(404, "index_not_found_exception", f"no such index [{name}]", **{
-        "resource.type": "index_or_alias", "resource.id": name, "index_uuid": "_na_", "index": name})
+    return EsError(
+        404,
+        "index_not_found_exception",
+        f"no such index [{name}]",
+        **{
+            "resource.type": "index_or_alias",
+            "resource.id": name,
+            "index_uuid": "_na_",
+            "index": name,
+        },
+    )
 
 
 def flatten(settings: Json, prefix: str = "") -> dict[str, Any]:
@@ -68,12 +82,22 @@ def check_name(name: str, what: str = "index") -> None:
     """ES's validateIndexOrAliasName plus the lowercase rule."""
     label = f"Invalid {what} name [{name}]"
     if any(c in name for c in BAD_CHARS):
-        raise EsError(400, f"invalid_{what}_name_exception", f"{label}, must not contain the following characters "
-                      "[' ','\"','*',',','/','<','>','?','\\\\','|',':','#']")
+        raise EsError(
+            400,
+            f"invalid_{what}_name_exception",
+            f"{label}, must not contain the following characters "
+            "[' ','\"','*',',','/','<','>','?','\\\\','|',':','#']",
+        )
     if name[:1] in "_-+":
-        raise EsError(400, f"invalid_{what}_name_exception", f"{label}, must not start with '_', '-', or '+'")
+        raise EsError(
+            400, f"invalid_{what}_name_exception", f"{label}, must not start with '_', '-', or '+'"
+        )
     if name in (".", "..") or not name or len(name.encode()) > 255:
-        raise EsError(400, f"invalid_{what}_name_exception", f"{label}, must not be '.', '..' or empty or too long")
+        raise EsError(
+            400,
+            f"invalid_{what}_name_exception",
+            f"{label}, must not be '.', '..' or empty or too long",
+        )
     if name != name.lower():
         raise EsError(400, f"invalid_{what}_name_exception", f"{label}, must be lowercase")
 
@@ -94,7 +118,9 @@ class Index:
     @property
     def shards(self) -> tuple[int, int]:
         """(primaries, replicas per primary)."""
-        return int(self.settings["index.number_of_shards"]), int(self.settings["index.number_of_replicas"])
+        return int(self.settings["index.number_of_shards"]), int(
+            self.settings["index.number_of_replicas"]
+        )
 
     @property
     def health(self) -> str:
@@ -164,10 +190,19 @@ class Task:
 
     def status(self) -> Json:
         """The task's `status` object (BulkByScrollTask.Status)."""
-        return {"total": len(self.ids), "updated": self.updated, "created": self.created, "deleted": 0,
-                "batches": -(-self.done // SCROLL_SIZE), "version_conflicts": 0, "noops": 0,
-                "retries": {"bulk": 0, "search": 0}, "throttled_millis": 0, "requests_per_second": -1.0,
-                "throttled_until_millis": 0}
+        return {
+            "total": len(self.ids),
+            "updated": self.updated,
+            "created": self.created,
+            "deleted": 0,
+            "batches": -(-self.done // SCROLL_SIZE),
+            "version_conflicts": 0,
+            "noops": 0,
+            "retries": {"bulk": 0, "search": 0},
+            "throttled_millis": 0,
+            "requests_per_second": -1.0,
+            "throttled_until_millis": 0,
+        }
 
 
 class Cluster:
@@ -196,9 +231,19 @@ class Cluster:
         aliases = self.aliases()
         for part in expression.split(","):
             if part in ("_all", "*") or "*" in part:
-                pattern = re.compile("^" + re.escape(part if part != "_all" else "*").replace("\\*", ".*") + "$")
-                found.update({n: i for n, i in self.indices.items() if pattern.match(n) and not n.startswith(".")})
-                found.update({i.name: i for a, ix in aliases.items() if pattern.match(a) for i in ix})
+                pattern = re.compile(
+                    "^" + re.escape(part if part != "_all" else "*").replace("\\*", ".*") + "$"
+                )
+                found.update(
+                    {
+                        n: i
+                        for n, i in self.indices.items()
+                        if pattern.match(n) and not n.startswith(".")
+                    }
+                )
+                found.update(
+                    {i.name: i for a, ix in aliases.items() if pattern.match(a) for i in ix}
+                )
             elif part in self.indices:
                 found[part] = self.indices[part]
             elif part in aliases:
@@ -211,7 +256,9 @@ class Cluster:
         """The single concrete index a name (or a single-index alias) means."""
         found = self.resolve(name)
         if len(found) != 1:
-            raise EsError(400, "illegal_argument_exception", f"[{name}] resolves to {len(found)} indices")
+            raise EsError(
+                400, "illegal_argument_exception", f"[{name}] resolves to {len(found)} indices"
+            )
         return found[0]
 
     # indices -------------------------------------------------------------------------------------------------
@@ -221,21 +268,40 @@ class Cluster:
         check_name(name)
         if name in self.indices:
             uuid = self.indices[name].settings["index.uuid"]
-            raise EsError(400, "resource_already_exists_exception", f"index [{name}/{uuid}] already exists",
-                          index_uuid=uuid, index=name)
+            raise EsError(
+                400,
+                "resource_already_exists_exception",
+                f"index [{name}/{uuid}] already exists",
+                index_uuid=uuid,
+                index=name,
+            )
         if name in self.aliases():
-            raise EsError(400, "invalid_index_name_exception", f"Invalid index name [{name}], already exists as alias",
-                          index_uuid="_na_", index=name)
+            raise EsError(
+                400,
+                "invalid_index_name_exception",
+                f"Invalid index name [{name}], already exists as alias",
+                index_uuid="_na_",
+                index=name,
+            )
         flat = flatten(body.get("settings") or {})
         for key in PRIVATE_SETTINGS:
             if key in flat:
-                raise EsError(400, "illegal_argument_exception", f"private index setting [{key}] can not be set "
-                              "explicitly")
+                raise EsError(
+                    400,
+                    "illegal_argument_exception",
+                    f"private index setting [{key}] can not be set explicitly",
+                )
         uuid = base64.urlsafe_b64encode(secrets.token_bytes(16)).decode()[:22]
-        settings = {"index.number_of_shards": "1", "index.number_of_replicas": "1",
-                    "index.routing.allocation.include._tier_preference": "data_content", **flat,
-                    "index.uuid": uuid, "index.provided_name": name, "index.version.created": "8500003",
-                    "index.creation_date": str(int(time.time() * 1000))}
+        settings = {
+            "index.number_of_shards": "1",
+            "index.number_of_replicas": "1",
+            "index.routing.allocation.include._tier_preference": "data_content",
+            **flat,
+            "index.uuid": uuid,
+            "index.provided_name": name,
+            "index.version.created": "8500003",
+            "index.creation_date": str(int(time.time() * 1000)),
+        }
         if hidden:
             settings["index.hidden"] = "true"
         index = Index(name, settings, copy.deepcopy(body.get("mappings") or {}))
@@ -247,7 +313,9 @@ class Cluster:
 
     def write(self, name: str, doc_id: str | None, source: Json) -> tuple[Index, str, str]:
         """Index a document, creating the index with dynamic mappings if absent (ES's auto-create)."""
-        index = self.indices.get(name) or (self.one(name) if name in self.aliases() else self.create(name))
+        index = self.indices.get(name) or (
+            self.one(name) if name in self.aliases() else self.create(name)
+        )
         doc_id = doc_id or base64.urlsafe_b64encode(secrets.token_bytes(15)).decode()
         return index, doc_id, index.write(doc_id, source)
 
@@ -255,19 +323,30 @@ class Cluster:
     def _check_alias_name(self, alias: str) -> None:
         check_name(alias, "alias")
         if alias in self.indices:
-            raise EsError(400, "invalid_alias_name_exception", f"Invalid alias name [{alias}]: an index or data stream "
-                          "exists with the same name as the alias", index_uuid=self.indices[alias].settings[
-                              "index.uuid"], index=alias)
+            raise EsError(
+                400,
+                "invalid_alias_name_exception",
+                f"Invalid alias name [{alias}]: an index or data stream "
+                "exists with the same name as the alias",
+                index_uuid=self.indices[alias].settings["index.uuid"],
+                index=alias,
+            )
 
     def update_aliases(self, actions: list[Json]) -> None:
         """POST /_aliases: check every action first, then apply them all in one step."""
         if not actions:
-            raise EsError(400, "action_request_validation_exception", "Validation Failed: 1: No action specified;")
+            raise EsError(
+                400,
+                "action_request_validation_exception",
+                "Validation Failed: 1: No action specified;",
+            )
         planned: list[tuple[str, Index, str, Json]] = []
         for action in actions:
             [(kind, spec)] = action.items()
             if kind not in ("add", "remove"):
-                raise EsError(400, "illegal_argument_exception", f"unsupported alias action [{kind}]")
+                raise EsError(
+                    400, "illegal_argument_exception", f"unsupported alias action [{kind}]"
+                )
             names = spec.get("indices") or [spec.get("index")]
             aliases = spec.get("aliases") or [spec.get("alias")]
             for index in (i for n in names for i in self.resolve(str(n))):
@@ -275,10 +354,17 @@ class Cluster:
                     if kind == "add":
                         self._check_alias_name(alias)
                     elif alias not in index.aliases and spec.get("must_exist"):
-                        raise EsError(404, "aliases_not_found_exception", f"aliases [{alias}] missing",
-                                      **{"resource.type": "aliases", "resource.id": alias})
-                    meta = {k: v for k, v in spec.items() if k not in ("index", "indices", "alias", "aliases",
-                                                                        "must_exist")}
+                        raise EsError(
+                            404,
+                            "aliases_not_found_exception",
+                            f"aliases [{alias}] missing",
+                            **{"resource.type": "aliases", "resource.id": alias},
+                        )
+                    meta = {
+                        k: v
+                        for k, v in spec.items()
+                        if k not in ("index", "indices", "alias", "aliases", "must_exist")
+                    }
                     planned.append((kind, index, alias, meta))
         for kind, index, alias, meta in planned:
             if kind == "add":
@@ -292,18 +378,33 @@ class Cluster:
         source, dest = body.get("source") or {}, body.get("dest") or {}
         src = source.get("index")
         if not src or not dest.get("index"):
-            raise EsError(400, "action_request_validation_exception", "Validation Failed: 1: use _reindex with "
-                          "source.index and dest.index;")
+            raise EsError(
+                400,
+                "action_request_validation_exception",
+                "Validation Failed: 1: use _reindex with source.index and dest.index;",
+            )
         indices = self.resolve(",".join(src) if isinstance(src, list) else src)
         if dest["index"] in [i.name for i in indices]:
-            raise EsError(400, "action_request_validation_exception", f"Validation Failed: 1: reindex cannot write "
-                          f"into an index its reading from [{dest['index']}];")
-        ids = [f"{i.name}\0{d}" for i in indices for d in list(i.docs)[:i.count()]]
-        task = Task(next(self._task_numbers), src if isinstance(src, str) else ",".join(src), dest["index"], ids,
-                    time.monotonic(), self.reindex_rate)
+            raise EsError(
+                400,
+                "action_request_validation_exception",
+                f"Validation Failed: 1: reindex cannot write "
+                f"into an index its reading from [{dest['index']}];",
+            )
+        ids = [f"{i.name}\0{d}" for i in indices for d in list(i.docs)[: i.count()]]
+        task = Task(
+            next(self._task_numbers),
+            src if isinstance(src, str) else ",".join(src),
+            dest["index"],
+            ids,
+            time.monotonic(),
+            self.reindex_rate,
+        )
         if self.fail_reindex:
-            task.error, self.fail_reindex = {"type": "es_rejected_execution_exception",
-                                             "reason": self.fail_reindex}, None
+            task.error, self.fail_reindex = (
+                {"type": "es_rejected_execution_exception", "reason": self.fail_reindex},
+                None,
+            )
         self.tasks[task.number] = task
         return task
 
@@ -311,8 +412,11 @@ class Cluster:
         """Copy the batches the elapsed time allows."""
         if task.error:
             return
-        due = min(len(task.ids), int((time.monotonic() - task.started) * task.rate) // SCROLL_SIZE * SCROLL_SIZE)
-        for key in task.ids[task.done:due]:
+        due = min(
+            len(task.ids),
+            int((time.monotonic() - task.started) * task.rate) // SCROLL_SIZE * SCROLL_SIZE,
+        )
+        for key in task.ids[task.done : due]:
             index_name, doc_id = key.split("\0")
             result = self.write(task.dest, doc_id, self.indices[index_name].docs[doc_id])[2]
             task.created += result == "created"
@@ -327,24 +431,40 @@ class Cluster:
             raise EsError(400, "illegal_argument_exception", f"malformed task id {task_id}")
         task = self.tasks.get(int(number))
         if node != NODE_ID or task is None:
-            raise EsError(404, "resource_not_found_exception", f"task [{task_id}] isn't running and hasn't stored "
-                          "its results")
+            raise EsError(
+                404,
+                "resource_not_found_exception",
+                f"task [{task_id}] isn't running and hasn't stored its results",
+            )
         self.advance(task)
         completed = task.error is not None or task.done == len(task.ids)
-        info = {"node": NODE_ID, "id": task.number, "type": "transport", "action": "indices:data/write/reindex",
-                "status": task.status(), "description": f"reindex from [{task.source}] to [{task.dest}]",
-                "start_time_in_millis": task.start_ms, "running_time_in_nanos": int((time.monotonic() - task.started)
-                                                                                    * 1e9),
-                "cancellable": True, "cancelled": False, "headers": {}}
+        info = {
+            "node": NODE_ID,
+            "id": task.number,
+            "type": "transport",
+            "action": "indices:data/write/reindex",
+            "status": task.status(),
+            "description": f"reindex from [{task.source}] to [{task.dest}]",
+            "start_time_in_millis": task.start_ms,
+            "running_time_in_nanos": int((time.monotonic() - task.started) * 1e9),
+            "cancellable": True,
+            "cancelled": False,
+            "headers": {},
+        }
         body: Json = {"completed": completed, "task": info}
         if completed:
             self._store_result()
             if task.error:
                 body["error"] = task.error
             else:
-                body["response"] = {"took": int((time.monotonic() - task.started) * 1000), "timed_out": False,
-                                    **{k: v for k, v in task.status().items()}, "throttled": "0s",
-                                    "throttled_until": "0s", "failures": []}
+                body["response"] = {
+                    "took": int((time.monotonic() - task.started) * 1000),
+                    "timed_out": False,
+                    **{k: v for k, v in task.status().items()},
+                    "throttled": "0s",
+                    "throttled_until": "0s",
+                    "failures": [],
+                }
         return body
 
     def _store_result(self) -> None:

@@ -16,6 +16,18 @@ from bot.playground.slack_requests import (
     view_submission_body,
 )
 
-__all__ = ["DEFAULT_MESSAGE_TS", "TEAM_DOMAIN", "USER_AGENT", "VERIFICATION_TOKEN", "Response", "SlackClient",
-           "block_action_body", "content_type", "event_body", "make_trigger_id", "sign", "slash_body",
-           "view_submission_body"]
+__all__ = [
+    "DEFAULT_MESSAGE_TS",
+    "TEAM_DOMAIN",
+    "USER_AGENT",
+    "VERIFICATION_TOKEN",
+    "Response",
+    "SlackClient",
+    "block_action_body",
+    "content_type",
+    "event_body",
+    "make_trigger_id",
+    "sign",
+    "slash_body",
+    "view_submission_body",
+]

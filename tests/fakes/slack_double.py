@@ -25,7 +25,16 @@ from bot.playground.web_api import SlackWebApi, UploadedFile
 
 from .slack_links import SocketModeMixin
 
-__all__ = ["APP_ID", "BOT_ID", "BOT_USER", "SCOPES", "TEAM_ID", "Call", "SlackDouble", "UploadedFile"]
+__all__ = [
+    "APP_ID",
+    "BOT_ID",
+    "BOT_USER",
+    "SCOPES",
+    "TEAM_ID",
+    "Call",
+    "SlackDouble",
+    "UploadedFile",
+]
 
 
 @dataclass
@@ -84,10 +93,18 @@ class SlackDouble(SocketModeMixin, SlackWebApi):
 
     # scripting
 
-    def fail(self, method: str, status: int = 429, error: str = "ratelimited", times: int = 1,
-             retry_after: int = 1) -> None:
+    def fail(
+        self,
+        method: str,
+        status: int = 429,
+        error: str = "ratelimited",
+        times: int = 1,
+        retry_after: int = 1,
+    ) -> None:
         """Make the next `times` calls of `method` (or "response_url") fail, after any earlier fail()."""
-        self._failures.setdefault(method, deque()).append(_Failure(status, error, times, retry_after))
+        self._failures.setdefault(method, deque()).append(
+            _Failure(status, error, times, retry_after)
+        )
 
     def delay(self, method: str, seconds: float) -> None:
         """Make every later call of `method` (or "response_url") wait `seconds` before answering; 0 undoes."""
@@ -101,13 +118,21 @@ class SlackDouble(SocketModeMixin, SlackWebApi):
 
     async def wait_for(self, method: str, count: int = 1, timeout: float = 3.0) -> list[Call]:
         """Wait until `method` has been called `count` times; its calls."""
-        await self._poll(lambda: len(self.calls_to(method)) >= count, timeout,
-                         lambda: f"expected {count} call(s) to {method!r} within {timeout}s, "
-                                 f"got {len(self.calls_to(method))}; received: {self._summary()}")
+        await self._poll(
+            lambda: len(self.calls_to(method)) >= count,
+            timeout,
+            lambda: (
+                f"expected {count} call(s) to {method!r} within {timeout}s, "
+                f"got {len(self.calls_to(method))}; received: {self._summary()}"
+            ),
+        )
         return self.calls_to(method)
 
     def _summary(self) -> str:
-        return ", ".join(f"{m} x{n}" for m, n in Counter(c.method for c in self.calls).items()) or "nothing"
+        return (
+            ", ".join(f"{m} x{n}" for m, n in Counter(c.method for c in self.calls).items())
+            or "nothing"
+        )
 
     @staticmethod
     async def _poll(done: Callable[[], bool], timeout: float, message: Callable[[], str]) -> None:
@@ -132,7 +157,11 @@ class SlackDouble(SocketModeMixin, SlackWebApi):
 
     def _limited(self, method: str, args: Json) -> bool:
         """With enforce_channel_rate, chat.postMessage beyond the channel's token bucket."""
-        return method == "chat.postMessage" and self.enforce_channel_rate and not self._rate_ok(args.get("channel"))
+        return (
+            method == "chat.postMessage"
+            and self.enforce_channel_rate
+            and not self._rate_ok(args.get("channel"))
+        )
 
     def _rate_ok(self, channel: str | None) -> bool:
         """Token bucket per channel: a burst of 3, refilled at 1 per second."""

@@ -16,10 +16,17 @@ class SocketModeMixin:
 
     async def wait_for_ack(self, envelope_id: str, timeout: float = 3.0) -> Json:
         """Wait for the Socket Mode client to acknowledge an envelope; the ack."""
+
         def find() -> Json | None:
             return next((a for a in self.socket_acks if a.get("envelope_id") == envelope_id), None)
-        await self._poll(lambda: find() is not None, timeout,
-                         lambda: f"no ack for envelope {envelope_id} within {timeout}s; acks: {self.socket_acks}")
+
+        await self._poll(
+            lambda: find() is not None,
+            timeout,
+            lambda: (
+                f"no ack for envelope {envelope_id} within {timeout}s; acks: {self.socket_acks}"
+            ),
+        )
         return find()  # type: ignore[return-value]
 
     # Socket Mode
@@ -30,9 +37,17 @@ class SocketModeMixin:
         self._sockets.append(ws)
         self.socket_connections += 1
         self.socket_connected.set()
-        await ws.send_json({"type": "hello", "num_connections": len(self._sockets),
-                            "debug_info": {"host": "applink-forge-double", "approximate_connection_time": 18060},
-                            "connection_info": {"app_id": APP_ID}})
+        await ws.send_json(
+            {
+                "type": "hello",
+                "num_connections": len(self._sockets),
+                "debug_info": {
+                    "host": "applink-forge-double",
+                    "approximate_connection_time": 18060,
+                },
+                "connection_info": {"app_id": APP_ID},
+            }
+        )
         try:
             async for message in ws:
                 if message.type == WSMsgType.TEXT:
@@ -55,12 +70,22 @@ class SocketModeMixin:
             raise AssertionError(f"no Socket Mode client connected within {timeout}s") from None
         return self._sockets[-1]
 
-    async def send_envelope(self, type_: str, payload: Json, *, retry_attempt: int | None = None,
-                            retry_reason: str | None = None) -> str:
+    async def send_envelope(
+        self,
+        type_: str,
+        payload: Json,
+        *,
+        retry_attempt: int | None = None,
+        retry_reason: str | None = None,
+    ) -> str:
         """Push a slash_commands / interactive / events_api envelope to the newest socket; its envelope_id."""
         envelope_id = secrets.token_hex(16)
-        envelope: Json = {"envelope_id": envelope_id, "type": type_, "payload": payload,
-                          "accepts_response_payload": type_ != "events_api"}
+        envelope: Json = {
+            "envelope_id": envelope_id,
+            "type": type_,
+            "payload": payload,
+            "accepts_response_payload": type_ != "events_api",
+        }
         if type_ == "events_api" or retry_attempt is not None or retry_reason is not None:
             envelope |= {"retry_attempt": retry_attempt or 0, "retry_reason": retry_reason or ""}
         await (await self._socket()).send_json(envelope)
@@ -69,5 +94,6 @@ class SocketModeMixin:
 
     async def send_disconnect(self, reason: str = "refresh_requested") -> None:
         """Ask the client to reconnect, as Slack does before recycling a socket."""
-        await (await self._socket()).send_json({"type": "disconnect", "reason": reason,
-                                                "debug_info": {"host": "applink-forge-double"}})
+        await (await self._socket()).send_json(
+            {"type": "disconnect", "reason": reason, "debug_info": {"host": "applink-forge-double"}}
+        )

@@ -26,13 +26,16 @@ URL = redis_url(9)
 pytestmark = [pytest.mark.integration, pytest.mark.skipif(unavailable(), reason=SKIP_REASON)]
 
 
-def cards(slack, channel: str = "C0ALERTS") -> list:  # noqa: ANN001
+def cards(slack, channel: str = "C0ALERTS") -> list:
     """Top-level posts in the alerts channel."""
-    return [c for c in slack.calls_to("chat.postMessage")
-            if c.args.get("channel") == channel and not c.args.get("thread_ts")]
+    return [
+        c
+        for c in slack.calls_to("chat.postMessage")
+        if c.args.get("channel") == channel and not c.args.get("thread_ts")
+    ]
 
 
-def edits_of(slack, ts: str) -> list[str]:  # noqa: ANN001
+def edits_of(slack, ts: str) -> list[str]:
     """The texts a card was edited to, in order."""
     return [c.args["text"] for c in slack.calls_to("chat.update") if c.args.get("ts") == ts]
 
@@ -64,31 +67,49 @@ async def test_alertmanager_delivers_cards_that_repeat_and_resolve_correctly(sta
             assert len(cards(slack)) == 1
             await asyncio.to_thread(manager.push, labels, notes, started, now())
             ts = card.response["ts"]
-            await until(lambda: any("RESOLVED" in t for t in edits_of(slack, ts)), 15, "the resolution")
+            await until(
+                lambda: any("RESOLVED" in t for t in edits_of(slack, ts)), 15, "the resolution"
+            )
             assert "RESOLVED: QueueHighLag on `email` after 3 min" in edits_of(slack, ts)[-1]
             assert len(cards(slack)) == 1
         finally:
             manager.stop()
 
 
-@pytest.mark.skipif(node_unavailable_reason() is not None, reason=f"Node BullMQ: {node_unavailable_reason()}")
+@pytest.mark.skipif(
+    node_unavailable_reason() is not None, reason=f"Node BullMQ: {node_unavailable_reason()}"
+)
 async def test_failed_jobs_fire_through_prometheus_and_dlq_clear_resolves(state_dsn, slack):
     """Node BullMQ 5 fails 4 `email` jobs three times; Prometheus, scraping forge's `crm_queue_jobs_dlq_total`,
     fires QueueDLQJobsPresent into a card with its buttons; `dlq clear email` approved by a second person empties
     the DLQ, the gauge drops to 0, and the same card turns resolved."""
     async with empty_redis(URL):
         await NodeBullMQ(5, URL).fail("email", 4, attempts=3)
-        settings = settings_for(state_dsn, slack.url, redis_url=URL,
-                                config={"queues": ["email"], "alerts": {"gauge_cache_seconds": 0.2}})
+        settings = settings_for(
+            state_dsn,
+            slack.url,
+            redis_url=URL,
+            config={"queues": ["email"], "alerts": {"gauge_cache_seconds": 0.2}},
+        )
         async with running_forge(settings, slack) as bot:
             manager = Alertmanager(bot.url, TOKEN)
             prometheus = rules_prometheus(bot.url.removeprefix("http://"), manager.address)
             try:
-                await asyncio.gather(asyncio.to_thread(manager.wait_ready), asyncio.to_thread(prometheus.wait_ready))
-                await until(lambda: any("QueueDLQJobsPresent" in c.args["text"] for c in cards(slack)), 40,
-                            "QueueDLQJobsPresent's card")
+                await asyncio.gather(
+                    asyncio.to_thread(manager.wait_ready), asyncio.to_thread(prometheus.wait_ready)
+                )
+                await until(
+                    lambda: any("QueueDLQJobsPresent" in c.args["text"] for c in cards(slack)),
+                    40,
+                    "QueueDLQJobsPresent's card",
+                )
                 [card] = cards(slack)
-                buttons = [e["value"] for b in card.args["blocks"] if b["type"] == "actions" for e in b["elements"]]
+                buttons = [
+                    e["value"]
+                    for b in card.args["blocks"]
+                    if b["type"] == "actions"
+                    for e in b["elements"]
+                ]
                 assert buttons == ["queue health email", "dlq list email", "dlq clear email"]
                 assert "4 jobs in the DLQ of email" in json.dumps(card.args["blocks"])
 
@@ -96,12 +117,18 @@ async def test_failed_jobs_fire_through_prometheus_and_dlq_clear_resolves(state_
                 view = await open_dialog(bot, "dlq clear email")
                 await confirm(bot, view, "email")
                 [request] = await rows(bot)
-                approval_card = [c for c in slack.calls_to("chat.postMessage") if c.args.get("channel") == "C0OPS"]
+                approval_card = [
+                    c
+                    for c in slack.calls_to("chat.postMessage")
+                    if c.args.get("channel") == "C0OPS"
+                ]
                 await click(bot, request["id"], "U0LEAD", approval_card[0].response["ts"])
                 assert (await rows(bot))[0]["status"] == "succeeded"
 
                 ts = card.response["ts"]
-                await until(lambda: any("RESOLVED" in t for t in edits_of(slack, ts)), 40, "the resolution")
+                await until(
+                    lambda: any("RESOLVED" in t for t in edits_of(slack, ts)), 40, "the resolution"
+                )
                 assert "RESOLVED: QueueDLQJobsPresent on `email`" in edits_of(slack, ts)[-1]
                 assert len(cards(slack)) == 1
             finally:

@@ -26,8 +26,16 @@ async def audit(state_dsn):
 
 def entry(n: int, **kw) -> AuditEntry:
     """A plausible audit entry."""
-    return AuditEntry(event="command", actor_id=f"U{n:04d}", text=f"health {n}", outcome="ok", command="health",
-                      duration_ms=n, channel_id="C0OPS", **kw)
+    return AuditEntry(
+        event="command",
+        actor_id=f"U{n:04d}",
+        text=f"health {n}",
+        outcome="ok",
+        command="health",
+        duration_ms=n,
+        channel_id="C0OPS",
+        **kw,
+    )
 
 
 async def test_chain_verifies_after_many_concurrent_inserts(audit):
@@ -37,11 +45,14 @@ async def test_chain_verifies_after_many_concurrent_inserts(audit):
     assert report.ok and report.rows == 100
 
 
-@pytest.mark.parametrize("statement", [
-    "UPDATE forge.audit_log SET outcome = 'ok' WHERE id = 1",
-    "DELETE FROM forge.audit_log WHERE id = 1",
-    "TRUNCATE forge.audit_log",
-])
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE forge.audit_log SET outcome = 'ok' WHERE id = 1",
+        "DELETE FROM forge.audit_log WHERE id = 1",
+        "TRUNCATE forge.audit_log",
+    ],
+)
 async def test_rows_cannot_be_changed_or_removed(audit, state_dsn, statement):
     """A trigger refuses UPDATE, DELETE and TRUNCATE, even for the table's owner."""
     await audit.record(entry(1))
@@ -66,12 +77,21 @@ async def test_tampering_is_detected_at_the_altered_row(audit, state_dsn):
 
 async def test_secrets_and_newlines_are_scrubbed_before_storage(audit, state_dsn):
     """Known secrets, tokens and DSN passwords are redacted; text is one line."""
-    await audit.record(AuditEntry(event="command", actor_id="U1", outcome="ok", detail={"note": "xoxb-123-abc"},
-                                  text="run s3cr3t-signing postgresql://forge:hunter2@db/x\nxoxb-9-9 ok"))
+    await audit.record(
+        AuditEntry(
+            event="command",
+            actor_id="U1",
+            outcome="ok",
+            detail={"note": "xoxb-123-abc"},
+            text="run s3cr3t-signing postgresql://forge:hunter2@db/x\nxoxb-9-9 ok",
+        )
+    )
     conn = await asyncpg.connect(state_dsn)
     row = await conn.fetchrow("SELECT text, detail::text AS detail FROM forge.audit_log")
     await conn.close()
-    assert "s3cr3t" not in row["text"] and "hunter2" not in row["text"] and "xoxb-9" not in row["text"]
+    assert (
+        "s3cr3t" not in row["text"] and "hunter2" not in row["text"] and "xoxb-9" not in row["text"]
+    )
     assert "\n" not in row["text"] and "xoxb-123" not in row["detail"]
     assert (await audit.verify()).ok
 

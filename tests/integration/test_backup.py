@@ -29,7 +29,6 @@ from tests.support.backup_fixtures import (
 pytestmark = pytest.mark.integration
 
 
-
 @pytest.fixture
 def clock() -> MovableClock:
     """A clock the test can move."""
@@ -37,7 +36,9 @@ def clock() -> MovableClock:
 
 
 @pytest.fixture
-async def forge(state_dsn: str, cf: str, tmp_path: Path, clock: MovableClock) -> AsyncIterator[Forge]:
+async def forge(
+    state_dsn: str, cf: str, tmp_path: Path, clock: MovableClock
+) -> AsyncIterator[Forge]:
     """A forge whose DATABASE_URL is the ClientForge-shaped database and whose dumps go to tmp_path."""
     f = Forge(backup_settings(state_dsn, cf, tmp_path), clock=clock)
     await f.start()
@@ -63,7 +64,10 @@ async def test_create_dumps_checksums_catalogues_and_logs(forge, cf, tmp_path):
     path = folder(forge) / row["file"]
     assert NAME.fullmatch(row["file"]) and row["kind"] == "manual" and row["actor_id"] == "U0OPS"
     assert path.read_bytes()[:5] == b"PGDMP" and row["size_bytes"] == path.stat().st_size
-    assert stat.S_IMODE(path.stat().st_mode) == 0o600 and stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    assert (
+        stat.S_IMODE(path.stat().st_mode) == 0o600
+        and stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    )
     assert row["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
     counts = await table_counts(cf)
     assert json.loads(row["row_counts"]) == counts and counts["public.contacts"] == 2000
@@ -84,7 +88,11 @@ async def test_list_and_verify_report_checksum_state_and_contents(forge):
     fields = dict(verified.fields)
     assert fields["Checksum"] == "ok" and fields["Table data"] == "18" and fields["Indexes"] == "3"
     assert fields["Constraints"] == "36"  # 18 primary keys, 2 unique, 16 foreign keys
-    assert (await run(forge, "backup list")).result.data["backups"][0]["checksum"].startswith("ok (verified")
+    assert (
+        (await run(forge, "backup list"))
+        .result.data["backups"][0]["checksum"]
+        .startswith("ok (verified")
+    )
 
 
 async def test_corrupted_dump_is_found_and_refused(forge):
@@ -97,17 +105,26 @@ async def test_corrupted_dump_is_found_and_refused(forge):
     path.write_bytes(bytes(data))
     verified = (await run(forge, f"backup verify {row['file']}")).result
     assert verified.status.value == "critical" and "does not match" in verified.summary
-    assert (await run(forge, "backup list")).result.data["backups"][0]["checksum"] == "checksum MISMATCH"
+    assert (await run(forge, "backup list")).result.data["backups"][0][
+        "checksum"
+    ] == "checksum MISMATCH"
     refused = await run(forge, f"backup restore --file {row['file']} --dry-run", user="U0ADMIN")
     assert refused.kind == "failed" and "does not match its catalogued SHA-256" in refused.message
 
 
-@pytest.mark.parametrize("text", [
-    "backup verify ../../etc/passwd", "backup verify /etc/passwd", "backup verify 'backup-*.dump'",
-    "backup verify backup-2025-11-10T02-00-00-000Z.dump/../../x.dump", "backup restore --file ../x.dump --dry-run",
-    "backup restore --file backup-2025-11-10T02-00-00-000Z.dump --dry-run", "backup schedule 25:00",
-    "backup schedule '02:00; DROP TABLE x'",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "backup verify ../../etc/passwd",
+        "backup verify /etc/passwd",
+        "backup verify 'backup-*.dump'",
+        "backup verify backup-2025-11-10T02-00-00-000Z.dump/../../x.dump",
+        "backup restore --file ../x.dump --dry-run",
+        "backup restore --file backup-2025-11-10T02-00-00-000Z.dump --dry-run",
+        "backup schedule 25:00",
+        "backup schedule '02:00; DROP TABLE x'",
+    ],
+)
 async def test_bad_input_gets_a_short_error_and_changes_nothing(forge, text):
     """Paths, globs, unknown files and bad times: one short line, no file, no catalog row, no schedule."""
     outcome = await run(forge, text, user="U0ADMIN")
@@ -121,12 +138,15 @@ async def test_bad_input_gets_a_short_error_and_changes_nothing(forge, text):
 async def test_restore_refuses_a_target_other_than_the_configured_database(forge):
     await run(forge, "backup create")
     [row] = await catalog(forge)
-    outcome = await run(forge, f"backup restore --file {row['file']} --target postgres --dry-run", user="U0ADMIN")
+    outcome = await run(
+        forge, f"backup restore --file {row['file']} --target postgres --dry-run", user="U0ADMIN"
+    )
     assert outcome.kind == "failed" and "only into the configured database" in outcome.message
     preview = await run(forge, f"backup restore --file {row['file']} --dry-run", user="U0ADMIN")
     assert preview.kind == "result" and row["file"] in preview.result.summary
-    assert dict(preview.result.fields)["Target database"].endswith("/" + forge.settings.env.database_url
-                                                                    .get_secret_value().rsplit("/", 1)[1])
+    assert dict(preview.result.fields)["Target database"].endswith(
+        "/" + forge.settings.env.database_url.get_secret_value().rsplit("/", 1)[1]
+    )
 
 
 async def test_retention_prunes_only_old_catalogued_dumps_and_says_so(forge, clock, tmp_path):
@@ -157,13 +177,19 @@ async def test_list_warns_when_a_size_departs_from_the_median(forge, clock, cf):
         assert (await run(forge, "backup create")).result.ok
     assert (await run(forge, "backup list")).result.ok
     conn = await asyncpg.connect(cf)
-    await conn.execute("INSERT INTO contacts (tenant_id, email, first_name) SELECT tenant_id, md5(random()::text), "
-                       "md5(random()::text) FROM contacts, generate_series(1, 10)")
+    await conn.execute(
+        "INSERT INTO contacts (tenant_id, email, first_name) SELECT tenant_id, md5(random()::text), "
+        "md5(random()::text) FROM contacts, generate_series(1, 10)"
+    )
     await conn.close()
     clock.shift(minutes=1)
     newest = (await run(forge, "backup create")).result.data["file"]
     listed = (await run(forge, "backup list")).result
-    assert listed.status.value == "warning" and newest in listed.text and "more than 30 %" in listed.text
+    assert (
+        listed.status.value == "warning"
+        and newest in listed.text
+        and "more than 30 %" in listed.text
+    )
     assert listed.data["backups"][0]["size vs previous"].startswith("+")
     assert [b["size vs previous"] for b in listed.data["backups"][1:]] == ["—", "—", "—"]
 
@@ -203,7 +229,9 @@ async def test_drill_fails_loudly_on_a_difference(forge):
         await conn.close()
         seen.append(dsn.rsplit("/", 1)[1])
 
-    ctx = forge.dispatcher.context(await forge.dispatcher.actor("U0OPS", "slack"), Invocation("backup drill", "U0OPS"))
+    ctx = forge.dispatcher.context(
+        await forge.dispatcher.actor("U0OPS", "slack"), Invocation("backup drill", "U0OPS")
+    )
     result = await run_drill(ctx, on_restored=tamper)
     assert result.status.value == "critical" and "DRILL FAILED" in result.summary
     assert ["public.contacts", "2,000", "1,999"] in result.data["differences"]
@@ -224,7 +252,9 @@ exec {real} "$@"
 """
 
 
-async def test_pg_tools_never_see_the_password_and_errors_are_redacted(state_dsn, cf, tmp_path, monkeypatch):
+async def test_pg_tools_never_see_the_password_and_errors_are_redacted(
+    state_dsn, cf, tmp_path, monkeypatch
+):
     """A pg_dump wrapper on PATH records its argv and environment: the password is only in PGPASSWORD. A dump that
     fails after writing part of its file gives one redacted line, leaves no file, and the log says FAILED."""
     spy, record, fail = tmp_path / "bin", tmp_path / "argv.txt", tmp_path / "fail"
@@ -232,7 +262,9 @@ async def test_pg_tools_never_see_the_password_and_errors_are_redacted(state_dsn
     (spy / "pg_dump").write_text(SPY.format(record=record, fail=fail, real="/usr/bin/pg_dump"))
     (spy / "pg_dump").chmod(stat.S_IRWXU)
     monkeypatch.setenv("PATH", f"{spy}{os.pathsep}{os.environ['PATH']}")
-    f = Forge(backup_settings(state_dsn, cf.replace("postgres@", "postgres:Sup3rS3cretPw@"), tmp_path))
+    f = Forge(
+        backup_settings(state_dsn, cf.replace("postgres@", "postgres:Sup3rS3cretPw@"), tmp_path)
+    )
     await f.start()
     try:
         fail.touch()
@@ -241,11 +273,16 @@ async def test_pg_tools_never_see_the_password_and_errors_are_redacted(state_dsn
         done = await run(f, "backup create")
     finally:
         await f.aclose()
-    assert failed.kind == "failed" and failed.message.startswith("pg_dump failed (exit 1): pg_dump: error: query")
+    assert failed.kind == "failed" and failed.message.startswith(
+        "pg_dump failed (exit 1): pg_dump: error: query"
+    )
     assert "Sup3rS3cretPw" not in failed.message and "[redacted]" in failed.message
     assert done.kind == "result" and done.result.ok
     assert sorted(p.name for p in folder(f).iterdir()) == [done.result.data["file"]]
     assert "backup create FAILED: pg_dump failed" in (tmp_path / "logs" / "backup.log").read_text()
     lines = record.read_text().splitlines()
     assert len(lines) == 4 and all("Sup3rS3cretPw" not in argv for argv in lines[0::2])
-    assert "--dbname=postgresql://postgres@127.0.0.1:5432/" in lines[2] and lines[1::2] == ["PW=Sup3rS3cretPw"] * 2
+    assert (
+        "--dbname=postgresql://postgres@127.0.0.1:5432/" in lines[2]
+        and lines[1::2] == ["PW=Sup3rS3cretPw"] * 2
+    )

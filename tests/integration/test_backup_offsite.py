@@ -20,7 +20,9 @@ from tests.support.backup_fixtures import backup_settings, clientforge_db, run
 boto3 = pytest.importorskip("boto3")
 pytestmark = [pytest.mark.integration, pytest.mark.filterwarnings("ignore::DeprecationWarning")]
 MOTO = Path(sys.executable).with_name("moto_server")
-UNSIGNED_SETUP = 4  # create_user, put_user_policy, create_access_key, create_bucket; everything after is checked
+UNSIGNED_SETUP = (
+    4  # create_user, put_user_policy, create_access_key, create_bucket; everything after is checked
+)
 
 
 @dataclass(frozen=True)
@@ -31,9 +33,14 @@ class S3:
     key_id: str
     secret: str
 
-    def client(self):  # noqa: ANN201
-        return boto3.client("s3", endpoint_url=self.endpoint, aws_access_key_id=self.key_id,
-                            aws_secret_access_key=self.secret, region_name="us-east-1")
+    def client(self):
+        return boto3.client(
+            "s3",
+            endpoint_url=self.endpoint,
+            aws_access_key_id=self.key_id,
+            aws_secret_access_key=self.secret,
+            region_name="us-east-1",
+        )
 
 
 def _free_port() -> int:
@@ -60,17 +67,29 @@ def s3() -> Iterator[S3]:
         pytest.skip("moto[server] is not installed")
     port = _free_port()
     env = {**os.environ, "INITIAL_NO_AUTH_ACTION_COUNT": str(UNSIGNED_SETUP)}
-    proc = subprocess.Popen([str(MOTO), "-H", "127.0.0.1", "-p", str(port)], env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [str(MOTO), "-H", "127.0.0.1", "-p", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         _wait(port, proc)
         endpoint = f"http://127.0.0.1:{port}"
-        setup = {"endpoint_url": endpoint, "aws_access_key_id": "setup", "aws_secret_access_key": "setup",
-                 "region_name": "us-east-1"}
+        setup = {
+            "endpoint_url": endpoint,
+            "aws_access_key_id": "setup",
+            "aws_secret_access_key": "setup",
+            "region_name": "us-east-1",
+        }
         iam = boto3.client("iam", **setup)
         iam.create_user(UserName="forge")
-        iam.put_user_policy(UserName="forge", PolicyName="s3", PolicyDocument='{"Version": "2012-10-17", "Statement": '
-                            '[{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}')
+        iam.put_user_policy(
+            UserName="forge",
+            PolicyName="s3",
+            PolicyDocument='{"Version": "2012-10-17", "Statement": '
+            '[{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}',
+        )
         key = iam.create_access_key(UserName="forge")["AccessKey"]
         boto3.client("s3", **setup).create_bucket(Bucket="cf-backups")
         yield S3(endpoint, key["AccessKeyId"], key["SecretAccessKey"])
@@ -80,12 +99,19 @@ def s3() -> Iterator[S3]:
 
 
 @pytest.fixture
-async def forge_s3(state_dsn, s3, tmp_path: Path) -> AsyncIterator[Forge]:  # noqa: ANN001
+async def forge_s3(state_dsn, s3, tmp_path: Path) -> AsyncIterator[Forge]:
     """forge with off-site copies to `cf-backups/nightly/` on the moto server."""
     async with clientforge_db() as cf:
-        f = Forge(backup_settings(state_dsn, cf, tmp_path, forge_backup_s3_url=f"{s3.endpoint}/cf-backups/nightly",
-                                  forge_backup_s3_access_key_id=s3.key_id,
-                                  forge_backup_s3_secret_access_key=s3.secret))
+        f = Forge(
+            backup_settings(
+                state_dsn,
+                cf,
+                tmp_path,
+                forge_backup_s3_url=f"{s3.endpoint}/cf-backups/nightly",
+                forge_backup_s3_access_key_id=s3.key_id,
+                forge_backup_s3_secret_access_key=s3.secret,
+            )
+        )
         await f.start()
         yield f
         await f.aclose()
@@ -109,8 +135,16 @@ async def test_a_bad_signature_is_refused_and_the_local_dump_stands(state_dsn, s
     """A wrong secret: the server refuses the signature; create warns, names the error, never the secret."""
     wrong = "wrong-secret-" + "x" * 20
     async with clientforge_db() as cf:
-        f = Forge(backup_settings(state_dsn, cf, tmp_path, forge_backup_s3_url=f"{s3.endpoint}/cf-backups",
-                                  forge_backup_s3_access_key_id=s3.key_id, forge_backup_s3_secret_access_key=wrong))
+        f = Forge(
+            backup_settings(
+                state_dsn,
+                cf,
+                tmp_path,
+                forge_backup_s3_url=f"{s3.endpoint}/cf-backups",
+                forge_backup_s3_access_key_id=s3.key_id,
+                forge_backup_s3_secret_access_key=wrong,
+            )
+        )
         await f.start()
         try:
             outcome = await run(f, "backup create")
@@ -118,6 +152,12 @@ async def test_a_bad_signature_is_refused_and_the_local_dump_stands(state_dsn, s
         finally:
             await f.aclose()
     result = outcome.result
-    assert result.status.value == "warning" and "off-site copy failed (s3: HTTP 403 SignatureDoesNotMatch)" in result.summary
-    assert wrong not in str(result) and (tmp_path / "backups" / "database" / result.data["file"]).is_file()
+    assert (
+        result.status.value == "warning"
+        and "off-site copy failed (s3: HTTP 403 SignatureDoesNotMatch)" in result.summary
+    )
+    assert (
+        wrong not in str(result)
+        and (tmp_path / "backups" / "database" / result.data["file"]).is_file()
+    )
     assert listed.data["backups"][0]["off-site"].startswith("unknown (HTTP 403")

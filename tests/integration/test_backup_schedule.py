@@ -23,7 +23,6 @@ pytestmark = pytest.mark.integration
 NIGHT = datetime(2026, 3, 10, 1, 0, tzinfo=UTC)
 
 
-
 @pytest.fixture
 def clock() -> MovableClock:
     """The night of 10 March, 01:00 UTC, shared by both processes."""
@@ -31,7 +30,7 @@ def clock() -> MovableClock:
 
 
 @pytest.fixture
-async def pair(state_dsn, cf, slack, tmp_path: Path, clock) -> AsyncIterator[list[BackupScheduler]]:  # noqa: ANN001
+async def pair(state_dsn, cf, slack, tmp_path: Path, clock) -> AsyncIterator[list[BackupScheduler]]:
     """Two forge processes on one state store, each with its scheduler posting to the Slack double."""
     settings = backup_settings(state_dsn, cf, tmp_path, slack_api_url=slack.url)
     made = []
@@ -45,8 +44,12 @@ async def pair(state_dsn, cf, slack, tmp_path: Path, clock) -> AsyncIterator[lis
         await close_client(client)
 
 
-def alerts(slack) -> list[str]:  # noqa: ANN001
-    return [c.args["text"] for c in slack.calls_to("chat.postMessage") if c.args["channel"] == "C0ALERTS"]
+def alerts(slack) -> list[str]:
+    return [
+        c.args["text"]
+        for c in slack.calls_to("chat.postMessage")
+        if c.args["channel"] == "C0ALERTS"
+    ]
 
 
 async def backups(forge: Forge) -> list:
@@ -58,7 +61,10 @@ async def test_one_of_two_processes_runs_the_slot_and_posts_to_alerts(pair, cloc
     """Set at 01:00 for 02:00: nothing runs early; at 02:00:20 both tick at once and exactly one backs up."""
     forge = pair[0].forge
     shown = await run(forge, "backup schedule 02:00")
-    assert shown.result.ok and "Nightly backup at 02:00 UTC; next run 2026-03-10 02:00 UTC" in shown.result.summary
+    assert (
+        shown.result.ok
+        and "Nightly backup at 02:00 UTC; next run 2026-03-10 02:00 UTC" in shown.result.summary
+    )
     assert await asyncio.gather(*(s.tick() for s in pair)) == [[], []]
     clock.shift(hours=1, seconds=20)
     done = await asyncio.gather(*(s.tick() for s in pair))
@@ -73,14 +79,17 @@ async def test_one_of_two_processes_runs_the_slot_and_posts_to_alerts(pair, cloc
     assert sorted(await asyncio.gather(*(s.tick() for s in pair))) == [[], ["ran"]]
     assert len(await backups(forge)) == 2 and len(alerts(slack)) == 2
     pool = await forge.store.pool()
-    events = await pool.fetch("SELECT actor_id, source, event FROM forge.audit_log WHERE command = 'backup create'")
+    events = await pool.fetch(
+        "SELECT actor_id, source, event FROM forge.audit_log WHERE command = 'backup create'"
+    )
     assert {(e["actor_id"], e["source"]) for e in events} == {("forge-scheduler", "schedule")}
 
 
 async def test_a_failed_nightly_backup_is_posted(state_dsn, slack, tmp_path, clock):
     """DATABASE_URL names a database that is gone: the alerts channel gets a 🔴 line."""
-    settings = backup_settings(state_dsn, state_dsn.rsplit("/", 1)[0] + "/gone_forge_db", tmp_path,
-                               slack_api_url=slack.url)
+    settings = backup_settings(
+        state_dsn, state_dsn.rsplit("/", 1)[0] + "/gone_forge_db", tmp_path, slack_api_url=slack.url
+    )
     forge, client = Forge(settings, clock=clock), make_client(settings)
     await forge.start()
     try:

@@ -28,28 +28,72 @@ from tests.fakes.bullmq_node import (
     redis_db,
 )
 
-REDIS_URL = DEFAULT_REDIS_URL  # db 15 unless FORGE_TEST_NODE_REDIS says otherwise; never flushed here
+REDIS_URL = (
+    DEFAULT_REDIS_URL  # db 15 unless FORGE_TEST_NODE_REDIS says otherwise; never flushed here
+)
 _why = node_unavailable_reason()
-pytestmark = [pytest.mark.integration, pytest.mark.skipif(_why is not None, reason=f"Node BullMQ harness: {_why}")]
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(_why is not None, reason=f"Node BullMQ harness: {_why}"),
+]
 
 # Queue-level keys that exist after `fail` (the job hashes aside), in both versions.
 FAILED_QUEUE_KEYS = {"events", "failed", "id", "meta", "stalled-check"}
 # Raw hash fields of a job that failed for good with attempts=3, per Node version.
 FAILED_JOB_FIELDS = {
-    3: {"name", "data", "opts", "timestamp", "delay", "priority", "processedOn", "finishedOn",
-        "failedReason", "stacktrace", "attemptsMade"},
-    5: {"name", "data", "opts", "timestamp", "delay", "priority", "processedOn", "finishedOn",
-        "failedReason", "stacktrace", "atm", "ats"},
+    3: {
+        "name",
+        "data",
+        "opts",
+        "timestamp",
+        "delay",
+        "priority",
+        "processedOn",
+        "finishedOn",
+        "failedReason",
+        "stacktrace",
+        "attemptsMade",
+    },
+    5: {
+        "name",
+        "data",
+        "opts",
+        "timestamp",
+        "delay",
+        "priority",
+        "processedOn",
+        "finishedOn",
+        "failedReason",
+        "stacktrace",
+        "atm",
+        "ats",
+    },
 }
 # The hash field that counts attempts made, per Node version.
 ATTEMPTS_FIELD = {3: "attemptsMade", 5: "atm"}
 # queue.getJobCounts() with no arguments: the types each library counts by default.
 NODE_DEFAULT_COUNT_TYPES = {
     3: {"active", "completed", "delayed", "failed", "paused", "waiting", "waiting-children"},
-    5: {"active", "completed", "delayed", "failed", "paused", "prioritized", "waiting", "waiting-children"},
+    5: {
+        "active",
+        "completed",
+        "delayed",
+        "failed",
+        "paused",
+        "prioritized",
+        "waiting",
+        "waiting-children",
+    },
 }
-PYTHON_DEFAULT_COUNT_TYPES = {"active", "completed", "delayed", "failed", "prioritized", "waiting",
-                              "waiting-children"}
+PYTHON_DEFAULT_COUNT_TYPES = {
+    "active",
+    "completed",
+    "delayed",
+    "failed",
+    "prioritized",
+    "waiting",
+    "waiting-children",
+}
 
 
 @pytest.fixture(params=[3, 5], ids=["bullmq3", "bullmq5"])
@@ -87,6 +131,7 @@ async def queue_keys(rds: aioredis.Redis, queue: str) -> set[str]:
 
 # ---- the harness itself ------------------------------------------------------------------------------
 
+
 async def test_add_process_counts_clean_and_get(node: NodeBullMQ, queue_name: str):
     """Every short subcommand works, and counts reflect delayed and prioritized jobs per version."""
     added = await node.add(queue_name, 3, name="plain")
@@ -96,7 +141,9 @@ async def test_add_process_counts_clean_and_get(node: NodeBullMQ, queue_name: st
     counts = (await node.counts(queue_name))["counts"]
     assert set(counts) == NODE_DEFAULT_COUNT_TYPES[node.version]
     assert counts["delayed"] == 1
-    if node.version == 3:  # 3.x keeps prioritized jobs in the wait list (ordered by a `priority` zset)
+    if (
+        node.version == 3
+    ):  # 3.x keeps prioritized jobs in the wait list (ordered by a `priority` zset)
         assert counts["waiting"] == 4
     else:  # 5.x keeps them in their own `prioritized` zset
         assert (counts["waiting"], counts["prioritized"]) == (3, 1)
@@ -109,7 +156,11 @@ async def test_add_process_counts_clean_and_get(node: NodeBullMQ, queue_name: st
         assert done["processed"] == ["1", "2", "3", "5"]
     got = await node.get(queue_name, "5")
     assert got["state"] == "completed" and got["job"]["returnvalue"] == {"ok": True}
-    assert (await node.get(queue_name, "404")) == {"job": None, "state": None, "bullmq": str(node.version)}
+    assert (await node.get(queue_name, "404")) == {
+        "job": None,
+        "state": None,
+        "bullmq": str(node.version),
+    }
 
     await node.fail(queue_name, 10, attempts=1)
     cleaned = await node.clean(queue_name, limit=0, grace_ms=0, type="failed")
@@ -118,6 +169,7 @@ async def test_add_process_counts_clean_and_get(node: NodeBullMQ, queue_name: st
 
 
 # ---- 4a: failed jobs, counted by Python and Node; the attempts field --------------------------------
+
 
 async def test_failed_counts_agree_and_attempts_field_name(node, queue_name, pyqueue, rds):
     """After `fail(q, 20, attempts=3)` both libraries count 20 failed; 3.x writes the attempts made
@@ -145,6 +197,7 @@ async def test_failed_counts_agree_and_attempts_field_name(node, queue_name, pyq
 
 # ---- 4e: the failed job's hash and the keys around it ----------------------------------------------
 
+
 async def test_failed_job_hash_fields_and_keys(node, queue_name, rds):
     """A failed job is one hash; no `:lock` or `:logs` key is left; the queue keeps five other keys."""
     before_ms = int(time.time() * 1000)
@@ -159,7 +212,12 @@ async def test_failed_job_hash_fields_and_keys(node, queue_name, rds):
     assert all(entry.startswith("Error: boom 0\n    at ") for entry in stack)
     opts = json.loads(fields["opts"])
     assert opts["attempts"] == 3 and "backoff" not in opts
-    assert before_ms <= int(fields["timestamp"]) <= int(fields["processedOn"]) <= int(fields["finishedOn"])
+    assert (
+        before_ms
+        <= int(fields["timestamp"])
+        <= int(fields["processedOn"])
+        <= int(fields["finishedOn"])
+    )
     assert (fields["delay"], fields["priority"]) == ("0", "0")
 
     keys = await queue_keys(rds, queue_name)
@@ -173,6 +231,7 @@ async def test_failed_job_hash_fields_and_keys(node, queue_name, rds):
 
 # ---- 4b: pause semantics -----------------------------------------------------------------------------
 
+
 async def test_node_pause_renames_wait_to_paused(node, queue_name, pyqueue, rds):
     """Node's own pause (both versions) RENAMEs `wait` to `paused` and sets `meta.paused` = 1 (5.x
     also deletes `marker`). Python's default getJobCounts() does not count `paused`, so those jobs are
@@ -184,7 +243,10 @@ async def test_node_pause_renames_wait_to_paused(node, queue_name, pyqueue, rds)
     assert await rds.lrange(f"bull:{queue_name}:paused", 0, -1) == ["3", "2", "1"]
     assert (await rds.hgetall(f"bull:{queue_name}:meta"))["paused"] == "1"
     counts = await node.counts(queue_name)
-    assert counts["paused"] is True and (counts["counts"]["paused"], counts["counts"]["waiting"]) == (3, 0)
+    assert counts["paused"] is True and (
+        counts["counts"]["paused"],
+        counts["counts"]["waiting"],
+    ) == (3, 0)
     assert await pyqueue.isPaused() is True
     py_counts = await pyqueue.getJobCounts()
     assert "paused" not in py_counts and py_counts["waiting"] == 0
@@ -209,7 +271,10 @@ async def test_python_pause_sets_meta_only_and_leaves_jobs_in_wait(node, queue_n
     assert await rds.lrange(f"bull:{queue_name}:wait", 0, -1) == ["3", "2", "1"]
     assert (await rds.hgetall(f"bull:{queue_name}:meta"))["paused"] == "1"
     counts = await node.counts(queue_name)
-    assert counts["paused"] is True and (counts["counts"]["waiting"], counts["counts"]["paused"]) == (3, 0)
+    assert counts["paused"] is True and (
+        counts["counts"]["waiting"],
+        counts["counts"]["paused"],
+    ) == (3, 0)
 
 
 @pytest.mark.parametrize("node", [3], indirect=True, ids=["bullmq3"])
@@ -240,7 +305,9 @@ async def test_python_pause_stops_a_node5_worker_and_resume_restarts_it(node, qu
     assert sorted(done["processed"]) == ["1", "2", "3"]
 
 
-async def test_node_jobs_added_during_python_pause_go_to_paused_list(node, queue_name, pyqueue, rds):
+async def test_node_jobs_added_during_python_pause_go_to_paused_list(
+    node, queue_name, pyqueue, rds
+):
     """While Python has paused the queue, jobs that Node adds land in `bull:Q:paused` (Node's add
     checks `meta.paused`), where Python's default getJobCounts() does not see them; jobs that Python
     adds land in `wait`. Python's resume moves `paused` into `wait` and Node processes them all."""
@@ -260,7 +327,10 @@ async def test_node_jobs_added_during_python_pause_go_to_paused_list(node, queue
 
 # ---- 4c: client names --------------------------------------------------------------------------------
 
-async def new_clients(rds: aioredis.Redis, before: set[str], *, want: int, timeout: float = 10.0) -> list[dict]:
+
+async def new_clients(
+    rds: aioredis.Redis, before: set[str], *, want: int, timeout: float = 10.0
+) -> list[dict]:
     """Connections to our db opened since `before` (client ids), once `want` of them are up."""
     db = str(redis_db(REDIS_URL))
     deadline = asyncio.get_running_loop().time() + timeout
@@ -287,7 +357,10 @@ async def test_worker_connection_names(node, queue_name, rds):
         else:
             assert names == ["", f"bull:{b64}:w:W1"]
         deadline = asyncio.get_running_loop().time() + 5
-        while blocking["cmd"] not in {"brpoplpush", "bzpopmin"} and asyncio.get_running_loop().time() < deadline:
+        while (
+            blocking["cmd"] not in {"brpoplpush", "bzpopmin"}
+            and asyncio.get_running_loop().time() < deadline
+        ):
             await asyncio.sleep(0.05)
             blocking = next(c for c in await client_list(rds) if c["id"] == blocking["id"])
         assert blocking["cmd"] == ("brpoplpush" if node.version == 3 else "bzpopmin")
@@ -306,6 +379,7 @@ async def test_plain_queue_sets_no_client_name(node, queue_name, rds):
 
 
 # ---- 4d: Python retries, Node processes ----------------------------------------------------------------
+
 
 async def test_python_retry_jobs_then_node_worker_processes_them(node, queue_name, pyqueue, rds):
     """Python's `retryJobs({"state": "failed"})` moves Node-failed jobs to `wait` (with a `marker`),

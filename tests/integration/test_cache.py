@@ -18,8 +18,12 @@ from tests.support.services import redis_url
 
 pytestmark = pytest.mark.integration
 URL = redis_url(10)
-HEALTHY_MEMORY = {"used_memory": 10 << 20, "used_memory_peak": 12 << 20, "maxmemory": 0,
-                  "maxmemory_policy": "noeviction"}
+HEALTHY_MEMORY = {
+    "used_memory": 10 << 20,
+    "used_memory_peak": 12 << 20,
+    "maxmemory": 0,
+    "maxmemory_policy": "noeviction",
+}
 
 
 @pytest.fixture
@@ -42,7 +46,9 @@ async def seed(client: aioredis.Redis) -> None:
         for i in range(30):
             pipe.set(f"contacts:tenant-a:contact:{i}", "{}", ex=300)
         for i in range(20):
-            pipe.set(f"analytics:tenant:t1:filters:2025-11-0{i % 9 + 1}_2025-11-30:{i}", "{}", ex=300)
+            pipe.set(
+                f"analytics:tenant:t1:filters:2025-11-0{i % 9 + 1}_2025-11-30:{i}", "{}", ex=300
+            )
         for i in range(10):
             pipe.hset(f"bull:email:{i}", mapping={"name": "send-email", "data": "{}"})
         pipe.set("solo", "1")
@@ -67,8 +73,16 @@ async def test_stats_reports_info_and_namespaces_from_scan_never_keys(forge, rdb
     assert await command_calls(rdb, "keys") == keys_before
     assert await command_calls(rdb, "scan") > scans_before
     fields = dict(outcome.result.fields)
-    assert {"Hit rate", "Memory used", "Memory peak", "Memory limit", "Eviction policy", "Evicted keys",
-            "Expired keys", "Keys (DBSIZE)"} <= fields.keys()
+    assert {
+        "Hit rate",
+        "Memory used",
+        "Memory peak",
+        "Memory limit",
+        "Eviction policy",
+        "Evicted keys",
+        "Expired keys",
+        "Keys (DBSIZE)",
+    } <= fields.keys()
     assert "BullMQ" in outcome.result.text
     assert outcome.result.tables[0].rows[0][:2] == ["contacts", "30"]
 
@@ -83,7 +97,12 @@ def test_hit_rate_under_60_percent_warns_and_names_the_threshold():
 
 def test_eviction_policy_evictions_and_full_memory_are_graded():
     """allkeys-lru with evictions warns; 99 % of maxmemory is critical."""
-    lru = {**HEALTHY_MEMORY, "maxmemory_policy": "allkeys-lru", "maxmemory": 100 << 20, "used_memory": 99 << 20}
+    lru = {
+        **HEALTHY_MEMORY,
+        "maxmemory_policy": "allkeys-lru",
+        "maxmemory": 100 << 20,
+        "used_memory": 99 << 20,
+    }
     status, why = grade({"keyspace_hits": 9, "keyspace_misses": 1, "evicted_keys": 12}, lru)
     assert status is Status.CRITICAL
     assert any("allkeys-lru" in w for w in why) and any("12 keys evicted" in w for w in why)
@@ -105,7 +124,11 @@ async def test_cache_test_round_trips_on_its_own_key_and_removes_it(forge, rdb):
     outcome = await run(forge, "cache test --tries 25")
     assert outcome.kind == "result", outcome.message
     data = outcome.result.data
-    assert data["tries"] == 25 and data["wrong_reads"] == 0 and data["key"].startswith("forge:cache-test:")
+    assert (
+        data["tries"] == 25
+        and data["wrong_reads"] == 0
+        and data["key"].startswith("forge:cache-test:")
+    )
     assert 0 < data["p50_ms"] <= data["p99_ms"]
     assert outcome.result.status is (Status.OK if data["p99_ms"] <= 50 else Status.WARNING)
     assert await rdb.keys("*") == ["contacts:keep"]
@@ -114,7 +137,12 @@ async def test_cache_test_round_trips_on_its_own_key_and_removes_it(forge, rdb):
 
 async def test_bad_input_is_a_short_usage_error_and_touches_nothing(forge, rdb):
     """Out-of-range or unknown input never reaches Redis."""
-    for text in ("cache test --tries 0", "cache test --tries 5000", "cache test --tries x", "cache stats extra"):
+    for text in (
+        "cache test --tries 0",
+        "cache test --tries 5000",
+        "cache test --tries x",
+        "cache stats extra",
+    ):
         outcome = await run(forge, text)
         assert outcome.kind == "usage" and len(outcome.message) < 120, text
     assert await rdb.dbsize() == 0

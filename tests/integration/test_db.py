@@ -16,10 +16,13 @@ from tests.support.db_fixtures import clientforge, cluster, db_settings, forge, 
 from tests.support.pg_cluster import unavailable_reason
 
 _why = unavailable_reason()
-pytestmark = [pytest.mark.integration, pytest.mark.skipif(_why is not None, reason=f"PostgreSQL cluster: {_why}")]
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(_why is not None, reason=f"PostgreSQL cluster: {_why}"),
+]
 
 
-async def test_slow_and_top_rank_real_statements_of_this_database_only(forge, clientforge, cluster):  # noqa: F811
+async def test_slow_and_top_rank_real_statements_of_this_database_only(forge, clientforge, cluster):
     """A 300 ms and a 30 ms statement: the default 100 ms threshold finds only the first, `--min-time 20` both,
     `--limit 1` one; shares are of all statement time; a slow statement of another database never shows."""
     conn = await asyncpg.connect(clientforge)
@@ -41,7 +44,9 @@ async def test_slow_and_top_rank_real_statements_of_this_database_only(forge, cl
     both = await result_of(forge, "db slow --min-time 20")
     ranked = [r["query"] for r in both.data["rows"]]
     assert ranked[0] == "SELECT pg_sleep($1)" and "SELECT $1 FROM pg_sleep($2)" in ranked
-    assert [r["mean_ms"] for r in both.data["rows"]] == sorted((r["mean_ms"] for r in both.data["rows"]), reverse=True)
+    assert [r["mean_ms"] for r in both.data["rows"]] == sorted(
+        (r["mean_ms"] for r in both.data["rows"]), reverse=True
+    )
     assert all("count(*) FROM pg_sleep" not in r["query"] for r in both.data["rows"])
     assert len((await result_of(forge, "db slow --min-time 20 --limit 1")).data["rows"]) == 1
     assert (await result_of(forge, "db slow --min-time 5000")).status is Status.OK
@@ -51,7 +56,7 @@ async def test_slow_and_top_rank_real_statements_of_this_database_only(forge, cl
     assert len(totals) == 3 and totals == sorted(totals, reverse=True)
 
 
-async def test_long_statements_are_shortened_with_the_full_text_attached(forge, clientforge):  # noqa: F811
+async def test_long_statements_are_shortened_with_the_full_text_attached(forge, clientforge):
     """A statement longer than the table's column appears cut with an ellipsis, whole in the attached file."""
     columns = ", ".join(f"{n} AS column_named_{n}" for n in range(30))
     conn = await asyncpg.connect(clientforge)
@@ -88,7 +93,10 @@ async def test_without_pg_stat_statements_it_says_how_to_enable_it(plain_db, sta
     try:
         missing = await result_of(plain, "db slow")
         assert missing.status is Status.WARNING and "not enabled" in missing.summary
-        assert "shared_preload_libraries" in missing.text and "CREATE EXTENSION pg_stat_statements" in missing.text
+        assert (
+            "shared_preload_libraries" in missing.text
+            and "CREATE EXTENSION pg_stat_statements" in missing.text
+        )
         conn = await asyncpg.connect(plain_db)
         await conn.execute("CREATE EXTENSION pg_stat_statements")
         await conn.close()
@@ -96,12 +104,17 @@ async def test_without_pg_stat_statements_it_says_how_to_enable_it(plain_db, sta
         assert "installed but not loaded" in loaded.summary and "restart" in loaded.text
         assert "CREATE EXTENSION" not in loaded.text
         extensions = await result_of(plain, "db extensions")
-        assert extensions.status is Status.WARNING and "not in shared_preload_libraries" in extensions.summary
+        assert (
+            extensions.status is Status.WARNING
+            and "not in shared_preload_libraries" in extensions.summary
+        )
     finally:
         await plain.aclose()
 
 
-async def test_indexes_finds_missing_duplicate_unused_and_invalid_and_changes_nothing(forge, clientforge):  # noqa: F811
+async def test_indexes_finds_missing_duplicate_unused_and_invalid_and_changes_nothing(
+    forge, clientforge
+):
     """contacts is scanned sequentially on email (suggested, never created); contacts_owner is a prefix of
     contacts_owner_created; the failed concurrent unique build is INVALID; no index is created or dropped."""
     conn = await asyncpg.connect(clientforge)
@@ -110,17 +123,24 @@ async def test_indexes_finds_missing_duplicate_unused_and_invalid_and_changes_no
     result = await result_of(forge, "db indexes")
     assert result.status is Status.CRITICAL
     assert [i["index"] for i in result.data["invalid"]] == ["contacts_tenant_unique"]
-    assert [(d["index"], d["covered_by"]) for d in result.data["duplicate"]] == [("contacts_owner",
-                                                                                  "contacts_owner_created")]
+    assert [(d["index"], d["covered_by"]) for d in result.data["duplicate"]] == [
+        ("contacts_owner", "contacts_owner_created")
+    ]
     [missing] = result.data["missing"]
-    assert missing["table"] == "public.contacts" and missing["seq_scan"] >= 5 and missing["idx_scan"] == 0
+    assert (
+        missing["table"] == "public.contacts"
+        and missing["seq_scan"] >= 5
+        and missing["idx_scan"] == 0
+    )
     assert missing["suggestion"] == "CREATE INDEX CONCURRENTLY ON public.contacts (email);"
-    assert {"contacts_owner", "contacts_owner_created"} <= {u["index"] for u in result.data["unused"]}
+    assert {"contacts_owner", "contacts_owner_created"} <= {
+        u["index"] for u in result.data["unused"]
+    }
     assert await conn.fetch(indexes) == before
     await conn.close()
 
 
-async def test_space_cache_and_extensions(forge, clientforge):  # noqa: F811
+async def test_space_cache_and_extensions(forge, clientforge):
     """Sizes add up and tables come largest first; a table with 90 % of its rows deleted is flagged as bloated;
     cache hit ratios are read; pg_stat_statements is there and preloaded, pgvector is flagged missing."""
     size = await result_of(forge, "db size")
@@ -130,13 +150,17 @@ async def test_space_cache_and_extensions(forge, clientforge):  # noqa: F811
     assert tables[0]["total"] == tables[0]["heap"] + tables[0]["indexes"] + tables[0]["toast"]
 
     conn = await asyncpg.connect(clientforge)
-    await conn.execute("CREATE TABLE swollen (id int, payload text) WITH (autovacuum_enabled = false);"
-                       "INSERT INTO swollen SELECT i, repeat('x', 200) FROM generate_series(1, 40000) i;"
-                       "DELETE FROM swollen WHERE id % 10 <> 0; ANALYZE swollen;")
+    await conn.execute(
+        "CREATE TABLE swollen (id int, payload text) WITH (autovacuum_enabled = false);"
+        "INSERT INTO swollen SELECT i, repeat('x', 200) FROM generate_series(1, 40000) i;"
+        "DELETE FROM swollen WHERE id % 10 <> 0; ANALYZE swollen;"
+    )
     try:
         bloat = await result_of(forge, "db bloat")
         [swollen] = [t for t in bloat.data["tables"] if t["name"] == "public.swollen"]
-        assert bloat.status is Status.WARNING and swollen["ratio"] >= 5 and swollen["waste"] > 5 << 20
+        assert (
+            bloat.status is Status.WARNING and swollen["ratio"] >= 5 and swollen["waste"] > 5 << 20
+        )
         assert bloat.data["tables"][0]["name"] == "public.swollen"
     finally:
         await conn.execute("DROP TABLE swollen")
@@ -151,7 +175,7 @@ async def test_space_cache_and_extensions(forge, clientforge):  # noqa: F811
     assert needed["vector"] == ("vector" in extensions.data["installed"])
 
 
-async def test_connections_count_by_state_against_max_connections(forge, clientforge):  # noqa: F811
+async def test_connections_count_by_state_against_max_connections(forge, clientforge):
     """An idle-in-transaction session shows up by pid; counts add up to what is in use."""
     conn = await asyncpg.connect(clientforge)
     tx = conn.transaction()
@@ -161,13 +185,15 @@ async def test_connections_count_by_state_against_max_connections(forge, clientf
     try:
         result = await result_of(forge, "db connections")
         assert pid in [s["pid"] for s in result.data["idle_in_transaction"]]
-        assert sum(result.data["states"].values()) == result.data["used"] and result.data["max"] == 60
+        assert (
+            sum(result.data["states"].values()) == result.data["used"] and result.data["max"] == 60
+        )
     finally:
         await tx.rollback()
         await conn.close()
 
 
-async def test_read_commands_run_in_read_only_transactions(forge):  # noqa: F811
+async def test_read_commands_run_in_read_only_transactions(forge):
     """The read path refuses a write: the transaction is READ ONLY."""
     ctx = forge.dispatcher.context(*_viewer())
     with pytest.raises(Exception, match="read-only transaction"):
@@ -182,28 +208,47 @@ def _viewer():  # type: ignore[no-untyped-def]
 
 
 INJECTIONS = [
-    "db analyze 'contacts; DROP TABLE accounts'", "db analyze '\"contacts\"'", "db vacuum 'contacts--'",
-    "db vacuum pg_catalog.pg_class", "db vacuum ../contacts", "db vacuum 'public.accounts.x' --full",
-    "db slow --limit '5; DROP TABLE accounts'", "db slow --min-time abc", "db slow --limit 0", "db top --limit 101",
-    "db tables --limit -1", "db long --min \"1s'; DROP TABLE accounts; --\"", "db cancel '1; SELECT 1'",
-    "db cancel -5", "db analyze contacts --limit 'DROP TABLE accounts'", "db terminate 0",
-    "db terminate 'pg_backend_pid()'", "db analyze 'accounts\\'",
+    "db analyze 'contacts; DROP TABLE accounts'",
+    "db analyze '\"contacts\"'",
+    "db vacuum 'contacts--'",
+    "db vacuum pg_catalog.pg_class",
+    "db vacuum ../contacts",
+    "db vacuum 'public.accounts.x' --full",
+    "db slow --limit '5; DROP TABLE accounts'",
+    "db slow --min-time abc",
+    "db slow --limit 0",
+    "db top --limit 101",
+    "db tables --limit -1",
+    'db long --min "1s\'; DROP TABLE accounts; --"',
+    "db cancel '1; SELECT 1'",
+    "db cancel -5",
+    "db analyze contacts --limit 'DROP TABLE accounts'",
+    "db terminate 0",
+    "db terminate 'pg_backend_pid()'",
+    "db analyze 'accounts\\'",
 ]
 
 
 @pytest.mark.parametrize("text", INJECTIONS)
-async def test_injection_attempts_change_nothing(forge, clientforge, text):  # noqa: F811
+async def test_injection_attempts_change_nothing(forge, clientforge, text):
     """Hostile table names, flags and pids are refused before any SQL; both tables are still there."""
     outcome = await run(forge, text)
     assert outcome.kind in {"usage", "failed"}, (text, outcome.kind, outcome.message)
     conn = await asyncpg.connect(clientforge)
-    tables = await conn.fetch("SELECT relname FROM pg_class WHERE relname IN ('accounts', 'contacts') ORDER BY 1")
+    tables = await conn.fetch(
+        "SELECT relname FROM pg_class WHERE relname IN ('accounts', 'contacts') ORDER BY 1"
+    )
     assert [t["relname"] for t in tables] == ["accounts", "contacts"]
-    assert await conn.fetchval("SELECT count(*) FROM pg_stat_statements WHERE query ILIKE '%drop table accounts%'") == 0
+    assert (
+        await conn.fetchval(
+            "SELECT count(*) FROM pg_stat_statements WHERE query ILIKE '%drop table accounts%'"
+        )
+        == 0
+    )
     await conn.close()
 
 
-async def test_analyze_refreshes_statistics_of_one_table_or_all(forge, clientforge):  # noqa: F811
+async def test_analyze_refreshes_statistics_of_one_table_or_all(forge, clientforge):
     """`db analyze accounts` sets that table's last_analyze and no other's; `db analyze` covers every table."""
     conn = await asyncpg.connect(clientforge)
     last = "SELECT relname, last_analyze FROM pg_stat_user_tables WHERE relname IN ('accounts', 'contacts') ORDER BY 1"
@@ -220,5 +265,8 @@ def test_timing_columns_follow_the_installed_pg_stat_statements():
     """1.8 (PostgreSQL 13) renamed total_time to total_exec_time; older versions keep the old names."""
     from commands.db.queries import columns_for
 
-    assert columns_for("1.7")["total"] == "total_time" and columns_for("1.10")["mean"] == "mean_exec_time"
+    assert (
+        columns_for("1.7")["total"] == "total_time"
+        and columns_for("1.10")["mean"] == "mean_exec_time"
+    )
     assert columns_for("1.11")["max"] == "max_exec_time"

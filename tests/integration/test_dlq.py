@@ -31,8 +31,12 @@ from tests.integration.test_queues import (  # noqa: F401
 )
 
 pytestmark = pytest.mark.integration
-SECRETS = {"apiToken": "tok-123456", "nested": {"password": "hunter22", "list": [{"client_secret": "cs-987654"}]},
-           "Authorization": "Bearer abcdef123456", "dsn": "postgres://app:pg-pass-77@db:5432/crm"}
+SECRETS = {
+    "apiToken": "tok-123456",
+    "nested": {"password": "hunter22", "list": [{"client_secret": "cs-987654"}]},
+    "Authorization": "Bearer abcdef123456",
+    "dsn": "postgres://app:pg-pass-77@db:5432/crm",
+}
 
 
 async def dlq_ids(rdb: aioredis.Redis, queue: str = "email", min_attempts: int = 3) -> list[str]:
@@ -51,13 +55,15 @@ async def snapshot(rdb: aioredis.Redis) -> dict[str, bytes]:
     return values
 
 
-async def handler_ctx(forge, user: str = "U0OPS"):  # noqa: ANN001, ANN201
+async def handler_ctx(forge, user: str = "U0OPS"):
     """A handler context as the approval engine builds it."""
-    return forge.dispatcher.context(Actor(user, Role.OPERATOR, source="cli"),
-                                    Invocation("dlq clear", user, "C0OPS", source="cli"))
+    return forge.dispatcher.context(
+        Actor(user, Role.OPERATOR, source="cli"),
+        Invocation("dlq clear", user, "C0OPS", source="cli"),
+    )
 
 
-async def clear(forge, text: str):  # noqa: ANN001, ANN201
+async def clear(forge, text: str):
     """Run the destructive handler once, the way the approval engine does after approval."""
     parsed = parse(text, REGISTRY)
     return await parsed.spec.handler(await handler_ctx(forge), parsed.args)
@@ -83,7 +89,9 @@ async def test_list_pages_newest_first_with_attempts_and_reason(forge, rdb):
     first = await run(forge, "dlq list email --limit 2")
     rows = data_of(first)["jobs"]
     assert [r[0] for r in rows] == members[:2] and data_of(first)["total"] == 5
-    assert rows[0][2] in {"3/3", "4/4", "5/5"} and rows[0][4].startswith("Email account not found for")
+    assert rows[0][2] in {"3/3", "4/4", "5/5"} and rows[0][4].startswith(
+        "Email account not found for"
+    )
     assert "page 1 of 3" in first.result.summary
     assert [a.command for a in first.result.actions][0] == "dlq list email --page 2 --limit 2"
     last = await run(forge, "dlq list email --page 3 --limit 2")
@@ -112,7 +120,9 @@ async def test_export_writes_one_redacted_json_line_per_dlq_job(forge, rdb):
     [attachment] = outcome.result.attachments
     lines = [json.loads(line) for line in attachment.content.decode().splitlines()]
     assert [line["id"] for line in lines] == await dlq_ids(rdb)
-    assert all(line["queue"] == "email" and line["data"]["apiToken"] == "[redacted]" for line in lines)
+    assert all(
+        line["queue"] == "email" and line["data"]["apiToken"] == "[redacted]" for line in lines
+    )
     assert "hunter22" not in attachment.content.decode() and attachment.filename.endswith(".jsonl")
 
 
@@ -157,16 +167,23 @@ async def test_clear_archives_whole_records_and_leaves_no_key_behind(forge, rdb,
     result = await clear(forge, "dlq clear email")
     assert result.data["removed"] == 6 and result.data["skipped"] == 0
     batch = uuid.UUID(result.data["batch"])
-    exported = [json.loads(line) for line in (await forge.archive.export(batch)).decode().splitlines()]
+    exported = [
+        json.loads(line) for line in (await forge.archive.export(batch)).decode().splitlines()
+    ]
     assert {line.pop("id"): (line.pop("queue"), line)[1] for line in exported} == records
     for job_id in members:
         assert [k async for k in rdb.scan_iter(match=f"bull:email:{job_id}")] == []
         assert [k async for k in rdb.scan_iter(match=f"bull:email:{job_id}:*")] == []
-    assert await rdb.zcard("bull:email:failed") == 2 and await rdb.exists(f"bull:email:{ids[1]}:logs")
+    assert await rdb.zcard("bull:email:failed") == 2 and await rdb.exists(
+        f"bull:email:{ids[1]}:logs"
+    )
     events = await rdb.xrange("bull:email:events")
     assert sum(int(e[1]["count"]) for e in events if e[1]["event"] == "cleaned") == 6
     archive = await run(forge, "dlq archive email")
-    assert data_of(archive)["batches"][0]["id"] == str(batch) and data_of(archive)["batches"][0]["jobs"] == 6
+    assert (
+        data_of(archive)["batches"][0]["id"] == str(batch)
+        and data_of(archive)["batches"][0]["jobs"] == 6
+    )
 
 
 async def test_clear_walks_past_windows_without_dlq_jobs(forge, rdb, monkeypatch):
@@ -176,7 +193,9 @@ async def test_clear_walks_past_windows_without_dlq_jobs(forge, rdb, monkeypatch
     old = await make_jobs("email", [3, 4, 3])
     await make_jobs("email", [1, 2, 1, 1])
     result = await clear(forge, "dlq clear email")
-    assert result.data["removed"] == 3 and not set(old) & set(await rdb.zrange("bull:email:failed", 0, -1))
+    assert result.data["removed"] == 3 and not set(old) & set(
+        await rdb.zrange("bull:email:failed", 0, -1)
+    )
     assert len(data_of(await run(forge, "dlq archive"))["batches"]) == 1
 
 
@@ -187,7 +206,7 @@ async def test_clear_skips_jobs_retried_meanwhile(forge, rdb):
     ctx = await handler_ctx(forge)
     real_add = ctx.archive.add
 
-    async def add_then_retry(batch, queue, jobs, form):  # noqa: ANN001, ANN202
+    async def add_then_retry(batch, queue, jobs, form):
         added = await real_add(batch, queue, jobs, form)
         if jobs:
             q = Queue("email", {"connection": URL})
@@ -235,15 +254,31 @@ async def test_dry_run_changes_nothing(forge, rdb):
 
 
 INJECTIONS = [
-    "dlq list 'email; FLUSHALL'", "dlq list email --page '1;DEL x'", "dlq list email --limit -5",
-    "dlq show email '1 OR 1=1'", "dlq show email 'bull:*'", "dlq show email '*'", "dlq show 'email*' 1",
-    "dlq show email ../../etc/passwd", "dlq export 'e*'", "dlq export email:dlq",
-    "dlq retry email --job '1;DEL x'", "dlq retry email --job '*'", "dlq retry 'email\"; FLUSHALL'",
-    "dlq clear 'email; FLUSHALL' --dry-run", "dlq clear email --older-than '1h; FLUSHALL' --dry-run",
-    "dlq clear email --older-than -1h --dry-run", "dlq archive 'x*'",
-    "dlq archive-export \"'; DROP TABLE forge.job_archive; --\"", "queue pause 'email; FLUSHALL'",
-    "queue resume bull:email:meta", "queue inject-failure 'email*' 3", "queue inject-failure email '3; FLUSHALL'",
-    "queue health 'bull:email:failed'", "queue pause EMAIL", "queue pause 'em ail'",
+    "dlq list 'email; FLUSHALL'",
+    "dlq list email --page '1;DEL x'",
+    "dlq list email --limit -5",
+    "dlq show email '1 OR 1=1'",
+    "dlq show email 'bull:*'",
+    "dlq show email '*'",
+    "dlq show 'email*' 1",
+    "dlq show email ../../etc/passwd",
+    "dlq export 'e*'",
+    "dlq export email:dlq",
+    "dlq retry email --job '1;DEL x'",
+    "dlq retry email --job '*'",
+    "dlq retry 'email\"; FLUSHALL'",
+    "dlq clear 'email; FLUSHALL' --dry-run",
+    "dlq clear email --older-than '1h; FLUSHALL' --dry-run",
+    "dlq clear email --older-than -1h --dry-run",
+    "dlq archive 'x*'",
+    'dlq archive-export "\'; DROP TABLE forge.job_archive; --"',
+    "queue pause 'email; FLUSHALL'",
+    "queue resume bull:email:meta",
+    "queue inject-failure 'email*' 3",
+    "queue inject-failure email '3; FLUSHALL'",
+    "queue health 'bull:email:failed'",
+    "queue pause EMAIL",
+    "queue pause 'em ail'",
 ]
 
 
@@ -300,7 +335,9 @@ async def test_archive_export_is_redacted_and_needs_a_known_batch(forge, rdb):
     outcome = await run(forge, f"dlq archive-export {result.data['batch']}")
     [attachment] = outcome.result.attachments
     lines = [json.loads(line) for line in attachment.content.decode().splitlines()]
-    assert len(lines) == 2 and all(line["data"]["nested"]["password"] == "[redacted]" for line in lines)
+    assert len(lines) == 2 and all(
+        line["data"]["nested"]["password"] == "[redacted]" for line in lines
+    )
     assert "hunter22" not in attachment.content.decode()
     assert "No archived jobs" in (await run(forge, f"dlq archive-export {uuid.uuid4()}")).message
     assert "is not a batch id" in (await run(forge, "dlq archive-export nope")).message
@@ -315,7 +352,9 @@ async def test_both_archive_formats_export_the_whole_job_hash(forge, rdb, form):
     window = await take_next(await handler_ctx(forge), Take("email", 3, cutoff=2**53, form=form))
     batch = await forge.archive.open_batch("email", reason="test", actor_id="U0OPS")
     await forge.archive.add(batch, "email", window.jobs, form)
-    exported = [json.loads(line) for line in (await forge.archive.export(batch)).decode().splitlines()]
+    exported = [
+        json.loads(line) for line in (await forge.archive.export(batch)).decode().splitlines()
+    ]
     assert {e.pop("id"): {k: v for k, v in e.items() if k != "queue"} for e in exported} == before
 
 
@@ -344,4 +383,7 @@ async def test_clear_reloads_scripts_redis_forgot(forge, rdb, monkeypatch):
     result = await clear(forge, "dlq clear email")
     assert result.data["removed"] == 5 and result.data["skipped"] == 0
     assert await rdb.zcard("bull:email:failed") == 0
-    assert len((await forge.archive.export(uuid.UUID(result.data["batch"]))).decode().splitlines()) == 5
+    assert (
+        len((await forge.archive.export(uuid.UUID(result.data["batch"]))).decode().splitlines())
+        == 5
+    )

@@ -23,15 +23,29 @@ from tests.support.services import redis_url
 
 PG = "postgresql://postgres@127.0.0.1:5432/postgres"
 REDIS = redis_url(0)
-TENANT_REQUIRED = {"error": "TENANT_REQUIRED", "message": "Tenant ID is required", "code": "E_TENANT_001"}
+TENANT_REQUIRED = {
+    "error": "TENANT_REQUIRED",
+    "message": "Tenant ID is required",
+    "code": "E_TENANT_001",
+}
 SERVICES = {
-    "healthy": {n: {"status": "up", "responseTime": 2} for n in ("postgres", "redis", "mongodb", "elasticsearch")},
-    "degraded": {"postgres": {"status": "up", "responseTime": 2}, "redis": {"status": "up", "responseTime": 1},
-                 "mongodb": {"status": "degraded", "error": "connect ECONNREFUSED 127.0.0.1:27017"},
-                 "elasticsearch": {"status": "degraded", "metadata": {"clusterStatus": "red", "numberOfNodes": 1,
-                                                                      "activeShards": 3}}},
-    "unhealthy": {"postgres": {"status": "down", "error": "password authentication failed"},
-                  "redis": {"status": "up", "responseTime": 1}},
+    "healthy": {
+        n: {"status": "up", "responseTime": 2}
+        for n in ("postgres", "redis", "mongodb", "elasticsearch")
+    },
+    "degraded": {
+        "postgres": {"status": "up", "responseTime": 2},
+        "redis": {"status": "up", "responseTime": 1},
+        "mongodb": {"status": "degraded", "error": "connect ECONNREFUSED 127.0.0.1:27017"},
+        "elasticsearch": {
+            "status": "degraded",
+            "metadata": {"clusterStatus": "red", "numberOfNodes": 1, "activeShards": 3},
+        },
+    },
+    "unhealthy": {
+        "postgres": {"status": "down", "error": "password authentication failed"},
+        "redis": {"status": "up", "responseTime": 1},
+    },
 }
 
 
@@ -59,20 +73,37 @@ class Fake:
             return web.json_response(TENANT_REQUIRED, status=400)
         if self.api == "html":
             return web.Response(text="<html>maintenance</html>", content_type="text/html")
-        data = {"status": self.api, "timestamp": "2025-11-13T00:00:00Z", "uptime": 12.5, "environment": "test",
-                "version": "v1", "services": SERVICES[self.api]}
-        return web.json_response({"success": self.api != "unhealthy", "data": data},
-                                 status=503 if self.api == "unhealthy" else 200)
+        data = {
+            "status": self.api,
+            "timestamp": "2025-11-13T00:00:00Z",
+            "uptime": 12.5,
+            "environment": "test",
+            "version": "v1",
+            "services": SERVICES[self.api],
+        }
+        return web.json_response(
+            {"success": self.api != "unhealthy", "data": data},
+            status=503 if self.api == "unhealthy" else 200,
+        )
 
     async def es_health(self, request: web.Request) -> web.Response:
         """Elasticsearch's GET /_cluster/health."""
-        body = {"cluster_name": "clientforge", "status": self.es, "number_of_nodes": 1, "active_shards": 7,
-                "unassigned_shards": 0 if self.es == "green" else 3}
+        body = {
+            "cluster_name": "clientforge",
+            "status": self.es,
+            "number_of_nodes": 1,
+            "active_shards": 7,
+            "unassigned_shards": 0 if self.es == "green" else 3,
+        }
         return web.json_response(body, headers={"X-Elastic-Product": "Elasticsearch"})
 
     async def es_info(self, request: web.Request) -> web.Response:
         """Elasticsearch's GET / info, in case the client asks."""
-        body = {"cluster_name": "clientforge", "version": {"number": "8.11.0"}, "tagline": "You Know, for Search"}
+        body = {
+            "cluster_name": "clientforge",
+            "version": {"number": "8.11.0"},
+            "tagline": "You Know, for Search",
+        }
         return web.json_response(body, headers={"X-Elastic-Product": "Elasticsearch"})
 
     async def prometheus(self, request: web.Request) -> web.Response:
@@ -103,17 +134,35 @@ async def make_ctx(request, fake):
     """Build a Context on the fakes (real PG and Redis for integration tests, else refused ports); close it after."""
     opened: list[Backends] = []
     real = request.node.get_closest_marker("integration") is not None
-    pg, rd = (PG, REDIS) if real else (f"postgresql://postgres@127.0.0.1:{closed_port()}/postgres",
-                                       f"redis://127.0.0.1:{closed_port()}/0")
+    pg, rd = (
+        (PG, REDIS)
+        if real
+        else (
+            f"postgresql://postgres@127.0.0.1:{closed_port()}/postgres",
+            f"redis://127.0.0.1:{closed_port()}/0",
+        )
+    )
 
     def make(**env: str) -> Context:
-        values = {"database_url": pg, "redis_url": rd, "elasticsearch_url": fake.url,
-                  "clientforge_api_url": fake.url, "prometheus_url": fake.url, "grafana_url": fake.url} | env
+        values = {
+            "database_url": pg,
+            "redis_url": rd,
+            "elasticsearch_url": fake.url,
+            "clientforge_api_url": fake.url,
+            "prometheus_url": fake.url,
+            "grafana_url": fake.url,
+        } | env
         settings = Settings(Env(_env_file=None, **values), Config(environment="staging"))
         backends = Backends(settings)
         opened.append(backends)
-        return Context(settings, backends, registry=bot.core.registry.REGISTRY, actor=Actor("U0TEST", Role.VIEWER),
-                       store=None, audit=None)
+        return Context(
+            settings,
+            backends,
+            registry=bot.core.registry.REGISTRY,
+            actor=Actor("U0TEST", Role.VIEWER),
+            store=None,
+            audit=None,
+        )
 
     yield make
     for backends in opened:
@@ -137,7 +186,12 @@ async def real_redis_policy() -> str:
 def test_registered_as_a_slow_read_only_viewer_command():
     """`health` is in the registry for viewers, read-only, marked slow."""
     spec = bot.core.registry.REGISTRY.get("health")
-    assert spec is not None and spec.role is Role.VIEWER and spec.risk is bot.core.registry.Risk.READ and spec.slow
+    assert (
+        spec is not None
+        and spec.role is Role.VIEWER
+        and spec.risk is bot.core.registry.Risk.READ
+        and spec.slow
+    )
     assert "slack" not in (Path(__file__).parents[2] / "commands" / "health.py").read_text().lower()
 
 
@@ -147,7 +201,14 @@ async def test_all_healthy(fake, make_ctx):
     ctx = make_ctx()
     result = await health(ctx, bot.core.registry.NoArgs())
     checks = result.data["checks"]
-    assert [c["name"] for c in checks] == ["api", "postgres", "redis", "elasticsearch", "prometheus", "grafana"]
+    assert [c["name"] for c in checks] == [
+        "api",
+        "postgres",
+        "redis",
+        "elasticsearch",
+        "prometheus",
+        "grafana",
+    ]
     status = {c["name"]: c["status"] for c in checks}
     policy = await real_redis_policy()
     assert status["redis"] == ("ok" if policy == "noeviction" else "warning")
@@ -158,13 +219,17 @@ async def test_all_healthy(fake, make_ctx):
     assert all(isinstance(c["latency_ms"], float) for c in checks)
     table = result.tables[0]
     assert table.columns == ["service", "status", "latency", "detail"]
-    assert table.rows[0][1] in ("✅ ok", "⚠️ warning") and all(r[2].endswith("ms") for r in table.rows)
+    assert table.rows[0][1] in ("✅ ok", "⚠️ warning") and all(
+        r[2].endswith("ms") for r in table.rows
+    )
     fields = dict(result.fields)
     assert fields["Environment"] == "staging" and fields["API readiness"] == "healthy"
     assert fields["PostgreSQL"][:2].isdigit() and fields["Elasticsearch"] == "green"
     assert fields["Redis"].endswith(f"maxmemory-policy {policy}")
     detail = by_name(await run_checks(ctx))
-    assert "PostgreSQL" in detail["postgres"].detail and "version 10.2.3" in detail["grafana"].detail
+    assert (
+        "PostgreSQL" in detail["postgres"].detail and "version 10.2.3" in detail["grafana"].detail
+    )
     assert fake.tenants and all(t == "forge-ops" for t in fake.tenants)
 
 
@@ -190,7 +255,12 @@ async def test_hanging_api_times_out_within_budget(make_ctx, hanging):
     elapsed = time.monotonic() - start
     print(f"hanging API: health took {elapsed:.2f} s")
     assert elapsed < 3
-    api = by_name([Check(c["name"], Status(c["status"]), c["latency_ms"], c["detail"]) for c in result.data["checks"]])
+    api = by_name(
+        [
+            Check(c["name"], Status(c["status"]), c["latency_ms"], c["detail"])
+            for c in result.data["checks"]
+        ]
+    )
     assert api["api"].status is Status.CRITICAL and api["api"].detail == "timed out after 2 s"
     assert api["postgres"].status is Status.OK and result.status is Status.CRITICAL
 
@@ -205,7 +275,12 @@ async def test_hanging_postgres_times_out_within_budget(make_ctx, hanging):
     print(f"hanging PostgreSQL: health took {elapsed:.2f} s")
     assert elapsed < 3
     pg = next(c for c in result.data["checks"] if c["name"] == "postgres")
-    assert pg == {"name": "postgres", "status": "critical", "latency_ms": None, "detail": "timed out after 2 s"}
+    assert pg == {
+        "name": "postgres",
+        "status": "critical",
+        "latency_ms": None,
+        "detail": "timed out after 2 s",
+    }
     assert next(c for c in result.data["checks"] if c["name"] == "api")["status"] == "ok"
 
 
@@ -214,7 +289,11 @@ async def test_elasticsearch_red_is_critical(fake, make_ctx):
     fake.es = "red"
     ctx = make_ctx(elasticsearch_url=fake.url)
     es = by_name(await run_checks(ctx))["elasticsearch"]
-    assert es.status is Status.CRITICAL and es.detail.startswith("red") and "1 node(s), 7 active shards" in es.detail
+    assert (
+        es.status is Status.CRITICAL
+        and es.detail.startswith("red")
+        and "1 node(s), 7 active shards" in es.detail
+    )
 
 
 async def test_elasticsearch_yellow_single_node_is_ok(fake, make_ctx):
@@ -227,8 +306,12 @@ async def test_elasticsearch_yellow_single_node_is_ok(fake, make_ctx):
 async def test_unreachable_elasticsearch_and_monitoring_are_warnings(make_ctx):
     """Elasticsearch, Prometheus and Grafana down are warnings: ClientForge runs without them."""
     down = f"http://127.0.0.1:{closed_port()}"
-    checks = by_name(await run_checks(make_ctx(elasticsearch_url=down, prometheus_url=down, grafana_url=down)))
-    assert {checks[n].status for n in ("elasticsearch", "prometheus", "grafana")} == {Status.WARNING}
+    checks = by_name(
+        await run_checks(make_ctx(elasticsearch_url=down, prometheus_url=down, grafana_url=down))
+    )
+    assert {checks[n].status for n in ("elasticsearch", "prometheus", "grafana")} == {
+        Status.WARNING
+    }
     assert checks["prometheus"].detail == "connection refused"
 
 
@@ -259,7 +342,11 @@ async def test_api_tenant_required_is_reported_clearly(fake, make_ctx):
     """A 400 TENANT_REQUIRED answer is reported as the tenant guard rejecting the probe."""
     fake.api = "tenant"
     api = by_name(await run_checks(make_ctx()))["api"]
-    assert api.status is Status.WARNING and "TENANT_REQUIRED" in api.detail and "forge-ops" in api.detail
+    assert (
+        api.status is Status.WARNING
+        and "TENANT_REQUIRED" in api.detail
+        and "forge-ops" in api.detail
+    )
 
 
 async def test_api_non_json_is_a_warning(fake, make_ctx):

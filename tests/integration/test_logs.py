@@ -17,7 +17,10 @@ from commands import logs as logs_module
 from tests.support.ops_support import run as run_as
 from tests.support.ops_support import started_forge
 
-DSN_PASSWORD, JWT = "S3cr3t-Pg-Pw", "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ1c2VyLTEifQ.c2lnbmF0dXJlLXZhbHVl"
+DSN_PASSWORD, JWT = (
+    "S3cr3t-Pg-Pw",
+    "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ1c2VyLTEifQ.c2lnbmF0dXJlLXZhbHVl",
+)
 LINES = [
     "2025-11-13T02:00:00Z INFO server listening on 3000",
     f"2025-11-13T02:00:01Z ERROR pool: connect postgresql://crm_admin:{DSN_PASSWORD}@db:5432/clientforge refused",
@@ -55,7 +58,9 @@ async def test_tail_shows_the_last_lines_with_secrets_redacted(forge):
     outcome = await run(forge, "logs backend --tail 6")
     assert outcome.kind == "result", outcome.message
     result = outcome.result
-    assert len(result.data["lines"]) == 6 and result.data["lines"][0].startswith("2025-11-13T02:00:01Z ERROR")
+    assert len(result.data["lines"]) == 6 and result.data["lines"][0].startswith(
+        "2025-11-13T02:00:01Z ERROR"
+    )
     everything = repr(result)
     for secret in (DSN_PASSWORD, JWT, "hunter2", "sk-test-abcdefghijklmnopqrstu"):
         assert secret not in everything
@@ -72,7 +77,14 @@ async def test_viewers_may_not_read_logs(forge):
 
 async def test_names_outside_the_allowlist_are_refused(forge):
     """Only allowlisted names are read: a path never reaches the file system."""
-    for name in ("../../etc/passwd", "../secret.txt", "/etc/passwd", "backend.log", "..", "backend/../../secret.txt"):
+    for name in (
+        "../../etc/passwd",
+        "../secret.txt",
+        "/etc/passwd",
+        "backend.log",
+        "..",
+        "backend/../../secret.txt",
+    ):
         outcome = await run(forge, f"logs {name}")
         assert outcome.kind == "usage" and "is not a log forge reads" in outcome.message, name
         assert "root:x" not in outcome.message
@@ -127,7 +139,9 @@ async def test_long_output_is_attached_with_a_short_inline_tail(forge, log_dir):
     assert content.count("\n") == 500 and "abc" not in content and "token=[redacted]" in content
     assert "line 499" in result.text and "line 469 " not in result.text
     message = to_message(outcome, Meta("U0VIEW", datetime.now(UTC), 5, "development"))
-    assert [a.filename for a in message.attachments] == ["backend-tail.log"] and len(message.blocks) < 10
+    assert [a.filename for a in message.attachments] == ["backend-tail.log"] and len(
+        message.blocks
+    ) < 10
     assert "abc4" not in str(message.blocks)
 
 
@@ -136,27 +150,36 @@ async def test_only_the_last_megabytes_of_a_big_file_are_read(forge, log_dir, mo
     monkeypatch.setattr(logs_module, "READ_BYTES", 4096)
     (log_dir / "backend.log").write_text("".join(f"{i:06d} ERROR x\n" for i in range(2000)))
     outcome = await run(forge, "logs backend --grep ERROR --tail 5")
-    assert outcome.result.data["truncated_read"] is True and outcome.result.data["lines"][-1] == "001999 ERROR x"
+    assert (
+        outcome.result.data["truncated_read"] is True
+        and outcome.result.data["lines"][-1] == "001999 ERROR x"
+    )
     assert outcome.result.data["matched"] < 400
 
 
 async def test_missing_file_and_directory_are_one_line_errors(forge, state_dsn, tmp_path):
     """An allowlisted file not written yet, and a FORGE_LOG_DIR that does not exist."""
     outcome = await run(forge, "logs backup")
-    assert outcome.kind == "failed" and outcome.message == "`backup.log` does not exist in FORGE_LOG_DIR (yet)."
+    assert (
+        outcome.kind == "failed"
+        and outcome.message == "`backup.log` does not exist in FORGE_LOG_DIR (yet)."
+    )
     async with started_forge(state_dsn, forge_log_dir=tmp_path / "nope") as other:
         outcome = await run(other, "logs backend")
     assert outcome.kind == "failed" and "does not exist on forge's host" in outcome.message
 
 
-@pytest.mark.parametrize(("line", "secret"), [
-    ("connect redis://:r3d1s-pw@redis:6379 failed", "r3d1s-pw"),
-    ("DATABASE_URL=postgresql://crm:pg-pw-9@db/clientforge", "pg-pw-9"),
-    ('{"refreshToken": "rt-123456", "email": "a@b.c"}', "rt-123456"),
-    ("GET /api/v1/export?access_token=at-98765&format=csv", "at-98765"),
-    ("JWT_SECRET=jwt-s3cret SESSION_SECRET: sess-s3cret", "s3cret"),
-    ("aws key AKIAABCDEFGHIJKLMNOP used", "AKIAABCDEFGHIJKLMNOP"),
-])
+@pytest.mark.parametrize(
+    ("line", "secret"),
+    [
+        ("connect redis://:r3d1s-pw@redis:6379 failed", "r3d1s-pw"),
+        ("DATABASE_URL=postgresql://crm:pg-pw-9@db/clientforge", "pg-pw-9"),
+        ('{"refreshToken": "rt-123456", "email": "a@b.c"}', "rt-123456"),
+        ("GET /api/v1/export?access_token=at-98765&format=csv", "at-98765"),
+        ("JWT_SECRET=jwt-s3cret SESSION_SECRET: sess-s3cret", "s3cret"),
+        ("aws key AKIAABCDEFGHIJKLMNOP used", "AKIAABCDEFGHIJKLMNOP"),
+    ],
+)
 def test_log_line_secrets_are_redacted(line, secret):
     """Tokens and DSN passwords in the shapes ClientForge logs them are masked."""
     assert secret not in redact(line) and "[redacted]" in redact(line)
@@ -164,5 +187,9 @@ def test_log_line_secrets_are_redacted(line, secret):
 
 def test_ordinary_log_words_are_left_alone():
     """Words that only look like secret names, without a value, stay readable."""
-    for line in ("tokens processed: 5", "token refresh scheduled", "password reset email sent to user 42"):
+    for line in (
+        "tokens processed: 5",
+        "token refresh scheduled",
+        "password reset email sent to user 42",
+    ):
         assert redact(line) == line

@@ -20,8 +20,14 @@ from tests.support.services import redis_url
 pytestmark = pytest.mark.integration
 needs_prometheus = pytest.mark.skipif(PROMETHEUS is None, reason=SKIP_REASON)
 REDIS = redis_url(10)
-DEGRADED = Profile(cpu=0.9, rss=1.6 * (1 << 30), lag=0.2, rps=40, error_share=0.03,
-                   latency={0.1: 0.70, 1: 0.10, 5: 0.20})
+DEGRADED = Profile(
+    cpu=0.9,
+    rss=1.6 * (1 << 30),
+    lag=0.2,
+    rps=40,
+    error_share=0.03,
+    latency={0.1: 0.70, 1: 0.10, 5: 0.20},
+)
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +65,9 @@ def statuses(outcome) -> dict[str, str]:
 @needs_prometheus
 async def test_a_healthy_stack_passes_every_check(state_dsn, healthy_prometheus):
     """CPU ~25 %, 300 MB, 4 ms lag, p95 under 100 ms, no 5xx; Redis and PostgreSQL fine."""
-    async with started_forge(state_dsn, prometheus_url=healthy_prometheus, redis_url=REDIS) as forge:
+    async with started_forge(
+        state_dsn, prometheus_url=healthy_prometheus, redis_url=REDIS
+    ) as forge:
         outcome = await run(forge, "perf")
     assert set(statuses(outcome).values()) == {"ok"}, outcome.result.tables[0].rows
     checks = outcome.result.data["checks"]
@@ -71,15 +79,26 @@ async def test_a_healthy_stack_passes_every_check(state_dsn, healthy_prometheus)
 @needs_prometheus
 async def test_a_degraded_stack_is_graded_against_each_threshold(state_dsn, degraded_prometheus):
     """90 % CPU warns, 1.6 GB RSS and a 2–5 s p95 are critical, 200 ms lag and 3 % 5xx warn."""
-    async with started_forge(state_dsn, prometheus_url=degraded_prometheus, redis_url=REDIS) as forge:
+    async with started_forge(
+        state_dsn, prometheus_url=degraded_prometheus, redis_url=REDIS
+    ) as forge:
         outcome = await run(forge, "perf")
-    assert statuses(outcome) == {"cpu": "warning", "memory": "critical", "event_loop": "warning",
-                                 "http_p95": "critical", "http_5xx": "warning", "redis_memory": "ok",
-                                 "pg_connections": "ok"}
+    assert statuses(outcome) == {
+        "cpu": "warning",
+        "memory": "critical",
+        "event_loop": "warning",
+        "http_p95": "critical",
+        "http_5xx": "warning",
+        "redis_memory": "ok",
+        "pg_connections": "ok",
+    }
     checks = outcome.result.data["checks"]
     assert 2 < checks["http_p95"]["value"] < 5 and 0.025 < checks["http_5xx"]["value"] < 0.035
     assert outcome.result.status is Status.CRITICAL
-    assert outcome.result.tables[0].rows[0][1] == "🔴 critical" and "Needs attention:" in outcome.result.summary
+    assert (
+        outcome.result.tables[0].rows[0][1] == "🔴 critical"
+        and "Needs attention:" in outcome.result.summary
+    )
 
 
 async def test_prometheus_unreachable_is_said_plainly_and_the_rest_still_runs(state_dsn):
@@ -88,19 +107,26 @@ async def test_prometheus_unreachable_is_said_plainly_and_the_rest_still_runs(st
     async with started_forge(state_dsn, prometheus_url=url, redis_url=REDIS) as forge:
         outcome = await run(forge, "perf")
     states = statuses(outcome)
-    assert outcome.result.summary.startswith(f"Prometheus at {url} is unreachable (connection refused)")
+    assert outcome.result.summary.startswith(
+        f"Prometheus at {url} is unreachable (connection refused)"
+    )
     assert states["redis_memory"] == states["pg_connections"] == "ok"
     assert outcome.result.status is Status.WARNING
-    assert all(outcome.result.data["checks"][k]["detail"] == "Prometheus: connection refused"
-               for k in ("cpu", "memory", "event_loop", "http_p95", "http_5xx"))
+    assert all(
+        outcome.result.data["checks"][k]["detail"] == "Prometheus: connection refused"
+        for k in ("cpu", "memory", "event_loop", "http_p95", "http_5xx")
+    )
 
 
 async def test_every_backend_down_still_gives_one_result(state_dsn):
     """Prometheus, Redis and PostgreSQL all refuse: a critical result naming each, not an error."""
     closed = [free_port() for _ in range(3)]
-    async with started_forge(state_dsn, prometheus_url=f"http://127.0.0.1:{closed[0]}",
-                             redis_url=f"redis://127.0.0.1:{closed[1]}/10",
-                             database_url=f"postgresql://forge:pw@127.0.0.1:{closed[2]}/clientforge") as forge:
+    async with started_forge(
+        state_dsn,
+        prometheus_url=f"http://127.0.0.1:{closed[0]}",
+        redis_url=f"redis://127.0.0.1:{closed[1]}/10",
+        database_url=f"postgresql://forge:pw@127.0.0.1:{closed[2]}/clientforge",
+    ) as forge:
         outcome = await run(forge, "perf")
     states = statuses(outcome)
     assert states["redis_memory"] == states["pg_connections"] == "critical"
@@ -139,6 +165,8 @@ async def test_bad_window_is_a_usage_error(state_dsn):
 
 def test_a_single_failed_query_is_named_in_the_summary():
     """One Prometheus error among good answers is listed, never hidden behind 'all within thresholds'."""
-    rows = [Row("cpu", "CPU", Status.WARNING, "—", "", "Prometheus: HTTP 422: query timed out"),
-            Row("memory", "Memory (RSS)", Status.OK, "300 MB", "")]
+    rows = [
+        Row("cpu", "CPU", Status.WARNING, "—", "", "Prometheus: HTTP 422: query timed out"),
+        Row("memory", "Memory (RSS)", Status.OK, "300 MB", ""),
+    ]
     assert summarize(rows, "http://u:pw@prom:9090") == "Needs attention: CPU unknown."

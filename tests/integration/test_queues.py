@@ -25,8 +25,12 @@ from tests.support.services import redis_url
 pytestmark = pytest.mark.integration
 URL = redis_url(14)
 QUEUES = ["email", "data-sync", "embeddings", "file-processing", "notifications"]
-CONFIG = {"roles": {"viewer": ["*"], "operator": ["U0OPS"], "admin": ["U0ADMIN"]}, "approvers": ["U0LEAD"],
-          "queues": QUEUES, "queue_aliases": {"ai-processing": "embeddings", "reporting": "data-sync"}}
+CONFIG = {
+    "roles": {"viewer": ["*"], "operator": ["U0OPS"], "admin": ["U0ADMIN"]},
+    "approvers": ["U0LEAD"],
+    "queues": QUEUES,
+    "queue_aliases": {"ai-processing": "embeddings", "reporting": "data-sync"},
+}
 
 
 class ShiftedClock(SystemClock):
@@ -47,11 +51,15 @@ async def rdb() -> AsyncIterator[aioredis.Redis]:
         yield client
 
 
-async def start_forge(state_dsn: str, clock: SystemClock | None = None, redis_url: str = URL,
-                      **config: object) -> Forge:
+async def start_forge(
+    state_dsn: str, clock: SystemClock | None = None, redis_url: str = URL, **config: object
+) -> Forge:
     """A started forge on the test database with the queue config (overridable)."""
-    settings = make_settings(Config.model_validate({**CONFIG, **config}), redis_url=redis_url,
-                             forge_state_database_url=state_dsn)
+    settings = make_settings(
+        Config.model_validate({**CONFIG, **config}),
+        redis_url=redis_url,
+        forge_state_database_url=state_dsn,
+    )
     forge = Forge(settings, clock=clock)
     await forge.start()
     return forge
@@ -67,23 +75,39 @@ async def forge(state_dsn: str, rdb: aioredis.Redis) -> AsyncIterator[Forge]:
 
 async def run(forge: Forge, text: str, user: str = "U0OPS", role: Role = Role.OPERATOR) -> Outcome:
     """Run a command through the real dispatcher, as the CLI would."""
-    return await forge.dispatcher.run(Invocation(text, user, "C0OPS", source="cli"),
-                                      actor=Actor(user, role, source="cli"))
+    return await forge.dispatcher.run(
+        Invocation(text, user, "C0OPS", source="cli"), actor=Actor(user, role, source="cli")
+    )
 
 
-async def make_jobs(queue: str, attempts: list[int], *, fail: bool = True, name: str = "sync-account",
-                    data: dict | None = None) -> list[str]:
+async def make_jobs(
+    queue: str,
+    attempts: list[int],
+    *,
+    fail: bool = True,
+    name: str = "sync-account",
+    data: dict | None = None,
+) -> list[str]:
     """The one job factory: add jobs with these attempts; a Python bullmq Worker fails (or completes) every try."""
     q = Queue(queue, {"connection": URL})
     state = "failed" if fail else "completed"
     before = (await q.getJobCounts(state))[state]
-    jobs = await q.addBulk([{"name": name, "data": {**(data or {}), "n": i},
-                             "opts": {"attempts": a, "removeOnComplete": False, "removeOnFail": False}}
-                            for i, a in enumerate(attempts)])
+    jobs = await q.addBulk(
+        [
+            {
+                "name": name,
+                "data": {**(data or {}), "n": i},
+                "opts": {"attempts": a, "removeOnComplete": False, "removeOnFail": False},
+            }
+            for i, a in enumerate(attempts)
+        ]
+    )
 
-    async def process(job, token):  # noqa: ANN001, ANN202
+    async def process(job, token):
         if fail:
-            raise RuntimeError(f"Email account not found for {job.id}\n    at EmailSyncWorker.process")
+            raise RuntimeError(
+                f"Email account not found for {job.id}\n    at EmailSyncWorker.process"
+            )
         return "ok"
 
     worker = Worker(queue, process, {"connection": URL, "concurrency": 50})
@@ -113,11 +137,15 @@ async def test_counts_equal_bullmqs_own_getjobcounts(forge, rdb):
     await make_jobs("email", [1, 3, 3, 5])
     await make_jobs("email", [1, 1], fail=False)
     q = Queue("email", {"connection": URL})
-    await q.addBulk([{"name": "send-email", "data": {}, "opts": o} for o in
-                     ({}, {}, {"delay": 60000}, {"priority": 3}, {"priority": 1})])
+    await q.addBulk(
+        [
+            {"name": "send-email", "data": {}, "opts": o}
+            for o in ({}, {}, {"delay": 60000}, {"priority": 3}, {"priority": 1})
+        ]
+    )
     held, release = asyncio.Event(), asyncio.Event()
 
-    async def hold(job, token):  # noqa: ANN001, ANN202
+    async def hold(job, token):
         held.set()
         await release.wait()
 
@@ -135,8 +163,13 @@ async def test_counts_equal_bullmqs_own_getjobcounts(forge, rdb):
     rows = by_queue(outcome)
     for name in expected:
         row = rows[name]
-        assert {k: row[k] for k in ("waiting", "active", "delayed", "prioritized", "failed", "completed")} == \
-            {k: expected[name][k] for k in ("waiting", "active", "delayed", "prioritized", "failed", "completed")}
+        assert {
+            k: row[k]
+            for k in ("waiting", "active", "delayed", "prioritized", "failed", "completed")
+        } == {
+            k: expected[name][k]
+            for k in ("waiting", "active", "delayed", "prioritized", "failed", "completed")
+        }
     assert rows["email"]["dlq"] == 3 and rows["notifications"]["active"] == 1
 
 
@@ -148,6 +181,7 @@ async def test_health_lists_configured_and_discovered_queues_worst_first(forge, 
     await q.addBulk([{"name": "sync-search-index", "data": {}, "opts": {}} for _ in range(12)])
     await q.close()
     from commands.queues import bullmq as bullmq_redis
+
     bullmq_redis._discovered.clear()
     outcome = await run(forge, "queue health")
     rows = by_queue(outcome)
@@ -164,6 +198,7 @@ async def test_health_lists_configured_and_discovered_queues_worst_first(forge, 
 
 def test_thresholds_map_to_statuses():
     """ClientForge's thresholds: waiting, lag, DLQ, paused, failed and stuck queues."""
+
     def status(lag: float | None = None, **kw: object) -> Status:
         return grade(Counts("q", **{"workers": 1, **kw}), lag, 3)[0]
 
@@ -182,7 +217,9 @@ def test_thresholds_map_to_statuses():
 async def test_lag_is_the_oldest_waiting_jobs_age(forge, rdb):
     """Lag comes from the tail of the wait list: the oldest job's creation timestamp."""
     q = Queue("email", {"connection": URL})
-    await q.add("send-email", {}, {"timestamp": int(datetime.now(UTC).timestamp() * 1000) - 600_000})
+    await q.add(
+        "send-email", {}, {"timestamp": int(datetime.now(UTC).timestamp() * 1000) - 600_000}
+    )
     await q.add("send-email", {}, {})
     await q.close()
     row = by_queue(await run(forge, "queue health email"))["email"]
@@ -194,7 +231,10 @@ async def test_aliases_resolve_and_say_so(forge, rdb):
     """The runbook's names lead to ClientForge's queues, with a note."""
     outcome = await run(forge, "queue health ai-processing")
     assert list(by_queue(outcome)) == ["embeddings"]
-    assert "`ai-processing` is the runbook's name; ClientForge's queue is `embeddings`" in outcome.result.text
+    assert (
+        "`ai-processing` is the runbook's name; ClientForge's queue is `embeddings`"
+        in outcome.result.text
+    )
 
 
 async def test_unknown_and_invalid_queues_are_refused(forge, rdb):
@@ -202,7 +242,9 @@ async def test_unknown_and_invalid_queues_are_refused(forge, rdb):
     unknown = await run(forge, "queue health invoice-generation")
     assert unknown.kind == "failed" and "No queue `invoice-generation`" in unknown.message
     await make_jobs("invoice-generation", [1])
-    assert list(by_queue(await run(forge, "queue health invoice-generation"))) == ["invoice-generation"]
+    assert list(by_queue(await run(forge, "queue health invoice-generation"))) == [
+        "invoice-generation"
+    ]
     for bad in ("Email", "email:dlq", "'*'", "'email; FLUSHALL'"):
         outcome = await run(forge, f"queue health {bad}")
         assert outcome.kind == "failed" and "is not a queue name" in outcome.message, bad
@@ -212,8 +254,12 @@ async def test_invalid_names_are_refused_without_touching_redis(state_dsn):
     """Validation comes first: with Redis unreachable, a bad name still gets the name error."""
     forge = await start_forge(state_dsn, redis_url="redis://127.0.0.1:9/0")
     try:
-        for text in ("queue pause 'email; FLUSHALL'", "queue health bull:*", "dlq list 'a b'",
-                     "dlq clear 'email; FLUSHALL' --dry-run"):
+        for text in (
+            "queue pause 'email; FLUSHALL'",
+            "queue health bull:*",
+            "dlq list 'a b'",
+            "dlq clear 'email; FLUSHALL' --dry-run",
+        ):
             outcome = await run(forge, text)
             assert outcome.kind == "failed" and "is not a queue name" in outcome.message, text
     finally:
@@ -251,10 +297,17 @@ async def test_inject_failure_adds_clientforges_test_jobs(forge, rdb):
     q = Queue("embeddings", {"connection": URL})
     jobs = [await q.getJob(i) for i in ids]
     assert {j.name for j in jobs} == {"test-failure"}
-    assert jobs[0].opts["attempts"] == 5 and jobs[0].opts["backoff"] == {"type": "exponential", "delay": 1000}
+    assert jobs[0].opts["attempts"] == 5 and jobs[0].opts["backoff"] == {
+        "type": "exponential",
+        "delay": 1000,
+    }
     data = jobs[3].data
     assert data["testId"].startswith("test-failure-") and data["testId"].endswith("-3")
-    assert data["shouldFail"] is True and data["failureType"] == "intentional-test" and data["injectedAt"]
+    assert (
+        data["shouldFail"] is True
+        and data["failureType"] == "intentional-test"
+        and data["injectedAt"]
+    )
     assert (await q.getJobCounts("waiting"))["waiting"] == 7
     await q.close()
     assert (await run(forge, "queue inject-failure email")).result.data["job_ids"].__len__() == 5
@@ -279,7 +332,10 @@ def test_worker_names_of_node_and_python_bullmq_are_recognised():
     queues = ["email", "data-sync"]
     assert worker_queue(f"bull:{b64}", queues) == "data-sync"
     assert worker_queue(f"bull:{b64}:w:sync-1", queues) == "data-sync"
-    assert worker_queue("bull:email", queues) == "email" and worker_queue("bull:email:w:x", queues) == "email"
+    assert (
+        worker_queue("bull:email", queues) == "email"
+        and worker_queue("bull:email:w:x", queues) == "email"
+    )
     assert worker_queue("bull:" + base64.b64encode(b"other").decode(), queues) is None
     assert worker_queue("forge", queues) is None and worker_queue("bull:@@@", queues) is None
 
@@ -287,11 +343,14 @@ def test_worker_names_of_node_and_python_bullmq_are_recognised():
 async def test_workers_are_counted_per_queue_on_this_database(forge, rdb):
     """Connections named like BullMQ workers count, on this database only."""
     b64 = base64.b64encode(b"email").decode()
-    here = [aioredis.Redis.from_url(URL, client_name=n) for n in (f"bull:{b64}", f"bull:{b64}:w:w1")]
+    here = [
+        aioredis.Redis.from_url(URL, client_name=n) for n in (f"bull:{b64}", f"bull:{b64}:w:w1")
+    ]
     elsewhere = aioredis.Redis.from_url(URL.rsplit("/", 1)[0] + "/13", client_name=f"bull:{b64}")
     for client in [*here, elsewhere]:
         await client.ping()
-    async def idle(job, token):  # noqa: ANN001, ANN202
+
+    async def idle(job, token):
         return None
 
     worker = Worker("data-sync", idle, {"connection": URL})
@@ -300,4 +359,8 @@ async def test_workers_are_counted_per_queue_on_this_database(forge, rdb):
     await worker.close()
     for client in [*here, elsewhere]:
         await client.aclose()
-    assert rows["email"]["workers"] == 2 and rows["data-sync"]["workers"] >= 1 and rows["embeddings"]["workers"] == 0
+    assert (
+        rows["email"]["workers"] == 2
+        and rows["data-sync"]["workers"] >= 1
+        and rows["embeddings"]["workers"] == 0
+    )

@@ -34,14 +34,19 @@ from tests.support.services import redis_url
 
 URL = redis_url(12)
 _why = node_unavailable_reason()
-pytestmark = [pytest.mark.integration, pytest.mark.skipif(_why is not None, reason=f"Node BullMQ harness: {_why}")]
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(_why is not None, reason=f"Node BullMQ harness: {_why}"),
+]
 ATTEMPTS_FIELD = {3: "attemptsMade", 5: "atm"}
 # A Node worker of one version that takes one job and keeps it active until it is terminated.
-HOLD_JS = ("const [pkg, url, queue] = process.argv.slice(1); const { Worker } = require(pkg); const u = new URL(url);"
-           "new Worker(queue, (job) => { console.log(JSON.stringify({ active: job.id }));"
-           " return new Promise(() => {}); }, { concurrency: 1, connection: { host: u.hostname, port: Number(u.port),"
-           " db: Number(u.pathname.slice(1)), maxRetriesPerRequest: null } });"
-           " process.on('SIGTERM', () => process.exit(0));")
+HOLD_JS = (
+    "const [pkg, url, queue] = process.argv.slice(1); const { Worker } = require(pkg); const u = new URL(url);"
+    "new Worker(queue, (job) => { console.log(JSON.stringify({ active: job.id }));"
+    " return new Promise(() => {}); }, { concurrency: 1, connection: { host: u.hostname, port: Number(u.port),"
+    " db: Number(u.pathname.slice(1)), maxRetriesPerRequest: null } });"
+    " process.on('SIGTERM', () => process.exit(0));"
+)
 
 
 @pytest.fixture(params=[3, 5], ids=["bullmq3", "bullmq5"])
@@ -67,8 +72,13 @@ async def rdb() -> AsyncIterator[aioredis.Redis]:
 @pytest.fixture
 async def forge(state_dsn: str, q: str) -> AsyncIterator[Forge]:
     """A started forge on db 12 with this test's queue configured."""
-    config = Config.model_validate({"roles": {"viewer": ["*"], "operator": ["U0OPS"], "admin": ["U0ADMIN"]},
-                                    "approvers": ["U0LEAD"], "queues": [q]})
+    config = Config.model_validate(
+        {
+            "roles": {"viewer": ["*"], "operator": ["U0OPS"], "admin": ["U0ADMIN"]},
+            "approvers": ["U0LEAD"],
+            "queues": [q],
+        }
+    )
     started = Forge(make_settings(config, redis_url=URL, forge_state_database_url=state_dsn))
     await started.start()
     yield started
@@ -77,8 +87,10 @@ async def forge(state_dsn: str, q: str) -> AsyncIterator[Forge]:
 
 async def run(forge: Forge, text: str) -> Outcome:
     """Run a command through the real dispatcher as operator U0OPS."""
-    return await forge.dispatcher.run(Invocation(text, "U0OPS", "C0OPS", source="cli"),
-                                      actor=Actor("U0OPS", Role.OPERATOR, source="cli"))
+    return await forge.dispatcher.run(
+        Invocation(text, "U0OPS", "C0OPS", source="cli"),
+        actor=Actor("U0OPS", Role.OPERATOR, source="cli"),
+    )
 
 
 def data(outcome: Outcome) -> dict:
@@ -101,9 +113,17 @@ async def keys(rdb: aioredis.Redis, q: str) -> set[str]:
 @asynccontextmanager
 async def holding(node: NodeBullMQ, q: str) -> AsyncIterator[str]:
     """A real Node worker of that version holding one job active for the block; yields the job id."""
-    proc = await asyncio.create_subprocess_exec("node", "-e", HOLD_JS, PACKAGES[node.version], node.redis_url, q,
-                                                cwd=NODE_DIR, stdout=asyncio.subprocess.PIPE,
-                                                stderr=asyncio.subprocess.DEVNULL)
+    proc = await asyncio.create_subprocess_exec(
+        "node",
+        "-e",
+        HOLD_JS,
+        PACKAGES[node.version],
+        node.redis_url,
+        q,
+        cwd=NODE_DIR,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
     try:
         line = await asyncio.wait_for(proc.stdout.readline(), 20)  # type: ignore[union-attr]
         assert line, "the holding Node worker exited before taking a job"
@@ -115,14 +135,22 @@ async def holding(node: NodeBullMQ, q: str) -> AsyncIterator[str]:
 
 
 def as_node_counts(row: dict) -> dict:
-    return {k: row[k] for k in ("waiting", "active", "delayed", "prioritized", "failed", "completed")}
+    return {
+        k: row[k] for k in ("waiting", "active", "delayed", "prioritized", "failed", "completed")
+    }
 
 
 def expected_from(node_counts: dict) -> dict:
     """Node's getJobCounts in forge's terms: `waiting` covers the paused list; 3.x has no `prioritized`."""
     c = node_counts["counts"]
-    return {"waiting": c["waiting"] + c["paused"], "active": c["active"], "delayed": c["delayed"],
-            "prioritized": c.get("prioritized", 0), "failed": c["failed"], "completed": c["completed"]}
+    return {
+        "waiting": c["waiting"] + c["paused"],
+        "active": c["active"],
+        "delayed": c["delayed"],
+        "prioritized": c.get("prioritized", 0),
+        "failed": c["failed"],
+        "completed": c["completed"],
+    }
 
 
 async def test_health_counts_equal_node_getjobcounts(node, q, forge):
@@ -135,17 +163,27 @@ async def test_health_counts_equal_node_getjobcounts(node, q, forge):
     await node.add(q, 1, name="held")
     async with holding(node, q) as held:
         assert held == "10"
-        await node.add(q, 3)  # wait is not empty, so 3.x adds no delay marker below (see the marker tests)
+        await node.add(
+            q, 3
+        )  # wait is not empty, so 3.x adds no delay marker below (see the marker tests)
         await node.add(q, 1, delay=60_000)
         await node.add(q, 2, priority=5)
         row, want = await health(forge, q), await node.counts(q)
         assert as_node_counts(row) == expected_from(want)
-        assert (row["active"], row["failed"], row["dlq"], row["delayed"], row["completed"]) == (1, 7, 4, 1, 2)
+        assert (row["active"], row["failed"], row["dlq"], row["delayed"], row["completed"]) == (
+            1,
+            7,
+            4,
+            1,
+            2,
+        )
         assert row["waiting"] + row["prioritized"] == 5 and row["paused"] is False
         await node.pause(q)
         row, want = await health(forge, q), await node.counts(q)
         assert want["paused"] is True and want["counts"]["paused"] > 0
-        assert as_node_counts(row) == expected_from(want) and row["paused"] is True and row["dlq"] == 4
+        assert (
+            as_node_counts(row) == expected_from(want) and row["paused"] is True and row["dlq"] == 4
+        )
 
 
 async def test_dlq_count_is_exact_beyond_1001_node_failures(node, q, forge, rdb):
@@ -153,9 +191,16 @@ async def test_dlq_count_is_exact_beyond_1001_node_failures(node, q, forge, rdb)
     await node.fail(q, 1200, attempts=3, concurrency=400)
     await node.fail(q, 30, attempts=2)
     row = await health(forge, q)
-    assert (row["failed"], row["dlq"]) == ((await node.counts(q))["counts"]["failed"], 1200) == (1230, 1200)
-    members = {i for i in await rdb.zrange(f"bull:{q}:failed", 0, -1)
-               if int(await rdb.hget(f"bull:{q}:{i}", ATTEMPTS_FIELD[node.version])) >= 3}
+    assert (
+        (row["failed"], row["dlq"])
+        == ((await node.counts(q))["counts"]["failed"], 1200)
+        == (1230, 1200)
+    )
+    members = {
+        i
+        for i in await rdb.zrange(f"bull:{q}:failed", 0, -1)
+        if int(await rdb.hget(f"bull:{q}:{i}", ATTEMPTS_FIELD[node.version])) >= 3
+    }
     assert len(members) == 1200
     page = data(await run(forge, f"dlq list {q} --page 12 --limit 100"))
     assert page["total"] == 1200 and len(page["jobs"]) == 100
@@ -220,25 +265,41 @@ async def test_dlq_clear_removes_node_jobs_whole_and_archives_them(node, q, forg
     before = await keys(rdb, q)
     assert set(dlq) | {"7", "8", "9", "failed", "events", "meta", "id"} <= before
     spec = REGISTRY.get("dlq clear")
-    ctx = forge.dispatcher.context(Actor("U0OPS", Role.OPERATOR), Invocation(f"dlq clear {q}", "U0OPS", "C0OPS"))
+    ctx = forge.dispatcher.context(
+        Actor("U0OPS", Role.OPERATOR), Invocation(f"dlq clear {q}", "U0OPS", "C0OPS")
+    )
     result = await spec.handler(ctx, spec.args.model_validate({"queue": q}))
     assert (result.data["removed"], result.data["skipped"]) == (6, 0)
     counts = (await node.counts(q))["counts"]
-    assert counts["failed"] == 3 and sorted(await rdb.zrange(f"bull:{q}:failed", 0, -1)) == ["7", "8", "9"]
+    assert counts["failed"] == 3 and sorted(await rdb.zrange(f"bull:{q}:failed", 0, -1)) == [
+        "7",
+        "8",
+        "9",
+    ]
     for job_id in dlq:
         assert [k async for k in rdb.scan_iter(match=f"bull:{q}:{job_id}*", count=1000)] == []
     assert await keys(rdb, q) == before - set(dlq)
     assert (await node.get(q, "1"))["job"] is None and (await node.get(q, "7"))["state"] == "failed"
 
-    raw = [json.loads(line) for line in (await forge.archive.export(uuid.UUID(result.data["batch"]))).splitlines()]
+    raw = [
+        json.loads(line)
+        for line in (await forge.archive.export(uuid.UUID(result.data["batch"]))).splitlines()
+    ]
     assert {line.pop("id"): (line.pop("queue"), line)[1] for line in raw} == records
     outcome = await run(forge, f"dlq archive-export {result.data['batch']}")
     assert data(outcome)["jobs"] == 6
-    lines = {j["id"]: j for j in map(json.loads, outcome.result.attachments[0].content.decode().splitlines())}
+    lines = {
+        j["id"]: j
+        for j in map(json.loads, outcome.result.attachments[0].content.decode().splitlines())
+    }
     assert sorted(lines, key=int) == dlq
     for job_id, job in lines.items():
         n = int(job_id) - 1
-        assert job["queue"] == q and job["data"] == {"tenant": "acme", "n": n} and job["failedReason"] == f"boom {n}"
+        assert (
+            job["queue"] == q
+            and job["data"] == {"tenant": "acme", "n": n}
+            and job["failedReason"] == f"boom {n}"
+        )
         assert len(job["stacktrace"]) == 3 and job["stacktrace"][0].startswith(f"Error: boom {n}")
         assert job[ATTEMPTS_FIELD[node.version]] == "3" and job["opts"]["attempts"] == 3
 
@@ -261,7 +322,11 @@ async def test_node_pause_is_seen_by_health(node, q, forge):
     await node.add(q, 3)
     await node.pause(q)
     row = await health(forge, q)
-    assert (row["paused"], row["waiting"], row["status"]) == (True, 3, "warning") and "paused" in row["reasons"]
+    assert (row["paused"], row["waiting"], row["status"]) == (
+        True,
+        3,
+        "warning",
+    ) and "paused" in row["reasons"]
     assert "already paused" in (await run(forge, f"queue pause {q}")).result.summary
     assert data(await run(forge, f"queue resume {q}"))["paused"] is False
     assert sorted((await node.process(q, expect=3))["processed"], key=int) == ["1", "2", "3"]
@@ -270,6 +335,7 @@ async def test_node_pause_is_seen_by_health(node, q, forge):
 # ---- 3.x only: the delay marker `0:<timestamp>` that 3.x LPUSHes into an empty wait list -------------------
 # Node 3.15.8's getCounts-1.lua leaves out (and RPOPs) a marker at the tail of wait, and counts one anywhere
 # else; forge reads the same way without the RPOP. So forge is asked before Node, whose count changes the list.
+
 
 @pytest.mark.parametrize("node", [3], indirect=True, ids=["bullmq3"])
 async def test_v3_delay_marker_at_the_tail_is_not_counted(node, q, forge, rdb):
@@ -284,7 +350,9 @@ async def test_v3_delay_marker_at_the_tail_is_not_counted(node, q, forge, rdb):
 
 
 @pytest.mark.parametrize("node", [3], indirect=True, ids=["bullmq3"])
-async def test_v3_delay_marker_behind_a_prioritized_job_counts_as_node3_counts_it(node, q, forge, rdb):
+async def test_v3_delay_marker_behind_a_prioritized_job_counts_as_node3_counts_it(
+    node, q, forge, rdb
+):
     """A 3.x prioritized job added after a delayed one lands behind the marker; forge, like Node 3's
     getJobCounts, then reports 2 waiting for 1 job (Node's own quirk, reproduced rather than fixed)."""
     await node.add(q, 1, delay=60_000)

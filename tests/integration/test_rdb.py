@@ -15,13 +15,37 @@ from tests.support.services import redis_url
 pytestmark = pytest.mark.integration
 URL = redis_url(11)
 STACK = json.dumps(["Error: boom\n" + "    at Worker.processJob (worker.js:123:45)\n" * 30] * 3)
-INTS = [0, 1, 127, 128, 4095, -4096, 4096, 32767, -32768, 40000, 8388607, -8388608, 2**31 - 1, -2**31, 2**63 - 1,
-        -2**63]
+INTS = [
+    0,
+    1,
+    127,
+    128,
+    4095,
+    -4096,
+    4096,
+    32767,
+    -32768,
+    40000,
+    8388607,
+    -8388608,
+    2**31 - 1,
+    -(2**31),
+    2**63 - 1,
+    -(2**63),
+]
 HASHES = {
-    "job": {"name": "send-email", "data": json.dumps({"to": "a@example.com"}), "opts": '{"attempts":3}',
-            "timestamp": "1700000000000", "atm": "3", "failedReason": "boom", "stacktrace": STACK},
+    "job": {
+        "name": "send-email",
+        "data": json.dumps({"to": "a@example.com"}),
+        "opts": '{"attempts":3}',
+        "timestamp": "1700000000000",
+        "atm": "3",
+        "failedReason": "boom",
+        "stacktrace": STACK,
+    },
     "small": {"a": "1", "b": "hello", "empty": "", "unicode": "ünïcødé ✓ 日本", "neg": "-12"},
-    "integers": {f"k{n}": str(n) for n in INTS} | {"beyond": "12345678901234567890", "lead": "007", "plus": "+5"},
+    "integers": {f"k{n}": str(n) for n in INTS}
+    | {"beyond": "12345678901234567890", "lead": "007", "plus": "+5"},
     "compressible": {"s": "a" * 63, "t": "b" * 40 + "c" * 23},
 }
 
@@ -51,7 +75,10 @@ async def test_long_listpack_strings(rdb):
     before = (await rdb.config_get("hash-max-listpack-value"))["hash-max-listpack-value"]
     await rdb.config_set("hash-max-listpack-value", 8192)
     try:
-        await rdb.hset("long", mapping={"mid": "x" * 300, "big": "".join(chr(65 + i % 26) for i in range(5000))})
+        await rdb.hset(
+            "long",
+            mapping={"mid": "x" * 300, "big": "".join(chr(65 + i % 26) for i in range(5000))},
+        )
         assert await rdb.object("encoding", "long") == "listpack"
         assert read_hash(await rdb.dump("long")) == await rdb.hgetall("long")
     finally:

@@ -52,7 +52,9 @@ def clientforge_db() -> Iterator[str]:
         await admin.close()
         conn = await asyncpg.connect(dsn_for(name))
         await conn.execute(SCHEMA)
-        await conn.executemany("INSERT INTO tenants (id, name) VALUES ($1, 'acme')", [(t,) for t in TENANTS])
+        await conn.executemany(
+            "INSERT INTO tenants (id, name) VALUES ($1, 'acme')", [(t,) for t in TENANTS]
+        )
         await conn.execute("INSERT INTO users (id, tenant_id) VALUES ($1, $2)", USER, TENANTS[0])
         await conn.close()
 
@@ -82,15 +84,36 @@ async def forge(state_dsn, clientforge_db):
         yield started
 
 
-async def searches(conn: asyncpg.Connection, query: str, times: int, *, results: int = 5, ms: int = 40,
-                   clicked: int = 0, days_ago: float = 0.01, tenant: int = 0) -> None:
+async def searches(
+    conn: asyncpg.Connection,
+    query: str,
+    times: int,
+    *,
+    results: int = 5,
+    ms: int = 40,
+    clicked: int = 0,
+    days_ago: float = 0.01,
+    tenant: int = 0,
+) -> None:
     """Insert `times` telemetry rows for one query, the first `clicked` of them clicked."""
     await conn.executemany(
         "INSERT INTO search_telemetry (tenant_id, user_id, query, query_lowercase, result_count, response_time_ms,"
         " clicked, clicked_index, created_at) VALUES ($1, $2, $3, lower($3), $4, $5, $6, $7,"
         " now() - make_interval(secs => $8))",
-        [(TENANTS[tenant], USER, query, results, ms, i < clicked, 1 if i < clicked else None, days_ago * 86400)
-         for i in range(times)])
+        [
+            (
+                TENANTS[tenant],
+                USER,
+                query,
+                results,
+                ms,
+                i < clicked,
+                1 if i < clicked else None,
+                days_ago * 86400,
+            )
+            for i in range(times)
+        ],
+    )
 
 
 async def test_zero_results_lists_queries_seen_three_times_with_synonym_candidates(forge, db):
@@ -101,13 +124,17 @@ async def test_zero_results_lists_queries_seen_three_times_with_synonym_candidat
     await searches(db, "acme", 2, results=0)
     await searches(db, "ancient", 5, results=0, days_ago=40)
     await searches(db, "contacts", 10, results=8, clicked=5)
-    await db.execute("INSERT INTO search_synonyms (tenant_id, synonyms) VALUES ($1, ARRAY['deal flow', 'pipeline'])",
-                     TENANTS[0])
+    await db.execute(
+        "INSERT INTO search_synonyms (tenant_id, synonyms) VALUES ($1, ARRAY['deal flow', 'pipeline'])",
+        TENANTS[0],
+    )
     outcome = await run(forge, "search zero-results")
     assert outcome.kind == "result", outcome.message
     data = outcome.result.data
-    assert [(q["query"], q["times"], q["tenants"]) for q in data["queries"]] == [("pipeline crm", 4, 2),
-                                                                                  ("deal flow", 3, 1)]
+    assert [(q["query"], q["times"], q["tenants"]) for q in data["queries"]] == [
+        ("pipeline crm", 4, 2),
+        ("deal flow", 3, 1),
+    ]
     assert data["candidates"] == ["pipeline crm"] and outcome.result.status is Status.WARNING
     assert outcome.result.tables[0].rows[1][-1] == "yes"
     wider = (await run(forge, "search zero-results --days 60 --limit 1")).result.data
@@ -129,9 +156,15 @@ async def test_only_old_rows_mean_telemetry_stopped(forge, db):
     await searches(db, "contacts", 20, days_ago=45)
     outcome = await run(forge, "search analyze")
     assert outcome.result.status is Status.WARNING
-    assert "no search_telemetry rows in the last 30 days (newest 45.0 d old)" in outcome.result.summary
+    assert (
+        "no search_telemetry rows in the last 30 days (newest 45.0 d old)" in outcome.result.summary
+    )
     fields = dict(outcome.result.fields)
-    assert fields["Searches"] == "0" and fields["Avg response"] == "—" and fields["Click-through"] == "—"
+    assert (
+        fields["Searches"] == "0"
+        and fields["Avg response"] == "—"
+        and fields["Click-through"] == "—"
+    )
 
 
 async def test_analyze_healthy_search_is_ok(forge, db):
@@ -142,7 +175,11 @@ async def test_analyze_healthy_search_is_ok(forge, db):
     assert outcome.kind == "result", outcome.message
     assert outcome.result.status is Status.OK, outcome.result.summary
     fields = dict(outcome.result.fields)
-    assert fields["Searches"] == "15" and fields["Click-through"] == "40.0 %" and fields["Tenants"] == "1"
+    assert (
+        fields["Searches"] == "15"
+        and fields["Click-through"] == "40.0 %"
+        and fields["Tenants"] == "1"
+    )
     assert outcome.result.tables[0].rows[0][:2] == ["contacts", "10"]
 
 
@@ -154,9 +191,14 @@ async def test_analyze_flags_slow_average_zero_results_and_broken_clicks(forge, 
     outcome = await run(forge, "search analyze")
     reasons = outcome.result.data["reasons"]
     assert outcome.result.status is Status.WARNING
-    assert "average response 353 ms (> 200 ms)" in reasons and "4 searches took over 500 ms" in reasons
+    assert (
+        "average response 353 ms (> 200 ms)" in reasons and "4 searches took over 500 ms" in reasons
+    )
     assert any(r.startswith("1 query found nothing 3+ times") for r in reasons)
-    assert "click-through 0.0 % (< 30 %): no click recorded at all, ClientForge's click tracking is broken" in reasons
+    assert (
+        "click-through 0.0 % (< 30 %): no click recorded at all, ClientForge's click tracking is broken"
+        in reasons
+    )
     assert "UPDATE … ORDER BY … LIMIT" in outcome.result.text
     titles = [t.title for t in outcome.result.tables]
     assert titles == ["Top queries", "Zero-result queries seen 3+ times", "Slow queries (> 500 ms)"]
@@ -172,7 +214,11 @@ async def test_missing_table_is_critical(state_dsn):
 
 async def test_bad_input_is_a_usage_error(forge, db):
     """Out-of-range or unknown options are refused before any query."""
-    for text in ("search zero-results --days 0", "search zero-results --limit 1000", "search analyze --days x",
-                 "search analyze --since 3"):
+    for text in (
+        "search zero-results --days 0",
+        "search zero-results --limit 1000",
+        "search analyze --days x",
+        "search analyze --since 3",
+    ):
         outcome = await run(forge, text)
         assert outcome.kind == "usage" and len(outcome.message) < 120, text

@@ -12,10 +12,13 @@ from tests.conftest import make_settings, running_forge
 from tests.support.approval_fixtures import EXECUTED, registry_with_wipe
 
 pytestmark = pytest.mark.integration
-CONFIG = Config.model_validate({
-    "roles": {"viewer": ["*"], "operator": ["U0OPS", "U0OPS2"], "admin": ["U0ADMIN"]},
-    "approvers": ["U0LEAD", "U0LEAD2", "U0OPS"], "channels": {"destructive": ["C0OPS"]},
-})
+CONFIG = Config.model_validate(
+    {
+        "roles": {"viewer": ["*"], "operator": ["U0OPS", "U0OPS2"], "admin": ["U0ADMIN"]},
+        "approvers": ["U0LEAD", "U0LEAD2", "U0OPS"],
+        "channels": {"destructive": ["C0OPS"]},
+    }
+)
 
 
 @pytest.fixture(autouse=True)
@@ -48,8 +51,13 @@ async def open_dialog(bot, text="test wipe alpha", user="U0OPS", channel="C0OPS"
 async def confirm(bot, view, typed, user="U0OPS"):
     """Submit the dialog with the typed confirmation."""
     values = {"confirm": {"typed": {"type": "plain_text_input", "value": typed}}}
-    response = await bot.client.submit_view("forge_confirm", values, user=user, view_id=view["id"],
-                                            private_metadata=view["private_metadata"])
+    response = await bot.client.submit_view(
+        "forge_confirm",
+        values,
+        user=user,
+        view_id=view["id"],
+        private_metadata=view["private_metadata"],
+    )
     await bot.settle()
     return response
 
@@ -77,8 +85,11 @@ async def click(bot, action, approval_id, user):
 
 def ephemeral_texts(bot) -> str:
     """Everything said privately."""
-    return json.dumps([e.get("text") for e in bot.slack.ephemerals] + [r.get("text") for r in bot.slack.responses],
-                      ensure_ascii=False)
+    return json.dumps(
+        [e.get("text") for e in bot.slack.ephemerals]
+        + [r.get("text") for r in bot.slack.responses],
+        ensure_ascii=False,
+    )
 
 
 async def test_dialog_shows_the_dry_run_and_asks_for_the_target(bot):
@@ -86,7 +97,10 @@ async def test_dialog_shows_the_dry_run_and_asks_for_the_target(bot):
     view = await open_dialog(bot)
     said = json.dumps(view["blocks"], ensure_ascii=False)
     assert "Would wipe 3 items from alpha" in said and "Type alpha to confirm" in said
-    assert bot.slack.calls_to("views.open")[0].args["view"]["blocks"][1]["text"]["text"] == "⏳ Computing the dry run…"
+    assert (
+        bot.slack.calls_to("views.open")[0].args["view"]["blocks"][1]["text"]["text"]
+        == "⏳ Computing the dry run…"
+    )
     assert not bot.slack.calls_to("chat.postMessage") and await rows(bot) == []
 
 
@@ -94,7 +108,10 @@ async def test_wrong_confirmation_is_refused_in_the_dialog_and_changes_nothing(b
     """Typing the wrong target keeps the dialog open with an error; nothing is stored or run."""
     view = await open_dialog(bot)
     response = await confirm(bot, view, "alpah")
-    assert response.json() == {"response_action": "errors", "errors": {"confirm": "Type `alpha` exactly to confirm."}}
+    assert response.json() == {
+        "response_action": "errors",
+        "errors": {"confirm": "Type `alpha` exactly to confirm."},
+    }
     assert await rows(bot) == [] and not bot.slack.calls_to("chat.postMessage") and EXECUTED == []
     audit = await rows(bot, "SELECT event FROM forge.audit_log")
     assert "confirm_mismatch" in [r["event"] for r in audit]
@@ -103,11 +120,17 @@ async def test_wrong_confirmation_is_refused_in_the_dialog_and_changes_nothing(b
 async def test_right_confirmation_posts_a_card_with_the_exact_request(bot):
     """A correct confirmation stores a pending request and posts its card with Approve and Deny."""
     row = await requested(bot)
-    assert row["status"] == "pending" and json.loads(row["params"]) == {"target": "alpha", "dry_run": False}
+    assert row["status"] == "pending" and json.loads(row["params"]) == {
+        "target": "alpha",
+        "dry_run": False,
+    }
     [card] = bot.slack.calls_to("chat.postMessage")
     said = json.dumps(card.args["blocks"], ensure_ascii=False)
     assert "test wipe alpha" in said and "Would wipe 3 items" in said and "<@U0OPS>" in said
-    assert [e["action_id"] for e in card.args["blocks"][-1]["elements"]] == ["forge_approve", "forge_deny"]
+    assert [e["action_id"] for e in card.args["blocks"][-1]["elements"]] == [
+        "forge_approve",
+        "forge_deny",
+    ]
     assert row["message_ts"] == card.response["ts"] and EXECUTED == []
 
 
@@ -129,7 +152,9 @@ async def test_approval_executes_once_and_updates_the_card(bot):
     assert done["status"] == "succeeded" and done["decided_by"] == "U0LEAD"
     updates = [c.args["text"] for c in bot.slack.calls_to("chat.update")]
     assert any("running" in u for u in updates) and "done" in updates[-1]
-    assert any(c.args.get("thread_ts") == row["message_ts"] for c in bot.slack.calls_to("chat.postMessage"))
+    assert any(
+        c.args.get("thread_ts") == row["message_ts"] for c in bot.slack.calls_to("chat.postMessage")
+    )
     events = [r["event"] for r in await rows(bot, "SELECT event FROM forge.audit_log ORDER BY id")]
     for event in ("approval_requested", "approved", "intent", "outcome"):
         assert event in events
@@ -155,8 +180,12 @@ async def test_double_click_executes_once(bot):
     """Two approvers clicking at once (and a double click) run it once; the losers are told who won."""
     row = await requested(bot)
     card_ts = bot.slack.calls_to("chat.postMessage")[0].response["ts"]
-    await asyncio.gather(*(bot.client.click("forge_approve", str(row["id"]), user=u, message_ts=card_ts)
-                           for u in ("U0LEAD", "U0LEAD2", "U0LEAD", "U0LEAD2")))
+    await asyncio.gather(
+        *(
+            bot.client.click("forge_approve", str(row["id"]), user=u, message_ts=card_ts)
+            for u in ("U0LEAD", "U0LEAD2", "U0LEAD", "U0LEAD2")
+        )
+    )
     await bot.settle()
     assert EXECUTED == ["alpha"]
     assert "already approved" in ephemeral_texts(bot)
@@ -165,11 +194,16 @@ async def test_double_click_executes_once(bot):
 async def test_two_forge_processes_sharing_the_store_execute_once(settings, slack):
     """Approvals delivered to two replicas at the same moment run the command once."""
     registry = registry_with_wipe()
-    async with running_forge(settings, slack, registry) as one, running_forge(settings, slack, registry) as two:
+    async with (
+        running_forge(settings, slack, registry) as one,
+        running_forge(settings, slack, registry) as two,
+    ):
         row = await requested(one)
         ts = slack.calls_to("chat.postMessage")[0].response["ts"]
-        await asyncio.gather(one.client.click("forge_approve", str(row["id"]), user="U0LEAD", message_ts=ts),
-                             two.client.click("forge_approve", str(row["id"]), user="U0LEAD2", message_ts=ts))
+        await asyncio.gather(
+            one.client.click("forge_approve", str(row["id"]), user="U0LEAD", message_ts=ts),
+            two.client.click("forge_approve", str(row["id"]), user="U0LEAD2", message_ts=ts),
+        )
         await one.settle()
         await two.settle()
     assert EXECUTED == ["alpha"]
@@ -225,7 +259,9 @@ async def test_altered_stored_arguments_are_not_executed(bot):
     """If the stored arguments change after the request, execution refuses (G4)."""
     row = await requested(bot)
     pool = await bot.forge.store.pool()
-    await pool.execute("""UPDATE forge.approvals SET params = '{"target": "beta", "dry_run": false}'""")
+    await pool.execute(
+        """UPDATE forge.approvals SET params = '{"target": "beta", "dry_run": false}'"""
+    )
     await click(bot, "forge_approve", row["id"], "U0LEAD")
     assert EXECUTED == [] and (await rows(bot))[0]["status"] == "failed"
 
@@ -236,7 +272,9 @@ async def test_tampered_dialog_metadata_is_refused(bot):
     sealed = json.loads(view["private_metadata"])
     payload = json.loads(sealed["p"])
     payload["text"] = "test wipe beta"
-    view["private_metadata"] = json.dumps({"p": json.dumps(payload, sort_keys=True), "s": sealed["s"]})
+    view["private_metadata"] = json.dumps(
+        {"p": json.dumps(payload, sort_keys=True), "s": sealed["s"]}
+    )
     response = await confirm(bot, view, "beta")
     assert response.json()["response_action"] == "errors" and await rows(bot) == []
 
@@ -248,11 +286,17 @@ async def test_failure_is_reported_and_never_retried(bot):
         bot.slack.views.clear()
         await confirm(bot, view, target)
         pool = await bot.forge.store.pool()
-        row = await pool.fetchrow("SELECT * FROM forge.approvals WHERE params->>'target' = $1", target)
+        row = await pool.fetchrow(
+            "SELECT * FROM forge.approvals WHERE params->>'target' = $1", target
+        )
         bot.slack.calls.clear()
-        await bot.client.click("forge_approve", str(row["id"]), user="U0LEAD", message_ts=row["message_ts"])
+        await bot.client.click(
+            "forge_approve", str(row["id"]), user="U0LEAD", message_ts=row["message_ts"]
+        )
         await bot.settle()
-        assert (await pool.fetchval("SELECT status FROM forge.approvals WHERE id = $1", row["id"])) == status
+        assert (
+            await pool.fetchval("SELECT status FROM forge.approvals WHERE id = $1", row["id"])
+        ) == status
     assert EXECUTED == ["fail", "hang"]
 
 
@@ -260,8 +304,10 @@ async def test_crash_while_executing_becomes_outcome_unknown(bot):
     """A request left executing past its lease (forge died mid-run) is marked outcome unknown, never re-run."""
     row = await requested(bot)
     pool = await bot.forge.store.pool()
-    await pool.execute("UPDATE forge.approvals SET status = 'executing', decided_by = 'U0LEAD', "
-                       "lease_until = now() - interval '1 second'")
+    await pool.execute(
+        "UPDATE forge.approvals SET status = 'executing', decided_by = 'U0LEAD', "
+        "lease_until = now() - interval '1 second'"
+    )
     await bot.surface.approval_ui.sweep()
     assert (await rows(bot))[0]["status"] == "outcome_unknown" and EXECUTED == []
     await click(bot, "forge_approve", row["id"], "U0LEAD2")
@@ -279,7 +325,9 @@ async def test_viewer_cannot_request(bot):
     """A viewer gets a denial naming the operator role; no dialog opens."""
     await bot.client.slash("test wipe alpha", user="U0VIEW")
     await bot.settle()
-    assert not bot.slack.calls_to("views.open") and "needs the operator role" in ephemeral_texts(bot)
+    assert not bot.slack.calls_to("views.open") and "needs the operator role" in ephemeral_texts(
+        bot
+    )
 
 
 async def test_dry_run_runs_without_approval(bot):
@@ -298,9 +346,18 @@ async def test_approval_claim_is_atomic_in_sql(state_dsn):
 
     store = StateStore(state_dsn, 5.0)
     approvals = ApprovalStore(store)
-    request = await approvals.create(command="test wipe", text="test wipe alpha", params={"target": "alpha"},
-                                     requester_id="U0OPS", channel_id="C0OPS", preview="x", ttl=timedelta(minutes=5))
-    wins = await asyncio.gather(*(approvals.claim(request.id, f"U0LEAD{i}", timedelta(minutes=1)) for i in range(50)))
+    request = await approvals.create(
+        command="test wipe",
+        text="test wipe alpha",
+        params={"target": "alpha"},
+        requester_id="U0OPS",
+        channel_id="C0OPS",
+        preview="x",
+        ttl=timedelta(minutes=5),
+    )
+    wins = await asyncio.gather(
+        *(approvals.claim(request.id, f"U0LEAD{i}", timedelta(minutes=1)) for i in range(50))
+    )
     assert sum(1 for w in wins if w is not None) == 1
     assert await approvals.claim(request.id, "U0OPS", timedelta(minutes=1)) is None
     await store.aclose()

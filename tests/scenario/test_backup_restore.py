@@ -20,11 +20,12 @@ from tests.support.backup_fixtures import (
 pytestmark = pytest.mark.integration
 
 
-
 @pytest.fixture
-async def bot(state_dsn, slack, cf, tmp_path: Path) -> AsyncIterator[Harness]:  # noqa: ANN001
+async def bot(state_dsn, slack, cf, tmp_path: Path) -> AsyncIterator[Harness]:
     """forge over HTTP with the Slack double; DATABASE_URL is the ClientForge-shaped database."""
-    async with running_forge(backup_settings(state_dsn, cf, tmp_path, slack_api_url=slack.url), slack) as harness:
+    async with running_forge(
+        backup_settings(state_dsn, cf, tmp_path, slack_api_url=slack.url), slack
+    ) as harness:
         yield harness
 
 
@@ -37,10 +38,15 @@ async def open_dialog(bot: Harness, text: str, user: str = "U0ADMIN") -> dict:
     return view
 
 
-async def confirm(bot: Harness, view: dict, typed: str, user: str = "U0ADMIN"):  # noqa: ANN201
+async def confirm(bot: Harness, view: dict, typed: str, user: str = "U0ADMIN"):
     values = {"confirm": {"typed": {"type": "plain_text_input", "value": typed}}}
-    response = await bot.client.submit_view("forge_confirm", values, user=user, view_id=view["id"],
-                                            private_metadata=view["private_metadata"])
+    response = await bot.client.submit_view(
+        "forge_confirm",
+        values,
+        user=user,
+        view_id=view["id"],
+        private_metadata=view["private_metadata"],
+    )
     await bot.settle()
     return response
 
@@ -56,15 +62,20 @@ async def catalog(bot: Harness) -> list[asyncpg.Record]:
 
 
 def private(bot: Harness) -> str:
-    return json.dumps([e.get("text") for e in bot.slack.ephemerals] + [r.get("text") for r in bot.slack.responses],
-                      ensure_ascii=False)
+    return json.dumps(
+        [e.get("text") for e in bot.slack.ephemerals]
+        + [r.get("text") for r in bot.slack.responses],
+        ensure_ascii=False,
+    )
 
 
 async def damage(dsn: str) -> None:
     """What an incident does: rows deleted, a row added, a table dropped."""
     conn = await asyncpg.connect(dsn)
-    await conn.execute("DELETE FROM contacts WHERE id > 1500; INSERT INTO tasks (tenant_id, title) "
-                       "SELECT tenant_id, 'after the dump' FROM accounts LIMIT 3; DROP TABLE notes")
+    await conn.execute(
+        "DELETE FROM contacts WHERE id > 1500; INSERT INTO tasks (tenant_id, title) "
+        "SELECT tenant_id, 'after the dump' FROM accounts LIMIT 3; DROP TABLE notes"
+    )
     await conn.close()
 
 
@@ -89,14 +100,20 @@ async def test_restore_needs_the_typed_name_and_a_second_person_then_runs_once(b
     await confirm(bot, view, dump)
     [request] = await approvals(bot)
     [card] = bot.slack.calls_to("chat.postMessage")
-    assert request["status"] == "pending" and f"backup restore --file {dump}" in json.dumps(card.args["blocks"])
+    assert request["status"] == "pending" and f"backup restore --file {dump}" in json.dumps(
+        card.args["blocks"]
+    )
 
-    await bot.client.click("forge_approve", str(request["id"]), user="U0ADMIN", message_ts=card.response["ts"])
+    await bot.client.click(
+        "forge_approve", str(request["id"]), user="U0ADMIN", message_ts=card.response["ts"]
+    )
     await bot.settle()
     assert "can't approve your own request" in private(bot)
     assert await table_counts(cf) == damaged and len(await catalog(bot)) == 1
 
-    await bot.client.click("forge_approve", str(request["id"]), user="U0LEAD", message_ts=card.response["ts"])
+    await bot.client.click(
+        "forge_approve", str(request["id"]), user="U0LEAD", message_ts=card.response["ts"]
+    )
     await bot.settle()
     [done] = await approvals(bot)
     assert (done["status"], done["decided_by"]) == ("succeeded", "U0LEAD"), done["outcome"]
@@ -105,12 +122,23 @@ async def test_restore_needs_the_typed_name_and_a_second_person_then_runs_once(b
     assert safety["kind"] == "safety" and safety["file"].endswith("-pre-restore.dump")
     assert json.loads(safety["row_counts"]) == damaged
     thread = [m["text"] for m in bot.slack.messages("C0OPS", thread_ts=card.response["ts"])]
-    assert len(thread) == 1 and f"Restored `{dump}`" in thread[0] and "every table's row count matches" in thread[0]
-    notes = [c.args["text"] for c in bot.slack.calls_to("chat.postMessage") + bot.slack.calls_to("chat.update")
-             if c.args["text"].startswith("⏳")]
-    assert any("-pre-restore.dump" in n for n in notes) and any(n.startswith(f"⏳ Restoring `{dump}`") for n in notes)
+    assert (
+        len(thread) == 1
+        and f"Restored `{dump}`" in thread[0]
+        and "every table's row count matches" in thread[0]
+    )
+    notes = [
+        c.args["text"]
+        for c in bot.slack.calls_to("chat.postMessage") + bot.slack.calls_to("chat.update")
+        if c.args["text"].startswith("⏳")
+    ]
+    assert any("-pre-restore.dump" in n for n in notes) and any(
+        n.startswith(f"⏳ Restoring `{dump}`") for n in notes
+    )
 
-    await bot.client.click("forge_approve", str(request["id"]), user="U0LEAD", message_ts=card.response["ts"])
+    await bot.client.click(
+        "forge_approve", str(request["id"]), user="U0LEAD", message_ts=card.response["ts"]
+    )
     await bot.settle()
     assert "already approved" in private(bot) and len(await catalog(bot)) == 2
     log = (tmp_path / "logs" / "backup.log").read_text()
@@ -142,4 +170,6 @@ async def test_create_over_slack_edits_one_progress_message(bot):
     notes = [c.args["text"] for c in bot.slack.calls_to("chat.update")]
     assert any(n.startswith("⏳ Checksumming `backup-") for n in notes)
     [final] = bot.slack.messages("C0OPS")
-    assert final["text"].startswith("✅ backup create — ok") and final["ts"] == posted.response["ts"]
+    assert (
+        final["text"].startswith("✅ backup create — ok") and final["ts"] == posted.response["ts"]
+    )

@@ -23,19 +23,37 @@ FORGE = [str(Path(sys.executable).with_name("forge"))]
 
 def forge_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     """A clean environment for the console script: local services, closed ports for the rest."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "FORGE_", "DATABASE_", "REDIS_"))}
-    env.update({"DATABASE_URL": PG_ADMIN, "REDIS_URL": REDIS_URL, "ELASTICSEARCH_URL": "http://127.0.0.1:9",
-                "CLIENTFORGE_API_URL": "http://127.0.0.1:9", "PROMETHEUS_URL": "http://127.0.0.1:9",
-                "GRAFANA_URL": "http://127.0.0.1:9", "FORGE_CONFIG": str(ROOT / "forge.example.yml"),
-                "PYTHONPATH": str(ROOT)})
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("SLACK_", "FORGE_", "DATABASE_", "REDIS_"))
+    }
+    env.update(
+        {
+            "DATABASE_URL": PG_ADMIN,
+            "REDIS_URL": REDIS_URL,
+            "ELASTICSEARCH_URL": "http://127.0.0.1:9",
+            "CLIENTFORGE_API_URL": "http://127.0.0.1:9",
+            "PROMETHEUS_URL": "http://127.0.0.1:9",
+            "GRAFANA_URL": "http://127.0.0.1:9",
+            "FORGE_CONFIG": str(ROOT / "forge.example.yml"),
+            "PYTHONPATH": str(ROOT),
+        }
+    )
     env.update(extra)
     return env
 
 
 def forge(tmp_path: Path, *args: str, **extra: str) -> subprocess.CompletedProcess[str]:
     """Run the console script from a scratch directory."""
-    return subprocess.run([*FORGE, *args], cwd=tmp_path, env=forge_env(tmp_path, **extra), capture_output=True,
-                          text=True, timeout=60)
+    return subprocess.run(
+        [*FORGE, *args],
+        cwd=tmp_path,
+        env=forge_env(tmp_path, **extra),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def test_run_health_prints_text_and_exits_1_when_services_are_down(tmp_path, state_dsn):
@@ -70,7 +88,11 @@ def test_run_as_a_slack_user_takes_their_role(tmp_path, state_dsn):
     assert denied.returncode == 1 and "needs the admin role" in denied.stdout
     trail = forge(tmp_path, "run", "--json", "audit --limit 1", FORGE_STATE_DATABASE_URL=state_dsn)
     row = json.loads(trail.stdout)["data"]["rows"][0]
-    assert row["event"] == "authz_fail" and row["actor_id"].startswith("cli:") and row["source"] == "cli"
+    assert (
+        row["event"] == "authz_fail"
+        and row["actor_id"].startswith("cli:")
+        and row["source"] == "cli"
+    )
 
 
 def test_bad_config_exits_2_naming_the_key(tmp_path):
@@ -107,8 +129,14 @@ def test_check_reports_every_backend_and_fails_when_one_is_unreachable(tmp_path,
     """`forge check` validates config, reaches each backend once, and exits 1 when any is down."""
     done = forge(tmp_path, "check", FORGE_STATE_DATABASE_URL=state_dsn)
     assert done.returncode == 1
-    for line in ("config: ok", "state store: ok", "postgres: ok", "redis: ok", "api: critical",
-                 "slack: not configured"):
+    for line in (
+        "config: ok",
+        "state store: ok",
+        "postgres: ok",
+        "redis: ok",
+        "api: critical",
+        "slack: not configured",
+    ):
         assert line in done.stdout, done.stdout
 
 
@@ -121,7 +149,11 @@ def test_manifest_check_matches_the_committed_file(tmp_path):
 def test_serve_without_slack_credentials_names_the_variables(tmp_path):
     """`forge serve` refuses to start without credentials and says which variables are missing."""
     done = forge(tmp_path, "serve")
-    assert done.returncode == 2 and "SLACK_BOT_TOKEN" in done.stderr and "SLACK_SIGNING_SECRET" in done.stderr
+    assert (
+        done.returncode == 2
+        and "SLACK_BOT_TOKEN" in done.stderr
+        and "SLACK_SIGNING_SECRET" in done.stderr
+    )
 
 
 def free_port() -> int:
@@ -134,11 +166,18 @@ def free_port() -> int:
 async def test_serve_answers_slack_end_to_end(tmp_path, state_dsn, slack):
     """The real `forge serve` process acks a signed /forge whoami and posts the answer to Slack."""
     port = free_port()
-    env = forge_env(tmp_path, FORGE_STATE_DATABASE_URL=state_dsn, SLACK_BOT_TOKEN="xoxb-e2e",
-                    SLACK_SIGNING_SECRET=SECRET, SLACK_API_URL=slack.url, FORGE_HTTP_HOST="127.0.0.1",
-                    FORGE_HTTP_PORT=str(port))
-    process = await asyncio.create_subprocess_exec(*FORGE, "serve", cwd=tmp_path, env=env,
-                                                   stderr=asyncio.subprocess.PIPE)
+    env = forge_env(
+        tmp_path,
+        FORGE_STATE_DATABASE_URL=state_dsn,
+        SLACK_BOT_TOKEN="xoxb-e2e",
+        SLACK_SIGNING_SECRET=SECRET,
+        SLACK_API_URL=slack.url,
+        FORGE_HTTP_HOST="127.0.0.1",
+        FORGE_HTTP_PORT=str(port),
+    )
+    process = await asyncio.create_subprocess_exec(
+        *FORGE, "serve", cwd=tmp_path, env=env, stderr=asyncio.subprocess.PIPE
+    )
     try:
         async with SlackClient(f"http://127.0.0.1:{port}", SECRET, slack) as client:
             deadline = time.monotonic() + 15
@@ -155,4 +194,6 @@ async def test_serve_answers_slack_end_to_end(tmp_path, state_dsn, slack):
         process.terminate()
         _, stderr = await asyncio.wait_for(process.communicate(), 15)
     assert process.returncode == 0
-    assert b"forge_serving" in stderr and b"xoxb-e2e" not in stderr and SECRET.encode() not in stderr
+    assert (
+        b"forge_serving" in stderr and b"xoxb-e2e" not in stderr and SECRET.encode() not in stderr
+    )

@@ -16,7 +16,10 @@ from tests.support.pg_cluster import unavailable_reason
 from tests.support.slack_flow import click, confirm, open_dialog, private, rows
 
 _why = unavailable_reason()
-pytestmark = [pytest.mark.integration, pytest.mark.skipif(_why is not None, reason=f"PostgreSQL cluster: {_why}")]
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(_why is not None, reason=f"PostgreSQL cluster: {_why}"),
+]
 
 
 async def until(predicate, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
@@ -31,12 +34,17 @@ async def waiting(dsn: str, pid: int) -> bool:
     """True once the session waits for a lock."""
     conn = await asyncpg.connect(dsn)
     try:
-        return await conn.fetchval("SELECT wait_event_type = 'Lock' FROM pg_stat_activity WHERE pid = $1", pid) is True
+        return (
+            await conn.fetchval(
+                "SELECT wait_event_type = 'Lock' FROM pg_stat_activity WHERE pid = $1", pid
+            )
+            is True
+        )
     finally:
         await conn.close()
 
 
-async def test_long_statement_is_listed_then_cancelled(forge, clientforge):  # noqa: F811
+async def test_long_statement_is_listed_then_cancelled(forge, clientforge):
     """A 30 s pg_sleep shows in `db long --min 1s`; `db cancel` ends the statement (the client sees the cancel) and
     says so; an idle session cannot be cancelled and the refusal says to terminate it instead."""
     sleeper = await asyncpg.connect(clientforge)
@@ -48,7 +56,9 @@ async def test_long_statement_is_listed_then_cancelled(forge, clientforge):  # n
         long = await result_of(forge, "db long --min 1s")
         assert long.status is Status.WARNING and pid in [s["pid"] for s in long.data["sessions"]]
         assert f"db cancel {pid}" in [a.command for a in long.actions]
-        assert pid not in [s["pid"] for s in (await result_of(forge, "db long --min 10m")).data["sessions"]]
+        assert pid not in [
+            s["pid"] for s in (await result_of(forge, "db long --min 10m")).data["sessions"]
+        ]
 
         cancelled = await result_of(forge, f"db cancel {pid}")
         assert cancelled.data["stopped"] is True and "Cancelled the statement" in cancelled.summary
@@ -64,7 +74,7 @@ async def test_long_statement_is_listed_then_cancelled(forge, clientforge):  # n
         await idle.close()
 
 
-async def test_locks_show_who_blocks_whom_and_busy_maintenance_gives_up(forge, clientforge):  # noqa: F811
+async def test_locks_show_who_blocks_whom_and_busy_maintenance_gives_up(forge, clientforge):
     """A session idle in a transaction holds a row lock another UPDATE waits for: `db locks` names the waiter, the
     lock it wants and the root blocker; a VACUUM that cannot get its lock in 5 s gives up without queueing."""
     holder, waiter = await asyncpg.connect(clientforge), await asyncpg.connect(clientforge)
@@ -72,13 +82,20 @@ async def test_locks_show_who_blocks_whom_and_busy_maintenance_gives_up(forge, c
     await holder_tx.start()
     await holder.execute("UPDATE accounts SET name = name WHERE id = 1")
     await holder.execute("LOCK TABLE accounts IN SHARE MODE")
-    blocked = asyncio.create_task(waiter.execute("UPDATE accounts SET name = 'renamed' WHERE id = 1"))
+    blocked = asyncio.create_task(
+        waiter.execute("UPDATE accounts SET name = 'renamed' WHERE id = 1")
+    )
     try:
         await until(lambda: waiting(clientforge, waiter.get_server_pid()))
         locks = await result_of(forge, "db locks")
         [entry] = locks.data["blocked"]
-        assert entry["pid"] == waiter.get_server_pid() and entry["blockers"] == [holder.get_server_pid()]
-        assert locks.data["roots"] == [holder.get_server_pid()] and "RowExclusiveLock on accounts" in entry["wants"]
+        assert entry["pid"] == waiter.get_server_pid() and entry["blockers"] == [
+            holder.get_server_pid()
+        ]
+        assert (
+            locks.data["roots"] == [holder.get_server_pid()]
+            and "RowExclusiveLock on accounts" in entry["wants"]
+        )
         assert "idle in a transaction" in locks.text and "db terminate" in locks.text
 
         busy = await result_of(forge, "db vacuum accounts --full --dry-run")
@@ -94,13 +111,15 @@ async def test_locks_show_who_blocks_whom_and_busy_maintenance_gives_up(forge, c
 
 
 @pytest.fixture
-async def bot(clientforge, state_dsn, slack):  # noqa: F811
+async def bot(clientforge, state_dsn, slack):
     """forge over HTTP on the ClientForge database, with the Slack double."""
-    async with running_forge(db_settings(clientforge, state_dsn, slack_api_url=slack.url), slack) as harness:
+    async with running_forge(
+        db_settings(clientforge, state_dsn, slack_api_url=slack.url), slack
+    ) as harness:
         yield harness
 
 
-async def test_terminate_through_the_approval_path_ends_only_that_session(bot, clientforge):  # noqa: F811
+async def test_terminate_through_the_approval_path_ends_only_that_session(bot, clientforge):
     """`db terminate <pid>` of the blocking session: the dialog's dry run describes it, the wrong pid typed and
     self-approval are refused with the session alive; U0LEAD's approval ends it, the waiter proceeds, once."""
     holder, waiter = await asyncpg.connect(clientforge), await asyncpg.connect(clientforge)
@@ -113,7 +132,11 @@ async def test_terminate_through_the_approval_path_ends_only_that_session(bot, c
         await until(lambda: waiting(clientforge, waiter.get_server_pid()))
         view = await open_dialog(bot, f"db terminate {pid}")
         said = json.dumps(view["blocks"], ensure_ascii=False)
-        assert f"Would end session {pid}" in said and "rolled back" in said and f"Type {pid} to confirm" in said
+        assert (
+            f"Would end session {pid}" in said
+            and "rolled back" in said
+            and f"Type {pid} to confirm" in said
+        )
         wrong = await confirm(bot, view, str(pid + 1))
         assert wrong.json()["response_action"] == "errors" and await rows(bot) == []
 
@@ -127,7 +150,11 @@ async def test_terminate_through_the_approval_path_ends_only_that_session(bot, c
         assert (await rows(bot))[0]["status"] == "succeeded"
         await asyncio.wait_for(blocked, 5)  # the waiter got its lock
         assert holder.is_closed() or not await _alive(clientforge, pid)
-        thread = [c.args["text"] for c in bot.slack.calls_to("chat.postMessage") if c.args.get("thread_ts") == card_ts]
+        thread = [
+            c.args["text"]
+            for c in bot.slack.calls_to("chat.postMessage")
+            if c.args.get("thread_ts") == card_ts
+        ]
         assert len(thread) == 1 and f"Ended session {pid}" in thread[0]
         await click(bot, request["id"], "U0LEAD", card_ts)
         assert "already approved" in private(bot)
@@ -140,18 +167,22 @@ async def test_terminate_through_the_approval_path_ends_only_that_session(bot, c
 async def _alive(dsn: str, pid: int) -> bool:
     conn = await asyncpg.connect(dsn)
     try:
-        return bool(await conn.fetchval("SELECT count(*) FROM pg_stat_activity WHERE pid = $1", pid))
+        return bool(
+            await conn.fetchval("SELECT count(*) FROM pg_stat_activity WHERE pid = $1", pid)
+        )
     finally:
         await conn.close()
 
 
-async def test_vacuum_full_needs_approval_and_gives_space_back(bot, clientforge):  # noqa: F811
+async def test_vacuum_full_needs_approval_and_gives_space_back(bot, clientforge):
     """`db vacuum swollen --full` is destructive: the dialog says which lock and for how long; after a second
     person's approval the table is rewritten and smaller. Plain `db vacuum` needs no approval."""
     conn = await asyncpg.connect(clientforge)
-    await conn.execute("CREATE TABLE swollen (id int, payload text) WITH (autovacuum_enabled = false);"
-                       "INSERT INTO swollen SELECT i, repeat('x', 200) FROM generate_series(1, 30000) i;"
-                       "DELETE FROM swollen WHERE id % 10 <> 0")
+    await conn.execute(
+        "CREATE TABLE swollen (id int, payload text) WITH (autovacuum_enabled = false);"
+        "INSERT INTO swollen SELECT i, repeat('x', 200) FROM generate_series(1, 30000) i;"
+        "DELETE FROM swollen WHERE id % 10 <> 0"
+    )
     before = await conn.fetchval("SELECT pg_total_relation_size('swollen')")
     try:
         view = await open_dialog(bot, "db vacuum swollen --full")
@@ -174,12 +205,16 @@ async def test_vacuum_full_needs_approval_and_gives_space_back(bot, clientforge)
         await conn.close()
 
 
-async def test_terminate_refuses_forge_itself_and_server_processes(forge, clientforge):  # noqa: F811
+async def test_terminate_refuses_forge_itself_and_server_processes(forge, clientforge):
     """forge's own connection and PostgreSQL's background processes are never signalled."""
     conn = await asyncpg.connect(clientforge)
-    checkpointer = await conn.fetchval("SELECT pid FROM pg_stat_activity WHERE backend_type = 'checkpointer'")
+    checkpointer = await conn.fetchval(
+        "SELECT pid FROM pg_stat_activity WHERE backend_type = 'checkpointer'"
+    )
     await conn.close()
     refused = await run(forge, f"db terminate {checkpointer} --dry-run")
     assert refused.kind == "failed" and "not a client session" in refused.message
     from_cli = await run(forge, f"db terminate {checkpointer}")
-    assert from_cli.kind == "approval"  # the CLI then refuses it: destructive commands are requested in Slack
+    assert (
+        from_cli.kind == "approval"
+    )  # the CLI then refuses it: destructive commands are requested in Slack

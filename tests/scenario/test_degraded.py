@@ -14,8 +14,11 @@ pytestmark = pytest.mark.integration
 @pytest.fixture
 async def storeless(slack):
     """forge whose state store points at a closed port."""
-    settings = make_settings(CONFIG, forge_state_database_url="postgresql://postgres@127.0.0.1:9/forge",
-                             slack_api_url=slack.url)
+    settings = make_settings(
+        CONFIG,
+        forge_state_database_url="postgresql://postgres@127.0.0.1:9/forge",
+        slack_api_url=slack.url,
+    )
     async with running_forge(settings, slack) as h:
         yield h
 

@@ -19,18 +19,37 @@ from tests.support.slack_flow import click, confirm, open_dialog, private, rows
 
 URL = redis_url(12)
 _why = node_unavailable_reason()
-pytestmark = [pytest.mark.integration, pytest.mark.skipif(_why is not None, reason=f"Node BullMQ harness: {_why}")]
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(_why is not None, reason=f"Node BullMQ harness: {_why}"),
+]
 NODE = NodeBullMQ(5, URL)
-CONFIG = Config.model_validate({
-    "roles": {"viewer": ["*"], "operator": ["U0OPS"], "admin": ["U0ADMIN"]}, "approvers": ["U0LEAD"],
-    "channels": {"destructive": ["C0OPS"]}, "queues": ["email", "data-sync", "notifications"]})
+CONFIG = Config.model_validate(
+    {
+        "roles": {"viewer": ["*"], "operator": ["U0OPS"], "admin": ["U0ADMIN"]},
+        "approvers": ["U0LEAD"],
+        "channels": {"destructive": ["C0OPS"]},
+        "queues": ["email", "data-sync", "notifications"],
+    }
+)
 INJECTIONS = [
-    "queue health 'bull:*'", "queue pause 'bull:email'", "queue resume 'email; FLUSHALL'",
-    "queue inject-failure 'email*' 3", "queue inject-failure email 1000", "queue inject-failure email '3; FLUSHALL'",
-    "dlq list '*'", "dlq list email --page '1;DEL x'", "dlq list email --limit 1000", "dlq show email '../../etc'",
-    "dlq show 'email*' 1", "dlq export 'email:failed'", "dlq retry email --job '1 2'", "dlq retry 'email\"; FLUSHALL'",
-    "dlq clear email --older-than \"1 day'; DROP\"", "dlq archive 'x*'",
-    "dlq archive-export \"'; DROP TABLE forge.approvals; --\"",
+    "queue health 'bull:*'",
+    "queue pause 'bull:email'",
+    "queue resume 'email; FLUSHALL'",
+    "queue inject-failure 'email*' 3",
+    "queue inject-failure email 1000",
+    "queue inject-failure email '3; FLUSHALL'",
+    "dlq list '*'",
+    "dlq list email --page '1;DEL x'",
+    "dlq list email --limit 1000",
+    "dlq show email '../../etc'",
+    "dlq show 'email*' 1",
+    "dlq export 'email:failed'",
+    "dlq retry email --job '1 2'",
+    "dlq retry 'email\"; FLUSHALL'",
+    'dlq clear email --older-than "1 day\'; DROP"',
+    "dlq archive 'x*'",
+    'dlq archive-export "\'; DROP TABLE forge.approvals; --"',
 ]
 
 
@@ -42,10 +61,12 @@ async def rdb() -> AsyncIterator[aioredis.Redis]:
 
 
 @pytest.fixture
-async def bot(state_dsn, slack, rdb):  # noqa: ANN001, ANN201
+async def bot(state_dsn, slack, rdb):
     """forge over HTTP on db 12 with the Slack double; two people, one destructive channel."""
     bullmq_redis._discovered.pop(URL, None)  # queue discovery is cached per Redis URL
-    settings = make_settings(CONFIG, redis_url=URL, forge_state_database_url=state_dsn, slack_api_url=slack.url)
+    settings = make_settings(
+        CONFIG, redis_url=URL, forge_state_database_url=state_dsn, slack_api_url=slack.url
+    )
     async with running_forge(settings, slack) as harness:
         yield harness
 
@@ -77,8 +98,15 @@ async def test_dlq_clear_email_needs_the_typed_name_and_a_second_person(bot, rdb
     assert "Would remove 30 DLQ jobs from `email`" in said and "Type email to confirm" in said
 
     wrong = await confirm(bot, view, "emial")
-    assert wrong.json() == {"response_action": "errors", "errors": {"confirm": "Type `email` exactly to confirm."}}
-    assert await failed() == 30 and await rows(bot) == [] and not bot.slack.calls_to("chat.postMessage")
+    assert wrong.json() == {
+        "response_action": "errors",
+        "errors": {"confirm": "Type `email` exactly to confirm."},
+    }
+    assert (
+        await failed() == 30
+        and await rows(bot) == []
+        and not bot.slack.calls_to("chat.postMessage")
+    )
     assert await listing(rdb) == before
 
     await confirm(bot, view, "email")
@@ -86,22 +114,38 @@ async def test_dlq_clear_email_needs_the_typed_name_and_a_second_person(bot, rdb
     [card] = bot.slack.calls_to("chat.postMessage")
     card_ts = card.response["ts"]
     shown = json.dumps(card.args["blocks"], ensure_ascii=False)
-    assert request["status"] == "pending" and "dlq clear email" in shown and "Would remove 30 DLQ jobs" in shown
+    assert (
+        request["status"] == "pending"
+        and "dlq clear email" in shown
+        and "Would remove 30 DLQ jobs" in shown
+    )
 
     await click(bot, request["id"], "U0OPS", card_ts)
     assert "can't approve your own request" in private(bot)
-    assert await failed() == 30 and (await rows(bot))[0]["status"] == "pending" and await listing(rdb) == before
+    assert (
+        await failed() == 30
+        and (await rows(bot))[0]["status"] == "pending"
+        and await listing(rdb) == before
+    )
 
     await click(bot, request["id"], "U0LEAD", card_ts)
     assert await failed() == 0
     [done] = await rows(bot)
     assert (done["status"], done["decided_by"]) == ("succeeded", "U0LEAD")
     assert await rdb.keys("bull:email:[0-9]*") == [] and await rdb.zcard("bull:email:failed") == 0
-    gone = {f"bull:email:{i}" for i in range(1, 31)} | {"bull:email:failed"}  # an emptied zset is no key
+    gone = {f"bull:email:{i}" for i in range(1, 31)} | {
+        "bull:email:failed"
+    }  # an emptied zset is no key
     assert (await listing(rdb))[1] == sorted(set(before[1]) - gone)
-    updates = [c.args["text"] for c in bot.slack.calls_to("chat.update") if c.args.get("ts") == card_ts]
+    updates = [
+        c.args["text"] for c in bot.slack.calls_to("chat.update") if c.args.get("ts") == card_ts
+    ]
     assert "done" in updates[-1]
-    thread = [c.args["text"] for c in bot.slack.calls_to("chat.postMessage") if c.args.get("thread_ts") == card_ts]
+    thread = [
+        c.args["text"]
+        for c in bot.slack.calls_to("chat.postMessage")
+        if c.args.get("thread_ts") == card_ts
+    ]
     assert len(thread) == 1 and "Removed 30 DLQ jobs from `email`" in thread[0]
 
     await click(bot, request["id"], "U0LEAD", card_ts)  # a second click runs nothing
@@ -115,14 +159,18 @@ async def test_dlq_clear_email_needs_the_typed_name_and_a_second_person(bot, rdb
     await bot.client.slash("queue health", user="U0VIEW")
     await bot.settle()
     [post] = bot.slack.calls_to("chat.postMessage")
-    row = health_row(json.dumps(post.args["blocks"], ensure_ascii=False).replace("\\n", "\n"), "email")
+    row = health_row(
+        json.dumps(post.args["blocks"], ensure_ascii=False).replace("\\n", "\n"), "email"
+    )
     assert (row["DLQ"], row["failed"], row["waiting"]) == ("0", "0", "0")
 
 
 async def test_injection_in_every_argument_changes_nothing(bot, rdb):
     """Hostile arguments to every queue and dlq command get a short private error: no key changes, no request."""
     await NODE.fail("email", 3, attempts=3)
-    await rdb.delete("bull:email:stalled-check")  # a worker throttle key with a 30 s TTL; it would expire midway
+    await rdb.delete(
+        "bull:email:stalled-check"
+    )  # a worker throttle key with a 30 s TTL; it would expire midway
     before = await listing(rdb)
     for text in INJECTIONS:
         bot.slack.clear()
@@ -131,8 +179,9 @@ async def test_injection_in_every_argument_changes_nothing(bot, rdb):
         # slow commands (dlq export) post a ⏳ first and delete it when the error comes: nothing stays in the channel
         assert bot.slack.messages("C0OPS") == [] and not bot.slack.calls_to("views.open"), text
         [reply] = bot.slack.responses
-        assert len(reply["text"]) < 200 and re.match(r"❌ `.*` is not a (queue name|job id|batch id)|❓ Bad `",
-                                                     reply["text"]), (text, reply["text"])
+        assert len(reply["text"]) < 200 and re.match(
+            r"❌ `.*` is not a (queue name|job id|batch id)|❓ Bad `", reply["text"]
+        ), (text, reply["text"])
         assert reply.get("response_type", "ephemeral") == "ephemeral", text
     assert await listing(rdb) == before
 

@@ -57,9 +57,15 @@ def test_prepare_makes_credentials_and_listens_locally_unless_told(tmp_path):
     assert env.slack_bot_token.get_secret_value().startswith("xoxb-playground-")
     assert env.slack_bot_token != second.settings.env.slack_bot_token
     assert env.slack_signing_secret != second.settings.env.slack_signing_secret
-    assert env.slack_api_url == "http://127.0.0.1:3999/playground/api/" and env.forge_http_host == "127.0.0.1"
+    assert (
+        env.slack_api_url == "http://127.0.0.1:3999/playground/api/"
+        and env.forge_http_host == "127.0.0.1"
+    )
     assert first.events_url == "http://127.0.0.1:3999/slack/events"
-    assert session.prepare(settings(forge_http_host="0.0.0.0")).settings.env.forge_http_host == "0.0.0.0"
+    assert (
+        session.prepare(settings(forge_http_host="0.0.0.0")).settings.env.forge_http_host
+        == "0.0.0.0"
+    )
     fallback = session.prepare(settings(forge_http_host="0.0.0.0"), honour_host=False)
     assert fallback.settings.env.forge_http_host == "127.0.0.1"
 
@@ -67,10 +73,15 @@ def test_prepare_makes_credentials_and_listens_locally_unless_told(tmp_path):
 def test_the_demo_config_is_used_only_without_a_config_file(tmp_path):
     """No forge.yml: the bundled demo config, and the note says so; a config file: its users."""
     demo = session.prepare(settings(path=tmp_path / "forge.yml"))
-    assert demo.settings.config.roles.operator == ["U0OPS"] and "bundled demo config" in demo.config_note
+    assert (
+        demo.settings.config.roles.operator == ["U0OPS"]
+        and "bundled demo config" in demo.config_note
+    )
     example = ROOT / "forge.example.yml"
     own = session.prepare(settings(load_config(example, required=True), example))
-    assert own.settings.config.approvers == ["U0LEAD", "S0LEADS"] and str(example) in own.config_note
+    assert (
+        own.settings.config.approvers == ["U0LEAD", "S0LEADS"] and str(example) in own.config_note
+    )
 
 
 def test_people_and_channels_come_from_the_config():
@@ -81,16 +92,28 @@ def test_people_and_channels_come_from_the_config():
     assert ids == ["U0ADMIN", "U0OPS", "U0ONCALL", "U0LEAD", "U0LEADS", "U0GUEST"]
     assert api.usergroups == {"S0ONCALL": ["U0ONCALL"], "S0LEADS": ["U0LEADS"]}
     named = {c["id"]: c["name"] for c in channels(config, api)}
-    assert named == {"C0OPS": "ops", "C0ALERTS": "alerts", "C0INCIDENTS": "incidents", "C0PAGE": "page"}
+    assert named == {
+        "C0OPS": "ops",
+        "C0ALERTS": "alerts",
+        "C0INCIDENTS": "incidents",
+        "C0PAGE": "page",
+    }
 
 
 @pytest.fixture
 async def playground(state_dsn: str) -> AsyncIterator[str]:
     """forge's app with the playground mounted, as `forge playground` builds it; its base URL."""
     port = free_port()
-    play = session.prepare(settings(forge_http_port=port, forge_state_database_url=state_dsn, database_url=PG_ADMIN,
-                                    redis_url=redis_url(6), elasticsearch_url="http://127.0.0.1:9",
-                                    clientforge_api_url="http://127.0.0.1:9"))
+    play = session.prepare(
+        settings(
+            forge_http_port=port,
+            forge_state_database_url=state_dsn,
+            database_url=PG_ADMIN,
+            redis_url=redis_url(6),
+            elasticsearch_url="http://127.0.0.1:9",
+            clientforge_api_url="http://127.0.0.1:9",
+        )
+    )
     client = make_client(play.settings)
     forge = Forge(play.settings, groups=SlackGroupDirectory(client))
     await forge.start()
@@ -115,7 +138,9 @@ async def act(http: aiohttp.ClientSession, base: str, **body: object) -> dict:
 
 async def state(http: aiohttp.ClientSession, base: str, user: str, channel: str = "C0OPS") -> dict:
     """The channel as one user sees it (after any change)."""
-    async with http.get(f"{base}/playground/state", params={"user": user, "channel": channel}) as response:
+    async with http.get(
+        f"{base}/playground/state", params={"user": user, "channel": channel}
+    ) as response:
         return await response.json()
 
 
@@ -128,9 +153,17 @@ async def test_page_session_and_a_command_round_trip(playground):
             users = {u["id"]: (u["role"], u["approver"]) for u in (await response.json())["users"]}
         assert users["U0OPS"] == ("operator", False) and users["U0LEAD"] == ("viewer", True)
 
-        assert (await act(http, playground, kind="slash", user="U0OPS", channel="C0OPS", text="/forge whoami"))["ok"]
-        await act(http, playground, kind="slash", user="U0OPS", channel="C0OPS", text="/forge audit")
-        refused = await act(http, playground, kind="slash", user="U0OPS", channel="C0OPS", text="/deploy now")
+        assert (
+            await act(
+                http, playground, kind="slash", user="U0OPS", channel="C0OPS", text="/forge whoami"
+            )
+        )["ok"]
+        await act(
+            http, playground, kind="slash", user="U0OPS", channel="C0OPS", text="/forge audit"
+        )
+        refused = await act(
+            http, playground, kind="slash", user="U0OPS", channel="C0OPS", text="/deploy now"
+        )
         assert "only /forge" in refused["error"]
         for _ in range(50):
             mine = await state(http, playground, "U0OPS")
@@ -139,8 +172,12 @@ async def test_page_session_and_a_command_round_trip(playground):
             await asyncio.sleep(0.05)
         theirs = await state(http, playground, "U0LEAD")
 
-    said = {i["kind"]: i["text"] for i in mine["items"]}  # the two commands run concurrently: either may be first
-    assert said["message"].startswith("✅ whoami — ok") and "needs the admin role" in said["ephemeral"]
+    said = {
+        i["kind"]: i["text"] for i in mine["items"]
+    }  # the two commands run concurrently: either may be first
+    assert (
+        said["message"].startswith("✅ whoami — ok") and "needs the admin role" in said["ephemeral"]
+    )
     assert [i["kind"] for i in theirs["items"]] == ["message"]
 
 
@@ -150,17 +187,29 @@ async def test_the_stand_in_takes_only_the_session_token_and_forge_only_signed_r
     with pytest.raises(SlackApiError) as refused:
         await stranger.auth_test()
     assert refused.value.response["error"] == "invalid_auth"
-    async with aiohttp.ClientSession() as http, http.post(
-            f"{playground}/slack/events", data="command=/forge&text=help",
-            headers={"Content-Type": "application/x-www-form-urlencoded", "X-Slack-Request-Timestamp": "1",
-                     "X-Slack-Signature": "v0=00"}) as response:
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(
+            f"{playground}/slack/events",
+            data="command=/forge&text=help",
+            headers={
+                "Content-Type": "application/x-www-form-urlencoded",
+                "X-Slack-Request-Timestamp": "1",
+                "X-Slack-Signature": "v0=00",
+            },
+        ) as response,
+    ):
         assert response.status == 401
 
 
 async def test_a_mention_is_posted_and_answered_in_its_thread(playground):
     """`@forge whoami` typed in a channel shows as the person's message, and forge answers in its thread."""
     async with aiohttp.ClientSession() as http:
-        assert (await act(http, playground, kind="slash", user="U0OPS", channel="C0OPS", text="@forge whoami"))["ok"]
+        assert (
+            await act(
+                http, playground, kind="slash", user="U0OPS", channel="C0OPS", text="@forge whoami"
+            )
+        )["ok"]
         for _ in range(50):
             items = (await state(http, playground, "U0OPS"))["items"]
             if len(items) >= 2:
@@ -190,7 +239,9 @@ async def test_without_a_state_store_url_the_playground_makes_its_own_database(m
         explicit = settings(database_url=PG_ADMIN, forge_state_database_url=PG_ADMIN)
         assert (await session.own_state_store(explicit)).state_database_url == PG_ADMIN
         down = settings(database_url="postgresql://postgres@127.0.0.1:9/x")
-        assert (await session.own_state_store(down)).state_database_url == "postgresql://postgres@127.0.0.1:9/x"
+        assert (
+            await session.own_state_store(down)
+        ).state_database_url == "postgresql://postgres@127.0.0.1:9/x"
     finally:
         admin = await asyncpg.connect(PG_ADMIN)
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -48,7 +48,10 @@ def unavailable() -> str | None:
 
 
 _why = unavailable()
-pytestmark = [pytest.mark.integration, pytest.mark.skipif(_why is not None, reason=f"playground browser test: {_why}")]
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(_why is not None, reason=f"playground browser test: {_why}"),
+]
 
 
 @pytest.fixture
@@ -61,8 +64,16 @@ async def rdb() -> AsyncIterator[aioredis.Redis]:
 async def fail_jobs(queue: str, count: int) -> None:
     """Dead letters: jobs with three attempts that a Python bullmq worker fails every time."""
     q = Queue(queue, {"connection": REDIS_URL})
-    await q.addBulk([{"name": "sync-account", "data": {"n": i},
-                      "opts": {"attempts": 3, "backoff": 0, "removeOnFail": False}} for i in range(count)])
+    await q.addBulk(
+        [
+            {
+                "name": "sync-account",
+                "data": {"n": i},
+                "opts": {"attempts": 3, "backoff": 0, "removeOnFail": False},
+            }
+            for i in range(count)
+        ]
+    )
 
     async def process(job, token):
         raise RuntimeError(f"Email account not found for {job.id}")
@@ -79,12 +90,26 @@ async def fail_jobs(queue: str, count: int) -> None:
 
 def serve_env(tmp_path: Path, state_dsn: str, port: int) -> dict[str, str]:
     """`forge serve` with no Slack credentials and no config file: the playground with the demo config."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "FORGE_", "DATABASE_", "REDIS_"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("SLACK_", "FORGE_", "DATABASE_", "REDIS_"))
+    }
     closed = "http://127.0.0.1:9"
-    env.update({"FORGE_STATE_DATABASE_URL": state_dsn, "DATABASE_URL": PG_ADMIN, "REDIS_URL": REDIS_URL,
-                "ELASTICSEARCH_URL": closed, "CLIENTFORGE_API_URL": closed, "PROMETHEUS_URL": closed,
-                "GRAFANA_URL": closed, "FORGE_HTTP_HOST": "127.0.0.1", "FORGE_HTTP_PORT": str(port),
-                "PYTHONPATH": str(ROOT)})
+    env.update(
+        {
+            "FORGE_STATE_DATABASE_URL": state_dsn,
+            "DATABASE_URL": PG_ADMIN,
+            "REDIS_URL": REDIS_URL,
+            "ELASTICSEARCH_URL": closed,
+            "CLIENTFORGE_API_URL": closed,
+            "PROMETHEUS_URL": closed,
+            "GRAFANA_URL": closed,
+            "FORGE_HTTP_HOST": "127.0.0.1",
+            "FORGE_HTTP_PORT": str(port),
+            "PYTHONPATH": str(ROOT),
+        }
+    )
     return env
 
 
@@ -105,8 +130,15 @@ async def wait_healthy(url: str, process: asyncio.subprocess.Process) -> None:
 
 async def drive_browser(url: str) -> dict:
     """Run the Node scenario against the page; its JSON report."""
-    node = await asyncio.create_subprocess_exec("node", str(SCRIPT), url, str(ARTIFACTS), cwd=NODE_DIR,
-                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    node = await asyncio.create_subprocess_exec(
+        "node",
+        str(SCRIPT),
+        url,
+        str(ARTIFACTS),
+        cwd=NODE_DIR,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
     out, err = await asyncio.wait_for(node.communicate(), 150)
     lines = out.decode().strip().splitlines()
     assert lines, f"the browser script printed nothing: {err.decode()[-2000:]}"
@@ -120,9 +152,13 @@ async def test_dlq_clear_is_confirmed_and_approved_in_the_browser(tmp_path, stat
     shutil.rmtree(ARTIFACTS, ignore_errors=True)
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    process = await asyncio.create_subprocess_exec(FORGE, "serve", cwd=tmp_path,
-                                                   env=serve_env(tmp_path, state_dsn, port),
-                                                   stderr=asyncio.subprocess.PIPE)
+    process = await asyncio.create_subprocess_exec(
+        FORGE,
+        "serve",
+        cwd=tmp_path,
+        env=serve_env(tmp_path, state_dsn, port),
+        stderr=asyncio.subprocess.PIPE,
+    )
     try:
         await wait_healthy(base, process)
         report = await drive_browser(base + "/playground")
@@ -134,13 +170,26 @@ async def test_dlq_clear_is_confirmed_and_approved_in_the_browser(tmp_path, stat
     assert report["ok"], f"{report.get('error')}\nscreenshots: {report.get('shots')}"
     assert "Approved by @lead · done" in report["card"] and report["consoleErrors"] == []
     assert sorted(Path(s).name for s in report["shots"]) == [
-        "01-help.png", "02-health.png", "03-confirm.png", "04-requested.png", "05-approved.png"]
+        "01-help.png",
+        "02-health.png",
+        "03-confirm.png",
+        "04-requested.png",
+        "05-approved.png",
+    ]
     logged = stderr.decode()
-    assert "serving_playground" in logged and "no Slack credentials" in logged and "playground_ready" in logged
+    assert (
+        "serving_playground" in logged
+        and "no Slack credentials" in logged
+        and "playground_ready" in logged
+    )
     assert await rdb.zcard("bull:email:failed") == 0
     db = await asyncpg.connect(state_dsn)
     try:
         row = await db.fetchrow("SELECT requester_id, decided_by, status FROM forge.approvals")
     finally:
         await db.close()
-    assert (row["requester_id"], row["decided_by"], row["status"]) == ("U0OPS", "U0LEAD", "succeeded")
+    assert (row["requester_id"], row["decided_by"], row["status"]) == (
+        "U0OPS",
+        "U0LEAD",
+        "succeeded",
+    )

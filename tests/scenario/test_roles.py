@@ -28,15 +28,30 @@ class Groups:
         return frozenset(self.members_of.get(group_id, []))
 
 
-CONFIG = Config.model_validate({"roles": {"viewer": ["*"], "operator": ["U0OPS", "S0ONCALL"],
-                                          "admin": ["U0ADMIN", "S0ADMINS"]}, "approvers": ["U0LEAD", "S0LEADS"]})
+CONFIG = Config.model_validate(
+    {
+        "roles": {
+            "viewer": ["*"],
+            "operator": ["U0OPS", "S0ONCALL"],
+            "admin": ["U0ADMIN", "S0ADMINS"],
+        },
+        "approvers": ["U0LEAD", "S0LEADS"],
+    }
+)
 
 
-@pytest.mark.parametrize("user, role, approver", [
-    ("U0ADMIN", Role.ADMIN, False), ("U0OPS", Role.OPERATOR, False), ("U0ONCALL", Role.OPERATOR, False),
-    ("U0BOSS", Role.ADMIN, False), ("U0LEAD", Role.VIEWER, True), ("U0LEADMEMBER", Role.VIEWER, True),
-    ("U0RANDOM", Role.VIEWER, False),
-])
+@pytest.mark.parametrize(
+    "user, role, approver",
+    [
+        ("U0ADMIN", Role.ADMIN, False),
+        ("U0OPS", Role.OPERATOR, False),
+        ("U0ONCALL", Role.OPERATOR, False),
+        ("U0BOSS", Role.ADMIN, False),
+        ("U0LEAD", Role.VIEWER, True),
+        ("U0LEADMEMBER", Role.VIEWER, True),
+        ("U0RANDOM", Role.VIEWER, False),
+    ],
+)
 async def test_roles_resolve_by_id_group_and_star(user, role, approver):
     """Direct IDs, group membership and "*" give the highest matching role; approver is separate."""
     groups = Groups({"S0ONCALL": ["U0ONCALL"], "S0ADMINS": ["U0BOSS"], "S0LEADS": ["U0LEADMEMBER"]})

@@ -53,13 +53,18 @@ async def test_whoami_resolves_roles_through_user_groups(harness):
 
 async def test_health_edits_one_message_in_place(state_dsn, slack):
     """A slow command posts ⏳ once, then edits that same message with the result, within timeout + 1 s."""
+
     async def never_answer(reader, writer):
         await asyncio.sleep(30)
 
     server = await asyncio.start_server(never_answer, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
-    settings = make_settings(CONFIG, forge_state_database_url=state_dsn, slack_api_url=slack.url,
-                             clientforge_api_url=f"http://127.0.0.1:{port}")
+    settings = make_settings(
+        CONFIG,
+        forge_state_database_url=state_dsn,
+        slack_api_url=slack.url,
+        clientforge_api_url=f"http://127.0.0.1:{port}",
+    )
     async with running_forge(settings, slack) as harness:
         started = time.monotonic()
         response = await harness.client.slash("health", user="U0VIEW")
@@ -69,7 +74,10 @@ async def test_health_edits_one_message_in_place(state_dsn, slack):
     server.close()
     assert response.status == 200 and response.elapsed < 0.5 and elapsed < 3.0
     assert "⏳" in post.args["text"] and update.args["ts"] == post.response["ts"]
-    assert "timed out after 2 s" in json.dumps(update.args, ensure_ascii=False) and "🔴" in update.args["text"]
+    assert (
+        "timed out after 2 s" in json.dumps(update.args, ensure_ascii=False)
+        and "🔴" in update.args["text"]
+    )
     assert len(harness.slack.messages("C0OPS")) == 1
 
 
@@ -87,9 +95,14 @@ async def test_denial_names_the_role_and_goes_only_to_the_caller(harness):
     await harness.settle()
     assert not harness.slack.calls_to("chat.postMessage")
     [reply] = harness.slack.responses
-    assert "needs the admin role" in reply["text"] and reply.get("response_type", "ephemeral") == "ephemeral"
+    assert (
+        "needs the admin role" in reply["text"]
+        and reply.get("response_type", "ephemeral") == "ephemeral"
+    )
     rows = await audit_rows(harness)
-    assert [(r["event"], r["outcome"], r["actor_id"]) for r in rows] == [("authz_fail", "denied", "U0VIEW")]
+    assert [(r["event"], r["outcome"], r["actor_id"]) for r in rows] == [
+        ("authz_fail", "denied", "U0VIEW")
+    ]
 
 
 async def test_unknown_command_suggests_and_changes_nothing(harness):
@@ -116,23 +129,40 @@ async def test_mention_injection_is_escaped(harness):
     assert "&lt;!channel&gt;" in said and "<!channel>" not in said
 
 
-@pytest.mark.parametrize("headers", [
-    {"X-Slack-Request-Timestamp": "{ts}", "X-Slack-Signature": "v0=" + "0" * 64},
-    {"X-Slack-Request-Timestamp": "abc", "X-Slack-Signature": "{sig}"},
-    {"X-Slack-Request-Timestamp": "9" * 5000, "X-Slack-Signature": "{sig}"},
-    {"X-Slack-Request-Timestamp": "-1", "X-Slack-Signature": "{sig}"},
-    {"X-Slack-Request-Timestamp": "{ts}", "X-Slack-Signature": "v0=ünïcödé"},
-    {"X-Slack-Request-Timestamp": "{ts}"},
-    {"X-Slack-Signature": "{sig}"},
-    {},
-], ids=["forged", "ts-abc", "ts-huge", "ts-negative", "sig-non-ascii", "no-sig", "no-ts", "no-headers"])
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"X-Slack-Request-Timestamp": "{ts}", "X-Slack-Signature": "v0=" + "0" * 64},
+        {"X-Slack-Request-Timestamp": "abc", "X-Slack-Signature": "{sig}"},
+        {"X-Slack-Request-Timestamp": "9" * 5000, "X-Slack-Signature": "{sig}"},
+        {"X-Slack-Request-Timestamp": "-1", "X-Slack-Signature": "{sig}"},
+        {"X-Slack-Request-Timestamp": "{ts}", "X-Slack-Signature": "v0=ünïcödé"},
+        {"X-Slack-Request-Timestamp": "{ts}"},
+        {"X-Slack-Signature": "{sig}"},
+        {},
+    ],
+    ids=[
+        "forged",
+        "ts-abc",
+        "ts-huge",
+        "ts-negative",
+        "sig-non-ascii",
+        "no-sig",
+        "no-ts",
+        "no-headers",
+    ],
+)
 async def test_forged_and_malformed_signatures_get_401_and_run_nothing(harness, headers):
     """Forged or malformed signature headers are refused with 401; no command runs, nothing is posted."""
     body = slash_body("help", user="U0ADMIN")
     signed = sign(SECRET, body)
-    filled = {k: v.format(ts=signed["X-Slack-Request-Timestamp"], sig=signed["X-Slack-Signature"])
-              for k, v in headers.items()}
-    response = await harness.client.post_raw(body, {"Content-Type": "application/x-www-form-urlencoded", **filled})
+    filled = {
+        k: v.format(ts=signed["X-Slack-Request-Timestamp"], sig=signed["X-Slack-Signature"])
+        for k, v in headers.items()
+    }
+    response = await harness.client.post_raw(
+        body, {"Content-Type": "application/x-www-form-urlencoded", **filled}
+    )
     await harness.settle()
     assert response.status == 401
     assert not [c for c in harness.slack.calls if c.method != "auth.test"]
@@ -168,10 +198,18 @@ async def test_byte_identical_replay_runs_once(harness):
 
 async def test_events_api_retry_never_runs_twice(harness):
     """An app_mention redelivered with X-Slack-Retry-Num runs its command once (B2)."""
-    event = {"type": "app_mention", "user": "U0VIEW", "text": "<@U0BOT> whoami", "channel": "C0OPS",
-             "ts": "1700000001.000200", "event_ts": "1700000001.000200"}
+    event = {
+        "type": "app_mention",
+        "user": "U0VIEW",
+        "text": "<@U0BOT> whoami",
+        "channel": "C0OPS",
+        "ts": "1700000001.000200",
+        "event_ts": "1700000001.000200",
+    }
     first = await harness.client.event(event, event_id="Ev0FORGE1")
-    retry = await harness.client.event(event, event_id="Ev0FORGE1", retry_num=1, retry_reason="http_timeout")
+    retry = await harness.client.event(
+        event, event_id="Ev0FORGE1", retry_num=1, retry_reason="http_timeout"
+    )
     await harness.settle()
     assert first.status == retry.status == 200
     [post] = harness.slack.calls_to("chat.postMessage")
@@ -180,11 +218,15 @@ async def test_events_api_retry_never_runs_twice(harness):
 
 async def test_button_click_runs_with_the_clickers_permissions(harness):
     """A follow-up button runs its command as the clicker: allowed for an admin, denied for a viewer (C3)."""
-    await harness.client.click("forge_run:0", "audit --limit 5", user="U0VIEW", message_ts="1700000000.000100")
+    await harness.client.click(
+        "forge_run:0", "audit --limit 5", user="U0VIEW", message_ts="1700000000.000100"
+    )
     await harness.settle()
     assert not harness.slack.calls_to("chat.postMessage")
     assert "needs the admin role" in json.dumps(harness.slack.responses, ensure_ascii=False)
-    await harness.client.click("forge_run:0", "audit --limit 5", user="U0ADMIN", message_ts="1700000000.000100")
+    await harness.client.click(
+        "forge_run:0", "audit --limit 5", user="U0ADMIN", message_ts="1700000000.000100"
+    )
     [post] = await harness.slack.wait_for("chat.postMessage")
     assert post.args["thread_ts"] == "1700000000.000100"
     rows = await audit_rows(harness)
@@ -193,13 +235,21 @@ async def test_button_click_runs_with_the_clickers_permissions(harness):
 
 async def test_audit_rows_and_chain_check(harness):
     """Commands, denials and usage errors are audited with actor, channel and outcome; the chain verifies."""
-    for user, text in [("U0VIEW", "help"), ("U0VIEW", "audit"), ("U0ADMIN", "whoami"), ("U0OPS", "nope")]:
+    for user, text in [
+        ("U0VIEW", "help"),
+        ("U0VIEW", "audit"),
+        ("U0ADMIN", "whoami"),
+        ("U0OPS", "nope"),
+    ]:
         await harness.client.slash(text, user=user)
         await harness.settle()
     rows = await audit_rows(harness)
     assert [(r["actor_id"], r["event"], r["outcome"]) for r in rows] == [
-        ("U0VIEW", "command", "ok"), ("U0VIEW", "authz_fail", "denied"), ("U0ADMIN", "command", "ok"),
-        ("U0OPS", "input_validation_fail", "unknown")]
+        ("U0VIEW", "command", "ok"),
+        ("U0VIEW", "authz_fail", "denied"),
+        ("U0ADMIN", "command", "ok"),
+        ("U0OPS", "input_validation_fail", "unknown"),
+    ]
     assert all(r["channel_id"] == "C0OPS" and r["duration_ms"] is not None for r in rows)
     harness.slack.clear()
     await harness.client.slash("audit --verify", user="U0ADMIN")

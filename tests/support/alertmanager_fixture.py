@@ -36,7 +36,11 @@ def alertmanager_config(forge_url: str, token_file: Path) -> str:
 def prometheus_files(forge_target: str, alertmanager_target: str) -> tuple[str, dict[str, str]]:
     """deploy/prometheus's config aimed at this forge and Alertmanager, its rules with `for` and intervals of 1 s."""
     config = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
-    config["global"] = {"scrape_interval": "500ms", "scrape_timeout": "400ms", "evaluation_interval": "1s"}
+    config["global"] = {
+        "scrape_interval": "500ms",
+        "scrape_timeout": "400ms",
+        "evaluation_interval": "1s",
+    }
     config["scrape_configs"][0]["static_configs"][0]["targets"] = [forge_target]
     config["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"] = [alertmanager_target]
     rules = (DEPLOY / "prometheus" / "queue-alerts.yml").read_text()
@@ -58,12 +62,24 @@ class Alertmanager(ServerProcess):
         (self.dir / "alertmanager.yml").write_text(alertmanager_config(forge_url, token_file))
         self.address = f"127.0.0.1:{free_port()}"
         self.url = "http://" + self.address
-        self._start([ALERTMANAGER, f"--config.file={self.dir / 'alertmanager.yml'}",
-                     f"--storage.path={self.dir / 'data'}", f"--web.listen-address={self.address}",
-                     "--cluster.listen-address=", "--log.level=warn"])
+        self._start(
+            [
+                ALERTMANAGER,
+                f"--config.file={self.dir / 'alertmanager.yml'}",
+                f"--storage.path={self.dir / 'data'}",
+                f"--web.listen-address={self.address}",
+                "--cluster.listen-address=",
+                "--log.level=warn",
+            ]
+        )
 
-    def push(self, labels: dict[str, str], annotations: dict[str, str], starts: datetime,
-             ends: datetime | None = None) -> None:
+    def push(
+        self,
+        labels: dict[str, str],
+        annotations: dict[str, str],
+        starts: datetime,
+        ends: datetime | None = None,
+    ) -> None:
         """Post one alert to Alertmanager's API, as Prometheus would."""
         body = {"labels": labels, "annotations": annotations, "startsAt": starts.isoformat()}
         if ends is not None:

@@ -21,7 +21,9 @@ class WipeArgs(Args):
 
 async def wipe_preview(ctx, args: WipeArgs) -> Result:  # type: ignore[no-untyped-def]
     """What `test wipe` would do."""
-    return Result("test wipe", summary=f"Would wipe 3 items from {args.target}", fields=[("Items", "3")])
+    return Result(
+        "test wipe", summary=f"Would wipe 3 items from {args.target}", fields=[("Items", "3")]
+    )
 
 
 async def wipe(ctx, args: WipeArgs) -> Result:  # type: ignore[no-untyped-def]
@@ -40,6 +42,15 @@ def registry_with_wipe() -> Registry:
     registry = Registry()
     for spec in REGISTRY.all():
         registry.add(spec)
-    command("test wipe", summary="Wipe a test target.", args=WipeArgs, role=Role.OPERATOR, risk=Risk.DESTRUCTIVE,
-            preview=wipe_preview, confirm=lambda a: a.target, examples=("test wipe alpha",), registry=registry)(wipe)
+    command(
+        "test wipe",
+        summary="Wipe a test target.",
+        args=WipeArgs,
+        role=Role.OPERATOR,
+        risk=Risk.DESTRUCTIVE,
+        preview=wipe_preview,
+        confirm=lambda a: a.target,
+        examples=("test wipe alpha",),
+        registry=registry,
+    )(wipe)
     return registry

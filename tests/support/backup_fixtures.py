@@ -17,9 +17,13 @@ from bot.core.dispatch import Invocation, Outcome
 from bot.core.forge import Forge
 from tests.conftest import PG_ADMIN, dsn_for, make_settings
 
-CONFIG = Config.model_validate({
-    "roles": {"viewer": ["*"], "operator": ["U0OPS"], "admin": ["U0ADMIN"]}, "approvers": ["U0LEAD"],
-    "channels": {"alerts": "C0ALERTS", "destructive": ["C0OPS"]}})
+CONFIG = Config.model_validate(
+    {
+        "roles": {"viewer": ["*"], "operator": ["U0OPS"], "admin": ["U0ADMIN"]},
+        "approvers": ["U0LEAD"],
+        "channels": {"alerts": "C0ALERTS", "destructive": ["C0OPS"]},
+    }
+)
 TENANTS, USERS, ACCOUNTS, CONTACTS, DEALS = 3, 60, 400, 2000, 800
 SCHEMA = """
 CREATE EXTENSION IF NOT EXISTS pgcrypto;
@@ -132,7 +136,12 @@ async def scratch_databases() -> list[str]:
     """Drill scratch databases still on the server."""
     admin = await asyncpg.connect(PG_ADMIN)
     try:
-        return [r[0] for r in await admin.fetch("SELECT datname FROM pg_database WHERE datname LIKE 'forge_drill_%'")]
+        return [
+            r[0]
+            for r in await admin.fetch(
+                "SELECT datname FROM pg_database WHERE datname LIKE 'forge_drill_%'"
+            )
+        ]
     finally:
         await admin.close()
 
@@ -141,17 +150,29 @@ async def table_counts(dsn: str) -> dict[str, int]:
     """Every public table's row count, straight from the database."""
     conn = await asyncpg.connect(dsn)
     try:
-        tables = [r[0] for r in await conn.fetch(
-            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1")]
-        return {f"public.{t}": await conn.fetchval(f'SELECT count(*) FROM public."{t}"') for t in tables}
+        tables = [
+            r[0]
+            for r in await conn.fetch(
+                "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1"
+            )
+        ]
+        return {
+            f"public.{t}": await conn.fetchval(f'SELECT count(*) FROM public."{t}"') for t in tables
+        }
     finally:
         await conn.close()
 
 
 def backup_settings(state_dsn: str, cf_dsn: str, tmp: Path, **env: object) -> Settings:
     """Settings pointing DATABASE_URL at the ClientForge-shaped database and the dumps at a temporary directory."""
-    return make_settings(CONFIG, forge_state_database_url=state_dsn, database_url=cf_dsn,
-                         forge_backup_dir=tmp / "backups" / "database", forge_log_dir=tmp / "logs", **env)
+    return make_settings(
+        CONFIG,
+        forge_state_database_url=state_dsn,
+        database_url=cf_dsn,
+        forge_backup_dir=tmp / "backups" / "database",
+        forge_log_dir=tmp / "logs",
+        **env,
+    )
 
 
 async def run(forge: Forge, text: str, user: str = "U0OPS", channel: str = "C0OPS") -> Outcome:

@@ -17,8 +17,12 @@ from bot.core.registry import Role
 from tests.conftest import make_settings
 from tests.support.pg_cluster import pg_stat_statements_cluster
 
-CONFIG = {"roles": {"viewer": ["*"], "operator": ["U0OPS"], "admin": ["U0ADMIN"]}, "approvers": ["U0LEAD"],
-          "channels": {"destructive": ["C0OPS"]}, "timeouts": {"backend": 5}}
+CONFIG = {
+    "roles": {"viewer": ["*"], "operator": ["U0OPS"], "admin": ["U0ADMIN"]},
+    "approvers": ["U0LEAD"],
+    "channels": {"destructive": ["C0OPS"]},
+    "timeouts": {"backend": 5},
+}
 SCHEMA = """
 CREATE EXTENSION pg_stat_statements;
 CREATE TABLE tenants (id uuid PRIMARY KEY DEFAULT gen_random_uuid(), name text NOT NULL);
@@ -53,10 +57,14 @@ async def _create(cluster: str, name: str) -> None:
     conn = await asyncpg.connect(dsn_in(cluster, name))
     await conn.execute(SCHEMA)
     try:  # a unique index built concurrently over duplicates fails and stays behind INVALID, as in §9.6
-        await conn.execute("CREATE UNIQUE INDEX CONCURRENTLY contacts_tenant_unique ON contacts (tenant_id)")
+        await conn.execute(
+            "CREATE UNIQUE INDEX CONCURRENTLY contacts_tenant_unique ON contacts (tenant_id)"
+        )
     except asyncpg.UniqueViolationError:
         pass
-    await conn.execute("SELECT pg_stat_statements_reset()")  # the set-up's own statements are not the tests'
+    await conn.execute(
+        "SELECT pg_stat_statements_reset()"
+    )  # the set-up's own statements are not the tests'
     for n in range(5):  # sequential scans on an unindexed column, seen by pg_stat_statements too
         await conn.fetchval("SELECT count(*) FROM contacts WHERE email = $1", f"c{n}@example.com")
     await conn.close()  # a closing backend flushes its table statistics
@@ -79,8 +87,12 @@ def clientforge(cluster: str) -> Iterator[str]:
 
 def db_settings(database_url: str, state_dsn: str, **env: object):  # type: ignore[no-untyped-def]
     """Settings pointing DATABASE_URL at the ClientForge database."""
-    return make_settings(Config.model_validate(CONFIG), database_url=database_url, forge_state_database_url=state_dsn,
-                         **env)
+    return make_settings(
+        Config.model_validate(CONFIG),
+        database_url=database_url,
+        forge_state_database_url=state_dsn,
+        **env,
+    )
 
 
 @pytest.fixture
@@ -94,8 +106,9 @@ async def forge(clientforge: str, state_dsn: str) -> AsyncIterator[Forge]:
 
 async def run(forge: Forge, text: str, user: str = "U0OPS", role: Role = Role.OPERATOR) -> Outcome:
     """Run a command through the real dispatcher, as the CLI does."""
-    return await forge.dispatcher.run(Invocation(text, user, "C0OPS", source="cli"),
-                                      actor=Actor(user, role, source="cli"))
+    return await forge.dispatcher.run(
+        Invocation(text, user, "C0OPS", source="cli"), actor=Actor(user, role, source="cli")
+    )
 
 
 async def result_of(forge: Forge, text: str, role: Role = Role.OPERATOR):  # type: ignore[no-untyped-def]

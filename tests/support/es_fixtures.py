@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Callable
 import pytest
 
 import bot.core.registry
-import commands.search.es  # noqa: F401  (registers `es status|indices|aliases`)
+import commands.search.es
 import commands.search.reindex  # noqa: F401  (registers `es reindex`)
 from bot.backends.clients import Backends
 from bot.core.context import Actor, Context
@@ -16,13 +16,25 @@ from bot.core.registry import Role
 from tests.conftest import make_settings
 from tests.fakes.es_double import EsDouble
 
-CONTACTS = {"settings": {"number_of_shards": 1, "number_of_replicas": 1,
-                         "analysis": {"analyzer": {"crm": {"type": "custom", "tokenizer": "standard",
-                                                           "filter": ["lowercase"]}}}},
-            "mappings": {"properties": {p: {"type": "keyword"} for p in ("id", "tenant_id", "email", "phone")} | {
-                p: {"type": "text", "analyzer": "crm"} for p in ("first_name", "last_name", "company_name",
-                                                                  "full_text")} | {
-                p: {"type": "date"} for p in ("created_at", "updated_at")}}}
+CONTACTS = {
+    "settings": {
+        "number_of_shards": 1,
+        "number_of_replicas": 1,
+        "analysis": {
+            "analyzer": {
+                "crm": {"type": "custom", "tokenizer": "standard", "filter": ["lowercase"]}
+            }
+        },
+    },
+    "mappings": {
+        "properties": {p: {"type": "keyword"} for p in ("id", "tenant_id", "email", "phone")}
+        | {
+            p: {"type": "text", "analyzer": "crm"}
+            for p in ("first_name", "last_name", "company_name", "full_text")
+        }
+        | {p: {"type": "date"} for p in ("created_at", "updated_at")}
+    },
+}
 
 
 def closed_port() -> int:
@@ -34,8 +46,14 @@ def closed_port() -> int:
 
 def contact(n: int) -> dict[str, object]:
     """A scheme-A contact document (snake_case, `tenant_id`)."""
-    return {"id": str(n), "tenant_id": f"t{n % 3}", "first_name": f"Ada{n}", "last_name": "Lovelace",
-            "email": f"ada{n}@example.com", "created_at": "2025-11-01T00:00:00Z"}
+    return {
+        "id": str(n),
+        "tenant_id": f"t{n % 3}",
+        "first_name": f"Ada{n}",
+        "last_name": "Lovelace",
+        "email": f"ada{n}@example.com",
+        "created_at": "2025-11-01T00:00:00Z",
+    }
 
 
 def clientforge(es: EsDouble, contacts: int = 3000) -> None:
@@ -44,8 +62,9 @@ def clientforge(es: EsDouble, contacts: int = 3000) -> None:
     es.seed("accounts", 40)
     es.seed("deals", 25)
     es.seed("clientforge", 120)
-    es.cluster.update_aliases([{"add": {"index": n, "alias": f"{n}-current"}} for n in ("contacts", "accounts",
-                                                                                         "deals")])
+    es.cluster.update_aliases(
+        [{"add": {"index": n, "alias": f"{n}-current"}} for n in ("contacts", "accounts", "deals")]
+    )
 
 
 @pytest.fixture
@@ -68,8 +87,15 @@ async def make_ctx(es: EsDouble) -> AsyncIterator[Callable[..., Context]]:
         async def progress(note: str) -> None:
             notes.append(note)
 
-        ctx = Context(backends.settings, backends, bot.core.registry.REGISTRY, Actor("U0OPS", role), store=None,
-                      audit=None, progress=progress)  # type: ignore[arg-type]
+        ctx = Context(
+            backends.settings,
+            backends,
+            bot.core.registry.REGISTRY,
+            Actor("U0OPS", role),
+            store=None,
+            audit=None,
+            progress=progress,
+        )  # type: ignore[arg-type]
         ctx.notes = notes  # type: ignore[attr-defined]
         return ctx
 

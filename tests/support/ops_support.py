@@ -12,13 +12,18 @@ from bot.core.forge import Forge
 from bot.core.registry import Role
 from tests.conftest import make_settings
 
-CONFIG = {"roles": {"viewer": ["*"], "operator": ["U0OPS"], "admin": ["U0ADMIN"]}, "approvers": ["U0LEAD"]}
+CONFIG = {
+    "roles": {"viewer": ["*"], "operator": ["U0OPS"], "admin": ["U0ADMIN"]},
+    "approvers": ["U0LEAD"],
+}
 
 
 @asynccontextmanager
 async def started_forge(state_dsn: str, **env: object) -> AsyncIterator[Forge]:
     """A started forge on the test's state database, with these environment values."""
-    forge = Forge(make_settings(Config.model_validate(CONFIG), forge_state_database_url=state_dsn, **env))
+    forge = Forge(
+        make_settings(Config.model_validate(CONFIG), forge_state_database_url=state_dsn, **env)
+    )
     await forge.start()
     try:
         yield forge
@@ -28,5 +33,6 @@ async def started_forge(state_dsn: str, **env: object) -> AsyncIterator[Forge]:
 
 async def run(forge: Forge, text: str, user: str = "U0VIEW", role: Role = Role.VIEWER) -> Outcome:
     """Run a command through the real dispatcher, as the CLI does."""
-    return await forge.dispatcher.run(Invocation(text, user, "C0OPS", source="cli"),
-                                      actor=Actor(user, role, source="cli"))
+    return await forge.dispatcher.run(
+        Invocation(text, user, "C0OPS", source="cli"), actor=Actor(user, role, source="cli")
+    )

@@ -13,9 +13,15 @@ from contextlib import contextmanager
 from pathlib import Path
 
 SETTINGS = {
-    "shared_preload_libraries": "pg_stat_statements", "pg_stat_statements.track": "all",
-    "pg_stat_statements.max": "10000", "track_io_timing": "on", "fsync": "off", "synchronous_commit": "off",
-    "full_page_writes": "off", "max_connections": "60", "listen_addresses": "127.0.0.1",
+    "shared_preload_libraries": "pg_stat_statements",
+    "pg_stat_statements.track": "all",
+    "pg_stat_statements.max": "10000",
+    "track_io_timing": "on",
+    "fsync": "off",
+    "synchronous_commit": "off",
+    "full_page_writes": "off",
+    "max_connections": "60",
+    "listen_addresses": "127.0.0.1",
 }
 
 
@@ -23,7 +29,9 @@ def bindir() -> Path | None:
     """Where initdb and postgres live, from pg_config or Debian's layout."""
     found = shutil.which("pg_config")
     if found:
-        out = subprocess.run([found, "--bindir"], capture_output=True, text=True, timeout=10, check=False).stdout.strip()
+        out = subprocess.run(
+            [found, "--bindir"], capture_output=True, text=True, timeout=10, check=False
+        ).stdout.strip()
         if out and (Path(out) / "initdb").exists():
             return Path(out)
     debian = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
@@ -74,16 +82,52 @@ def pg_stat_statements_cluster() -> Iterator[str]:
         uid = _postgres_uid()
         os.chown(root, uid, -1)  # type: ignore[arg-type]
     try:
-        subprocess.run(_as_owner([str(bins / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust",
-                                  "-E", "UTF8", "--no-sync"]), check=True, capture_output=True, timeout=120)
+        subprocess.run(
+            _as_owner(
+                [
+                    str(bins / "initdb"),
+                    "-D",
+                    str(data),
+                    "-U",
+                    "postgres",
+                    "--auth=trust",
+                    "-E",
+                    "UTF8",
+                    "--no-sync",
+                ]
+            ),
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
         options = " ".join(f"-c {k}={v}" for k, v in SETTINGS.items())
-        subprocess.run(_as_owner([str(bins / "pg_ctl"), "-D", str(data), "-l", str(root / "log"), "-w", "-t", "60",
-                                  "-o", f"-p {port} -k {root} {options}", "start"]),
-                       check=True, capture_output=True, timeout=90)
+        subprocess.run(
+            _as_owner(
+                [
+                    str(bins / "pg_ctl"),
+                    "-D",
+                    str(data),
+                    "-l",
+                    str(root / "log"),
+                    "-w",
+                    "-t",
+                    "60",
+                    "-o",
+                    f"-p {port} -k {root} {options}",
+                    "start",
+                ]
+            ),
+            check=True,
+            capture_output=True,
+            timeout=90,
+        )
         yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
     finally:
         if (data / "postmaster.pid").exists():
-            subprocess.run(_as_owner([str(bins / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"]),
-                           capture_output=True, timeout=60, check=False)
+            subprocess.run(
+                _as_owner([str(bins / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"]),
+                capture_output=True,
+                timeout=60,
+                check=False,
+            )
         shutil.rmtree(root, ignore_errors=True)
-

@@ -20,7 +20,9 @@ from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
 PROMETHEUS = shutil.which("prometheus")
-SKIP_REASON = "the prometheus binary is not installed (apt-get install -y --no-install-recommends prometheus)"
+SKIP_REASON = (
+    "the prometheus binary is not installed (apt-get install -y --no-install-recommends prometheus)"
+)
 BUCKETS = [0.01, 0.05, 0.1, 0.5, 1, 2, 5, 10]  # metrics.service.ts's HTTP histogram
 
 
@@ -73,22 +75,34 @@ class CrmCollector:
         now = time.time()
         self.clock = self.origin if self.clock is None else min(now, self.clock + self.STEP)
         p, ts, elapsed = self.profile, self.clock, self.clock - self.origin
-        cpu = CounterMetricFamily("crm_process_cpu_seconds", "Total user and system CPU time.", labels=[])
+        cpu = CounterMetricFamily(
+            "crm_process_cpu_seconds", "Total user and system CPU time.", labels=[]
+        )
         cpu.add_metric([], p.cpu * elapsed, timestamp=ts)
         yield cpu
-        for name, value in (("crm_process_resident_memory_bytes", p.rss), ("crm_nodejs_eventloop_lag_p99_seconds",
-                            p.lag), ("crm_nodejs_eventloop_lag_seconds", p.lag)):
+        for name, value in (
+            ("crm_process_resident_memory_bytes", p.rss),
+            ("crm_nodejs_eventloop_lag_p99_seconds", p.lag),
+            ("crm_nodejs_eventloop_lag_seconds", p.lag),
+        ):
             gauge = GaugeMetricFamily(name, name, labels=[])
             gauge.add_metric([], value, timestamp=ts)
             yield gauge
-        http = HistogramMetricFamily("crm_http_request_duration_seconds", "HTTP request duration.",
-                                     labels=["method", "route", "status"])
+        http = HistogramMetricFamily(
+            "crm_http_request_duration_seconds",
+            "HTTP request duration.",
+            labels=["method", "route", "status"],
+        )
         total = p.rps * elapsed
         for status, share in (("200", 1 - p.error_share), ("500", p.error_share)):
             if share > 0:
                 count = total * share
-                http.add_metric(["GET", "/api/v1/contacts", status], p.cumulative(count), sum_value=count * 0.05,
-                                timestamp=ts)
+                http.add_metric(
+                    ["GET", "/api/v1/contacts", status],
+                    p.cumulative(count),
+                    sum_value=count * 0.05,
+                    timestamp=ts,
+                )
         yield http
 
 
@@ -138,13 +152,17 @@ class ServerProcess:
 
     def wait_ready(self, timeout: float = 20.0) -> None:
         """Until /-/ready answers 200."""
-        self._wait(lambda: httpx.get(self.url + "/-/ready", timeout=1).status_code == 200, timeout, "ready")
+        self._wait(
+            lambda: httpx.get(self.url + "/-/ready", timeout=1).status_code == 200, timeout, "ready"
+        )
 
     def _wait(self, check: object, timeout: float, what: str) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"{self.name} exited: {(self.dir / 'stderr.log').read_text()[-500:]}")
+                raise RuntimeError(
+                    f"{self.name} exited: {(self.dir / 'stderr.log').read_text()[-500:]}"
+                )
             try:
                 if check():  # type: ignore[operator]
                     return
@@ -170,24 +188,40 @@ class Prometheus(ServerProcess):
 
     name = "prometheus"
 
-    def __init__(self, target: str | None, config: str | None = None, files: dict[str, str] | None = None,
-                 flags: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        target: str | None,
+        config: str | None = None,
+        files: dict[str, str] | None = None,
+        flags: tuple[str, ...] = (),
+    ) -> None:
         assert PROMETHEUS, SKIP_REASON
         self.dir = Path(tempfile.mkdtemp(prefix="forge-prom-"))
         for name, text in (files or {}).items():
             (self.dir / name).write_text(text)
-        (self.dir / "prometheus.yml").write_text(config or CONFIG + (JOB.format(target=target) if target else "  []\n"))
+        (self.dir / "prometheus.yml").write_text(
+            config or CONFIG + (JOB.format(target=target) if target else "  []\n")
+        )
         self.url = f"http://127.0.0.1:{free_port()}"
         address = self.url.removeprefix("http://")
-        self._start([PROMETHEUS, f"--config.file={self.dir / 'prometheus.yml'}",
-                     f"--storage.tsdb.path={self.dir / 'data'}", f"--web.listen-address={address}",
-                     "--log.level=error", *flags])
+        self._start(
+            [
+                PROMETHEUS,
+                f"--config.file={self.dir / 'prometheus.yml'}",
+                f"--storage.tsdb.path={self.dir / 'data'}",
+                f"--web.listen-address={address}",
+                "--log.level=error",
+                *flags,
+            ]
+        )
 
     def wait_for(self, expr: str, timeout: float = 20.0) -> None:
         """Until an instant query returns a sample."""
+
         def has_sample() -> bool:
             body = httpx.get(self.url + "/api/v1/query", params={"query": expr}, timeout=1).json()
             return bool(body["data"]["result"])
+
         self._wait(has_sample, timeout, f"a sample of {expr}")
 
 

@@ -15,17 +15,20 @@ from tests.support.es_fixtures import CONTACTS, contact, es  # noqa: F401  (fixt
 
 
 @pytest.fixture
-async def client(es: EsDouble):  # noqa: F811
+async def client(es: EsDouble):
     """The real async client on the double."""
     c = AsyncElasticsearch(es.url, request_timeout=5)
     yield c
     await c.close()
 
 
-async def test_every_response_says_it_is_elasticsearch_and_speaks_compat_8(es, client):  # noqa: F811
+async def test_every_response_says_it_is_elasticsearch_and_speaks_compat_8(es, client):
     """The product header on 2xx and errors; compatible-with=8 echoed; a 9.x client's media type refused."""
     info = await client.info()
-    assert info["version"]["number"] == "8.11.0" and info.meta.headers["x-elastic-product"] == "Elasticsearch"
+    assert (
+        info["version"]["number"] == "8.11.0"
+        and info.meta.headers["x-elastic-product"] == "Elasticsearch"
+    )
     assert "compatible-with=8" in info.meta.headers["content-type"]
     async with aiohttp.ClientSession() as s:
         async with s.get(es.url + "/nope/_count") as missing:
@@ -37,7 +40,7 @@ async def test_every_response_says_it_is_elasticsearch_and_speaks_compat_8(es, c
     assert "must be either version 8 or 7, but found 9" in body["error"]["caused_by"]["reason"]
 
 
-async def test_errors_have_es_bodies(es, client):  # noqa: F811
+async def test_errors_have_es_bodies(es, client):
     """index_not_found, resource_already_exists, invalid_alias_name and private settings, as ES words them."""
     es.seed("contacts", 2)
     with pytest.raises(NotFoundError) as missing:
@@ -49,11 +52,17 @@ async def test_errors_have_es_bodies(es, client):  # noqa: F811
     assert exists.value.error == "resource_already_exists_exception"
     assert exists.value.body["error"]["reason"].startswith("index [contacts/")
     with pytest.raises(BadRequestError) as alias:
-        await client.indices.update_aliases(actions=[{"add": {"index": "contacts", "alias": "contacts"}}])
-    assert alias.value.body["error"]["reason"] == ("Invalid alias name [contacts]: an index or data stream exists "
-                                                   "with the same name as the alias")
+        await client.indices.update_aliases(
+            actions=[{"add": {"index": "contacts", "alias": "contacts"}}]
+        )
+    assert alias.value.body["error"]["reason"] == (
+        "Invalid alias name [contacts]: an index or data stream exists "
+        "with the same name as the alias"
+    )
     with pytest.raises(BadRequestError) as private:
-        await client.indices.create(index="copy", settings={"index": {"uuid": "x", "number_of_shards": 1}})
+        await client.indices.create(
+            index="copy", settings={"index": {"uuid": "x", "number_of_shards": 1}}
+        )
     assert "private index setting [index.uuid]" in private.value.body["error"]["reason"]
     with pytest.raises(BadRequestError) as upper:
         await client.indices.create(index="Contacts")
@@ -62,40 +71,65 @@ async def test_errors_have_es_bodies(es, client):  # noqa: F811
         await client.indices.get_alias(name="nothing")
 
 
-async def test_aliases_change_all_at_once_or_not_at_all(es, client):  # noqa: F811
+async def test_aliases_change_all_at_once_or_not_at_all(es, client):
     """A failing action in `_aliases` leaves every alias as it was; must_exist on remove is honoured."""
     es.seed("a", 1)
     es.seed("b", 1)
     await client.indices.update_aliases(actions=[{"add": {"index": "a", "alias": "live"}}])
     with pytest.raises(NotFoundError) as gone:
-        await client.indices.update_aliases(actions=[{"add": {"index": "b", "alias": "live"}},
-                                                     {"remove": {"index": "b", "alias": "other", "must_exist": True}}])
+        await client.indices.update_aliases(
+            actions=[
+                {"add": {"index": "b", "alias": "live"}},
+                {"remove": {"index": "b", "alias": "other", "must_exist": True}},
+            ]
+        )
     assert gone.value.error == "aliases_not_found_exception"
     assert list((await client.indices.get_alias(name="live")).body) == ["a"]
-    await client.indices.update_aliases(actions=[{"remove": {"index": "a", "alias": "live", "must_exist": True}},
-                                                 {"add": {"index": "b", "alias": "live", "is_write_index": True}}])
+    await client.indices.update_aliases(
+        actions=[
+            {"remove": {"index": "a", "alias": "live", "must_exist": True}},
+            {"add": {"index": "b", "alias": "live", "is_write_index": True}},
+        ]
+    )
     rows = (await client.cat.aliases(format="json")).body
-    assert rows == [{"alias": "live", "index": "b", "filter": "-", "routing.index": "-", "routing.search": "-",
-                     "is_write_index": "true"}]
+    assert rows == [
+        {
+            "alias": "live",
+            "index": "b",
+            "filter": "-",
+            "routing.index": "-",
+            "routing.search": "-",
+            "is_write_index": "true",
+        }
+    ]
 
 
-async def test_writes_are_counted_after_a_refresh(es, client):  # noqa: F811
+async def test_writes_are_counted_after_a_refresh(es, client):
     """Like ES, a count sees new documents only after a refresh (or the 1 s interval)."""
-    await client.bulk(operations=[x for n in range(5) for x in ({"index": {"_index": "c", "_id": str(n)}},
-                                                                 contact(n))])
+    await client.bulk(
+        operations=[
+            x for n in range(5) for x in ({"index": {"_index": "c", "_id": str(n)}}, contact(n))
+        ]
+    )
     assert (await client.count(index="c"))["count"] == 0
     await client.indices.refresh(index="c")
     assert (await client.count(index="c"))["count"] == 5
     await client.index(index="c", id="9", document=contact(9), refresh="wait_for")
     assert (await client.count(index="c"))["count"] == 6
-    assert (await client.indices.get_mapping(index="c"))["c"]["mappings"]["properties"]["email"] == {"type": "text"}
+    assert (await client.indices.get_mapping(index="c"))["c"]["mappings"]["properties"][
+        "email"
+    ] == {"type": "text"}
 
 
-async def test_reindex_runs_as_a_task_a_batch_at_a_time(es, client):  # noqa: F811
+async def test_reindex_runs_as_a_task_a_batch_at_a_time(es, client):
     """wait_for_completion=false gives `node:id`; the task's created count grows in batches of 1,000 to total."""
     es.seed("contacts", 2500, body=CONTACTS, make=contact)
     es.cluster.reindex_rate = 10_000
-    task = (await client.reindex(source={"index": "contacts"}, dest={"index": "v2"}, wait_for_completion=False))["task"]
+    task = (
+        await client.reindex(
+            source={"index": "contacts"}, dest={"index": "v2"}, wait_for_completion=False
+        )
+    )["task"]
     assert task.endswith(":4711")
     seen = []
     with warnings.catch_warnings():
@@ -108,20 +142,25 @@ async def test_reindex_runs_as_a_task_a_batch_at_a_time(es, client):  # noqa: F8
     assert body["task"]["action"] == "indices:data/write/reindex"
     assert (await client.count(index="v2"))["count"] == 2500
     mapping = (await client.indices.get_mapping(index="v2"))["v2"]["mappings"]["properties"]
-    assert mapping["tenant_id"] == {"type": "text"}, "an absent dest is auto-created with dynamic mappings, as in ES"
+    assert mapping["tenant_id"] == {"type": "text"}, (
+        "an absent dest is auto-created with dynamic mappings, as in ES"
+    )
     with pytest.raises(NotFoundError) as unknown, warnings.catch_warnings():
         warnings.simplefilter("ignore", GeneralAvailabilityWarning)
         await client.tasks.get(task_id=task.replace("4711", "99"))
     assert unknown.value.error == "resource_not_found_exception"
 
 
-async def test_health_is_yellow_with_replicas_on_one_node_and_red_with_a_lost_primary(es, client):  # noqa: F811
+async def test_health_is_yellow_with_replicas_on_one_node_and_red_with_a_lost_primary(es, client):
     """Computed from the indices: replicas unassigned on one node make it yellow; a lost primary red."""
     assert (await client.cluster.health())["status"] == "green"
     es.seed("contacts", 1)
     health = await client.cluster.health(level="indices")
-    assert (health["status"], health["unassigned_shards"], health["indices"]["contacts"]["status"]) == \
-        ("yellow", 1, "yellow")
+    assert (
+        health["status"],
+        health["unassigned_shards"],
+        health["indices"]["contacts"]["status"],
+    ) == ("yellow", 1, "yellow")
     es.cluster.indices["contacts"].red = True
     assert (await client.cluster.health())["status"] == "red"
     [row] = (await client.cat.indices(format="json", bytes="b")).body

@@ -14,7 +14,9 @@ from bot.core.errors import BackendUnavailable
 async def test_pauses_grow_while_the_backend_is_down_and_reset_after():
     """Down, down, down, a crash, up: pauses 1, 2, 4, the usual 0.5 after the crash and after recovery; the outage is
     logged once when it starts and once when it ends."""
-    outcomes = iter([BackendUnavailable("state store", "connection refused")] * 3 + [RuntimeError("bug"), None])
+    outcomes = iter(
+        [BackendUnavailable("state store", "connection refused")] * 3 + [RuntimeError("bug"), None]
+    )
     waited: list[float] = []
 
     async def step() -> None:

@@ -33,13 +33,21 @@ def test_log_lines_are_json_with_the_bound_request_id(json_logs):
     structlog.get_logger("t").info("command_done", command="health")
     structlog.contextvars.clear_contextvars()
     [line] = json_logs()
-    assert line["event"] == "command_done" and line["request_id"] == "abc123" and line["level"] == "info"
+    assert (
+        line["event"] == "command_done"
+        and line["request_id"] == "abc123"
+        and line["level"] == "info"
+    )
 
 
 def test_secrets_are_redacted_from_every_log_line(json_logs):
     """Tokens, the signing secret and DSN passwords never reach the logs, also through stdlib logging."""
-    structlog.get_logger("t").warning("oops", dsn="postgresql://forge:hunter2@db/x",
-                                      nested={"token": "xoxb-1-2-abc"}, text="secret forge-test-signing-secret")
+    structlog.get_logger("t").warning(
+        "oops",
+        dsn="postgresql://forge:hunter2@db/x",
+        nested={"token": "xoxb-1-2-abc"},
+        text="secret forge-test-signing-secret",
+    )
     logging.getLogger("slack_sdk").error("Authorization: Bearer xoxb-999-aaa failed")
     output = json.dumps(json_logs())
     for secret in ("hunter2", "xoxb-1-2-abc", "forge-test-signing-secret", "xoxb-999-aaa"):
@@ -85,6 +93,11 @@ def test_compose_runs_clientforges_stack():
     """docker-compose has forge beside PostgreSQL 15 with pg_stat_statements, Redis 7 and Elasticsearch 8.11."""
     services = yaml.safe_load((ROOT / "docker-compose.yml").read_text(encoding="utf-8"))["services"]
     assert set(services) == {"forge", "postgres", "redis", "elasticsearch"}
-    assert "pg15" in services["postgres"]["image"] and "pg_stat_statements" in " ".join(services["postgres"]["command"])
-    assert services["redis"]["image"].startswith("redis:7") and "noeviction" in services["redis"]["command"]
+    assert "pg15" in services["postgres"]["image"] and "pg_stat_statements" in " ".join(
+        services["postgres"]["command"]
+    )
+    assert (
+        services["redis"]["image"].startswith("redis:7")
+        and "noeviction" in services["redis"]["command"]
+    )
     assert services["elasticsearch"]["image"].endswith(":8.11.0")

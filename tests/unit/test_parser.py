@@ -34,7 +34,14 @@ async def _noop(ctx, args):
     return Result("noop")
 
 
-command("dlq clear", summary="clear", args=QueueArgs, role=Role.OPERATOR, risk=Risk.WRITE, registry=registry)(_noop)
+command(
+    "dlq clear",
+    summary="clear",
+    args=QueueArgs,
+    role=Role.OPERATOR,
+    risk=Risk.WRITE,
+    registry=registry,
+)(_noop)
 command("dlq list", summary="list", args=QueueArgs, registry=registry)(_noop)
 command("incident declare", summary="declare", args=TitleArgs, registry=registry)(_noop)
 command("help", summary="help", registry=registry)(_noop)
@@ -71,16 +78,19 @@ def test_double_dash_ends_options():
     assert parse("dlq list -- --all", registry).args.queue == "--all"
 
 
-@pytest.mark.parametrize("text, message", [
-    ("dlq list", "Missing `queue`"),
-    ("dlq list email extra", "Unexpected argument `extra`"),
-    ("dlq list email --nope", "Unknown option `--nope`"),
-    ("dlq list email --limit", "needs a value"),
-    ("dlq list email --limit abc", "Bad `limit`"),
-    ("dlq list email --limit 1000", "Bad `limit`"),
-    ("dlq list email --limit 1 --limit 2", "given twice"),
-    ('dlq list "email', "Could not read the input"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("dlq list", "Missing `queue`"),
+        ("dlq list email extra", "Unexpected argument `extra`"),
+        ("dlq list email --nope", "Unknown option `--nope`"),
+        ("dlq list email --limit", "needs a value"),
+        ("dlq list email --limit abc", "Bad `limit`"),
+        ("dlq list email --limit 1000", "Bad `limit`"),
+        ("dlq list email --limit 1 --limit 2", "given twice"),
+        ('dlq list "email', "Could not read the input"),
+    ],
+)
 def test_bad_arguments_raise_usage_with_the_commands_usage(text, message):
     """Every kind of bad argument answers with a short reason and the command's usage."""
     with pytest.raises(UsageError) as err:
@@ -90,8 +100,16 @@ def test_bad_arguments_raise_usage_with_the_commands_usage(text, message):
         assert err.value.usage and err.value.usage.startswith("dlq list <queue>")
 
 
-@pytest.mark.parametrize("text", ["a" * 1001, "dlq list email\n--limit 2", "dlq list \x1b[31memail", "help\x00",
-                                  "dlq list email\u202e"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a" * 1001,
+        "dlq list email\n--limit 2",
+        "dlq list \x1b[31memail",
+        "help\x00",
+        "dlq list email\u202e",
+    ],
+)
 def test_oversized_and_control_character_input_is_refused(text):
     """Long input and control characters (newlines, ANSI, NUL, bidi overrides) are refused before parsing."""
     with pytest.raises(UsageError):

@@ -24,7 +24,9 @@ def sections(message) -> list[str]:
 
 def test_first_line_and_context_follow_the_product_shape():
     """Headline with symbol, command, status and environment; context with who, when, how long."""
-    message = to_message(Outcome("result", Result("health", Status.WARNING, summary="5 of 6")), META)
+    message = to_message(
+        Outcome("result", Result("health", Status.WARNING, summary="5 of 6")), META
+    )
     assert message.text == "⚠️ health — warning · production: 5 of 6"
     assert sections(message)[0] == "*⚠️ health — warning · production*"
     assert message.blocks[1]["elements"][0]["text"] == "<@U0OPS> · 2026-11-30 03:00:00 UTC · 42 ms"
@@ -42,8 +44,9 @@ def test_fields_are_split_ten_per_section_and_escaped():
 def test_long_table_goes_up_as_a_file_with_a_preview():
     """A table too long for a section is attached whole; the message keeps a preview under 3,000 characters."""
     rows = [[f"job-{i}", "failed", "x" * 40] for i in range(500)]
-    message = to_message(Outcome("result", Result("dlq list", tables=[Table(["id", "state", "reason"], rows)])),
-                         META)
+    message = to_message(
+        Outcome("result", Result("dlq list", tables=[Table(["id", "state", "reason"], rows)])), META
+    )
     assert all(len(t) <= 3000 for t in sections(message))
     [attachment] = message.attachments
     assert attachment.content.decode().count("\n") == 500 and "500 rows" in sections(message)[-1]
@@ -64,25 +67,45 @@ def test_block_count_never_exceeds_fifty():
 
 def test_actions_become_buttons_that_carry_only_the_command_text():
     """Follow-up actions render as buttons with forge_run ids and the command as value."""
-    result = Result("queue health", actions=[Action("List DLQ", "dlq list email"), Action("Clear", "x", "danger")])
-    [actions] = [b for b in to_message(Outcome("result", result), META).blocks if b["type"] == "actions"]
+    result = Result(
+        "queue health",
+        actions=[Action("List DLQ", "dlq list email"), Action("Clear", "x", "danger")],
+    )
+    [actions] = [
+        b for b in to_message(Outcome("result", result), META).blocks if b["type"] == "actions"
+    ]
     assert [e["action_id"] for e in actions["elements"]] == ["forge_run:0", "forge_run:1"]
-    assert actions["elements"][0]["value"] == "dlq list email" and actions["elements"][1]["style"] == "danger"
+    assert (
+        actions["elements"][0]["value"] == "dlq list email"
+        and actions["elements"][1]["style"] == "danger"
+    )
 
 
 def test_private_outcome_is_one_escaped_line_with_usage():
     """Errors are one line plus the usage, escaped, never a stack trace."""
-    message = to_message(Outcome("usage", message="Bad `limit` <x>", usage="audit [--limit LIMIT]"), META)
-    assert message.text == "❓ Bad `limit` &lt;x&gt;" and "Usage: `audit [--limit LIMIT]`" in sections(message)[1]
+    message = to_message(
+        Outcome("usage", message="Bad `limit` <x>", usage="audit [--limit LIMIT]"), META
+    )
+    assert (
+        message.text == "❓ Bad `limit` &lt;x&gt;"
+        and "Usage: `audit [--limit LIMIT]`" in sections(message)[1]
+    )
 
 
 def test_text_and_json_forms():
     """The terminal gets aligned text; --json gets a document with the exit code."""
-    result = Result("health", Status.CRITICAL, fields=[("Redis", "7.0")], tables=[Table(["a", "bb"], [["1", "2"]])])
+    result = Result(
+        "health",
+        Status.CRITICAL,
+        fields=[("Redis", "7.0")],
+        tables=[Table(["a", "bb"], [["1", "2"]])],
+    )
     text = to_text(Outcome("result", result), "staging")
     assert text.startswith("🔴 health — critical · staging") and "a  bb\n1  2" in text
     doc = json.loads(to_json(Outcome("result", result), "staging"))
-    assert doc["status"] == "critical" and doc["exit_code"] == 1 and doc["fields"] == {"Redis": "7.0"}
+    assert (
+        doc["status"] == "critical" and doc["exit_code"] == 1 and doc["fields"] == {"Redis": "7.0"}
+    )
 
 
 def test_escape():

@@ -19,16 +19,19 @@ def test_example_config_is_valid():
     assert config.dlq.min_attempts == 3 and config.approval_ttl_minutes == 15
 
 
-@pytest.mark.parametrize("yaml_text, key", [
-    ("roles:\n  operator: [bob]\n", "roles.operator"),
-    ("channels:\n  alerts: general\n", "channels.alerts"),
-    ("approval_ttl_minutes: 0\n", "approval_ttl_minutes"),
-    ("tenant_id: default\n", "tenant_id"),
-    ("queues: ['bull:email']\n", "queues"),
-    ("dlq:\n  min_attempt: 3\n", "dlq.min_attempt: unknown key"),
-    ("timeouts:\n  health_check: 0\n", "timeouts.health_check"),
-    ("roles: [U1]\n", "roles"),
-])
+@pytest.mark.parametrize(
+    "yaml_text, key",
+    [
+        ("roles:\n  operator: [bob]\n", "roles.operator"),
+        ("channels:\n  alerts: general\n", "channels.alerts"),
+        ("approval_ttl_minutes: 0\n", "approval_ttl_minutes"),
+        ("tenant_id: default\n", "tenant_id"),
+        ("queues: ['bull:email']\n", "queues"),
+        ("dlq:\n  min_attempt: 3\n", "dlq.min_attempt: unknown key"),
+        ("timeouts:\n  health_check: 0\n", "timeouts.health_check"),
+        ("roles: [U1]\n", "roles"),
+    ],
+)
 def test_bad_config_names_the_key(tmp_path, yaml_text, key):
     """Each invalid value is reported with the file and the key that holds it."""
     path = tmp_path / "forge.yml"
@@ -72,7 +75,11 @@ def test_state_store_defaults_to_database_url():
 
 def test_secrets_are_masked_in_repr():
     """Tokens and DSNs never show in a repr."""
-    env = Env(_env_file=None, slack_bot_token="xoxb-123-secret", database_url="postgresql://u:hunter2@db/x")
+    env = Env(
+        _env_file=None,
+        slack_bot_token="xoxb-123-secret",
+        database_url="postgresql://u:hunter2@db/x",
+    )
     assert "xoxb-123-secret" not in repr(env) and "hunter2" not in repr(env)
 
 

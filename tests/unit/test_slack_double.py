@@ -46,11 +46,15 @@ async def error_of(pending) -> str:
 
 async def test_post_then_update_round_trips_through_the_message_store(slack, client):
     """A posted message can be read back, and chat.update edits it in place."""
-    posted = await client.chat_postMessage(channel="C0OPS", text="deploying", blocks=[{"type": "divider"}])
+    posted = await client.chat_postMessage(
+        channel="C0OPS", text="deploying", blocks=[{"type": "divider"}]
+    )
     reply = await client.chat_postMessage(channel="C0OPS", text="step 1", thread_ts=posted["ts"])
     updated = await client.chat_update(channel="C0OPS", ts=posted["ts"], text="deployed")
 
-    assert posted["message"]["user"] == "U0BOT" and posted["message"]["blocks"] == [{"type": "divider"}]
+    assert posted["message"]["user"] == "U0BOT" and posted["message"]["blocks"] == [
+        {"type": "divider"}
+    ]
     assert float(reply["ts"]) > float(posted["ts"])
     assert updated["ts"] == posted["ts"] and updated["message"]["text"] == "deployed"
     assert [m["text"] for m in slack.messages("C0OPS")] == ["deployed", "step 1"]
@@ -59,7 +63,10 @@ async def test_post_then_update_round_trips_through_the_message_store(slack, cli
 
 async def test_update_and_delete_of_unknown_message_fail_like_slack(client):
     """Editing or deleting a ts the double never issued answers message_not_found."""
-    assert await error_of(client.chat_update(channel="C0OPS", ts="1.000001", text="x")) == "message_not_found"
+    assert (
+        await error_of(client.chat_update(channel="C0OPS", ts="1.000001", text="x"))
+        == "message_not_found"
+    )
     assert await error_of(client.chat_delete(channel="C0OPS", ts="1.000001")) == "message_not_found"
 
 
@@ -69,7 +76,13 @@ async def test_ephemeral_is_recorded_with_its_recipient(slack, client):
 
     assert response["message_ts"]
     assert slack.ephemerals[0] | {"message_ts": None} == {
-        "channel": "C0OPS", "user": "U1", "text": "only you", "blocks": [], "thread_ts": None, "message_ts": None}
+        "channel": "C0OPS",
+        "user": "U1",
+        "text": "only you",
+        "blocks": [],
+        "thread_ts": None,
+        "message_ts": None,
+    }
 
 
 async def test_usergroup_members_come_from_the_test(slack, client):
@@ -84,17 +97,30 @@ async def test_get_with_query_string_args_is_understood(slack, client):
     """conversations.info (a GET with query args) returns the channel object."""
     channel = (await client.conversations_info(channel="C0OPS"))["channel"]
 
-    assert channel == {"id": "C0OPS", "name": "ops", "is_channel": True, "is_private": False, "is_member": True,
-                       "is_archived": False, "created": 1_700_000_000}
+    assert channel == {
+        "id": "C0OPS",
+        "name": "ops",
+        "is_channel": True,
+        "is_private": False,
+        "is_member": True,
+        "is_archived": False,
+        "created": 1_700_000_000,
+    }
     assert slack.calls_to("conversations.info")[0].args == {"channel": "C0OPS"}
 
 
 async def test_tokens_are_checked_like_slack(slack):
     """No token is not_authed, a foreign token invalid_auth, an app token on a bot method not_allowed_token_type."""
     assert await error_of(AsyncWebClient(base_url=slack.url).auth_test()) == "not_authed"
-    assert await error_of(AsyncWebClient(token="xoxp-user", base_url=slack.url).auth_test()) == "invalid_auth"
+    assert (
+        await error_of(AsyncWebClient(token="xoxp-user", base_url=slack.url).auth_test())
+        == "invalid_auth"
+    )
     app_token = AsyncWebClient(token="xapp-1-test", base_url=slack.url)
-    assert await error_of(app_token.chat_postMessage(channel="C0OPS", text="x")) == "not_allowed_token_type"
+    assert (
+        await error_of(app_token.chat_postMessage(channel="C0OPS", text="x"))
+        == "not_allowed_token_type"
+    )
     me = await AsyncWebClient(token="xoxb-test", base_url=slack.url).auth_test()
 
     assert (me["team_id"], me["user_id"], me["bot_id"]) == ("T0FORGE", "U0BOT", "B0BOT")
@@ -121,7 +147,9 @@ async def test_scripted_errors_delays_and_unknown_methods(slack, client):
     slack.fail("chat.postMessage", status=200, error="channel_not_found")
     slack.delay("auth.test", 0.2)
 
-    assert await error_of(client.chat_postMessage(channel="C0GONE", text="x")) == "channel_not_found"
+    assert (
+        await error_of(client.chat_postMessage(channel="C0GONE", text="x")) == "channel_not_found"
+    )
     assert (await client.chat_postMessage(channel="C0OPS", text="x"))["ok"]
     started = time.monotonic()
     await client.auth_test()
@@ -136,22 +164,36 @@ async def test_channel_rate_limit_allows_a_burst_then_429s(slack, client):
         await client.chat_postMessage(channel="C0OPS", text=str(n))
     await client.chat_postMessage(channel="C0OTHER", text="elsewhere")
 
-    assert await error_of(client.chat_postMessage(channel="C0OPS", text="too fast")) == "ratelimited"
+    assert (
+        await error_of(client.chat_postMessage(channel="C0OPS", text="too fast")) == "ratelimited"
+    )
     assert slack.calls[-1].status == 429
 
 
 async def test_trigger_ids_are_single_use_and_validated(slack, client):
     """views.open accepts a trigger once, then refuses it, and refuses malformed ones."""
     trigger = slack.new_trigger_id()
-    view = {"type": "modal", "callback_id": "confirm", "title": {"type": "plain_text", "text": "Sure?"}, "blocks": []}
+    view = {
+        "type": "modal",
+        "callback_id": "confirm",
+        "title": {"type": "plain_text", "text": "Sure?"},
+        "blocks": [],
+    }
 
     opened = (await client.views_open(trigger_id=trigger, view=view))["view"]
-    updated = (await client.views_update(view_id=opened["id"], view={**view, "callback_id": "done"}))["view"]
+    updated = (
+        await client.views_update(view_id=opened["id"], view={**view, "callback_id": "done"})
+    )["view"]
 
     assert opened["id"].startswith("V") and opened["callback_id"] == "confirm"
     assert updated["id"] == opened["id"] and updated["callback_id"] == "done"
-    assert await error_of(client.views_open(trigger_id=trigger, view=view)) == "exchanged_trigger_id"
-    assert await error_of(client.views_open(trigger_id="not-a-trigger", view=view)) == "invalid_trigger_id"
+    assert (
+        await error_of(client.views_open(trigger_id=trigger, view=view)) == "exchanged_trigger_id"
+    )
+    assert (
+        await error_of(client.views_open(trigger_id="not-a-trigger", view=view))
+        == "invalid_trigger_id"
+    )
 
 
 async def test_issued_trigger_ids_expire(slack, client):
@@ -160,13 +202,18 @@ async def test_issued_trigger_ids_expire(slack, client):
     trigger = slack.new_trigger_id()
     await asyncio.sleep(0.1)
 
-    assert await error_of(client.views_open(trigger_id=trigger, view={"type": "modal"})) == "expired_trigger_id"
+    assert (
+        await error_of(client.views_open(trigger_id=trigger, view={"type": "modal"}))
+        == "expired_trigger_id"
+    )
 
 
 async def test_response_url_takes_five_posts_then_refuses(slack):
     """Posts to a response_url are recorded, and the sixth is answered 404 used_url."""
     webhook = AsyncWebhookClient(slack.new_response_url(channel="C0OPS", user="U1"))
-    statuses = [(await webhook.send(text=f"r{n}", response_type="in_channel")).status_code for n in range(5)]
+    statuses = [
+        (await webhook.send(text=f"r{n}", response_type="in_channel")).status_code for n in range(5)
+    ]
     refused = await webhook.send(text="r5")
 
     assert statuses == [200] * 5 and (refused.status_code, refused.body) == (404, "used_url")
@@ -177,15 +224,31 @@ async def test_response_url_takes_five_posts_then_refuses(slack):
 
 async def test_files_upload_v2_lands_in_files(slack, client):
     """files_upload_v2's three steps store the uploaded bytes against the channel."""
-    response = await client.files_upload_v2(channel="C0OPS", content="x" * 5000, filename="out.txt",
-                                            initial_comment="report", thread_ts="1700000000.000100")
+    response = await client.files_upload_v2(
+        channel="C0OPS",
+        content="x" * 5000,
+        filename="out.txt",
+        initial_comment="report",
+        thread_ts="1700000000.000100",
+    )
     [uploaded] = slack.files
 
-    assert (uploaded.filename, uploaded.title, uploaded.content) == ("out.txt", "out.txt", b"x" * 5000)
+    assert (uploaded.filename, uploaded.title, uploaded.content) == (
+        "out.txt",
+        "out.txt",
+        b"x" * 5000,
+    )
     assert (uploaded.channel_id, uploaded.initial_comment, uploaded.thread_ts) == (
-        "C0OPS", "report", "1700000000.000100")
+        "C0OPS",
+        "report",
+        "1700000000.000100",
+    )
     assert response["file"]["id"] == uploaded.id
-    assert [c.method for c in slack.calls] == ["files.getUploadURLExternal", "upload", "files.completeUploadExternal"]
+    assert [c.method for c in slack.calls] == [
+        "files.getUploadURLExternal",
+        "upload",
+        "files.completeUploadExternal",
+    ]
 
 
 async def test_socket_mode_client_connects_and_its_ack_is_recorded(slack):
@@ -194,14 +257,19 @@ async def test_socket_mode_client_connects_and_its_ack_is_recorded(slack):
 
     async def on_request(socket: SocketModeClient, request: SocketModeRequest) -> None:
         received.append(request)
-        await socket.send_socket_mode_response(SocketModeResponse(request.envelope_id, {"text": "on it"}))
+        await socket.send_socket_mode_response(
+            SocketModeResponse(request.envelope_id, {"text": "on it"})
+        )
 
-    socket = SocketModeClient(app_token="xapp-1-test", web_client=AsyncWebClient(token="xoxb-test",
-                                                                                 base_url=slack.url))
+    socket = SocketModeClient(
+        app_token="xapp-1-test", web_client=AsyncWebClient(token="xoxb-test", base_url=slack.url)
+    )
     socket.socket_mode_request_listeners.append(on_request)
     try:
         await socket.connect()
-        envelope_id = await slack.send_envelope("slash_commands", {"command": "/forge", "text": "help"})
+        envelope_id = await slack.send_envelope(
+            "slash_commands", {"command": "/forge", "text": "help"}
+        )
         ack = await slack.wait_for_ack(envelope_id)
     finally:
         await socket.close()
@@ -209,7 +277,9 @@ async def test_socket_mode_client_connects_and_its_ack_is_recorded(slack):
     assert ack == {"envelope_id": envelope_id, "payload": {"text": "on it"}}
     assert (received[0].type, received[0].payload["text"]) == ("slash_commands", "help")
     assert socket.last_ping_pong_time is not None
-    assert slack.calls_to("apps.connections.open")[0].headers["authorization"] == "Bearer xapp-1-test"
+    assert (
+        slack.calls_to("apps.connections.open")[0].headers["authorization"] == "Bearer xapp-1-test"
+    )
 
 
 async def test_wait_for_reports_what_arrived_instead(slack, client):
@@ -226,7 +296,9 @@ def test_sign_matches_slack_sdk_signature_verifier():
     headers = sign(SECRET, body, timestamp=int(time.time()))
     verifier = SignatureVerifier(SECRET)
 
-    expected = verifier.generate_signature(timestamp=headers["X-Slack-Request-Timestamp"], body=body)
+    expected = verifier.generate_signature(
+        timestamp=headers["X-Slack-Request-Timestamp"], body=body
+    )
     assert headers["X-Slack-Signature"] == expected
     assert verifier.is_valid_request(body, headers)
 
@@ -235,8 +307,11 @@ def test_sign_matches_slack_sdk_signature_verifier():
 async def bolt(slack: SlackDouble) -> AsyncIterator[tuple[str, list]]:
     """A real bolt AsyncApp over HTTP whose Slack traffic goes to the double; its base URL and what it saw."""
     seen: list = []
-    app = AsyncApp(client=AsyncWebClient(token="xoxb-test", base_url=slack.url), signing_secret=SECRET,
-                   process_before_response=True)
+    app = AsyncApp(
+        client=AsyncWebClient(token="xoxb-test", base_url=slack.url),
+        signing_secret=SECRET,
+        process_before_response=True,
+    )
 
     @app.command("/forge")
     async def forge(ack, respond, command):
@@ -251,7 +326,10 @@ async def bolt(slack: SlackDouble) -> AsyncIterator[tuple[str, list]]:
     @app.view("confirm")
     async def confirm(ack, view):
         seen.append(view["private_metadata"])
-        await ack(response_action="errors", errors={"reason": view["state"]["values"]["reason"]["r"]["value"]})
+        await ack(
+            response_action="errors",
+            errors={"reason": view["state"]["values"]["reason"]["r"]["value"]},
+        )
 
     @app.event("app_mention")
     async def mention(event, request):
@@ -290,10 +368,22 @@ async def test_view_submission_and_retried_event_reach_bolt(slack, bolt):
     """A submitted modal's state and metadata, and an event's retry headers, arrive at bolt as Slack sends them."""
     url, seen = bolt
     async with SlackClient(url, SECRET, slack) as user:
-        submitted = await user.submit_view("confirm", {"reason": {"r": {"type": "plain_text_input", "value": "why"}}},
-                                           private_metadata="deploy-42")
-        mentioned = await user.event({"type": "app_mention", "user": "U1", "text": "<@U0BOT> hi", "channel": "C0OPS",
-                                      "ts": "1700000000.000200"}, retry_num=1, retry_reason="http_timeout")
+        submitted = await user.submit_view(
+            "confirm",
+            {"reason": {"r": {"type": "plain_text_input", "value": "why"}}},
+            private_metadata="deploy-42",
+        )
+        mentioned = await user.event(
+            {
+                "type": "app_mention",
+                "user": "U1",
+                "text": "<@U0BOT> hi",
+                "channel": "C0OPS",
+                "ts": "1700000000.000200",
+            },
+            retry_num=1,
+            retry_reason="http_timeout",
+        )
 
     assert submitted.json() == {"response_action": "errors", "errors": {"reason": "why"}}
     assert mentioned.status == 200

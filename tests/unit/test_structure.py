@@ -32,8 +32,12 @@ def _imports(path: Path) -> set[str]:
 def test_commands_never_import_slack():
     """Handlers never see Slack: no module in commands/ imports slack_bolt, slack_sdk or the Slack layer."""
     for path in (ROOT / "commands").rglob("*.py"):
-        bad = {n for n in _imports(path) if n.split(".")[0] in {"slack_bolt", "slack_sdk"}
-               or n.startswith(("bot.slack", "bot.http"))}
+        bad = {
+            n
+            for n in _imports(path)
+            if n.split(".")[0] in {"slack_bolt", "slack_sdk"}
+            or n.startswith(("bot.slack", "bot.http"))
+        }
         assert not bad, f"{path.name} imports {bad}"
 
 
@@ -43,14 +47,19 @@ def test_modules_stay_small_and_print_free():
         lines = path.read_text(encoding="utf-8").count("\n")
         assert lines <= 400, f"{path.name} has {lines} lines"
         if path.parent.name != "cli":
-            calls = [n for n in ast.walk(ast.parse(path.read_text())) if isinstance(n, ast.Call)
-                     and isinstance(n.func, ast.Name) and n.func.id == "print"]
+            calls = [
+                n
+                for n in ast.walk(ast.parse(path.read_text()))
+                if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id == "print"
+            ]
             assert not calls, f"{path.name} prints"
 
 
 def test_committed_manifest_matches_the_registry():
     """manifest.yml is exactly what `forge manifest` generates from the registry."""
-    assert (ROOT / "manifest.yml").read_text(encoding="utf-8") == manifest.render(manifest.build(REGISTRY))
+    assert (ROOT / "manifest.yml").read_text(encoding="utf-8") == manifest.render(
+        manifest.build(REGISTRY)
+    )
 
 
 def test_manifest_validates_against_slacks_schema():
@@ -68,10 +77,19 @@ def test_manifest_declares_forge_interactivity_and_least_scopes():
     assert doc["settings"]["interactivity"]["is_enabled"] is True
     assert doc["settings"]["socket_mode_enabled"] is False
     assert set(doc["oauth_config"]["scopes"]["bot"]) == {
-        "app_mentions:read", "chat:write", "chat:write.public", "channels:manage", "commands", "files:write",
-        "usergroups:read"}
+        "app_mentions:read",
+        "chat:write",
+        "chat:write.public",
+        "channels:manage",
+        "commands",
+        "files:write",
+        "usergroups:read",
+    }
     socket = manifest.build(REGISTRY, socket_mode=True)
-    assert socket["settings"]["socket_mode_enabled"] is True and "url" not in socket["features"]["slash_commands"][0]
+    assert (
+        socket["settings"]["socket_mode_enabled"] is True
+        and "url" not in socket["features"]["slash_commands"][0]
+    )
 
 
 def test_every_command_is_documented_and_sensibly_guarded():
@@ -103,7 +121,10 @@ def test_readme_documents_every_command():
 def test_request_verification_cannot_be_disabled():
     """The Slack app is always built with Bolt's request verification on."""
     source = (ROOT / "bot" / "slack" / "app.py").read_text(encoding="utf-8")
-    assert "request_verification_enabled=True" in source and "request_verification_enabled=False" not in source
+    assert (
+        "request_verification_enabled=True" in source
+        and "request_verification_enabled=False" not in source
+    )
 
 
 def test_default_config_grants_nothing_beyond_reading():
