@@ -123,7 +123,7 @@ def http_request(body: str, headers: dict[str, str], port: int) -> bytes:
 async def measure(
     port: int, double_url: str, concurrent: int, sequential: int
 ) -> dict[str, dict[str, float]]:
-    """The concurrent burst (on pre-opened connections), then the sequential run, against one server."""
+    """The concurrent burst (on pre-opened connections), then the sequential run, on one server."""
 
     def requests(n: int) -> list[bytes]:
         return [
@@ -171,12 +171,14 @@ def summarize(samples: list[tuple[float, int]], seconds: float) -> dict[str, flo
 def report(results: dict[str, dict[str, dict[str, float]]]) -> None:
     """Print both servers side by side, and the targets."""
     print(
-        f"{'server':<10} {'phase':<11} {'n':>5} {'200s':>5} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'req/s':>8}"
+        f"{'server':<10} {'phase':<11} {'n':>5} {'200s':>5} "
+        f"{'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'req/s':>8}"
     )
     for server, phases in results.items():
         for phase, s in phases.items():
             print(
-                f"{server:<10} {phase:<11} {s['n']:>5.0f} {s['ok']:>5.0f} {s['p50']:>8.2f} {s['p99']:>8.2f} "
+                f"{server:<10} {phase:<11} {s['n']:>5.0f} {s['ok']:>5.0f} "
+                f"{s['p50']:>8.2f} {s['p99']:>8.2f} "
                 f"{s['max']:>8.2f} {s['rps']:>8.0f}"
             )
     forge, bolt = results["forge"], results["bare-bolt"]
@@ -184,12 +186,14 @@ def report(results: dict[str, dict[str, dict[str, float]]]) -> None:
     all_ok = forge["concurrent"]["ok"] == forge["concurrent"]["n"]
     print(
         f"\nconcurrent p99: forge {p99:.1f} ms vs bare Bolt {bolt['concurrent']['p99']:.1f} ms "
-        f"(target < {TARGETS['concurrent_p99_ms']:.0f} ms, every request 200: {'yes' if all_ok else 'NO'}) "
+        f"(target < {TARGETS['concurrent_p99_ms']:.0f} ms, "
+        f"every request 200: {'yes' if all_ok else 'NO'}) "
         f"-> {'met' if p99 < TARGETS['concurrent_p99_ms'] and all_ok else 'MISSED'}"
     )
     print(
         f"sequential p50: forge {p50:.2f} ms vs bare Bolt {bolt['sequential']['p50']:.2f} ms "
-        f"(target < {TARGETS['sequential_p50_ms']:.0f} ms) -> {'met' if p50 < TARGETS['sequential_p50_ms'] else 'MISSED'}"
+        f"(target < {TARGETS['sequential_p50_ms']:.0f} ms) "
+        f"-> {'met' if p50 < TARGETS['sequential_p50_ms'] else 'MISSED'}"
     )
 
 

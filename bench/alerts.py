@@ -1,10 +1,11 @@
-"""An alert storm against `forge serve`: 1,000 alerts in 100 Alertmanager webhooks, sent as fast as possible.
+"""An alert storm against `forge serve`: 1,000 alerts in 100 Alertmanager webhooks, sent flat out.
 
-Run from the repository root: `.venv/bin/python bench/alerts.py`. It starts a Slack double (on a thread of this
-process, so every Web API call is timed without slowing the storm's clock), a fresh state-store database and
-`forge serve`, then sends 100 webhooks of 10 new alerts each to 10 Alertmanager groups, 10 at a time. It prints
-the webhooks' response times (target: p99 under 50 ms), the Slack calls made, the smallest gap between two calls
-to the channel (forge paces itself at one a second), and how long until every card shows all of its alerts.
+Run from the repository root: `.venv/bin/python bench/alerts.py`. It starts a Slack double (on a
+thread of this process, so every Web API call is timed without slowing the storm's clock), a fresh
+state-store database and `forge serve`, then sends 100 webhooks of 10 new alerts each to 10
+Alertmanager groups, 10 at a time. It prints the webhooks' response times (target: p99 under 50 ms),
+the Slack calls made, the smallest gap between two calls to the channel (forge paces itself at one a
+second), and how long until every card shows all of its alerts.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ TARGET_P99_MS = 50.0
 
 @contextlib.asynccontextmanager
 async def double_in_thread() -> AsyncIterator[SlackDouble]:
-    """The Slack double on a loop of its own, so its work never delays the storm's timing in this loop."""
+    """The Slack double on a loop of its own, so its work never delays the storm's timing here."""
     ready, stop = threading.Event(), threading.Event()
     holder: list[SlackDouble] = []
 
@@ -65,7 +66,7 @@ async def double_in_thread() -> AsyncIterator[SlackDouble]:
 
 
 def payloads(groups: int, per_group: int, per_webhook: int) -> list[bytes]:
-    """Webhooks round-robin over the groups, each carrying the next batch of new alerts of its group."""
+    """Webhooks round-robin over the groups, each with the next batch of new alerts of its group."""
     bodies = []
     for batch in range(per_group // per_webhook):
         for g in range(groups):
@@ -173,11 +174,13 @@ async def report(
     methods = Counter(c.method for c in to_channel)
     gaps = [b.at - a.at for a, b in zip(to_channel, to_channel[1:], strict=False)]
     print(
-        f"{len(bodies)} webhooks, {groups * per_group:,} alerts, {concurrency} at a time, sent in {sent:.2f} s; "
+        f"{len(bodies)} webhooks, {groups * per_group:,} alerts, {concurrency} at a time, "
+        f"sent in {sent:.2f} s; "
         f"answers: {dict(Counter(status for _, status in samples))}"
     )
     print(
-        f"webhook response: p50 {statistics.median(latencies):.1f} ms, p99 {p99:.1f} ms, max {latencies[-1]:.1f} ms"
+        f"webhook response: p50 {statistics.median(latencies):.1f} ms, p99 {p99:.1f} ms, "
+        f"max {latencies[-1]:.1f} ms"
         f" (target p99 < {TARGET_P99_MS:.0f} ms) -> {'met' if p99 < TARGET_P99_MS else 'MISSED'}"
     )
     print(

@@ -1,16 +1,17 @@
-"""`backup create` and `backup drill` against plain pg_dump / pg_restore on a database of at least 1 GB.
+"""`backup create` and `backup drill` against plain pg_dump / pg_restore on a database of 1 GB+.
 
 Run from the repository root: `.venv/bin/python bench/backup.py [--gb 1.0] [--rounds 2]`.
 
-1. A ClientForge-shaped database (contacts, deals, activities with primary keys and an index) is filled with
-   generate_series until it holds at least `--gb` GB.
-2. `backup create` (forge's handler through the dispatcher: snapshot, pg_dump -Fc, exact row counts, SHA-256,
-   catalog, retention) against `pg_dump -Fc -f file` of the same database. Target: at most 1.10x.
-3. `backup drill` (a fresh dump, a restore into a scratch database, every table counted and every kind of
-   schema object compared, the scratch database dropped) against `pg_dump -Fc` + `CREATE DATABASE` +
-   `pg_restore` into it. Target: at most 1.30x.
-After an untimed warm-up dump, rounds alternate which side goes first, each measurement starts after a
-CHECKPOINT, and the best of the rounds is reported.
+1. A ClientForge-shaped database (contacts, deals, activities with primary keys and an index) is
+   filled with generate_series until it holds at least `--gb` GB.
+2. `backup create` (forge's handler through the dispatcher: snapshot, pg_dump -Fc, exact row counts,
+   SHA-256, catalog, retention) against `pg_dump -Fc -f file` of the same database. Target: at most
+   1.10x.
+3. `backup drill` (a fresh dump, a restore into a scratch database, every table counted and every
+   kind of schema object compared, the scratch database dropped) against `pg_dump -Fc` +
+   `CREATE DATABASE` + `pg_restore` into it. Target: at most 1.30x.
+After an untimed warm-up dump, rounds alternate which side goes first, each measurement starts after
+a CHECKPOINT, and the best of the rounds is reported.
 """
 
 from __future__ import annotations
@@ -41,11 +42,12 @@ from bot.state.store import StateStore  # noqa: E402
 PG_ADMIN = os.environ.get("FORGE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 SCHEMA = """
 CREATE TABLE accounts (id bigint PRIMARY KEY, tenant_id int NOT NULL, name text NOT NULL);
-CREATE TABLE contacts (id bigint PRIMARY KEY, tenant_id int NOT NULL, account_id bigint REFERENCES accounts,
+CREATE TABLE contacts (id bigint PRIMARY KEY, tenant_id int NOT NULL,
+                       account_id bigint REFERENCES accounts,
                        email text, first_name text, last_name text, notes text);
 CREATE INDEX contacts_tenant_email ON contacts (tenant_id, email);
-CREATE TABLE deals (id bigint PRIMARY KEY, account_id bigint REFERENCES accounts, amount numeric(12, 2),
-                    stage text);
+CREATE TABLE deals (id bigint PRIMARY KEY, account_id bigint REFERENCES accounts,
+                    amount numeric(12, 2), stage text);
 CREATE TABLE activities (id bigint PRIMARY KEY, entity_id bigint, body text);
 """
 BATCH = 500_000
@@ -72,12 +74,14 @@ async def build(name: str, gigabytes: float) -> int:
         1 << 30
     ):
         await conn.execute(f"""
-            INSERT INTO contacts SELECT i, i % 50, 1 + i % 100000, 'c' || i || '@example.com', 'First ' || i,
-                   'Last ' || (i * 7919 % 100003), md5(i::text) || ' ' || repeat('called about renewal ', 3)
+            INSERT INTO contacts SELECT i, i % 50, 1 + i % 100000, 'c' || i || '@example.com',
+                   'First ' || i, 'Last ' || (i * 7919 % 100003),
+                   md5(i::text) || ' ' || repeat('called about renewal ', 3)
               FROM generate_series({start + 1}::bigint, {start + BATCH}) i;
             INSERT INTO deals SELECT i, 1 + i % 100000, (i % 100000) * 1.5, 'stage ' || (i % 6)
               FROM generate_series({start + 1}::bigint, {start + BATCH // 2}) i;
-            INSERT INTO activities SELECT i, i % 1000000, 'email sent to contact ' || i || ': ' || md5((i * 3)::text)
+            INSERT INTO activities SELECT i, i % 1000000,
+                   'email sent to contact ' || i || ': ' || md5((i * 3)::text)
               FROM generate_series({start + 1}::bigint, {start + BATCH}) i;""")
         start += BATCH
     await conn.execute("VACUUM ANALYZE")
@@ -140,7 +144,7 @@ async def checkpoint() -> None:
 
 
 async def rounds(forge: Forge, db: str, folder: Path, n: int) -> dict[str, list[float]]:
-    """After one untimed warm-up dump, n rounds; odd rounds run plain first, even rounds forge first."""
+    """After one untimed warm-up dump, n rounds: odd ones run plain first, even ones forge first."""
     await plain_dump(db, folder)
     times: dict[str, list[float]] = {
         k: [] for k in ("plain dump", "create", "plain drill", "drill")
@@ -181,7 +185,8 @@ def report(size: int, dump_size: int, times: dict[str, list[float]]) -> None:
             f"{x:.1f}/{y:.1f}" for x, y in zip(times[plain], times[ours], strict=True)
         )
         print(
-            f"{label:16}{a:>10.1f} s{b:>10.1f} s{b / a:>8.2f}x{target:>8.2f}x  {verdict}   (rounds: {every} s)"
+            f"{label:16}{a:>10.1f} s{b:>10.1f} s{b / a:>8.2f}x{target:>8.2f}x  {verdict}   "
+            f"(rounds: {every} s)"
         )
 
 

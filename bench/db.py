@@ -1,8 +1,9 @@
-"""Every `db` read command on a large catalog: 200 tables, 2,000 indexes, 5,000 statements in pg_stat_statements.
+"""Every `db` read command on a large catalog: 200 tables, 2,000 indexes, 5,000 tracked statements.
 
-Run from the repository root: `.venv/bin/python bench/db.py`. It starts a throwaway PostgreSQL 15 cluster with
-pg_stat_statements preloaded (or uses FORGE_TEST_PGSS_DSN), builds the database, then times each read command
-through forge's dispatcher (median and worst of 7 runs) against the 500 ms target.
+Run from the repository root: `.venv/bin/python bench/db.py`. It starts a throwaway PostgreSQL 15
+cluster with pg_stat_statements preloaded (or uses FORGE_TEST_PGSS_DSN), builds the database, then
+times each read command through forge's dispatcher (median and worst of 7 runs) against the 500 ms
+target.
 """
 
 from __future__ import annotations
@@ -44,14 +45,15 @@ TARGET_MS = 500
 
 
 async def build(dsn: str, tables: int, indexes_per_table: int, statements: int) -> None:
-    """Tables with ten columns and their indexes, a few rows each, then distinct statements over them."""
+    """Ten-column tables and their indexes, a few rows each, then distinct statements over them."""
     conn = await asyncpg.connect(dsn)
     await conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
     columns = ", ".join(f"c{i} int" for i in range(10))
     for t in range(tables):
         ddl = [f"CREATE TABLE t{t} (id serial PRIMARY KEY, {columns}, note text)"]
         ddl += [
-            f"CREATE INDEX t{t}_i{i} ON t{t} (c{i % 10}{', c' + str((i + 1) % 10) if i >= 10 else ''})"
+            f"CREATE INDEX t{t}_i{i} ON t{t} "
+            f"(c{i % 10}{', c' + str((i + 1) % 10) if i >= 10 else ''})"
             for i in range(indexes_per_table - 1)
         ]
         ddl.append(

@@ -6,8 +6,8 @@ Run from the repository root (after `cd tests/node && npm ci`): `.venv/bin/pytho
    key by key (DUMP/RESTORE) to `bench-b`, so both sides start from identical data.
 2. forge's `dlq clear` (execution only: the approved handler, archive included) empties `bench-a`;
    Node's own `queue.clean(0, 100000, 'failed')` empties `bench-b`. Redis SLOWLOG shows the longest
-   single command or script call of each; INFO shows the CPU Redis's main thread spent on each side and
-   the commands it spent it in.
+   single command or script call of each; INFO shows the CPU Redis's main thread spent on each side
+   and the commands it spent it in.
 3. What archiving first costs by itself: a third copy, `bench-c`, is only read, each record once
    (forge's take walk, no archive, no removal). That read is the work an archive needs and BullMQ's
    clean does not do; the 2x target leaves removal and archive what remains after it.
@@ -103,7 +103,7 @@ async def redis_usage(client: aioredis.Redis) -> tuple[float, dict[str, float]]:
 
 
 async def measured(client: aioredis.Redis, work):  # type: ignore[no-untyped-def]
-    """Run `work`; its result, seconds, Redis CPU seconds, the top commands by time, and the longest call."""
+    """Run `work`: its result, seconds, Redis CPU seconds, top commands by time, longest call."""
     await client.slowlog_reset()
     cpu0, usec0 = await redis_usage(client)
     started = time.perf_counter()
@@ -212,7 +212,8 @@ async def main(jobs: int, million: int) -> None:
         copied = await copy_queue(client, "bench-a", "bench-b")
         await copy_queue(client, "bench-a", "bench-c")
         print(
-            f"  failed in {made['elapsed_ms'] / 1000:.1f} s; copied {copied:,} keys to bench-b and bench-c\n"
+            f"  failed in {made['elapsed_ms'] / 1000:.1f} s; "
+            f"copied {copied:,} keys to bench-b and bench-c\n"
         )
         await client.config_set("slowlog-log-slower-than", 0)
         summary, forge_s, forge_cpu, forge_top, forge_worst = await measured(
@@ -224,7 +225,8 @@ async def main(jobs: int, million: int) -> None:
         node_s = node["elapsed_ms"] / 1000
         read, read_s, read_cpu, read_top, _ = await measured(client, read_all(forge, "bench-c"))
         print(
-            f"{'':<26}{'seconds':>9}{'Redis CPU':>11}  {'longest Redis call':>20}  Redis time inside commands (s)"
+            f"{'':<26}{'seconds':>9}{'Redis CPU':>11}  {'longest Redis call':>20}  "
+            "Redis time inside commands (s)"
         )
         for name, sec, cpu, worst, top in (
             ("forge dlq clear", forge_s, forge_cpu, forge_worst, forge_top),
@@ -242,7 +244,8 @@ async def main(jobs: int, million: int) -> None:
             f"{read_s / node_s:.2f}× BullMQ's whole clean; Redis CPU {read_cpu:.2f} s ({read_top})"
         )
         print(
-            f"forge's clear took {forge_s / (read_s + node_s):.2f}× the sum of that read and BullMQ's clean\n"
+            f"forge's clear took {forge_s / (read_s + node_s):.2f}× "
+            "the sum of that read and BullMQ's clean\n"
         )
         await client.config_set("slowlog-log-slower-than", 10000)
         await build_million(client, million // len(HEALTH_QUEUES), 2_000)
@@ -250,7 +253,8 @@ async def main(jobs: int, million: int) -> None:
         timings = [(await forge_health(forge))[0] for _ in range(10)]
         print(
             f"queue health over {len(HEALTH_QUEUES)} queues, {million:,} jobs: median "
-            f"{sorted(timings)[5] * 1000:.1f} ms, worst {max(timings) * 1000:.1f} ms (target < 50 ms)"
+            f"{sorted(timings)[5] * 1000:.1f} ms, worst {max(timings) * 1000:.1f} ms "
+            "(target < 50 ms)"
         )
     finally:
         await client.config_set("slowlog-log-slower-than", 10000)

@@ -1,7 +1,18 @@
-"""Command families: plain async functions registered with `bot.core.registry.command`; no Slack here."""
+"""Command families: plain async functions registered with `bot.core.registry.command`; no Slack."""
 
-from commands import alerts, approvals, cache, health, incidents, logs, meta, perf, verify  # noqa: F401
-from commands.backup import handlers  # noqa: F401
-from commands.db import activity, indexes, maint, queries, space  # noqa: F401
-from commands.queues import dlq, queue  # noqa: F401
+from commands import (  # noqa: F401
+    alerts,
+    approvals,
+    cache,
+    health,
+    incident_actions,
+    incidents,
+    logs,
+    meta,
+    perf,
+    verify,
+)
+from commands.backup import handlers, nightly, recovery  # noqa: F401
+from commands.db import activity, indexes, maint, queries, signals, space  # noqa: F401
+from commands.queues import archive, browse, dlq, queue, retry  # noqa: F401
 from commands.search import es, reindex, telemetry  # noqa: F401  (importing registers them)

@@ -58,7 +58,7 @@ async def _prometheus(ctx: Context) -> tuple[list[dict[str, Any]] | None, str]:
     examples=("alerts",),
 )
 async def alerts(ctx: Context, _: object) -> Result:
-    """Firing alerts, oldest first, with where their card is; Prometheus's pending and firing ones beside them."""
+    """Firing alerts, oldest first, and where their cards are; Prometheus's pending/firing too."""
     firing = await AlertStore(ctx.store, ctx.settings.config.timeouts.backend).firing()
     now = ctx.clock.now()
     rows = [

@@ -1,4 +1,4 @@
-"""`cache stats|test`: Redis hit rate, memory, evictions and key namespaces, and round-trip latency."""
+"""`cache stats|test`: Redis hit rate, memory, evictions, key namespaces; round-trip latency."""
 
 from __future__ import annotations
 
@@ -20,9 +20,9 @@ SCAN_BUDGET, SCAN_COUNT, TOP_NAMESPACES = 20_000, 1000, 15
 P99_WARN_MS = 50.0
 TEST_KEY = "forge:cache-test"
 BULLMQ_NOTE = (
-    "The hit rate is `keyspace_hits / (hits + misses)` from `INFO stats`: every lookup on this Redis since "
-    "it started (or since CONFIG RESETSTAT), BullMQ's queue traffic included. ClientForge emits no cache "
-    "hit/miss metrics of its own, so this is the only hit rate there is."
+    "The hit rate is `keyspace_hits / (hits + misses)` from `INFO stats`: every lookup on this "
+    "Redis since it started (or since CONFIG RESETSTAT), BullMQ's queue traffic included. "
+    "ClientForge emits no cache hit/miss metrics of its own, so this is the only hit rate there is."
 )
 
 
@@ -75,7 +75,7 @@ async def sample_namespaces(ctx: Context, budget: int | None = None) -> Sample:
 
 
 def grade(stats: dict[str, Any], memory: dict[str, Any]) -> tuple[Status, list[str]]:
-    """The runbook's hit-rate threshold plus memory, eviction policy and evictions: status and reasons."""
+    """The runbook's hit-rate threshold plus memory, eviction policy, evictions: status, reasons."""
     rate, policy = hit_rate(stats), str(memory.get("maxmemory_policy", "unknown"))
     limit, evicted = int(memory.get("maxmemory", 0)), int(stats.get("evicted_keys", 0))
     full = int(memory.get("used_memory", 0)) / limit if limit else 0.0
@@ -205,7 +205,7 @@ async def _timed(ctx: Context, awaitable: Awaitable[T]) -> tuple[T, float]:
 
 
 async def round_trips(ctx: Context, key: str, tries: int) -> tuple[dict[str, list[float]], int]:
-    """`tries` SET/GET/DEL cycles on the key: milliseconds per operation, and GETs that read a wrong value."""
+    """`tries` SET/GET/DEL cycles on the key: ms per operation, and GETs that read a wrong value."""
     client, samples, wrong = ctx.backends.redis(), {"SET": [], "GET": [], "DEL": [], "cycle": []}, 0
     for _ in range(tries):
         value = secrets.token_hex(8)
@@ -233,7 +233,7 @@ async def round_trips(ctx: Context, key: str, tries: int) -> tuple[dict[str, lis
     timeout=60.0,
 )
 async def cache_test(ctx: Context, args: CacheTestArgs) -> Result:
-    """Time `tries` SET (60 s TTL), GET and DEL cycles on `forge:cache-test:<request>`; the key is always removed."""
+    """Time `tries` SET (60 s TTL)/GET/DEL on `forge:cache-test:<request>`; the key always goes."""
     key = f"{TEST_KEY}:{ctx.request_id or secrets.token_hex(6)}"
     try:
         samples, wrong = await round_trips(ctx, key, args.tries)

@@ -176,7 +176,10 @@ async def check_elasticsearch(ctx: Context) -> Check:
     body = (await ctx.backends.elasticsearch().cluster.health()).body
     ms = timer.ms
     colour = body.get("status", "unknown")
-    sizes = f"{body.get('number_of_nodes', '?')} node(s), {body.get('active_shards', '?')} active shards"
+    sizes = (
+        f"{body.get('number_of_nodes', '?')} node(s), "
+        f"{body.get('active_shards', '?')} active shards"
+    )
     facts = {"Elasticsearch": colour}
     if colour == "green":
         return Check("elasticsearch", Status.OK, ms, f"green, {sizes}", facts)

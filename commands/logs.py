@@ -1,4 +1,4 @@
-"""`logs name [--tail N] [--grep REGEX]`: ClientForge's log files, allowlisted, redacted, regex under a deadline."""
+"""`logs name [--tail N] [--grep REGEX]`: allowlisted ClientForge logs, redacted, timed grep."""
 
 from __future__ import annotations
 
@@ -18,7 +18,8 @@ from bot.core.redact import redact
 from bot.core.registry import Args, Risk, Role, command, option, positional
 from bot.core.result import Attachment, Result, Status
 
-# name → file in FORGE_LOG_DIR; nothing else is ever opened (clientforge.md §2 LOG_FILE_PATH, §9.13 backup.log)
+# name → file in FORGE_LOG_DIR; nothing else is ever opened
+# (clientforge.md §2 LOG_FILE_PATH, §9.13 backup.log)
 LOG_FILES = {
     "app": "app.log",
     "backend": "backend.log",
@@ -36,7 +37,8 @@ UNBOUNDED = (
     100  # a repeat allowing this many or more (`+`, `*`, `{2,}`, `{1,500}`) counts as unbounded
 )
 ERRORISH = re.compile(r"\b(ERROR|FATAL|CRITICAL|Unhandled|Exception)\b")
-# the grep runs in a child interpreter that is killed at the deadline: a pattern can never hang forge
+# the grep runs in a child interpreter that is killed at the deadline:
+# a pattern can never hang forge
 GREP_CHILD = (
     "import re,sys\np=re.compile(sys.argv[1])\n"
     "for i,l in enumerate(sys.stdin.buffer.read().decode('utf-8','replace').split('\\n')):\n"
@@ -50,7 +52,7 @@ def _usage(kind: str, message: str) -> PydanticCustomError:
 
 
 def nested_quantifier(pattern: str) -> bool:
-    """True for patterns with a repeated group that itself repeats, or a backreference: ReDoS shapes."""
+    """True for a repeated group that itself repeats, or a backreference: ReDoS shapes."""
     try:
         tree = re._parser.parse(pattern)  # type: ignore[attr-defined]
     except re.error:
@@ -70,7 +72,7 @@ def _children(name: str, av: object) -> list:
 
 
 def _risky(items: list, enclosing: int) -> bool:
-    """Walk sre's parse tree for a repeat inside a repeat where either is unbounded, or a group reference.
+    """Walk sre's parse tree for a repeat in a repeat, either unbounded, or a group reference.
 
     `enclosing` is the largest repeat count around the node (1 outside any repeat).
     """
@@ -143,7 +145,7 @@ def log_path(directory: Path, name: str) -> Path:
 
 
 def read_tail(path: Path, limit: int | None = None) -> tuple[list[str], int, bool]:
-    """The file's last READ_BYTES as lines (no symlinks, regular files only), its size, and whether it was cut."""
+    """The file's last READ_BYTES as lines (regular files, no symlinks), its size, if it was cut."""
     limit = limit or READ_BYTES
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
@@ -167,7 +169,7 @@ def read_tail(path: Path, limit: int | None = None) -> tuple[list[str], int, boo
 
 
 async def read(path: Path, timeout: float) -> tuple[list[str], int, bool]:
-    """read_tail in a thread, within the timeout (a hung network mount is reported, not waited on)."""
+    """read_tail in a thread within the timeout: a hung network mount is reported, not waited on."""
     try:
         return await asyncio.wait_for(asyncio.to_thread(read_tail, path), timeout)
     except TimeoutError:
@@ -247,8 +249,8 @@ def _summary(
     if pattern is None:
         return f"Last {shown:,} lines of `{LOG_FILES[name]}` ({size_text(size)})."
     return (
-        f"{matched:,} lines of {scope}`{LOG_FILES[name]}` ({size_text(size)}) match `{mrkdwn_safe(pattern)}`; "
-        f"showing the last {shown:,}."
+        f"{matched:,} lines of {scope}`{LOG_FILES[name]}` ({size_text(size)}) "
+        f"match `{mrkdwn_safe(pattern)}`; showing the last {shown:,}."
     )
 
 
@@ -262,9 +264,10 @@ def _summary(
     timeout=30.0,
 )
 async def logs(ctx: Context, args: LogsArgs) -> Result:
-    """Read the allowlisted file's tail, redact, grep under a deadline; long output goes in an attachment.
+    """Read the allowlisted file's tail, redact, grep under a deadline; long output is attached.
 
-    Operator role: application logs carry customers' e-mail addresses and IPs even with secrets masked.
+    Operator role: application logs carry customers' e-mail addresses and IPs even with secrets
+    masked.
     """
     path = log_path(ctx.settings.env.forge_log_dir, args.name)
     raw, size, cut = await read(path, ctx.settings.config.timeouts.backend)

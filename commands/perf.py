@@ -1,4 +1,4 @@
-"""`perf`: the runbook's performance checks (CPU, memory, event loop, HTTP latency and errors, Redis, PostgreSQL)."""
+"""`perf`: the runbook's performance checks: CPU, memory, event loop, HTTP, Redis, PostgreSQL."""
 
 from __future__ import annotations
 
@@ -227,7 +227,7 @@ FROM pg_stat_activity WHERE backend_type = 'client backend'"""
 
 
 async def check_postgres(ctx: Context) -> Row:
-    """Active connections (against the app pool's 20) and all client connections against max_connections."""
+    """Active connections (against the app pool's 20); all client ones against max_connections."""
     pool = await ctx.backends.postgres()
     row = await call(
         "postgres", pool.fetchrow(PG_CONNECTIONS), ctx.settings.config.timeouts.backend
@@ -257,12 +257,13 @@ async def _direct(
 
 
 def summarize(rows: list[Row], url: str) -> str:
-    """One line: what is wrong, or that all is within thresholds; an unreachable Prometheus said plainly."""
+    """One line: what is wrong, or that all is within thresholds; Prometheus down said plainly."""
     prom = [r for r in rows if r.detail.startswith("Prometheus:")]
     head, skip = "", set()
     if len(prom) == len(METRICS):
         head = (
-            f"Prometheus at {redact(url)} is unreachable ({prom[0].detail.removeprefix('Prometheus: ')}): CPU, "
+            f"Prometheus at {redact(url)} is unreachable "
+            f"({prom[0].detail.removeprefix('Prometheus: ')}): CPU, "
             "memory, event-loop and HTTP checks were skipped. "
         )
         skip = {r.key for r in prom}
@@ -281,7 +282,8 @@ def summarize(rows: list[Row], url: str) -> str:
 
 @command(
     "perf",
-    summary="CPU, memory, event-loop lag, HTTP p95 and 5xx ratio, Redis memory, PostgreSQL connections.",
+    summary="CPU, memory, event-loop lag, HTTP p95 and 5xx ratio, Redis memory, "
+    "PostgreSQL connections.",
     args=PerfArgs,
     role=Role.VIEWER,
     risk=Risk.READ,
@@ -289,7 +291,7 @@ def summarize(rows: list[Row], url: str) -> str:
     timeout=30.0,
 )
 async def perf(ctx: Context, args: PerfArgs) -> Result:
-    """Every check at once, each against its threshold; Prometheus, Redis and PostgreSQL may each be down."""
+    """Every check, each against its threshold; Prometheus, Redis or PostgreSQL may be down."""
     seconds = int(args.window.total_seconds())
     rows = list(
         await asyncio.gather(

@@ -1,13 +1,15 @@
 """`verify`: one deployment verification, every family's checks as a pass / warn / fail checklist.
 
-It composes the checks other commands already make (`health`, `queue health`, the DLQ count, `es indices` and
-`es aliases`, `db extensions`, the backup catalog) and runs them at once, each within its own time budget, so a
-backend that is down or hangs is one failed line. Only a failed line fails the verification (exit 1 from
-`forge run`); warnings are listed but do not, as in ClientForge's `deploy:verify`. Unlike ClientForge's own
-scripts (`../shared/clientforge.md` §9.22–9.24) it sends the tenant header on every /api/v1 probe, reads the
-readiness status where the controller puts it (`data.status`), finds workers in CLIENT LIST rather than in a
-`bull:<q>:workers` key that never exists, counts the DLQ as failed jobs out of attempts rather than in a
-`<q>:dlq` queue, uses the code's queue names, and checks the aliases ClientForge creates (`*-current`).
+It composes the checks other commands already make (`health`, `queue health`, the DLQ count,
+`es indices` and `es aliases`, `db extensions`, the backup catalog) and runs them at once, each
+within its own time budget, so a backend that is down or hangs is one failed line. Only a
+failed line fails the verification (exit 1 from `forge run`); warnings are listed but do not,
+as in ClientForge's `deploy:verify`. Unlike ClientForge's own scripts
+(`../shared/clientforge.md` §9.22–9.24) it sends the tenant header on every /api/v1 probe,
+reads the readiness status where the controller puts it (`data.status`), finds workers in
+CLIENT LIST rather than in a `bull:<q>:workers` key that never exists, counts the DLQ as failed
+jobs out of attempts rather than in a `<q>:dlq` queue, uses the code's queue names, and checks
+the aliases ClientForge creates (`*-current`).
 """
 
 from __future__ import annotations
@@ -110,7 +112,7 @@ async def check_queues(ctx: Context) -> list[Line]:
 
 
 def _queue_line(ctx: Context, found: list[Counts], min_attempts: int) -> Line:
-    """ClientForge's queue thresholds (`queue health`'s), except the DLQ, which has a line of its own."""
+    """ClientForge's queue thresholds (`queue health`'s), except the DLQ, which has its own line."""
     now_ms = int(ctx.clock.now().timestamp() * 1000)
     graded = [(c, *grade(replace(c, dlq=0), c.lag(now_ms), min_attempts)) for c in found]
     bad = [f"{c.name}: {', '.join(why)}" for c, status, why in graded if status is not Status.OK]
@@ -139,7 +141,10 @@ def _workers(found: list[Counts]) -> str:
         return "workers unknown: CLIENT LIST is not allowed for forge's Redis user"
     busy = [f"{c.name} {c.workers}" for c in found if c.workers]
     if not busy:
-        return "no worker connected (ClientForge's API process starts none; a problem only when jobs wait)"
+        return (
+            "no worker connected "
+            "(ClientForge's API process starts none; a problem only when jobs wait)"
+        )
     return "workers: " + ", ".join(busy)
 
 
@@ -163,7 +168,7 @@ def _dlq_line(found: list[Counts], min_attempts: int) -> Line:
 
 
 async def check_elasticsearch(ctx: Context) -> list[Line]:
-    """ClientForge's indices (scheme A and B) present and not red, and its `-current` aliases present."""
+    """ClientForge's indices (schemes A, B) present and not red, its `-current` aliases present."""
     health, indices, aliases = await asyncio.gather(
         cluster_health(ctx), cat_indices(ctx), cat_aliases(ctx)
     )
@@ -258,7 +263,8 @@ async def check_backups(ctx: Context) -> list[Line]:
                 "backups",
                 label,
                 Status.WARNING,
-                f"no backup in the last 26 h: the newest is {duration(old.total_seconds())} old, {where}",
+                f"no backup in the last 26 h: "
+                f"the newest is {duration(old.total_seconds())} old, {where}",
                 listing,
             )
         ]
@@ -290,7 +296,7 @@ PROBES = (
 
 
 async def _guarded(ctx: Context, probe: Probe) -> list[Line]:
-    """Run one probe within its budget; whatever stops it becomes its lines, `down`, with the reason."""
+    """Run one probe in its budget; whatever stops it becomes its lines, `down`, with the reason."""
     budget = (
         2 * ctx.settings.config.timeouts.backend
     )  # a few backend calls in a row, each bounded on its own
@@ -307,7 +313,7 @@ async def _guarded(ctx: Context, probe: Probe) -> list[Line]:
 
 
 async def run_lines(ctx: Context) -> list[Line]:
-    """Every check at once: `health`'s probes first, then the other families', in checklist order."""
+    """Every check at once: `health`'s probes, then the other families', in checklist order."""
     health, *rest = await asyncio.gather(run_checks(ctx), *(_guarded(ctx, p) for p in PROBES))
     return [_from_health(c) for c in health] + [line for lines in rest for line in lines]
 
@@ -320,8 +326,8 @@ def _summary(lines: list[Line]) -> str:
     )
     if failed:
         return (
-            f"Deployment verification failed: {len(failed)} of {len(lines)} checks failed ({', '.join(failed)}); "
-            f"{warnings}."
+            f"Deployment verification failed: {len(failed)} of {len(lines)} checks failed "
+            f"({', '.join(failed)}); {warnings}."
         )
     if warned:
         return f"Deployment verified with {warnings}: nothing failed."
@@ -352,7 +358,7 @@ def _actions(lines: list[Line]) -> list[Action]:
     slow=True,
 )
 async def verify(ctx: Context, args: NoArgs) -> Result:
-    """Every check at once; it fails (critical, exit 1) when any line fails; warnings show but exit 0."""
+    """Every check at once; fails (critical, exit 1) if any line fails; warnings show, exit 0."""
     lines = await run_lines(ctx)
     counts = {v: sum(x.verdict == v for x in lines) for v in ("pass", "warn", "fail")}
     status = Status.CRITICAL if counts["fail"] else Status.WARNING if counts["warn"] else Status.OK

@@ -1,4 +1,4 @@
-"""Alert cards: one Alertmanager group as Block Kit, with its runbook steps and buttons that run diagnostics."""
+"""Alert cards: one Alertmanager group as Block Kit, with runbook steps and diagnostic buttons."""
 
 from __future__ import annotations
 
@@ -46,7 +46,10 @@ def when(moment: datetime | None) -> str:
     """A timestamp Slack shows in the reader's time zone, with UTC as the fallback text."""
     if moment is None:
         return "—"
-    return f"<!date^{int(moment.timestamp())}^{{date_short_pretty}} {{time}}|{moment:%Y-%m-%d %H:%M UTC}>"
+    return (
+        f"<!date^{int(moment.timestamp())}^{{date_short_pretty}} {{time}}"
+        f"|{moment:%Y-%m-%d %H:%M UTC}>"
+    )
 
 
 def _headline(view: CardView, environment: str) -> str:
@@ -61,7 +64,10 @@ def _headline(view: CardView, environment: str) -> str:
         return f"✅ RESOLVED: {title}{scope} after {between(start, end)} · {environment}"
     severity = _worst_severity(firing)
     count = f" ({len(firing)} firing)" if len(view.alerts) > 1 else ""
-    return f"{SEVERITY.get(severity, '🔔')} FIRING: {title}{scope} — {severity or 'no severity'}{count} · {environment}"
+    return (
+        f"{SEVERITY.get(severity, '🔔')} FIRING: {title}{scope} — "
+        f"{severity or 'no severity'}{count} · {environment}"
+    )
 
 
 def _worst_severity(alerts: Sequence[Mapping[str, Any]]) -> str:
@@ -156,7 +162,7 @@ def _destructive(text: str, registry: Registry) -> bool:
 
 
 def alert_card(view: CardView, *, environment: str, config: Config, registry: Registry) -> Message:
-    """The card: headline, the alert (or the group's list), runbook steps, buttons with the labels filled in."""
+    """The card: headline, the alert (or the group's list), runbook steps, label-filled buttons."""
     head = _headline(view, environment)
     blocks = [section(f"*{escape(head)}*")]
     if len(view.alerts) == 1:

@@ -1,4 +1,4 @@
-"""Shows alert cards in Slack: changed cards rendered once each, paced per channel, retried until shown."""
+"""Alert cards in Slack: each changed card rendered once, paced per channel, retried until shown."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ CLAIM_SECONDS, IDLE_POLL, RETRY_AFTER = 60.0, 2.0, 5.0
 
 
 class AlertPublisher:
-    """One loop per forge process; cards are claimed in the state store, so replicas never post twice."""
+    """One loop per process; cards are claimed in the state store, so replicas never post twice."""
 
     def __init__(self, forge: Any, outbox: Outbox, store: AlertStore) -> None:
         self.forge = forge

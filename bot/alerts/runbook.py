@@ -1,4 +1,4 @@
-"""forge's runbook catalog: remediation steps and diagnostic commands per alert, extensible from the config file."""
+"""The runbook catalog: remediation steps and diagnostic commands per alert, config-extensible."""
 
 from __future__ import annotations
 
@@ -12,15 +12,18 @@ from bot.core.errors import UnknownCommand
 from bot.core.registry import Registry
 
 QUEUE_STEPS = [
-    "Look at the queue: `queue health {queue}` shows waiting, active, failed, lag and connected workers."
+    "Look at the queue: `queue health {queue}` shows waiting, active, failed, lag and connected "
+    "workers."
 ]
 CATALOG: dict[str, RunbookEntry] = {
     "QueueDLQJobsPresent": RunbookEntry(
         summary="Jobs of a queue failed every attempt and sit in its dead-letter set.",
         steps=[
-            "See what failed: `dlq list {queue}`, then `dlq show {queue} <id>` for one job's reason and stack.",
+            "See what failed: `dlq list {queue}`, then `dlq show {queue} <id>` for one job's "
+            "reason and stack.",
             "Fix the cause the reasons name, then put the jobs back with `dlq retry {queue}`.",
-            "Jobs that can never succeed: `dlq clear {queue}` removes them, each archived first (needs approval).",
+            "Jobs that can never succeed: `dlq clear {queue}` removes them, each archived first "
+            "(needs approval).",
         ],
         commands=["queue health {queue}", "dlq list {queue}", "dlq clear {queue}"],
     ),
@@ -29,7 +32,8 @@ CATALOG: dict[str, RunbookEntry] = {
         steps=[
             *QUEUE_STEPS,
             "No worker connected or none active: restart the workers of this queue.",
-            "Workers busy but slow: check the backends they call (`health`), then scale the workers.",
+            "Workers busy but slow: check the backends they call (`health`), then scale the "
+            "workers.",
         ],
         commands=["queue health {queue}", "health"],
     ),
@@ -100,7 +104,8 @@ CATALOG: dict[str, RunbookEntry] = {
     "HighCacheMissRate": RunbookEntry(
         summary="The Redis cache hit rate is under 60 %.",
         steps=[
-            "Check hit rate, memory and evictions: `cache stats` (BullMQ traffic counts in the rate too).",
+            "Check hit rate, memory and evictions: `cache stats` (BullMQ traffic counts in the "
+            "rate too).",
             "Evictions mean maxmemory is too small; keys expiring early mean TTLs are too short.",
         ],
         commands=["cache stats"],
@@ -159,7 +164,7 @@ def entry(config: Config, alertname: str) -> RunbookEntry | None:
 
 
 def _fill(template: str, labels: Mapping[str, str]) -> str | None:
-    """The template with every `{label}` replaced by the alert's value (one quoted word); None if one is missing."""
+    """The template, each `{label}` set to the alert's value (quoted); None if one is missing."""
     names = [name for _, name, _, _ in string.Formatter().parse(template) if name]
     if any(not SAFE_VALUE.match(str(labels.get(name, ""))) for name in names):
         return None

@@ -1,4 +1,4 @@
-"""Alertmanager notifications in the state store: cards per open group, alerts by (fingerprint, start)."""
+"""Alertmanager notifications stored: a card per open group, alerts by (fingerprint, start)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,10 @@ import asyncpg
 from bot.backends.clients import call
 from bot.state.store import StateStore
 
-RECEIVE = "SELECT forge.receive_alerts($1, $2, $3, $4, $5::jsonb, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
+RECEIVE = (
+    "SELECT forge.receive_alerts($1, $2, $3, $4, $5::jsonb, $6, $7, $8, $9, "
+    "$10, $11, $12, $13, $14)"
+)
 CARD_COLUMNS = (
     "id, group_key, channel, receiver, external_url, common_labels, ts, opened_at, closed_at, "
     "version, listed"
@@ -54,7 +57,7 @@ class AlertStore:
         self._timeout = timeout
 
     async def receive(self, group: Group) -> bool:
-        """Record a notification in one round trip (forge.receive_alerts); True when some card must be shown anew."""
+        """Record a notification (one receive_alerts call); True if some card must show anew."""
         pool = await self._store.pool()
         return bool(
             await call(
@@ -73,7 +76,7 @@ class AlertStore:
         )
 
     async def dirty(self, limit: int = 100) -> list[asyncpg.Record]:
-        """Cards whose Slack message is behind their alerts, oldest first, not claimed by another publisher."""
+        """Cards whose Slack message lags their alerts, oldest first, not claimed by another."""
         pool = await self._store.pool()
         return await call(
             "state store",
@@ -86,13 +89,15 @@ class AlertStore:
         )
 
     async def claim(self, card_id: int, seconds: float) -> asyncpg.Record | None:
-        """Take a card for rendering (one publisher at a time, across replicas); None when another has it."""
+        """Claim a card to render (one publisher at a time, across replicas); None if taken."""
         pool = await self._store.pool()
         return await call(
             "state store",
             pool.fetchrow(
-                f"UPDATE forge.alert_cards SET claimed_until = now() + make_interval(secs => $2) WHERE id = $1 "
-                f"AND version > rendered AND (claimed_until IS NULL OR claimed_until < now()) RETURNING {CARD_COLUMNS}",
+                "UPDATE forge.alert_cards SET claimed_until = now() + make_interval(secs => $2) "
+                "WHERE id = $1 AND version > rendered "
+                "AND (claimed_until IS NULL OR claimed_until < now()) "
+                f"RETURNING {CARD_COLUMNS}",
                 card_id,
                 seconds,
             ),
@@ -105,7 +110,8 @@ class AlertStore:
         return await call(
             "state store",
             pool.fetch(
-                "SELECT * FROM forge.alerts WHERE card_id = $1 ORDER BY status = 'firing' DESC, starts_at, fingerprint",
+                "SELECT * FROM forge.alerts WHERE card_id = $1 "
+                "ORDER BY status = 'firing' DESC, starts_at, fingerprint",
                 card_id,
             ),
             self._timeout,
@@ -117,8 +123,8 @@ class AlertStore:
         await call(
             "state store",
             pool.execute(
-                "UPDATE forge.alert_cards SET rendered = greatest(rendered, $2), ts = coalesce($3, ts), listed = $4, "
-                "claimed_until = NULL WHERE id = $1",
+                "UPDATE forge.alert_cards SET rendered = greatest(rendered, $2), "
+                "ts = coalesce($3, ts), listed = $4, claimed_until = NULL WHERE id = $1",
                 card_id,
                 version,
                 ts,
@@ -144,7 +150,8 @@ class AlertStore:
         return await call(
             "state store",
             pool.fetch(
-                "SELECT a.*, c.channel, c.ts FROM forge.alerts a JOIN forge.alert_cards c ON c.id = a.card_id "
+                "SELECT a.*, c.channel, c.ts FROM forge.alerts a "
+                "JOIN forge.alert_cards c ON c.id = a.card_id "
                 "WHERE a.status = 'firing' ORDER BY a.starts_at LIMIT $1",
                 limit,
             ),

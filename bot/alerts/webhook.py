@@ -1,4 +1,4 @@
-"""`POST /alerts/alertmanager`: Alertmanager's webhook (version 4), bearer-authenticated, recorded, then shown."""
+"""`POST /alerts/alertmanager`: Alertmanager's v4 webhook, bearer-authenticated, recorded, shown."""
 
 from __future__ import annotations
 
@@ -106,7 +106,7 @@ def to_group(payload: Notification, config: Config) -> Group:
 async def receive(
     request: web.Request, forge: Forge, publisher: AlertPublisher | None
 ) -> web.Response:
-    """Authenticate, validate, record in one transaction, wake the publisher; 503 lets Alertmanager retry."""
+    """Authenticate, validate, record in one transaction, wake the publisher; 503 lets it retry."""
     settings = forge.settings
     token = settings.env.forge_alertmanager_token
     if not authorized(

@@ -1,4 +1,4 @@
-"""The destructive-action engine: typed confirmation, a second person's approval, exactly-once execution."""
+"""The destructive-action engine: typed confirmation, a second approver, exactly-once execution."""
 
 from __future__ import annotations
 
@@ -68,7 +68,7 @@ class ApprovalEngine:
         log.info("confirm_refused", reason=reason)
 
     async def request(self, inv: Invocation, typed: str) -> Decision:
-        """Check the typed confirmation, re-authorize, and store a pending request with a fresh preview."""
+        """Check the confirmation, re-authorize, store a pending request with a fresh preview."""
         actor = await self.dispatcher.actor(inv.actor_id, inv.source)
         try:
             parsed = self.dispatcher.parse(inv, actor)

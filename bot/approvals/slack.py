@@ -59,7 +59,7 @@ class Sealer:
 
 @dataclass
 class ThreadReply:
-    """An approved command's progress: one ⏳ reply under the approval card, edited in place, then the result."""
+    """Progress of an approved command: one ⏳ reply under the card, edited, then the result."""
 
     outbox: Outbox
     channel: str
@@ -131,7 +131,7 @@ class ApprovalUI:
         )
 
     async def on_submit(self, ack: Any, body: dict, view: dict) -> asyncio.Task | None:
-        """Refuse a wrong confirmation in the dialog; otherwise close it and post the approval card."""
+        """Refuse a wrong confirmation in the dialog; else close it and post the approval card."""
         payload = self.sealer.open(view.get("private_metadata", ""))
         user = body["user"]["id"]
         if payload is None or payload["user"] != user:

@@ -1,4 +1,4 @@
-"""Approval requests in the state store; every state change is one conditional UPDATE, so exactly one wins."""
+"""Approval requests in the state store; each change is one conditional UPDATE: exactly one wins."""
 
 from __future__ import annotations
 
@@ -85,9 +85,10 @@ class ApprovalStore:
     ) -> Approval:
         """Store a pending request that expires after `ttl`."""
         return await self._one(  # type: ignore[return-value]
-            """INSERT INTO forge.approvals (id, command, text, params, params_sha256, requester_id, channel_id,
-                   preview, status, expires_at)
-               VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7, $8, 'pending', now() + $9::interval) RETURNING *""",
+            """INSERT INTO forge.approvals (id, command, text, params, params_sha256, requester_id,
+                   channel_id, preview, status, expires_at)
+               VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7, $8, 'pending', now() + $9::interval)
+               RETURNING *""",
             uuid.uuid4(),
             command,
             text,
@@ -117,10 +118,11 @@ class ApprovalStore:
     async def claim(
         self, approval_id: uuid.UUID, approver_id: str, lease: timedelta
     ) -> Approval | None:
-        """pending → executing for an approver other than the requester, before expiry; None if another won."""
+        """pending → executing, by someone not the requester, before expiry; None if another won."""
         return await self._one(
             """UPDATE forge.approvals
-                  SET status = 'executing', decided_by = $2, decided_at = now(), lease_until = now() + $3::interval
+                  SET status = 'executing', decided_by = $2, decided_at = now(),
+                      lease_until = now() + $3::interval
                 WHERE id = $1 AND status = 'pending' AND expires_at > now() AND requester_id <> $2
             RETURNING *""",
             approval_id,
@@ -129,7 +131,7 @@ class ApprovalStore:
         )
 
     async def decline(self, approval_id: uuid.UUID, user_id: str, status: str) -> Approval | None:
-        """pending → denied (by someone else) or cancelled (by the requester); None if not pending."""
+        """pending → denied (by another) or cancelled (by the requester); None if not pending."""
         return await self._one(
             """UPDATE forge.approvals SET status = $3, decided_by = $2, decided_at = now()
                 WHERE id = $1 AND status = 'pending' RETURNING *""",
@@ -149,15 +151,17 @@ class ApprovalStore:
         )
 
     async def expire_due(self) -> list[Approval]:
-        """Pending requests past expiry → expired; executing ones past their lease → outcome_unknown."""
+        """Pending past expiry → expired; executing past their lease → outcome_unknown."""
         pool = await self._store.pool()
         rows = await call(
             "state store",
             pool.fetch(
                 """UPDATE forge.approvals
-                  SET status = CASE WHEN status = 'pending' THEN 'expired' ELSE 'outcome_unknown' END,
+                  SET status = CASE WHEN status = 'pending' THEN 'expired'
+                                    ELSE 'outcome_unknown' END,
                       outcome = CASE WHEN status = 'pending' THEN outcome
-                                     ELSE 'forge stopped while this was running; check the target before retrying'
+                                     ELSE 'forge stopped while this was running; '
+                                          'check the target before retrying'
                                 END,
                       finished_at = now()
                 WHERE (status = 'pending' AND expires_at <= now())

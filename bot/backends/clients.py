@@ -27,7 +27,12 @@ async def call(backend: str, awaitable: Awaitable[T], timeout: float) -> T:
         return await asyncio.wait_for(awaitable, timeout)
     except BackendError:
         raise
-    except (TimeoutError, httpx.TimeoutException, redis.exceptions.TimeoutError, es_exceptions.ConnectionTimeout):
+    except (
+        TimeoutError,
+        httpx.TimeoutException,
+        redis.exceptions.TimeoutError,
+        es_exceptions.ConnectionTimeout,
+    ):
         raise BackendTimeout(backend, timeout) from None
     except Exception as exc:  # every library has its own tree; the user gets one line
         raise BackendUnavailable(backend, describe(exc)) from exc

@@ -1,4 +1,4 @@
-"""The nightly backup: one forge process of many runs each scheduled slot, posts the outcome, reports misses."""
+"""The nightly backup: one of many processes runs each slot, posts the outcome, reports misses."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ TICK_SECONDS = 30.0
 
 
 class BackupScheduler:
-    """Runs `backup create` at the scheduled time through the dispatcher (audited), posts to the alerts channel."""
+    """Runs `backup create` on schedule via the audited dispatcher, posts to the alerts channel."""
 
     def __init__(self, forge: Forge, outbox: Outbox | None) -> None:
         self.forge = forge
@@ -34,7 +34,7 @@ class BackupScheduler:
         self.timeout = forge.settings.config.timeouts.backend
 
     async def tick(self) -> list[str]:
-        """One look at the clock: run the due slot (if this process claims it), report a miss; what it did."""
+        """One look at the clock: run the due slot (if claimed here), report a miss; what it did."""
         pool = await self.forge.store.pool()
         schedule, now, done = await load(pool, self.timeout), self.forge.clock.now(), []
         if schedule.at_time is None:
@@ -49,8 +49,9 @@ class BackupScheduler:
         if missed(schedule, newest, now) and await claim_missed(pool, now, self.timeout):
             last = f"the newest is from {newest:%Y-%m-%d %H:%M} UTC" if newest else "there is none"
             await self._say(
-                f"🔴 Missed nightly backup: none in the last 26 h ({last}) although one is scheduled "
-                f"at {schedule.at_time:%H:%M} UTC. Run `backup create` and check the forge logs."
+                f"🔴 Missed nightly backup: none in the last 26 h ({last}) "
+                f"although one is scheduled at {schedule.at_time:%H:%M} UTC. "
+                "Run `backup create` and check the forge logs."
             )
             done.append("missed")
         return done

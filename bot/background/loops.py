@@ -1,7 +1,7 @@
-"""Background loops (alert cards, the incident board, the backup schedule): one step, then a pause, forever.
+"""Background loops (alert cards, incident board, backup schedule): a step, then a pause, forever.
 
-A backend outage is logged once when it starts and once when it ends, and the loop waits longer after each
-failure (up to 30 s) instead of logging every half second.
+A backend outage is logged once when it starts and once when it ends, and the loop waits longer
+after each failure (up to 30 s) instead of logging every half second.
 """
 
 from __future__ import annotations
@@ -39,8 +39,9 @@ class Backoff:
 
 
 async def stop(*tasks: asyncio.Task[None]) -> None:
-    """Cancel the tasks and wait until they are done, cancelling again: Python 3.11's `wait_for` can swallow a
-    cancellation that arrives as its inner wait finishes, and a loop that missed one would run on."""
+    """Cancel the tasks and wait until they are done, cancelling again: Python 3.11's `wait_for` can
+    swallow a cancellation that arrives as its inner wait finishes, and a loop that missed one would
+    run on."""
     pending = {t for t in tasks if not t.done()}
     while pending:
         for task in pending:
@@ -54,7 +55,7 @@ async def forever(
     pause: float,
     wait: Callable[[float], Awaitable[None]] = asyncio.sleep,
 ) -> None:
-    """Run `step`, then `wait(pause)`, until cancelled; a crash in a step is logged and the loop goes on."""
+    """Run `step`, then `wait(pause)`, until cancelled; a step that crashes is only logged."""
     backoff = Backoff(name, pause)
     while True:
         try:

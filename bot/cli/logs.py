@@ -31,7 +31,7 @@ def _scrub(value: Any, redactor: Redactor) -> Any:
 
 
 def configure(redactor: Redactor, level: str = "INFO", stream: TextIO | None = None) -> None:
-    """Configure structlog (JSON lines on stderr) and route the standard library's logging through it."""
+    """Configure structlog (JSON lines on stderr) and route the stdlib's logging through it."""
     stream = stream or sys.stderr
     shared = [
         structlog.contextvars.merge_contextvars,

@@ -92,7 +92,8 @@ def manifest_verb(args: argparse.Namespace) -> int:
     if args.check:
         same = args.check.exists() and args.check.read_text(encoding="utf-8") == text
         print(
-            f"{args.check}: {'up to date' if same else 'differs from the registry; run forge manifest'}"
+            f"{args.check}: "
+            f"{'up to date' if same else 'differs from the registry; run forge manifest'}"
         )
         return EXIT_OK if same else EXIT_FAILED
     sys.stdout.write(text)

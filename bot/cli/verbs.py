@@ -28,7 +28,7 @@ def cli_user() -> str:
 
 
 async def serve_verb(settings: Settings, _: argparse.Namespace) -> int:
-    """Run the Slack app until signalled; with no Slack credentials at all, outside production, the playground."""
+    """Run the Slack app until signalled; with no Slack credentials outside prod, the playground."""
     from bot.http.server import serve
     from bot.playground import session
 
@@ -36,7 +36,10 @@ async def serve_verb(settings: Settings, _: argparse.Namespace) -> int:
         structlog.get_logger(__name__).info(
             "serving_playground",
             reason="no Slack credentials (SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET) are set",
-            note="forge answers a local Slack stand-in on 127.0.0.1; set the credentials to connect to Slack",
+            note=(
+                "forge answers a local Slack stand-in on 127.0.0.1; "
+                "set the credentials to connect to Slack"
+            ),
         )
         await session.run(settings, honour_host=False, tell=_tell)
         return EXIT_OK
@@ -65,7 +68,8 @@ async def run_verb(settings: Settings, args: argparse.Namespace) -> int:
     try:
         if not await forge.start():
             print(
-                "forge: the state store is down; this run is not audited and write commands are refused.",
+                "forge: the state store is down; "
+                "this run is not audited and write commands are refused.",
                 file=sys.stderr,
             )
         actor = await _terminal_actor(forge, args.as_user)
@@ -75,8 +79,9 @@ async def run_verb(settings: Settings, args: argparse.Namespace) -> int:
         await forge.aclose()
     if outcome.kind == "approval":
         print(
-            f"forge: `{outcome.spec.name}` is destructive: request it in Slack, where a second person approves "
-            "it. Add --dry-run to see what it would do.",
+            f"forge: `{outcome.spec.name}` is destructive: "
+            "request it in Slack, where a second person approves it. "
+            "Add --dry-run to see what it would do.",
             file=sys.stderr,
         )
         return EXIT_FAILED
@@ -116,7 +121,7 @@ async def migrate_verb(settings: Settings, _: argparse.Namespace) -> int:
 
 
 async def check_verb(settings: Settings, _: argparse.Namespace) -> int:
-    """Configuration is valid (it loaded); now reach the state store, every backend and Slack once."""
+    """Config is valid (it loaded); now reach the state store, every backend and Slack once."""
     from commands.health import run_checks
 
     print(

@@ -115,7 +115,7 @@ class AlertRoute(_Section):
 
 
 class RunbookEntry(_Section):
-    """The remediation for one alert: steps to read and commands to run, `{label}` filled from the alert."""
+    """The remediation for one alert: steps to read, commands to run, `{label}` from the alert."""
 
     summary: str = ""
     steps: list[str] = []
@@ -133,7 +133,7 @@ class Alerts(_Section):
 
 
 class ChecklistItem(_Section):
-    """One step of an incident checklist; `commands` become Run buttons, `marks` times acknowledge or mitigate."""
+    """A checklist step; `commands` become Run buttons, `marks` times acknowledge or mitigate."""
 
     title: str = Field(min_length=1, max_length=80)
     detail: str = ""
@@ -142,7 +142,7 @@ class ChecklistItem(_Section):
 
 
 class Incidents(_Section):
-    """Incidents: a channel of their own or a thread, and checklists that replace the runbook's per severity."""
+    """Incidents: own channel or a thread, and checklists replacing the runbook's per severity."""
 
     channel_per_incident: bool = False
     checklists: dict[Literal["P0", "P1", "P2", "P3"], list[ChecklistItem]] = {}

@@ -95,9 +95,10 @@ class AuditLog:
                 or GENESIS
             )
             return await conn.fetchval(
-                """INSERT INTO forge.audit_log (at, request_id, event, actor_id, channel_id, source, command,
-                       text, outcome, duration_ms, detail, prev_hash, hash)
-                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::jsonb, $12, $13) RETURNING id""",
+                """INSERT INTO forge.audit_log (at, request_id, event, actor_id, channel_id, source,
+                       command, text, outcome, duration_ms, detail, prev_hash, hash)
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::jsonb, $12, $13)
+                   RETURNING id""",
                 at,
                 entry.request_id,
                 entry.event,
@@ -130,7 +131,8 @@ class AuditLog:
         rows = await call(
             "state store",
             pool.fetch(
-                """SELECT id, at, event, actor_id, channel_id, source, command, text, outcome, duration_ms
+                """SELECT id, at, event, actor_id, channel_id, source, command, text, outcome,
+                       duration_ms
                  FROM forge.audit_log
                 WHERE ($1::text IS NULL OR actor_id = $1)
                   AND ($2::text IS NULL OR command = $2 OR command LIKE $2 || ' %')

@@ -108,7 +108,7 @@ class Dispatcher:
         return await self._execute(inv, parsed, actor, progress, started)
 
     def parse(self, inv: Invocation, actor: Actor) -> Parsed:
-        """The invocation's text as a command and arguments; suggestions only of what the actor may run."""
+        """The invocation's text as command and arguments; suggests only what the actor may run."""
         try:
             return parse(inv.text, self.registry)
         except UnknownCommand as exc:
@@ -120,7 +120,7 @@ class Dispatcher:
             raise UnknownCommand(exc.words, allowed) from None
 
     def authorize(self, parsed: Parsed, actor: Actor, inv: Invocation) -> None:
-        """Raise PermissionDenied unless the actor may run the command, with these arguments, here."""
+        """Raise PermissionDenied unless the actor may run the command with these arguments here."""
         spec = parsed.spec
         if not actor.may(spec.role) and actor.doubt:
             raise PermissionDenied(actor.doubt)

@@ -34,5 +34,5 @@ SLACK_REQUESTS = Counter(
 
 
 def exposition(*more: CollectorRegistry) -> tuple[bytes, str]:
-    """forge's metrics (and any other registries) in Prometheus text format, with its content type."""
+    """forge's metrics (and other registries) in Prometheus text format, with its content type."""
     return b"".join(generate_latest(r) for r in (REGISTRY, *more)), CONTENT_TYPE_LATEST

@@ -60,7 +60,7 @@ class Permissions:
         return Grant(role, approver, doubt or unknown)
 
     async def _matches(self, user_id: str, principals: list[str]) -> tuple[bool, str | None]:
-        """Whether the user is among the principals; a failed group lookup grants nothing and is reported."""
+        """Whether the user is a principal; a failed group lookup grants nothing and is reported."""
         if "*" in principals or user_id in principals:
             return True, None
         doubt = None
@@ -70,5 +70,8 @@ class Permissions:
                     return True, None
             except Exception as exc:  # fail closed: an unknown membership grants nothing
                 log.warning("usergroup_lookup_failed", group=group, error=type(exc).__name__)
-                doubt = "Can't verify permissions right now (the Slack user-group lookup failed); try again."
+                doubt = (
+                    "Can't verify permissions right now "
+                    "(the Slack user-group lookup failed); try again."
+                )
         return False, doubt

@@ -17,7 +17,8 @@ _PATTERNS = [
         re.compile(r"(?i)\b((?:password|passwd|pwd|secret|token|api[_-]?key)\s*[=:]\s*)[^\s&,;]+"),
         r"\1" + MASK,
     ),
-    # log lines (`logs`): JWTs, cloud and LLM keys, `"accessToken": "…"` JSON fields, `DB_PASSWORD=…`, `?api_key=`
+    # log lines (`logs`): JWTs, cloud and LLM keys, `"accessToken": "…"` JSON fields,
+    # `DB_PASSWORD=…`, `?api_key=`
     (re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]+"), MASK),
     (re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"), MASK),
     (re.compile(r"\bsk-(?:ant-)?[A-Za-z0-9_-]{16,}"), MASK),

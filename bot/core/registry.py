@@ -183,9 +183,10 @@ def command(
 ) -> Callable[[Handler], Handler]:
     """Declare a command: its words, argument model, help, role and risk.
 
-    A destructive command also names its `preview` (a read-only dry run, also what `--dry-run` shows)
-    and `confirm`, the text the requester must type to confirm (usually the target's name). `escalate` makes
-    a run destructive when it holds for the arguments; such a command needs the preview and confirmation too.
+    A destructive command also names its `preview` (a read-only dry run, also what `--dry-run`
+    shows) and `confirm`, the text the requester must type to confirm (usually the target's name).
+    `escalate` makes a run destructive when it holds for the arguments; such a command needs the
+    preview and confirmation too.
     """
     if (risk is Risk.DESTRUCTIVE or escalate is not None) and (preview is None or confirm is None):
         raise ValueError(f"destructive command {words!r} needs a preview and a confirmation text")

@@ -80,7 +80,7 @@ class Result:
 
     @property
     def failed(self) -> bool:
-        """True when the status reaches `fails_at`: the CLI then exits 1 (`verify` fails only on critical)."""
+        """True if the status reaches `fails_at`: CLI exit 1 (`verify` fails only on critical)."""
         return self.status.rank >= self.fails_at.rank
 
     @property

@@ -1,4 +1,4 @@
-"""How sizes and durations read in every message: one place, so `db tables` and `backup list` agree."""
+"""How sizes and durations read in messages: one place, so `db tables` and `backup list` agree."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The queue gauges ClientForge's alert rules expect (`crm_queue_*`), read from Redis at scrape time and cached."""
+"""Queue gauges for ClientForge's alert rules (`crm_queue_*`), read from Redis on scrape, cached."""
 
 from __future__ import annotations
 
@@ -48,7 +48,7 @@ ALL = (WAITING, ACTIVE, DELAYED, PRIORITIZED, PAUSED, LAG, DLQ, FAILED, COMPLETE
 
 
 class QueueGauges:
-    """Refreshes the gauges at most once per `alerts.gauge_cache_seconds`, one read for concurrent scrapes."""
+    """Refreshes gauges at most once per `alerts.gauge_cache_seconds`; scrapes share one read."""
 
     def __init__(self, forge: Forge) -> None:
         self.forge = forge
@@ -56,7 +56,7 @@ class QueueGauges:
         self._read_at = float("-inf")
 
     async def refresh(self) -> None:
-        """Read every configured and discovered queue; on failure the gauges are emptied and `up` is 0."""
+        """Read all configured and discovered queues; on failure the gauges empty and `up` is 0."""
         async with self._lock:
             if (
                 time.monotonic() - self._read_at

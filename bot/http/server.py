@@ -39,7 +39,7 @@ PRUNE_EVERY = 600.0
 
 
 def well_formed(headers: Mapping[str, str]) -> bool:
-    """Signature headers that can be checked at all; Bolt alone answers 500 to some malformed ones."""
+    """Signature headers that can be checked at all; Bolt alone answers 500 to some bad ones."""
     timestamp = headers.get("X-Slack-Request-Timestamp", "")
     signature = headers.get("X-Slack-Signature", "")
     return (
@@ -188,7 +188,7 @@ async def serve(settings: Settings, mount: Callable[[web.Application], None] | N
 
 
 def settle_heap() -> None:
-    """Move start-up objects out of the collector's way so full collections stay short under load."""
+    """Move start-up objects out of the collector's way so full collections stay short in load."""
     gc.collect()
     gc.freeze()
 

@@ -1,4 +1,4 @@
-"""Incident messages: the card, one message per checklist step with its buttons, and timeline posts."""
+"""Incident messages: the card, a message per checklist step with buttons, and timeline posts."""
 
 from __future__ import annotations
 
@@ -20,16 +20,20 @@ EVENT_ICON = {"update": "📣", "severity": "⚖️", "resolved": "✅"}
 def incident_card(
     incident: Any, items: list[Any], last_update: Any | None, environment: str, now: datetime
 ) -> Message:
-    """The card: severity, title, commander, progress, last update; resolved shows how long it took."""
+    """The card: severity, title, commander, progress, last update; resolved shows time taken."""
     name = f"INC-{incident['id']}"
     done = sum(1 for i in items if i["done_at"])
     if incident["status"] == "resolved":
         head = (
-            f"✅ {name} resolved after {between(incident['declared_at'], incident['resolved_at'])}: "
+            f"✅ {name} resolved after "
+            f"{between(incident['declared_at'], incident['resolved_at'])}: "
             f"{incident['title']} · {environment}"
         )
     else:
-        head = f"{SYMBOL[incident['severity']]} {name} · {incident['severity']} · {incident['title']} · {environment}"
+        head = (
+            f"{SYMBOL[incident['severity']]} {name} · {incident['severity']} · "
+            f"{incident['title']} · {environment}"
+        )
     facts = [
         f"*Commander* <@{incident['commander']}>",
         f"*Declared* {when(incident['declared_at'])}",
@@ -58,7 +62,8 @@ def incident_card(
             "elements": [
                 {
                     "type": "mrkdwn",
-                    "text": f"{incident['severity']}: {SEVERITIES[incident['severity']]} The checklist is in the thread.",
+                    "text": f"{incident['severity']}: {SEVERITIES[incident['severity']]} "
+                    "The checklist is in the thread.",
                 }
             ],
         }
@@ -73,7 +78,7 @@ def _commands(item: Any, registry: Registry) -> list[str]:
 
 
 def item_message(incident: Any, item: Any, registry: Registry) -> Message:
-    """One step: its state, owner, and Done/Undo, Assign and Run controls while the incident is open."""
+    """One step: state, owner, and Done/Undo, Assign and Run controls while the incident is open."""
     name, position = f"INC-{incident['id']}", item["position"]
     title = f"{position}. {item['title']}"
     if item["done_at"]:

@@ -1,4 +1,4 @@
-"""Shows incidents in Slack from the state store: card, checklist in its thread, timeline posts, the report."""
+"""Incidents in Slack from the state store: card, checklist in thread, timeline posts, report."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ POSTED_EVENTS = ("update", "severity", "resolved")
 
 
 class IncidentBoard:
-    """One loop per process; incidents are claimed in the state store, so replicas never post twice."""
+    """One loop per process; incidents are claimed in the state store: replicas never post twice."""
 
     def __init__(self, forge: Any, outbox: Outbox) -> None:
         self.forge = forge
@@ -45,7 +45,8 @@ class IncidentBoard:
         return shown
 
     async def _render(self, incident: Any) -> int:
-        ok = False  # an exception part-way leaves the version unrendered, so the next pass tries again
+        # an exception part-way leaves the version unrendered, so the next pass tries again
+        ok = False
         try:
             incident = await self._home(incident)
             items = await self.store.items(incident["id"])
@@ -59,7 +60,7 @@ class IncidentBoard:
         return int(ok)
 
     async def _home(self, incident: Any) -> Any:
-        """With `channel_per_incident`, a channel of its own (the declarer invited), announced where declared."""
+        """Per `channel_per_incident`: own channel, declarer invited, announced where declared."""
         wanted = self.forge.settings.config.incidents.channel_per_incident
         if incident["own_channel"] or incident["card_ts"] or not wanted:
             return incident

@@ -1,4 +1,4 @@
-"""The runbook's incident severities and checklists, replaceable per severity from the config file."""
+"""The runbook's incident severities and checklists, each severity's replaceable in the config."""
 
 from __future__ import annotations
 
@@ -7,9 +7,17 @@ import re
 from bot.config.settings import ChecklistItem, Config
 
 SEVERITIES = {
-    "P0": "Critical: the service is down or data is being lost for all or most customers. Respond now, all hands.",
-    "P1": "High: a major feature is broken or badly degraded for many customers. Respond within 15 minutes.",
-    "P2": "Medium: a feature is degraded for some customers, with a workaround. Respond within hours.",
+    "P0": (
+        "Critical: the service is down or data is being lost for all or most customers. "
+        "Respond now, all hands."
+    ),
+    "P1": (
+        "High: a major feature is broken or badly degraded for many customers. "
+        "Respond within 15 minutes."
+    ),
+    "P2": (
+        "Medium: a feature is degraded for some customers, with a workaround. Respond within hours."
+    ),
     "P3": "Low: a minor or cosmetic problem. Fix in normal working hours.",
 }
 DEFAULTS: dict[str, list[ChecklistItem]] = {

@@ -1,4 +1,4 @@
-"""The incident report: timeline, time to acknowledge, mitigate and resolve, participants, commands, approvals."""
+"""Incident report: timeline, time to ack/mitigate/resolve, participants, commands, approvals."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ def _first(events: list[Any], wanted: Any) -> datetime | None:
 
 
 def milestones(incident: Any, events: list[Any]) -> dict[str, datetime | None]:
-    """When it was acknowledged (its step, else the first response), mitigated (its step, else resolved), resolved."""
+    """Times acknowledged (step, else first response), mitigated (step, else resolved), resolved."""
     marked = {
         m: _first(events, lambda e, m=m: e["kind"] == "item_done" and _detail(e).get("marks") == m)
         for m in ("acknowledge", "mitigate")
@@ -57,8 +57,8 @@ async def _approvals(store: StateStore, events: list[Any]) -> list[Any]:
     return await call(
         "state store",
         pool.fetch(
-            "SELECT id, text, requester_id, status, decided_by, outcome FROM forge.approvals WHERE id = ANY($1::uuid[]) "
-            "ORDER BY created_at",
+            "SELECT id, text, requester_id, status, decided_by, outcome FROM forge.approvals "
+            "WHERE id = ANY($1::uuid[]) ORDER BY created_at",
             ids,
         ),
         5.0,
@@ -77,8 +77,8 @@ def _participants(incident: Any, items: list[Any], events: list[Any]) -> list[st
 def _timeline(incident: Any, events: list[Any]) -> list[str]:
     start = incident["declared_at"]
     return [
-        f"| {e['at']:%Y-%m-%d %H:%M:%S} | +{between(start, e['at'])} | {e['kind'].replace('_', ' ')} | "
-        f"<@{e['actor']}> | {e['text'].replace('|', '/')} |"
+        f"| {e['at']:%Y-%m-%d %H:%M:%S} | +{between(start, e['at'])} | "
+        f"{e['kind'].replace('_', ' ')} | <@{e['actor']}> | {e['text'].replace('|', '/')} |"
         for e in events
     ]
 

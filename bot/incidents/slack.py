@@ -1,4 +1,4 @@
-"""Incidents in Slack: the declare modal, the Assign picker, and what is run in an incident's thread on its timeline."""
+"""Incidents in Slack: the declare modal, the Assign picker, and thread commands on the timeline."""
 
 from __future__ import annotations
 
@@ -93,7 +93,7 @@ def _value(view: dict, block: str) -> str:
 
 
 class IncidentUI:
-    """Turns modal submissions and pickers into `incident …` commands run for the person who acted."""
+    """Turns modal submissions and pickers into `incident …` commands run for whoever acted."""
 
     def __init__(self, store: IncidentStore, outbox: Any, run: Run) -> None:
         self.store = store
@@ -153,7 +153,7 @@ class IncidentUI:
         )
 
     async def after(self, invocation: Invocation, outcome: Outcome) -> None:
-        """A command run in an incident's thread goes on its timeline (the same one seconds apart, once)."""
+        """A command run in an incident's thread goes on its timeline (once if repeated quickly)."""
         if (
             not invocation.thread_ts
             or not invocation.channel_id

@@ -1,4 +1,4 @@
-"""Incidents in the state store: the record, checklist items, the timeline, and what Slack still has to show."""
+"""Incidents in the state store: record, checklist items, timeline, what Slack has yet to show."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ ITEM_COLUMNS = "(incident_id, position, key, title, detail, commands, marks)"
 
 
 class IncidentStore:
-    """Every read and write of incidents; each write moves the incident's version so the board shows it."""
+    """All reads and writes of incidents; each write bumps the incident's version for the board."""
 
     def __init__(self, store: StateStore, timeout: float = 5.0) -> None:
         self._store = store
@@ -55,8 +55,8 @@ class IncidentStore:
 
         async def work(conn: asyncpg.Connection) -> asyncpg.Record:
             row = await conn.fetchrow(
-                "INSERT INTO forge.incidents (title, severity, commander, channel, description, component) "
-                "VALUES ($1, $2, $3, $4, $5, $6) RETURNING *",
+                "INSERT INTO forge.incidents (title, severity, commander, channel, description, "
+                "component) VALUES ($1, $2, $3, $4, $5, $6) RETURNING *",
                 title,
                 severity,
                 commander,
@@ -98,8 +98,8 @@ class IncidentStore:
         """Open incidents, oldest first, in one channel or everywhere."""
         return await self._run(
             lambda c: c.fetch(
-                "SELECT * FROM forge.incidents WHERE status = 'open' AND ($1::text IS NULL OR channel = $1) "
-                "ORDER BY declared_at",
+                "SELECT * FROM forge.incidents WHERE status = 'open' "
+                "AND ($1::text IS NULL OR channel = $1) ORDER BY declared_at",
                 channel,
             ),
             False,
@@ -128,13 +128,13 @@ class IncidentStore:
     async def check(
         self, incident_id: int, position: int, actor: str, undo: bool
     ) -> asyncpg.Record | None:
-        """Mark an item done (or not); None when it already was, so a double click records nothing."""
+        """Mark an item done (or not); None if it already was, so a double click records nothing."""
 
         async def work(conn: asyncpg.Connection) -> asyncpg.Record | None:
             row = await conn.fetchrow(
-                "UPDATE forge.incident_items SET done_by = $3, done_at = CASE WHEN $4 THEN NULL ELSE now() END, "
-                "version = version + 1 WHERE incident_id = $1 AND position = $2 AND (done_at IS NULL) <> $4 "
-                "RETURNING *",
+                "UPDATE forge.incident_items SET done_by = $3, done_at = CASE WHEN $4 THEN NULL "
+                "ELSE now() END, version = version + 1 WHERE incident_id = $1 AND position = $2 "
+                "AND (done_at IS NULL) <> $4 RETURNING *",
                 incident_id,
                 position,
                 None if undo else actor,
@@ -161,8 +161,8 @@ class IncidentStore:
 
         async def work(conn: asyncpg.Connection) -> asyncpg.Record | None:
             row = await conn.fetchrow(
-                "UPDATE forge.incident_items SET assignee = $3, version = version + 1 WHERE incident_id = $1 "
-                "AND position = $2 AND assignee IS DISTINCT FROM $3 RETURNING *",
+                "UPDATE forge.incident_items SET assignee = $3, version = version + 1 WHERE "
+                "incident_id = $1 AND position = $2 AND assignee IS DISTINCT FROM $3 RETURNING *",
                 incident_id,
                 position,
                 assignee,
@@ -230,8 +230,8 @@ class IncidentStore:
 
         async def work(conn: asyncpg.Connection) -> bool:
             done = await conn.fetchval(
-                "UPDATE forge.incidents SET status = 'resolved', resolved_at = now(), summary = $2, "
-                "forced_reason = $3 WHERE id = $1 AND status = 'open' RETURNING true",
+                "UPDATE forge.incidents SET status = 'resolved', resolved_at = now(), "
+                "summary = $2, forced_reason = $3 WHERE id = $1 AND status = 'open' RETURNING true",
                 incident_id,
                 summary,
                 forced_reason,
@@ -258,7 +258,7 @@ class IncidentStore:
     async def record(
         self, incident_id: int, kind: str, actor: str, text: str, detail: dict[str, Any]
     ) -> bool:
-        """A timeline entry (a command run from the thread, an approval); the same one within seconds is dropped."""
+        """A timeline entry (thread command, approval); the same one within seconds is dropped."""
 
         async def work(conn: asyncpg.Connection) -> bool:
             await conn.execute(
@@ -266,8 +266,8 @@ class IncidentStore:
                 incident_id,
             )
             repeated = await conn.fetchval(
-                "SELECT 1 FROM forge.incident_events WHERE incident_id = $1 AND kind = $2 AND actor = $3 "
-                "AND text = $4 AND at > now() - make_interval(secs => $5)",
+                "SELECT 1 FROM forge.incident_events WHERE incident_id = $1 AND kind = $2 "
+                "AND actor = $3 AND text = $4 AND at > now() - make_interval(secs => $5)",
                 incident_id,
                 kind,
                 actor,
@@ -287,8 +287,8 @@ class IncidentStore:
         """Incidents Slack is behind on and no replica is rendering."""
         return await self._run(
             lambda c: c.fetch(
-                "SELECT id FROM forge.incidents WHERE version > rendered AND (claimed_until IS NULL OR "
-                "claimed_until < now()) ORDER BY id LIMIT 50"
+                "SELECT id FROM forge.incidents WHERE version > rendered "
+                "AND (claimed_until IS NULL OR claimed_until < now()) ORDER BY id LIMIT 50"
             ),
             False,
         )
@@ -297,8 +297,9 @@ class IncidentStore:
         """Take an incident for rendering; None when another replica has it."""
         return await self._run(
             lambda c: c.fetchrow(
-                "UPDATE forge.incidents SET claimed_until = now() + make_interval(secs => $2) WHERE id = $1 AND "
-                "version > rendered AND (claimed_until IS NULL OR claimed_until < now()) RETURNING *",
+                "UPDATE forge.incidents SET claimed_until = now() + make_interval(secs => $2) "
+                "WHERE id = $1 AND version > rendered "
+                "AND (claimed_until IS NULL OR claimed_until < now()) RETURNING *",
                 incident_id,
                 seconds,
             ),
@@ -309,7 +310,8 @@ class IncidentStore:
         """The incident now lives in a channel of its own."""
         return await self._run(
             lambda c: c.fetchrow(
-                "UPDATE forge.incidents SET channel = $2, own_channel = true WHERE id = $1 RETURNING *",
+                "UPDATE forge.incidents SET channel = $2, own_channel = true "
+                "WHERE id = $1 RETURNING *",
                 incident_id,
                 channel,
             ),
@@ -329,8 +331,8 @@ class IncidentStore:
         """An item's message shows this version."""
         await self._run(
             lambda c: c.execute(
-                "UPDATE forge.incident_items SET rendered = greatest(rendered, $3), message_ts = $4 "
-                "WHERE incident_id = $1 AND position = $2",
+                "UPDATE forge.incident_items SET rendered = greatest(rendered, $3), "
+                "message_ts = $4 WHERE incident_id = $1 AND position = $2",
                 incident_id,
                 position,
                 version,
@@ -352,8 +354,8 @@ class IncidentStore:
         """Release the claim; when everything was shown, note the version Slack is at."""
         await self._run(
             lambda c: c.execute(
-                "UPDATE forge.incidents SET claimed_until = NULL, rendered = CASE WHEN $3 THEN greatest(rendered, $2) "
-                "ELSE rendered END WHERE id = $1",
+                "UPDATE forge.incidents SET claimed_until = NULL, rendered = CASE WHEN $3 "
+                "THEN greatest(rendered, $2) ELSE rendered END WHERE id = $1",
                 incident_id,
                 version,
                 done,
@@ -366,7 +368,8 @@ async def _add_items(
     conn: asyncpg.Connection, incident_id: int, first: int, items: Sequence[ChecklistItem]
 ) -> None:
     await conn.executemany(
-        f"INSERT INTO forge.incident_items {ITEM_COLUMNS} VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7)",
+        f"INSERT INTO forge.incident_items {ITEM_COLUMNS} "
+        "VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7)",
         [
             (incident_id, first + n, key(i), i.title, i.detail, json.dumps(i.commands), i.marks)
             for n, i in enumerate(items)

@@ -63,7 +63,7 @@ class LinksMixin:
         return 200, "ok"
 
     def _apply_response(self, entry: ResponseUrl, body: Json) -> None:
-        """What the user would see: the original replaced or deleted, a channel message, or an ephemeral."""
+        """What the user sees: original replaced or deleted, a channel message, or an ephemeral."""
         original = self._find(entry.channel, entry.message_ts)
         if body.get("delete_original") and original:
             self._messages[str(entry.channel)].remove(original)

@@ -1,4 +1,4 @@
-"""The Web API methods of the Slack stand-in: _api_<method, dots as underscores>(args) -> JSON body."""
+"""The Slack stand-in's Web API methods: _api_<method, dots as underscores>(args) -> JSON body."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from bot.playground.slack_types import (
 
 
 class MethodsMixin:
-    """chat.*, views.*, conversations.*, usergroups.*, files.* and auth.test, over SlackWebApi's state."""
+    """chat.*, views.*, conversations.*, usergroups.*, files.*, auth.test on SlackWebApi's state."""
 
     def _api_auth_test(self, args: Json) -> Json:
         return {

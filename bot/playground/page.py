@@ -1,4 +1,4 @@
-"""The playground's HTTP side: the page, its live state, and its actions sent to forge as signed Slack requests."""
+"""The playground's HTTP side: the page, its live state, its actions as signed Slack requests."""
 
 from __future__ import annotations
 
@@ -66,7 +66,7 @@ async def index(_: web.Request) -> web.FileResponse:
 
 
 async def session(request: web.Request) -> web.Response:
-    """Who one can be (with the role forge resolves now), the channels, and where the config came from."""
+    """Who one can be (and the role forge resolves now), the channels, and the config's source."""
     playground, forge = request.app[PLAYGROUND], request.app[FORGE]
     users = [
         person | _grant(await forge.dispatcher.actor(person["id"], "playground"))
@@ -160,7 +160,7 @@ async def download(request: web.Request) -> web.Response:
 
 
 async def act(request: web.Request) -> web.Response:
-    """Do what the person did on the page, as Slack would tell forge: a signed request to /slack/events."""
+    """Do what the person did on the page as Slack would: a signed request to /slack/events."""
     try:
         body = await request.json()
         kind, user = body["kind"], str(body["user"])
@@ -184,7 +184,7 @@ def _answer(response: Response) -> Json:
 
 
 async def _slash(app: web.Application, user: str, body: Json) -> Json:
-    """`/forge …` typed into a channel; plain text is posted, and a mention of @forge is delivered as an event."""
+    """`/forge …` typed in a channel; plain text is posted, an @forge mention sent as an event."""
     text, channel = str(body.get("text", "")).strip(), str(body.get("channel", ""))
     command, _, rest = text.partition(" ")
     if command == "/forge":

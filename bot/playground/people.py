@@ -47,7 +47,7 @@ def people(config: Config, api: Any) -> list[Json]:
 
 
 def channels(config: Config, api: Any) -> list[Json]:
-    """#ops, the config's alert, incident and destructive-command channels, and any forge created."""
+    """#ops, the config's alert, incident and destructive-command channels, and any forge made."""
     named = {"C0OPS": "ops"}
     if config.channels.alerts:
         named[config.channels.alerts] = "alerts"

@@ -1,4 +1,4 @@
-"""`forge playground`: the real forge and the Slack stand-in on one port, with credentials made for the session."""
+"""`forge playground`: real forge and the Slack stand-in on one port, with session credentials."""
 
 from __future__ import annotations
 
@@ -39,28 +39,30 @@ class Playground:
 
 
 def wants_playground(settings: Settings) -> bool:
-    """`forge serve` without any Slack credentials, outside production, starts the playground instead."""
+    """`forge serve` with no Slack credentials, outside production, starts the playground."""
     env = settings.env
     no_slack = not (env.slack_bot_token or env.slack_signing_secret or env.slack_app_token)
     return no_slack and settings.environment != "production"
 
 
 def _config(settings: Settings) -> tuple[Config, str]:
-    """The config file's config, or the bundled demo one when there is no file; and a note saying which."""
+    """The config file's config, or the bundled demo one without a file; and a note saying which."""
     path = settings.config_path
     if path is not None and path.exists():
         return settings.config, f"Users, roles and channels come from {path}."
     return load_config(DEMO_CONFIG, required=True), (
-        f"No config file at {path or 'forge.yml'}: the bundled demo config gives one operator, one admin "
-        "and one approver. Copy forge.example.yml to forge.yml to use your own."
+        f"No config file at {path or 'forge.yml'}: the bundled demo config gives "
+        "one operator, one admin and one approver. "
+        "Copy forge.example.yml to forge.yml to use your own."
     )
 
 
 def prepare(settings: Settings, *, honour_host: bool = True) -> Playground:
-    """Settings that point forge's Slack client at the stand-in, with a token and signing secret of its own.
+    """Settings aiming forge's Slack client at the stand-in, with its own token and signing secret.
 
-    The page lets anyone act as anyone, so it listens on 127.0.0.1 unless FORGE_HTTP_HOST is set explicitly
-    and `honour_host` (false when `forge serve` falls back to the playground: no one asked for it).
+    The page lets anyone act as anyone, so it listens on 127.0.0.1 unless FORGE_HTTP_HOST is set
+    explicitly and `honour_host` (false when `forge serve` falls back to the playground: no one
+    asked for it).
     """
     env = settings.env
     explicit = honour_host and "forge_http_host" in env.model_fields_set
@@ -88,8 +90,9 @@ def prepare(settings: Settings, *, honour_host: bool = True) -> Playground:
 
 
 async def own_state_store(settings: Settings) -> Settings:
-    """Without FORGE_STATE_DATABASE_URL, the playground keeps its audit trail and approvals in a database of its own,
-    `forge_playground`, on DATABASE_URL's server, created when missing; a server that is down stays down."""
+    """Without FORGE_STATE_DATABASE_URL, the playground keeps its audit trail and approvals in a
+    database of its own, `forge_playground`, on DATABASE_URL's server, created when missing; a
+    server that is down stays down."""
     if settings.env.forge_state_database_url is not None:
         return settings
     parts = urlsplit(settings.env.database_url.get_secret_value())
@@ -124,7 +127,7 @@ async def _create(maintenance_dsn: str) -> bool:
 async def run(
     settings: Settings, *, honour_host: bool = True, tell: Callable[[str], None] = lambda _: None
 ) -> None:
-    """Serve forge and the playground until signalled; `tell` gets the page's address once it is up."""
+    """Serve forge and the playground until signalled; `tell` gets the page's address once up."""
     from bot.http.server import serve
     from bot.playground.page import mount
 

@@ -1,4 +1,4 @@
-"""What the Slack stand-in's parts share: identities, error bodies, recorded calls and uploaded files."""
+"""What the Slack stand-in's parts share: identities, error bodies, recorded calls, uploads."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""A Slack Web API stand-in: the methods forge calls, a message store, modals, uploads and response_url."""
+"""A Slack Web API stand-in: methods forge calls, message store, modals, uploads, response_url."""
 
 from __future__ import annotations
 
@@ -45,12 +45,12 @@ async def _read_args(request: web.Request) -> Json:
 
 
 class SlackWebApi(MethodsMixin, LinksMixin):
-    """The parts of Slack forge uses, served by whichever aiohttp app mounts routes(); it records every call."""
+    """The Slack parts forge uses, served by an aiohttp app mounting routes(); records each call."""
 
     def __init__(
         self, base: str = "", *, bot_token: str | None = None, keep_calls: int | None = None
     ) -> None:
-        """`base` is the URL the routes are mounted at; with `bot_token`, only that token is accepted."""
+        """`base`: where the routes are mounted; with `bot_token`, only that token is accepted."""
         self.base = base
         self.bot_token = bot_token
         self.keep_calls = keep_calls
@@ -86,13 +86,13 @@ class SlackWebApi(MethodsMixin, LinksMixin):
 
     @property
     def url(self) -> str:
-        """The Web API base URL (SLACK_API_URL); slack_sdk urljoins method names, so the trailing slash matters."""
+        """The Web API base URL (SLACK_API_URL), trailing slash kept: slack_sdk urljoins methods."""
         return f"{self.base}/api/"
 
     # issuing what Slack would put in a request
 
     def new_trigger_id(self, user: str | None = None) -> str:
-        """A well-formed trigger id issued now (to `user`); views.open refuses it after trigger_ttl seconds."""
+        """A trigger id issued now (to `user`); views.open refuses it after trigger_ttl seconds."""
         trigger_id = f"{int(time.time())}.{secrets.randbelow(10**12):012d}.{secrets.token_hex(16)}"
         self._triggers[trigger_id] = (time.monotonic(), user)
         return trigger_id
@@ -100,7 +100,7 @@ class SlackWebApi(MethodsMixin, LinksMixin):
     def new_response_url(
         self, *, channel: str | None = None, user: str | None = None, message_ts: str | None = None
     ) -> str:
-        """A response_url for an interaction in `channel` by `user` (on the message at `message_ts`)."""
+        """A response_url for an interaction in `channel` by `user` (on message `message_ts`)."""
         url_id = secrets.token_hex(8)
         self._response_urls[url_id] = ResponseUrl(channel, user, message_ts, time.monotonic())
         return f"{self.base}/response/{url_id}"
@@ -112,7 +112,7 @@ class SlackWebApi(MethodsMixin, LinksMixin):
         return [call for call in self.calls if call.method == method]
 
     def messages(self, channel: str, *, thread_ts: str | None = None) -> list[Json]:
-        """Copies of the messages now in a channel (thread replies included), or of one thread's replies."""
+        """Copies of a channel's messages (thread replies included), or of one thread's replies."""
         stored = self._messages.get(channel, [])
         return [dict(m) for m in stored if thread_ts is None or m.get("thread_ts") == thread_ts]
 
@@ -137,7 +137,7 @@ class SlackWebApi(MethodsMixin, LinksMixin):
         self.view_stacks.clear()
 
     async def wait_change(self, since: int, timeout: float) -> int:
-        """Wait until the state's version moves past `since` (or `timeout` passes, or close()); the version."""
+        """Wait until the state's version passes `since` (or `timeout`, or close()); the version."""
         if self.version <= since and not self.closed:
             self._changed = self._changed or asyncio.Event()
             try:

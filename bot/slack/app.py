@@ -63,7 +63,7 @@ def delivery_key(req: AsyncBoltRequest) -> str | None:
 
 @dataclass
 class Reply:
-    """Where one invocation's answers go: a ⏳ message edited in place, the result, private errors."""
+    """Where an invocation answers: a ⏳ message edited in place, the result, private errors."""
 
     outbox: Outbox
     channel: str
@@ -139,9 +139,10 @@ class SlackSurface:
         return await self.app.async_dispatch(request)
 
     async def _after_acks(self) -> None:
-        """While a burst of requests is being acknowledged, wait (at most ACK_FIRST_MAX) before working."""
+        """While a request burst is acknowledged, wait (at most ACK_FIRST_MAX) before working."""
         deadline = time.monotonic() + ACK_FIRST_MAX
-        while (now := time.monotonic()) < deadline and (
+        # a debounce on request arrival times, not a wait for an event: each sleep is computed
+        while (now := time.monotonic()) < deadline and (  # noqa: ASYNC110
             quiet_in := self._last_request + ACK_QUIET - now
         ) > 0:
             await asyncio.sleep(min(quiet_in, deadline - now))
@@ -207,7 +208,7 @@ class SlackSurface:
         self._track(asyncio.create_task(self.incidents.on_assign(body, action)))
 
     async def _run_in(self, invocation: Invocation, thread_ts: str | None) -> None:
-        """Run an invocation made from a modal or a picker, answering in the channel (or the thread)."""
+        """Run an invocation from a modal or a picker, answering in the channel (or the thread)."""
         reply = Reply(
             self.outbox, invocation.channel_id or "", invocation.actor_id, thread_ts=thread_ts
         )

@@ -19,7 +19,7 @@ class SlackGroupDirectory:
         self._locks: dict[str, asyncio.Lock] = {}
 
     async def members(self, group_id: str) -> frozenset[str]:
-        """Members of the group, cached; concurrent misses share one lookup, a failure is remembered briefly."""
+        """Group members, cached; concurrent misses share a lookup; failures are cached briefly."""
         async with self._locks.setdefault(group_id, asyncio.Lock()):
             cached = self._cache.get(group_id)
             if cached and cached[1] is not None and time.monotonic() - cached[0] < self._ttl:

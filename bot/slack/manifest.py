@@ -12,18 +12,19 @@ BOT_SCOPES = [
     "app_mentions:read",  # "@forge health" in a channel
     "chat:write",  # results, progress edits, approval cards
     "chat:write.public",  # answer in public channels forge was not invited to
-    "channels:manage",  # a channel per incident (incidents.channel_per_incident), the declarer invited
+    # a channel per incident (incidents.channel_per_incident), the declarer invited
+    "channels:manage",
     "commands",  # the /forge slash command
     "files:write",  # long output and exports as files
     "usergroups:read",  # roles granted to user groups (S…)
 ]
 DEFAULT_URL = "https://forge.example.com/slack/events"
 LONG_DESCRIPTION = (
-    "forge turns the ClientForge operations runbook into /forge commands and buttons: health checks, "
-    "queues and dead letters, database diagnostics and maintenance, backups and restore drills, "
-    "Elasticsearch, cache, incidents and alert remediation. Every command is checked against the caller's "
-    "role, destructive steps need a typed confirmation and a second person's approval, and every action "
-    "is written to a tamper-evident audit trail."
+    "forge turns the ClientForge operations runbook into /forge commands and buttons: health "
+    "checks, queues and dead letters, database diagnostics and maintenance, backups and restore "
+    "drills, Elasticsearch, cache, incidents and alert remediation. Every command is checked "
+    "against the caller's role, destructive steps need a typed confirmation and a second "
+    "person's approval, and every action is written to a tamper-evident audit trail."
 )
 
 
@@ -36,7 +37,8 @@ def build(
         "command": "/forge",
         "description": "Run a ClientForge runbook command",
         "usage_hint": " | ".join(["help", *[f for f in families if f != "help"]])[:1000],
-        "should_escape": True,  # "@alice" arrives as <@U…|alice>, so `incident assign 2 @alice` names a user
+        # "@alice" arrives as <@U…|alice>, so `incident assign 2 @alice` names a user
+        "should_escape": True,
     }
     events: dict[str, Any] = {"bot_events": ["app_mention"]}
     interactivity: dict[str, Any] = {"is_enabled": True}

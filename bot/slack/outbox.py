@@ -20,7 +20,7 @@ log = structlog.get_logger(__name__)
 
 
 def make_client(settings: Settings) -> AsyncWebClient:
-    """AsyncWebClient on SLACK_API_URL with a timeout and one pooled session, honouring 429 Retry-After twice."""
+    """AsyncWebClient on SLACK_API_URL: timeout, one pooled session, obeys 429 Retry-After twice."""
     token = settings.env.slack_bot_token
     timeout = settings.config.timeouts.slack
     session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout))
@@ -128,7 +128,7 @@ class Outbox:
         return response is not None
 
     async def create_channel(self, name: str) -> tuple[str | None, str]:
-        """A new public channel (the bot is its first member); its ID, or None and the Slack error code."""
+        """A new public channel (bot as first member); its ID, or None and the Slack error code."""
         response, error = await self._call(
             "conversations.create", self.client.conversations_create(name=name)
         )

@@ -172,7 +172,7 @@ def _text_blocks(result: Result, files: list[Attachment]) -> list[dict[str, Any]
 
 
 def action_blocks(actions: list[Action]) -> list[dict[str, Any]]:
-    """Buttons that run follow-up commands (value: the command), checked for the clicker like typed ones."""
+    """Follow-up command buttons (value: the command), checked for the clicker like typed ones."""
     blocks = []
     for start in range(0, len(actions), BUTTONS_PER_ACTIONS):
         elements = []
@@ -282,7 +282,9 @@ def approval_card(approval: Any, environment: str) -> Message:
                 {"type": "mrkdwn", "text": f"*Requested by*\n<@{approval.requester_id}>"},
                 {
                     "type": "mrkdwn",
-                    "text": f"*Expires*\n<!date^{expires}^{{time}} ({{date_short_pretty}})|{expires}>",
+                    "text": (
+                        f"*Expires*\n<!date^{expires}^{{time}} ({{date_short_pretty}})|{expires}>"
+                    ),
                 },
                 {"type": "mrkdwn", "text": f"*Request*\n`{approval.short_id}`"},
                 {"type": "mrkdwn", "text": f"*Arguments*\n`{escape(_arguments(approval.params))}`"},
@@ -327,7 +329,7 @@ def _arguments(params: dict[str, Any]) -> str:
 def confirm_modal(
     command: str, metadata: str, preview: Result | None = None, expected: str = "", error: str = ""
 ) -> dict[str, Any]:
-    """The typed-confirmation dialog: loading, then the dry run and the field to type the target into."""
+    """The typed-confirmation dialog: loading, then the dry run and a field to type the target."""
     view: dict[str, Any] = {
         "type": "modal",
         "callback_id": "forge_confirm",

@@ -20,7 +20,7 @@ COLUMNS = ("batch_id", "queue", "job_id", "name", "record", "format")
 
 
 def unpack(record: bytes, form: str = "msgpack") -> dict[str, str]:
-    """An archived job hash back to a mapping: a Redis DUMP payload (`rdb`), or its field/value list as MessagePack."""
+    """An archived job hash back to a mapping: from a DUMP payload (`rdb`) or MessagePack pairs."""
     if form == "rdb":
         return read_hash(record)
     flat = msgpack.unpackb(record, raw=False, unicode_errors="replace")
@@ -55,7 +55,8 @@ class Archive:
         await call(
             "state store",
             pool.execute(
-                "INSERT INTO forge.archive_batches (id, queue, reason, actor_id, approval_id) VALUES ($1, $2, $3, $4, $5)",
+                "INSERT INTO forge.archive_batches (id, queue, reason, actor_id, approval_id) "
+                "VALUES ($1, $2, $3, $4, $5)",
                 batch_id,
                 queue,
                 reason,
@@ -73,7 +74,7 @@ class Archive:
         jobs: Sequence[tuple[str, str, bytes]],
         form: str = "rdb",
     ) -> int:
-        """Archive jobs (id, name, the hash as a DUMP payload or packed field list) with one binary COPY."""
+        """Archive jobs (id, name, hash as DUMP payload or packed field list) in one binary COPY."""
         if not jobs:
             return 0
         records = [
@@ -91,13 +92,14 @@ class Archive:
         return len(records)
 
     async def discard(self, batch_id: uuid.UUID, job_ids: Sequence[str]) -> None:
-        """Drop archive rows of jobs that were not removed after all (they are still in the queue)."""
+        """Drop archive rows of jobs not removed after all (they are still in the queue)."""
         if job_ids:
             pool = await self._store.pool()
             await call(
                 "state store",
                 pool.execute(
-                    "DELETE FROM forge.job_archive WHERE batch_id = $1 AND job_id = ANY($2::text[])",
+                    "DELETE FROM forge.job_archive "
+                    "WHERE batch_id = $1 AND job_id = ANY($2::text[])",
                     batch_id,
                     list(job_ids),
                 ),
@@ -138,7 +140,7 @@ class Archive:
 
 
 def _fields(row: Any) -> dict[str, str]:
-    """The archived job's fields; a payload that cannot be read is exported as it is, with the reason."""
+    """The archived job's fields; an unreadable payload is exported as it is, with the reason."""
     try:
         return unpack(row["record"], row["format"])
     except (RdbError, ValueError) as exc:

@@ -1,7 +1,8 @@
-"""Reads Redis `DUMP` payloads of hashes (Redis 7+: RDB_TYPE_HASH and RDB_TYPE_HASH_LISTPACK), checksum first.
+"""Reads Redis 7+ `DUMP` payloads of hashes (RDB_TYPE_HASH, RDB_TYPE_HASH_LISTPACK), checksum first.
 
-`dlq clear` archives each job hash as Redis's own DUMP of it: Redis serialises it in C, LZF-compressed, five times
-smaller than the field list; this module turns it back into the fields for `dlq archive-export`.
+`dlq clear` archives each job hash as Redis's own DUMP of it: Redis serialises it in C,
+LZF-compressed, five times smaller than the field list; this module turns it back into the fields
+for `dlq archive-export`.
 """
 
 from __future__ import annotations

@@ -94,7 +94,8 @@ class StateStore:
             await conn.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK)
             await conn.execute("CREATE SCHEMA IF NOT EXISTS forge")
             await conn.execute("""CREATE TABLE IF NOT EXISTS forge.schema_migrations (
-                version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())""")
+                version integer PRIMARY KEY, name text NOT NULL,
+                applied_at timestamptz NOT NULL DEFAULT now())""")
             done = {
                 r["version"]
                 for r in await conn.fetch("SELECT version FROM forge.schema_migrations")
@@ -128,7 +129,8 @@ class StateStore:
         inserted = await call(
             "state store",
             pool.fetchval(
-                "INSERT INTO forge.slack_deliveries (key) VALUES ($1) ON CONFLICT DO NOTHING RETURNING true",
+                "INSERT INTO forge.slack_deliveries (key) VALUES ($1) "
+                "ON CONFLICT DO NOTHING RETURNING true",
                 key,
             ),
             self._timeout,
@@ -141,7 +143,8 @@ class StateStore:
         await call(
             "state store",
             pool.execute(
-                "DELETE FROM forge.slack_deliveries WHERE seen_at < now() - make_interval(secs => $1)",
+                "DELETE FROM forge.slack_deliveries "
+                "WHERE seen_at < now() - make_interval(secs => $1)",
                 older_than_seconds,
             ),
             self._timeout,

@@ -1,4 +1,4 @@
-"""The backup catalog in the state store, file names inside FORGE_BACKUP_DIR, the one-at-a-time lock, the log."""
+"""The state-store catalog of dumps, names in FORGE_BACKUP_DIR, the one-at-a-time lock, the log."""
 
 from __future__ import annotations
 
@@ -21,8 +21,8 @@ BACKUP_LOCK = 7_466_847_005
 NAME = re.compile(r"backup-\d{4}-\d\d-\d\dT\d\d-\d\d-\d\d-\d{3}Z(-pre-restore)?\.dump")
 EXAMPLE = "backup-2025-11-10T02-00-00-000Z.dump"
 COLUMNS = (
-    "id, file, kind, source, created_at, size_bytes, sha256, duration_ms, row_counts, objects, actor_id, "
-    "verified_at, verified_ok"
+    "id, file, kind, source, created_at, size_bytes, sha256, duration_ms, row_counts, objects, "
+    "actor_id, verified_at, verified_ok"
 )
 
 
@@ -96,7 +96,7 @@ async def checksum(path: Path) -> str:
 
 
 def append_log(ctx: Context, line: str) -> None:
-    """One line in `backup.log` in FORGE_LOG_DIR, where the runbook's nightly task appends its output."""
+    """One line in `backup.log` in FORGE_LOG_DIR, where the runbook's nightly task also writes."""
     folder = ctx.settings.env.forge_log_dir
     folder.mkdir(parents=True, exist_ok=True)
     with (folder / "backup.log").open("a", encoding="utf-8") as f:
@@ -143,8 +143,9 @@ class Catalog:
         new_id = await call(
             "state store",
             pool.fetchval(
-                "INSERT INTO forge.backups (file, kind, source, created_at, size_bytes, sha256, duration_ms, row_counts, "
-                "objects, actor_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
+                "INSERT INTO forge.backups (file, kind, source, created_at, size_bytes, sha256, "
+                "duration_ms, row_counts, objects, actor_id) "
+                "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
                 e.file,
                 e.kind,
                 e.source,
@@ -166,7 +167,8 @@ class Catalog:
         rows = await call(
             "state store",
             pool.fetch(
-                f"SELECT {COLUMNS} FROM forge.backups WHERE pruned_at IS NULL ORDER BY created_at DESC LIMIT $1",
+                f"SELECT {COLUMNS} FROM forge.backups WHERE pruned_at IS NULL "
+                "ORDER BY created_at DESC LIMIT $1",
                 limit,
             ),
             self.timeout,
@@ -220,8 +222,10 @@ class Catalog:
         rows = await call(
             "state store",
             pool.fetch(
-                "SELECT id, file FROM forge.backups WHERE pruned_at IS NULL AND created_at < $1 AND id <> "
-                "(SELECT id FROM forge.backups WHERE pruned_at IS NULL ORDER BY created_at DESC LIMIT 1) "
+                "SELECT id, file FROM forge.backups "
+                "WHERE pruned_at IS NULL AND created_at < $1 AND id <> "
+                "(SELECT id FROM forge.backups WHERE pruned_at IS NULL "
+                "ORDER BY created_at DESC LIMIT 1) "
                 "ORDER BY created_at",
                 cutoff,
             ),

@@ -1,16 +1,14 @@
-"""`backup create|list|verify|drill|restore|schedule`: dumps that are checked, drilled and restored with care."""
+"""`backup create|list|verify`: dumps that are taken, catalogued, listed and checked."""
 
 from __future__ import annotations
 
 import asyncio
-import re
 import statistics
 from collections.abc import Awaitable, Callable
-from datetime import time
 
 from bot.core.context import Context
 from bot.core.errors import CommandError, ForgeError
-from bot.core.registry import Args, NoArgs, Risk, Role, command, option, positional
+from bot.core.registry import Args, NoArgs, Risk, Role, command, positional
 from bot.core.result import Action, Result, Status, Table, worst
 from bot.core.units import duration, size
 from commands.backup import pg, s3
@@ -24,17 +22,7 @@ from commands.backup.catalog import (
     exclusive,
     resolve,
 )
-from commands.backup.ops import (
-    Comparison,
-    Hook,
-    checked,
-    database,
-    drill,
-    limit,
-    make_backup,
-    restore_live,
-)
-from commands.backup.schedule import describe, load, save
+from commands.backup.ops import database, limit, make_backup
 
 SIZE_DRIFT = 0.30
 LIST_ROWS = 30
@@ -51,33 +39,17 @@ class FileArgs(Args):
     )
 
 
-class RestoreArgs(Args):
-    """Arguments of `backup restore`."""
-
-    file: str | None = option(help="the dump to restore, as `backup list` names it")
-    target: str | None = option(
-        help="the database to restore into; only DATABASE_URL's database is accepted"
-    )
-    dry_run: bool = option(False, help="say what would be restored, restore nothing")
-
-
-class ScheduleArgs(Args):
-    """Arguments of `backup schedule`."""
-
-    when: str | None = positional(
-        None, help="`HH:MM` (UTC, daily) or `off`; default: show the schedule"
-    )
-
-
-def _count(n: int, noun: str) -> str:
+def plural(n: int, noun: str) -> str:
+    """`1 row`, `2,000 rows`."""
     return f"{n:,} {noun}" + ("" if n == 1 else "s")
 
 
-def _since(ctx: Context, entry: Entry) -> str:
+def age(ctx: Context, entry: Entry) -> str:
+    """How long ago the dump was taken."""
     return duration((ctx.clock.now() - entry.created_at).total_seconds())
 
 
-async def _logged(ctx: Context, what: str, work: Callable[[], Awaitable[Result]]) -> Result:
+async def logged(ctx: Context, what: str, work: Callable[[], Awaitable[Result]]) -> Result:
     """Run the work and append its outcome to backup.log, failures included."""
     try:
         result = await work()
@@ -109,7 +81,7 @@ def _kind(ctx: Context) -> str:
 )
 async def backup_create(ctx: Context, args: NoArgs) -> Result:
     """Dump, checksum, catalogue, then prune dumps past the retention."""
-    return await _logged(ctx, "backup create", lambda: _create(ctx))
+    return await logged(ctx, "backup create", lambda: _create(ctx))
 
 
 async def _create(ctx: Context) -> Result:
@@ -149,7 +121,7 @@ async def _create(ctx: Context) -> Result:
 
 
 async def _offsite(ctx: Context, entry: Entry) -> tuple[Status, str]:
-    """Copy the dump to S3-compatible storage when configured; a failure warns, the local dump stands."""
+    """Copy to S3-compatible storage when configured; a failure warns, the local dump stands."""
     try:
         target = s3.bucket(ctx.settings)
         if target is None:
@@ -218,7 +190,7 @@ def _row(
     drift = _drift(entries, i)
     if drift or offsite not in (None, "yes"):
         status = worst([status, Status.WARNING])
-    cells = [e.file, e.kind, size(e.size_bytes), _since(ctx, e), state, drift or "—"]
+    cells = [e.file, e.kind, size(e.size_bytes), age(ctx, e), state, drift or "—"]
     return status, cells + ([offsite] if offsite is not None else [])
 
 
@@ -237,7 +209,7 @@ def _strays(ctx: Context, entries: list[Entry]) -> list[str]:
     examples=("backup list",),
 )
 async def backup_list(ctx: Context, args: NoArgs) -> Result:
-    """Every live dump with its checksum state, warning on a size > 30 % off the median of the older ones."""
+    """Each live dump with its checksum state; warns on a size > 30 % off the older ones' median."""
     entries = await Catalog(ctx).live()
     shown = entries[:LIST_ROWS]
     offsite = await _offsite_states(ctx, shown)
@@ -245,12 +217,13 @@ async def backup_list(ctx: Context, args: NoArgs) -> Result:
     rows = [cells for _, cells in graded]
     drifted, strays = [r[0] for r in rows if r[5] != "—"], _strays(ctx, entries)
     summary = (
-        f"{_count(len(entries), 'backup')}, newest {_since(ctx, entries[0])} old."
+        f"{plural(len(entries), 'backup')}, newest {age(ctx, entries[0])} old."
         if entries
         else "No backups in the catalog yet: run `backup create`."
     )
     notes = [
-        f"⚠️ Size departs by more than 30 % from the median of the previous dumps: {', '.join(drifted)}."
+        "⚠️ Size departs by more than 30 % from the median of the previous dumps: "
+        f"{', '.join(drifted)}."
         if drifted
         else "",
         f"{len(strays)} dump files in the directory are not in the catalog (not forge's, or "
@@ -318,7 +291,8 @@ async def backup_verify(ctx: Context, args: FileArgs) -> Result:
     toc = await pg.toc(database(ctx), path, limit(ctx))
     if entry is not None and toc["TABLE DATA"] != len(entry.row_counts):
         problems.append(
-            f"{toc['TABLE DATA']} table data entries, but {len(entry.row_counts)} tables were dumped"
+            f"{toc['TABLE DATA']} table data entries, "
+            f"but {len(entry.row_counts)} tables were dumped"
         )
     status = (
         Status.CRITICAL
@@ -344,212 +318,4 @@ async def backup_verify(ctx: Context, args: FileArgs) -> Result:
     )
 
 
-@command(
-    "backup drill",
-    summary="The monthly drill: a fresh dump restored into a scratch database and compared.",
-    role=Role.OPERATOR,
-    risk=Risk.WRITE,
-    examples=("backup drill",),
-    timeout=7200,
-    slow=True,
-)
-async def backup_drill(ctx: Context, args: NoArgs) -> Result:
-    """Back up, restore into a scratch database, compare every table's rows and the schema objects, drop it."""
-    return await run_drill(ctx)
-
-
-async def run_drill(ctx: Context, on_restored: Hook | None = None) -> Result:
-    """The drill; `on_restored` gets the scratch database's DSN before the comparison (tests use it)."""
-
-    async def work() -> Result:
-        async with exclusive(ctx, "drill"):
-            entry = await make_backup(ctx, "drill")
-            found = await drill(ctx, entry, on_restored)
-        return _drill_result(ctx, entry, found)
-
-    return await _logged(ctx, "backup drill", work)
-
-
-def _drill_result(ctx: Context, entry: Entry, found: Comparison) -> Result:
-    fields = [
-        ("Dump", entry.file),
-        ("Tables compared", f"{len(entry.row_counts):,}"),
-        ("Rows compared", f"{entry.rows:,}"),
-        ("Differences", f"{len(found.differences):,}"),
-        ("Duration", f"{(ctx.clock.now() - entry.created_at).total_seconds():.1f} s"),
-    ]
-    data = {
-        "file": entry.file,
-        "tables": len(entry.row_counts),
-        "rows": entry.rows,
-        "differences": found.differences,
-        "objects": entry.objects,
-    }
-    if found.differences:
-        return Result(
-            "backup drill",
-            Status.CRITICAL,
-            summary=f"🔴 DRILL FAILED: the restored copy of `{entry.file}` "
-            f"differs from the source in {len(found.differences)} places. This backup cannot be trusted.",
-            fields=fields,
-            tables=[Table(["table or (objects)", "source", "restored"], found.differences)],
-            data=data,
-        )
-    kinds = ", ".join(f"{n:,} {k}" for k, n in sorted(entry.objects.items()))
-    return Result(
-        "backup drill",
-        summary=f"Drill passed: `{entry.file}` restored into a scratch database with every "
-        f"table's exact row count ({_count(entry.rows, 'row')} in {_count(len(entry.row_counts), 'table')}) and every "
-        f"schema object ({kinds}) as in the source. The scratch database was dropped.",
-        fields=fields,
-        data=data,
-    )
-
-
-async def _restorable(ctx: Context, args: RestoreArgs) -> tuple[Entry, pg.Target]:
-    tgt = database(ctx)
-    if args.target is not None and args.target != tgt.database:
-        raise CommandError(
-            f"Restores go only into the configured database `{tgt.database}`; "
-            f"`{args.target[:60]}` is refused."
-        )
-    if not args.file:
-        newest = await Catalog(ctx).live(1)
-        hint = (
-            f" The newest is `{newest[0].file}`: `backup restore --file {newest[0].file}`."
-            if newest
-            else ""
-        )
-        raise CommandError(
-            "Name the dump to restore with `--file`, so what is approved is what is restored."
-            + hint
-        )
-    entry, _ = await checked(ctx, resolve(ctx, args.file).name)
-    if entry.source != tgt.label:
-        raise CommandError(
-            f"`{entry.file}` was taken from `{entry.source}`, not from `{tgt.label}`; "
-            "forge restores a database only from its own dumps."
-        )
-    return entry, tgt
-
-
-async def restore_preview(ctx: Context, args: RestoreArgs) -> Result:
-    """The dry run of `backup restore`: the file, its age and size, the target, what the restore will do."""
-    entry, tgt = await _restorable(ctx, args)
-    return Result(
-        f"backup restore --file {entry.file} --dry-run",
-        Status.WARNING,
-        summary=f"Would restore `{entry.file}` ({_since(ctx, entry)} old, {size(entry.size_bytes)}) over "
-        f"`{tgt.database}` on `{tgt.host}:{tgt.port}`, replacing its tables, after a safety dump of it.",
-        fields=[
-            ("File", entry.file),
-            ("Age", _since(ctx, entry)),
-            ("Size", size(entry.size_bytes)),
-            ("Target database", tgt.label),
-            ("Tables in dump", f"{len(entry.row_counts):,}"),
-            ("Rows in dump", f"{entry.rows:,}"),
-            ("Checksum", "ok"),
-        ],
-        data={"file": entry.file, "target": tgt.label, "rows": entry.rows},
-    )
-
-
-@command(
-    "backup restore",
-    summary="Restore a dump over the database, after a safety dump; needs approval.",
-    args=RestoreArgs,
-    role=Role.ADMIN,
-    risk=Risk.DESTRUCTIVE,
-    preview=restore_preview,
-    confirm=lambda args: args.file or "--file",
-    timeout=7200,
-    examples=(
-        "backup restore --file backup-2025-11-10T02-00-00-000Z.dump",
-        "backup restore --file backup-2025-11-10T02-00-00-000Z.dump --dry-run",
-    ),
-)
-async def backup_restore(ctx: Context, args: RestoreArgs) -> Result:
-    """Check the dump again, take a safety dump, restore in one transaction, compare row counts with the dump's."""
-    return await _logged(ctx, f"backup restore {args.file}", lambda: _restore(ctx, args))
-
-
-async def _restore(ctx: Context, args: RestoreArgs) -> Result:
-    async with exclusive(ctx, "restore"):
-        entry, tgt = await _restorable(ctx, args)
-        safety = await make_backup(ctx, "safety", "-pre-restore")
-        found = await restore_live(ctx, entry, resolve(ctx, entry.file))
-    fields = [
-        ("Restored", entry.file),
-        ("Target", tgt.label),
-        ("Safety dump", safety.file),
-        ("Tables checked", f"{found.tables:,}"),
-        ("Rows now", f"{found.rows:,}"),
-        ("Differences", f"{len(found.differences):,}"),
-    ]
-    data = {
-        "file": entry.file,
-        "safety": safety.file,
-        "differences": found.differences,
-        "rows": found.rows,
-    }
-    if found.differences:
-        return Result(
-            "backup restore",
-            Status.CRITICAL,
-            summary=f"Restored `{entry.file}`, but {len(found.differences)} "
-            f"tables' row counts differ from the dump's. The previous state is in `{safety.file}`.",
-            fields=fields,
-            tables=[Table(["table", "in dump", "now"], found.differences)],
-            data=data,
-        )
-    return Result(
-        "backup restore",
-        summary=f"Restored `{entry.file}` into `{tgt.label}`: every table's row count "
-        f"matches the dump's ({found.rows:,} rows). The state before is kept in `{safety.file}`.",
-        fields=fields,
-        actions=[Action("Verify safety dump", f"backup verify {safety.file}")],
-        data=data,
-    )
-
-
-def _parse_time(text: str) -> time | None:
-    if text.lower() == "off":
-        return None
-    if not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", text):
-        raise CommandError(
-            f"`{text[:20]}` is not a time: give `HH:MM` in UTC (e.g. `02:00`) or `off`."
-        )
-    return time(int(text[:2]), int(text[3:]))
-
-
-@command(
-    "backup schedule",
-    summary="Show or set the nightly backup time (HH:MM UTC) or turn it off.",
-    args=ScheduleArgs,
-    role=Role.OPERATOR,
-    risk=Risk.WRITE,
-    examples=("backup schedule", "backup schedule 02:00", "backup schedule off"),
-)
-async def backup_schedule(ctx: Context, args: ScheduleArgs) -> Result:
-    """Stored in the state store; every forge process reads it, one runs each night's backup."""
-    pool, timeout = await ctx.store.pool(), ctx.settings.config.timeouts.backend
-    if args.when is not None:
-        await save(pool, timeout, _parse_time(args.when), ctx.actor.user_id, ctx.clock.now())
-    status, summary = describe(await load(pool, timeout), await _newest(ctx), ctx.clock.now())
-    channel = ctx.settings.config.channels.alerts
-    where = (
-        f"Outcomes are posted to <#{channel}>."
-        if channel
-        else "No alerts channel is configured: outcomes are only logged."
-    )
-    return Result(
-        "backup schedule", status, summary=f"{summary} {where}", data={"alerts_channel": channel}
-    )
-
-
-async def _newest(ctx: Context) -> Entry | None:
-    entries = await Catalog(ctx).live(1)
-    return entries[0] if entries else None
-
-
-__all__ = ["NAME", "run_drill"]
+__all__ = ["NAME"]

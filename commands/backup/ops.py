@@ -1,4 +1,4 @@
-"""The work behind the backup commands: a snapshot-consistent dump, a restore into a scratch database, a compare."""
+"""The backup commands' work: a snapshot-consistent dump, a scratch-database restore, a compare."""
 
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ async def _report(ctx: Context, part: Path, name: str, label: str) -> None:
     await ctx.progress(f"Dumping `{label}` into `{name}`…")
     while True:
         await asyncio.sleep(PROGRESS_EVERY)
-        size = part.stat().st_size if part.exists() else 0
+        size = part.stat().st_size if part.exists() else 0  # noqa: ASYNC240  (a stat)
         await ctx.progress(f"Dumping `{label}` into `{name}`: {size / MB:,.1f} MB written so far…")
 
 
@@ -76,7 +76,7 @@ async def _close(conn: Any) -> None:
 
 
 async def make_backup(ctx: Context, kind: str, suffix: str = "") -> Entry:
-    """Dump DATABASE_URL into FORGE_BACKUP_DIR, checksum it and catalogue it; a failed dump leaves no file."""
+    """Dump DATABASE_URL to FORGE_BACKUP_DIR, checksum, catalogue; a failed dump leaves no file."""
     tgt, started = database(ctx), ctx.clock.monotonic()
     at = ctx.clock.now()
     name = file_name(at, suffix)
@@ -143,7 +143,7 @@ class Comparison:
 
 
 def compare(entry: Entry, rows: dict[str, int], objects: dict[str, int]) -> Comparison:
-    """Every table's exact row count and every kind of schema object, expected (the dump) against found."""
+    """Every table's exact row count and every kind of schema object, expected (dump) vs found."""
     found = Comparison(len(rows), sum(rows.values()))
     for table in sorted(set(entry.row_counts) | set(rows)):
         want, got = entry.row_counts.get(table), rows.get(table)
@@ -170,7 +170,7 @@ async def counts_of(ctx: Context, tgt: pg.Target) -> tuple[dict[str, int], dict[
 
 
 async def drill(ctx: Context, entry: Entry, on_restored: Hook | None = None) -> Comparison:
-    """Restore the dump into a scratch database, count it, compare, and drop the scratch database."""
+    """Restore the dump into a scratch database, count it, compare, then drop that database."""
     tgt, scratch = database(ctx), f"forge_drill_{secrets.token_hex(5)}"
     admin = await pg.connect(tgt, ctx.settings.config.timeouts.backend)
     try:
@@ -211,7 +211,7 @@ async def _drop(admin: Any, name: str, timeout: float) -> None:
 
 
 async def restore_live(ctx: Context, entry: Entry, path: Path) -> Comparison:
-    """Restore the dump over DATABASE_URL in one transaction, ANALYZE, and compare row counts with the dump's."""
+    """Restore over DATABASE_URL in one transaction, ANALYZE, compare row counts with the dump's."""
     tgt = database(ctx)
     await ctx.progress(f"Restoring `{entry.file}` into `{tgt.label}` (one transaction)…")
     await pg.restore(tgt, path, limit(ctx), clean=True)

@@ -1,4 +1,4 @@
-"""PostgreSQL for backups: password-free connection strings, pg_dump/pg_restore with timeouts, exact counts."""
+"""PostgreSQL for backups: password-free URLs, pg_dump/pg_restore with timeouts, exact counts."""
 
 from __future__ import annotations
 
@@ -22,8 +22,10 @@ NOT_EXTENSION = (
     "NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = '{cat}'::regclass AND d.objid = {oid} "
     "AND d.deptype = 'e')"
 )
-TABLES_SQL = f"""SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE c.relkind = 'r' AND {USER_SCHEMAS} AND {NOT_EXTENSION.format(cat="pg_class", oid="c.oid")} ORDER BY 1"""
+TABLES_SQL = f"""SELECT format('%I.%I', n.nspname, c.relname)
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind = 'r' AND {USER_SCHEMAS}
+  AND {NOT_EXTENSION.format(cat="pg_class", oid="c.oid")} ORDER BY 1"""
 OBJECTS_SQL = f"""SELECT kind, count(*)::int FROM (
   SELECT CASE WHEN c.relkind IN ('r', 'p') THEN 'tables' WHEN c.relkind IN ('i', 'I') THEN 'indexes'
               WHEN c.relkind = 'S' THEN 'sequences' WHEN c.relkind = 'v' THEN 'views'
@@ -31,7 +33,8 @@ OBJECTS_SQL = f"""SELECT kind, count(*)::int FROM (
     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
    WHERE c.relkind IN ('r', 'p', 'i', 'I', 'S', 'v', 'm', 'f') AND {USER_SCHEMAS}
      AND {NOT_EXTENSION.format(cat="pg_class", oid="c.oid")}
-  UNION ALL SELECT 'constraints' FROM pg_constraint co JOIN pg_namespace n ON n.oid = co.connamespace
+  UNION ALL SELECT 'constraints' FROM pg_constraint co
+   JOIN pg_namespace n ON n.oid = co.connamespace
    WHERE {USER_SCHEMAS} AND {NOT_EXTENSION.format(cat="pg_class", oid="co.conrelid")}
   UNION ALL SELECT 'functions' FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
    WHERE {USER_SCHEMAS} AND {NOT_EXTENSION.format(cat="pg_proc", oid="p.oid")}
@@ -57,7 +60,7 @@ RESTORE_JOBS = 2
 
 @dataclass(frozen=True)
 class Target:
-    """A PostgreSQL database as the tools reach it: the URL without its password, the password apart."""
+    """A database as the tools reach it: the URL without its password, the password apart."""
 
     url: str
     password: str | None
@@ -80,7 +83,7 @@ class Target:
         return f"{head}://{user}:{quote(self.password, safe='')}@{hostpart}" if at else self.url
 
     def env(self) -> dict[str, str]:
-        """The subprocess environment: the URL's password goes here (PGPASSWORD), never on the command line."""
+        """The subprocess environment: the password in PGPASSWORD, never on the command line."""
         env = {k: v for k, v in os.environ.items() if k not in ("PGDATABASE", "PGSERVICE")}
         env["PGCONNECT_TIMEOUT"] = env.get("PGCONNECT_TIMEOUT", "10")
         if self.password:
@@ -132,7 +135,7 @@ def _failure(name: str, code: int | None, stderr: bytes, redactor: Redactor) -> 
 
 
 async def run(argv: list[str], tgt: Target, timeout: float) -> bytes:
-    """Run a client tool with the password in its environment; its stdout, or a redacted one-line error."""
+    """Run a client tool, password in its environment; its stdout, or a redacted one-line error."""
     name = Path(argv[0]).name
     proc = await asyncio.create_subprocess_exec(
         *argv,
@@ -171,7 +174,7 @@ async def dump(tgt: Target, path: Path, snapshot: str | None, timeout: float) ->
 
 
 async def restore(tgt: Target, path: Path, timeout: float, *, clean: bool) -> None:
-    """pg_restore into the target, stopping at the first error: clean and in one transaction, or in parallel."""
+    """pg_restore, stopping at the first error: clean and in one transaction, or in parallel."""
     mode = (
         ["--clean", "--if-exists", "--single-transaction"] if clean else [f"--jobs={RESTORE_JOBS}"]
     )
@@ -218,7 +221,7 @@ async def row_counts(conn: asyncpg.Connection, timeout: float) -> dict[str, int]
 
 
 async def objects(conn: asyncpg.Connection, timeout: float) -> dict[str, int]:
-    """Counts of schema objects (tables, indexes, constraints, functions…), extensions' own left out."""
+    """Counts of schema objects (tables, indexes, constraints, functions…), not extensions' own."""
     return {k: n for k, n in await call("postgres", conn.fetch(OBJECTS_SQL), timeout)}
 
 

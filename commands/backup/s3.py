@@ -1,4 +1,4 @@
-"""Off-site copies: each dump PUT to S3-compatible storage (Cloudflare R2, MinIO, AWS) with SigV4 over httpx."""
+"""Off-site copies: each dump PUT to S3-compatible storage (R2, MinIO, AWS), SigV4 over httpx."""
 
 from __future__ import annotations
 
@@ -111,10 +111,10 @@ def _why(response: httpx.Response) -> str:
 
 
 async def upload(ctx: Context, b: Bucket, path: Path, sha256: str, timeout: float) -> str:
-    """PUT the dump, its SHA-256 signed as the payload hash so the store checks it; the object URL."""
+    """PUT the dump, its SHA-256 signed as payload hash so the store checks it; the object URL."""
     url = b.url(path.name)
     headers = signed("PUT", url, sha256, b, ctx.clock.now())
-    headers["content-length"] = str(path.stat().st_size)
+    headers["content-length"] = str(path.stat().st_size)  # noqa: ASYNC240  (a stat)
     response = await call(
         "s3", ctx.backends.http().put(url, content=_chunks(path), headers=headers), timeout
     )
@@ -124,7 +124,7 @@ async def upload(ctx: Context, b: Bucket, path: Path, sha256: str, timeout: floa
 
 
 async def present(ctx: Context, b: Bucket, name: str, size: int) -> str:
-    """Whether the copy of a dump is there with the right size: `yes`, `missing`, or why it is unknown."""
+    """Whether the dump's copy is there with the right size: `yes`, `missing`, or why not known."""
     url = b.url(name)
     empty = hashlib.sha256(b"").hexdigest()
     try:

@@ -34,7 +34,8 @@ async def load(pool: Any, timeout: float) -> Schedule:
     row = await call(
         "state store",
         pool.fetchrow(
-            "SELECT at_time, enabled_at, last_slot, missed_reported_at FROM forge.backup_schedule WHERE id = 1"
+            "SELECT at_time, enabled_at, last_slot, missed_reported_at "
+            "FROM forge.backup_schedule WHERE id = 1"
         ),
         timeout,
     )
@@ -48,8 +49,8 @@ async def save(pool: Any, timeout: float, at: time | None, actor_id: str, now: d
         "state store",
         pool.execute(
             "INSERT INTO forge.backup_schedule (id, at_time, enabled_at, updated_by, last_slot) "
-            "VALUES (1, $1, $2, $3, $4) ON CONFLICT (id) DO UPDATE SET at_time = $1, enabled_at = $2, updated_by = $3, "
-            "last_slot = $4, missed_reported_at = NULL",
+            "VALUES (1, $1, $2, $3, $4) ON CONFLICT (id) DO UPDATE SET at_time = $1, "
+            "enabled_at = $2, updated_by = $3, last_slot = $4, missed_reported_at = NULL",
             at,
             now if at else None,
             actor_id,
@@ -86,7 +87,7 @@ def describe(schedule: Schedule, newest: Any, now: datetime) -> tuple[Status, st
 
 
 async def claim_slot(pool: Any, slot: datetime, timeout: float) -> bool:
-    """Under the schedule's advisory lock, mark the slot taken; True for the one process that did."""
+    """Under the schedule's advisory lock, mark the slot taken; True for the process that did."""
     async with pool.acquire() as conn, conn.transaction():
         if not await call(
             "state store",
@@ -98,7 +99,8 @@ async def claim_slot(pool: Any, slot: datetime, timeout: float) -> bool:
             await call(
                 "state store",
                 conn.fetchval(
-                    "UPDATE forge.backup_schedule SET last_slot = $1 WHERE id = 1 AND at_time IS NOT NULL "
+                    "UPDATE forge.backup_schedule SET last_slot = $1 "
+                    "WHERE id = 1 AND at_time IS NOT NULL "
                     "AND (last_slot IS NULL OR last_slot < $1) RETURNING true",
                     slot,
                 ),
@@ -113,8 +115,10 @@ async def claim_missed(pool: Any, now: datetime, timeout: float) -> bool:
         await call(
             "state store",
             pool.fetchval(
-                "UPDATE forge.backup_schedule SET missed_reported_at = $1 WHERE id = 1 AND (missed_reported_at IS NULL OR "
-                "missed_reported_at <= (SELECT coalesce(max(created_at), '-infinity') FROM forge.backups)) RETURNING true",
+                "UPDATE forge.backup_schedule SET missed_reported_at = $1 "
+                "WHERE id = 1 AND (missed_reported_at IS NULL OR missed_reported_at <= "
+                "(SELECT coalesce(max(created_at), '-infinity') FROM forge.backups)) "
+                "RETURNING true",
                 now,
             ),
             timeout,

@@ -1,20 +1,16 @@
-"""`db connections|locks|long|cancel|terminate`: who is connected, who blocks whom, and stopping a session."""
+"""`db connections|locks|long`: who is connected, who blocks whom, what runs long."""
 
 from __future__ import annotations
 
-import asyncio
 from datetime import timedelta
 from typing import Any
 
-import asyncpg
-
 from bot.core.args import Duration
 from bot.core.context import Context
-from bot.core.errors import CommandError
-from bot.core.registry import Args, Risk, Role, command, option, positional
+from bot.core.registry import Args, command, option
 from bot.core.result import Action, Result, Status, Table
 from bot.core.units import duration
-from commands.db.pg import one_line, read, read_many, statements_file, with_connection
+from commands.db.pg import one_line, read, read_many, statements_file
 
 CAPACITY = """SELECT current_setting('max_connections')::int AS max,
        current_setting('superuser_reserved_connections')::int AS reserved,
@@ -23,24 +19,26 @@ BY_STATE = """SELECT coalesce(state, 'unknown') AS state, count(*) AS n FROM pg_
  WHERE backend_type = 'client backend' GROUP BY 1 ORDER BY 2 DESC, 1"""
 BY_SOURCE = """SELECT coalesce(datname, '—') AS db, coalesce(usename, '—') AS usr,
        coalesce(nullif(application_name, ''), '—') AS app, count(*) AS n
-  FROM pg_stat_activity WHERE backend_type = 'client backend' GROUP BY 1, 2, 3 ORDER BY 4 DESC, 1, 2, 3 LIMIT 10"""
-SESSION_COLUMNS = """pid, usename, coalesce(nullif(application_name, ''), '—') AS app, datname, state, query,
-       backend_type, pid = pg_backend_pid() AS own, backend_start,
+  FROM pg_stat_activity WHERE backend_type = 'client backend'
+ GROUP BY 1, 2, 3 ORDER BY 4 DESC, 1, 2, 3 LIMIT 10"""
+SESSION_COLUMNS = """pid, usename, coalesce(nullif(application_name, ''), '—') AS app, datname,
+       state, query, backend_type, pid = pg_backend_pid() AS own, backend_start,
        extract(epoch FROM now() - coalesce(query_start, xact_start)) AS running_s,
-       extract(epoch FROM now() - xact_start) AS xact_s, extract(epoch FROM now() - state_change) AS state_s,
+       extract(epoch FROM now() - xact_start) AS xact_s,
+       extract(epoch FROM now() - state_change) AS state_s,
        wait_event_type, wait_event"""
 IDLE_IN_TX = f"""SELECT {SESSION_COLUMNS} FROM pg_stat_activity
  WHERE state LIKE 'idle in transaction%' ORDER BY state_change LIMIT 20"""
 BLOCKED = f"""SELECT {SESSION_COLUMNS}, pg_blocking_pids(pid) AS blockers,
        (SELECT l.mode || ' on ' || coalesce(l.relation::regclass::text, l.locktype) FROM pg_locks l
          WHERE l.pid = a.pid AND NOT l.granted LIMIT 1) AS wants
-  FROM pg_stat_activity a WHERE cardinality(pg_blocking_pids(pid)) > 0 ORDER BY query_start LIMIT 50"""
+  FROM pg_stat_activity a WHERE cardinality(pg_blocking_pids(pid)) > 0
+ ORDER BY query_start LIMIT 50"""
 SESSIONS = f"SELECT {SESSION_COLUMNS} FROM pg_stat_activity WHERE pid = ANY($1::int[])"
 LONG = f"""SELECT {SESSION_COLUMNS} FROM pg_stat_activity
  WHERE state IS DISTINCT FROM 'idle' AND pid <> pg_backend_pid() AND backend_type = 'client backend'
    AND now() - coalesce(query_start, xact_start) > $1::interval
  ORDER BY coalesce(query_start, xact_start) LIMIT 50"""
-SIGNALLABLE = ("client backend", "autovacuum worker")
 IDLE_TX_WARN, USE_WARN, USE_CRIT = 60, 0.8, 0.95
 
 
@@ -52,21 +50,8 @@ class LongArgs(Args):
     )
 
 
-class PidArgs(Args):
-    """A PostgreSQL backend pid."""
-
-    pid: int = positional(
-        ge=1, le=2**31 - 1, help="the backend's pid, from `db long` or `db locks`"
-    )
-
-
-class TerminateArgs(PidArgs):
-    """Arguments of `db terminate`."""
-
-    dry_run: bool = option(False, help="describe the session, end nothing")
-
-
-def _who(r: Any) -> str:
+def who(r: Any) -> str:
+    """A session's `user / application`."""
     return f"{r['usename'] or '—'} / {r['app']}"
 
 
@@ -76,7 +61,7 @@ def _who(r: Any) -> str:
     examples=("db connections",),
 )
 async def db_connections(ctx: Context, _: object) -> Result:
-    """How full the server is, what the sessions are doing, and who holds a transaction open while idle."""
+    """How full the server is, what sessions are doing, who holds a transaction open while idle."""
     (cap,), states, sources, idle = await read_many(
         ctx, [(CAPACITY, ()), (BY_STATE, ()), (BY_SOURCE, ()), (IDLE_IN_TX, ())]
     )
@@ -108,7 +93,7 @@ async def db_connections(ctx: Context, _: object) -> Result:
                 [
                     [
                         str(r["pid"]),
-                        _who(r),
+                        who(r),
                         duration(r["state_s"]),
                         duration(r["xact_s"]),
                         one_line(r["query"], 60),
@@ -153,7 +138,7 @@ def _roots(blocked: list[Any]) -> list[int]:
     examples=("db locks",),
 )
 async def db_locks(ctx: Context, _: object) -> Result:
-    """Each blocked session with the lock it wants and the sessions in its way; root blockers first to act on."""
+    """Each blocked session, the lock it wants, who is in its way; root blockers first to act on."""
     blocked = await read(ctx, BLOCKED)
     if not blocked:
         return Result(
@@ -169,7 +154,7 @@ async def db_locks(ctx: Context, _: object) -> Result:
     rows = [
         [
             str(r["pid"]),
-            _who(r),
+            who(r),
             duration(r["running_s"]),
             r["wants"] or f"{r['wait_event_type']}",
             ", ".join(map(str, r["blockers"])),
@@ -178,7 +163,7 @@ async def db_locks(ctx: Context, _: object) -> Result:
         for r in blocked
     ]
     root_rows = [
-        [str(p), _who(h), h["state"] or "—", duration(h["xact_s"]), one_line(h["query"], 60)]
+        [str(p), who(h), h["state"] or "—", duration(h["xact_s"]), one_line(h["query"], 60)]
         for p in roots
         if (h := holders.get(p))
     ]
@@ -252,7 +237,7 @@ async def db_long(ctx: Context, args: LongArgs) -> Result:
                 [
                     [
                         str(r["pid"]),
-                        _who(r),
+                        who(r),
                         r["datname"] or "—",
                         r["state"] or "—",
                         duration(r["running_s"]),
@@ -278,155 +263,4 @@ async def db_long(ctx: Context, args: LongArgs) -> Result:
                 for r in rows
             ]
         },
-    )
-
-
-async def session(ctx: Context, pid: int) -> Any:
-    """The live session with this pid, refused when it is forge's own or not a client backend."""
-    rows = await read(ctx, SESSIONS, [pid])
-    if not rows:
-        raise CommandError(
-            f"No PostgreSQL session has pid {pid} (it may have ended). `db long` lists running ones."
-        )
-    found = rows[0]
-    if found["own"]:
-        raise CommandError(f"pid {pid} is forge's own connection.")
-    if found["backend_type"] not in SIGNALLABLE:
-        raise CommandError(
-            f"pid {pid} is PostgreSQL's {found['backend_type']}, not a client session: forge "
-            "does not signal it."
-        )
-    return found
-
-
-async def _signal(ctx: Context, function: str, pid: int) -> bool:
-    """Send pg_cancel_backend or pg_terminate_backend (waiting up to 3 s on PostgreSQL 14+)."""
-
-    async def send(conn: asyncpg.Connection) -> bool:
-        if function == "terminate" and conn.get_server_version().major >= 14:
-            return bool(await conn.fetchval("SELECT pg_terminate_backend($1, 3000)", pid))
-        name = "pg_terminate_backend" if function == "terminate" else "pg_cancel_backend"
-        return bool(await conn.fetchval(f"SELECT {name}($1)", pid))
-
-    return await with_connection(ctx, send)
-
-
-async def _after(ctx: Context, pid: int, before: Any, wait_s: float = 2.0) -> Any | None:
-    """The session once its statement changed or it ended (None), polling up to `wait_s`."""
-    deadline = ctx.clock.monotonic() + wait_s
-    while True:
-        rows = await read(ctx, SESSIONS, [pid])
-        now = rows[0] if rows else None
-        if now is None or now["state"] != before["state"] or now["running_s"] < before["running_s"]:
-            return now
-        if ctx.clock.monotonic() >= deadline:
-            return now
-        await asyncio.sleep(0.1)
-
-
-@command(
-    "db cancel",
-    summary="Cancel the statement a session is running (pg_cancel_backend); the session stays.",
-    args=PidArgs,
-    role=Role.OPERATOR,
-    risk=Risk.WRITE,
-    examples=("db cancel 4242",),
-)
-async def db_cancel(ctx: Context, args: PidArgs) -> Result:
-    """Cancel one running statement and say whether it stopped."""
-    before = await session(ctx, args.pid)
-    if before["state"] == "idle" or (before["state"] or "").startswith("idle in transaction"):
-        raise CommandError(
-            f"pid {args.pid} is {before['state']}: no statement to cancel. An idle transaction is "
-            f"ended with `db terminate {args.pid}`."
-        )
-    if not await _signal(ctx, "cancel", args.pid):
-        raise CommandError(
-            f"PostgreSQL did not signal pid {args.pid} (it ended meanwhile, or forge's database user "
-            "lacks pg_signal_backend)."
-        )
-    after = await _after(ctx, args.pid, before)
-    stopped = (
-        after is None
-        or after["state"] != before["state"]
-        or after["running_s"] < before["running_s"]
-    )
-    summary = (
-        f"Cancelled the statement of pid {args.pid} ({_who(before)}), which had run for "
-        f"{duration(before['running_s'])}."
-        if stopped
-        else f"Cancel sent to pid {args.pid}, but it is still running after 2 s (it may be in a non-interruptible "
-        "step); check `db long` again."
-    )
-    return Result(
-        "db cancel",
-        Status.OK if stopped else Status.WARNING,
-        summary=summary,
-        text=f"Statement: `{one_line(before['query'], 200)}`",
-        data={"pid": args.pid, "stopped": stopped, "query": before["query"]},
-    )
-
-
-def _describe(found: Any) -> list[tuple[str, str]]:
-    return [
-        ("pid", str(found["pid"])),
-        ("User / app", _who(found)),
-        ("Database", found["datname"] or "—"),
-        ("State", found["state"] or "—"),
-        (
-            "Connected since",
-            found["backend_start"].strftime("%Y-%m-%d %H:%M:%S") if found["backend_start"] else "—",
-        ),
-        ("Transaction age", duration(found["xact_s"])),
-        ("Statement", one_line(found["query"], 120)),
-    ]
-
-
-async def terminate_preview(ctx: Context, args: TerminateArgs) -> Result:
-    """What `db terminate` would end: the session, its transaction, its statement."""
-    found = await session(ctx, args.pid)
-    rollback = (
-        f"Its open transaction ({duration(found['xact_s'])} old) is rolled back. "
-        if found["xact_s"] is not None
-        else ""
-    )
-    return Result(
-        f"db terminate {args.pid} --dry-run",
-        Status.WARNING,
-        summary=f"Would end session {args.pid} ({_who(found)}). {rollback}The client's connection drops; "
-        "a pooled client reconnects.",
-        fields=_describe(found),
-        data={"pid": args.pid, "state": found["state"], "query": found["query"]},
-    )
-
-
-@command(
-    "db terminate",
-    summary="End a session (pg_terminate_backend), rolling back its transaction; needs approval.",
-    args=TerminateArgs,
-    role=Role.OPERATOR,
-    risk=Risk.DESTRUCTIVE,
-    preview=terminate_preview,
-    confirm=lambda args: str(args.pid),
-    examples=("db terminate 4242", "db terminate 4242 --dry-run"),
-)
-async def db_terminate(ctx: Context, args: TerminateArgs) -> Result:
-    """End one session; never forge's own, never a PostgreSQL process other than a client or autovacuum."""
-    found = await session(ctx, args.pid)
-    ended = await _signal(ctx, "terminate", args.pid)
-    after = await _after(ctx, args.pid, found, 3.0) if ended else found
-    if after is not None:
-        return Result(
-            "db terminate",
-            Status.WARNING,
-            summary=f"Sent terminate to pid {args.pid}, but the session "
-            "is still there; check `db connections`.",
-            fields=_describe(found),
-            data={"pid": args.pid, "ended": False},
-        )
-    return Result(
-        "db terminate",
-        summary=f"Ended session {args.pid} ({_who(found)}); its transaction was rolled back.",
-        fields=_describe(found),
-        data={"pid": args.pid, "ended": True, "query": found["query"]},
     )

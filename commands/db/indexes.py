@@ -1,4 +1,4 @@
-"""`db indexes`: missing-index candidates, unused, duplicate and invalid indexes, as PgHero finds them. Read-only."""
+"""`db indexes`: read-only; missing-index candidates, unused/duplicate/invalid indexes (PgHero)."""
 
 from __future__ import annotations
 
@@ -14,10 +14,13 @@ from commands.db.pg import one_line, read_many
 
 MIN_ROWS, SEQ_SHARE, UNUSED_SCANS = 10_000, 95, 50
 SEQ_SCANNED = """
-SELECT s.schemaname AS schema, s.relname AS name, format('%I.%I', s.schemaname, s.relname) AS quoted,
+SELECT s.schemaname AS schema, s.relname AS name,
+       format('%I.%I', s.schemaname, s.relname) AS quoted,
        s.seq_scan, coalesce(s.idx_scan, 0) AS idx_scan, s.seq_tup_read,
-       greatest(s.n_live_tup, c.reltuples::bigint) AS est_rows, pg_total_relation_size(s.relid) AS size,
-       100.0 * coalesce(s.idx_scan, 0) / nullif(s.seq_scan + coalesce(s.idx_scan, 0), 0) AS idx_share,
+       greatest(s.n_live_tup, c.reltuples::bigint) AS est_rows,
+       pg_total_relation_size(s.relid) AS size,
+       100.0 * coalesce(s.idx_scan, 0) / nullif(s.seq_scan + coalesce(s.idx_scan, 0), 0)
+         AS idx_share,
        (SELECT array_agg(a.attname::text) FROM pg_attribute a
          WHERE a.attrelid = s.relid AND a.attnum > 0 AND NOT a.attisdropped) AS columns
   FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid
@@ -32,14 +35,19 @@ SELECT s.schemaname AS schema, s.relname AS table, s.indexrelname AS index, s.id
  ORDER BY pg_relation_size(s.indexrelid) DESC, s.indexrelname LIMIT 20"""
 DUPLICATES = """
 WITH idx AS (
-  SELECT i.indexrelid, i.indrelid, i.indisunique, i.indisprimary, c.relam, string_to_array(i.indkey::text, ' ') AS cols,
-         string_to_array(i.indclass::text, ' ') AS classes, i.indexprs IS NULL AND i.indpred IS NULL AS plain
-    FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace
-   WHERE i.indisvalid AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_toast')
+  SELECT i.indexrelid, i.indrelid, i.indisunique, i.indisprimary, c.relam,
+         string_to_array(i.indkey::text, ' ') AS cols,
+         string_to_array(i.indclass::text, ' ') AS classes,
+         i.indexprs IS NULL AND i.indpred IS NULL AS plain
+    FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+    JOIN pg_namespace n ON n.oid = c.relnamespace
+   WHERE i.indisvalid AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+     AND n.nspname !~ '^pg_toast')
 SELECT a.indexrelid::regclass::text AS index, b.indexrelid::regclass::text AS covered_by,
        a.indrelid::regclass::text AS table, pg_relation_size(a.indexrelid) AS size,
        pg_get_indexdef(a.indexrelid) AS definition, pg_get_indexdef(b.indexrelid) AS covering
-  FROM idx a JOIN idx b ON a.indrelid = b.indrelid AND a.indexrelid <> b.indexrelid AND a.relam = b.relam
+  FROM idx a
+  JOIN idx b ON a.indrelid = b.indrelid AND a.indexrelid <> b.indexrelid AND a.relam = b.relam
  WHERE a.plain AND b.plain AND NOT a.indisunique AND NOT a.indisprimary
    AND b.cols[1:cardinality(a.cols)] = a.cols AND b.classes[1:cardinality(a.classes)] = a.classes
    AND (cardinality(a.cols) < cardinality(b.cols) OR b.indisunique OR a.indexrelid > b.indexrelid)
@@ -62,7 +70,7 @@ CONDITION = re.compile(
 
 
 def suggest(table: Any, statements: list[Any]) -> str | None:
-    """A `CREATE INDEX CONCURRENTLY` on the column most often filtered on in recorded statements, if any."""
+    """A `CREATE INDEX CONCURRENTLY` on the column recorded statements filter on most, if any."""
     columns, votes = set(table["columns"] or []), {}
     for row in statements:
         where = re.split(r"\bwhere\b", row["query"], maxsplit=1, flags=re.IGNORECASE)
@@ -181,8 +189,8 @@ async def db_indexes(ctx: Context, _: object) -> Result:
     }
     summary = ", ".join(f"{n} {k}" for k, n in counts.items() if n) or "no findings"
     text = (
-        "Suggestions are for you to review and run yourself, outside peak hours; forge never creates or drops "
-        "an index. Scan counts are since statistics were last reset."
+        "Suggestions are for you to review and run yourself, outside peak hours; forge never "
+        "creates or drops an index. Scan counts are since statistics were last reset."
     )
     duplicate_text = "\n".join(
         f"• {r['index']}: `{one_line(r['definition'], 160)}` is covered by "

@@ -1,4 +1,4 @@
-"""`db analyze` and `db vacuum [--full]`: maintenance with bounded lock waits and progress from pg_stat_progress."""
+"""`db analyze|vacuum [--full]`: maintenance, bounded lock waits, pg_stat_progress progress."""
 
 from __future__ import annotations
 
@@ -20,12 +20,15 @@ LOCK_WAIT_S, POLL_S, RUN_LIMIT_S = 5, 5.0, 3300
 FULL_MB_PER_S = (50, 200)  # a rewrite's usual pace on server disks, for the preview's estimate
 TABLE_FACTS = """SELECT pg_total_relation_size($1::oid) AS total, pg_relation_size($1::oid) AS heap,
        coalesce(s.n_live_tup, 0) AS live, coalesce(s.n_dead_tup, 0) AS dead,
-       greatest(s.last_vacuum, s.last_autovacuum) AS vacuumed, greatest(s.last_analyze, s.last_autoanalyze) AS analyzed
+       greatest(s.last_vacuum, s.last_autovacuum) AS vacuumed,
+       greatest(s.last_analyze, s.last_autoanalyze) AS analyzed
   FROM (SELECT $1::oid AS oid) o LEFT JOIN pg_stat_user_tables s ON s.relid = o.oid"""
 PROGRESS = """SELECT phase, heap_blks_total AS total, coalesce(heap_blks_scanned, 0) AS done
   FROM pg_stat_progress_vacuum WHERE pid = $1
-UNION ALL SELECT phase, heap_blks_total, heap_blks_scanned FROM pg_stat_progress_cluster WHERE pid = $1
-UNION ALL SELECT phase, sample_blks_total, sample_blks_scanned FROM pg_stat_progress_analyze WHERE pid = $1"""
+UNION ALL SELECT phase, heap_blks_total, heap_blks_scanned
+  FROM pg_stat_progress_cluster WHERE pid = $1
+UNION ALL SELECT phase, sample_blks_total, sample_blks_scanned
+  FROM pg_stat_progress_analyze WHERE pid = $1"""
 
 
 class TableArgs(Args):
@@ -46,7 +49,7 @@ class VacuumArgs(TableArgs):
 
     @model_validator(mode="after")
     def full_needs_table(self) -> VacuumArgs:
-        """`--full` always names one table: a whole-database VACUUM FULL would lock every table in turn."""
+        """`--full` needs one table: a database-wide VACUUM FULL would lock every table in turn."""
         if self.full and not self.table:
             raise ValueError("--full needs one table: `db vacuum <table> --full`")
         return self
@@ -156,22 +159,24 @@ async def vacuum_preview(ctx: Context, args: VacuumArgs) -> Result:
     )
     if args.full:
         summary = (
-            f"Would rewrite {target} with VACUUM FULL, holding an ACCESS EXCLUSIVE lock the whole time: every "
-            f"read and write of {target} waits until it ends: {_estimate(facts['total'])} for "
-            f"{size(facts['total'])}. It needs up to {size(facts['total'])} of free disk while it runs."
+            f"Would rewrite {target} with VACUUM FULL, holding an ACCESS EXCLUSIVE lock the whole "
+            f"time: every read and write of {target} waits until it ends: "
+            f"{_estimate(facts['total'])} for {size(facts['total'])}. It needs up to "
+            f"{size(facts['total'])} of free disk while it runs."
         )
     else:
         summary = (
-            f"Would VACUUM {target}: dead rows become reusable space; a SHARE UPDATE EXCLUSIVE lock lets "
-            "reads and writes go on (only DDL and other vacuums wait). The files do not shrink."
+            f"Would VACUUM {target}: dead rows become reusable space; a SHARE UPDATE EXCLUSIVE "
+            "lock lets reads and writes go on (only DDL and other vacuums wait). The files do not "
+            "shrink."
         )
     return Result(
         f"db vacuum{' --full' if args.full else ''} --dry-run",
         Status.WARNING if args.full else Status.OK,
         summary=summary,
         fields=fields,
-        text=f"forge waits at most {LOCK_WAIT_S} s for the lock, so a long transaction cannot make the whole "
-        "application queue behind it.",
+        text=f"forge waits at most {LOCK_WAIT_S} s for the lock, so a long transaction cannot make "
+        "the whole application queue behind it.",
         data={
             "table": table.label if table else None,
             "full": args.full,

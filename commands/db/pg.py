@@ -1,4 +1,4 @@
-"""ClientForge's PostgreSQL for `db …`: read-only transactions with a statement timeout, tables from the catalog."""
+"""ClientForge's PostgreSQL for `db …`: read-only, statement-timed transactions; catalog tables."""
 
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ class Relation:
 
 
 def _margin(ctx: Context) -> tuple[float, int]:
-    """The client-side timeout, and a server-side statement_timeout (ms) that fires just before it."""
+    """The client-side timeout, and a server statement_timeout (ms) that fires just before it."""
     seconds = ctx.settings.config.timeouts.backend
     return seconds + 1.0, int(seconds * 1000)
 
@@ -84,7 +84,7 @@ async def read_many(
 
 
 def check_name(text: str) -> tuple[str | None, str]:
-    """`table` or `schema.table` as plain identifiers; anything else is refused before it reaches SQL."""
+    """`table` or `schema.table` as plain identifiers; anything else is refused before SQL."""
     parts = text.strip().split(".")
     if len(parts) > 2 or not all(IDENTIFIER.match(p) for p in parts):
         raise CommandError(
@@ -106,15 +106,16 @@ TableName = Annotated[str, BeforeValidator(_table_name)]
 
 
 async def find_table(ctx: Context, text: str) -> Relation:
-    """The one user table the name means, from the catalog; quoted by the server, never by string pasting."""
+    """The user table the name means, from the catalog; quoted by the server, never by pasting."""
     schema, name = check_name(text)
     rows = await read(
         ctx,
         """
-        SELECT n.nspname AS schema, c.relname AS name, format('%I.%I', n.nspname, c.relname) AS quoted,
-               c.oid::int AS oid
+        SELECT n.nspname AS schema, c.relname AS name,
+               format('%I.%I', n.nspname, c.relname) AS quoted, c.oid::int AS oid
           FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-         WHERE c.relname = $1 AND ($2::text IS NULL OR n.nspname = $2) AND c.relkind::text = ANY($3::text[])
+         WHERE c.relname = $1 AND ($2::text IS NULL OR n.nspname = $2)
+           AND c.relkind::text = ANY($3::text[])
            AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_toast'
          ORDER BY n.nspname = 'public' DESC, n.nspname""",
         name,

@@ -1,4 +1,4 @@
-"""`db slow` and `db top`: pg_stat_statements for the current database, as PgHero and pg-extras read it."""
+"""`db slow|top`: pg_stat_statements for the current database, as PgHero and pg-extras read it."""
 
 from __future__ import annotations
 
@@ -10,9 +10,12 @@ from bot.core.result import Result, Status, Table
 from bot.core.units import ms
 from commands.db.pg import one_line, percent, read, read_many, statements_file
 
-STATUS = """SELECT (SELECT extversion FROM pg_extension WHERE extname = 'pg_stat_statements') AS installed,
-                   (SELECT default_version FROM pg_available_extensions WHERE name = 'pg_stat_statements') AS available,
-                   current_setting('shared_preload_libraries') AS preload, current_database() AS db"""
+STATUS = """SELECT (SELECT extversion FROM pg_extension WHERE extname = 'pg_stat_statements')
+                     AS installed,
+                   (SELECT default_version FROM pg_available_extensions
+                     WHERE name = 'pg_stat_statements') AS available,
+                   current_setting('shared_preload_libraries') AS preload,
+                   current_database() AS db"""
 STATEMENTS = """WITH s AS (
     SELECT s.query, s.calls, s.{total} AS total, s.{mean} AS mean, s.{max} AS max, s.rows
       FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid
@@ -25,7 +28,8 @@ RANKED = (
     STATEMENTS
     + """
 SELECT s.*, 100 * s.total / NULLIF((SELECT sum(total) FROM s), 0) AS share FROM s
- WHERE s.mean >= $1 AND s.query NOT ILIKE '%pg_stat_statements%' AND s.query <> '<insufficient privilege>'
+ WHERE s.mean >= $1 AND s.query NOT ILIKE '%pg_stat_statements%'
+   AND s.query <> '<insufficient privilege>'
  ORDER BY s.{order} DESC LIMIT $2"""
 )
 COLUMNS = ["#", "mean", "max", "calls", "total", "rows", "share of all", "statement"]
@@ -63,14 +67,14 @@ def missing(command: str, state: Any) -> Result | None:
     preload = "pg_stat_statements" in (state["preload"] or "")
     if state["available"] is None:
         fix = (
-            "The extension is not available on this server: install PostgreSQL's contrib package, add "
-            "`shared_preload_libraries = 'pg_stat_statements'` to postgresql.conf, restart, then run "
-            "`CREATE EXTENSION pg_stat_statements;`."
+            "The extension is not available on this server: install PostgreSQL's contrib "
+            "package, add `shared_preload_libraries = 'pg_stat_statements'` to postgresql.conf, "
+            "restart, then run `CREATE EXTENSION pg_stat_statements;`."
         )
     elif not preload:
         fix = (
-            "Add `shared_preload_libraries = 'pg_stat_statements'` to postgresql.conf (ClientForge's compose "
-            "file passes it as a server flag) and restart PostgreSQL"
+            "Add `shared_preload_libraries = 'pg_stat_statements'` to postgresql.conf "
+            "(ClientForge's compose file passes it as a server flag) and restart PostgreSQL"
             + (
                 "."
                 if state["installed"]
@@ -78,7 +82,10 @@ def missing(command: str, state: Any) -> Result | None:
             )
         )
     elif state["installed"] is None:
-        fix = f"Run `CREATE EXTENSION pg_stat_statements;` in database `{state['db']}` (the library is loaded)."
+        fix = (
+            f"Run `CREATE EXTENSION pg_stat_statements;` in database `{state['db']}` "
+            "(the library is loaded)."
+        )
     else:
         return None
     what = "installed but not loaded" if state["installed"] and not preload else "not enabled"
@@ -196,8 +203,8 @@ async def db_slow(ctx: Context, args: SlowArgs) -> Result:
         fields=_fields(overview),
         tables=[_table(rows)] if rows else [],
         attachments=_file("slow-statements.sql", rows),
-        text="Times are execution times since the statistics were last reset; share is of all statement "
-        "time in this database.",
+        text="Times are execution times since the statistics were last reset; share is of all "
+        "statement time in this database.",
         data={"min_time_ms": args.min_time, **_data(rows, overview)},
     )
 

@@ -1,4 +1,4 @@
-"""`db size|tables|bloat|cache-hit|extensions`: where the space goes and whether the server is set up right."""
+"""`db size|tables|bloat|cache-hit|extensions`: where space goes; is the server set up right."""
 
 from __future__ import annotations
 
@@ -13,53 +13,70 @@ from commands.db.pg import percent, read, read_many
 USER_SCHEMAS = "n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_toast'"
 USER_TABLES = f"pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE {USER_SCHEMAS}"
 SIZE = f"""SELECT current_database() AS db, pg_database_size(current_database()) AS size,
-  (SELECT coalesce(sum(pg_table_size(c.oid)), 0) FROM {USER_TABLES} AND c.relkind IN ('r', 'm', 'p')) AS tables,
-  (SELECT coalesce(sum(pg_relation_size(c.oid)), 0) FROM {USER_TABLES} AND c.relkind = 'i') AS indexes,
+  (SELECT coalesce(sum(pg_table_size(c.oid)), 0) FROM {USER_TABLES}
+      AND c.relkind IN ('r', 'm', 'p')) AS tables,
+  (SELECT coalesce(sum(pg_relation_size(c.oid)), 0) FROM {USER_TABLES}
+      AND c.relkind = 'i') AS indexes,
   (SELECT count(*) FROM {USER_TABLES} AND c.relkind IN ('r', 'm', 'p')) AS table_count"""
 DATABASES = """SELECT datname AS name, CASE WHEN has_database_privilege(datname, 'CONNECT')
        THEN pg_database_size(datname) END AS size
   FROM pg_database WHERE datallowconn ORDER BY 2 DESC NULLS LAST, 1 LIMIT 20"""
-TABLES = f"""SELECT format('%I.%I', n.nspname, c.relname) AS name, pg_total_relation_size(c.oid) AS total,
-       pg_table_size(c.oid) - coalesce(pg_total_relation_size(nullif(c.reltoastrelid, 0)), 0) AS heap,
-       pg_indexes_size(c.oid) AS indexes, coalesce(pg_total_relation_size(nullif(c.reltoastrelid, 0)), 0) AS toast,
+TABLES = f"""SELECT format('%I.%I', n.nspname, c.relname) AS name,
+       pg_total_relation_size(c.oid) AS total,
+       pg_table_size(c.oid)
+         - coalesce(pg_total_relation_size(nullif(c.reltoastrelid, 0)), 0) AS heap,
+       pg_indexes_size(c.oid) AS indexes,
+       coalesce(pg_total_relation_size(nullif(c.reltoastrelid, 0)), 0) AS toast,
        greatest(s.n_live_tup, c.reltuples::bigint, 0) AS rows, coalesce(s.n_dead_tup, 0) AS dead
-  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid
+  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+  LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid
  WHERE {USER_SCHEMAS} AND c.relkind IN ('r', 'm', 'p')
  ORDER BY total DESC, name LIMIT $1"""
-# The table-bloat estimate of pg-extras (bloat.sql, after ioguix): expected pages from pg_stats' widths.
+# The table-bloat estimate of pg-extras (bloat.sql, after ioguix):
+# expected pages from pg_stats' widths.
 BLOAT = """
 WITH constants AS (SELECT current_setting('block_size')::numeric AS bs, 23 AS hdr, 8 AS ma),
 widths AS (
   SELECT s.schemaname, s.tablename, hdr, ma, bs, sum((1 - s.null_frac) * s.avg_width) AS datawidth,
          max(s.null_frac) AS maxfracsum,
-         hdr + (SELECT 1 + count(*) / 8 FROM pg_stats s2 WHERE s2.null_frac <> 0 AND s2.schemaname = s.schemaname
+         hdr + (SELECT 1 + count(*) / 8 FROM pg_stats s2
+                 WHERE s2.null_frac <> 0 AND s2.schemaname = s.schemaname
                  AND s2.tablename = s.tablename) AS nullhdr
     FROM pg_stats s, constants WHERE s.schemaname NOT IN ('pg_catalog', 'information_schema')
    GROUP BY 1, 2, 3, 4, 5),
 info AS (
   SELECT schemaname, tablename, ma, bs,
-         (datawidth + (hdr + ma - (CASE WHEN hdr % ma = 0 THEN ma ELSE hdr % ma END)))::numeric AS datahdr,
-         (maxfracsum * (nullhdr + ma - (CASE WHEN nullhdr % ma = 0 THEN ma ELSE nullhdr % ma END))) AS nullhdr2
+         (datawidth + (hdr + ma - (CASE WHEN hdr % ma = 0 THEN ma ELSE hdr % ma END)))::numeric
+           AS datahdr,
+         (maxfracsum * (nullhdr + ma - (CASE WHEN nullhdr % ma = 0 THEN ma ELSE nullhdr % ma END)))
+           AS nullhdr2
     FROM widths),
 estimate AS (
   SELECT format('%I.%I', n.nspname, c.relname) AS name, c.relpages, bs, c.oid,
-         ceil((c.reltuples * ((datahdr + ma - (CASE WHEN datahdr % ma = 0 THEN ma ELSE datahdr % ma END))
+         ceil((c.reltuples * ((datahdr + ma
+               - (CASE WHEN datahdr % ma = 0 THEN ma ELSE datahdr % ma END))
                + nullhdr2 + 4)) / (bs - 20::float)) AS otta
     FROM info JOIN pg_namespace n ON n.nspname = info.schemaname
-    JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = info.tablename AND c.relkind IN ('r', 'm'))
+    JOIN pg_class c
+      ON c.relnamespace = n.oid AND c.relname = info.tablename AND c.relkind IN ('r', 'm'))
 SELECT e.name, round(CASE WHEN otta = 0 THEN 0.0 ELSE e.relpages / otta::numeric END, 1) AS ratio,
        CASE WHEN e.relpages < otta THEN 0 ELSE (bs * (e.relpages - otta))::bigint END AS waste,
-       pg_relation_size(e.oid) AS size, coalesce(s.n_dead_tup, 0) AS dead, coalesce(s.n_live_tup, 0) AS live,
+       pg_relation_size(e.oid) AS size, coalesce(s.n_dead_tup, 0) AS dead,
+       coalesce(s.n_live_tup, 0) AS live,
        greatest(s.last_vacuum, s.last_autovacuum) AS vacuumed
   FROM estimate e LEFT JOIN pg_stat_user_tables s ON s.relid = e.oid
  ORDER BY waste DESC, e.name LIMIT 20"""
 UNANALYZED = f"""SELECT count(*) AS n FROM {USER_TABLES} AND c.relkind = 'r' AND c.reltuples <> 0
-   AND NOT EXISTS (SELECT 1 FROM pg_stats s WHERE s.schemaname = n.nspname AND s.tablename = c.relname)"""
-HIT = """SELECT (SELECT sum(heap_blks_hit)::float / nullif(sum(heap_blks_hit) + sum(heap_blks_read), 0) * 100
+   AND NOT EXISTS (SELECT 1 FROM pg_stats s
+                    WHERE s.schemaname = n.nspname AND s.tablename = c.relname)"""
+HIT = """SELECT (SELECT sum(heap_blks_hit)::float
+                        / nullif(sum(heap_blks_hit) + sum(heap_blks_read), 0) * 100
                    FROM pg_statio_user_tables) AS tables,
-                (SELECT sum(idx_blks_hit)::float / nullif(sum(idx_blks_hit) + sum(idx_blks_read), 0) * 100
+                (SELECT sum(idx_blks_hit)::float
+                        / nullif(sum(idx_blks_hit) + sum(idx_blks_read), 0) * 100
                    FROM pg_statio_user_indexes) AS indexes"""
-HIT_TABLES = """SELECT format('%I.%I', schemaname, relname) AS name, heap_blks_read AS read, heap_blks_hit AS hit,
+HIT_TABLES = """SELECT format('%I.%I', schemaname, relname) AS name, heap_blks_read AS read,
+       heap_blks_hit AS hit,
        heap_blks_hit::float / nullif(heap_blks_hit + heap_blks_read, 0) * 100 AS ratio
   FROM pg_statio_user_tables WHERE heap_blks_read > 0 ORDER BY heap_blks_read DESC LIMIT 10"""
 EXTENSIONS = """SELECT name, default_version AS available, installed_version AS installed
@@ -67,7 +84,9 @@ EXTENSIONS = """SELECT name, default_version AS available, installed_version AS 
 SERVER = """SELECT current_setting('server_version_num')::int AS version,
                    current_setting('shared_preload_libraries') AS preload"""
 NEEDED = {
-    "pg_stat_statements": "statement statistics: `db slow`, `db top`, monitoring views of migration 010",
+    "pg_stat_statements": (
+        "statement statistics: `db slow`, `db top`, monitoring views of migration 010"
+    ),
     "vector": "the `embeddings` table (pgvector, migrations 009 and 011)",
     "pg_trgm": "trigram search indexes, where ClientForge's schema uses them",
 }
@@ -147,17 +166,19 @@ def _bloated(row: Any) -> bool:
     examples=("db bloat",),
 )
 async def db_bloat(ctx: Context, _: object) -> Result:
-    """Bloat ratio and wasted bytes per table, as pg-extras estimates them, with dead rows and last vacuum."""
+    """Bloat ratio, wasted bytes per table (pg-extras' estimate), dead rows and last vacuum."""
     rows, (unanalyzed,) = await read_many(ctx, [(BLOAT, ()), (UNANALYZED, ())])
     bad = [r for r in rows if _bloated(r)]
     summary = (
-        f"{len(bad)} table{'s' if len(bad) != 1 else ''} at least {BLOAT_RATIO:g}× their expected size."
+        f"{len(bad)} table{'s' if len(bad) != 1 else ''} at least {BLOAT_RATIO:g}× "
+        "their expected size."
         if bad
         else "No table is notably bloated."
     )
     have = "tables have" if unanalyzed["n"] != 1 else "table has"
     note = (
-        f"{unanalyzed['n']} {have} no statistics, so they are not estimated: run `db analyze` first. "
+        f"{unanalyzed['n']} {have} no statistics, so they are not estimated: "
+        "run `db analyze` first. "
         if unanalyzed["n"]
         else ""
     )
@@ -205,8 +226,8 @@ async def db_cache_hit(ctx: Context, _: object) -> Result:
         name for name in ("tables", "indexes") if hit[name] is not None and hit[name] < HIT_HEALTHY
     ]
     summary = (
-        f"Cache hit below {HIT_HEALTHY:g} % for {' and '.join(low)}: the working set does not fit in "
-        "shared_buffers, or a query reads a large table from disk."
+        f"Cache hit below {HIT_HEALTHY:g} % for {' and '.join(low)}: the working set does not "
+        "fit in shared_buffers, or a query reads a large table from disk."
         if low
         else f"Cache hit ratios are healthy (≥ {HIT_HEALTHY:g} %)."
         if hit["tables"] is not None
@@ -261,7 +282,8 @@ def extension_problems(by_name: dict[str, Any], server: Any) -> list[str]:
     preloaded = "pg_stat_statements" in (server["preload"] or "")
     if by_name.get("pg_stat_statements", {}).get("installed") and not preloaded:
         problems.append(
-            "`pg_stat_statements` is installed but not in shared_preload_libraries, so it records nothing"
+            "`pg_stat_statements` is installed but not in shared_preload_libraries, "
+            "so it records nothing"
         )
     return problems
 
@@ -278,7 +300,7 @@ def _state(row: dict[str, Any] | None) -> str:
     examples=("db extensions",),
 )
 async def db_extensions(ctx: Context, _: object) -> Result:
-    """Extensions ClientForge needs first, then every installed one; pg_stat_statements' preload checked."""
+    """Extensions ClientForge needs, then all installed; pg_stat_statements' preload checked."""
     rows, (server,) = await read_many(ctx, [(EXTENSIONS, ()), (SERVER, ())])
     by_name = {r["name"]: dict(r) for r in rows}
     needs = _needed(by_name, server)

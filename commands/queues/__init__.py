@@ -1,4 +1,4 @@
-"""The queue and DLQ commands; `discover` and `snapshot` are the family's public reads (the queue gauges)."""
+"""The queue and DLQ commands; `discover` and `snapshot` are its public reads (the queue gauges)."""
 
 from commands.queues.bullmq import discover, snapshot
 

@@ -1,4 +1,4 @@
-"""BullMQ's Redis layout in one place: queue names, counts, workers, DLQ scans, pause, retry."""
+"""BullMQ's Redis layout in one place: queue names, counts, workers, DLQ scans and records."""
 
 from __future__ import annotations
 
@@ -14,13 +14,12 @@ from typing import Any, TypeVar
 
 import msgpack
 import redis.asyncio as aioredis
-from bullmq import Job, Queue
 
 from bot.backends.clients import call
 from bot.core.context import Context
 from bot.core.errors import BackendUnavailable, CommandError
 from bot.core.redact import redact
-from commands.queues.lua import PAUSE, SCAN
+from commands.queues.lua import SCAN
 
 T = TypeVar("T")
 PREFIX = "bull"
@@ -48,9 +47,10 @@ QUEUE_KEYS = {
     "metrics",
 }
 COUNT_WINDOW = 5000
-TAIL = 32  # the next jobs out; prioritized (3.x) and LIFO jobs jump ahead of older ones, so the oldest is among them
+# the next jobs out; prioritized (3.x) and LIFO jobs jump ahead of older ones,
+# so the oldest is among them
+TAIL = 32
 BATCH = 500
-RETRY_CONCURRENCY = 16
 DISCOVERY_TTL = 300.0
 _discovered: dict[str, tuple[float, list[str]]] = {}
 SECRET_KEY = re.compile(
@@ -164,7 +164,7 @@ async def resolve(ctx: Context, name: str) -> Target:
 
 
 async def discover(ctx: Context, fresh: bool = False) -> list[str]:
-    """Queue names found by `SCAN MATCH bull:*:id`, cached for a few minutes (the scan is O(keys))."""
+    """Queue names found by `SCAN MATCH bull:*:id`, cached a few minutes (the scan is O(keys))."""
     client, where = ctx.backends.redis(), ctx.settings.env.redis_url.get_secret_value()
     cached = _discovered.get(where)
     if cached and not fresh and time.monotonic() - cached[0] < DISCOVERY_TTL:
@@ -237,7 +237,7 @@ def _counts_from(q: str, r: list[Any]) -> Counts:
 
 
 async def counts(ctx: Context, queues: list[str]) -> dict[str, Counts]:
-    """Exact counts for every queue in one pipelined round trip, then the oldest jobs' timestamps."""
+    """Exact counts for all queues in one pipelined round trip, then the oldest jobs' timestamps."""
     client = ctx.backends.redis()
     async with client.pipeline(transaction=False) as pipe:
         for q in queues:
@@ -261,7 +261,7 @@ def _client_db(client: aioredis.Redis) -> str:
 
 
 def worker_queue(name: str, queues: Iterable[str]) -> str | None:
-    """The queue a BullMQ connection name belongs to: `bull:<base64(q)>[:w:<worker>]` (Node) or `bull:<q>…`."""
+    """A BullMQ connection name's queue: `bull:<base64(q)>[:w:<worker>]` (Node) or `bull:<q>…`."""
     if not name.startswith(PREFIX + ":"):
         return None
     part = name[len(PREFIX) + 1 :].split(":w:", 1)[0]
@@ -276,7 +276,7 @@ def worker_queue(name: str, queues: Iterable[str]) -> str | None:
 
 
 async def workers(ctx: Context, queues: list[str]) -> dict[str, int | None]:
-    """Distinct worker connections per queue on this Redis database, from CLIENT LIST (None: not allowed)."""
+    """Distinct worker connections per queue on this db, from CLIENT LIST (None: not allowed)."""
     client = ctx.backends.redis()
     try:
         listing = await redis_call(ctx, client.client_list())
@@ -319,8 +319,9 @@ class Scan:
     last: dict[str, Any] = field(default_factory=dict)
 
     async def next(self) -> list[Any]:
-        """The next window's members: `[id, attempts, *fields]` ('rows'), `[id, score, record]` ('records'),
-        {first line: jobs} ('reasons'), nothing ('count'); `members` and `last` hold the window's totals."""
+        """The next window's members: `[id, attempts, *fields]` ('rows'), `[id, score, record]`
+        ('records'), {first line: jobs} ('reasons'), nothing ('count'); `members` and `last` hold
+        the window's totals."""
         if self.done:
             return []
         cutoff = "+inf" if self.cutoff is None else str(self.cutoff)
@@ -353,7 +354,7 @@ class Scan:
 
 
 async def dlq_count(ctx: Context, queue: str, min_attempts: int) -> int:
-    """Failed jobs with at least `min_attempts` attempts made, counted exactly over the whole set."""
+    """Failed jobs with at least `min_attempts` attempts made, counted exactly over the set."""
     scan, total = Scan(ctx, queue, min_attempts, mode="count", window=COUNT_WINDOW), 0
     while not scan.done:
         await scan.next()
@@ -367,52 +368,3 @@ async def records(ctx: Context, queue: str, ids: list[str]) -> list[dict[str, st
         for job_id in ids:
             pipe.hgetall(key(queue, job_id))
         return list(await redis_call(ctx, pipe.execute()))
-
-
-def _bull(ctx: Context, queue: str) -> Queue:
-    """A bullmq Queue on forge's own client; never closed here, since that would close the client."""
-    return Queue(queue, {"connection": ctx.backends.redis(), "prefix": PREFIX})
-
-
-async def pause_queue(ctx: Context, queue: str) -> bool:
-    """Pause the queue as Node BullMQ 3 and 5 do, so workers of both stop; False when it already was."""
-    keys = [key(queue, k) for k in ("wait", "paused", "meta", "events", "marker")]
-    return bool(await redis_call(ctx, PAUSE.run(ctx.backends.redis(), keys, [])))
-
-
-async def resume_queue(ctx: Context, queue: str) -> None:
-    """Resume the queue, as Queue.resume() does; repeated while a legacy paused list still drains."""
-    bull = _bull(ctx, queue)
-    for _ in range(1000):
-        if not await redis_call(ctx, bull.resume()):
-            return
-
-
-async def add_jobs(ctx: Context, queue: str, jobs: list[dict[str, Any]]) -> list[str]:
-    """Add jobs with Queue.addBulk; their ids."""
-    added = await redis_call(ctx, _bull(ctx, queue).addBulk(jobs))
-    return [str(job.id) for job in added]
-
-
-async def retry_jobs(ctx: Context, queue: str, jobs: list[tuple[str, bool]]) -> list[str]:
-    """Move failed jobs (id, lifo) back to waiting with Job.retry(), a few at a time; the ids that moved."""
-    bull = _bull(ctx, queue)
-
-    async def retry(job_id: str, lifo: bool) -> bool:
-        """True when it moved; False when BullMQ says it is gone or no longer failed."""
-        try:
-            await Job(bull, "", None, {"lifo": True} if lifo else {}, job_id).retry("failed")
-        except TypeError as exc:
-            if "reprocessJob" not in str(exc):
-                raise
-            return False
-        return True
-
-    moved: list[str] = []
-    for i in range(0, len(jobs), RETRY_CONCURRENCY):
-        chunk = jobs[i : i + RETRY_CONCURRENCY]
-        done = await asyncio.gather(
-            *(redis_call(ctx, retry(job_id, lifo)) for job_id, lifo in chunk)
-        )
-        moved += [job_id for (job_id, _), ok in zip(chunk, done, strict=True) if ok]
-    return moved

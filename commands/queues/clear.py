@@ -12,7 +12,7 @@ from commands.queues.lua import DROP, TAKE, Call, run_together
 
 @dataclass
 class Window:
-    """Jobs read for removal: (id, name, record) to archive, and the removal's argument for exactly these jobs."""
+    """Jobs to remove: (id, name, record) to archive, and the removal's argument for just these."""
 
     jobs: list[tuple[str, str, bytes]]
     plan: bytes = b""
@@ -20,7 +20,7 @@ class Window:
 
 @dataclass
 class Take:
-    """Newest-first windows of a queue's DLQ members failed at or before `cutoff` (ms), whole, for removal."""
+    """Newest-first windows of a queue's DLQ members failed by `cutoff` (ms), whole, to remove."""
 
     queue: str
     min_attempts: int
@@ -54,7 +54,7 @@ class Take:
         return Window(
             [
                 (i.decode(), n.decode("utf-8", "replace"), r)
-                for i, n, r in zip(ids, names, reply[7::3])
+                for i, n, r in zip(ids, names, reply[7::3], strict=False)
             ],
             reply[4],
         )
@@ -67,8 +67,8 @@ async def take_next(ctx: Context, take: Take) -> Window:
 
 
 async def drop_and_take(ctx: Context, archived: Window, take: Take) -> tuple[list[str], Window]:
-    """Remove the archived jobs and read the next window in one round trip: the ids DROP left alone (they changed
-    meanwhile) and the new window."""
+    """Remove the archived jobs and read the next window in one round trip: the ids DROP left
+    alone (they changed meanwhile) and the new window."""
     calls = ([_drop_call(take.queue, archived)] if archived.jobs else []) + (
         [] if take.done else [take.call()]
     )
@@ -78,12 +78,12 @@ async def drop_and_take(ctx: Context, archived: Window, take: Take) -> tuple[lis
 
 
 def _drop_call(queue: str, window: Window) -> Call:
-    """Remove the window's jobs that are still failed with the score they had when read, and all their keys."""
+    """Remove the window's jobs still failed with the score they had when read, and their keys."""
     return DROP, [key(queue, "failed"), key(queue, "events")], [key(queue, ""), window.plan], False
 
 
 async def archive_format(ctx: Context) -> str:
-    """`rdb` (job hashes archived as Redis DUMP payloads) on Redis 7+, whose format forge reads; else `msgpack`."""
+    """`rdb` (hashes as DUMP payloads) on Redis 7+, whose format forge reads; else `msgpack`."""
     info = await redis_call(ctx, ctx.backends.redis().info("server"))
     major = int(str(info.get("redis_version", "0")).split(".")[0] or 0)
     return "rdb" if major >= 7 else "msgpack"

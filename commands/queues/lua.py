@@ -1,4 +1,4 @@
-"""The Lua scripts behind DLQ scans and batch removal, run by EVALSHA; only bullmq_redis and bullmq_clear use them."""
+"""Lua scripts behind DLQ scans, batch removal and pause, run by EVALSHA; only queues/ uses them."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ class Lua:
     async def run(
         self, client: aioredis.Redis, keys: list[str], args: list[Any], raw: bool = False
     ) -> Any:
-        """Run it (`raw`: the reply as bytes); on NOSCRIPT nothing ran, so loading and running it is no retry."""
+        """Run it (`raw`: reply as bytes); on NOSCRIPT nothing ran, so load-and-run is no retry."""
         options = {NEVER_DECODE: True} if raw else {}
         try:
             return await client.execute_command(
@@ -37,7 +37,7 @@ Call = tuple[Lua, list[str], list[Any], bool]
 
 
 async def run_together(client: aioredis.Redis, calls: list[Call]) -> list[Any]:
-    """Run scripts in one round trip, in order; one refused with NOSCRIPT did not run, so it is loaded and run."""
+    """Run scripts in one round trip, in order; a NOSCRIPT refusal ran nothing: load and run it."""
     async with client.pipeline(transaction=False) as pipe:
         for script, keys, args, raw in calls:
             pipe.execute_command(
@@ -57,13 +57,14 @@ async def run_together(client: aioredis.Redis, calls: list[Call]) -> list[Any]:
     return replies
 
 
-# KEYS: failed zset. ARGV: job key prefix, newest score included ('+inf' or ms), offset, count, min attempts,
-# mode, extra hash fields. Newest first, members only (attempts made >= min). Modes: 'count'; 'rows' ([id,
-# attempts, *fields]); 'reasons' (fields finishedOn, failedReason: first lines counted, and the oldest);
-# 'records' ([id, score, whole hash]). 'count', 'rows' and 'reasons' use SORT BY nosort DESC, which keeps the
-# zset's order and reads only the LIMIT range; small (listpack) zsets, which SORT would convert to a skiplist,
-# and servers that refuse SORT take ZREVRANGE + HMGET instead. Returns MessagePack {scanned, members, rows,
-# oldest}: unlike JSON it needs no escaping, which matters for records full of stack traces.
+# KEYS: failed zset. ARGV: job key prefix, newest score included ('+inf' or ms), offset, count, min
+# attempts, mode, extra hash fields. Newest first, members only (attempts made >= min). Modes:
+# 'count'; 'rows' ([id, attempts, *fields]); 'reasons' (fields finishedOn, failedReason: first lines
+# counted, and the oldest); 'records' ([id, score, whole hash]). 'count', 'rows' and 'reasons' use
+# SORT BY nosort DESC, which keeps the zset's order and reads only the LIMIT range; small (listpack)
+# zsets, which SORT would convert to a skiplist, and servers that refuse SORT take ZREVRANGE + HMGET
+# instead. Returns MessagePack {scanned, members, rows, oldest}: unlike JSON it needs no escaping,
+# which matters for records full of stack traces.
 SCAN = Lua("""
 local key, prefix, mode = KEYS[1], ARGV[1], ARGV[6]
 local skip = 0
@@ -86,7 +87,9 @@ local width = #get + 1
 local sort = {key, 'BY', 'nosort', 'DESC', 'LIMIT', start, count, 'GET', '#'}
 for _, f in ipairs(get) do sort[#sort + 1] = 'GET'; sort[#sort + 1] = prefix .. '*->' .. f end
 local rows = {err = 'listpack'}
-if redis.call('OBJECT', 'ENCODING', key) == 'skiplist' then rows = redis.pcall('SORT', unpack(sort)) end
+if redis.call('OBJECT', 'ENCODING', key) == 'skiplist' then
+  rows = redis.pcall('SORT', unpack(sort))
+end
 if rows.err then
   rows = {}
   for _, id in ipairs(redis.call('ZREVRANGE', key, start, start + count - 1)) do
@@ -120,14 +123,15 @@ return cmsgpack.pack({scanned = #rows / width, members = members, rows = out, ol
 """)
 
 
-# KEYS: failed zset. ARGV: job key prefix, newest score included (ms), cursor id ('' to begin), cursor score, count,
-# min attempts, 'dump' or 'pack'. The next `count` failed jobs, newest first, after the cursor: the last job the
-# previous call scanned. Finding it by rank keeps the walk exact while jobs before it are removed and new ones fail
-# (they score after the cutoff); if it left the set meanwhile, its place is found by score, ties by member bytes, as
-# the zset orders them. Returns a flat array: scanned, members, the new cursor (id, score), DROP's JSON argument
-# for these members (so the client passes it back untouched), then per member id, name and the job hash: Redis's
-# own DUMP of it ('dump': serialised in C, LZF-compressed) or its field/value list packed by cmsgpack ('pack', for
-# Redis 6, whose DUMP forge does not read).
+# KEYS: failed zset. ARGV: job key prefix, newest score included (ms), cursor id ('' to begin),
+# cursor score, count, min attempts, 'dump' or 'pack'. The next `count` failed jobs, newest first,
+# after the cursor: the last job the previous call scanned. Finding it by rank keeps the walk exact
+# while jobs before it are removed and new ones fail (they score after the cutoff); if it left the
+# set meanwhile, its place is found by score, ties by member bytes, as the zset orders them. Returns
+# a flat array: scanned, members, the new cursor (id, score), DROP's JSON argument for these members
+# (so the client passes it back untouched), then per member id, name and the job hash: Redis's own
+# DUMP of it ('dump': serialised in C, LZF-compressed) or its field/value list packed by cmsgpack
+# ('pack', for Redis 6, whose DUMP forge does not read).
 TAKE = Lua("""
 local key, prefix, cursor, score = KEYS[1], ARGV[1], ARGV[3], ARGV[4]
 local count, min, dump = tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7] == 'dump'
@@ -163,7 +167,11 @@ for i = 1, #ids, 2 do
   local f = redis.call('HMGET', job, 'atm', 'attemptsMade', 'name', 'parentKey', 'deid')
   if (tonumber(f[1]) or tonumber(f[2]) or 0) >= min then
     local record
-    if dump then record = redis.call('DUMP', job) else record = cmsgpack.pack(redis.call('HGETALL', job)) end
+    if dump then
+      record = redis.call('DUMP', job)
+    else
+      record = cmsgpack.pack(redis.call('HGETALL', job))
+    end
     out[n + 1], out[n + 2], out[n + 3], n = ids[i], f[3] or '', record, n + 3
     plan[#plan + 1] = {ids[i], ids[i + 1], f[4] or '', f[5] or ''}
   end
@@ -174,10 +182,11 @@ return out
 """)
 
 
-# KEYS: failed zset, events stream. ARGV: job key prefix, JSON [[id, failed score when archived, parentKey, deid],
-# …] ('' when absent). A job is removed only while it is still failed with that score: a retried job has left the
-# set, and one that failed again has a newer score (and a record nobody archived). Deletes what BullMQ's removeJob
-# deletes, plus :lock. Returns the ids it left alone, so the usual reply is empty.
+# KEYS: failed zset, events stream. ARGV: job key prefix, JSON [[id, failed score when archived,
+# parentKey, deid], …] ('' when absent). A job is removed only while it is still failed with that
+# score: a retried job has left the set, and one that failed again has a newer score (and a record
+# nobody archived). Deletes what BullMQ's removeJob deletes, plus :lock. Returns the ids it left
+# alone, so the usual reply is empty.
 DROP = Lua("""
 local failed, events, prefix = KEYS[1], KEYS[2], ARGV[1]
 local jobs, ids = cjson.decode(ARGV[2]), {}
@@ -194,11 +203,16 @@ local function parentDone(jobKey, parentKey)
   redis.call('RPUSH', parentPrefix .. 'wait', parentId)
   local maxed = meta[2] and redis.call('LLEN', parentPrefix .. 'active') >= tonumber(meta[2])
   if not meta[1] and not maxed then redis.call('ZADD', parentPrefix .. 'marker', 0, '0') end
-  redis.call('XADD', parentPrefix .. 'events', '*', 'event', 'waiting', 'jobId', parentId, 'prev', 'waiting-children')
+  redis.call('XADD', parentPrefix .. 'events', '*', 'event', 'waiting', 'jobId', parentId,
+    'prev', 'waiting-children')
 end
 local removed, left, doomed = {}, {}, {}
 for n, job in ipairs(jobs) do
-  if scores[n] and scores[n] == job[2] then removed[#removed + 1] = job else left[#left + 1] = job[1] end
+  if scores[n] and scores[n] == job[2] then
+    removed[#removed + 1] = job
+  else
+    left[#left + 1] = job[1]
+  end
 end
 if #removed == 0 then return left end
 local maxEvents = redis.call('HGET', prefix .. 'meta', 'opts.maxLenEvents') or 10000
@@ -220,14 +234,17 @@ return left
 """)
 
 
-# KEYS: wait, paused, meta, events, marker. Pauses the way Node BullMQ 3.15 and 5.63 do (pause-*.lua): the wait
-# list becomes the paused list, meta.paused is set and the marker dropped, so workers of both versions stop taking
-# jobs. (The Python package only sets meta.paused, which a 3.x worker ignores.) Returns 0 when already paused.
+# KEYS: wait, paused, meta, events, marker. Pauses the way Node BullMQ 3.15 and 5.63 do
+# (pause-*.lua): the wait list becomes the paused list, meta.paused is set and the marker dropped,
+# so workers of both versions stop taking jobs. (The Python package only sets meta.paused, which a
+# 3.x worker ignores.) Returns 0 when already paused.
 PAUSE = Lua("""
 if redis.call('HEXISTS', KEYS[3], 'paused') == 1 then return 0 end
 if redis.call('EXISTS', KEYS[1]) == 1 then
   if redis.call('EXISTS', KEYS[2]) == 1 then
-    for _, id in ipairs(redis.call('LRANGE', KEYS[2], 0, -1)) do redis.call('LPUSH', KEYS[1], id) end
+    for _, id in ipairs(redis.call('LRANGE', KEYS[2], 0, -1)) do
+      redis.call('LPUSH', KEYS[1], id)
+    end
   end
   redis.call('RENAME', KEYS[1], KEYS[2])
 end

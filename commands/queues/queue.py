@@ -1,4 +1,4 @@
-"""`queue health|pause|resume|inject-failure`: ClientForge's BullMQ queues, read straight from Redis."""
+"""`queue health|pause|resume|inject-failure`: ClientForge's BullMQ queues, straight from Redis."""
 
 from __future__ import annotations
 
@@ -11,17 +11,8 @@ from bot.core.errors import CommandError
 from bot.core.registry import Args, Risk, Role, command, positional
 from bot.core.result import Action, Result, Status, Table, worst
 from bot.core.units import duration
-from commands.queues.bullmq import (
-    Counts,
-    Target,
-    add_jobs,
-    counts,
-    discover,
-    pause_queue,
-    resolve,
-    resume_queue,
-    snapshot,
-)
+from commands.queues.bullmq import Counts, Target, counts, discover, resolve, snapshot
+from commands.queues.writes import add_jobs, pause_queue, resume_queue
 
 WAITING_WARN, WAITING_CRIT, LAG_WARN_S, FAILED_WARN, STUCK_WAITING = 1000, 5000, 300, 50, 10
 COLUMNS = [
@@ -223,7 +214,7 @@ async def _state(ctx: Context, target: Target) -> Counts:
     examples=("queue pause email",),
 )
 async def queue_pause(ctx: Context, args: QueueArgs) -> Result:
-    """Pause the queue the way Node BullMQ does: waiting jobs stay queued, workers take no new ones."""
+    """Pause the queue as Node BullMQ does: waiting jobs stay queued, workers take no new ones."""
     target = await resolve(ctx, args.queue)
     q = target.name
     if (await _state(ctx, target)).paused:
@@ -279,7 +270,7 @@ async def queue_resume(ctx: Context, args: QueueArgs) -> Result:
 
 
 def failure_jobs(count: int, now: datetime) -> list[dict[str, object]]:
-    """ClientForge's `inject-failing-job` jobs: name, data shape and options as its script adds them."""
+    """ClientForge's `inject-failing-job` jobs: name, data and options as its script adds them."""
     ms, stamp = int(now.timestamp() * 1000), now.isoformat().replace("+00:00", "Z")
     return [
         {
@@ -306,7 +297,7 @@ def failure_jobs(count: int, now: datetime) -> list[dict[str, object]]:
     examples=("queue inject-failure email", "queue inject-failure embeddings 20"),
 )
 async def queue_inject_failure(ctx: Context, args: InjectArgs) -> Result:
-    """Add `count` `test-failure` jobs (attempts 5, exponential backoff 1 s); never in production."""
+    """Add `count` `test-failure` jobs (5 attempts, exp. backoff 1 s); never in production."""
     if ctx.settings.environment == "production":
         raise CommandError(
             "`queue inject-failure` is refused in production: it adds jobs that are meant to fail."
@@ -320,9 +311,10 @@ async def queue_inject_failure(ctx: Context, args: InjectArgs) -> Result:
             None,
             [
                 target.note,
-                "A worker that fails them retries after 1, 2, 4 and 8 s; after the 5th attempt (~15 s) they are in the DLQ.",
-                "Nothing in the job itself fails: ClientForge's `notifications` and `data-sync` workers complete it, "
-                "and with no worker running the jobs just wait.",
+                "A worker that fails them retries after 1, 2, 4 and 8 s; "
+                "after the 5th attempt (~15 s) they are in the DLQ.",
+                "Nothing in the job itself fails: ClientForge's `notifications` and `data-sync` "
+                "workers complete it, and with no worker running the jobs just wait.",
             ],
         )
     )

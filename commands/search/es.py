@@ -1,4 +1,4 @@
-"""`es status|indices|aliases`: ClientForge's Elasticsearch cluster, its indices and aliases, read-only."""
+"""`es status|indices|aliases`: the Elasticsearch cluster, its indices and aliases, read-only."""
 
 from __future__ import annotations
 
@@ -63,7 +63,7 @@ def name_problem(name: str) -> str | None:
 
 
 def check_name(name: str, what: str = "index") -> str:
-    """The name when it names exactly one index or alias; a CommandError that says why not otherwise."""
+    """The name when it names exactly one index or alias; else a CommandError saying why not."""
     why = name_problem(name)
     if why:
         raise CommandError(f"`{shown(name)}` is not an {what} name: {why}.")
@@ -90,7 +90,7 @@ def explain_failure(cause: dict[str, Any]) -> str:
 
 
 async def es_call(ctx: Context, awaitable: Awaitable[T], missing: str | None = None) -> T:
-    """One call within the backend timeout; ES's own refusal is a CommandError (`missing`: the one for 404)."""
+    """One call within the backend timeout; ES's refusal is a CommandError (`missing`: for 404)."""
     try:
         return await call("elasticsearch", awaitable, ctx.settings.config.timeouts.backend)
     except BackendUnavailable as exc:
@@ -108,7 +108,7 @@ async def es_call(ctx: Context, awaitable: Awaitable[T], missing: str | None = N
 
 
 def grade_health(health: dict[str, Any]) -> tuple[Status, str]:
-    """green ok, red critical; yellow is ok on one data node (replicas have nowhere to go), else a warning."""
+    """green ok, red critical; yellow ok on one data node (nowhere for replicas), else a warning."""
     state = str(health.get("status", "unknown"))
     nodes = int(health.get("number_of_data_nodes") or 0)
     if state == "yellow" and nodes == 1:
@@ -281,8 +281,9 @@ async def es_indices(ctx: Context, args: IndicesArgs) -> Result:
     status = worst([status, Status.WARNING]) if missing else status
     hidden = len(indices) - len(shown_rows)
     notes = [
-        f"ClientForge indices missing: {', '.join(f'`{n}`' for n in missing)} (the app's search falls back to "
-        "PostgreSQL without `clientforge`; data-sync writes `contacts`, `accounts`, `deals`)."
+        f"ClientForge indices missing: {', '.join(f'`{n}`' for n in missing)} "
+        "(the app's search falls back to PostgreSQL without `clientforge`; "
+        "data-sync writes `contacts`, `accounts`, `deals`)."
         if missing
         else "",
         f"{hidden} hidden or system indices not shown; `es indices --all` lists them."
@@ -312,7 +313,7 @@ def _alias_list(aliases: list[str], limit: int = 3) -> str:
 
 
 def _alias_rows(rows: list[dict[str, Any]]) -> tuple[list[list[str]], dict[str, int]]:
-    """Plain aliases one per row; tenant-filtered aliases (`<entity>-tenant-<uuid>`) counted per entity."""
+    """Plain aliases one per row; tenant ones (`<entity>-tenant-<uuid>`) counted per entity."""
     plain, tenants = [], {}
     for r in sorted(rows, key=lambda r: (str(r.get("alias")), str(r.get("index")))):
         match = TENANT_ALIAS.match(str(r.get("alias")))
@@ -354,7 +355,8 @@ async def es_aliases(ctx: Context, args: NoArgs) -> Result:
     return Result(
         "es aliases",
         Status.WARNING if missing else Status.OK,
-        summary=f"{len(present):,} aliases on {len({str(r.get('index')) for r in rows}):,} indices.",
+        summary=f"{len(present):,} aliases on "
+        f"{len({str(r.get('index')) for r in rows}):,} indices.",
         text="\n".join(n for n in notes if n),
         tables=[Table(["alias", "index", "filter", "write index"], plain)] if plain else [],
         data={

@@ -1,277 +1,24 @@
-"""`es reindex source dest [--alias name]`: copy an index into a new one as a task, check, then move an alias."""
+"""`es reindex source dest [--alias name]`: copy an index as a task, check, then move an alias."""
 
 from __future__ import annotations
 
 import asyncio
 import warnings
-from dataclasses import dataclass, field
 from typing import Any
 
 from elasticsearch.exceptions import GeneralAvailabilityWarning
 
 from bot.core.context import Context
 from bot.core.errors import BackendError, CommandError
-from bot.core.registry import Args, Risk, Role, command, option, positional
+from bot.core.registry import Risk, Role, command
 from bot.core.result import Action, Result, Status
-from commands.search.es import check_name, es_call, explain_failure, shown
+from commands.search.es import es_call, explain_failure
+from commands.search.reindex_plan import Plan, ReindexArgs, doc_count, inspect, reindex_preview
 
 POLL_SECONDS = 1.0
 MAX_POLL_FAILURES = 3
 TIMEOUT = 3600.0
 DEADLINE_MARGIN = 30.0
-# Index settings a new index may take from its source; the rest (uuid, creation_date, provided_name, version,
-# routing, lifecycle, blocks, resize …) belong to the source itself, and ES refuses the private ones.
-COPIED_SETTINGS = (
-    "number_of_shards",
-    "number_of_replicas",
-    "analysis",
-    "similarity",
-    "mapping",
-    "max_result_window",
-    "refresh_interval",
-    "codec",
-    "sort",
-    "max_ngram_diff",
-    "max_shingle_diff",
-    "query",
-    "knn",
-)
-CARRIED_ALIAS_FIELDS = ("filter", "index_routing", "search_routing", "is_write_index", "is_hidden")
-LIVE_INDICES = ("contacts", "accounts", "deals", "clientforge")
-
-
-class ReindexArgs(Args):
-    """Arguments of `es reindex`."""
-
-    source: str = positional(help="the index (or single-index alias) to copy, e.g. `contacts`")
-    dest: str = positional(
-        help="the index to copy into, e.g. `contacts-v2`; created like the source when absent"
-    )
-    alias: str | None = option(
-        help="when the copy is complete and counted, move this alias from source to dest"
-    )
-    dry_run: bool = option(False, help="say what would happen, change nothing")
-
-
-@dataclass
-class Plan:
-    """What a reindex will do, as read from the cluster just before."""
-
-    source: str
-    concrete: str
-    dest: str
-    source_docs: int
-    dest_exists: bool
-    dest_docs: int = 0
-    mappings: dict[str, Any] = field(default_factory=dict)
-    settings: dict[str, Any] = field(default_factory=dict)
-    alias: str | None = None
-    alias_on: list[str] = field(default_factory=list)
-    alias_meta: dict[str, Any] = field(default_factory=dict)
-
-    def alias_actions(self) -> list[dict[str, Any]]:
-        """The `_aliases` actions of the swap: remove from the old index (it must still be there), add to dest."""
-        if not self.alias:
-            return []
-        remove = (
-            [{"remove": {"index": self.concrete, "alias": self.alias, "must_exist": True}}]
-            if self.concrete in self.alias_on
-            else []
-        )
-        return remove + [{"add": {"index": self.dest, "alias": self.alias, **self.alias_meta}}]
-
-
-def trap(alias: str) -> str:
-    """Why an alias can't be named like an existing index, with the runbook's recipe as the example."""
-    hint = (
-        f"`--alias {alias}-current`, ClientForge's own alias for that index"
-        if alias in LIVE_INDICES[:3]
-        else "an alias name that no index has"
-    )
-    return (
-        f"`{alias}` is an index, not an alias: Elasticsearch refuses an alias named like an existing index "
-        "(invalid_alias_name_exception), so the swap could never happen. The runbook's recipe (`contacts_v1` → "
-        "`contacts_v2` behind alias `contacts`) falls into exactly this on ClientForge, where `contacts` is the "
-        f"index data-sync writes to. Use {hint}; making `{alias}` an alias means deleting that index first, "
-        "which forge does not do."
-    )
-
-
-def check_names(args: ReindexArgs) -> None:
-    """Each name names one index or alias, and they do not collide."""
-    check_name(args.source)
-    check_name(args.dest)
-    if args.alias is not None:
-        check_name(args.alias, "alias")
-    if args.source == args.dest:
-        raise CommandError("Source and dest are the same index; reindex copies into another one.")
-    if args.alias == args.dest:
-        raise CommandError(
-            f"`{shown(args.dest)}` can't be both the new index and the alias that points to it."
-        )
-
-
-async def _source(ctx: Context, name: str) -> tuple[str, dict[str, Any]]:
-    """The one concrete index a source name means, with its mappings and settings."""
-    got = (
-        await es_call(
-            ctx,
-            ctx.backends.elasticsearch().indices.get(index=name),
-            missing=f"No index or alias `{shown(name)}` in Elasticsearch; `es indices` lists them.",
-        )
-    ).body
-    if len(got) != 1:
-        raise CommandError(
-            f"`{shown(name)}` is an alias of {len(got)} indices ({', '.join(sorted(got))[:200]}); "
-            "name the one index to copy."
-        )
-    [(concrete, meta)] = got.items()
-    return concrete, meta
-
-
-def copied_settings(meta: dict[str, Any]) -> dict[str, Any]:
-    """The source's settings a new index may take."""
-    index = (meta.get("settings") or {}).get("index") or {}
-    return {k: v for k, v in index.items() if k in COPIED_SETTINGS}
-
-
-async def _count(ctx: Context, index: str) -> int:
-    """Documents a search sees in the index now."""
-    return int((await es_call(ctx, ctx.backends.elasticsearch().count(index=index))).body["count"])
-
-
-async def _alias_state(ctx: Context, plan: Plan) -> None:
-    """Which indices the alias is on now; refuse it when it is a concrete index or sits elsewhere."""
-    client = ctx.backends.elasticsearch()
-    alias = plan.alias or ""
-    if not await es_call(ctx, client.indices.exists_alias(name=alias)):
-        if await es_call(ctx, client.indices.exists(index=alias)):
-            raise CommandError(trap(alias))
-        return
-    got = (await es_call(ctx, client.indices.get_alias(name=alias))).body
-    plan.alias_on = sorted(got)
-    if plan.concrete not in got:
-        raise CommandError(
-            f"Alias `{alias}` points to {', '.join(f'`{i}`' for i in plan.alias_on)[:300]}, not to "
-            f"`{plan.concrete}`: forge moves an alias from the index that was copied, nothing else."
-        )
-    old = (got[plan.concrete].get("aliases") or {}).get(alias) or {}
-    plan.alias_meta = {k: v for k, v in old.items() if k in CARRIED_ALIAS_FIELDS}
-
-
-async def inspect(ctx: Context, args: ReindexArgs) -> Plan:
-    """Check the names against the cluster and read what the reindex needs; raises on anything unsafe."""
-    check_names(args)
-    client = ctx.backends.elasticsearch()
-    concrete, meta = await _source(ctx, args.source)
-    if concrete == args.dest:
-        raise CommandError(
-            f"`{shown(args.source)}` is an alias of `{concrete}`, so dest would be the source itself."
-        )
-    plan = Plan(
-        args.source,
-        concrete,
-        args.dest,
-        await _count(ctx, concrete),
-        False,
-        mappings=dict(meta.get("mappings") or {}),
-        settings=copied_settings(meta),
-        alias=args.alias,
-    )
-    if await es_call(ctx, client.indices.exists(index=args.dest)):
-        if await es_call(ctx, client.indices.exists_alias(name=args.dest)):
-            raise CommandError(
-                f"`{shown(args.dest)}` is an alias; reindex into a concrete, preferably new, index."
-            )
-        plan.dest_exists, plan.dest_docs = True, await _count(ctx, args.dest)
-    if args.alias:
-        await _alias_state(ctx, plan)
-    return plan
-
-
-def _plan_lines(plan: Plan) -> list[str]:
-    """What the preview explains beyond the summary."""
-    lines = []
-    if plan.dest_exists:
-        lines.append(
-            f"`{plan.dest}` exists with {plan.dest_docs:,} documents: it is used as it is (its mappings are "
-            "not changed), documents with the same id are overwritten, and the counts must match before "
-            "any alias moves."
-        )
-    if plan.concrete in LIVE_INDICES:
-        lines.append(
-            f"ClientForge writes to `{plan.concrete}` by name: documents written during the copy are not "
-            "in it, and the count check then stops before the alias moves. Pause data-sync first."
-        )
-    if plan.alias and len(plan.alias_on) > 1:
-        lines.append(
-            f"`{plan.alias}` also points to {', '.join(i for i in plan.alias_on if i != plan.concrete)}; "
-            "those stay."
-        )
-    return lines
-
-
-async def reindex_preview(ctx: Context, args: ReindexArgs) -> Result:
-    """The dry run of `es reindex`: the copy, the new index and the alias move it would make."""
-    plan = await inspect(ctx, args)
-    how = "into the existing" if plan.dest_exists else "into a new index"
-    created = (
-        ""
-        if plan.dest_exists
-        else (
-            f", created with the mappings ({len(plan.mappings.get('properties') or {})}"
-            f" fields) and settings of `{plan.concrete}`"
-        )
-    )
-    move = (
-        f", then move alias `{plan.alias}` from `{plan.concrete}` to `{plan.dest}` in one atomic call"
-        if plan.alias and plan.alias_on
-        else f", then create alias `{plan.alias}` on `{plan.dest}`"
-        if plan.alias
-        else ""
-    )
-    summary = (
-        f"Would copy {plan.source_docs:,} documents from `{plan.concrete}` {how} `{plan.dest}`{created}"
-        f"{move}."
-    )
-    fields = [
-        ("Source", f"{plan.concrete} ({plan.source_docs:,} docs)"),
-        (
-            "Dest",
-            f"{plan.dest} (exists, {plan.dest_docs:,} docs)"
-            if plan.dest_exists
-            else f"{plan.dest} (new)",
-        ),
-        (
-            "Settings copied",
-            ", ".join(
-                f"{k}={v}" if not isinstance(v, dict) else k
-                for k, v in sorted(plan.settings.items())
-            )
-            or "none",
-        ),
-    ]
-    if plan.alias:
-        fields.append(
-            ("Alias", f"{plan.alias}: {', '.join(plan.alias_on) or '(new)'} → {plan.dest}")
-        )
-    return Result(
-        f"es reindex {plan.source} {plan.dest} --dry-run",
-        Status.WARNING,
-        summary=summary,
-        fields=fields,
-        text="\n".join(_plan_lines(plan)),
-        data={
-            "source": plan.concrete,
-            "dest": plan.dest,
-            "documents": plan.source_docs,
-            "dest_exists": plan.dest_exists,
-            "alias": plan.alias,
-            "alias_on": plan.alias_on,
-            "alias_actions": plan.alias_actions(),
-            "settings": plan.settings,
-        },
-    )
 
 
 async def _create_dest(ctx: Context, plan: Plan) -> None:
@@ -296,11 +43,14 @@ async def _start(ctx: Context, plan: Plan) -> str:
 
 
 async def task_status(ctx: Context, task_id: str) -> dict[str, Any]:
-    """GET _tasks/<id> (the client flags the tasks API as a technical preview; it is what ES 8 offers)."""
+    """GET _tasks/<id> (the client calls this API a technical preview; it is what ES 8 offers)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", GeneralAvailabilityWarning)
         request = ctx.backends.elasticsearch().tasks.get(task_id=task_id)
-    gone = f"Reindex task `{task_id}` is gone (its node restarted?); dest may be partly filled, no alias was moved."
+    gone = (
+        f"Reindex task `{task_id}` is gone (its node restarted?); dest may be partly filled, "
+        "no alias was moved."
+    )
     return dict((await es_call(ctx, request, missing=gone)).body)
 
 
@@ -311,11 +61,14 @@ def progress_line(plan: Plan, task_id: str, status: dict[str, Any]) -> str:
     )
     total = int(status.get("total", 0))
     pct = f" ({100 * done // total} %)" if total else ""
-    return f"Reindexing `{plan.concrete}` → `{plan.dest}`: {done:,} of {total:,} documents{pct}; task `{task_id}`."
+    return (
+        f"Reindexing `{plan.concrete}` → `{plan.dest}`: {done:,} of {total:,} documents{pct}; "
+        f"task `{task_id}`."
+    )
 
 
 async def follow(ctx: Context, plan: Plan, task_id: str, deadline: float) -> dict[str, Any] | None:
-    """Poll the task, editing the progress message as the counts move; its final body, or None at the deadline."""
+    """Poll the task, showing progress as counts move; its final body, or None at the deadline."""
     shown_line, failures = "", 0
     while ctx.clock.monotonic() < deadline:
         try:
@@ -324,8 +77,8 @@ async def follow(ctx: Context, plan: Plan, task_id: str, deadline: float) -> dic
             failures += 1
             if failures > MAX_POLL_FAILURES:
                 raise CommandError(
-                    f"Lost contact with Elasticsearch while reindex task `{task_id}` ran; it may still "
-                    "be running. No alias was moved."
+                    f"Lost contact with Elasticsearch while reindex task `{task_id}` ran; "
+                    "it may still be running. No alias was moved."
                 ) from None
             await asyncio.sleep(POLL_SECONDS)
             continue
@@ -344,8 +97,8 @@ def check_outcome(task_id: str, body: dict[str, Any]) -> dict[str, Any]:
     """The task's response; a CommandError when the task failed or reported failures."""
     if body.get("error"):
         raise CommandError(
-            f"Reindex task `{task_id}` failed: {explain_failure(body['error'])}. Dest keeps what was "
-            "copied; no alias was moved."
+            f"Reindex task `{task_id}` failed: {explain_failure(body['error'])}. "
+            "Dest keeps what was copied; no alias was moved."
         )
     response = body.get("response") or {}
     failures = response.get("failures") or []
@@ -367,8 +120,8 @@ async def _swap(ctx: Context, plan: Plan) -> list[str]:
         await es_call(ctx, client.indices.update_aliases(actions=plan.alias_actions()))
     except CommandError as exc:
         raise CommandError(
-            f"`{plan.dest}` is complete, but moving alias `{plan.alias}` failed, so it is unchanged "
-            f"(the call is atomic): {exc}"
+            f"`{plan.dest}` is complete, but moving alias `{plan.alias}` failed, "
+            f"so it is unchanged (the call is atomic): {exc}"
         ) from None
     return sorted((await es_call(ctx, client.indices.get_alias(name=plan.alias or ""))).body)
 
@@ -378,8 +131,8 @@ def _unfinished(plan: Plan, task_id: str) -> Result:
     return Result(
         f"es reindex {plan.concrete} {plan.dest}",
         Status.WARNING,
-        summary=f"Reindex task `{task_id}` is still running after {TIMEOUT / 60:.0f} min; forge stopped "
-        "watching it. No alias was moved.",
+        summary=f"Reindex task `{task_id}` is still running after {TIMEOUT / 60:.0f} min; "
+        "forge stopped watching it. No alias was moved.",
         text=f"Follow it with `GET _tasks/{task_id}`; when it is done, "
         "check the counts with `es indices` and move the alias by running this command again.",
         data={"task": task_id, "finished": False},
@@ -392,11 +145,11 @@ def _mismatch(plan: Plan, task_id: str, copied: int, counts: tuple[int, int]) ->
     return Result(
         f"es reindex {plan.concrete} {plan.dest}",
         Status.WARNING,
-        summary=f"Copied {copied:,} documents, but `{plan.dest}` has {dest:,} and `{plan.concrete}` now has "
-        f"{source:,}: the counts differ, so "
+        summary=f"Copied {copied:,} documents, but `{plan.dest}` has {dest:,} "
+        f"and `{plan.concrete}` now has {source:,}: the counts differ, so "
         + (f"alias `{plan.alias}` was not moved." if plan.alias else "check before using it."),
-        text="Documents written to the source during the copy, or documents already in dest, make the "
-        "counts differ. Stop the writers (data-sync) and run it again.",
+        text="Documents written to the source during the copy, or documents already in dest, "
+        "make the counts differ. Stop the writers (data-sync) and run it again.",
         fields=[("Source docs", f"{source:,}"), ("Dest docs", f"{dest:,}"), ("Task", task_id)],
         data={
             "task": task_id,
@@ -409,7 +162,7 @@ def _mismatch(plan: Plan, task_id: str, copied: int, counts: tuple[int, int]) ->
 
 
 async def _copy(ctx: Context, plan: Plan, deadline: float) -> tuple[str, dict[str, Any] | None]:
-    """Create dest when absent, start the task and follow it; the task id and its final body (None: still running)."""
+    """Create dest if absent, start and follow the task; its id and final body (None: running)."""
     if not plan.dest_exists:
         await _create_dest(ctx, plan)
     task_id = await _start(ctx, plan)
@@ -421,9 +174,9 @@ async def _copy(ctx: Context, plan: Plan, deadline: float) -> tuple[str, dict[st
 
 
 async def _counts(ctx: Context, plan: Plan) -> tuple[int, int]:
-    """Documents in source and in dest, dest refreshed first so that every copied document counts."""
+    """Documents in source and in dest, dest refreshed first so every copied document counts."""
     await es_call(ctx, ctx.backends.elasticsearch().indices.refresh(index=plan.dest))
-    return await _count(ctx, plan.concrete), await _count(ctx, plan.dest)
+    return await doc_count(ctx, plan.concrete), await doc_count(ctx, plan.dest)
 
 
 def _done(
@@ -482,7 +235,7 @@ def _done(
     ),
 )
 async def es_reindex(ctx: Context, args: ReindexArgs) -> Result:
-    """Create dest like source if absent, run `_reindex` as a task, compare counts, then swap the alias."""
+    """Create dest like source if absent, `_reindex` as a task, compare counts, swap the alias."""
     started = ctx.clock.monotonic()
     plan = await inspect(ctx, args)
     task_id, body = await _copy(ctx, plan, started + TIMEOUT - DEADLINE_MARGIN)

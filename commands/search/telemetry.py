@@ -1,4 +1,4 @@
-"""`search zero-results|analyze`: ClientForge's search_telemetry, telling broken telemetry from good search."""
+"""`search zero-results|analyze`: search_telemetry, telling broken telemetry from good search."""
 
 from __future__ import annotations
 
@@ -17,13 +17,14 @@ from bot.core.units import ms
 T = TypeVar("T")
 ZERO_MIN_TIMES, SLOW_MS, AVG_WARN_MS, CTR_WARN, STALE_HOURS = 3, 500, 200, 30.0, 24
 BROKEN = (
-    "ClientForge's search-telemetry service writes an unquoted `tenantId` column since commit e2db69a; "
-    "the insert fails and the error is only logged, so no rows arrive (clientforge.md §6.4)."
+    "ClientForge's search-telemetry service writes an unquoted `tenantId` column since commit "
+    "e2db69a; the insert fails and the error is only logged, so no rows arrive "
+    "(clientforge.md §6.4)."
 )
 CLICKS_BROKEN = (
     "No click was recorded at all: ClientForge's click update uses `UPDATE … ORDER BY … LIMIT` "
-    "(invalid in PostgreSQL) and filters `clicked IS NULL` while the default is FALSE, so CTR reads "
-    "0 % whatever users do."
+    "(invalid in PostgreSQL) and filters `clicked IS NULL` while the default is FALSE, "
+    "so CTR reads 0 % whatever users do."
 )
 
 FRESHNESS = """
@@ -38,11 +39,14 @@ FROM search_telemetry
 WHERE result_count = 0 AND created_at >= now() - make_interval(days => $1)
 GROUP BY query_lowercase HAVING count(*) >= $3 ORDER BY times DESC, query LIMIT $2"""
 OVERALL = """
-SELECT count(*) AS searches, count(DISTINCT tenant_id) AS tenants, count(DISTINCT query_lowercase) AS queries,
+SELECT count(*) AS searches, count(DISTINCT tenant_id) AS tenants,
+       count(DISTINCT query_lowercase) AS queries,
        avg(result_count)::float8 AS avg_results, avg(response_time_ms)::float8 AS avg_ms,
        percentile_cont(0.95) WITHIN GROUP (ORDER BY response_time_ms) AS p95_ms,
-       count(*) FILTER (WHERE clicked) AS clicks, avg(clicked_index) FILTER (WHERE clicked)::float8 AS avg_click_pos,
-       count(*) FILTER (WHERE result_count = 0) AS zero, count(*) FILTER (WHERE response_time_ms > $2) AS slow
+       count(*) FILTER (WHERE clicked) AS clicks,
+       avg(clicked_index) FILTER (WHERE clicked)::float8 AS avg_click_pos,
+       count(*) FILTER (WHERE result_count = 0) AS zero,
+       count(*) FILTER (WHERE response_time_ms > $2) AS slow
 FROM search_telemetry WHERE created_at >= now() - make_interval(days => $1)"""
 TOP = """
 SELECT query_lowercase AS query, count(*) AS times, avg(result_count)::float8 AS avg_results,
@@ -52,7 +56,8 @@ GROUP BY query_lowercase ORDER BY times DESC, query LIMIT $2"""
 SLOW = """
 SELECT query_lowercase AS query, count(*) AS times, avg(response_time_ms)::float8 AS avg_ms,
        max(response_time_ms) AS max_ms
-FROM search_telemetry WHERE response_time_ms > $3 AND created_at >= now() - make_interval(days => $1)
+FROM search_telemetry
+WHERE response_time_ms > $3 AND created_at >= now() - make_interval(days => $1)
 GROUP BY query_lowercase ORDER BY avg_ms DESC, query LIMIT $2"""
 SYNONYMS = """
 SELECT DISTINCT lower(word) AS word FROM search_synonyms, unnest(synonyms) AS word
@@ -109,7 +114,7 @@ def ago(seconds: float) -> str:
 
 
 async def freshness(ctx: Context, conn: asyncpg.Connection, days: int) -> Telemetry | None:
-    """None when the table is missing; otherwise rows in the window and the age of the newest row, graded."""
+    """None when the table is missing; else rows in the window and the newest row's age, graded."""
     if await _q(ctx, conn.fetchval("SELECT to_regclass('search_telemetry')")) is None:
         return None
     row = await _q(ctx, conn.fetchrow(FRESHNESS, days))
@@ -128,7 +133,7 @@ async def freshness(ctx: Context, conn: asyncpg.Connection, days: int) -> Teleme
 
 
 def notes(t: Telemetry, clicks_broken: bool = False) -> str:
-    """The reasons as bullets, and why ClientForge's telemetry or click tracking breaks, when they look broken."""
+    """The reasons as bullets; when telemetry or clicks look broken, why ClientForge breaks them."""
     return "\n".join(
         [f"• {w}" for w in t.why]
         + ([BROKEN] if t.broken else [])
@@ -148,7 +153,7 @@ def missing(name: str) -> Result:
 
 
 async def synonym_words(ctx: Context, conn: asyncpg.Connection, queries: list[str]) -> set[str]:
-    """Which zero-result queries already belong to a synonym set (search_synonyms, when it exists)."""
+    """Which zero-result queries already belong to a synonym set (search_synonyms, if it exists)."""
     if not queries or await _q(ctx, conn.fetchval("SELECT to_regclass('search_synonyms')")) is None:
         return set()
     return {r["word"] for r in await _q(ctx, conn.fetch(SYNONYMS, queries))}
@@ -314,7 +319,7 @@ def analysis_tables(
     timeout=30.0,
 )
 async def search_analyze(ctx: Context, args: WindowArgs) -> Result:
-    """The runbook's search:analyze on search_telemetry, with its thresholds, never "fine" on an empty table."""
+    """The runbook's search:analyze with its thresholds; never "fine" on an empty table."""
     pool = await ctx.backends.postgres()
     async with pool.acquire() as conn:
         t = await freshness(ctx, conn, args.days)
@@ -329,7 +334,8 @@ async def search_analyze(ctx: Context, args: WindowArgs) -> Result:
     summary = (
         f"{o['searches']:,} searches in {args.days} days: " + "; ".join(t.why)
         if t.why
-        else f"{o['searches']:,} searches in {args.days} days; latency, results and click-through fine"
+        else f"{o['searches']:,} searches in {args.days} days; "
+        "latency, results and click-through fine"
     )
     data = {
         "table": True,

@@ -1,9 +1,9 @@
 """Real Node BullMQ (3.15.8, the runbook's; 5.63.0, the one ClientForge ships) driven from Python.
 
 `NodeBullMQ(version, redis_url)` runs `tests/node/bullmq_tool.js` with `node`, one subprocess per
-call, and returns its one-line JSON result. The npm packages come from `tests/node/package-lock.json`
-(`cd tests/node && npm ci`); `node_available()` tells whether they are installed. This is a plain
-module: fixtures live with the tests that use it.
+call, and returns its one-line JSON result. The npm packages come from
+`tests/node/package-lock.json` (`cd tests/node && npm ci`); `node_available()` tells whether they
+are installed. This is a plain module: fixtures live with the tests that use it.
 
     node = NodeBullMQ(5, redis_url(15))
     await node.fail("q", 20, attempts=3)          # 20 jobs in the failed set, attempts exhausted
@@ -51,7 +51,7 @@ def node_unavailable_reason() -> str | None:
 
 
 def node_available() -> bool:
-    """True when `node` is on PATH and tests/node/node_modules has both BullMQ versions installed."""
+    """True when `node` is on PATH and tests/node/node_modules has both BullMQ versions."""
     return node_unavailable_reason() is None
 
 
@@ -82,7 +82,7 @@ class NodeBullMQError(RuntimeError):
 
 
 def _flags(options: dict[str, Any]) -> list[str]:
-    """`max_len=5, data={...}` -> ["--max-len", "5", "--data", "{...}"]; None values are left out."""
+    """`max_len=5, data={...}` -> ["--max-len", "5", "--data", "{...}"]; None values are dropped."""
     out: list[str] = []
     for key, value in options.items():
         if value is None:
@@ -183,7 +183,7 @@ class NodeBullMQ:
             )
         return result
 
-    # ---- short calls -------------------------------------------------------------------------------
+    # ---- short calls -----------------------------------------------------------------------------
 
     async def fail(
         self,
@@ -198,7 +198,8 @@ class NodeBullMQ:
     ) -> Json:
         """Add `count` jobs that always throw `Error("boom <n>")` and run them until all are failed.
 
-        -> {"failed": count, "ids": [first 10 ids], "elapsed_ms": ...}. Job data is `{**data, "n": i}`."""
+        -> {"failed": count, "ids": [first 10 ids], "elapsed_ms": ...}. Job data is
+        `{**data, "n": i}`."""
         return await self.run(
             "fail",
             queue=queue,
@@ -239,7 +240,8 @@ class NodeBullMQ:
     ) -> Json:
         """Complete jobs until `expect` were processed or `timeout_ms` passed.
 
-        -> {"processed": [ids], "names": [...], "timed_out": bool}; may hold more than `expect` ids."""
+        -> {"processed": [ids], "names": [...], "timed_out": bool}; may hold more than `expect`
+        ids."""
         return await self.run(
             "process",
             queue=queue,
@@ -250,7 +252,7 @@ class NodeBullMQ:
         )
 
     async def counts(self, queue: str) -> Json:
-        """-> {"counts": queue.getJobCounts() with the version's default types, "paused": isPaused()}."""
+        """-> {"counts": queue.getJobCounts() with the version's defaults, "paused": isPaused()}."""
         return await self.run("counts", queue=queue)
 
     async def pause(self, queue: str) -> Json:
@@ -264,7 +266,7 @@ class NodeBullMQ:
     async def clean(
         self, queue: str, limit: int = 0, grace_ms: int = 0, type: str = "failed"
     ) -> Json:
-        """`queue.clean(grace_ms, limit, type)` -> {"removed": n, "elapsed_ms": ...}; limit 0 is all."""
+        """`queue.clean(grace_ms, limit, type)` -> {"removed": n, "elapsed_ms": …}; limit 0: all."""
         return await self.run(
             "clean", queue=queue, limit=limit, grace_ms=grace_ms, type=type, timeout=600
         )
@@ -273,7 +275,7 @@ class NodeBullMQ:
         """-> {"job": job.toJSON() or None, "state": await job.getState() or None}."""
         return await self.run("get", queue=queue, id=id)
 
-    # ---- long-running ------------------------------------------------------------------------------
+    # ---- long-running ----------------------------------------------------------------------------
 
     def worker(
         self,
@@ -283,13 +285,13 @@ class NodeBullMQ:
         seconds: int = 300,
         ready_timeout: float = 20.0,
     ) -> contextlib.AbstractAsyncContextManager[NodeProcess]:
-        """`async with node.worker(q, "W") as proc:` a Worker (options.name = W) connected for the block."""
+        """`async with node.worker(q, "W") as proc:` a Worker (name W) connected for the block."""
         return self._long("worker", ready_timeout, queue=queue, name=name, seconds=seconds)
 
     def hold_queue(
         self, queue: str, *, seconds: int = 300, ready_timeout: float = 20.0
     ) -> contextlib.AbstractAsyncContextManager[NodeProcess]:
-        """`async with node.hold_queue(q) as proc:` a plain Queue object (no worker), connected for the block."""
+        """`async with node.hold_queue(q) as proc:` a plain Queue (no worker) open for the block."""
         return self._long("hold-queue", ready_timeout, queue=queue, seconds=seconds)
 
     @contextlib.asynccontextmanager
@@ -353,7 +355,7 @@ async def _stop(proc: asyncio.subprocess.Process, grace: float) -> None:
             await proc.wait()
 
 
-# ---- Redis helpers (redis.asyncio) -------------------------------------------------------------------
+# ---- Redis helpers (redis.asyncio) ---------------------------------------------------------------
 
 
 def redis_db(redis_url: str) -> int:

@@ -1,10 +1,11 @@
-"""An Elasticsearch 8.11 single node over HTTP, for the endpoints forge uses, driven by the real client.
+"""An Elasticsearch 8.11 single node over HTTP: the endpoints forge uses, driven by the real client.
 
-It answers like ES: the `X-Elastic-Product: Elasticsearch` header on every response, the compatible-with=8
-media type back when asked for it (and ES 8's refusal of compatible-with=9), error bodies shaped
-`{"error": {"root_cause": [...], "type", "reason", ...}, "status": N}`, string values in `_cat` JSON, writes
-that a count sees only after a refresh, and `_reindex?wait_for_completion=false` tasks that copy a batch of
-1,000 documents at a time as the clock runs (`cluster.reindex_rate` documents per second).
+It answers like ES: the `X-Elastic-Product: Elasticsearch` header on every response, the
+compatible-with=8 media type back when asked for it (and ES 8's refusal of compatible-with=9), error
+bodies shaped `{"error": {"root_cause": [...], "type", "reason", ...}, "status": N}`, string values
+in `_cat` JSON, writes that a count sees only after a refresh, and
+`_reindex?wait_for_completion=false` tasks that copy a batch of 1,000 documents at a time as the
+clock runs (`cluster.reindex_rate` documents per second).
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ def _human(size: int) -> str:
 
 
 class EsDouble:
-    """A recording ES 8.11 node on 127.0.0.1; `cluster` is its state, `requests` what it was asked."""
+    """A recording ES 8.11 node on 127.0.0.1: `cluster` is its state, `requests` what it got."""
 
     def __init__(self) -> None:
         self.cluster = Cluster()
@@ -74,7 +75,7 @@ class EsDouble:
         """The requests with this method and path."""
         return [r for r in self.requests if r.method == method and r.path == path]
 
-    # seeding helpers for tests -------------------------------------------------------------------------------
+    # seeding helpers for tests --------------------------------------------------------------------
     def seed(
         self, index: str, count: int, *, body: Json | None = None, start: int = 1, make: Any = None
     ) -> Index:
@@ -88,7 +89,7 @@ class EsDouble:
         target.refresh()
         return target
 
-    # HTTP ----------------------------------------------------------------------------------------------------
+    # HTTP -----------------------------------------------------------------------------------------
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         body = await self._body(request)
         self.requests.append(Request(request.method, request.path, dict(request.query), body))

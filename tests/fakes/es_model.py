@@ -1,4 +1,4 @@
-"""The in-memory single-node cluster behind the Elasticsearch 8.11 double: indices, aliases, reindex tasks."""
+"""The in-memory single-node cluster behind the ES 8.11 double: indices, aliases, reindex tasks."""
 
 from __future__ import annotations
 
@@ -165,7 +165,7 @@ def _guess(value: Any) -> str:
 
 @dataclass
 class Task:
-    """A `_reindex?wait_for_completion=false` task that copies a batch at a time as the clock runs."""
+    """A `_reindex?wait_for_completion=false` task copying a batch at a time as the clock runs."""
 
     number: int
     source: str
@@ -216,7 +216,7 @@ class Cluster:
         self.fail_reindex: str | None = None  # a reason: the next task stops with it
         self._task_numbers = iter(range(4711, 10**9))
 
-    # names ---------------------------------------------------------------------------------------------------
+    # names ----------------------------------------------------------------------------------------
     def aliases(self) -> dict[str, list[Index]]:
         """Alias name → the indices it points to."""
         found: dict[str, list[Index]] = {}
@@ -226,7 +226,7 @@ class Cluster:
         return found
 
     def resolve(self, expression: str, *, must_exist: bool = True) -> list[Index]:
-        """Concrete indices for `a,b`, `c*`, `_all` or an alias; hidden (dot) indices only by name."""
+        """Concrete indices for `a,b`, `c*`, `_all` or an alias; hidden (dot) ones only by name."""
         found: dict[str, Index] = {}
         aliases = self.aliases()
         for part in expression.split(","):
@@ -261,7 +261,7 @@ class Cluster:
             )
         return found[0]
 
-    # indices -------------------------------------------------------------------------------------------------
+    # indices --------------------------------------------------------------------------------------
     def create(self, name: str, body: Json | None = None, *, hidden: bool = False) -> Index:
         """PUT /<index>: validate the name and settings, refuse existing names."""
         body = body or {}
@@ -312,14 +312,14 @@ class Cluster:
         return index
 
     def write(self, name: str, doc_id: str | None, source: Json) -> tuple[Index, str, str]:
-        """Index a document, creating the index with dynamic mappings if absent (ES's auto-create)."""
+        """Index a document, creating the index with dynamic mappings if absent (auto-create)."""
         index = self.indices.get(name) or (
             self.one(name) if name in self.aliases() else self.create(name)
         )
         doc_id = doc_id or base64.urlsafe_b64encode(secrets.token_bytes(15)).decode()
         return index, doc_id, index.write(doc_id, source)
 
-    # aliases -------------------------------------------------------------------------------------------------
+    # aliases --------------------------------------------------------------------------------------
     def _check_alias_name(self, alias: str) -> None:
         check_name(alias, "alias")
         if alias in self.indices:
@@ -372,7 +372,7 @@ class Cluster:
             else:
                 index.aliases.pop(alias, None)
 
-    # reindex -------------------------------------------------------------------------------------------------
+    # reindex --------------------------------------------------------------------------------------
     def start_reindex(self, body: Json) -> Task:
         """POST /_reindex?wait_for_completion=false: snapshot the source's ids, return the task."""
         source, dest = body.get("source") or {}, body.get("dest") or {}

@@ -1,10 +1,9 @@
 """The Slack side of HTTP mode for tests: the playground's signed-request client, re-exported."""
 
+from bot.playground.slack_bodies import TEAM_DOMAIN, VERIFICATION_TOKEN
 from bot.playground.slack_requests import (
     DEFAULT_MESSAGE_TS,
-    TEAM_DOMAIN,
     USER_AGENT,
-    VERIFICATION_TOKEN,
     Response,
     SlackClient,
     block_action_body,

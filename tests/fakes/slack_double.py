@@ -1,4 +1,4 @@
-"""The Slack double for tests: the playground's Web API stand-in on a server of its own, scriptable, with Socket Mode."""
+"""The tests' Slack double: a scriptable playground Web API on its own server, with Socket Mode."""
 
 from __future__ import annotations
 
@@ -46,10 +46,10 @@ class _Failure:
 
 
 class SlackDouble(SocketModeMixin, SlackWebApi):
-    """An aiohttp server on 127.0.0.1 that behaves like the parts of Slack forge uses, and records it all."""
+    """An aiohttp server on 127.0.0.1 acting as the parts of Slack forge uses, recording it all."""
 
     def __init__(self, *, enforce_channel_rate: bool = False, port: int = 0) -> None:
-        """Configure the double; call start() (or use `async with`) to serve on `port` (0: any free one)."""
+        """Configure the double; start() (or `async with`) serves on `port` (0: any free one)."""
         super().__init__(f"http://127.0.0.1:{port}")
         self.enforce_channel_rate = enforce_channel_rate
         self.envelopes: list[Json] = []
@@ -101,13 +101,13 @@ class SlackDouble(SocketModeMixin, SlackWebApi):
         times: int = 1,
         retry_after: int = 1,
     ) -> None:
-        """Make the next `times` calls of `method` (or "response_url") fail, after any earlier fail()."""
+        """Fail the next `times` calls of `method` (or "response_url"), after any earlier fail()."""
         self._failures.setdefault(method, deque()).append(
             _Failure(status, error, times, retry_after)
         )
 
     def delay(self, method: str, seconds: float) -> None:
-        """Make every later call of `method` (or "response_url") wait `seconds` before answering; 0 undoes."""
+        """Delay every later call of `method` (or "response_url") by `seconds`; 0 undoes."""
         self._delays[method] = seconds
 
     def clear(self) -> None:

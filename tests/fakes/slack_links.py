@@ -1,4 +1,4 @@
-"""The Slack double's Socket Mode: the WebSocket Slack pushes envelopes over, and the acks it records."""
+"""The Slack double's Socket Mode: the WebSocket for pushed envelopes, and the acks it records."""
 
 from __future__ import annotations
 
@@ -78,7 +78,7 @@ class SocketModeMixin:
         retry_attempt: int | None = None,
         retry_reason: str | None = None,
     ) -> str:
-        """Push a slash_commands / interactive / events_api envelope to the newest socket; its envelope_id."""
+        """Push an envelope (slash_commands, interactive, events_api) to the last socket; its id."""
         envelope_id = secrets.token_hex(16)
         envelope: Json = {
             "envelope_id": envelope_id,

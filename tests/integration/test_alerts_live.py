@@ -1,5 +1,6 @@
-"""With real parts: Alertmanager delivering to forge, and Prometheus scraping forge's queue gauges with deploy/'s
-rules, so jobs failed by Node BullMQ make QueueDLQJobsPresent fire into a card and `dlq clear` resolves it."""
+"""With real parts: Alertmanager delivering to forge, and Prometheus scraping forge's queue gauges
+with deploy/'s rules, so jobs failed by Node BullMQ make QueueDLQJobsPresent fire into a card and
+`dlq clear` resolves it."""
 
 from __future__ import annotations
 
@@ -49,8 +50,8 @@ async def until(predicate, timeout: float, what: str) -> None:  # type: ignore[n
 
 
 async def test_alertmanager_delivers_cards_that_repeat_and_resolve_correctly(state_dsn, slack):
-    """An alert pushed to Alertmanager arrives as one card; pushed again it stays one card; resolved through
-    Alertmanager the card says so."""
+    """An alert pushed to Alertmanager arrives as one card; pushed again it stays one card; resolved
+    through Alertmanager the card says so."""
     async with running_forge(settings_for(state_dsn, slack.url), slack) as bot:
         manager = Alertmanager(bot.url, TOKEN)
         try:
@@ -80,9 +81,10 @@ async def test_alertmanager_delivers_cards_that_repeat_and_resolve_correctly(sta
     node_unavailable_reason() is not None, reason=f"Node BullMQ: {node_unavailable_reason()}"
 )
 async def test_failed_jobs_fire_through_prometheus_and_dlq_clear_resolves(state_dsn, slack):
-    """Node BullMQ 5 fails 4 `email` jobs three times; Prometheus, scraping forge's `crm_queue_jobs_dlq_total`,
-    fires QueueDLQJobsPresent into a card with its buttons; `dlq clear email` approved by a second person empties
-    the DLQ, the gauge drops to 0, and the same card turns resolved."""
+    """Node BullMQ 5 fails 4 `email` jobs three times; Prometheus, scraping forge's
+    `crm_queue_jobs_dlq_total`, fires QueueDLQJobsPresent into a card with its buttons;
+    `dlq clear email` approved by a second person empties the DLQ, the gauge drops to 0, and the
+    same card turns resolved."""
     async with empty_redis(URL):
         await NodeBullMQ(5, URL).fail("email", 4, attempts=3)
         settings = settings_for(

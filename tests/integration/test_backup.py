@@ -1,4 +1,4 @@
-"""`backup create|list|verify|drill` against the machine's real PostgreSQL and a ClientForge-shaped database."""
+"""`backup create|list|verify|drill` on the local PostgreSQL with a ClientForge-shaped database."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import pytest
 from bot.core.dispatch import Invocation
 from bot.core.forge import Forge
 from commands.backup.catalog import BACKUP_LOCK, NAME
-from commands.backup.handlers import run_drill
+from commands.backup.recovery import run_drill
 from tests.support.backup_fixtures import (
     MovableClock,
     backup_settings,
@@ -39,7 +39,7 @@ def clock() -> MovableClock:
 async def forge(
     state_dsn: str, cf: str, tmp_path: Path, clock: MovableClock
 ) -> AsyncIterator[Forge]:
-    """A forge whose DATABASE_URL is the ClientForge-shaped database and whose dumps go to tmp_path."""
+    """A forge whose DATABASE_URL is the ClientForge-shaped database, dumping to tmp_path."""
     f = Forge(backup_settings(state_dsn, cf, tmp_path), clock=clock)
     await f.start()
     yield f
@@ -56,8 +56,8 @@ async def catalog(forge: Forge) -> list[asyncpg.Record]:
 
 
 async def test_create_dumps_checksums_catalogues_and_logs(forge, cf, tmp_path):
-    """The dump is a real custom-format archive named like ClientForge's, its SHA-256 and exact row counts are
-    catalogued, the backup log has a line, and no partial file is left."""
+    """The dump is a real custom-format archive named like ClientForge's, its SHA-256 and exact row
+    counts are catalogued, the backup log has a line, and no partial file is left."""
     outcome = await run(forge, "backup create")
     assert outcome.kind == "result" and outcome.result.ok, outcome.message
     [row] = await catalog(forge)
@@ -79,7 +79,7 @@ async def test_create_dumps_checksums_catalogues_and_logs(forge, cf, tmp_path):
 
 
 async def test_list_and_verify_report_checksum_state_and_contents(forge):
-    """`backup list` shows the dump unverified; `backup verify` checks the SHA-256 and reads the TOC."""
+    """`backup list` shows it unverified; `backup verify` checks the SHA-256, reads the TOC."""
     await run(forge, "backup create")
     listed = (await run(forge, "backup list")).result
     assert listed.ok and listed.data["backups"][0]["checksum"] == "not verified yet"
@@ -96,7 +96,7 @@ async def test_list_and_verify_report_checksum_state_and_contents(forge):
 
 
 async def test_corrupted_dump_is_found_and_refused(forge):
-    """One flipped byte: verify is critical, list says MISMATCH, a restore is refused before anything runs."""
+    """One flipped byte: verify is critical, list says MISMATCH, restore is refused up front."""
     await run(forge, "backup create")
     [row] = await catalog(forge)
     path = folder(forge) / row["file"]
@@ -126,7 +126,7 @@ async def test_corrupted_dump_is_found_and_refused(forge):
     ],
 )
 async def test_bad_input_gets_a_short_error_and_changes_nothing(forge, text):
-    """Paths, globs, unknown files and bad times: one short line, no file, no catalog row, no schedule."""
+    """Paths, globs, unknown files, bad times: one short line; no file, catalog row or schedule."""
     outcome = await run(forge, text, user="U0ADMIN")
     assert outcome.kind == "failed" and len(outcome.message) < 200, outcome
     assert outcome.message.startswith("`") or "not in the backup catalog" in outcome.message
@@ -171,14 +171,15 @@ async def test_retention_prunes_only_old_catalogued_dumps_and_says_so(forge, clo
 
 
 async def test_list_warns_when_a_size_departs_from_the_median(forge, clock, cf):
-    """Three similar dumps, then one after the contacts table grew tenfold: a warning names the outlier."""
+    """Three similar dumps, then one after contacts grew tenfold: a warning names the outlier."""
     for _ in range(3):
         clock.shift(minutes=1)
         assert (await run(forge, "backup create")).result.ok
     assert (await run(forge, "backup list")).result.ok
     conn = await asyncpg.connect(cf)
     await conn.execute(
-        "INSERT INTO contacts (tenant_id, email, first_name) SELECT tenant_id, md5(random()::text), "
+        "INSERT INTO contacts (tenant_id, email, first_name) "
+        "SELECT tenant_id, md5(random()::text), "
         "md5(random()::text) FROM contacts, generate_series(1, 10)"
     )
     await conn.close()
@@ -195,7 +196,7 @@ async def test_list_warns_when_a_size_departs_from_the_median(forge, clock, cf):
 
 
 async def test_concurrent_backup_is_refused(forge):
-    """While the lock is held (by a restore elsewhere, here the test) nothing starts; of two at once, one runs."""
+    """With the lock held (by a restore, here the test) nothing starts; of two at once, one runs."""
     pool = await forge.store.pool()
     async with pool.acquire() as conn:
         await conn.execute("SELECT pg_advisory_lock($1)", BACKUP_LOCK)
@@ -220,7 +221,7 @@ async def test_drill_restores_into_a_scratch_database_and_drops_it(forge):
 
 
 async def test_drill_fails_loudly_on_a_difference(forge):
-    """A row deleted and an index dropped in the restored copy, between restore and compare: both reported."""
+    """A row deleted and an index dropped in the restored copy before comparing: both reported."""
     seen: list[str] = []
 
     async def tamper(dsn: str) -> None:
@@ -255,8 +256,9 @@ exec {real} "$@"
 async def test_pg_tools_never_see_the_password_and_errors_are_redacted(
     state_dsn, cf, tmp_path, monkeypatch
 ):
-    """A pg_dump wrapper on PATH records its argv and environment: the password is only in PGPASSWORD. A dump that
-    fails after writing part of its file gives one redacted line, leaves no file, and the log says FAILED."""
+    """A pg_dump wrapper on PATH records its argv and environment: the password is only in
+    PGPASSWORD. A dump that fails after writing part of its file gives one redacted line, leaves no
+    file, and the log says FAILED."""
     spy, record, fail = tmp_path / "bin", tmp_path / "argv.txt", tmp_path / "fail"
     spy.mkdir()
     (spy / "pg_dump").write_text(SPY.format(record=record, fail=fail, real="/usr/bin/pg_dump"))

@@ -1,4 +1,4 @@
-"""Off-site copies against a local S3-compatible server (moto in server mode) that checks SigV4 signatures."""
+"""Off-site copies to a local S3-compatible server (moto_server) checking SigV4 signatures."""
 
 from __future__ import annotations
 
@@ -62,7 +62,7 @@ def _wait(port: int, proc: subprocess.Popen) -> None:
 
 @pytest.fixture(scope="module")
 def s3() -> Iterator[S3]:
-    """moto_server with authentication on after the setup calls; user `forge` may use S3; bucket `cf-backups`."""
+    """moto_server, auth on after setup; user `forge` may use S3; bucket `cf-backups`."""
     if not MOTO.exists():
         pytest.skip("moto[server] is not installed")
     port = _free_port()
@@ -118,7 +118,7 @@ async def forge_s3(state_dsn, s3, tmp_path: Path) -> AsyncIterator[Forge]:
 
 
 async def test_each_dump_is_copied_and_list_shows_the_copy(forge_s3, s3):
-    """The object's bytes are the dump's (SHA-256 equal); `backup list` says yes, then missing once it is gone."""
+    """The object equals the dump (same SHA-256); `backup list` says yes, then missing once gone."""
     result = (await run(forge_s3, "backup create")).result
     assert result.ok and dict(result.fields)["Off-site copy"] == "copied", result.summary
     name = result.data["file"]
@@ -132,7 +132,7 @@ async def test_each_dump_is_copied_and_list_shows_the_copy(forge_s3, s3):
 
 
 async def test_a_bad_signature_is_refused_and_the_local_dump_stands(state_dsn, s3, tmp_path):
-    """A wrong secret: the server refuses the signature; create warns, names the error, never the secret."""
+    """A wrong secret: the signature is refused; create warns, names the error, never the secret."""
     wrong = "wrong-secret-" + "x" * 20
     async with clientforge_db() as cf:
         f = Forge(

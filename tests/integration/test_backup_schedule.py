@@ -1,4 +1,4 @@
-"""`backup schedule` and the nightly scheduler: one of two forge processes runs each slot, posts, reports misses."""
+"""`backup schedule`, the nightly job: one of two forges runs each slot, posts, reports misses."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ def clock() -> MovableClock:
 
 @pytest.fixture
 async def pair(state_dsn, cf, slack, tmp_path: Path, clock) -> AsyncIterator[list[BackupScheduler]]:
-    """Two forge processes on one state store, each with its scheduler posting to the Slack double."""
+    """Two forge processes on one state store, each with a scheduler posting to the Slack double."""
     settings = backup_settings(state_dsn, cf, tmp_path, slack_api_url=slack.url)
     made = []
     for _ in range(2):
@@ -58,7 +58,7 @@ async def backups(forge: Forge) -> list:
 
 
 async def test_one_of_two_processes_runs_the_slot_and_posts_to_alerts(pair, clock, slack):
-    """Set at 01:00 for 02:00: nothing runs early; at 02:00:20 both tick at once and exactly one backs up."""
+    """Set at 01:00 for 02:00: none runs early; at 02:00:20 both tick at once, just one backs up."""
     forge = pair[0].forge
     shown = await run(forge, "backup schedule 02:00")
     assert (
@@ -104,7 +104,7 @@ async def test_a_failed_nightly_backup_is_posted(state_dsn, slack, tmp_path, clo
 
 
 async def test_a_missed_run_is_reported_once(pair, clock, slack):
-    """Scheduled 30 h ago, no backup since (forge was down at 02:00): one report, not one per tick."""
+    """Due 30 h ago, no backup since (forge was down at 02:00): one report, not one per tick."""
     forge = pair[0].forge
     await run(forge, "backup schedule 23:00")
     clock.shift(hours=30)

@@ -1,4 +1,4 @@
-"""Real Node BullMQ workers (3.15.8, the runbook's; 5.63.0, the one ClientForge ships) against Redis.
+"""Real Node BullMQ workers (3.15.8, the runbook's; 5.63.0, the one ClientForge ships) on Redis.
 
 These prove the harness in tests/fakes/bullmq_node.py and pin down, as assertions, the facts about
 what Node BullMQ and the Python `bullmq` 3.4.4 package do to the same Redis keys: job hash fields,
@@ -129,7 +129,7 @@ async def queue_keys(rds: aioredis.Redis, queue: str) -> set[str]:
     return {k.split(":", 2)[2] async for k in rds.scan_iter(match=f"bull:{queue}:*", count=1000)}
 
 
-# ---- the harness itself ------------------------------------------------------------------------------
+# ---- the harness itself --------------------------------------------------------------------------
 
 
 async def test_add_process_counts_clean_and_get(node: NodeBullMQ, queue_name: str):
@@ -168,7 +168,7 @@ async def test_add_process_counts_clean_and_get(node: NodeBullMQ, queue_name: st
     assert (await node.counts(queue_name))["counts"]["failed"] == 0
 
 
-# ---- 4a: failed jobs, counted by Python and Node; the attempts field --------------------------------
+# ---- 4a: failed jobs, counted by Python and Node; the attempts field -----------------------------
 
 
 async def test_failed_counts_agree_and_attempts_field_name(node, queue_name, pyqueue, rds):
@@ -195,11 +195,11 @@ async def test_failed_counts_agree_and_attempts_field_name(node, queue_name, pyq
     assert job.attemptsMade == 3  # Python reads either field
 
 
-# ---- 4e: the failed job's hash and the keys around it ----------------------------------------------
+# ---- 4e: the failed job's hash and the keys around it --------------------------------------------
 
 
 async def test_failed_job_hash_fields_and_keys(node, queue_name, rds):
-    """A failed job is one hash; no `:lock` or `:logs` key is left; the queue keeps five other keys."""
+    """A failed job is one hash; no `:lock` or `:logs` key stays; the queue has five other keys."""
     before_ms = int(time.time() * 1000)
     await node.fail(queue_name, 2, attempts=3, data={"tenant": "acme"})
     fields = await rds.hgetall(f"bull:{queue_name}:1")
@@ -229,13 +229,14 @@ async def test_failed_job_hash_fields_and_keys(node, queue_name, rds):
     assert got["job"]["failedReason"] == "boom 0" and len(got["job"]["stacktrace"]) == 3
 
 
-# ---- 4b: pause semantics -----------------------------------------------------------------------------
+# ---- 4b: pause semantics -------------------------------------------------------------------------
 
 
 async def test_node_pause_renames_wait_to_paused(node, queue_name, pyqueue, rds):
     """Node's own pause (both versions) RENAMEs `wait` to `paused` and sets `meta.paused` = 1 (5.x
-    also deletes `marker`). Python's default getJobCounts() does not count `paused`, so those jobs are
-    invisible to it unless asked for by name. Python's resume moves them back and Node processes them."""
+    also deletes `marker`). Python's default getJobCounts() does not count `paused`, so those jobs
+    are invisible to it unless asked for by name. Python's resume moves them back and Node processes
+    them."""
     await node.add(queue_name, 3)
     assert (await node.pause(queue_name))["paused"] is True
     keys = await queue_keys(rds, queue_name)
@@ -263,7 +264,8 @@ async def test_node_pause_renames_wait_to_paused(node, queue_name, pyqueue, rds)
 
 async def test_python_pause_sets_meta_only_and_leaves_jobs_in_wait(node, queue_name, pyqueue, rds):
     """Python `bullmq` 3.4.4's pause does NOT rename `wait`: it sets `meta.paused` = 1 and deletes
-    `marker`, leaving the jobs in `wait`. Node's counts then say paused, with the jobs as waiting."""
+    `marker`, leaving the jobs in `wait`. Node's counts then say paused, with the jobs as
+    waiting."""
     await node.add(queue_name, 3)
     await pyqueue.pause()
     keys = await queue_keys(rds, queue_name)
@@ -282,9 +284,10 @@ async def test_python_pause_does_not_stop_a_node3_worker(node, queue_name, pyque
     """MISMATCH: a Node BullMQ 3.15.8 worker keeps taking jobs from a queue that Python paused.
 
     3.x workers BRPOPLPUSH straight from `bull:Q:wait` and rely on pause having RENAMEd `wait` to
-    `paused`; Python 3.4.4's pause only sets `meta.paused` (and deletes `marker`), so the jobs stay in
-    `wait` and a 3.x worker processes them all while the queue still reports paused. Pausing for a
-    3.x fleet needs Node-style semantics (rename `wait` to `paused` as well as setting `meta.paused`)."""
+    `paused`; Python 3.4.4's pause only sets `meta.paused` (and deletes `marker`), so the jobs stay
+    in `wait` and a 3.x worker processes them all while the queue still reports paused. Pausing for
+    a 3.x fleet needs Node-style semantics (rename `wait` to `paused` as well as setting
+    `meta.paused`)."""
     await node.add(queue_name, 3)
     await pyqueue.pause()
     done = await node.process(queue_name, expect=3, timeout_ms=5000)
@@ -295,8 +298,8 @@ async def test_python_pause_does_not_stop_a_node3_worker(node, queue_name, pyque
 
 @pytest.mark.parametrize("node", [5], indirect=True, ids=["bullmq5"])
 async def test_python_pause_stops_a_node5_worker_and_resume_restarts_it(node, queue_name, pyqueue):
-    """A Node BullMQ 5.63.0 worker honours Python's pause (5.x checks `meta.paused` when it moves a job
-    to active), and processes the jobs after Python's resume."""
+    """A Node BullMQ 5.63.0 worker honours Python's pause (5.x checks `meta.paused` when it moves a
+    job to active), and processes the jobs after Python's resume."""
     await node.add(queue_name, 3)
     await pyqueue.pause()
     assert (await node.process(queue_name, expect=1, timeout_ms=1500))["processed"] == []
@@ -325,7 +328,7 @@ async def test_node_jobs_added_during_python_pause_go_to_paused_list(
     assert sorted(done["processed"]) == ["1", "2", "3"]
 
 
-# ---- 4c: client names --------------------------------------------------------------------------------
+# ---- 4c: client names ----------------------------------------------------------------------------
 
 
 async def new_clients(
@@ -343,8 +346,8 @@ async def new_clients(
 
 async def test_worker_connection_names(node, queue_name, rds):
     """A Node worker opens two connections: an unnamed one for commands and a blocking one named
-    `bull:<base64(queue)>` in 3.x, and `bull:<base64(queue)>:w:<worker name>` in 5.x (3.x ignores the
-    worker's name option). 3.x blocks in BRPOPLPUSH on `wait`, 5.x in BZPOPMIN on `marker`."""
+    `bull:<base64(queue)>` in 3.x, and `bull:<base64(queue)>:w:<worker name>` in 5.x (3.x ignores
+    the worker's name option). 3.x blocks in BRPOPLPUSH on `wait`, 5.x in BZPOPMIN on `marker`."""
     before = {c["id"] for c in await client_list(rds)}
     b64 = base64.b64encode(queue_name.encode()).decode()
     async with node.worker(queue_name, "W1") as proc:
@@ -378,7 +381,7 @@ async def test_plain_queue_sets_no_client_name(node, queue_name, rds):
         assert [c["name"] for c in fresh] == [""]
 
 
-# ---- 4d: Python retries, Node processes ----------------------------------------------------------------
+# ---- 4d: Python retries, Node processes ----------------------------------------------------------
 
 
 async def test_python_retry_jobs_then_node_worker_processes_them(node, queue_name, pyqueue, rds):

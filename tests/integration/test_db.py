@@ -1,4 +1,4 @@
-"""`db …` read commands on a real PostgreSQL 15 with pg_stat_statements: slow statements, indexes, space, setup."""
+"""`db …` reads on a real PostgreSQL 15 + pg_stat_statements: slow, indexes, space, setup."""
 
 from __future__ import annotations
 
@@ -23,8 +23,9 @@ pytestmark = [
 
 
 async def test_slow_and_top_rank_real_statements_of_this_database_only(forge, clientforge, cluster):
-    """A 300 ms and a 30 ms statement: the default 100 ms threshold finds only the first, `--min-time 20` both,
-    `--limit 1` one; shares are of all statement time; a slow statement of another database never shows."""
+    """A 300 ms and a 30 ms statement: the default 100 ms threshold finds only the first,
+    `--min-time 20` both, `--limit 1` one; shares are of all statement time; a slow statement of
+    another database never shows."""
     conn = await asyncpg.connect(clientforge)
     await conn.execute("SELECT pg_sleep(0.3)")
     await conn.execute("SELECT 1 FROM pg_sleep(0.03)")
@@ -57,7 +58,7 @@ async def test_slow_and_top_rank_real_statements_of_this_database_only(forge, cl
 
 
 async def test_long_statements_are_shortened_with_the_full_text_attached(forge, clientforge):
-    """A statement longer than the table's column appears cut with an ellipsis, whole in the attached file."""
+    """A statement longer than its column is cut with an ellipsis, whole in the attached file."""
     columns = ", ".join(f"{n} AS column_named_{n}" for n in range(30))
     conn = await asyncpg.connect(clientforge)
     await conn.execute(f"SELECT {columns} FROM pg_sleep(0.12)")
@@ -81,8 +82,9 @@ async def plain_db():  # type: ignore[no-untyped-def]
 
 
 async def test_without_pg_stat_statements_it_says_how_to_enable_it(plain_db, state_dsn):
-    """Not installed: the fix names shared_preload_libraries and CREATE EXTENSION. Installed but not preloaded
-    (what ClientForge's setup script leaves behind): the fix says to preload and restart."""
+    """Not installed: the fix names shared_preload_libraries and CREATE EXTENSION. Installed but not
+    preloaded (what ClientForge's setup script leaves behind): the fix says to preload and
+    restart."""
     probe = await asyncpg.connect(PG_ADMIN)
     preloaded = "pg_stat_statements" in await probe.fetchval("SHOW shared_preload_libraries")
     await probe.close()
@@ -115,8 +117,9 @@ async def test_without_pg_stat_statements_it_says_how_to_enable_it(plain_db, sta
 async def test_indexes_finds_missing_duplicate_unused_and_invalid_and_changes_nothing(
     forge, clientforge
 ):
-    """contacts is scanned sequentially on email (suggested, never created); contacts_owner is a prefix of
-    contacts_owner_created; the failed concurrent unique build is INVALID; no index is created or dropped."""
+    """contacts is scanned sequentially on email (suggested, never created); contacts_owner is a
+    prefix of contacts_owner_created; the failed concurrent unique build is INVALID; no index is
+    created or dropped."""
     conn = await asyncpg.connect(clientforge)
     indexes = "SELECT indexname FROM pg_indexes WHERE schemaname = 'public' ORDER BY 1"
     before = await conn.fetch(indexes)
@@ -141,8 +144,9 @@ async def test_indexes_finds_missing_duplicate_unused_and_invalid_and_changes_no
 
 
 async def test_space_cache_and_extensions(forge, clientforge):
-    """Sizes add up and tables come largest first; a table with 90 % of its rows deleted is flagged as bloated;
-    cache hit ratios are read; pg_stat_statements is there and preloaded, pgvector is flagged missing."""
+    """Sizes add up and tables come largest first; a table with 90 % of its rows deleted is flagged
+    as bloated; cache hit ratios are read; pg_stat_statements is there and preloaded, pgvector is
+    flagged missing."""
     size = await result_of(forge, "db size")
     assert size.data["size"] > size.data["tables"] > 0 and size.data["table_count"] >= 3
     tables = (await result_of(forge, "db tables --limit 2")).data["tables"]
@@ -231,7 +235,7 @@ INJECTIONS = [
 
 @pytest.mark.parametrize("text", INJECTIONS)
 async def test_injection_attempts_change_nothing(forge, clientforge, text):
-    """Hostile table names, flags and pids are refused before any SQL; both tables are still there."""
+    """Hostile table names, flags and pids are refused before any SQL; both tables still exist."""
     outcome = await run(forge, text)
     assert outcome.kind in {"usage", "failed"}, (text, outcome.kind, outcome.message)
     conn = await asyncpg.connect(clientforge)
@@ -249,9 +253,12 @@ async def test_injection_attempts_change_nothing(forge, clientforge, text):
 
 
 async def test_analyze_refreshes_statistics_of_one_table_or_all(forge, clientforge):
-    """`db analyze accounts` sets that table's last_analyze and no other's; `db analyze` covers every table."""
+    """`db analyze accounts` sets only that table's last_analyze; `db analyze` covers them all."""
     conn = await asyncpg.connect(clientforge)
-    last = "SELECT relname, last_analyze FROM pg_stat_user_tables WHERE relname IN ('accounts', 'contacts') ORDER BY 1"
+    last = (
+        "SELECT relname, last_analyze FROM pg_stat_user_tables "
+        "WHERE relname IN ('accounts', 'contacts') ORDER BY 1"
+    )
     before = dict(await conn.fetch(last))
     one = await result_of(forge, "db analyze accounts")
     assert "Statistics of accounts refreshed" in one.summary and one.data["table"] == "accounts"
@@ -262,7 +269,7 @@ async def test_analyze_refreshes_statistics_of_one_table_or_all(forge, clientfor
 
 
 def test_timing_columns_follow_the_installed_pg_stat_statements():
-    """1.8 (PostgreSQL 13) renamed total_time to total_exec_time; older versions keep the old names."""
+    """1.8 (PostgreSQL 13) renamed total_time to total_exec_time; older versions keep old names."""
     from commands.db.queries import columns_for
 
     assert (

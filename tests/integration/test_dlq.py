@@ -1,4 +1,4 @@
-"""`dlq …` against real Redis, jobs failed by a Python bullmq Worker, and the real state-store archive."""
+"""`dlq …` on real Redis, jobs failed by a Python bullmq Worker, the real state-store archive."""
 
 from __future__ import annotations
 
@@ -47,7 +47,7 @@ async def dlq_ids(rdb: aioredis.Redis, queue: str = "email", min_attempts: int =
 
 
 async def snapshot(rdb: aioredis.Redis) -> dict[str, bytes]:
-    """Every key of the test database with its serialized value: any write shows up as a difference."""
+    """Every key of the test database with its serialized value: any write shows as a difference."""
     raw = aioredis.Redis.from_url(URL)
     keys = [k async for k in raw.scan_iter(count=1000)]
     values = {k.decode(): await raw.dump(k) for k in keys}
@@ -70,7 +70,7 @@ async def clear(forge, text: str):
 
 
 async def test_dlq_count_is_exact_beyond_1001_failed_jobs(forge, rdb):
-    """1,500 failed jobs with mixed attempts: the DLQ count covers all of them, not the newest 1,001."""
+    """1,500 failed jobs with mixed attempts: the DLQ count covers all, not the newest 1,001."""
     random.seed(7)
     attempts = [random.randint(1, 5) for _ in range(1500)]
     await make_jobs("email", attempts)
@@ -83,7 +83,7 @@ async def test_dlq_count_is_exact_beyond_1001_failed_jobs(forge, rdb):
 
 
 async def test_list_pages_newest_first_with_attempts_and_reason(forge, rdb):
-    """Pages cover the whole DLQ newest first; rows show attempts made/allowed and the reason's first line."""
+    """Pages cover the whole DLQ newest first; rows: attempts made/allowed, reason's first line."""
     await make_jobs("email", [3, 1, 4, 5, 3, 2, 3])
     members = await dlq_ids(rdb)
     first = await run(forge, "dlq list email --limit 2")
@@ -127,7 +127,7 @@ async def test_export_writes_one_redacted_json_line_per_dlq_job(forge, rdb):
 
 
 async def test_retry_moves_only_dlq_jobs_back_to_waiting(forge, rdb):
-    """DLQ members go back to wait the way job.retry() moves them; failed jobs with few attempts stay."""
+    """DLQ members go back to wait as job.retry() moves them; failed jobs with few attempts stay."""
     await make_jobs("email", [1, 2, 3, 4, 5, 3])
     members = set(await dlq_ids(rdb))
     before = await snapshot(rdb)
@@ -152,7 +152,7 @@ async def test_retry_one_job_and_refuse_non_members(forge, rdb):
 
 
 async def test_clear_archives_whole_records_and_leaves_no_key_behind(forge, rdb, monkeypatch):
-    """Every removed job's whole hash is archived first; no key of it is left; other failures stay."""
+    """Every removed job's whole hash is archived first, no key of it left; other failures stay."""
     monkeypatch.setattr(commands.queues.dlq, "BATCH", 3)
     ids = await make_jobs("email", [3, 1, 4, 5, 3, 2, 3, 3])
     q = Queue("email", {"connection": URL})
@@ -187,7 +187,7 @@ async def test_clear_archives_whole_records_and_leaves_no_key_behind(forge, rdb,
 
 
 async def test_clear_walks_past_windows_without_dlq_jobs(forge, rdb, monkeypatch):
-    """Windows holding only failed jobs with few attempts do not end the clear early; an empty DLQ opens no batch."""
+    """Windows of few-attempt failures don't end the clear early; an empty DLQ opens no batch."""
     monkeypatch.setattr(commands.queues.dlq, "BATCH", 2)
     assert (await clear(forge, "dlq clear email")).data["batch"] is None
     old = await make_jobs("email", [3, 4, 3])
@@ -245,7 +245,7 @@ async def test_clear_honours_older_than(state_dsn, rdb):
 
 
 async def test_dry_run_changes_nothing(forge, rdb):
-    """`dlq clear --dry-run` reads only: every key and value is unchanged, and nothing is archived."""
+    """`dlq clear --dry-run` only reads: every key and value is unchanged, nothing is archived."""
     await make_jobs("email", [3, 4])
     before = await snapshot(rdb)
     outcome = await run(forge, "dlq clear email --dry-run")
@@ -295,7 +295,7 @@ async def test_injection_attempts_in_every_argument_change_nothing(forge, rdb):
 
 
 async def test_destructive_injection_is_refused_by_preview_and_handler(forge, rdb):
-    """`dlq clear "email; FLUSHALL"` asks for approval only; its preview and handler refuse with no write."""
+    """`dlq clear "email; FLUSHALL"` only reaches approval; preview and handler refuse, no write."""
     await make_jobs("email", [3])
     before = await snapshot(rdb)
     assert (await run(forge, "dlq clear 'email; FLUSHALL'")).kind == "approval"
@@ -308,7 +308,7 @@ async def test_destructive_injection_is_refused_by_preview_and_handler(forge, rd
 
 
 async def test_a_redis_failure_stops_clear_without_retrying(forge, rdb, monkeypatch):
-    """When removal fails the clear stops at once, reports its counts, and keeps the windows in flight archived."""
+    """A failed removal stops the clear at once; its counts reported, windows in flight archived."""
     monkeypatch.setattr(commands.queues.dlq, "BATCH", 2)
     await make_jobs("email", [3, 3, 3, 3, 3, 3])
     await rdb.delete("bull:email:events")
@@ -329,7 +329,7 @@ def test_a_timeout_during_clear_stays_an_unknown_outcome():
 
 
 async def test_archive_export_is_redacted_and_needs_a_known_batch(forge, rdb):
-    """The batch comes back as JSON Lines with secrets redacted; unknown or malformed ids are refused."""
+    """The batch comes back as JSON Lines, secrets redacted; unknown or malformed ids refused."""
     await make_jobs("email", [3, 3], data=SECRETS)
     result = await clear(forge, "dlq clear email")
     outcome = await run(forge, f"dlq archive-export {result.data['batch']}")
@@ -345,7 +345,7 @@ async def test_archive_export_is_redacted_and_needs_a_known_batch(forge, rdb):
 
 @pytest.mark.parametrize("form", ["rdb", "msgpack"])
 async def test_both_archive_formats_export_the_whole_job_hash(forge, rdb, form):
-    """Redis 7's DUMP payloads and Redis 6's packed field lists both export exactly what HGETALL showed."""
+    """Redis 7 DUMP payloads and Redis 6 packed field lists export exactly what HGETALL showed."""
     await make_jobs("email", [3, 3], data={"token": "kept-in-the-archive", "text": "ünïcødé"})
     members = await dlq_ids(rdb)
     before = {m: await rdb.hgetall(f"bull:email:{m}") for m in members}
@@ -359,7 +359,7 @@ async def test_both_archive_formats_export_the_whole_job_hash(forge, rdb, form):
 
 
 async def test_the_walk_stays_exact_while_the_failed_set_changes(forge, rdb):
-    """Ties are walked in the zset's byte order; a cursor job that left, and new failures, skip or repeat nothing."""
+    """Ties go by zset byte order; a departed cursor job or new failures skip or repeat nothing."""
     now = 1_700_000_000_000
     scores = {"8": now, "9": now, "10": now, "11": now, "a": now - 1000, "b": now - 1000}
     for job_id in [*scores, "new"]:
@@ -376,7 +376,7 @@ async def test_the_walk_stays_exact_while_the_failed_set_changes(forge, rdb):
 
 
 async def test_clear_reloads_scripts_redis_forgot(forge, rdb, monkeypatch):
-    """After SCRIPT FLUSH a pipelined removal whose script was refused runs it once; nothing is lost or repeated."""
+    """After SCRIPT FLUSH a pipelined removal's refused script runs once; none lost or repeated."""
     monkeypatch.setattr(commands.queues.dlq, "BATCH", 2)
     await make_jobs("email", [3, 3, 3, 3, 3])
     await rdb.script_flush()

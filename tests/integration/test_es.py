@@ -1,4 +1,4 @@
-"""`es status|indices|aliases` on the Elasticsearch 8.11 double, name checks, and Elasticsearch down."""
+"""`es status|indices|aliases` on the ES 8.11 double, name checks, and Elasticsearch down."""
 
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ BAD_NAMES = [
 
 
 def test_registered_read_only_for_viewers():
-    """The three read commands are viewer commands; `es reindex` is destructive, for operators, confirmed by dest."""
+    """The reads are for viewers; `es reindex` is destructive, for operators, confirmed by dest."""
     for name in ("es status", "es indices", "es aliases"):
         spec = REGISTRY.get(name)
         assert spec is not None and spec.risk is Risk.READ and spec.role is Role.VIEWER, name
@@ -50,7 +50,7 @@ def test_registered_read_only_for_viewers():
 
 @pytest.mark.parametrize("name", BAD_NAMES)
 def test_names_that_are_not_one_index_are_refused_with_a_reason(name):
-    """Wildcards, `_all`, commas, a leading `-`, dot-names, capitals and odd characters each get their reason."""
+    """Wildcards, `_all`, commas, leading `-`, dot-names, capitals, odd chars: a reason for each."""
     assert name_problem(name)
 
 
@@ -90,7 +90,7 @@ async def test_status_red_is_critical_and_names_the_index(es, make_ctx):
 
 
 async def test_indices_worst_first_with_docs_size_and_aliases(es, make_ctx):
-    """A row per index, red first, counts with separators, aliases joined; hidden ones only with --all."""
+    """A row per index, red first, counts with commas, aliases joined; hidden ones need --all."""
     clientforge(es, 1500)
     es.seed(".tasks", 1)
     es.cluster.indices["deals"].red = True
@@ -119,10 +119,10 @@ async def test_indices_missing_clientforge_index_is_a_warning(es, make_ctx):
 
 
 async def test_aliases_with_tenant_aliases_counted(es, make_ctx):
-    """Plain aliases one per row; `contacts-tenant-<uuid>` counted, not listed; ok when the -current ones exist."""
+    """Plain aliases per row; `contacts-tenant-<uuid>` only counted; ok if -current ones exist."""
     clientforge(es, 5)
     es.seed("contacts-000001", 1)
-    tenants = ["0b0f9c3e-8f0a-4a57-9a57-0d6c3f1e2a%02d" % n for n in range(12)]
+    tenants = [f"0b0f9c3e-8f0a-4a57-9a57-0d6c3f1e2a{n:02d}" for n in range(12)]
     es.cluster.update_aliases(
         [{"add": {"index": "contacts-000001", "alias": "contacts-write", "is_write_index": True}}]
         + [
@@ -147,7 +147,7 @@ async def test_aliases_with_tenant_aliases_counted(es, make_ctx):
 
 
 async def test_aliases_missing_current_aliases_is_a_warning(es, make_ctx):
-    """No `-current` aliases (ClientForge never started against this cluster): a warning naming them."""
+    """No `-current` aliases (ClientForge never started on this cluster): a warning naming them."""
     es.seed("contacts", 1)
     result = await es_aliases(make_ctx(), NoArgs())
     assert result.status is Status.WARNING and "`contacts-current`" in result.text

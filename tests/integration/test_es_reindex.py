@@ -1,5 +1,6 @@
-"""`es reindex` on the Elasticsearch 8.11 double: a task with progress edits, the count check, the atomic alias
-swap, the alias-is-an-index trap of the runbook's recipe, hostile names, and Elasticsearch failing midway."""
+"""`es reindex` on the Elasticsearch 8.11 double: a task with progress edits, the count check, the
+atomic alias swap, the alias-is-an-index trap of the runbook's recipe, hostile names, and
+Elasticsearch failing midway."""
 
 from __future__ import annotations
 
@@ -13,8 +14,8 @@ from bot.core.errors import CommandError
 from bot.core.forge import Forge
 from bot.core.registry import Role
 from commands.search import reindex as es_reindex
-from commands.search.reindex import ReindexArgs, reindex_preview
 from commands.search.reindex import es_reindex as reindex
+from commands.search.reindex_plan import ReindexArgs, reindex_preview
 from tests.conftest import make_settings
 from tests.support.es_fixtures import CONTACTS, clientforge, closed_port, contact, es, make_ctx  # noqa: F401  (fixtures)
 
@@ -54,8 +55,9 @@ def mutations(es) -> list[str]:
 
 
 async def test_reindex_copies_with_progress_checks_counts_and_swaps_atomically(es, make_ctx):
-    """3,000 contacts: dest created with the source's mappings and settings, a task polled with the progress
-    message edited as batches land, counts compared, then one `_aliases` call moving `contacts-current`."""
+    """3,000 contacts: dest created with the source's mappings and settings, a task polled with the
+    progress message edited as batches land, counts compared, then one `_aliases` call moving
+    `contacts-current`."""
     clientforge(es, 3000)
     es.cluster.reindex_rate = 8_000
     ctx = make_ctx()
@@ -124,8 +126,8 @@ async def test_dry_run_says_what_would_happen_and_changes_nothing(es, make_ctx):
 
 @pytest.mark.parametrize("run", [reindex_preview, reindex])
 async def test_alias_named_like_an_index_is_refused_with_the_runbook_explanation(es, make_ctx, run):
-    """The runbook's recipe on ClientForge: alias `contacts` while `contacts` is an index. Refused before anything
-    is created, copied or swapped, with the reason and the alias to use instead."""
+    """The runbook's recipe on ClientForge: alias `contacts` while `contacts` is an index. Refused
+    before anything is created, copied or swapped, with the reason and the alias to use instead."""
     clientforge(es, 50)
     with pytest.raises(CommandError) as refused:
         await run(make_ctx(), ReindexArgs(source="contacts", dest="contacts_v2", alias="contacts"))
@@ -151,7 +153,7 @@ async def test_alias_on_another_index_is_not_moved(es, make_ctx):
 
 
 async def test_source_may_be_the_alias_being_moved(es, make_ctx):
-    """`es reindex contacts-current contacts-v2 --alias contacts-current` copies `contacts` and moves its alias."""
+    """`es reindex contacts-current contacts-v2 --alias …` copies `contacts` and moves its alias."""
     clientforge(es, 30)
     result = await reindex(
         make_ctx(),
@@ -238,7 +240,7 @@ async def test_elasticsearch_going_away_midway_is_reported_once(es, make_ctx):
 
 
 async def test_existing_dest_is_reused_and_checked(es, make_ctx):
-    """A dest that already holds other documents: the preview warns, and the counts then stop the swap."""
+    """A dest already holding other documents: the preview warns, then the counts stop the swap."""
     clientforge(es, 40)
     es.seed("contacts-v2", 5, start=9000)
     ctx = make_ctx()
@@ -270,7 +272,7 @@ async def test_missing_source_and_alias_dest_are_refused(es, make_ctx):
 
 @pytest.mark.parametrize("source,dest,alias", HOSTILE)
 async def test_hostile_names_never_reach_elasticsearch(es, make_ctx, source, dest, alias):
-    """Wildcards, `_all`, commas, leading `-`, paths, capitals, dot-names, collisions: refused before any request."""
+    """Wildcard, `_all`, comma, `-`-led, path, capital, dot, clashing names: refused, no request."""
     with pytest.raises(
         CommandError, match=r"is not an (index|alias) name|same index|both the new index"
     ):
@@ -279,7 +281,7 @@ async def test_hostile_names_never_reach_elasticsearch(es, make_ctx, source, des
 
 
 async def test_a_task_outliving_the_command_is_left_running_and_said_so(es, make_ctx, monkeypatch):
-    """Past the command's own deadline forge stops watching: a warning with the task id, no alias moved."""
+    """Past its own deadline forge stops watching: a warning with the task id, no alias moved."""
     monkeypatch.setattr(es_reindex, "TIMEOUT", 0.3)
     monkeypatch.setattr(es_reindex, "DEADLINE_MARGIN", 0.0)
     clientforge(es, 3000)
@@ -296,7 +298,7 @@ async def test_a_task_outliving_the_command_is_left_running_and_said_so(es, make
 
 
 async def test_dry_run_flag_shows_the_preview_without_an_approval(es):
-    """`--dry-run` through the dispatcher (terminal or Slack) runs the preview, asks nobody, changes nothing."""
+    """Via the dispatcher (terminal or Slack) `--dry-run` previews, asks nobody, changes nothing."""
     clientforge(es, 10)
     down = f"postgresql://forge@127.0.0.1:{closed_port()}/none"
     forge = Forge(make_settings(elasticsearch_url=es.url, forge_state_database_url=down))

@@ -58,7 +58,7 @@ def closed_port() -> int:
 
 @dataclass
 class Fake:
-    """One local aiohttp server playing the ClientForge API, Elasticsearch, Prometheus and Grafana."""
+    """One local aiohttp server as the ClientForge API, Elasticsearch, Prometheus and Grafana."""
 
     url: str = ""
     api: str = "healthy"
@@ -131,7 +131,7 @@ async def fake():
 
 @pytest.fixture
 async def make_ctx(request, fake):
-    """Build a Context on the fakes (real PG and Redis for integration tests, else refused ports); close it after."""
+    """A Context on the fakes (integration: real PG and Redis; else refused ports), closed after."""
     opened: list[Backends] = []
     real = request.node.get_closest_marker("integration") is not None
     pg, rd = (
@@ -197,7 +197,7 @@ def test_registered_as_a_slow_read_only_viewer_command():
 
 @pytest.mark.integration
 async def test_all_healthy(fake, make_ctx):
-    """With every service up, each row reports it and the reply carries table, fields and JSON data."""
+    """With every service up each row reports it; the reply carries table, fields and JSON data."""
     ctx = make_ctx()
     result = await health(ctx, bot.core.registry.NoArgs())
     checks = result.data["checks"]
@@ -235,7 +235,7 @@ async def test_all_healthy(fake, make_ctx):
 
 @pytest.mark.integration
 async def test_closed_port_is_critical_and_others_still_reported(make_ctx):
-    """Redis on a port nothing listens on is critical with 'connection refused'; the rest still answer."""
+    """Redis on a dead port is critical with 'connection refused'; the rest still answer."""
     ctx = make_ctx(redis_url=f"redis://127.0.0.1:{closed_port()}/0")
     result = await health(ctx, bot.core.registry.NoArgs())
     checks = by_name(await run_checks(ctx))
@@ -248,7 +248,7 @@ async def test_closed_port_is_critical_and_others_still_reported(make_ctx):
 
 @pytest.mark.integration
 async def test_hanging_api_times_out_within_budget(make_ctx, hanging):
-    """An API that accepts and never answers shows 'timed out after 2 s' and health returns in under 3 s."""
+    """An API accepting but never answering shows 'timed out after 2 s'; health returns in < 3 s."""
     ctx = make_ctx(clientforge_api_url=f"http://{hanging}")
     start = time.monotonic()
     result = await health(ctx, bot.core.registry.NoArgs())
@@ -267,7 +267,7 @@ async def test_hanging_api_times_out_within_budget(make_ctx, hanging):
 
 @pytest.mark.integration
 async def test_hanging_postgres_times_out_within_budget(make_ctx, hanging):
-    """A PostgreSQL that accepts and never answers shows 'timed out after 2 s' and health returns in under 3 s."""
+    """A PostgreSQL that accepts, never answers: 'timed out after 2 s'; health returns in < 3 s."""
     ctx = make_ctx(database_url=f"postgresql://postgres@{hanging}/postgres")
     start = time.monotonic()
     result = await health(ctx, bot.core.registry.NoArgs())

@@ -1,4 +1,4 @@
-"""`logs`: allowlisted files in FORGE_LOG_DIR only, secrets redacted, regexes bounded in time, long output attached."""
+"""`logs`: allowlisted FORGE_LOG_DIR files only; redaction, time-bounded regexes, attachments."""
 
 from __future__ import annotations
 
@@ -23,12 +23,18 @@ DSN_PASSWORD, JWT = (
 )
 LINES = [
     "2025-11-13T02:00:00Z INFO server listening on 3000",
-    f"2025-11-13T02:00:01Z ERROR pool: connect postgresql://crm_admin:{DSN_PASSWORD}@db:5432/clientforge refused",
+    (
+        "2025-11-13T02:00:01Z ERROR pool: connect "
+        f"postgresql://crm_admin:{DSN_PASSWORD}@db:5432/clientforge refused"
+    ),
     f"2025-11-13T02:00:02Z INFO login ok Authorization: Bearer {JWT}",
     f'2025-11-13T02:00:03Z DEBUG response {{"accessToken":"{JWT}","user":"ann"}}',
     "2025-11-13T02:00:04Z WARN slow request GET /api/v1/contacts 1320 ms <!channel> ```",
     "2025-11-13T02:00:05Z ERROR elasticsearch timeout after 30000 ms",
-    "2025-11-13T02:00:06Z INFO OPENAI_API_KEY=sk-test-abcdefghijklmnopqrstu loaded, REDIS_PASSWORD=hunter2",
+    (
+        "2025-11-13T02:00:06Z INFO OPENAI_API_KEY=sk-test-abcdefghijklmnopqrstu loaded, "
+        "REDIS_PASSWORD=hunter2"
+    ),
 ]
 
 
@@ -54,7 +60,7 @@ async def forge(state_dsn, log_dir):
 
 
 async def test_tail_shows_the_last_lines_with_secrets_redacted(forge):
-    """Token, JWT, DSN password, API key and JSON token fields are masked; Slack mentions are defused."""
+    """Token, JWT, DSN password, API key, JSON token fields masked; Slack mentions defused."""
     outcome = await run(forge, "logs backend --tail 6")
     assert outcome.kind == "result", outcome.message
     result = outcome.result

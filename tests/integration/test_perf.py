@@ -1,4 +1,4 @@
-"""`perf` against a real Prometheus scraping ClientForge-shaped metrics, and the real Redis and PostgreSQL."""
+"""`perf` on real Prometheus scraping ClientForge-shaped metrics, with real Redis and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ DEGRADED = Profile(
 
 @pytest.fixture(scope="module")
 def prometheus_urls() -> Iterator[list[str]]:
-    """Prometheus servers scraping a healthy ClientForge, a degraded one, and nothing, started together."""
+    """Prometheus servers started together: a healthy ClientForge, a degraded one, nothing."""
     if PROMETHEUS is None:
         pytest.skip(SKIP_REASON)
     yield from stacks(Profile(), DEGRADED, None)
@@ -164,7 +164,7 @@ async def test_bad_window_is_a_usage_error(state_dsn):
 
 
 def test_a_single_failed_query_is_named_in_the_summary():
-    """One Prometheus error among good answers is listed, never hidden behind 'all within thresholds'."""
+    """One Prometheus error among good answers is listed, not hidden by 'all within thresholds'."""
     rows = [
         Row("cpu", "CPU", Status.WARNING, "—", "", "Prometheus: HTTP 422: query timed out"),
         Row("memory", "Memory (RSS)", Status.OK, "300 MB", ""),

@@ -1,4 +1,4 @@
-"""`queue health|pause|resume|inject-failure` against real Redis and jobs made by the Python bullmq package."""
+"""`queue health|pause|resume|inject-failure` on real Redis with jobs made by Python bullmq."""
 
 from __future__ import annotations
 
@@ -88,7 +88,7 @@ async def make_jobs(
     name: str = "sync-account",
     data: dict | None = None,
 ) -> list[str]:
-    """The one job factory: add jobs with these attempts; a Python bullmq Worker fails (or completes) every try."""
+    """The one job factory: jobs with these attempts; Python bullmq fails/completes each try."""
     q = Queue(queue, {"connection": URL})
     state = "failed" if fail else "completed"
     before = (await q.getJobCounts(state))[state]
@@ -174,7 +174,7 @@ async def test_counts_equal_bullmqs_own_getjobcounts(forge, rdb):
 
 
 async def test_health_lists_configured_and_discovered_queues_worst_first(forge, rdb):
-    """Billing queues found in Redis are reported; DLQ jobs warn and offer list and clear buttons."""
+    """Billing queues found in Redis are reported; DLQ jobs warn and offer list/clear buttons."""
     await make_jobs("payment-retry", [1])
     await make_jobs("email", [3])
     q = Queue("data-sync", {"connection": URL})
@@ -267,7 +267,7 @@ async def test_invalid_names_are_refused_without_touching_redis(state_dsn):
 
 
 async def test_pause_and_resume_round_trip(forge, rdb):
-    """Pause moves waiting jobs to the paused list as Node BullMQ does; resume puts them back in wait."""
+    """Pause moves waiting jobs to the paused list like Node BullMQ; resume returns them to wait."""
     q = Queue("email", {"connection": URL})
     await q.addBulk([{"name": "send-email", "data": {}, "opts": {}} for _ in range(3)])
     paused = await run(forge, "queue pause email")
@@ -290,7 +290,7 @@ async def test_pause_needs_the_operator_role(forge, rdb):
 
 
 async def test_inject_failure_adds_clientforges_test_jobs(forge, rdb):
-    """n `test-failure` jobs with the script's data shape, attempts 5 and exponential backoff 1 s."""
+    """n `test-failure` jobs in the script's data shape, attempts 5, exponential backoff 1 s."""
     outcome = await run(forge, "queue inject-failure embeddings 7")
     ids = data_of(outcome)["job_ids"]
     assert len(ids) == 7
@@ -327,7 +327,7 @@ async def test_inject_failure_is_refused_in_production(state_dsn, rdb):
 
 
 def test_worker_names_of_node_and_python_bullmq_are_recognised():
-    """`bull:<base64(q)>`, `bull:<base64(q)>:w:<name>` (Node) and `bull:<q>` (Python) map to the queue."""
+    """`bull:<base64(q)>`, `bull:<base64(q)>:w:<name>` (Node), `bull:<q>` (Python) map to q."""
     b64 = base64.b64encode(b"data-sync").decode()
     queues = ["email", "data-sync"]
     assert worker_queue(f"bull:{b64}", queues) == "data-sync"

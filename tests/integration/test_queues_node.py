@@ -1,7 +1,8 @@
-"""`queue …` and `dlq …` against jobs written, failed and processed by real Node BullMQ 3.15.8 and 5.63.0.
+"""`queue …` and `dlq …` on jobs added, failed and processed by real Node BullMQ 3.15.8 and 5.63.0.
 
-Each test runs once per Node version, on its own queue in Redis db 12 (deleted afterwards), with forge
-pointed at that db and the queue configured. Facts about Node BullMQ itself live in test_bullmq_node.py.
+Each test runs once per Node version, on its own queue in Redis db 12 (deleted afterwards), with
+forge pointed at that db and the queue configured. Facts about Node BullMQ itself live in
+test_bullmq_node.py.
 """
 
 from __future__ import annotations
@@ -41,9 +42,11 @@ pytestmark = [
 ATTEMPTS_FIELD = {3: "attemptsMade", 5: "atm"}
 # A Node worker of one version that takes one job and keeps it active until it is terminated.
 HOLD_JS = (
-    "const [pkg, url, queue] = process.argv.slice(1); const { Worker } = require(pkg); const u = new URL(url);"
+    "const [pkg, url, queue] = process.argv.slice(1); const { Worker } = require(pkg);"
+    " const u = new URL(url);"
     "new Worker(queue, (job) => { console.log(JSON.stringify({ active: job.id }));"
-    " return new Promise(() => {}); }, { concurrency: 1, connection: { host: u.hostname, port: Number(u.port),"
+    " return new Promise(() => {}); }, { concurrency: 1,"
+    " connection: { host: u.hostname, port: Number(u.port),"
     " db: Number(u.pathname.slice(1)), maxRetriesPerRequest: null } });"
     " process.on('SIGTERM', () => process.exit(0));"
 )
@@ -112,7 +115,7 @@ async def keys(rdb: aioredis.Redis, q: str) -> set[str]:
 
 @asynccontextmanager
 async def holding(node: NodeBullMQ, q: str) -> AsyncIterator[str]:
-    """A real Node worker of that version holding one job active for the block; yields the job id."""
+    """A real Node worker of that version holding one job active for the block; yields its id."""
     proc = await asyncio.create_subprocess_exec(
         "node",
         "-e",
@@ -141,7 +144,7 @@ def as_node_counts(row: dict) -> dict:
 
 
 def expected_from(node_counts: dict) -> dict:
-    """Node's getJobCounts in forge's terms: `waiting` covers the paused list; 3.x has no `prioritized`."""
+    """Node's getJobCounts in forge's terms: `waiting` includes paused; 3.x has no `prioritized`."""
     c = node_counts["counts"]
     return {
         "waiting": c["waiting"] + c["paused"],
@@ -154,8 +157,8 @@ def expected_from(node_counts: dict) -> dict:
 
 
 async def test_health_counts_equal_node_getjobcounts(node, q, forge):
-    """Every count of `queue health` equals Node's getJobCounts, before and after Node's own pause; the DLQ
-    holds exactly the failed jobs that used 3 attempts."""
+    """Every count of `queue health` equals Node's getJobCounts, before and after Node's own pause;
+    the DLQ holds exactly the failed jobs that used 3 attempts."""
     await node.fail(q, 4, attempts=3)
     await node.fail(q, 3, attempts=2)
     await node.add(q, 2, name="done")
@@ -187,7 +190,7 @@ async def test_health_counts_equal_node_getjobcounts(node, q, forge):
 
 
 async def test_dlq_count_is_exact_beyond_1001_node_failures(node, q, forge, rdb):
-    """1,200 jobs failed by Node with 3 attempts (and 30 with 2): the DLQ is exactly 1,200, page 12 is full."""
+    """1,200 jobs Node failed at 3 attempts (30 at 2): the DLQ is exactly 1,200, page 12 full."""
     await node.fail(q, 1200, attempts=3, concurrency=400)
     await node.fail(q, 30, attempts=2)
     row = await health(forge, q)
@@ -209,7 +212,7 @@ async def test_dlq_count_is_exact_beyond_1001_node_failures(node, q, forge, rdb)
 
 
 async def test_lag_of_a_node_job(node, q, forge, rdb):
-    """Lag is the age of the oldest job Node added; one created 10 minutes ago makes the queue warn."""
+    """Lag is the age of the oldest job Node added; one created 10 min ago makes the queue warn."""
     await node.add(q, 2)
     fresh = await health(forge, q)
     assert fresh["waiting"] == 2 and 0 < fresh["lag_s"] < 60 and fresh["status"] == "ok"
@@ -228,7 +231,7 @@ async def workers_become(forge: Forge, q: str, n: int, timeout: float = 5.0) -> 
 
 
 async def test_a_node_worker_is_counted_and_a_queue_without_one_is_critical(node, q, forge):
-    """With 11 jobs waiting and no worker the queue is critical; a running Node worker counts as 1, then 0."""
+    """11 jobs waiting, no worker: critical; a running Node worker counts as 1, then 0."""
     await node.add(q, 11)
     stuck = await health(forge, q)
     assert (stuck["workers"], stuck["active"], stuck["status"]) == (0, 0, "critical")
@@ -242,7 +245,7 @@ async def test_a_node_worker_is_counted_and_a_queue_without_one_is_critical(node
 
 
 async def test_dlq_retry_hands_only_dlq_jobs_to_a_node_worker(node, q, forge):
-    """`dlq retry` moves the 5 DLQ jobs (not the 3 with 2 attempts) back to wait; a Node worker completes them."""
+    """`dlq retry` sends the 5 DLQ jobs, not the 3 with 2 attempts, to wait; Node completes them."""
     await node.fail(q, 5, attempts=3)
     await node.fail(q, 3, attempts=2)
     assert data(await run(forge, f"dlq retry {q}"))["moved"] == 5
@@ -256,8 +259,9 @@ async def test_dlq_retry_hands_only_dlq_jobs_to_a_node_worker(node, q, forge):
 
 
 async def test_dlq_clear_removes_node_jobs_whole_and_archives_them(node, q, forge, rdb):
-    """The approved `dlq clear` handler removes the 6 DLQ jobs and every key of them, keeps the 3 others, and the
-    archive export holds each removed job with its data, reason, stack trace and attempts."""
+    """The approved `dlq clear` handler removes the 6 DLQ jobs and every key of them, keeps the 3
+    others, and the archive export holds each removed job with its data, reason, stack trace and
+    attempts."""
     await node.fail(q, 6, attempts=3, data={"tenant": "acme"})
     await node.fail(q, 3, attempts=2, data={"tenant": "beta"})
     dlq = [str(i) for i in range(1, 7)]
@@ -305,8 +309,8 @@ async def test_dlq_clear_removes_node_jobs_whole_and_archives_them(node, q, forg
 
 
 async def test_forge_pause_stops_a_node_worker_and_resume_restarts_it(node, q, forge):
-    """After `queue pause` a Node worker takes nothing (even jobs Node adds meanwhile); after `queue resume` it
-    processes them all."""
+    """After `queue pause` a Node worker takes nothing (even jobs Node adds meanwhile); after
+    `queue resume` it processes them all."""
     await node.add(q, 3)
     assert data(await run(forge, f"queue pause {q}"))["paused"] is True
     await node.add(q, 1)  # Node's add sees meta.paused and puts it in the paused list
@@ -318,7 +322,7 @@ async def test_forge_pause_stops_a_node_worker_and_resume_restarts_it(node, q, f
 
 
 async def test_node_pause_is_seen_by_health(node, q, forge):
-    """A queue Node paused shows paused=yes with its jobs still counted as waiting; forge can resume it."""
+    """A queue Node paused shows paused=yes, its jobs still waiting; forge can resume it."""
     await node.add(q, 3)
     await node.pause(q)
     row = await health(forge, q)
@@ -332,14 +336,15 @@ async def test_node_pause_is_seen_by_health(node, q, forge):
     assert sorted((await node.process(q, expect=3))["processed"], key=int) == ["1", "2", "3"]
 
 
-# ---- 3.x only: the delay marker `0:<timestamp>` that 3.x LPUSHes into an empty wait list -------------------
-# Node 3.15.8's getCounts-1.lua leaves out (and RPOPs) a marker at the tail of wait, and counts one anywhere
-# else; forge reads the same way without the RPOP. So forge is asked before Node, whose count changes the list.
+# ---- 3.x only: the delay marker `0:<timestamp>` that 3.x LPUSHes into an empty wait list ---------
+# Node 3.15.8's getCounts-1.lua leaves out (and RPOPs) a marker at the tail of wait, and counts one
+# anywhere else; forge reads the same way without the RPOP. So forge is asked before Node, whose
+# count changes the list.
 
 
 @pytest.mark.parametrize("node", [3], indirect=True, ids=["bullmq3"])
 async def test_v3_delay_marker_at_the_tail_is_not_counted(node, q, forge, rdb):
-    """A 3.x delay marker at the tail of wait is not counted as a job, by forge or by Node 3's getJobCounts."""
+    """A 3.x delay marker at wait's tail is no job to forge or to Node 3's getJobCounts."""
     await node.add(q, 1, delay=60_000)
     await node.add(q, 2)
     assert (await rdb.lrange(f"bull:{q}:wait", 0, -1))[-1].startswith("0:")
@@ -354,7 +359,8 @@ async def test_v3_delay_marker_behind_a_prioritized_job_counts_as_node3_counts_i
     node, q, forge, rdb
 ):
     """A 3.x prioritized job added after a delayed one lands behind the marker; forge, like Node 3's
-    getJobCounts, then reports 2 waiting for 1 job (Node's own quirk, reproduced rather than fixed)."""
+    getJobCounts, then reports 2 waiting for 1 job (Node's own quirk, reproduced rather than
+    fixed)."""
     await node.add(q, 1, delay=60_000)
     await node.add(q, 1, priority=5)
     wait = await rdb.lrange(f"bull:{q}:wait", 0, -1)
@@ -364,7 +370,7 @@ async def test_v3_delay_marker_behind_a_prioritized_job_counts_as_node3_counts_i
 
 @pytest.mark.parametrize("node", [3], indirect=True, ids=["bullmq3"])
 async def test_v3_lag_sees_an_old_job_behind_a_prioritized_one(node, q, forge, rdb):
-    """Lag is the age of the oldest waiting job even when a newer 3.x prioritized job sits at the tail of wait."""
+    """Lag is the oldest waiting job's age even with a newer 3.x prioritized job at wait's tail."""
     await node.add(q, 1)
     await rdb.hset(f"bull:{q}:1", "timestamp", int(time.time() * 1000) - 600_000)
     await node.add(q, 1, priority=1)

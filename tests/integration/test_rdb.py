@@ -1,4 +1,4 @@
-"""Redis DUMP payloads of job hashes read back by bot/rdb.py, against the real Redis that wrote them."""
+"""Redis DUMP payloads of job hashes read back by bot/rdb.py, on the real Redis that wrote them."""
 
 from __future__ import annotations
 
@@ -64,14 +64,14 @@ def test_crc64_is_redis_jones_crc():
 
 @pytest.mark.parametrize("name", sorted(HASHES))
 async def test_dumps_read_back_exactly(rdb, name):
-    """Listpack and hashtable encodings, integers of every width, LZF-compressed strings, UTF-8: what DUMP wrote
-    reads back as HGETALL shows it."""
+    """Listpack and hashtable encodings, integers of every width, LZF-compressed strings, UTF-8:
+    what DUMP wrote reads back as HGETALL shows it."""
     await rdb.hset(name, mapping=HASHES[name])
     assert read_hash(await rdb.dump(name)) == await rdb.hgetall(name)
 
 
 async def test_long_listpack_strings(rdb):
-    """Listpack strings of 12-bit and 32-bit lengths (a server that keeps long values in listpacks)."""
+    """Listpack strings of 12-bit and 32-bit lengths (a server keeping long values in listpacks)."""
     before = (await rdb.config_get("hash-max-listpack-value"))["hash-max-listpack-value"]
     await rdb.config_set("hash-max-listpack-value", 8192)
     try:
@@ -86,7 +86,7 @@ async def test_long_listpack_strings(rdb):
 
 
 async def test_damage_is_detected(rdb):
-    """A flipped byte fails the CRC-64; a truncated payload and a payload of another type are refused."""
+    """A flipped byte fails the CRC-64; a truncated payload or one of another type is refused."""
     await rdb.hset("job", mapping=HASHES["job"])
     payload = bytearray(await rdb.dump("job"))
     payload[5] ^= 0x01

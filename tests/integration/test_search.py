@@ -1,4 +1,4 @@
-"""`search zero-results` and `search analyze` on a scratch PostgreSQL database with ClientForge's schema."""
+"""`search zero-results` and `search analyze` on a scratch database with ClientForge's schema."""
 
 from __future__ import annotations
 
@@ -18,10 +18,12 @@ from tests.support.ops_support import run, started_forge
 pytestmark = pytest.mark.integration
 TENANTS = [uuid.UUID(int=i) for i in (0xA1, 0xB2)]
 USER = uuid.UUID(int=0xC3)
-# migration 011_search_telemetry_synonyms.sql (clientforge.md §6.3), with the tables its foreign keys name
+# migration 011_search_telemetry_synonyms.sql (clientforge.md §6.3), with the tables its foreign
+# keys name
 SCHEMA = """
 CREATE TABLE tenants (id UUID PRIMARY KEY DEFAULT gen_random_uuid(), name TEXT);
-CREATE TABLE users (id UUID PRIMARY KEY DEFAULT gen_random_uuid(), tenant_id UUID REFERENCES tenants(id));
+CREATE TABLE users (id UUID PRIMARY KEY DEFAULT gen_random_uuid(),
+  tenant_id UUID REFERENCES tenants(id));
 CREATE TABLE search_telemetry (
   id UUID PRIMARY KEY DEFAULT gen_random_uuid(),
   tenant_id UUID NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
@@ -33,7 +35,8 @@ CREATE INDEX idx_search_telemetry_tenant ON search_telemetry(tenant_id);
 CREATE INDEX idx_search_telemetry_user ON search_telemetry(user_id);
 CREATE INDEX idx_search_telemetry_query_lower ON search_telemetry(query_lowercase);
 CREATE INDEX idx_search_telemetry_created ON search_telemetry(created_at DESC);
-CREATE INDEX idx_search_telemetry_zero_results ON search_telemetry(tenant_id, result_count) WHERE result_count = 0;
+CREATE INDEX idx_search_telemetry_zero_results ON search_telemetry(tenant_id, result_count)
+  WHERE result_count = 0;
 CREATE TABLE search_synonyms (id UUID PRIMARY KEY DEFAULT gen_random_uuid(),
   tenant_id UUID NOT NULL REFERENCES tenants(id) ON DELETE CASCADE, synonyms TEXT[] NOT NULL,
   created_by UUID REFERENCES users(id), created_at TIMESTAMP DEFAULT NOW());
@@ -97,7 +100,8 @@ async def searches(
 ) -> None:
     """Insert `times` telemetry rows for one query, the first `clicked` of them clicked."""
     await conn.executemany(
-        "INSERT INTO search_telemetry (tenant_id, user_id, query, query_lowercase, result_count, response_time_ms,"
+        "INSERT INTO search_telemetry (tenant_id, user_id, query, query_lowercase, result_count,"
+        " response_time_ms,"
         " clicked, clicked_index, created_at) VALUES ($1, $2, $3, lower($3), $4, $5, $6, $7,"
         " now() - make_interval(secs => $8))",
         [
@@ -117,7 +121,7 @@ async def searches(
 
 
 async def test_zero_results_lists_queries_seen_three_times_with_synonym_candidates(forge, db):
-    """Only zero-result queries seen 3+ times in the window; those in a synonym set are not candidates."""
+    """Only zero-result queries seen 3+ times in the window; those in a synonym set are excluded."""
     await searches(db, "Pipeline CRM", 3, results=0)
     await searches(db, "pipeline crm", 1, results=0, tenant=1)
     await searches(db, "Deal Flow", 3, results=0)
@@ -125,7 +129,8 @@ async def test_zero_results_lists_queries_seen_three_times_with_synonym_candidat
     await searches(db, "ancient", 5, results=0, days_ago=40)
     await searches(db, "contacts", 10, results=8, clicked=5)
     await db.execute(
-        "INSERT INTO search_synonyms (tenant_id, synonyms) VALUES ($1, ARRAY['deal flow', 'pipeline'])",
+        "INSERT INTO search_synonyms (tenant_id, synonyms) "
+        "VALUES ($1, ARRAY['deal flow', 'pipeline'])",
         TENANTS[0],
     )
     outcome = await run(forge, "search zero-results")
@@ -184,7 +189,7 @@ async def test_analyze_healthy_search_is_ok(forge, db):
 
 
 async def test_analyze_flags_slow_average_zero_results_and_broken_clicks(forge, db):
-    """Average > 200 ms, searches > 500 ms, zero-result queries and CTR 0 % (the broken click update)."""
+    """Average > 200 ms, searches > 500 ms, zero-result queries, CTR 0 % (broken click update)."""
     await searches(db, "big export", 4, results=40, ms=900)
     await searches(db, "contacts", 6, results=8, ms=150)
     await searches(db, "nothing here", 3, results=0, ms=30)
@@ -196,8 +201,8 @@ async def test_analyze_flags_slow_average_zero_results_and_broken_clicks(forge, 
     )
     assert any(r.startswith("1 query found nothing 3+ times") for r in reasons)
     assert (
-        "click-through 0.0 % (< 30 %): no click recorded at all, ClientForge's click tracking is broken"
-        in reasons
+        "click-through 0.0 % (< 30 %): no click recorded at all, "
+        "ClientForge's click tracking is broken" in reasons
     )
     assert "UPDATE … ORDER BY … LIMIT" in outcome.result.text
     titles = [t.title for t in outcome.result.tables]

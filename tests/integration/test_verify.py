@@ -1,5 +1,6 @@
-"""`verify` on a healthy and on a broken stack: real PostgreSQL, Redis (db 8) with Python bullmq jobs and workers,
-the Elasticsearch 8.11 double, and a stand-in for the ClientForge API, Prometheus and Grafana; through the CLI path."""
+"""`verify` on a healthy and on a broken stack: real PostgreSQL, Redis (db 8) with Python bullmq
+jobs and workers, the Elasticsearch 8.11 double, and a stand-in for the ClientForge API, Prometheus
+and Grafana; through the CLI path."""
 
 from __future__ import annotations
 
@@ -47,15 +48,15 @@ CONFIG = {
 
 
 class StandIn(Fake):
-    """test_health's ClientForge API, Prometheus and Grafana, plus the shadowed basic health route, recording every
-    /api/v1 request's tenant header."""
+    """test_health's ClientForge API, Prometheus and Grafana, plus the shadowed basic health route,
+    recording every /api/v1 request's tenant header."""
 
     def __init__(self) -> None:
         super().__init__()
         self.api_calls: list[tuple[str, str | None]] = []
 
     async def basic(self, request: web.Request) -> web.Response:
-        """GET /api/v1/health: always "healthy", behind the tenant guard (what deploy:verify calls without it)."""
+        """GET /api/v1/health: always "healthy", tenant-guarded (deploy:verify sends no tenant)."""
         if not request.headers.get("X-Tenant-ID"):
             return web.json_response(TENANT_REQUIRED, status=400)
         return web.json_response({"success": True, "data": {"status": "healthy", "uptime": 1.0}})
@@ -104,7 +105,7 @@ def settings_for(state_dsn: str, api: StandIn, es_url: str, **env: object) -> Se
 async def cli(
     settings: Settings, capsys: pytest.CaptureFixture[str], tmp_path: Path, *flags: str
 ) -> tuple[int, str]:
-    """`forge run [flags] verify` as the console script runs it, once settings are loaded: exit code and stdout."""
+    """`forge run [flags] verify` like the console script, settings loaded: exit code, stdout."""
     code = await run_verb(
         settings, parser().parse_args(["run", *flags, "--out", str(tmp_path), "verify"])
     )
@@ -123,8 +124,9 @@ async def backup_at(state_dsn: str, at: datetime) -> None:
     """One catalogued dump made at `at`."""
     conn = await asyncpg.connect(state_dsn)
     await conn.execute(
-        "INSERT INTO forge.backups (file, kind, source, created_at, size_bytes, sha256, duration_ms, row_counts, "
-        "objects, actor_id) VALUES ($1, 'scheduled', 'clientforge', $2, 4096, $3, 120, '{}', '{}', 'forge')",
+        "INSERT INTO forge.backups (file, kind, source, created_at, size_bytes, sha256, "
+        "duration_ms, row_counts, objects, actor_id) "
+        "VALUES ($1, 'scheduled', 'clientforge', $2, 4096, $3, 120, '{}', '{}', 'forge')",
         file_name(at),
         at,
         "0" * 64,
@@ -133,7 +135,7 @@ async def backup_at(state_dsn: str, at: datetime) -> None:
 
 
 async def dead_jobs(queue: str, n: int) -> None:
-    """`n` jobs a Python bullmq Worker fails 3 times each, so they end in the DLQ; the worker then disconnects."""
+    """`n` jobs a Python bullmq Worker fails thrice into the DLQ, then disconnects."""
     q = Queue(queue, {"connection": URL})
     await q.addBulk(
         [{"name": "sync-account", "data": {"n": i}, "opts": {"attempts": 3}} for i in range(n)]
@@ -153,7 +155,7 @@ async def dead_jobs(queue: str, n: int) -> None:
 
 
 def test_registered_as_a_slow_read_only_viewer_command():
-    """`verify` is in the registry for viewers, read-only, marked slow (it shows ⏳ first in Slack)."""
+    """`verify` is registered for viewers, read-only, marked slow (it shows ⏳ first in Slack)."""
     spec = bot.core.registry.REGISTRY.get("verify")
     assert (
         spec is not None
@@ -165,17 +167,12 @@ def test_registered_as_a_slow_read_only_viewer_command():
 
 
 async def test_healthy_stack_passes_exits_0_and_shares_no_false_failure(
-    state_dsn,
-    api,
-    es,
-    rdb,
-    capsys,
-    tmp_path,
+    state_dsn, api, es, rdb, capsys, tmp_path
 ):
-    """Everything up: every line passes (PostgreSQL extensions may warn, clearly), exit 0. None of ClientForge's
-    script failures (§9.22–9.24) appears: the basic health route answers 400 without a tenant, the readiness status
-    is nested under `data`, there is no `bull:<q>:workers` key, no `<q>:dlq` queue, no `*-write` alias, no
-    uuid-ossp, and no worker runs but nothing waits."""
+    """Everything up: every line passes (PostgreSQL extensions may warn, clearly), exit 0. None of
+    ClientForge's script failures (§9.22–9.24) appears: the basic health route answers 400 without a
+    tenant, the readiness status is nested under `data`, there is no `bull:<q>:workers` key, no
+    `<q>:dlq` queue, no `*-write` alias, no uuid-ossp, and no worker runs but nothing waits."""
     clientforge(es, contacts=20)
     await backup_at(state_dsn, datetime.now(UTC) - timedelta(hours=2))
     b64 = base64.b64encode(b"data-sync").decode()
@@ -234,15 +231,11 @@ async def test_healthy_stack_passes_exits_0_and_shares_no_false_failure(
 
 
 async def test_broken_stack_lists_its_failures_and_exits_1(
-    state_dsn,
-    api,
-    es,
-    rdb,
-    capsys,
-    tmp_path,
+    state_dsn, api, es, rdb, capsys, tmp_path
 ):
-    """API down, an index red and another missing, a queue with DLQ jobs and 20 waiting with no worker, the newest
-    backup 30 h old: each is its line, the failures first, and `forge run verify` exits 1."""
+    """API down, an index red and another missing, a queue with DLQ jobs and 20 waiting with no
+    worker, the newest backup 30 h old: each is its line, the failures first, and `forge run verify`
+    exits 1."""
     clientforge(es, contacts=20)
     es.cluster.indices["deals"].red = True
     del es.cluster.indices["clientforge"]
@@ -293,8 +286,8 @@ async def test_broken_stack_lists_its_failures_and_exits_1(
 async def test_hanging_and_unreachable_backends_are_one_line_each(
     state_dsn, api, hanging, capsys, tmp_path
 ):
-    """Elasticsearch that never answers, Redis and the state store refused: each a line within its timeout, the
-    rest still checked, no stack trace."""
+    """Elasticsearch that never answers, Redis and the state store refused: each a line within its
+    timeout, the rest still checked, no stack trace."""
     settings = settings_for(
         state_dsn,
         api,
@@ -326,8 +319,9 @@ async def test_hanging_and_unreachable_backends_are_one_line_each(
 
 
 async def test_no_state_store_says_so_and_missing_aliases_only_warn(api, es, rdb):
-    """A handler context without a state store: the backup line says so. A missing `-current` alias and a missing
-    index are warnings (as in `es aliases` / `es indices`), so the verification still passes."""
+    """A handler context without a state store: the backup line says so. A missing `-current` alias
+    and a missing index are warnings (as in `es aliases` / `es indices`), so the verification still
+    passes."""
     clientforge(es, contacts=5)
     del es.cluster.indices["clientforge"]
     es.cluster.update_aliases([{"remove": {"index": "deals", "alias": "deals-current"}}])
@@ -377,7 +371,7 @@ async def test_no_state_store_says_so_and_missing_aliases_only_warn(api, es, rdb
 
 
 def test_dlq_over_deploy_verify_threshold_fails():
-    """Any DLQ job is a warning; more than 100 (deploy:verify's FAIL threshold) fails, biggest queue first."""
+    """Any DLQ job warns; over 100 (deploy:verify's FAIL threshold) fails, biggest queue first."""
     assert _dlq_line([Counts("email"), Counts("data-sync")], 3).status is Status.OK
     line = _dlq_line([Counts("email", dlq=60), Counts("data-sync", dlq=41)], 3)
     assert line.status is Status.CRITICAL and line.detail.endswith(

@@ -1,5 +1,5 @@
-"""Alertmanager's webhook into alert cards: authentication, one card per group, repeats, resolution, routing, the
-runbook's buttons run for the clicker, storms paced and lossless."""
+"""Alertmanager's webhook into alert cards: authentication, one card per group, repeats, resolution,
+routing, the runbook's buttons run for the clicker, storms paced and lossless."""
 
 from __future__ import annotations
 
@@ -63,8 +63,8 @@ async def test_webhook_refuses_what_is_not_a_v4_payload(bot):
 
 
 async def test_firing_alert_gets_a_card_with_runbook_and_buttons(bot):
-    """QueueDLQJobsPresent on `email`: name, severity, summary, queue, start, links, steps, and buttons for
-    `queue health email`, `dlq list email` and `dlq clear email` (danger)."""
+    """QueueDLQJobsPresent on `email`: name, severity, summary, queue, start, links, steps, and
+    buttons for `queue health email`, `dlq list email` and `dlq clear email` (danger)."""
     status, body = await send(bot, notification([alert(runbook_url="https://wiki/dlq")]))
     assert status == 200 and body == {"status": "accepted", "alerts": 1}
     [card] = await settled(bot)
@@ -87,8 +87,8 @@ async def test_firing_alert_gets_a_card_with_runbook_and_buttons(bot):
 
 
 async def test_repeats_update_resolution_closes_and_refiring_opens_a_new_card(bot):
-    """The same alert again changes nothing; a new description edits the card; resolved edits it with the
-    duration; firing again (a new start) is a new card."""
+    """The same alert again changes nothing; a new description edits the card; resolved edits it
+    with the duration; firing again (a new start) is a new card."""
     await send(bot, notification([alert()]))
     [card] = await settled(bot)
     ts = card.response["ts"]
@@ -136,8 +136,9 @@ async def test_routes_pick_the_channel_by_label(bot):
 
 
 async def test_card_buttons_run_with_the_clickers_own_permissions(bot):
-    """`queue health email` runs for a viewer; `dlq clear email` is refused to a viewer and opens the typed
-    confirmation for an operator; the button's text is the command, checked like a typed one."""
+    """`queue health email` runs for a viewer; `dlq clear email` is refused to a viewer and opens
+    the typed confirmation for an operator; the button's text is the command, checked like a typed
+    one."""
     await send(bot, notification([alert()]))
     [card] = await settled(bot)
     await bot.client.click(
@@ -166,8 +167,8 @@ async def test_card_buttons_run_with_the_clickers_own_permissions(bot):
 
 
 async def test_a_storm_of_500_alerts_is_one_card_and_a_file(bot):
-    """500 alerts in one webhook: one card listing the first ten and saying how many more, every alert in the file
-    in its thread, all 500 recorded."""
+    """500 alerts in one webhook: one card listing the first ten and saying how many more, every
+    alert in the file in its thread, all 500 recorded."""
     alerts = [alert("QueueHighWaitingCount", queue=f"q{i}") for i in range(500)]
     status, _ = await send(bot, notification(alerts, group="storm"))
     assert status == 200
@@ -183,8 +184,9 @@ async def test_a_storm_of_500_alerts_is_one_card_and_a_file(bot):
 async def test_200_webhooks_in_a_burst_post_one_card_per_group_paced_and_lose_nothing(
     state_dsn, slack
 ):
-    """Four groups, 200 webhooks (Alertmanager re-sending growing groups): four cards, Slack calls to the channel
-    at most about two a second as configured, and every one of the 200 alerts on its card in the end."""
+    """Four groups, 200 webhooks (Alertmanager re-sending growing groups): four cards, Slack calls
+    to the channel at most about two a second as configured, and every one of the 200 alerts on its
+    card in the end."""
     settings = settings_for(state_dsn, slack.url, config={"alerts": {"messages_per_second": 2}})
     async with running_forge(settings, slack) as bot:
         sent: dict[str, list[dict]] = {f"g{n}": [] for n in range(4)}
@@ -230,7 +232,7 @@ async def test_state_store_down_answers_503_so_alertmanager_retries(slack):
 
 
 async def test_alerts_and_runbook_commands(bot):
-    """`alerts` lists what fires (Prometheus unreachable is said, not fatal); `runbook X` gives the steps."""
+    """`alerts` lists what fires (no Prometheus: said, not fatal); `runbook X` gives the steps."""
     await send(bot, notification([alert()]))
     await settled(bot)
     outcome = await bot.forge.dispatcher.run(_cli("alerts"))
@@ -258,7 +260,7 @@ def _cli(text: str):  # type: ignore[no-untyped-def]
 
 
 async def test_metrics_export_the_queue_gauges_clientforge_rules_expect(state_dsn, slack):
-    """`/metrics` carries crm_queue_* read from Redis: a DLQ job shows as a gauge that drops when it is gone."""
+    """`/metrics` has crm_queue_* from Redis: a DLQ job shows in a gauge that drops once gone."""
     from tests.conftest import empty_redis
 
     url = redis_url(9)

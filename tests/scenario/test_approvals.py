@@ -1,4 +1,4 @@
-"""The destructive-action engine end to end: typed confirmation, two-person approval, exactly once."""
+"""Destructive-action engine end to end: typed confirmation, two-person approval, exactly once."""
 
 from __future__ import annotations
 
@@ -93,7 +93,7 @@ def ephemeral_texts(bot) -> str:
 
 
 async def test_dialog_shows_the_dry_run_and_asks_for_the_target(bot):
-    """The command opens a dialog at once; the dry run replaces the spinner; the field names the target."""
+    """A dialog opens at once; the dry run replaces the spinner; the field names the target."""
     view = await open_dialog(bot)
     said = json.dumps(view["blocks"], ensure_ascii=False)
     assert "Would wipe 3 items from alpha" in said and "Type alpha to confirm" in said
@@ -144,7 +144,7 @@ async def test_approvals_lists_pending_requests(bot):
 
 
 async def test_approval_executes_once_and_updates_the_card(bot):
-    """An approver's click runs the stored command once; the card goes ⏳ → ✅; the result lands in the thread."""
+    """An approver's click runs the stored command once; card ⏳ → ✅; result in the thread."""
     row = await requested(bot)
     await click(bot, "forge_approve", row["id"], "U0LEAD")
     assert EXECUTED == ["alpha"]
@@ -177,7 +177,7 @@ async def test_non_approver_is_refused(bot):
 
 
 async def test_double_click_executes_once(bot):
-    """Two approvers clicking at once (and a double click) run it once; the losers are told who won."""
+    """Two approvers clicking at once (and a double click) run it once; losers are told who won."""
     row = await requested(bot)
     card_ts = bot.slack.calls_to("chat.postMessage")[0].response["ts"]
     await asyncio.gather(
@@ -232,7 +232,7 @@ async def test_expired_request_never_executes(bot):
 
 
 async def test_deny_then_approve_never_executes(bot):
-    """A denied request cannot be approved afterwards; the approver is told it was denied and by whom."""
+    """A denied request cannot be approved later; the approver is told it was denied and by whom."""
     row = await requested(bot)
     await click(bot, "forge_deny", row["id"], "U0LEAD")
     await click(bot, "forge_approve", row["id"], "U0LEAD2")
@@ -248,7 +248,7 @@ async def test_requester_can_cancel(bot):
 
 
 async def test_button_value_cannot_carry_arguments(bot):
-    """A forged button value (garbage or another id) reaches nothing; arguments only come from the stored row."""
+    """A forged button value (garbage, another id) reaches nothing; args come only from the row."""
     await requested(bot)
     await click(bot, "forge_approve", "alpha; FLUSHALL", "U0LEAD")
     await click(bot, "forge_approve", "00000000-0000-0000-0000-000000000000", "U0LEAD")
@@ -280,7 +280,7 @@ async def test_tampered_dialog_metadata_is_refused(bot):
 
 
 async def test_failure_is_reported_and_never_retried(bot):
-    """A backend refusal marks the request failed; a timeout marks the outcome unknown; neither is retried."""
+    """A backend refusal marks it failed; a timeout marks the outcome unknown; none is retried."""
     for target, status in (("fail", "failed"), ("hang", "outcome_unknown")):
         view = await open_dialog(bot, text=f"test wipe {target}")
         bot.slack.views.clear()
@@ -301,7 +301,7 @@ async def test_failure_is_reported_and_never_retried(bot):
 
 
 async def test_crash_while_executing_becomes_outcome_unknown(bot):
-    """A request left executing past its lease (forge died mid-run) is marked outcome unknown, never re-run."""
+    """A request still executing past its lease (forge died) gets outcome unknown, never re-run."""
     row = await requested(bot)
     pool = await bot.forge.store.pool()
     await pool.execute(
@@ -338,7 +338,7 @@ async def test_dry_run_runs_without_approval(bot):
 
 
 async def test_approval_claim_is_atomic_in_sql(state_dsn):
-    """Fifty concurrent claims of one request on real PostgreSQL: exactly one wins (I-test of the UPDATE)."""
+    """50 concurrent claims of a request, real PostgreSQL: exactly one wins (I-test of UPDATE)."""
     from datetime import timedelta
 
     from bot.approvals.store import ApprovalStore

@@ -1,4 +1,4 @@
-"""`backup restore` over signed Slack HTTP: preview, typed confirmation, a second person, a safety dump, exactly once."""
+"""`backup restore` via Slack HTTP: preview, typed confirmation, 2nd person, safety dump, once."""
 
 from __future__ import annotations
 
@@ -80,8 +80,9 @@ async def damage(dsn: str) -> None:
 
 
 async def test_restore_needs_the_typed_name_and_a_second_person_then_runs_once(bot, cf, tmp_path):
-    """The dialog names file, age, size and target; a wrong name and self-approval change nothing; U0LEAD's
-    approval takes a safety dump of the damaged database, restores, and every table's rows match the dump again."""
+    """The dialog names file, age, size and target; a wrong name and self-approval change nothing;
+    U0LEAD's approval takes a safety dump of the damaged database, restores, and every table's rows
+    match the dump again."""
     created = await run(bot.forge, "backup create")
     dump = created.result.data["file"]
     before = await table_counts(cf)
@@ -146,7 +147,7 @@ async def test_restore_needs_the_typed_name_and_a_second_person_then_runs_once(b
 
 
 async def test_restore_without_a_file_names_the_newest_and_requests_nothing(bot):
-    """No `--file`: the dialog shows which dump is newest and offers no confirmation, so nothing vague is approved."""
+    """No `--file`: the dialog names the newest dump, nothing to confirm; nothing vague approved."""
     dump = (await run(bot.forge, "backup create")).result.data["file"]
     view = await open_dialog(bot, "backup restore")
     said = json.dumps(view["blocks"], ensure_ascii=False)

@@ -1,4 +1,4 @@
-"""The `forge` console script as a terminal user runs it: run, --json, exit codes, migrate, check, serve."""
+"""`forge` as a terminal user runs it: run, --json, exit codes, migrate, check, serve."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""Real sessions on a real PostgreSQL: a lock conflict, a long statement cancelled, a blocker terminated and a
-table rewritten through the whole approval path over Slack HTTP, and maintenance that gives up on a busy lock."""
+"""Real sessions on a real PostgreSQL: a lock conflict, a long statement cancelled, a blocker
+terminated and a table rewritten through the whole approval path over Slack HTTP, and maintenance
+that gives up on a busy lock."""
 
 from __future__ import annotations
 
@@ -45,8 +46,9 @@ async def waiting(dsn: str, pid: int) -> bool:
 
 
 async def test_long_statement_is_listed_then_cancelled(forge, clientforge):
-    """A 30 s pg_sleep shows in `db long --min 1s`; `db cancel` ends the statement (the client sees the cancel) and
-    says so; an idle session cannot be cancelled and the refusal says to terminate it instead."""
+    """A 30 s pg_sleep shows in `db long --min 1s`; `db cancel` ends the statement (the client sees
+    the cancel) and says so; an idle session cannot be cancelled and the refusal says to terminate
+    it instead."""
     sleeper = await asyncpg.connect(clientforge)
     idle = await asyncpg.connect(clientforge)
     pid = sleeper.get_server_pid()
@@ -75,8 +77,9 @@ async def test_long_statement_is_listed_then_cancelled(forge, clientforge):
 
 
 async def test_locks_show_who_blocks_whom_and_busy_maintenance_gives_up(forge, clientforge):
-    """A session idle in a transaction holds a row lock another UPDATE waits for: `db locks` names the waiter, the
-    lock it wants and the root blocker; a VACUUM that cannot get its lock in 5 s gives up without queueing."""
+    """A session idle in a transaction holds a row lock another UPDATE waits for: `db locks` names
+    the waiter, the lock it wants and the root blocker; a VACUUM that cannot get its lock in 5 s
+    gives up without queueing."""
     holder, waiter = await asyncpg.connect(clientforge), await asyncpg.connect(clientforge)
     holder_tx = holder.transaction()
     await holder_tx.start()
@@ -120,8 +123,9 @@ async def bot(clientforge, state_dsn, slack):
 
 
 async def test_terminate_through_the_approval_path_ends_only_that_session(bot, clientforge):
-    """`db terminate <pid>` of the blocking session: the dialog's dry run describes it, the wrong pid typed and
-    self-approval are refused with the session alive; U0LEAD's approval ends it, the waiter proceeds, once."""
+    """`db terminate <pid>` of the blocking session: the dialog's dry run describes it, the wrong
+    pid typed and self-approval are refused with the session alive; U0LEAD's approval ends it, the
+    waiter proceeds, once."""
     holder, waiter = await asyncpg.connect(clientforge), await asyncpg.connect(clientforge)
     holder_tx = holder.transaction()
     await holder_tx.start()
@@ -175,8 +179,9 @@ async def _alive(dsn: str, pid: int) -> bool:
 
 
 async def test_vacuum_full_needs_approval_and_gives_space_back(bot, clientforge):
-    """`db vacuum swollen --full` is destructive: the dialog says which lock and for how long; after a second
-    person's approval the table is rewritten and smaller. Plain `db vacuum` needs no approval."""
+    """`db vacuum swollen --full` is destructive: the dialog says which lock and for how long; after
+    a second person's approval the table is rewritten and smaller. Plain `db vacuum` needs no
+    approval."""
     conn = await asyncpg.connect(clientforge)
     await conn.execute(
         "CREATE TABLE swollen (id int, payload text) WITH (autovacuum_enabled = false);"

@@ -1,5 +1,6 @@
-"""The mission's example over Slack HTTP: Node BullMQ 5 fails 30 `email` jobs, `/forge dlq clear email` needs a
-typed confirmation and a second person, then removes them once; hostile arguments change nothing."""
+"""The mission's example over Slack HTTP: Node BullMQ 5 fails 30 `email` jobs,
+`/forge dlq clear email` needs a typed confirmation and a second person, then removes them once;
+hostile arguments change nothing."""
 
 from __future__ import annotations
 
@@ -81,7 +82,7 @@ async def failed(queue: str = "email") -> int:
 
 
 def health_row(text: str, queue: str) -> dict[str, str]:
-    """One queue's row of the `queue health` table as rendered in Slack (cells are 2+ spaces apart)."""
+    """One queue's row of the `queue health` table as Slack shows it (cells are 2+ spaces apart)."""
     table = text.split("```")[1].splitlines()
     header = re.split(r"\s{2,}", table[0])
     [row] = [re.split(r"\s{2,}", line) for line in table[1:] if line.split()[0] == queue]
@@ -89,8 +90,9 @@ def health_row(text: str, queue: str) -> dict[str, str]:
 
 
 async def test_dlq_clear_email_needs_the_typed_name_and_a_second_person(bot, rdb):
-    """The dialog's dry run says 30 jobs; `emial` and self-approval are refused with nothing changed; U0LEAD's
-    approval removes the 30 jobs once, the card says done, the result is in its thread, all of it audited."""
+    """The dialog's dry run says 30 jobs; `emial` and self-approval are refused with nothing
+    changed; U0LEAD's approval removes the 30 jobs once, the card says done, the result is in its
+    thread, all of it audited."""
     await NODE.fail("email", 30, attempts=3)
     before = await listing(rdb)
     view = await open_dialog(bot, "dlq clear email")
@@ -166,7 +168,7 @@ async def test_dlq_clear_email_needs_the_typed_name_and_a_second_person(bot, rdb
 
 
 async def test_injection_in_every_argument_changes_nothing(bot, rdb):
-    """Hostile arguments to every queue and dlq command get a short private error: no key changes, no request."""
+    """Hostile args to queue and dlq commands: a short private error, no key changed, no request."""
     await NODE.fail("email", 3, attempts=3)
     await rdb.delete(
         "bull:email:stalled-check"
@@ -176,7 +178,8 @@ async def test_injection_in_every_argument_changes_nothing(bot, rdb):
         bot.slack.clear()
         await bot.client.slash(text, user="U0OPS", channel="C0OPS")
         await bot.settle()
-        # slow commands (dlq export) post a ⏳ first and delete it when the error comes: nothing stays in the channel
+        # slow commands (dlq export) post a ⏳ first and delete it when the error comes: nothing
+        # stays in the channel
         assert bot.slack.messages("C0OPS") == [] and not bot.slack.calls_to("views.open"), text
         [reply] = bot.slack.responses
         assert len(reply["text"]) < 200 and re.match(
@@ -185,8 +188,9 @@ async def test_injection_in_every_argument_changes_nothing(bot, rdb):
         assert reply.get("response_type", "ephemeral") == "ephemeral", text
     assert await listing(rdb) == before
 
-    # Destructive: the queue is checked by the dry run, so the dialog opens with the error and no field to type
-    # into; a forged submission of the exact text is refused too, before any request is stored.
+    # Destructive: the queue is checked by the dry run, so the dialog opens with the error and no
+    # field to type into; a forged submission of the exact text is refused too, before any request
+    # is stored.
     bot.slack.clear()
     view = await open_dialog(bot, "dlq clear 'email; FLUSHALL'")
     assert "is not a queue name" in json.dumps(view["blocks"]) and "submit" not in view

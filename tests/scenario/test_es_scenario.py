@@ -1,5 +1,6 @@
-"""`es` commands over signed Slack HTTP against the Elasticsearch 8.11 double: the reindex-and-swap through the
-approval engine, the runbook's alias trap refused in the dialog, hostile arguments, and a read command."""
+"""`es` commands over signed Slack HTTP against the Elasticsearch 8.11 double: the reindex-and-swap
+through the approval engine, the runbook's alias trap refused in the dialog, hostile arguments, and
+a read command."""
 
 from __future__ import annotations
 
@@ -37,7 +38,7 @@ INJECTIONS = [
 
 @pytest.fixture
 async def bot(state_dsn, slack, es, monkeypatch):
-    """forge over HTTP on the ES double, with the Slack double; ClientForge's indices, 3,000 contacts."""
+    """forge over HTTP on the ES and Slack doubles; ClientForge's indices, 3,000 contacts."""
     monkeypatch.setattr(es_reindex, "POLL_SECONDS", 0.02)
     clientforge(es, 3000)
     es.cluster.reindex_rate = 12_000
@@ -52,7 +53,7 @@ async def bot(state_dsn, slack, es, monkeypatch):
 
 
 def final_texts(bot, thread_ts: str) -> list[str]:
-    """The text each reply in a thread ended with, after any edits (a ⏳ reply edited into the result counts once)."""
+    """Each thread reply's final text after edits (a ⏳ reply edited into a result counts once)."""
     final = {
         c.response["ts"]: c.args["text"]
         for c in bot.slack.calls_to("chat.postMessage")
@@ -74,8 +75,9 @@ def changes(es) -> list[str]:
 
 
 async def test_reindex_and_swap_needs_the_typed_dest_and_a_second_person(bot, es):
-    """The dialog shows the dry run; a wrong name and self-approval change nothing; U0LEAD's approval copies the
-    3,000 contacts once, checks counts and moves `contacts-current` in one `_aliases` call; a second click is no-op."""
+    """The dialog shows the dry run; a wrong name and self-approval change nothing; U0LEAD's
+    approval copies the 3,000 contacts once, checks counts and moves `contacts-current` in one
+    `_aliases` call; a second click is no-op."""
     view = await open_dialog(bot, SWAP)
     said = json.dumps(view["blocks"], ensure_ascii=False)
     assert "Would copy 3,000 documents from `contacts` into a new index `contacts-v2`" in said
@@ -116,7 +118,7 @@ async def test_reindex_and_swap_needs_the_typed_dest_and_a_second_person(bot, es
 
 
 async def test_runbook_alias_trap_is_refused_in_the_dialog(bot, es):
-    """`--alias contacts` (an index) shows the explanation and no field to confirm; a forged submit is refused."""
+    """`--alias contacts` (an index) shows why, no field to confirm; a forged submit is refused."""
     view = await open_dialog(bot, "es reindex contacts contacts_v2 --alias contacts")
     said = json.dumps(view["blocks"], ensure_ascii=False)
     assert (
@@ -128,7 +130,7 @@ async def test_runbook_alias_trap_is_refused_in_the_dialog(bot, es):
 
 
 async def test_hostile_arguments_change_nothing(bot, es):
-    """Each hostile reindex gets its reason in the dialog, no request is stored, Elasticsearch is not touched."""
+    """Each hostile reindex: its reason in the dialog, no request stored, ES untouched."""
     for text in INJECTIONS:
         bot.slack.clear()
         view = await open_dialog(bot, text)
@@ -150,7 +152,7 @@ async def test_es_status_in_the_channel(bot, es):
 
 
 async def test_approved_reindex_edits_one_progress_message(bot, es):
-    """After approval, the task's progress (created / total) is edited into one message under the card."""
+    """After approval, task progress (created / total) is edited into one message under the card."""
     es.cluster.reindex_rate = 6_000
     view = await open_dialog(bot, SWAP)
     await confirm(bot, view, "contacts-v2")

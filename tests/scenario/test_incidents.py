@@ -1,6 +1,6 @@
-"""Incidents over Slack HTTP with the Slack double: declare by command and by modal, the threaded checklist with
-Done/Undo, Assign and Run, a destructive command from the thread through approval, severity, resolve, the report,
-a restart in the middle, and two forge processes clicking at once."""
+"""Incidents over Slack HTTP with the Slack double: declare by command and by modal, the threaded
+checklist with Done/Undo, Assign and Run, a destructive command from the thread through approval,
+severity, resolve, the report, a restart in the middle, and two forge processes clicking at once."""
 
 from __future__ import annotations
 
@@ -87,11 +87,9 @@ def latest(slack, channel: str, ts: str) -> str:
 
 
 async def declared(
-    bot,
-    text: str = "incident declare P0 Checkout is down",
-    steps: int = 6,
+    bot, text: str = "incident declare P0 Checkout is down", steps: int = 6
 ) -> tuple[str, list]:
-    """Declare by slash command; the card's ts and its step messages once the board has posted them."""
+    """Declare by slash command; the card's ts and its step messages once the board posted them."""
     await bot.client.slash(text, user="U0OPS", channel="C0OPS")
     await bot.settle()
     await until(
@@ -126,7 +124,7 @@ async def events(bot, kind: str | None = None) -> list:
 
 
 async def test_declare_posts_a_card_and_the_p0_checklist_in_its_thread(bot):
-    """The card names INC-n, severity, commander; six P0 steps follow in its thread, Assess with Run buttons."""
+    """Card: INC-n, severity, commander; six P0 steps follow in thread, Assess with Run buttons."""
     ts, steps = await declared(bot)
     shown = card(bot.slack).args["text"]
     assert "INC-1 · P0 · Checkout is down" in shown
@@ -190,8 +188,8 @@ async def test_declare_by_modal(bot):
 
 
 async def test_done_undo_and_assign_record_who_once(bot):
-    """Done (twice) records one entry and re-renders the step; a viewer may not; Undo reopens; the picker and the
-    command both assign."""
+    """Done (twice) records one entry and re-renders the step; a viewer may not; Undo reopens; the
+    picker and the command both assign."""
     ts, steps = await declared(bot)
     first = steps[0].response["ts"]
     for _ in range(2):
@@ -252,7 +250,7 @@ async def test_done_undo_and_assign_record_who_once(bot):
 
 
 async def test_run_buttons_answer_in_the_thread_and_go_on_the_timeline(bot):
-    """Run `queue health` and `health` from the Assess step: results in the thread, each on the timeline once."""
+    """`queue health` and `health` run from Assess: results in thread, each on the timeline once."""
     ts, steps = await declared(bot)
     assess = steps[1].response["ts"]
     for _ in range(2):
@@ -282,8 +280,8 @@ async def test_run_buttons_answer_in_the_thread_and_go_on_the_timeline(bot):
 async def test_destructive_command_from_the_thread_goes_through_approval_and_is_linked(
     state_dsn, slack
 ):
-    """A step whose Run button is `dlq clear email`: the dialog, a second person's approval, and the request and
-    its outcome in the incident's report."""
+    """A step whose Run button is `dlq clear email`: the dialog, a second person's approval, and the
+    request and its outcome in the incident's report."""
     checklist = {
         "incidents": {"checklists": {"P1": [{"title": "Clear", "commands": ["dlq clear email"]}]}}
     }
@@ -330,8 +328,9 @@ async def test_destructive_command_from_the_thread_goes_through_approval_and_is_
 
 
 async def test_severity_resolve_and_report(bot):
-    """P1 → P0 adds the six P0 steps and keeps progress; resolve is refused with P0 steps open, forced with a
-    reason; the thread gets the resolution and the report; the report has durations, participants, timeline."""
+    """P1 → P0 adds the six P0 steps and keeps progress; resolve is refused with P0 steps open,
+    forced with a reason; the thread gets the resolution and the report; the report has durations,
+    participants, timeline."""
     ts, steps = await declared(bot, "incident declare P1 Search is slow")
     await bot.client.click(
         "forge_run:0",
@@ -395,8 +394,8 @@ async def test_severity_resolve_and_report(bot):
 
 
 async def test_state_survives_a_restart_and_two_processes_never_double(state_dsn, slack):
-    """Declared from the terminal while no board runs; two forge processes start on the same store: one card,
-    one checklist; the same Done click delivered to both records once."""
+    """Declared from the terminal while no board runs; two forge processes start on the same store:
+    one card, one checklist; the same Done click delivered to both records once."""
     settings = settings_for(state_dsn, slack.url)
     offline = Forge(settings)
     await offline.start()
@@ -453,7 +452,7 @@ async def test_state_survives_a_restart_and_two_processes_never_double(state_dsn
 
 
 async def test_a_channel_per_incident(state_dsn, slack):
-    """With channel_per_incident, forge creates inc-1-…, invites the declarer, announces it where declared."""
+    """channel_per_incident: forge makes inc-1-…, invites the declarer, announces where declared."""
     settings = settings_for(state_dsn, slack.url, incidents={"channel_per_incident": True})
     async with empty_redis(URL), running_forge(settings, slack) as bot:
         await bot.client.slash("incident declare P1 Login fails", user="U0OPS", channel="C0OPS")

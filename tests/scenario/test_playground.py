@@ -1,4 +1,4 @@
-"""The playground without a browser: when it starts, what it listens on, who one can be, and its HTTP side."""
+"""The playground without a browser: when it starts, where it listens, who one can be, its HTTP."""
 
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ def free_port() -> int:
 
 
 def test_serve_falls_back_only_without_any_credentials_and_outside_production():
-    """No Slack credentials: the playground, unless production; one credential set: serve as usual."""
+    """No Slack credentials: the playground, unless production; a credential set: serve as usual."""
     assert session.wants_playground(settings())
     assert not session.wants_playground(settings(forge_environment="production"))
     assert not session.wants_playground(settings(slack_bot_token="xoxb-real"))
@@ -50,7 +50,7 @@ def test_serve_falls_back_only_without_any_credentials_and_outside_production():
 
 
 def test_prepare_makes_credentials_and_listens_locally_unless_told(tmp_path):
-    """A fresh token and secret each time, the Web API on the same port, 127.0.0.1 unless the host is explicit."""
+    """Fresh token and secret each time, Web API on the same port, 127.0.0.1 unless host set."""
     first = session.prepare(settings(forge_http_port=3999))
     second = session.prepare(settings(forge_http_port=3999))
     env = first.settings.env
@@ -85,7 +85,7 @@ def test_the_demo_config_is_used_only_without_a_config_file(tmp_path):
 
 
 def test_people_and_channels_come_from_the_config():
-    """Users of roles and approvers, one invented member per user group, a guest; the config's channels."""
+    """Role and approver users, a made-up member per user group, a guest; the config's channels."""
     config = load_config(ROOT / "forge.example.yml", required=True)
     api = SlackWebApi()
     ids = [p["id"] for p in people(config, api)]
@@ -145,7 +145,7 @@ async def state(http: aiohttp.ClientSession, base: str, user: str, channel: str 
 
 
 async def test_page_session_and_a_command_round_trip(playground):
-    """The page and its session load; /forge whoami answers in the channel, an error only to its caller."""
+    """Page and session load; /forge whoami answers in the channel, an error only to its caller."""
     async with aiohttp.ClientSession() as http:
         async with http.get(f"{playground}/playground") as page:
             assert page.status == 200 and "forge playground" in await page.text()
@@ -182,7 +182,7 @@ async def test_page_session_and_a_command_round_trip(playground):
 
 
 async def test_the_stand_in_takes_only_the_session_token_and_forge_only_signed_requests(playground):
-    """Another bot token is invalid_auth at the stand-in; an unsigned slash command is refused by forge."""
+    """Another bot token is invalid_auth at the stand-in; forge refuses unsigned slash commands."""
     stranger = AsyncWebClient(token="xoxb-someone-else", base_url=f"{playground}/playground/api/")
     with pytest.raises(SlackApiError) as refused:
         await stranger.auth_test()
@@ -203,7 +203,7 @@ async def test_the_stand_in_takes_only_the_session_token_and_forge_only_signed_r
 
 
 async def test_a_mention_is_posted_and_answered_in_its_thread(playground):
-    """`@forge whoami` typed in a channel shows as the person's message, and forge answers in its thread."""
+    """`@forge whoami` in a channel shows as the person's message; forge answers in its thread."""
     async with aiohttp.ClientSession() as http:
         assert (
             await act(
@@ -221,8 +221,9 @@ async def test_a_mention_is_posted_and_answered_in_its_thread(playground):
 
 
 async def test_without_a_state_store_url_the_playground_makes_its_own_database(monkeypatch):
-    """No FORGE_STATE_DATABASE_URL: a database of the playground's own on DATABASE_URL's server, created once;
-    an explicit URL is kept; a server that is down leaves the settings as they were."""
+    """No FORGE_STATE_DATABASE_URL: a database of the playground's own on DATABASE_URL's server,
+    created once; an explicit URL is kept; a server that is down leaves the settings as they
+    were."""
     import secrets
 
     import asyncpg

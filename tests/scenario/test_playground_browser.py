@@ -1,8 +1,8 @@
-"""The playground in a real browser: Debian's Chromium, headless, driven by playwright-core from Node.
+"""The playground in a real browser: Debian's Chromium, headless, driven by Node's playwright-core.
 
-`forge serve` with no Slack credentials starts the playground; the page runs `/forge help`, `/forge health` and
-`/forge dlq clear email` as the operator, confirms in the modal, switches to the approver and approves, and
-the card turns to done. Screenshots land in test-artifacts/playground/.
+`forge serve` with no Slack credentials starts the playground; the page runs `/forge help`,
+`/forge health` and `/forge dlq clear email` as the operator, confirms in the modal, switches to the
+approver and approves, and the card turns to done. Screenshots land in test-artifacts/playground/.
 """
 
 from __future__ import annotations
@@ -89,7 +89,7 @@ async def fail_jobs(queue: str, count: int) -> None:
 
 
 def serve_env(tmp_path: Path, state_dsn: str, port: int) -> dict[str, str]:
-    """`forge serve` with no Slack credentials and no config file: the playground with the demo config."""
+    """`forge serve` with no Slack credentials or config file: the playground, demo config."""
     env = {
         k: v
         for k, v in os.environ.items()
@@ -147,7 +147,7 @@ async def drive_browser(url: str) -> dict:
 
 @pytest.mark.timeout(240)
 async def test_dlq_clear_is_confirmed_and_approved_in_the_browser(tmp_path, state_dsn, rdb):
-    """help, health, then `dlq clear email`: typed confirmation, another user's approval, the card says done."""
+    """help, health, `dlq clear email`: typed confirmation, another's approval, card says done."""
     await fail_jobs("email", DLQ_JOBS)
     shutil.rmtree(ARTIFACTS, ignore_errors=True)
     port = free_port()

@@ -66,7 +66,7 @@ async def test_nobody_without_star_has_no_role():
 
 
 async def test_failed_group_lookup_grants_nothing_and_says_why():
-    """When Slack cannot say who is in a group, that group's role is withheld and the doubt reported."""
+    """If Slack cannot say who is in a group, that group's role is withheld, the doubt reported."""
     groups = Groups({"S0ONCALL": ["U0ONCALL"]}, failing={"S0ADMINS"})
     grant = await Permissions(CONFIG, groups).resolve("U0BOSS")
     assert grant.role is Role.VIEWER and grant.doubt and "Can't verify permissions" in grant.doubt
@@ -74,7 +74,7 @@ async def test_failed_group_lookup_grants_nothing_and_says_why():
 
 @pytest.mark.integration
 async def test_group_denial_through_slack_names_the_lookup_failure(slack, state_dsn):
-    """A member of an admin group is refused `audit` with a clear reason when usergroups fails; help still works."""
+    """An admin-group member is refused `audit` clearly when usergroups fails; help still works."""
     settings = make_settings(CONFIG, forge_state_database_url=state_dsn, slack_api_url=slack.url)
     slack.usergroups = {"S0ONCALL": [], "S0ADMINS": ["U0BOSS"]}
     slack.fail("usergroups.users.list", status=500, error="internal_error", times=10)

@@ -1,4 +1,4 @@
-"""Scenarios through real HTTP: signed requests to /slack/events, answers recorded by the Slack double."""
+"""Scenarios over real HTTP: signed requests to /slack/events, answers the Slack double records."""
 
 from __future__ import annotations
 
@@ -52,7 +52,7 @@ async def test_whoami_resolves_roles_through_user_groups(harness):
 
 
 async def test_health_edits_one_message_in_place(state_dsn, slack):
-    """A slow command posts ⏳ once, then edits that same message with the result, within timeout + 1 s."""
+    """A slow command posts ⏳ once, then edits it into the result, within timeout + 1 s."""
 
     async def never_answer(reader, writer):
         await asyncio.sleep(30)
@@ -90,7 +90,7 @@ async def test_quick_slow_command_posts_no_placeholder(harness):
 
 
 async def test_denial_names_the_role_and_goes_only_to_the_caller(harness):
-    """A viewer running `audit` is told the role it needs, privately; nothing is posted; it is audited."""
+    """A viewer running `audit` is told privately the role it needs; nothing posted; audited."""
     await harness.client.slash("audit", user="U0VIEW")
     await harness.settle()
     assert not harness.slack.calls_to("chat.postMessage")
@@ -153,7 +153,7 @@ async def test_mention_injection_is_escaped(harness):
     ],
 )
 async def test_forged_and_malformed_signatures_get_401_and_run_nothing(harness, headers):
-    """Forged or malformed signature headers are refused with 401; no command runs, nothing is posted."""
+    """Forged or malformed signature headers get 401; no command runs, nothing is posted."""
     body = slash_body("help", user="U0ADMIN")
     signed = sign(SECRET, body)
     filled = {
@@ -217,7 +217,7 @@ async def test_events_api_retry_never_runs_twice(harness):
 
 
 async def test_button_click_runs_with_the_clickers_permissions(harness):
-    """A follow-up button runs its command as the clicker: allowed for an admin, denied for a viewer (C3)."""
+    """A follow-up button runs its command as the clicker: an admin may, a viewer may not (C3)."""
     await harness.client.click(
         "forge_run:0", "audit --limit 5", user="U0VIEW", message_ts="1700000000.000100"
     )
@@ -234,7 +234,7 @@ async def test_button_click_runs_with_the_clickers_permissions(harness):
 
 
 async def test_audit_rows_and_chain_check(harness):
-    """Commands, denials and usage errors are audited with actor, channel and outcome; the chain verifies."""
+    """Commands, denials, usage errors audited with actor, channel, outcome; the chain verifies."""
     for user, text in [
         ("U0VIEW", "help"),
         ("U0VIEW", "audit"),

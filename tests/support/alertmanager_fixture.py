@@ -1,4 +1,4 @@
-"""A real Alertmanager (Debian's `prometheus-alertmanager`) and a real Prometheus, configured from `deploy/`."""
+"""Real Alertmanager (Debian's `prometheus-alertmanager`) and Prometheus, set up from `deploy/`."""
 
 from __future__ import annotations
 
@@ -15,7 +15,10 @@ from tests.support.prometheus_fixture import Prometheus, ServerProcess, free_por
 
 ALERTMANAGER = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
-SKIP_REASON = "Alertmanager or Prometheus is not installed (apt-get install prometheus prometheus-alertmanager)"
+SKIP_REASON = (
+    "Alertmanager or Prometheus is not installed "
+    "(apt-get install prometheus prometheus-alertmanager)"
+)
 
 
 def unavailable() -> bool:
@@ -34,7 +37,7 @@ def alertmanager_config(forge_url: str, token_file: Path) -> str:
 
 
 def prometheus_files(forge_target: str, alertmanager_target: str) -> tuple[str, dict[str, str]]:
-    """deploy/prometheus's config aimed at this forge and Alertmanager, its rules with `for` and intervals of 1 s."""
+    """deploy/prometheus's config aimed at this forge and Alertmanager; `for`, intervals 1 s."""
     config = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
     config["global"] = {
         "scrape_interval": "500ms",

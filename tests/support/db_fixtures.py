@@ -1,4 +1,4 @@
-"""A ClientForge-shaped database on a PostgreSQL cluster with pg_stat_statements loaded, and a forge pointed at it."""
+"""A ClientForge-shaped database on a cluster with pg_stat_statements loaded; forge aimed at it."""
 
 from __future__ import annotations
 
@@ -27,8 +27,8 @@ SCHEMA = """
 CREATE EXTENSION pg_stat_statements;
 CREATE TABLE tenants (id uuid PRIMARY KEY DEFAULT gen_random_uuid(), name text NOT NULL);
 CREATE TABLE accounts (id bigserial PRIMARY KEY, tenant_id int NOT NULL, name text NOT NULL);
-CREATE TABLE contacts (id bigserial PRIMARY KEY, tenant_id int NOT NULL, account_id bigint, owner_id int,
-                       email text, created_at timestamptz NOT NULL DEFAULT now());
+CREATE TABLE contacts (id bigserial PRIMARY KEY, tenant_id int NOT NULL, account_id bigint,
+                       owner_id int, email text, created_at timestamptz NOT NULL DEFAULT now());
 INSERT INTO accounts (tenant_id, name) SELECT i % 5, 'account ' || i FROM generate_series(1, 500) i;
 INSERT INTO contacts (tenant_id, account_id, owner_id, email)
      SELECT i % 5, i % 500 + 1, i % 50, 'c' || i || '@example.com' FROM generate_series(1, 20000) i;
@@ -56,7 +56,8 @@ async def _create(cluster: str, name: str) -> None:
     await admin.close()
     conn = await asyncpg.connect(dsn_in(cluster, name))
     await conn.execute(SCHEMA)
-    try:  # a unique index built concurrently over duplicates fails and stays behind INVALID, as in §9.6
+    # a unique index built concurrently over duplicates fails and stays behind INVALID, as in §9.6
+    try:
         await conn.execute(
             "CREATE UNIQUE INDEX CONCURRENTLY contacts_tenant_unique ON contacts (tenant_id)"
         )

@@ -57,7 +57,7 @@ def contact(n: int) -> dict[str, object]:
 
 
 def clientforge(es: EsDouble, contacts: int = 3000) -> None:
-    """ClientForge's scheme A and B on the double: contacts, accounts, deals with `-current` aliases, clientforge."""
+    """ClientForge's schemes A and B: contacts, accounts, deals, `-current` aliases, clientforge."""
     es.seed("contacts", contacts, body=CONTACTS, make=contact)
     es.seed("accounts", 40)
     es.seed("deals", 25)

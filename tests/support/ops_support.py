@@ -1,4 +1,4 @@
-"""Helpers shared by the cache, search, logs and perf tests: a started forge and a dispatcher run."""
+"""Helpers for the cache, search, logs and perf tests: a started forge and a dispatcher run."""
 
 from __future__ import annotations
 

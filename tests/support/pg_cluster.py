@@ -1,4 +1,4 @@
-"""A throwaway PostgreSQL 15 cluster with pg_stat_statements preloaded, for `db …` tests and the bench."""
+"""A throwaway PostgreSQL 15 cluster, pg_stat_statements preloaded, for `db …` tests, bench."""
 
 from __future__ import annotations
 
@@ -69,7 +69,7 @@ def _as_owner(argv: list[str]) -> list[str]:
 
 @contextmanager
 def pg_stat_statements_cluster() -> Iterator[str]:
-    """Yield a superuser DSN of a fresh cluster (or FORGE_TEST_PGSS_DSN); stop and delete it after."""
+    """Yield a fresh cluster's superuser DSN (or FORGE_TEST_PGSS_DSN); stop and delete it after."""
     given = os.environ.get("FORGE_TEST_PGSS_DSN")
     if given:
         yield given

@@ -1,7 +1,7 @@
-"""A real Prometheus (Debian's `prometheus` binary) scraping a small exporter of ClientForge-shaped `crm_*` metrics.
+"""A real Prometheus (Debian's) scraping a small exporter of ClientForge-shaped `crm_*` metrics.
 
-The exporter's counters grow at fixed rates with wall time, so `rate()` and `histogram_quantile()` over them give
-known answers after two scrapes.
+The exporter's counters grow at fixed rates with wall time, so `rate()` and `histogram_quantile()`
+over them give known answers after two scrapes.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ BUCKETS = [0.01, 0.05, 0.1, 0.5, 1, 2, 5, 10]  # metrics.service.ts's HTTP histo
 
 @dataclass
 class Profile:
-    """What the fake ClientForge process reports: rates per second, gauges, and where requests' latencies fall."""
+    """What the fake ClientForge reports: rates per second, gauges, where request latencies fall."""
 
     cpu: float = 0.25
     rss: float = 300 * 1048576
@@ -49,9 +49,10 @@ class Profile:
 class CrmCollector:
     """ClientForge's `crm_` default and HTTP metrics, computed from a Profile on a simulated clock.
 
-    The first scrape is stamped HISTORY seconds in the past and each scrape moves STEP seconds on until the clock
-    catches up with real time, so Prometheus holds five and a half minutes of history after two seconds of scraping
-    and `rate()` over forge's default five-minute window sees a full window.
+    The first scrape is stamped HISTORY seconds in the past and each scrape moves STEP seconds on
+    until the clock catches up with real time, so Prometheus holds five and a half minutes of
+    history after two seconds of scraping and `rate()` over forge's default five-minute window sees
+    a full window.
     """
 
     HISTORY, STEP = 330.0, 15.0
@@ -142,7 +143,7 @@ JOB = """  - job_name: clientforge-backend
 
 
 class ServerProcess:
-    """A server binary on a free port with a temporary directory: started, waited for, stopped and cleaned up."""
+    """A server binary on a free port with a temp dir: started, awaited, stopped and cleaned up."""
 
     name = "server"
 
@@ -252,7 +253,7 @@ class Stack:
 
 
 def stacks(*profiles: Profile | None) -> Iterator[list[str]]:
-    """Start one stack per profile at once (Prometheus takes ~5 s to its first scrape); yield their URLs."""
+    """Start a stack per profile at once (~5 s to Prometheus's first scrape); yield their URLs."""
     started: list[Stack] = []
     try:
         started.extend(Stack(p) for p in profiles)

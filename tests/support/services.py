@@ -1,4 +1,4 @@
-"""Where the tests find the machine's Redis; FORGE_TEST_REDIS_SERVER gives a parallel run a server of its own."""
+"""Where tests find the machine's Redis; FORGE_TEST_REDIS_SERVER gives parallel runs their own."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The approval path driven over Slack HTTP: open the dialog, type the confirmation, click Approve."""
+"""The approval path over Slack HTTP: open the dialog, type the confirmation, click Approve."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The Elasticsearch 8.11 double answers the real elasticsearch-py 8 async client the way ES 8.11 does."""
+"""The ES 8.11 double answers the real elasticsearch-py 8 async client the way ES 8.11 does."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ async def client(es: EsDouble):
 
 
 async def test_every_response_says_it_is_elasticsearch_and_speaks_compat_8(es, client):
-    """The product header on 2xx and errors; compatible-with=8 echoed; a 9.x client's media type refused."""
+    """Product header on 2xx and errors; compatible-with=8 echoed; 9.x's media type refused."""
     info = await client.info()
     assert (
         info["version"]["number"] == "8.11.0"
@@ -41,7 +41,7 @@ async def test_every_response_says_it_is_elasticsearch_and_speaks_compat_8(es, c
 
 
 async def test_errors_have_es_bodies(es, client):
-    """index_not_found, resource_already_exists, invalid_alias_name and private settings, as ES words them."""
+    """ES bodies: index_not_found, resource_already_exists, invalid_alias_name, private settings."""
     es.seed("contacts", 2)
     with pytest.raises(NotFoundError) as missing:
         await client.indices.get(index="nope")
@@ -72,7 +72,7 @@ async def test_errors_have_es_bodies(es, client):
 
 
 async def test_aliases_change_all_at_once_or_not_at_all(es, client):
-    """A failing action in `_aliases` leaves every alias as it was; must_exist on remove is honoured."""
+    """A failing `_aliases` action leaves every alias as it was; must_exist on remove honoured."""
     es.seed("a", 1)
     es.seed("b", 1)
     await client.indices.update_aliases(actions=[{"add": {"index": "a", "alias": "live"}}])
@@ -122,7 +122,7 @@ async def test_writes_are_counted_after_a_refresh(es, client):
 
 
 async def test_reindex_runs_as_a_task_a_batch_at_a_time(es, client):
-    """wait_for_completion=false gives `node:id`; the task's created count grows in batches of 1,000 to total."""
+    """wait_for_completion=false gives `node:id`; its created count grows 1,000 a batch to total."""
     es.seed("contacts", 2500, body=CONTACTS, make=contact)
     es.cluster.reindex_rate = 10_000
     task = (
@@ -152,7 +152,7 @@ async def test_reindex_runs_as_a_task_a_batch_at_a_time(es, client):
 
 
 async def test_health_is_yellow_with_replicas_on_one_node_and_red_with_a_lost_primary(es, client):
-    """Computed from the indices: replicas unassigned on one node make it yellow; a lost primary red."""
+    """From the indices: replicas unassigned on one node make it yellow; a lost primary red."""
     assert (await client.cluster.health())["status"] == "green"
     es.seed("contacts", 1)
     health = await client.cluster.health(level="indices")

@@ -1,4 +1,4 @@
-"""Background loops back off while a backend is down, say so once, and never die of a crashing step."""
+"""Background loops back off while a backend is down, say so once, never die of a crashing step."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from bot.core.errors import BackendUnavailable
 
 
 async def test_pauses_grow_while_the_backend_is_down_and_reset_after():
-    """Down, down, down, a crash, up: pauses 1, 2, 4, the usual 0.5 after the crash and after recovery; the outage is
-    logged once when it starts and once when it ends."""
+    """Down, down, down, a crash, up: pauses 1, 2, 4, the usual 0.5 after the crash and after
+    recovery; the outage is logged once when it starts and once when it ends."""
     outcomes = iter(
         [BackendUnavailable("state store", "connection refused")] * 3 + [RuntimeError("bug"), None]
     )
@@ -38,7 +38,7 @@ async def test_pauses_grow_while_the_backend_is_down_and_reset_after():
 
 
 async def test_stop_ends_a_loop_that_swallowed_a_cancellation():
-    """A loop that lost one cancellation (as Python 3.11's wait_for can make it) is cancelled again until it ends."""
+    """A loop that lost a cancellation (as 3.11's wait_for can) is re-cancelled until it ends."""
     swallowed = []
 
     async def stubborn() -> None:

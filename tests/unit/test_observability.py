@@ -1,4 +1,4 @@
-"""Logs, metrics and packaging: JSON logs without secrets, Slack API errors counted, a safe image."""
+"""Logs, metrics, packaging: JSON logs without secrets, Slack API errors counted, a safe image."""
 
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ def test_log_lines_are_json_with_the_bound_request_id(json_logs):
 
 
 def test_secrets_are_redacted_from_every_log_line(json_logs):
-    """Tokens, the signing secret and DSN passwords never reach the logs, also through stdlib logging."""
+    """Tokens, the signing secret, DSN passwords never reach the logs, even via stdlib logging."""
     structlog.get_logger("t").warning(
         "oops",
         dsn="postgresql://forge:hunter2@db/x",
@@ -70,7 +70,7 @@ async def test_slack_api_errors_are_counted(slack):
 
 
 async def test_slack_client_honours_retry_after():
-    """The Slack client appends the rate-limit retry handler (default handlers do not retry 429s)."""
+    """The Slack client appends the rate-limit retry handler (default ones do not retry 429s)."""
     from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 
     from bot.slack.outbox import close_client, make_client
@@ -90,7 +90,7 @@ def test_dockerfile_is_slim_non_root_with_a_healthcheck():
 
 
 def test_compose_runs_clientforges_stack():
-    """docker-compose has forge beside PostgreSQL 15 with pg_stat_statements, Redis 7 and Elasticsearch 8.11."""
+    """docker-compose: forge beside PostgreSQL 15 with pg_stat_statements, Redis 7 and ES 8.11."""
     services = yaml.safe_load((ROOT / "docker-compose.yml").read_text(encoding="utf-8"))["services"]
     assert set(services) == {"forge", "postgres", "redis", "elasticsearch"}
     assert "pg15" in services["postgres"]["image"] and "pg_stat_statements" in " ".join(

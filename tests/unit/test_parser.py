@@ -111,7 +111,7 @@ def test_bad_arguments_raise_usage_with_the_commands_usage(text, message):
     ],
 )
 def test_oversized_and_control_character_input_is_refused(text):
-    """Long input and control characters (newlines, ANSI, NUL, bidi overrides) are refused before parsing."""
+    """Long input, control chars (newline, ANSI, NUL, bidi override): refused before parsing."""
     with pytest.raises(UsageError):
         normalise(text)
 

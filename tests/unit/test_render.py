@@ -1,4 +1,4 @@
-"""The renderer: Slack's limits, escaping, files for long output, and the terminal and JSON forms."""
+"""The renderer: Slack's limits, escaping, files for long output, the terminal and JSON forms."""
 
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ def test_fields_are_split_ten_per_section_and_escaped():
 
 
 def test_long_table_goes_up_as_a_file_with_a_preview():
-    """A table too long for a section is attached whole; the message keeps a preview under 3,000 characters."""
+    """A table too long for a section is attached whole; the message previews under 3,000 chars."""
     rows = [[f"job-{i}", "failed", "x" * 40] for i in range(500)]
     message = to_message(
         Outcome("result", Result("dlq list", tables=[Table(["id", "state", "reason"], rows)])), META

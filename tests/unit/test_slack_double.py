@@ -1,4 +1,4 @@
-"""The Slack double and the signed-request client, exercised with the real slack_sdk and slack_bolt clients."""
+"""The Slack double and the signed-request client, tried with the real slack_sdk and slack_bolt."""
 
 from __future__ import annotations
 
@@ -110,7 +110,7 @@ async def test_get_with_query_string_args_is_understood(slack, client):
 
 
 async def test_tokens_are_checked_like_slack(slack):
-    """No token is not_authed, a foreign token invalid_auth, an app token on a bot method not_allowed_token_type."""
+    """Tokens: none not_authed, foreign invalid_auth, app on a bot method not_allowed_token_type."""
     assert await error_of(AsyncWebClient(base_url=slack.url).auth_test()) == "not_authed"
     assert (
         await error_of(AsyncWebClient(token="xoxp-user", base_url=slack.url).auth_test())
@@ -129,7 +129,7 @@ async def test_tokens_are_checked_like_slack(slack):
 
 
 async def test_rate_limit_is_retried_after_retry_after(slack, client):
-    """A scripted 429 carries Retry-After, and slack_sdk's retry handler waits it out and succeeds."""
+    """A scripted 429 carries Retry-After; slack_sdk's retry handler waits it out and succeeds."""
     slack.fail("chat.postMessage", status=429, error="ratelimited", times=1, retry_after=1)
     client.retry_handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=1))
 
@@ -143,7 +143,7 @@ async def test_rate_limit_is_retried_after_retry_after(slack, client):
 
 
 async def test_scripted_errors_delays_and_unknown_methods(slack, client):
-    """fail() with any status answers that error once, delay() slows a method, unknown methods are refused."""
+    """fail(status) answers that error once; delay() slows a method; unknown methods are refused."""
     slack.fail("chat.postMessage", status=200, error="channel_not_found")
     slack.delay("auth.test", 0.2)
 
@@ -252,7 +252,7 @@ async def test_files_upload_v2_lands_in_files(slack, client):
 
 
 async def test_socket_mode_client_connects_and_its_ack_is_recorded(slack):
-    """slack_sdk's Socket Mode client gets hello, receives a pushed envelope, and its ack is recorded."""
+    """slack_sdk's Socket Mode client gets hello and a pushed envelope, and its ack is recorded."""
     received: list[SocketModeRequest] = []
 
     async def on_request(socket: SocketModeClient, request: SocketModeRequest) -> None:
@@ -305,7 +305,7 @@ def test_sign_matches_slack_sdk_signature_verifier():
 
 @pytest.fixture
 async def bolt(slack: SlackDouble) -> AsyncIterator[tuple[str, list]]:
-    """A real bolt AsyncApp over HTTP whose Slack traffic goes to the double; its base URL and what it saw."""
+    """A real bolt AsyncApp over HTTP talking Slack to the double; its base URL and what it saw."""
     seen: list = []
     app = AsyncApp(
         client=AsyncWebClient(token="xoxb-test", base_url=slack.url),
@@ -365,7 +365,7 @@ async def test_forged_and_stale_requests_are_refused_by_bolt(slack, bolt):
 
 
 async def test_view_submission_and_retried_event_reach_bolt(slack, bolt):
-    """A submitted modal's state and metadata, and an event's retry headers, arrive at bolt as Slack sends them."""
+    """A modal submission's state and metadata and an event's retry headers reach bolt as sent."""
     url, seen = bolt
     async with SlackClient(url, SECRET, slack) as user:
         submitted = await user.submit_view(

@@ -30,7 +30,7 @@ def _imports(path: Path) -> set[str]:
 
 
 def test_commands_never_import_slack():
-    """Handlers never see Slack: no module in commands/ imports slack_bolt, slack_sdk or the Slack layer."""
+    """Handlers never see Slack: commands/ imports no slack_bolt, slack_sdk or Slack layer."""
     for path in (ROOT / "commands").rglob("*.py"):
         bad = {
             n
@@ -93,7 +93,7 @@ def test_manifest_declares_forge_interactivity_and_least_scopes():
 
 
 def test_every_command_is_documented_and_sensibly_guarded():
-    """Each command has a summary and an example; writes need operator, destructive ones operator or more."""
+    """Commands have a summary and example; writes need operator, destructive ones operator+."""
     assert {"help", "whoami", "audit", "health"} <= {s.name for s in REGISTRY.all()}
     for spec in REGISTRY.all():
         assert spec.summary and spec.examples, spec.name
