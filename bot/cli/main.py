@@ -9,7 +9,7 @@ from pathlib import Path
 
 from bot.cli import logs
 from bot.config.settings import ConfigError, load_settings
-from bot.core.redact import Redactor
+from bot.core.redact import remember
 from bot.core.result import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 
 
@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"forge: configuration error:\n{exc}", file=sys.stderr)
         return EXIT_USAGE
     logs.configure(
-        Redactor(settings.secrets()), "INFO" if args.verb in ("serve", "playground") else "WARNING"
+        remember(settings.secrets()), "INFO" if args.verb in ("serve", "playground") else "WARNING"
     )
     try:
         return asyncio.run(_verbs()[args.verb](settings, args))

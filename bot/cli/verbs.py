@@ -14,6 +14,7 @@ from bot.core.context import Actor
 from bot.core.dispatch import Invocation
 from bot.core.errors import BackendError
 from bot.core.forge import Forge
+from bot.core.redact import redact
 from bot.core.registry import Role
 from bot.core.result import EXIT_FAILED, EXIT_OK
 from bot.slack.render import to_json, to_text
@@ -86,13 +87,15 @@ async def run_verb(settings: Settings, args: argparse.Namespace) -> int:
         )
         return EXIT_FAILED
     print(
-        to_json(outcome, settings.environment)
-        if args.json
-        else to_text(outcome, settings.environment)
+        redact(
+            to_json(outcome, settings.environment)
+            if args.json
+            else to_text(outcome, settings.environment)
+        )
     )
     for attachment in outcome.result.attachments if outcome.result else []:
         path = args.out / attachment.filename
-        path.write_bytes(attachment.content)
+        path.write_bytes(redact.content(attachment.content))
         print(f"wrote {path}", file=sys.stderr)
     return outcome.exit_code
 

@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
@@ -247,7 +248,11 @@ class Settings:
             self.env.forge_alertmanager_token,
             self.env.forge_backup_s3_secret_access_key,
         ]
-        return [v.get_secret_value() for v in values if v and len(v.get_secret_value()) >= 6]
+        urls = [self.env.database_url, self.env.redis_url, self.env.elasticsearch_url]
+        urls += [self.env.forge_state_database_url] if self.env.forge_state_database_url else []
+        passwords = [urlsplit(u.get_secret_value()).password for u in urls]
+        known = [v.get_secret_value() for v in values if v] + [p for p in passwords if p]
+        return [v for v in known if len(v) >= 6]
 
 
 def load_config(path: Path, *, required: bool) -> Config:

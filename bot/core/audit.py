@@ -180,6 +180,7 @@ def _clean(entry: AuditEntry, redactor: Redactor) -> AuditEntry:
         return redactor(" ".join(value.split()))[:2000]
 
     detail = {k: one_line(v) if isinstance(v, str) else v for k, v in entry.detail.items()}
+    detail = redactor.value(detail)
     return AuditEntry(
         entry.event,
         entry.actor_id,

@@ -11,7 +11,7 @@ from bot.core.audit import AuditLog
 from bot.core.context import Clock, SystemClock
 from bot.core.dispatch import Dispatcher
 from bot.core.permissions import GroupDirectory, NoGroups, Permissions
-from bot.core.redact import Redactor
+from bot.core.redact import remember
 from bot.core.registry import REGISTRY, Registry
 from bot.incidents.store import IncidentStore
 from bot.state.archive import Archive
@@ -33,7 +33,7 @@ class Forge:
 
         self.settings = settings
         self.clock = clock or SystemClock()
-        self.redactor = Redactor(settings.secrets())
+        self.redactor = remember(settings.secrets())
         self.backends = Backends(settings)
         self.store = StateStore(settings.state_database_url, settings.config.timeouts.backend)
         self.audit = AuditLog(

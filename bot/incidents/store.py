@@ -10,6 +10,7 @@ import asyncpg
 
 from bot.backends.clients import call
 from bot.config.settings import ChecklistItem
+from bot.core.redact import redact, redact_value
 from bot.incidents.checklists import key
 from bot.state.store import StateStore
 
@@ -57,11 +58,11 @@ class IncidentStore:
             row = await conn.fetchrow(
                 "INSERT INTO forge.incidents (title, severity, commander, channel, description, "
                 "component) VALUES ($1, $2, $3, $4, $5, $6) RETURNING *",
-                title,
+                redact(title),
                 severity,
                 commander,
                 channel,
-                description,
+                redact(description),
                 component,
             )
             await _add_items(conn, row["id"], 1, items)
@@ -233,8 +234,8 @@ class IncidentStore:
                 "UPDATE forge.incidents SET status = 'resolved', resolved_at = now(), "
                 "summary = $2, forced_reason = $3 WHERE id = $1 AND status = 'open' RETURNING true",
                 incident_id,
-                summary,
-                forced_reason,
+                redact(summary),
+                redact(forced_reason or "") or None,
             )
             if done:
                 text = (
@@ -271,7 +272,7 @@ class IncidentStore:
                 incident_id,
                 kind,
                 actor,
-                text,
+                redact(text),
                 RUN_REPEAT_SECONDS,
             )
             if repeated:
@@ -280,8 +281,6 @@ class IncidentStore:
             return True
 
         return await self._run(work)
-
-    # ---- the board's side -------------------------------------------------------------------
 
     async def dirty(self) -> list[asyncpg.Record]:
         """Incidents Slack is behind on and no replica is rendering."""
@@ -393,8 +392,8 @@ async def _event(
         incident_id,
         kind,
         actor,
-        text,
-        json.dumps(detail),
+        redact(text),
+        json.dumps(redact_value(detail)),
         shown,
     )
     await conn.execute(BUMP, incident_id)

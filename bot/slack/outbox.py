@@ -13,6 +13,7 @@ from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from bot.config.settings import Settings
 from bot.core import metrics
+from bot.core.redact import redact
 from bot.core.result import Attachment
 from bot.slack.render import Message
 
@@ -41,7 +42,7 @@ async def close_client(client: AsyncWebClient) -> None:
 
 
 class Outbox:
-    """Posts, edits and uploads; a failure is counted and logged, never raised into a command."""
+    """Posts, edits and uploads, secrets redacted; a failure is counted and logged, never raised."""
 
     def __init__(self, client: AsyncWebClient, timeout: float) -> None:
         self.client = client
@@ -55,8 +56,8 @@ class Outbox:
             "chat.postMessage",
             self.client.chat_postMessage(
                 channel=channel,
-                text=message.text,
-                blocks=message.blocks,
+                text=redact(message.text),
+                blocks=redact.value(message.blocks),
                 thread_ts=thread_ts,
                 unfurl_links=False,
             ),
@@ -68,7 +69,10 @@ class Outbox:
         response, _ = await self._call(
             "chat.update",
             self.client.chat_update(
-                channel=channel, ts=ts, text=message.text, blocks=message.blocks
+                channel=channel,
+                ts=ts,
+                text=redact(message.text),
+                blocks=redact.value(message.blocks),
             ),
         )
         return response is not None
@@ -89,8 +93,8 @@ class Outbox:
             self.client.chat_postEphemeral(
                 channel=channel,
                 user=user,
-                text=message.text,
-                blocks=message.blocks,
+                text=redact(message.text),
+                blocks=redact.value(message.blocks),
                 thread_ts=thread_ts,
             ),
         )
@@ -103,8 +107,8 @@ class Outbox:
         webhook = AsyncWebhookClient(response_url, timeout=self._timeout)
         try:
             response = await webhook.send(
-                text=message.text,
-                blocks=message.blocks,
+                text=redact(message.text),
+                blocks=redact.value(message.blocks),
                 response_type="in_channel" if in_channel else "ephemeral",
             )
         except (SlackClientError, OSError, TimeoutError) as exc:
@@ -116,14 +120,14 @@ class Outbox:
     async def open_view(self, trigger_id: str, view: dict[str, Any]) -> str | None:
         """Open a modal; its view id, or None (an expired trigger, say)."""
         response, _ = await self._call(
-            "views.open", self.client.views_open(trigger_id=trigger_id, view=view)
+            "views.open", self.client.views_open(trigger_id=trigger_id, view=redact.value(view))
         )
         return response["view"]["id"] if response else None
 
     async def update_view(self, view_id: str, view: dict[str, Any]) -> bool:
         """Replace an open modal's content."""
         response, _ = await self._call(
-            "views.update", self.client.views_update(view_id=view_id, view=view)
+            "views.update", self.client.views_update(view_id=view_id, view=redact.value(view))
         )
         return response is not None
 
@@ -149,7 +153,7 @@ class Outbox:
             "files.upload",
             self.client.files_upload_v2(
                 channel=channel,
-                content=attachment.content,
+                content=redact.content(attachment.content),
                 filename=attachment.filename,
                 title=attachment.title or attachment.filename,
                 thread_ts=thread_ts,

@@ -18,7 +18,7 @@ import redis.asyncio as aioredis
 from bot.backends.clients import call
 from bot.core.context import Context
 from bot.core.errors import BackendUnavailable, CommandError
-from bot.core.redact import redact
+from bot.core.redact import redact_value
 from commands.queues.lua import SCAN
 
 T = TypeVar("T")
@@ -53,13 +53,7 @@ TAIL = 32
 BATCH = 500
 DISCOVERY_TTL = 300.0
 _discovered: dict[str, tuple[float, list[str]]] = {}
-SECRET_KEY = re.compile(
-    r"password|passwd|secret|token|api[_-]?key|authorization|credential|private[_-]?key|"
-    r"access[_-]?key",
-    re.IGNORECASE,
-)
 JSON_FIELDS = ("data", "opts", "stacktrace", "returnvalue", "progress")
-MASK = "[redacted]"
 
 
 def key(queue: str, *parts: str) -> str:
@@ -93,15 +87,6 @@ def check_job_id(job_id: str) -> str:
 async def redis_call(ctx: Context, awaitable: Awaitable[T]) -> T:
     """One Redis call within the backend timeout, failures mapped to BackendError."""
     return await call("redis", awaitable, ctx.settings.config.timeouts.backend)
-
-
-def redact_value(value: Any) -> Any:
-    """Secret-named keys masked at any depth; secret-shaped text masked in every string."""
-    if isinstance(value, dict):
-        return {k: MASK if SECRET_KEY.search(str(k)) else redact_value(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [redact_value(v) for v in value]
-    return redact(value) if isinstance(value, str) else value
 
 
 def public_record(record: dict[str, str]) -> dict[str, Any]:
