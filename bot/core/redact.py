@@ -63,7 +63,10 @@ _CONTEXT = [
     _rule(
         r"(?i)(aws.{0,20}?(?:secret|key).{0,20}?[=:]\s*['\"]?)[A-Za-z0-9/+=]{40}(?![A-Za-z0-9/+=])"
     ),
-    _rule(r"(?i)\b((?:set-)?cookie\s*:\s*)[^\r\n]+", r"\1" + MASK),
+    _rule(  # every `name=value` pair of the header, attributes included
+        r"(?i)\b((?:set-)?cookie\s*:\s*)[^\s;\"'\\]+(?:;[ \t]*[^\s;=\"'\\]+(?:=[^\s;\"'\\]*)?)*",
+        r"\1" + MASK,
+    ),
     _rule(
         r"(?i)(\bauthorization\s*[:=]\s*['\"]?)(?:(?:bearer|basic|token|digest)\s+)?"
         rf"(?!{_M})[^\s'\",;]+",
@@ -82,7 +85,7 @@ _CONTEXT = [
         rf"(?i)(\\+[\"'][\w.-]*{_NAME}\\+[\"']\s*:\s*\\+[\"'])(?!{_M}).+?(\\+[\"'])",
         r"\1" + MASK + r"\2",
     ),
-    _rule(rf"(?i)(\b[\w.-]*{_NAME}\s*[=:]\s*)(?![\"'\s]|{_M})[^\s&,;\"'<>)}}\]]+", r"\1" + MASK),
+    _rule(rf"(?i)(\b[\w.-]*{_NAME}\s*[=:]\s*)(?![\"'\s]|{_M})[^\s&,;|\"'<>)}}\]]+", r"\1" + MASK),
 ]
 _PATTERNS = _TOKENS + _CONTEXT
 
