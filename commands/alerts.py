@@ -6,11 +6,8 @@ import json
 from datetime import datetime
 from typing import Any
 
-import httpx
-
 from bot.alerts import runbook
 from bot.alerts.store import AlertStore
-from bot.backends.clients import call
 from bot.core.context import Context
 from bot.core.errors import BackendError, CommandError
 from bot.core.registry import Args, command, positional
@@ -42,13 +39,13 @@ def _where(labels: dict[str, str]) -> str:
 async def _prometheus(ctx: Context) -> tuple[list[dict[str, Any]] | None, str]:
     """Prometheus's active alerts, or None and why not."""
     url = ctx.settings.env.prometheus_url.rstrip("/") + "/api/v1/alerts"
+    prometheus = ctx.backends.web.named("prometheus", "PROMETHEUS_URL")
     try:
-        response = await call(
-            "prometheus", ctx.backends.http().get(url), ctx.settings.config.timeouts.backend
-        )
-        response.raise_for_status()
+        response = await prometheus.call(ctx.backends.http().get(url))
+        if response.is_error:
+            return None, f"prometheus: HTTP {response.status_code}"
         return response.json()["data"]["alerts"], ""
-    except (BackendError, httpx.HTTPStatusError, KeyError, ValueError) as exc:
+    except (BackendError, KeyError, ValueError) as exc:
         return None, str(exc) or type(exc).__name__
 
 

@@ -8,7 +8,6 @@ from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from bot.backends.clients import call
 from bot.core.context import Context
 from bot.core.registry import Args, NoArgs, Risk, Role, command, option
 from bot.core.result import Result, Status, Table, worst
@@ -30,11 +29,6 @@ class CacheTestArgs(Args):
     """Arguments of `cache test`."""
 
     tries: int = option(50, ge=1, le=1000, help="SET/GET/DEL round trips, 1 to 1000")
-
-
-async def _redis(ctx: Context, awaitable: Awaitable[T]) -> T:
-    """One Redis call within the backend timeout."""
-    return await call("redis", awaitable, ctx.settings.config.timeouts.backend)
 
 
 def mb(n: int) -> str:
@@ -67,7 +61,7 @@ async def sample_namespaces(ctx: Context, budget: int | None = None) -> Sample:
     client, counts, seen, cursor = ctx.backends.redis(), Counter[str](), 0, 0
     budget = budget or SCAN_BUDGET
     while True:
-        cursor, keys = await _redis(ctx, client.scan(cursor=cursor, count=SCAN_COUNT))
+        cursor, keys = await ctx.backends.kv.call(client.scan(cursor=cursor, count=SCAN_COUNT))
         counts.update(namespace(k) for k in keys)
         seen += len(keys)
         if int(cursor) == 0 or seen >= budget:
@@ -136,10 +130,10 @@ async def cache_stats(ctx: Context, args: NoArgs) -> Result:
     """INFO stats and memory, DBSIZE, and a SCAN sample of key namespaces, graded by the runbook."""
     client = ctx.backends.redis()
     stats, memory = (
-        await _redis(ctx, client.info("stats")),
-        await _redis(ctx, client.info("memory")),
+        await ctx.backends.kv.call(client.info("stats")),
+        await ctx.backends.kv.call(client.info("memory")),
     )
-    dbsize = int(await _redis(ctx, client.dbsize()))
+    dbsize = int(await ctx.backends.kv.call(client.dbsize()))
     sample = await sample_namespaces(ctx)
     status, why = grade(stats, memory)
     rate, limit = hit_rate(stats), int(memory.get("maxmemory", 0))
@@ -200,7 +194,7 @@ def percentile(values: list[float], pct: float) -> float:
 async def _timed(ctx: Context, awaitable: Awaitable[T]) -> tuple[T, float]:
     """The call's result and its round trip in milliseconds."""
     start = ctx.clock.monotonic()
-    value = await _redis(ctx, awaitable)
+    value = await ctx.backends.kv.call(awaitable)
     return value, (ctx.clock.monotonic() - start) * 1000
 
 
@@ -238,7 +232,7 @@ async def cache_test(ctx: Context, args: CacheTestArgs) -> Result:
     try:
         samples, wrong = await round_trips(ctx, key, args.tries)
     finally:
-        await _redis(ctx, ctx.backends.redis().delete(key))
+        await ctx.backends.kv.call(ctx.backends.redis().delete(key))
     p50, p99 = percentile(samples["cycle"], 50), percentile(samples["cycle"], 99)
     status = Status.CRITICAL if wrong else Status.WARNING if p99 > P99_WARN_MS else Status.OK
     rows = [

@@ -5,10 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
-
-import httpx
-import redis.exceptions
+from typing import TYPE_CHECKING, Any
 
 from bot.backends.clients import call
 from bot.core.context import Context
@@ -16,6 +13,9 @@ from bot.core.errors import BackendError
 from bot.core.redact import redact
 from bot.core.registry import NoArgs, Risk, Role, command
 from bot.core.result import Result, Status, Table, worst
+
+if TYPE_CHECKING:
+    import httpx
 
 LABELS = {
     "api": "ClientForge API",
@@ -140,6 +140,8 @@ async def check_postgres(ctx: Context) -> Check:
 
 async def check_redis(ctx: Context) -> Check:
     """PING latency, the server version and the eviction policy BullMQ depends on."""
+    from redis.exceptions import ResponseError
+
     client = ctx.backends.redis()
     timer = _Timer(ctx)
     await client.ping()
@@ -147,7 +149,7 @@ async def check_redis(ctx: Context) -> Check:
     version = (await client.info("server")).get("redis_version", "?")
     try:
         policy = (await client.config_get("maxmemory-policy")).get("maxmemory-policy")
-    except redis.exceptions.ResponseError:
+    except ResponseError:
         policy = None
     facts = {"Redis": f"{version}, maxmemory-policy {policy or 'unknown'}"}
     if policy is None:

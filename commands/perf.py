@@ -11,7 +11,6 @@ from datetime import timedelta
 from pydantic import field_validator
 from pydantic_core import PydanticCustomError
 
-from bot.backends.clients import call
 from bot.core.args import Duration
 from bot.core.context import Context
 from bot.core.errors import BackendError, BackendUnavailable
@@ -150,7 +149,8 @@ async def prom_query(ctx: Context, expr: str) -> float | None:
     url = ctx.settings.env.prometheus_url.rstrip("/") + "/api/v1/query"
     timeout = ctx.settings.config.timeouts.backend
     params = {"query": expr, "timeout": f"{int(timeout * 1000)}ms"}
-    resp = await call("prometheus", ctx.backends.http().get(url, params=params), timeout)
+    prometheus = ctx.backends.web.named("prometheus", "PROMETHEUS_URL")
+    resp = await prometheus.call(ctx.backends.http().get(url, params=params), timeout)
     try:
         body = resp.json()
     except ValueError:
@@ -194,9 +194,7 @@ async def check_metric(ctx: Context, m: Metric, seconds: int) -> Row:
 
 async def check_redis(ctx: Context) -> Row:
     """Redis used memory against maxmemory (RedisMemoryHigh > 90 %)."""
-    info = await call(
-        "redis", ctx.backends.redis().info("memory"), ctx.settings.config.timeouts.backend
-    )
+    info = await ctx.backends.kv.call(ctx.backends.redis().info("memory"))
     used, limit = int(info.get("used_memory", 0)), int(info.get("maxmemory", 0))
     if not limit:
         return Row(
@@ -228,10 +226,7 @@ FROM pg_stat_activity WHERE backend_type = 'client backend'"""
 
 async def check_postgres(ctx: Context) -> Row:
     """Active connections (against the app pool's 20); all client ones against max_connections."""
-    pool = await ctx.backends.postgres()
-    row = await call(
-        "postgres", pool.fetchrow(PG_CONNECTIONS), ctx.settings.config.timeouts.backend
-    )
+    (row,) = await ctx.backends.pg.read(PG_CONNECTIONS)
     active, total, most = row["active"], row["total"], row["max"]
     share = total / most if most else 0.0
     status = worst([level(share, 0.8, 0.95), Status.WARNING if active > ACTIVE_WARN else Status.OK])

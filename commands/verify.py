@@ -28,7 +28,6 @@ from bot.core.registry import NoArgs, Risk, Role, command
 from bot.core.result import Action, Result, Status, Table, worst
 from bot.core.units import duration
 from commands.backup.catalog import Catalog
-from commands.db.pg import read_many
 from commands.db.space import EXTENSIONS, SERVER, extension_problems
 from commands.health import Check, run_checks
 from commands.queues.bullmq import Counts, discover, snapshot
@@ -209,7 +208,7 @@ async def check_elasticsearch(ctx: Context) -> list[Line]:
 
 async def check_extensions(ctx: Context) -> list[Line]:
     """The extensions ClientForge's schema needs, as `db extensions` judges them."""
-    rows, (server,) = await read_many(ctx, [(EXTENSIONS, ()), (SERVER, ())])
+    rows, (server,) = await ctx.backends.pg.read_many([(EXTENSIONS, ()), (SERVER, ())])
     problems = extension_problems({r["name"]: dict(r) for r in rows}, server)
     if problems:
         return [

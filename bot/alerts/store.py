@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
-
-import asyncpg
+from typing import TYPE_CHECKING, Any
 
 from bot.backends.clients import call
 from bot.state.store import StateStore
+
+if TYPE_CHECKING:
+    import asyncpg
 
 RECEIVE = (
     "SELECT forge.receive_alerts($1, $2, $3, $4, $5::jsonb, $6, $7, $8, $9, "

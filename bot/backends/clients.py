@@ -1,22 +1,28 @@
-"""One place per external API: each client with its timeout, and failures mapped to BackendError."""
+"""One place per external API: each client built on first use, with its timeout and retry policy.
+
+No client library is imported until a command needs it, so `forge run help` starts fast;
+`call` recognises a library's exceptions only once that library is loaded (an exception of a
+module never imported cannot be raised).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import socket
+import sys
 from collections.abc import Awaitable
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
-import asyncpg
-import httpx
-import redis.asyncio as aioredis
-import redis.exceptions
-from elasticsearch import AsyncElasticsearch
-from elasticsearch import exceptions as es_exceptions
-
+from bot.backends.services import Postgres, Search, Service
 from bot.config.settings import Settings
 from bot.core.errors import BackendError, BackendTimeout, BackendUnavailable
 from bot.core.redact import redact
+
+if TYPE_CHECKING:
+    import asyncpg
+    import httpx
+    import redis.asyncio as aioredis
+    from elasticsearch import AsyncElasticsearch
 
 T = TypeVar("T")
 
@@ -27,15 +33,26 @@ async def call(backend: str, awaitable: Awaitable[T], timeout: float) -> T:
         return await asyncio.wait_for(awaitable, timeout)
     except BackendError:
         raise
-    except (
-        TimeoutError,
-        httpx.TimeoutException,
-        redis.exceptions.TimeoutError,
-        es_exceptions.ConnectionTimeout,
-    ):
-        raise BackendTimeout(backend, timeout) from None
     except Exception as exc:  # every library has its own tree; the user gets one line
+        if isinstance(exc, _timeouts()):
+            raise BackendTimeout(backend, timeout) from None
         raise BackendUnavailable(backend, describe(exc)) from exc
+
+
+def _loaded(module: str, name: str) -> type | None:
+    """An exception class of a client library, if that library was imported at all."""
+    found = sys.modules.get(module)
+    return getattr(found, name, None) if found is not None else None
+
+
+def _timeouts() -> tuple[type, ...]:
+    """Every loaded library's timeout exception."""
+    kinds = [
+        _loaded("httpx", "TimeoutException"),
+        _loaded("redis.exceptions", "TimeoutError"),
+        _loaded("elasticsearch.exceptions", "ConnectionTimeout"),
+    ]
+    return (TimeoutError, *(k for k in kinds if k is not None))
 
 
 def describe(exc: BaseException) -> str:
@@ -44,14 +61,19 @@ def describe(exc: BaseException) -> str:
         return "connection refused"
     if isinstance(exc, socket.gaierror) or "Name or service not known" in str(exc):
         return "host not found"
-    if isinstance(exc, asyncpg.PostgresError):
-        return redact(f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
-    if isinstance(exc, httpx.HTTPStatusError):
-        return f"HTTP {exc.response.status_code}"
-    if isinstance(exc, es_exceptions.ApiError):
-        return f"HTTP {exc.meta.status}: {exc.error}"
     first = str(exc).splitlines()[0] if str(exc) else ""
+    if _is(exc, "asyncpg", "PostgresError"):
+        return redact(f"{type(exc).__name__}: {first}")
+    if _is(exc, "httpx", "HTTPStatusError"):
+        return f"HTTP {exc.response.status_code}"  # type: ignore[attr-defined]
+    if _is(exc, "elasticsearch.exceptions", "ApiError"):
+        return f"HTTP {exc.meta.status}: {exc.error}"  # type: ignore[attr-defined]
     return redact(f"{type(exc).__name__}: {first}"[:200]) if first else type(exc).__name__
+
+
+def _is(exc: BaseException, module: str, name: str) -> bool:
+    kind = _loaded(module, name)
+    return kind is not None and isinstance(exc, kind)
 
 
 def _refused(exc: BaseException) -> bool:
@@ -67,19 +89,30 @@ def _refused(exc: BaseException) -> bool:
 
 
 class Backends:
-    """Lazily built clients for ClientForge's PostgreSQL, Redis, Elasticsearch and HTTP APIs."""
+    """ClientForge's PostgreSQL, Redis, Elasticsearch and HTTP APIs, each built on first use.
+
+    `pg`, `kv`, `es` and `web` are how commands call them: each carries its timeout, maps
+    failures to a BackendError that says what failed and what to do, and describes itself.
+    """
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.timeouts = settings.config.timeouts
+        seconds = self.timeouts.backend
         self._pg: asyncpg.Pool | None = None
         self._pg_lock = asyncio.Lock()
         self._redis: aioredis.Redis | None = None
         self._es: AsyncElasticsearch | None = None
         self._http: httpx.AsyncClient | None = None
+        self.pg = Postgres(self.postgres, seconds, call)
+        self.kv = Service("redis", "REDIS_URL", seconds, call)
+        self.es = Search("elasticsearch", "ELASTICSEARCH_URL", seconds, call)
+        self.web = Service("http", "the service's URL", seconds, call)
 
     async def postgres(self) -> asyncpg.Pool:
         """A small pool on DATABASE_URL; a failed connect is retried on the next call."""
+        import asyncpg
+
         async with self._pg_lock:
             if self._pg is None:
                 self._pg = await call(
@@ -99,6 +132,8 @@ class Backends:
     def redis(self) -> aioredis.Redis:
         """Redis with connect and read timeouts and no silent retries."""
         if self._redis is None:
+            import redis.asyncio as aioredis
+
             self._redis = aioredis.Redis.from_url(
                 self.settings.env.redis_url.get_secret_value(),
                 socket_timeout=self.timeouts.backend,
@@ -112,6 +147,8 @@ class Backends:
     def elasticsearch(self) -> AsyncElasticsearch:
         """The Elasticsearch 8 client with a request timeout and one retry for reads."""
         if self._es is None:
+            from elasticsearch import AsyncElasticsearch
+
             self._es = AsyncElasticsearch(
                 self.settings.env.elasticsearch_url.get_secret_value(),
                 request_timeout=self.timeouts.backend,
@@ -123,6 +160,8 @@ class Backends:
     def http(self) -> httpx.AsyncClient:
         """Plain HTTP with a timeout and no redirects, for the API, Prometheus and Grafana."""
         if self._http is None:
+            import httpx
+
             self._http = httpx.AsyncClient(
                 timeout=httpx.Timeout(self.timeouts.backend),
                 follow_redirects=False,

@@ -6,9 +6,11 @@ import argparse
 import asyncio
 import sys
 from pathlib import Path
+from typing import Any
 
 from bot.cli import logs
 from bot.config.settings import ConfigError, load_settings
+from bot.core.errors import ForgeError
 from bot.core.redact import remember
 from bot.core.result import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 
@@ -60,12 +62,45 @@ def main(argv: list[str] | None = None) -> int:
         remember(settings.secrets()), "INFO" if args.verb in ("serve", "playground") else "WARNING"
     )
     try:
+        if args.verb == "run" and offline(args):
+            return asyncio.run(help_verb(settings, args))
         return asyncio.run(_verbs()[args.verb](settings, args))
     except ConfigError as exc:
         print(f"forge: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         return EXIT_FAILED
+
+
+def offline(args: argparse.Namespace) -> bool:
+    """`forge run help …` as the terminal's own admin: it reads the registry and nothing else."""
+    return args.text[0] == "help" and args.as_user is None and not args.json
+
+
+async def help_verb(settings: Any, args: argparse.Namespace) -> int:
+    """Help without the state store or any backend (so no client library is even imported).
+
+    It is not audited: like `forge --help` it shows what the code holds, not what ClientForge does.
+    """
+    from bot.cli.verbs import cli_user
+    from bot.core.context import Actor
+    from bot.core.dispatch import Invocation
+    from bot.core.forge import Forge
+    from bot.core.registry import Role
+    from bot.slack.render import to_text
+
+    forge = Forge(settings)
+    dispatcher = forge.dispatcher
+    actor = Actor(cli_user(), Role.ADMIN, approver=False, source="cli")
+    invocation = Invocation(" ".join(args.text), actor.user_id, None, source="cli")
+    try:
+        parsed = dispatcher.parse(invocation, actor)
+    except ForgeError as exc:
+        print(f"forge: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    outcome = await dispatcher.call(parsed.spec, dispatcher.context(actor, invocation), parsed)
+    print(to_text(outcome, settings.environment))
+    return outcome.exit_code
 
 
 def _verbs() -> dict:

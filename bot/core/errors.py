@@ -13,6 +13,24 @@ ForgeError
 from __future__ import annotations
 
 
+def _check(what: str, variable: str) -> str:
+    return f"check that {what} runs and that {variable} points at it (`health` shows all)"
+
+
+HINTS = {
+    "postgres": _check("PostgreSQL", "DATABASE_URL"),
+    "redis": _check("Redis", "REDIS_URL"),
+    "elasticsearch": _check("Elasticsearch", "ELASTICSEARCH_URL"),
+    "api": _check("the ClientForge API", "CLIENTFORGE_API_URL"),
+    "prometheus": _check("Prometheus", "PROMETHEUS_URL"),
+    "grafana": _check("Grafana", "GRAFANA_URL"),
+    "s3": "check FORGE_BACKUP_S3_URL and its access key; the local dump is kept",
+    "state store": "check forge's own PostgreSQL (FORGE_STATE_DATABASE_URL); "
+    "write commands are refused until it is back",
+}
+"""What an operator does when a backend fails, by the backend's name in messages."""
+
+
 class ForgeError(Exception):
     """Base of every error whose message is safe to show to a user."""
 
@@ -44,12 +62,14 @@ class CommandError(ForgeError):
 
 
 class BackendError(ForgeError):
-    """A backend call failed."""
+    """A backend call failed: which backend, what happened, and (`hint`) what to do about it."""
 
-    def __init__(self, backend: str, detail: str) -> None:
-        super().__init__(f"{backend}: {detail}")
+    def __init__(self, backend: str, detail: str, hint: str = "") -> None:
+        hint = hint or HINTS.get(backend, "")
+        super().__init__(f"{backend}: {detail}" + (f"; {hint}" if hint else ""))
         self.backend = backend
         self.detail = detail
+        self.hint = hint
 
 
 class BackendUnavailable(BackendError):
@@ -59,6 +79,6 @@ class BackendUnavailable(BackendError):
 class BackendTimeout(BackendError):
     """The backend did not answer within its timeout."""
 
-    def __init__(self, backend: str, seconds: float) -> None:
-        super().__init__(backend, f"timed out after {seconds:g} s")
+    def __init__(self, backend: str, seconds: float, hint: str = "") -> None:
+        super().__init__(backend, f"timed out after {seconds:g} s", hint)
         self.seconds = seconds

@@ -41,7 +41,9 @@ class Risk(enum.Enum):
 class Args(BaseModel):
     """Base of every argument model: unknown fields are errors, values are stripped."""
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, frozen=True)
+    model_config = ConfigDict(
+        extra="forbid", str_strip_whitespace=True, frozen=True, defer_build=True
+    )
 
 
 class NoArgs(Args):

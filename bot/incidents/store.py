@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, TypeVar
-
-import asyncpg
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from bot.backends.clients import call
 from bot.config.settings import ChecklistItem
 from bot.core.redact import redact, redact_value
 from bot.incidents.checklists import key
 from bot.state.store import StateStore
+
+if TYPE_CHECKING:
+    import asyncpg
 
 T = TypeVar("T")
 RUN_REPEAT_SECONDS = 5

@@ -10,8 +10,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import msgpack
-
 from bot.backends.clients import call
 from bot.state.rdb import RdbError, read_hash
 from bot.state.store import StateStore
@@ -23,6 +21,8 @@ def unpack(record: bytes, form: str = "msgpack") -> dict[str, str]:
     """An archived job hash back to a mapping: from a DUMP payload (`rdb`) or MessagePack pairs."""
     if form == "rdb":
         return read_hash(record)
+    import msgpack
+
     flat = msgpack.unpackb(record, raw=False, unicode_errors="replace")
     return dict(zip(flat[::2], flat[1::2], strict=True))
 

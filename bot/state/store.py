@@ -5,12 +5,15 @@ from __future__ import annotations
 import asyncio
 import time
 from importlib import resources
+from typing import TYPE_CHECKING
 
-import asyncpg
 import structlog
 
 from bot.backends.clients import call
 from bot.core.errors import BackendUnavailable
+
+if TYPE_CHECKING:
+    import asyncpg
 
 log = structlog.get_logger(__name__)
 RECONNECT_INTERVAL = 2.0
@@ -50,6 +53,8 @@ class StateStore:
             return pool
 
     async def _connect(self) -> asyncpg.Pool:
+        import asyncpg
+
         if self._pool is not None:
             return self._pool
         if time.monotonic() - self._last_failure < RECONNECT_INTERVAL:

@@ -9,13 +9,15 @@ import shutil
 from collections import Counter
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
-
-import asyncpg
 
 from bot.backends.clients import call
 from bot.core.errors import BackendTimeout, BackendUnavailable, CommandError
 from bot.core.redact import Redactor
+
+if TYPE_CHECKING:
+    import asyncpg
 
 USER_SCHEMAS = r"n.nspname NOT IN ('information_schema', 'forge') AND n.nspname NOT LIKE 'pg\_%'"
 NOT_EXTENSION = (
@@ -227,6 +229,8 @@ async def objects(conn: asyncpg.Connection, timeout: float) -> dict[str, int]:
 
 async def connect(tgt: Target, timeout: float) -> asyncpg.Connection:
     """One connection to the target, named so that `db connections` shows what it is."""
+    import asyncpg
+
     return await call(
         "postgres",
         asyncpg.connect(

@@ -10,7 +10,7 @@ from bot.core.context import Context
 from bot.core.registry import Args, command, option
 from bot.core.result import Action, Result, Status, Table
 from bot.core.units import duration
-from commands.db.pg import one_line, read, read_many, statements_file
+from commands.db.pg import one_line, statements_file
 
 CAPACITY = """SELECT current_setting('max_connections')::int AS max,
        current_setting('superuser_reserved_connections')::int AS reserved,
@@ -62,8 +62,8 @@ def who(r: Any) -> str:
 )
 async def db_connections(ctx: Context, _: object) -> Result:
     """How full the server is, what sessions are doing, who holds a transaction open while idle."""
-    (cap,), states, sources, idle = await read_many(
-        ctx, [(CAPACITY, ()), (BY_STATE, ()), (BY_SOURCE, ()), (IDLE_IN_TX, ())]
+    (cap,), states, sources, idle = await ctx.backends.pg.read_many(
+        [(CAPACITY, ()), (BY_STATE, ()), (BY_SOURCE, ()), (IDLE_IN_TX, ())]
     )
     usable = cap["max"] - cap["reserved"]
     share = cap["used"] / usable if usable > 0 else 1.0
@@ -139,7 +139,7 @@ def _roots(blocked: list[Any]) -> list[int]:
 )
 async def db_locks(ctx: Context, _: object) -> Result:
     """Each blocked session, the lock it wants, who is in its way; root blockers first to act on."""
-    blocked = await read(ctx, BLOCKED)
+    blocked = await ctx.backends.pg.read(BLOCKED)
     if not blocked:
         return Result(
             "db locks",
@@ -149,7 +149,9 @@ async def db_locks(ctx: Context, _: object) -> Result:
     roots = _roots(blocked)
     holders = {
         r["pid"]: r
-        for r in await read(ctx, SESSIONS, sorted({b for r in blocked for b in r["blockers"]}))
+        for r in await ctx.backends.pg.read(
+            SESSIONS, sorted({b for r in blocked for b in r["blockers"]})
+        )
     }
     rows = [
         [
@@ -218,7 +220,7 @@ async def db_locks(ctx: Context, _: object) -> Result:
 )
 async def db_long(ctx: Context, args: LongArgs) -> Result:
     """Running statements and open transactions older than `--min`."""
-    rows = await read(ctx, LONG, args.min)
+    rows = await ctx.backends.pg.read(LONG, args.min)
     limit = duration(args.min.total_seconds())
     if not rows:
         return Result(

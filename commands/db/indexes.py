@@ -10,7 +10,7 @@ from bot.core.errors import BackendError, CommandError
 from bot.core.registry import command
 from bot.core.result import Result, Status, Table
 from bot.core.units import size
-from commands.db.pg import one_line, read_many
+from commands.db.pg import one_line
 
 MIN_ROWS, SEQ_SHARE, UNUSED_SCANS = 10_000, 95, 50
 SEQ_SCANNED = """
@@ -88,7 +88,7 @@ async def _suggestions(ctx: Context, tables: list[Any]) -> list[str | None]:
     if not tables:
         return []
     try:
-        found = await read_many(ctx, [(FILTERS, (t["name"],)) for t in tables])
+        found = await ctx.backends.pg.read_many([(FILTERS, (t["name"],)) for t in tables])
     except (
         BackendError,
         CommandError,
@@ -170,14 +170,13 @@ def _tables(
 )
 async def db_indexes(ctx: Context, _: object) -> Result:
     """Index findings, the ones that hurt most first; suggestions are shown, never run."""
-    seq, unused, dupes, invalid = await read_many(
-        ctx,
+    seq, unused, dupes, invalid = await ctx.backends.pg.read_many(
         [
             (SEQ_SCANNED, (MIN_ROWS, SEQ_SHARE)),
             (UNUSED, (UNUSED_SCANS,)),
             (DUPLICATES, ()),
             (INVALID, ()),
-        ],
+        ]
     )
     hints = await _suggestions(ctx, seq)
     status = Status.CRITICAL if invalid else Status.WARNING if (seq or dupes) else Status.OK

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import asyncpg
 from pydantic import model_validator
 
 from bot.core.context import Context
@@ -14,7 +13,10 @@ from bot.core.errors import BackendError
 from bot.core.registry import Args, Risk, Role, command, option, positional
 from bot.core.result import Action, Result, Status
 from bot.core.units import duration, size
-from commands.db.pg import Relation, TableName, find_table, read, with_connection
+from commands.db.pg import Relation, TableName, find_table
+
+if TYPE_CHECKING:
+    import asyncpg
 
 LOCK_WAIT_S, POLL_S, RUN_LIMIT_S = 5, 5.0, 3300
 FULL_MB_PER_S = (50, 200)  # a rewrite's usual pace on server disks, for the preview's estimate
@@ -59,7 +61,7 @@ async def _progress_loop(ctx: Context, pid: int, what: str) -> None:
     """Edit the progress message from pg_stat_progress_* until cancelled."""
     while True:
         await asyncio.sleep(POLL_S)
-        rows = await read(ctx, PROGRESS, pid)
+        rows = await ctx.backends.pg.read(PROGRESS, pid)
         if rows and rows[0]["total"]:
             share = 100 * rows[0]["done"] / rows[0]["total"]
             await ctx.progress(
@@ -84,7 +86,7 @@ async def maintain(ctx: Context, sql: str, what: str) -> float:
             await conn.execute("RESET lock_timeout")
         return ctx.clock.monotonic() - started
 
-    return await with_connection(ctx, work, RUN_LIMIT_S + 30)
+    return await ctx.backends.pg.run(work, RUN_LIMIT_S + 30)
 
 
 def lock_refused(exc: BackendError) -> bool:
@@ -93,7 +95,7 @@ def lock_refused(exc: BackendError) -> bool:
 
 
 async def _facts(ctx: Context, table: Relation | None) -> Any:
-    return (await read(ctx, TABLE_FACTS, table.oid))[0] if table else None
+    return (await ctx.backends.pg.read(TABLE_FACTS, table.oid))[0] if table else None
 
 
 @command(

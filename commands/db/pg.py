@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, TypeVar
 
-import asyncpg
 from pydantic import BeforeValidator
 
-from bot.backends.clients import call
 from bot.core.context import Context
-from bot.core.errors import BackendUnavailable, CommandError
+from bot.core.errors import CommandError
 from bot.core.result import Attachment
 
 T = TypeVar("T")
@@ -34,53 +31,6 @@ class Relation:
     def label(self) -> str:
         """`contacts`, or `crm.contacts` outside `public`."""
         return self.name if self.schema == "public" else f"{self.schema}.{self.name}"
-
-
-def _margin(ctx: Context) -> tuple[float, int]:
-    """The client-side timeout, and a server statement_timeout (ms) that fires just before it."""
-    seconds = ctx.settings.config.timeouts.backend
-    return seconds + 1.0, int(seconds * 1000)
-
-
-async def with_connection(
-    ctx: Context, work: Callable[[asyncpg.Connection], Awaitable[T]], timeout: float | None = None
-) -> T:
-    """Run work on one pooled connection of DATABASE_URL, bounded in time."""
-    pool = await ctx.backends.postgres()
-
-    async def run() -> T:
-        async with pool.acquire() as conn:
-            return await work(conn)
-
-    return await call("postgres", run(), timeout or _margin(ctx)[0])
-
-
-async def read(ctx: Context, sql: str, *args: Any) -> list[asyncpg.Record]:
-    """Rows of one query, in a read-only transaction under a statement timeout."""
-    return (await read_many(ctx, [(sql, args)]))[0]
-
-
-async def read_many(
-    ctx: Context, queries: list[tuple[str, tuple[Any, ...]]]
-) -> list[list[asyncpg.Record]]:
-    """Several queries in one read-only transaction (one snapshot, one round of pool checkout)."""
-    timeout, statement_ms = _margin(ctx)
-
-    async def work(conn: asyncpg.Connection) -> list[list[asyncpg.Record]]:
-        async with conn.transaction(readonly=True):
-            await conn.execute(f"SET LOCAL statement_timeout = {statement_ms}")
-            await conn.execute("SET LOCAL lock_timeout = 1000")
-            return [await conn.fetch(sql, *args) for sql, args in queries]
-
-    try:
-        return await with_connection(ctx, work, timeout)
-    except BackendUnavailable as exc:
-        if "QueryCanceledError" in exc.detail:
-            raise CommandError(
-                f"PostgreSQL stopped the query after {statement_ms} ms (statement_timeout): the "
-                "server is busy or the catalog is huge; try again or narrow it."
-            ) from None
-        raise
 
 
 def check_name(text: str) -> tuple[str | None, str]:
@@ -108,8 +58,7 @@ TableName = Annotated[str, BeforeValidator(_table_name)]
 async def find_table(ctx: Context, text: str) -> Relation:
     """The user table the name means, from the catalog; quoted by the server, never by pasting."""
     schema, name = check_name(text)
-    rows = await read(
-        ctx,
+    rows = await ctx.backends.pg.read(
         """
         SELECT n.nspname AS schema, c.relname AS name,
                format('%I.%I', n.nspname, c.relname) AS quoted, c.oid::int AS oid

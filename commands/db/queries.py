@@ -8,7 +8,7 @@ from bot.core.context import Context
 from bot.core.registry import Args, command, option
 from bot.core.result import Result, Status, Table
 from bot.core.units import ms
-from commands.db.pg import one_line, percent, read, read_many, statements_file
+from commands.db.pg import one_line, percent, statements_file
 
 STATUS = """SELECT (SELECT extversion FROM pg_extension WHERE extname = 'pg_stat_statements')
                      AS installed,
@@ -109,14 +109,13 @@ async def ranked(
     ctx: Context, command: str, order: str, min_ms: float, limit: int
 ) -> tuple[Any, list[Any]] | Result:
     """Overview and ranked statements, or the result that explains why there are none."""
-    state = (await read(ctx, STATUS))[0]
+    state = (await ctx.backends.pg.read(STATUS))[0]
     explained = missing(command, state)
     if explained:
         return explained
     names = columns_for(state["installed"])
-    overview, rows = await read_many(
-        ctx,
-        [(OVERVIEW.format(**names), ()), (RANKED.format(order=order, **names), (min_ms, limit))],
+    overview, rows = await ctx.backends.pg.read_many(
+        [(OVERVIEW.format(**names), ()), (RANKED.format(order=order, **names), (min_ms, limit))]
     )
     return overview[0], rows
 

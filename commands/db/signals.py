@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
-
-import asyncpg
+from typing import TYPE_CHECKING, Any
 
 from bot.core.context import Context
 from bot.core.errors import CommandError
@@ -13,7 +11,10 @@ from bot.core.registry import Args, Risk, Role, command, option, positional
 from bot.core.result import Result, Status
 from bot.core.units import duration
 from commands.db.activity import SESSIONS, who
-from commands.db.pg import one_line, read, with_connection
+from commands.db.pg import one_line
+
+if TYPE_CHECKING:
+    import asyncpg
 
 SIGNALLABLE = ("client backend", "autovacuum worker")
 
@@ -34,7 +35,7 @@ class TerminateArgs(PidArgs):
 
 async def session(ctx: Context, pid: int) -> Any:
     """The live session with this pid, refused when it is forge's own or not a client backend."""
-    rows = await read(ctx, SESSIONS, [pid])
+    rows = await ctx.backends.pg.read(SESSIONS, [pid])
     if not rows:
         raise CommandError(
             f"No PostgreSQL session has pid {pid} (it may have ended). "
@@ -60,14 +61,14 @@ async def _signal(ctx: Context, function: str, pid: int) -> bool:
         name = "pg_terminate_backend" if function == "terminate" else "pg_cancel_backend"
         return bool(await conn.fetchval(f"SELECT {name}($1)", pid))
 
-    return await with_connection(ctx, send)
+    return await ctx.backends.pg.run(send)
 
 
 async def _after(ctx: Context, pid: int, before: Any, wait_s: float = 2.0) -> Any | None:
     """The session once its statement changed or it ended (None), polling up to `wait_s`."""
     deadline = ctx.clock.monotonic() + wait_s
     while True:
-        rows = await read(ctx, SESSIONS, [pid])
+        rows = await ctx.backends.pg.read(SESSIONS, [pid])
         now = rows[0] if rows else None
         if now is None or now["state"] != before["state"] or now["running_s"] < before["running_s"]:
             return now

@@ -8,7 +8,7 @@ from bot.core.context import Context
 from bot.core.registry import Args, command, option
 from bot.core.result import Result, Status, Table
 from bot.core.units import size
-from commands.db.pg import percent, read, read_many
+from commands.db.pg import percent
 
 USER_SCHEMAS = "n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_toast'"
 USER_TABLES = f"pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE {USER_SCHEMAS}"
@@ -106,7 +106,7 @@ class TablesArgs(Args):
 )
 async def db_size(ctx: Context, _: object) -> Result:
     """Database size and the split between tables and indexes."""
-    (total,), databases = await read_many(ctx, [(SIZE, ()), (DATABASES, ())])
+    (total,), databases = await ctx.backends.pg.read_many([(SIZE, ()), (DATABASES, ())])
     return Result(
         "db size",
         summary=f"`{total['db']}` takes {size(total['size'])}.",
@@ -129,7 +129,7 @@ async def db_size(ctx: Context, _: object) -> Result:
 )
 async def db_tables(ctx: Context, args: TablesArgs) -> Result:
     """The largest tables first."""
-    rows = await read(ctx, TABLES, args.limit)
+    rows = await ctx.backends.pg.read(TABLES, args.limit)
     return Result(
         "db tables",
         summary=f"The {len(rows)} largest tables." if rows else "No user tables.",
@@ -167,7 +167,7 @@ def _bloated(row: Any) -> bool:
 )
 async def db_bloat(ctx: Context, _: object) -> Result:
     """Bloat ratio, wasted bytes per table (pg-extras' estimate), dead rows and last vacuum."""
-    rows, (unanalyzed,) = await read_many(ctx, [(BLOAT, ()), (UNANALYZED, ())])
+    rows, (unanalyzed,) = await ctx.backends.pg.read_many([(BLOAT, ()), (UNANALYZED, ())])
     bad = [r for r in rows if _bloated(r)]
     summary = (
         f"{len(bad)} table{'s' if len(bad) != 1 else ''} at least {BLOAT_RATIO:g}× "
@@ -221,7 +221,7 @@ async def db_bloat(ctx: Context, _: object) -> Result:
 )
 async def db_cache_hit(ctx: Context, _: object) -> Result:
     """Buffer cache hit ratios from pg_statio, and the tables read most from disk."""
-    (hit,), tables = await read_many(ctx, [(HIT, ()), (HIT_TABLES, ())])
+    (hit,), tables = await ctx.backends.pg.read_many([(HIT, ()), (HIT_TABLES, ())])
     low = [
         name for name in ("tables", "indexes") if hit[name] is not None and hit[name] < HIT_HEALTHY
     ]
@@ -301,7 +301,7 @@ def _state(row: dict[str, Any] | None) -> str:
 )
 async def db_extensions(ctx: Context, _: object) -> Result:
     """Extensions ClientForge needs, then all installed; pg_stat_statements' preload checked."""
-    rows, (server,) = await read_many(ctx, [(EXTENSIONS, ()), (SERVER, ())])
+    rows, (server,) = await ctx.backends.pg.read_many([(EXTENSIONS, ()), (SERVER, ())])
     by_name = {r["name"]: dict(r) for r in rows}
     needs = _needed(by_name, server)
     preloaded = "pg_stat_statements" in (server["preload"] or "")

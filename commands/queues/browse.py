@@ -20,7 +20,6 @@ from commands.queues.bullmq import (
     key,
     public_record,
     records,
-    redis_call,
     resolve,
 )
 
@@ -150,8 +149,8 @@ async def dlq_show(ctx: Context, args: ShowArgs) -> Result:
     q, job_id = target.name, check_job_id(args.job)
     client = ctx.backends.redis()
     kind, score = await asyncio.gather(
-        redis_call(ctx, client.type(key(q, job_id))),
-        redis_call(ctx, client.zscore(key(q, "failed"), job_id)),
+        ctx.backends.kv.call(client.type(key(q, job_id))),
+        ctx.backends.kv.call(client.zscore(key(q, "failed"), job_id)),
     )
     if kind != "hash":
         raise CommandError(f"No job `{job_id}` in `{q}`.")

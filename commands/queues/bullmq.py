@@ -8,18 +8,17 @@ import binascii
 import json
 import re
 import time
-from collections.abc import Awaitable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import msgpack
-import redis.asyncio as aioredis
-
-from bot.backends.clients import call
 from bot.core.context import Context
 from bot.core.errors import BackendUnavailable, CommandError
 from bot.core.redact import redact_value
 from commands.queues.lua import SCAN
+
+if TYPE_CHECKING:
+    import redis.asyncio as aioredis
 
 T = TypeVar("T")
 PREFIX = "bull"
@@ -84,11 +83,6 @@ def check_job_id(job_id: str) -> str:
     return job_id
 
 
-async def redis_call(ctx: Context, awaitable: Awaitable[T]) -> T:
-    """One Redis call within the backend timeout, failures mapped to BackendError."""
-    return await call("redis", awaitable, ctx.settings.config.timeouts.backend)
-
-
 def public_record(record: dict[str, str]) -> dict[str, Any]:
     """A job hash with its JSON fields decoded and secrets redacted: safe for Slack and files."""
     decoded: dict[str, Any] = dict(record)
@@ -140,7 +134,7 @@ async def resolve(ctx: Context, name: str) -> Target:
     found = alias(ctx, check_name(name))
     if found.name in ctx.settings.config.queues:
         return found
-    if await redis_call(ctx, ctx.backends.redis().exists(key(found.name, "id"))):
+    if await ctx.backends.kv.call(ctx.backends.redis().exists(key(found.name, "id"))):
         return found
     known = ", ".join(f"`{q}`" for q in ctx.settings.config.queues)
     raise CommandError(
@@ -157,8 +151,8 @@ async def discover(ctx: Context, fresh: bool = False) -> list[str]:
     names: set[str] = set()
     cursor = 0
     while True:
-        cursor, keys = await redis_call(
-            ctx, client.scan(cursor, match=f"{PREFIX}:*:id", count=2000)
+        cursor, keys = await ctx.backends.kv.call(
+            client.scan(cursor, match=f"{PREFIX}:*:id", count=2000)
         )
         names.update(k[len(PREFIX) + 1 : -3] for k in keys)
         if cursor == 0:
@@ -227,14 +221,14 @@ async def counts(ctx: Context, queues: list[str]) -> dict[str, Counts]:
     async with client.pipeline(transaction=False) as pipe:
         for q in queues:
             _queue_commands(pipe, q)
-        raw = await redis_call(ctx, pipe.execute())
+        raw = await ctx.backends.kv.call(pipe.execute())
     found = {q: _counts_from(q, raw[i * 10 : i * 10 + 10]) for i, q in enumerate(queues)}
     pairs = [(c, job) for c in found.values() for job in c.tails]
     if pairs:
         async with client.pipeline(transaction=False) as pipe:
             for c, job in pairs:
                 pipe.hget(key(c.name, job), "timestamp")
-            stamps = await redis_call(ctx, pipe.execute())
+            stamps = await ctx.backends.kv.call(pipe.execute())
         for (c, _), ts in zip(pairs, stamps, strict=True):
             if ts and ts.isdigit():
                 c.oldest = min(int(ts), c.oldest or int(ts))
@@ -264,7 +258,7 @@ async def workers(ctx: Context, queues: list[str]) -> dict[str, int | None]:
     """Distinct worker connections per queue on this db, from CLIENT LIST (None: not allowed)."""
     client = ctx.backends.redis()
     try:
-        listing = await redis_call(ctx, client.client_list())
+        listing = await ctx.backends.kv.call(client.client_list())
     except BackendUnavailable:
         return dict.fromkeys(queues)
     db, seen = _client_db(client), {q: set[str]() for q in queues}
@@ -310,8 +304,7 @@ class Scan:
         if self.done:
             return []
         cutoff = "+inf" if self.cutoff is None else str(self.cutoff)
-        raw = await redis_call(
-            self.ctx,
+        raw = await self.ctx.backends.kv.call(
             SCAN.run(
                 self.ctx.backends.redis(),
                 [key(self.queue, "failed")],
@@ -325,8 +318,10 @@ class Scan:
                     *self.fields,
                 ],
                 raw=True,
-            ),
+            )
         )
+        import msgpack
+
         data = self.last = msgpack.unpackb(raw, raw=False)
         self.offset += int(data["scanned"])
         self.done = int(data["scanned"]) < self.window
@@ -352,4 +347,4 @@ async def records(ctx: Context, queue: str, ids: list[str]) -> list[dict[str, st
     async with ctx.backends.redis().pipeline(transaction=False) as pipe:
         for job_id in ids:
             pipe.hgetall(key(queue, job_id))
-        return list(await redis_call(ctx, pipe.execute()))
+        return list(await ctx.backends.kv.call(pipe.execute()))

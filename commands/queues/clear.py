@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.core.context import Context
-from commands.queues.bullmq import BATCH, key, redis_call
+from commands.queues.bullmq import BATCH, key
 from commands.queues.lua import DROP, TAKE, Call, run_together
 
 
@@ -63,7 +63,9 @@ class Take:
 async def take_next(ctx: Context, take: Take) -> Window:
     """The next window of `take`."""
     script, keys, args, raw = take.call()
-    return take.read(await redis_call(ctx, script.run(ctx.backends.redis(), keys, args, raw=raw)))
+    return take.read(
+        await ctx.backends.kv.call(script.run(ctx.backends.redis(), keys, args, raw=raw))
+    )
 
 
 async def drop_and_take(ctx: Context, archived: Window, take: Take) -> tuple[list[str], Window]:
@@ -72,7 +74,7 @@ async def drop_and_take(ctx: Context, archived: Window, take: Take) -> tuple[lis
     calls = ([_drop_call(take.queue, archived)] if archived.jobs else []) + (
         [] if take.done else [take.call()]
     )
-    replies = await redis_call(ctx, run_together(ctx.backends.redis(), calls)) if calls else []
+    replies = await ctx.backends.kv.call(run_together(ctx.backends.redis(), calls)) if calls else []
     left = list(replies.pop(0) or []) if archived.jobs else []
     return left, take.read(replies[0]) if replies else Window([])
 
@@ -84,6 +86,6 @@ def _drop_call(queue: str, window: Window) -> Call:
 
 async def archive_format(ctx: Context) -> str:
     """`rdb` (hashes as DUMP payloads) on Redis 7+, whose format forge reads; else `msgpack`."""
-    info = await redis_call(ctx, ctx.backends.redis().info("server"))
+    info = await ctx.backends.kv.call(ctx.backends.redis().info("server"))
     major = int(str(info.get("redis_version", "0")).split(".")[0] or 0)
     return "rdb" if major >= 7 else "msgpack"

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import redis.asyncio as aioredis
-from redis.client import NEVER_DECODE
-from redis.exceptions import NoScriptError
+if TYPE_CHECKING:
+    import redis.asyncio as aioredis
 
 
 class Lua:
@@ -21,6 +20,9 @@ class Lua:
         self, client: aioredis.Redis, keys: list[str], args: list[Any], raw: bool = False
     ) -> Any:
         """Run it (`raw`: reply as bytes); on NOSCRIPT nothing ran, so load-and-run is no retry."""
+        from redis.client import NEVER_DECODE
+        from redis.exceptions import NoScriptError
+
         options = {NEVER_DECODE: True} if raw else {}
         try:
             return await client.execute_command(
@@ -38,6 +40,9 @@ Call = tuple[Lua, list[str], list[Any], bool]
 
 async def run_together(client: aioredis.Redis, calls: list[Call]) -> list[Any]:
     """Run scripts in one round trip, in order; a NOSCRIPT refusal ran nothing: load and run it."""
+    from redis.client import NEVER_DECODE
+    from redis.exceptions import NoScriptError
+
     async with client.pipeline(transaction=False) as pipe:
         for script, keys, args, raw in calls:
             pipe.execute_command(

@@ -9,7 +9,7 @@ from bot.core.errors import CommandError
 from bot.core.registry import Risk, Role, command, option
 from bot.core.result import Action, Result
 from commands.queues.browse import PROGRESS_EVERY, QueueArgs, now_ms, page_ids
-from commands.queues.bullmq import Scan, check_job_id, is_lifo, key, redis_call, resolve
+from commands.queues.bullmq import Scan, check_job_id, is_lifo, key, resolve
 from commands.queues.writes import retry_jobs
 
 
@@ -23,8 +23,8 @@ class RetryArgs(QueueArgs):
 async def _retry_one(ctx: Context, q: str, job_id: str, dry_run: bool) -> Result:
     client = ctx.backends.redis()
     score, fields = await asyncio.gather(
-        redis_call(ctx, client.zscore(key(q, "failed"), job_id)),
-        redis_call(ctx, client.hmget(key(q, job_id), "atm", "attemptsMade", "opts")),
+        ctx.backends.kv.call(client.zscore(key(q, "failed"), job_id)),
+        ctx.backends.kv.call(client.hmget(key(q, job_id), "atm", "attemptsMade", "opts")),
     )
     if score is None or int(fields[0] or fields[1] or 0) < ctx.settings.config.dlq.min_attempts:
         raise CommandError(f"Job `{job_id}` is not in the DLQ of `{q}`.")

@@ -4,15 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Awaitable
 from typing import Any, TypeVar
 
-from elasticsearch import ApiError
-
-from bot.backends.clients import call
 from bot.core import units
 from bot.core.context import Context
-from bot.core.errors import BackendUnavailable, CommandError
+from bot.core.errors import CommandError
 from bot.core.registry import Args, NoArgs, command, option
 from bot.core.result import Action, Result, Status, Table, worst
 
@@ -75,36 +71,9 @@ def shown(text: str) -> str:
     return text[:60].replace("`", "'")
 
 
-def explain(exc: ApiError) -> str:
-    """Elasticsearch's refusal in one line: its error type and reason."""
-    body = exc.body if isinstance(exc.body, dict) else {}
-    error = body.get("error")
-    if isinstance(error, dict):
-        return f"{error.get('type', 'error')}: {str(error.get('reason', ''))[:200]}"
-    return str(error or exc.message)[:200]
-
-
 def explain_failure(cause: dict[str, Any]) -> str:
     """An ErrorCause object (a task's `error`, a failure's `cause`) in one line."""
     return f"{cause.get('type', 'error')}: {str(cause.get('reason', ''))[:200]}"
-
-
-async def es_call(ctx: Context, awaitable: Awaitable[T], missing: str | None = None) -> T:
-    """One call within the backend timeout; ES's refusal is a CommandError (`missing`: for 404)."""
-    try:
-        return await call("elasticsearch", awaitable, ctx.settings.config.timeouts.backend)
-    except BackendUnavailable as exc:
-        cause = exc.__cause__
-        if not isinstance(cause, ApiError) or not isinstance(cause.body, dict):
-            raise BackendUnavailable(
-                "elasticsearch",
-                f"{exc.detail}; check that it runs and that ELASTICSEARCH_URL points at it",
-            ) from None
-        if cause.meta.status == 404 and missing:
-            raise CommandError(missing) from None
-        raise CommandError(
-            f"Elasticsearch refused it (HTTP {cause.meta.status}): {explain(cause)}"
-        ) from None
 
 
 def grade_health(health: dict[str, Any]) -> tuple[Status, str]:
@@ -138,22 +107,23 @@ def index_status(health: str, single_node: bool) -> Status:
 
 async def cluster_health(ctx: Context, level: str = "cluster") -> dict[str, Any]:
     """GET _cluster/health."""
-    return dict((await es_call(ctx, ctx.backends.elasticsearch().cluster.health(level=level))).body)
+    return dict(
+        (await ctx.backends.es.call(ctx.backends.elasticsearch().cluster.health(level=level))).body
+    )
 
 
 async def cat_indices(ctx: Context) -> list[dict[str, Any]]:
     """GET _cat/indices?format=json&bytes=b, every index (hidden ones too)."""
-    rows = await es_call(
-        ctx,
-        ctx.backends.elasticsearch().cat.indices(format="json", bytes="b", expand_wildcards="all"),
+    rows = await ctx.backends.es.call(
+        ctx.backends.elasticsearch().cat.indices(format="json", bytes="b", expand_wildcards="all")
     )
     return [dict(r) for r in rows.body]
 
 
 async def cat_aliases(ctx: Context) -> list[dict[str, Any]]:
     """GET _cat/aliases?format=json."""
-    rows = await es_call(
-        ctx, ctx.backends.elasticsearch().cat.aliases(format="json", expand_wildcards="all")
+    rows = await ctx.backends.es.call(
+        ctx.backends.elasticsearch().cat.aliases(format="json", expand_wildcards="all")
     )
     return [dict(r) for r in rows.body]
 
@@ -218,7 +188,9 @@ def _health_fields(health: dict[str, Any], version: str) -> list[tuple[str, str]
 async def es_status(ctx: Context, args: NoArgs) -> Result:
     """_cluster/health with per-index health, and the version from GET /."""
     client = ctx.backends.elasticsearch()
-    health, info = await asyncio.gather(cluster_health(ctx, "indices"), es_call(ctx, client.info()))
+    health, info = await asyncio.gather(
+        cluster_health(ctx, "indices"), ctx.backends.es.call(client.info())
+    )
     status, note = grade_health(health)
     version = str((info.body.get("version") or {}).get("number", "?"))
     rows = _not_green(health)
@@ -374,8 +346,6 @@ __all__ = [
     "cat_indices",
     "check_name",
     "cluster_health",
-    "es_call",
-    "explain",
     "explain_failure",
     "grade_health",
     "name_problem",

@@ -6,13 +6,11 @@ import asyncio
 import warnings
 from typing import Any
 
-from elasticsearch.exceptions import GeneralAvailabilityWarning
-
 from bot.core.context import Context
 from bot.core.errors import BackendError, CommandError
 from bot.core.registry import Risk, Role, command
 from bot.core.result import Action, Result, Status
-from commands.search.es import es_call, explain_failure
+from commands.search.es import explain_failure
 from commands.search.reindex_plan import Plan, ReindexArgs, doc_count, inspect, reindex_preview
 
 POLL_SECONDS = 1.0
@@ -23,27 +21,27 @@ DEADLINE_MARGIN = 30.0
 
 async def _create_dest(ctx: Context, plan: Plan) -> None:
     """PUT dest with the source's mappings and copyable settings."""
-    await es_call(
-        ctx,
+    await ctx.backends.es.call(
         ctx.backends.elasticsearch().indices.create(
             index=plan.dest, mappings=plan.mappings or None, settings=plan.settings or None
-        ),
+        )
     )
 
 
 async def _start(ctx: Context, plan: Plan) -> str:
     """POST _reindex?wait_for_completion=false; the task id."""
-    body = await es_call(
-        ctx,
+    body = await ctx.backends.es.call(
         ctx.backends.elasticsearch().reindex(
             source={"index": plan.concrete}, dest={"index": plan.dest}, wait_for_completion=False
-        ),
+        )
     )
     return str(body["task"])
 
 
 async def task_status(ctx: Context, task_id: str) -> dict[str, Any]:
     """GET _tasks/<id> (the client calls this API a technical preview; it is what ES 8 offers)."""
+    from elasticsearch.exceptions import GeneralAvailabilityWarning
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", GeneralAvailabilityWarning)
         request = ctx.backends.elasticsearch().tasks.get(task_id=task_id)
@@ -51,7 +49,7 @@ async def task_status(ctx: Context, task_id: str) -> dict[str, Any]:
         f"Reindex task `{task_id}` is gone (its node restarted?); dest may be partly filled, "
         "no alias was moved."
     )
-    return dict((await es_call(ctx, request, missing=gone)).body)
+    return dict((await ctx.backends.es.call(request, missing=gone)).body)
 
 
 def progress_line(plan: Plan, task_id: str, status: dict[str, Any]) -> str:
@@ -117,13 +115,15 @@ async def _swap(ctx: Context, plan: Plan) -> list[str]:
     """Move the alias in one `_aliases` call; the indices it points to afterwards."""
     client = ctx.backends.elasticsearch()
     try:
-        await es_call(ctx, client.indices.update_aliases(actions=plan.alias_actions()))
+        await ctx.backends.es.call(client.indices.update_aliases(actions=plan.alias_actions()))
     except CommandError as exc:
         raise CommandError(
             f"`{plan.dest}` is complete, but moving alias `{plan.alias}` failed, "
             f"so it is unchanged (the call is atomic): {exc}"
         ) from None
-    return sorted((await es_call(ctx, client.indices.get_alias(name=plan.alias or ""))).body)
+    return sorted(
+        (await ctx.backends.es.call(client.indices.get_alias(name=plan.alias or ""))).body
+    )
 
 
 def _unfinished(plan: Plan, task_id: str) -> Result:
@@ -175,7 +175,7 @@ async def _copy(ctx: Context, plan: Plan, deadline: float) -> tuple[str, dict[st
 
 async def _counts(ctx: Context, plan: Plan) -> tuple[int, int]:
     """Documents in source and in dest, dest refreshed first so every copied document counts."""
-    await es_call(ctx, ctx.backends.elasticsearch().indices.refresh(index=plan.dest))
+    await ctx.backends.es.call(ctx.backends.elasticsearch().indices.refresh(index=plan.dest))
     return await doc_count(ctx, plan.concrete), await doc_count(ctx, plan.dest)
 
 

@@ -9,7 +9,7 @@ from bot.core.context import Context
 from bot.core.errors import CommandError
 from bot.core.registry import Args, option, positional
 from bot.core.result import Result, Status
-from commands.search.es import check_name, es_call, shown
+from commands.search.es import check_name, shown
 
 # Index settings a new index may take from its source; the rest (uuid, creation_date,
 # provided_name, version, routing, lifecycle, blocks, resize …) belong to the source itself, and
@@ -108,8 +108,7 @@ def check_names(args: ReindexArgs) -> None:
 async def _source(ctx: Context, name: str) -> tuple[str, dict[str, Any]]:
     """The one concrete index a source name means, with its mappings and settings."""
     got = (
-        await es_call(
-            ctx,
+        await ctx.backends.es.call(
             ctx.backends.elasticsearch().indices.get(index=name),
             missing=f"No index or alias `{shown(name)}` in Elasticsearch; `es indices` lists them.",
         )
@@ -131,18 +130,20 @@ def copied_settings(meta: dict[str, Any]) -> dict[str, Any]:
 
 async def doc_count(ctx: Context, index: str) -> int:
     """Documents a search sees in the index now."""
-    return int((await es_call(ctx, ctx.backends.elasticsearch().count(index=index))).body["count"])
+    return int(
+        (await ctx.backends.es.call(ctx.backends.elasticsearch().count(index=index))).body["count"]
+    )
 
 
 async def _alias_state(ctx: Context, plan: Plan) -> None:
     """Which indices the alias is on now; refuse it when it is a concrete index or is elsewhere."""
     client = ctx.backends.elasticsearch()
     alias = plan.alias or ""
-    if not await es_call(ctx, client.indices.exists_alias(name=alias)):
-        if await es_call(ctx, client.indices.exists(index=alias)):
+    if not await ctx.backends.es.call(client.indices.exists_alias(name=alias)):
+        if await ctx.backends.es.call(client.indices.exists(index=alias)):
             raise CommandError(trap(alias))
         return
-    got = (await es_call(ctx, client.indices.get_alias(name=alias))).body
+    got = (await ctx.backends.es.call(client.indices.get_alias(name=alias))).body
     plan.alias_on = sorted(got)
     if plan.concrete not in got:
         raise CommandError(
@@ -173,8 +174,8 @@ async def inspect(ctx: Context, args: ReindexArgs) -> Plan:
         settings=copied_settings(meta),
         alias=args.alias,
     )
-    if await es_call(ctx, client.indices.exists(index=args.dest)):
-        if await es_call(ctx, client.indices.exists_alias(name=args.dest)):
+    if await ctx.backends.es.call(client.indices.exists(index=args.dest)):
+        if await ctx.backends.es.call(client.indices.exists_alias(name=args.dest)):
             raise CommandError(
                 f"`{shown(args.dest)}` is an alias; reindex into a concrete, preferably new, index."
             )

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import asyncpg
-
-from bot.backends.clients import call
 from bot.core.context import Context
 from bot.core.registry import Args, Risk, Role, command, option
 from bot.core.result import Result, Status, Table, worst
 from bot.core.units import ms
+
+if TYPE_CHECKING:
+    import asyncpg
 
 T = TypeVar("T")
 ZERO_MIN_TIMES, SLOW_MS, AVG_WARN_MS, CTR_WARN, STALE_HOURS = 3, 500, 200, 30.0, 24
@@ -96,11 +95,6 @@ class Telemetry:
         return [w for _, w in self.reasons]
 
 
-async def _q(ctx: Context, awaitable: Awaitable[T]) -> T:
-    """One query within the backend timeout."""
-    return await call("postgres", awaitable, ctx.settings.config.timeouts.backend)
-
-
 def queries(n: int) -> str:
     """`1 query`, `3 queries`."""
     return f"{n:,} query" if n == 1 else f"{n:,} queries"
@@ -115,9 +109,9 @@ def ago(seconds: float) -> str:
 
 async def freshness(ctx: Context, conn: asyncpg.Connection, days: int) -> Telemetry | None:
     """None when the table is missing; else rows in the window and the newest row's age, graded."""
-    if await _q(ctx, conn.fetchval("SELECT to_regclass('search_telemetry')")) is None:
+    if await ctx.backends.pg.call(conn.fetchval("SELECT to_regclass('search_telemetry')")) is None:
         return None
-    row = await _q(ctx, conn.fetchrow(FRESHNESS, days))
+    row = await ctx.backends.pg.call(conn.fetchrow(FRESHNESS, days))
     t = Telemetry(days, row["in_window"], row["age_s"])
     if t.age_s is None:
         t.warn("search_telemetry is empty: telemetry looks broken, not quiet")
@@ -154,9 +148,13 @@ def missing(name: str) -> Result:
 
 async def synonym_words(ctx: Context, conn: asyncpg.Connection, queries: list[str]) -> set[str]:
     """Which zero-result queries already belong to a synonym set (search_synonyms, if it exists)."""
-    if not queries or await _q(ctx, conn.fetchval("SELECT to_regclass('search_synonyms')")) is None:
+    if (
+        not queries
+        or await ctx.backends.pg.call(conn.fetchval("SELECT to_regclass('search_synonyms')"))
+        is None
+    ):
         return set()
-    return {r["word"] for r in await _q(ctx, conn.fetch(SYNONYMS, queries))}
+    return {r["word"] for r in await ctx.backends.pg.call(conn.fetch(SYNONYMS, queries))}
 
 
 def zero_table(rows: list[Any], covered: set[str]) -> Table:
@@ -188,12 +186,11 @@ def zero_table(rows: list[Any], covered: set[str]) -> Table:
 )
 async def search_zero_results(ctx: Context, args: WindowArgs) -> Result:
     """Zero-result queries from search_telemetry; empty or stale telemetry is reported as broken."""
-    pool = await ctx.backends.postgres()
-    async with pool.acquire() as conn:
+    async with ctx.backends.pg.connection() as conn:
         t = await freshness(ctx, conn, args.days)
         if t is None:
             return missing("search zero-results")
-        rows = await _q(ctx, conn.fetch(ZERO, args.days, args.limit, ZERO_MIN_TIMES))
+        rows = await ctx.backends.pg.call(conn.fetch(ZERO, args.days, args.limit, ZERO_MIN_TIMES))
         covered = await synonym_words(ctx, conn, [r["query"] for r in rows])
     candidates = [r["query"] for r in rows if r["query"] not in covered]
     if rows:
@@ -320,15 +317,14 @@ def analysis_tables(
 )
 async def search_analyze(ctx: Context, args: WindowArgs) -> Result:
     """The runbook's search:analyze with its thresholds; never "fine" on an empty table."""
-    pool = await ctx.backends.postgres()
-    async with pool.acquire() as conn:
+    async with ctx.backends.pg.connection() as conn:
         t = await freshness(ctx, conn, args.days)
         if t is None:
             return missing("search analyze")
-        o = dict(await _q(ctx, conn.fetchrow(OVERALL, args.days, SLOW_MS)))
-        top = await _q(ctx, conn.fetch(TOP, args.days, args.limit))
-        zero = await _q(ctx, conn.fetch(ZERO, args.days, args.limit, ZERO_MIN_TIMES))
-        slow = await _q(ctx, conn.fetch(SLOW, args.days, args.limit, SLOW_MS))
+        o = dict(await ctx.backends.pg.call(conn.fetchrow(OVERALL, args.days, SLOW_MS)))
+        top = await ctx.backends.pg.call(conn.fetch(TOP, args.days, args.limit))
+        zero = await ctx.backends.pg.call(conn.fetch(ZERO, args.days, args.limit, ZERO_MIN_TIMES))
+        slow = await ctx.backends.pg.call(conn.fetch(SLOW, args.days, args.limit, SLOW_MS))
         covered = await synonym_words(ctx, conn, [r["query"] for r in zero])
     grade_overall(t, o, len(zero))
     summary = (

@@ -1,0 +1,130 @@
+"""How commands call a backend: one object per service with its timeout, error mapping and hint.
+
+    rows = await ctx.backends.pg.read("SELECT …", arg)      # read-only, statement-timed
+    info = await ctx.backends.kv.call(ctx.backends.redis().info("memory"))
+    health = await ctx.backends.es.call(client.cluster.health(), missing="No such index.")
+
+A failure is a BackendError naming the backend, what happened and what to do (errors.HINTS).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from bot.core.errors import BackendUnavailable, CommandError
+
+if TYPE_CHECKING:
+    import asyncpg
+
+T = TypeVar("T")
+Caller = Callable[[str, Awaitable[Any], float], Awaitable[Any]]
+
+
+@dataclass(frozen=True)
+class Service:
+    """One backend: its name in messages, the variable that points at it, its timeout."""
+
+    name: str
+    variable: str
+    timeout: float
+    caller: Caller
+
+    def named(self, name: str, variable: str) -> Service:
+        """The same client for another service (the HTTP client serves the API, Prometheus…)."""
+        return replace(self, name=name, variable=variable)
+
+    async def call(self, awaitable: Awaitable[T], timeout: float | None = None) -> T:
+        """Await one call within the timeout; a failure says what failed and what to do."""
+        return await self.caller(self.name, awaitable, timeout or self.timeout)  # type: ignore[no-any-return]
+
+
+class Postgres(Service):
+    """ClientForge's PostgreSQL: pooled connections and read-only, statement-timed reads."""
+
+    def __init__(self, pool: Callable[[], Awaitable[asyncpg.Pool]], timeout: float, caller: Caller):
+        super().__init__("postgres", "DATABASE_URL", timeout, caller)
+        object.__setattr__(self, "_pool", pool)
+
+    def margin(self) -> tuple[float, int]:
+        """The client-side timeout, and a server statement_timeout (ms) just short of it."""
+        return self.timeout + 1.0, int(self.timeout * 1000)
+
+    @asynccontextmanager
+    async def connection(self, timeout: float | None = None) -> AsyncIterator[asyncpg.Connection]:
+        """One pooled connection, checked out within the timeout."""
+        pool = await self.call(self._pool())  # type: ignore[attr-defined]
+        conn = await self.call(pool.acquire(), timeout)
+        try:
+            yield conn
+        finally:
+            await pool.release(conn)
+
+    async def run(
+        self, work: Callable[[asyncpg.Connection], Awaitable[T]], timeout: float | None = None
+    ) -> T:
+        """Run work on one pooled connection, the whole of it bounded in time."""
+
+        async def run() -> T:
+            async with self.connection() as conn:
+                return await work(conn)
+
+        return await self.call(run(), timeout or self.margin()[0])
+
+    async def read(self, sql: str, *args: Any) -> list[asyncpg.Record]:
+        """Rows of one query, in a read-only transaction under a statement timeout."""
+        return (await self.read_many([(sql, args)]))[0]
+
+    async def read_many(
+        self, queries: list[tuple[str, tuple[Any, ...]]]
+    ) -> list[list[asyncpg.Record]]:
+        """Several queries in one read-only transaction (one snapshot, one pool checkout)."""
+        timeout, statement_ms = self.margin()
+
+        async def work(conn: asyncpg.Connection) -> list[list[asyncpg.Record]]:
+            async with conn.transaction(readonly=True):
+                await conn.execute(f"SET LOCAL statement_timeout = {statement_ms}")
+                await conn.execute("SET LOCAL lock_timeout = 1000")
+                return [await conn.fetch(sql, *args) for sql, args in queries]
+
+        try:
+            return await self.run(work, timeout)
+        except BackendUnavailable as exc:
+            if "QueryCanceledError" in exc.detail:
+                raise CommandError(
+                    f"PostgreSQL stopped the query after {statement_ms} ms (statement_timeout): "
+                    "the server is busy or the catalog is huge; try again or narrow it."
+                ) from None
+            raise
+
+
+class Search(Service):
+    """Elasticsearch: its refusals (4xx with an error body) are the user's to read, not outages."""
+
+    async def call(
+        self, awaitable: Awaitable[T], timeout: float | None = None, missing: str | None = None
+    ) -> T:
+        """One call; a refusal is a CommandError (`missing`: the message for a 404)."""
+        try:
+            return await super().call(awaitable, timeout)
+        except BackendUnavailable as exc:
+            cause = exc.__cause__
+            body = getattr(cause, "body", None)
+            status = getattr(getattr(cause, "meta", None), "status", None)
+            if not isinstance(body, dict) or status is None:
+                raise
+            if status == 404 and missing:
+                raise CommandError(missing) from None
+            raise CommandError(
+                f"Elasticsearch refused it (HTTP {status}): {refusal(body, cause)}"
+            ) from None
+
+
+def refusal(body: dict[str, Any], exc: BaseException) -> str:
+    """Elasticsearch's refusal in one line: its error type and reason."""
+    error = body.get("error")
+    if isinstance(error, dict):
+        return f"{error.get('type', 'error')}: {str(error.get('reason', ''))[:200]}"
+    return str(error or getattr(exc, "message", exc))[:200]
