@@ -24,7 +24,6 @@ HINTS = {
     "api": _check("the ClientForge API", "CLIENTFORGE_API_URL"),
     "prometheus": _check("Prometheus", "PROMETHEUS_URL"),
     "grafana": _check("Grafana", "GRAFANA_URL"),
-    "s3": "check FORGE_BACKUP_S3_URL and its access key; the local dump is kept",
     "state store": "check forge's own PostgreSQL (FORGE_STATE_DATABASE_URL); "
     "write commands are refused until it is back",
 }

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.core.errors import BackendError
 from bot.core.forge import Forge
 from tests.support.backup_fixtures import backup_settings, clientforge_db, run
 
@@ -161,3 +162,47 @@ async def test_a_bad_signature_is_refused_and_the_local_dump_stands(state_dsn, s
         and (tmp_path / "backups" / "database" / result.data["file"]).is_file()
     )
     assert listed.data["backups"][0]["off-site"].startswith("unknown (HTTP 403")
+
+
+async def test_a_large_dump_goes_up_in_checked_parts(state_dsn, s3, tmp_path):
+    """Above the threshold the copy is a multipart upload: three parts, each checksummed, the
+    object equal to the file; a dump that changed since its hash was taken is refused and the
+    upload aborted, leaving no parts behind."""
+    from commands.backup import s3 as offsite
+    from tests.support.ops_support import started_forge
+
+    dump = tmp_path / "large.dump"
+    dump.write_bytes(os.urandom(12 * 1024 * 1024))
+    sha256 = hashlib.sha256(dump.read_bytes()).hexdigest()
+    env = {
+        "forge_backup_s3_url": f"{s3.endpoint}/cf-backups/parts",
+        "forge_backup_s3_access_key_id": s3.key_id,
+        "forge_backup_s3_secret_access_key": s3.secret,
+    }
+    async with started_forge(state_dsn, **env) as forge:
+        ctx = forge.dispatcher.context(*_actor_and_invocation())
+        target = offsite.bucket(forge.settings)
+        part = 5 * 1024 * 1024
+        url = await offsite.upload(
+            ctx, target, dump, sha256, 60, multipart_above=part, part_size=part
+        )
+        client = s3.client()
+        head = client.head_object(Bucket="cf-backups", Key="parts/large.dump", PartNumber=1)
+        assert url.endswith("/cf-backups/parts/large.dump") and head["PartsCount"] == 3
+        body = client.get_object(Bucket="cf-backups", Key="parts/large.dump")["Body"].read()
+        assert hashlib.sha256(body).hexdigest() == sha256
+        assert await offsite.present(ctx, target, "large.dump", len(body)) == "yes"
+        with pytest.raises(BackendError, match="changed while it was uploaded"):
+            await offsite.upload(
+                ctx, target, dump, "0" * 64, 60, multipart_above=part, part_size=part
+            )
+    pending = client.list_multipart_uploads(Bucket="cf-backups").get("Uploads", [])
+    assert pending == []
+
+
+def _actor_and_invocation():
+    from bot.core.context import Actor
+    from bot.core.dispatch import Invocation
+    from bot.core.registry import Role
+
+    return Actor("U0ADMIN", Role.ADMIN, source="cli"), Invocation("backup create", "U0ADMIN")
