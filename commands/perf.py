@@ -259,7 +259,8 @@ def summarize(rows: list[Row], url: str) -> str:
         head = (
             f"Prometheus at {redact(url)} is unreachable "
             f"({prom[0].detail.removeprefix('Prometheus: ')}): CPU, "
-            "memory, event-loop and HTTP checks were skipped. "
+            "memory, event-loop and HTTP checks were skipped; check that it runs and that "
+            "PROMETHEUS_URL points at it. "
         )
         skip = {r.key for r in prom}
     bad = [
