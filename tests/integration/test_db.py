@@ -10,7 +10,6 @@ import pytest
 from bot.core.forge import Forge
 from bot.core.registry import Role
 from bot.core.result import Status
-from commands.db import pg
 from tests.conftest import PG_ADMIN, dsn_for
 from tests.support.db_fixtures import clientforge, cluster, db_settings, forge, result_of, run  # noqa: F401
 from tests.support.pg_cluster import unavailable_reason
@@ -201,7 +200,7 @@ async def test_read_commands_run_in_read_only_transactions(forge):
     """The read path refuses a write: the transaction is READ ONLY."""
     ctx = forge.dispatcher.context(*_viewer())
     with pytest.raises(Exception, match="read-only transaction"):
-        await pg.read(ctx, "CREATE TABLE sneaky (id int)")
+        await ctx.backends.pg.read("CREATE TABLE sneaky (id int)")
 
 
 def _viewer():  # type: ignore[no-untyped-def]
