@@ -6,10 +6,9 @@ import argparse
 import asyncio
 import sys
 from pathlib import Path
-from typing import Any
 
 from bot.cli import logs
-from bot.config.settings import ConfigError, load_settings
+from bot.config.settings import ConfigError, Settings, load_settings
 from bot.core.errors import ForgeError
 from bot.core.redact import remember
 from bot.core.result import EXIT_FAILED, EXIT_OK, EXIT_USAGE
@@ -74,10 +73,10 @@ def main(argv: list[str] | None = None) -> int:
 
 def offline(args: argparse.Namespace) -> bool:
     """`forge run help …` as the terminal's own admin: it reads the registry and nothing else."""
-    return args.text[0] == "help" and args.as_user is None and not args.json
+    return " ".join(args.text).split()[:1] == ["help"] and args.as_user is None and not args.json
 
 
-async def help_verb(settings: Any, args: argparse.Namespace) -> int:
+async def help_verb(settings: Settings, args: argparse.Namespace) -> int:
     """Help without the state store or any backend (so no client library is even imported).
 
     It is not audited: like `forge --help` it shows what the code holds, not what ClientForge does.
