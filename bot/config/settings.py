@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -261,6 +260,8 @@ def load_config(path: Path, *, required: bool) -> Config:
         if required:
             raise ConfigError(f"{path}: config file not found (FORGE_CONFIG)")
         return Config()
+    import yaml  # only when there is a file to read
+
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except (OSError, yaml.YAMLError) as exc:
