@@ -63,7 +63,7 @@ def interrupted_text(work: Acked, redact: Callable[[str], str]) -> str:
     if work.audited:
         return (
             f"⚠️ `{text}` ran ({work.audited}), but the forge replica running it stopped before "
-            "it could answer. `/forge audit` has the record."
+            "it finished answering; if its answer is missing, `/forge audit` has the record."
         )
     return (
         f"⚠️ The forge replica handling `{text}` stopped before it finished; it may not have run. "

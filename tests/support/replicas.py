@@ -1,8 +1,10 @@
 """Replicas for real: `forge serve` processes sharing PostgreSQL and Redis, behind Debian's HAProxy.
 
 HAProxy balances round robin, checks /readyz every 250 ms, and retries a request on another
-replica when the connection fails or the replica closes it without answering. That retry is safe
-because forge ignores a byte-identical signed delivery it has already run.
+replica when the connection fails or the replica closes it without answering; that retry is safe
+because forge ignores a byte-identical signed delivery it has already run. A check may take 2 s
+and a replica leaves the rotation after two failed checks: a replica busy with a burst is slow to
+answer /readyz, not gone.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ defaults
     timeout connect 1s
     timeout client 30s
     timeout server 10s
+    timeout check 2s
     option http-server-close
     retries 3
     option redispatch 1
@@ -52,7 +55,7 @@ backend forge
     balance roundrobin
     option httpchk GET /readyz
     http-check expect status 200
-    default-server inter 250ms fastinter 250ms downinter 250ms rise 2 fall 1
+    default-server inter 250ms fastinter 250ms downinter 250ms rise 2 fall 2
 {servers}
 """
 
