@@ -34,6 +34,11 @@ class SocketModeMixin:
         )
         return find()  # type: ignore[return-value]
 
+    @property
+    def open_sockets(self) -> int:
+        """How many Socket Mode connections are open now."""
+        return len(self._sockets)
+
     # Socket Mode
 
     async def _link(self, request: web.Request) -> web.WebSocketResponse:
