@@ -13,6 +13,7 @@ from typing import Any
 from bot.backends.clients import call
 from bot.state.store import StateStore
 
+ACK_CONNECTIONS = 3
 ORPHANS = """
 DELETE FROM forge.inflight i
  WHERE i.replica IS NOT NULL
@@ -58,8 +59,10 @@ class Inflight:
         self.store, self.replica, self.timeout = store, replica, timeout
 
     async def acked(self, work: Acked) -> None:
-        """Record work this replica has acked."""
-        pool = await self.store.pool()
+        """Record work this replica has acked, on a pool of its own: an ack never waits for a
+        connection behind running commands."""
+        await self.store.pool()  # migrated first
+        pool = await self.store.side_pool(ACK_CONNECTIONS)
         await call(
             "state store",
             pool.execute(

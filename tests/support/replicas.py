@@ -220,10 +220,17 @@ class Cluster:
     """`count` replicas behind HAProxy, sharing one state store and the Slack double."""
 
     def __init__(
-        self, count: int, state_dsn: str, slack_url: str, *, balanced: bool = True, **env: str
+        self,
+        count: int,
+        state_dsn: str,
+        slack_url: str,
+        *,
+        balanced: bool = True,
+        config: dict | None = None,
+        **env: str,
     ) -> None:
         self.folder = Path(tempfile.mkdtemp(prefix="forge-replicas-"))
-        config = write_config(self.folder)
+        config = write_config(self.folder, **(config or {}))
         shared = base_env(state_dsn, slack_url, config, **env)
         self.replicas = [Replica(f"r{i + 1}", shared, self.folder) for i in range(count)]
         self.haproxy = HAProxy(self.replicas, self.folder) if balanced else None
