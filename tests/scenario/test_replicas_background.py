@@ -92,6 +92,9 @@ async def test_socket_mode_two_replicas_handle_each_envelope_once(state_dsn, sla
         for channel in channels[:8]:
             sent = await slack.send_envelope("slash_commands", slash(slack, channel), spread=True)
             await slack.wait_for_ack(sent, timeout=10)
+        deadline = time.monotonic() + 30
+        while any(not slack.messages(c) for c in channels[:8]) and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)  # answered, not only acked, before one replica is stopped
         stuck = cluster.replicas[0]
         stuck.process.send_signal(signal.SIGSTOP)
         for channel in channels[8:]:
