@@ -159,6 +159,8 @@ class StateStore:
     async def side_pool(self, size: int) -> asyncpg.Pool:
         """A small pool of its own on the same database, for writes that must not queue behind
         commands holding the main pool (the ack path's journal); closed with the store."""
+        import asyncpg
+
         if self._side is None:
             self._side = await call(
                 "state store",
