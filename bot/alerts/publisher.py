@@ -37,9 +37,9 @@ class AlertPublisher:
 
     async def run_forever(self) -> None:
         """Publish whenever woken, and every few seconds for cards other replicas changed."""
-        await forever("alert_publish", self.publish_once, IDLE_POLL, self._until_woken)
+        await forever("alert_publish", self.publish_once, IDLE_POLL, self.until_woken)
 
-    async def _until_woken(self, seconds: float) -> None:
+    async def until_woken(self, seconds: float) -> None:
         """Wait for a notification, at most `seconds` (longer while the state store is down)."""
         try:
             await asyncio.wait_for(self._wake.wait(), seconds)

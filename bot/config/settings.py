@@ -46,6 +46,7 @@ class Env(BaseSettings):
     forge_backup_dir: Path = Path("backups/database")
     forge_log_dir: Path = Path("logs")
     forge_alertmanager_token: SecretStr | None = None
+    forge_replica_id: str | None = None
     forge_backup_s3_url: str | None = None
     forge_backup_s3_access_key_id: SecretStr | None = None
     forge_backup_s3_secret_access_key: SecretStr | None = None
@@ -148,6 +149,14 @@ class Incidents(_Section):
     checklists: dict[Literal["P0", "P1", "P2", "P3"], list[ChecklistItem]] = {}
 
 
+class Replicas(_Section):
+    """Running several replicas: the background lease, and how a replica drains on SIGTERM."""
+
+    lease_seconds: float = Field(15.0, ge=1, le=300)
+    deregister_seconds: float = Field(3.0, ge=0, le=60)
+    drain_seconds: float = Field(20.0, ge=1, le=600)
+
+
 class Timeouts(_Section):
     """Seconds each kind of backend call may take; all finite."""
 
@@ -173,6 +182,7 @@ class Config(_Section):
     backup: Backup = Backup()
     alerts: Alerts = Alerts()
     incidents: Incidents = Incidents()
+    replicas: Replicas = Replicas()
 
     @field_validator("approvers")
     @classmethod

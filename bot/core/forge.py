@@ -6,6 +6,7 @@ from bot.alerts.store import AlertStore
 from bot.approvals.engine import ApprovalEngine
 from bot.approvals.store import ApprovalStore
 from bot.backends.clients import Backends
+from bot.background.lease import replica_id
 from bot.config.settings import Settings
 from bot.core.audit import AuditLog
 from bot.core.context import Clock, SystemClock
@@ -32,6 +33,7 @@ class Forge:
         import commands  # noqa: F401  (registers the commands)
 
         self.settings = settings
+        self.replica_id = replica_id(settings.env.forge_replica_id)
         self.clock = clock or SystemClock()
         self.redactor = remember(settings.secrets())
         self.backends = Backends(settings)

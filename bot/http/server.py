@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import secrets
 import signal
@@ -17,13 +16,15 @@ from slack_bolt.request.async_request import AsyncBoltRequest
 
 from bot.alerts import webhook as alert_webhook
 from bot.alerts.publisher import AlertPublisher
-from bot.background.backups import BackupScheduler
+from bot.background import jobs
+from bot.background.leader import Leader
 from bot.background.loops import stop
 from bot.config.settings import ConfigError, Settings
 from bot.core import metrics
 from bot.core.forge import Forge
 from bot.http import gauges as queue_gauges
 from bot.http.gauges import QueueGauges
+from bot.http.lifecycle import DRAINING, draining, shut_down
 from bot.incidents.board import IncidentBoard
 from bot.slack.app import SlackSurface
 from bot.slack.groups import SlackGroupDirectory
@@ -35,7 +36,7 @@ FORGE = web.AppKey("forge", Forge)
 GAUGES = web.AppKey("gauges", QueueGauges)
 PUBLISHER = web.AppKey("publisher", AlertPublisher)
 BOARD = web.AppKey("board", IncidentBoard)
-PRUNE_EVERY = 600.0
+LEADER = web.AppKey("leader", Leader)
 
 
 def well_formed(headers: Mapping[str, str]) -> bool:
@@ -81,7 +82,9 @@ async def healthz(_: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    """Ready when the state store answers."""
+    """Ready when the state store answers, until the replica is told to stop."""
+    if draining(request.app):
+        return web.json_response({"ready": False, "draining": True}, status=503)
     ready = await request.app[FORGE].store.ready()
     return web.json_response(
         {"ready": ready, "state_store": "up" if ready else "down"}, status=200 if ready else 503
@@ -100,23 +103,22 @@ async def alertmanager(request: web.Request) -> web.Response:
     return await alert_webhook.receive(request, request.app[FORGE], request.app.get(PUBLISHER))
 
 
-async def _publishing(app: web.Application) -> AsyncIterator[None]:
-    """Run the alert-card publisher and the incident board for as long as the app runs."""
-    tasks = [
-        asyncio.create_task(app[PUBLISHER].run_forever()),
-        asyncio.create_task(app[BOARD].run_forever()),
-    ]
+async def _background(app: web.Application) -> AsyncIterator[None]:
+    """Run the background jobs on whichever replica holds the lease, for as long as the app runs."""
+    task = asyncio.create_task(app[LEADER].run_forever())
     yield
-    await stop(*tasks)
+    await stop(task)
+    await app[LEADER].close()
 
 
-def web_app(forge: Forge, surface: SlackSurface | None) -> web.Application:
-    """The HTTP routes; /slack/events only when Slack talks to forge over HTTP."""
+def web_app(forge: Forge, surface: SlackSurface | None, *, events: bool = True) -> web.Application:
+    """The HTTP routes; /slack/events only when Slack talks to forge over HTTP (`events`)."""
     app = web.Application(
         middlewares=[request_context], client_max_size=4 * 1024 * 1024
     )  # an alert storm's webhook
     app[FORGE] = forge
     app[GAUGES] = QueueGauges(forge)
+    app[DRAINING] = asyncio.Event()
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_endpoint)
@@ -125,8 +127,10 @@ def web_app(forge: Forge, surface: SlackSurface | None) -> web.Application:
         app[SURFACE] = surface
         app[PUBLISHER] = AlertPublisher(forge, surface.outbox, forge.alerts)
         app[BOARD] = IncidentBoard(forge, surface.outbox)
-        app.cleanup_ctx.append(_publishing)
-        app.router.add_post("/slack/events", slack_events)
+        app[LEADER] = jobs.leader(forge, jobs.jobs(forge, surface, app[PUBLISHER], app[BOARD]))
+        app.cleanup_ctx.append(_background)
+        if events:
+            app.router.add_post("/slack/events", slack_events)
     return app
 
 
@@ -155,7 +159,7 @@ async def serve(settings: Settings, mount: Callable[[web.Application], None] | N
         log.warning(
             "starting_without_state_store", note="read-only commands only; /readyz says not ready"
         )
-    app = web_app(forge, None if socket_mode else surface)
+    app = web_app(forge, surface, events=not socket_mode)
     if mount is not None:
         mount(app)
     runner = web.AppRunner(app, access_log=None)
@@ -169,20 +173,12 @@ async def serve(settings: Settings, mount: Callable[[web.Application], None] | N
         mode="socket" if socket_mode else "http",
         environment=settings.environment,
     )
-    pruner = asyncio.create_task(_prune_forever(forge))
-    sweeper = asyncio.create_task(surface.approval_ui.sweep_forever())
-    backups = asyncio.create_task(BackupScheduler(forge, surface.outbox).run_forever())
     settle_heap()
     try:
         await _until_signalled()
     finally:
-        pruner.cancel()
-        sweeper.cancel()
-        backups.cancel()
-        if socket is not None:
-            await socket.close_async()
-        await surface.drain()
-        await runner.cleanup()
+        # the playground (`mount`) sits behind no load balancer: nothing to wait for
+        await shut_down(runner, surface, socket, settings.config.replicas, balanced=mount is None)
         await forge.aclose()
         await close_client(client)
 
@@ -197,13 +193,6 @@ async def _socket_mode(surface: SlackSurface, settings: Settings) -> AsyncSocket
     handler = AsyncSocketModeHandler(surface.app, settings.env.slack_app_token.get_secret_value())  # type: ignore[union-attr]
     await handler.connect_async()
     return handler
-
-
-async def _prune_forever(forge: Forge) -> None:
-    while True:
-        await asyncio.sleep(PRUNE_EVERY)
-        with contextlib.suppress(Exception):
-            await forge.store.prune_deliveries()
 
 
 async def _until_signalled() -> None:

@@ -23,6 +23,8 @@ from bot.core.forge import Forge
 from bot.incidents.slack import ASSIGN, DECLARE, IncidentUI
 from bot.slack.outbox import Outbox
 from bot.slack.render import Meta, running_message, to_message
+from bot.slack.tracker import JOURNAL_TIMEOUT, Tracker
+from bot.state.inflight import Acked, Inflight
 
 log = structlog.get_logger(__name__)
 MENTION = re.compile(r"<@[UW][A-Z0-9]+>")
@@ -110,7 +112,8 @@ class SlackSurface:
         self.approval_ui = ApprovalUI(
             forge.approvals, self.outbox, Sealer(signing_secret), forge.settings.environment
         )
-        self.tasks: set[asyncio.Task[None]] = set()
+        self.tracker = Tracker(Inflight(forge.store, forge.replica_id, JOURNAL_TIMEOUT))
+        self.tasks = self.tracker.tasks
         self._running = asyncio.Semaphore(MAX_RUNNING_COMMANDS)
         self._last_request = 0.0
         self.app = AsyncApp(
@@ -165,7 +168,7 @@ class SlackSurface:
             body.get("response_url"),
             trigger_id=body.get("trigger_id"),
         )
-        self.spawn(
+        await self.spawn(
             Invocation(body.get("text", ""), body["user_id"], body["channel_id"]),
             reply,
             request,
@@ -188,7 +191,7 @@ class SlackSurface:
             thread_ts=thread_ts or container.get("message_ts"),
             trigger_id=body.get("trigger_id"),
         )
-        self.spawn(
+        await self.spawn(
             Invocation(action.get("value", ""), user, channel, event="click", thread_ts=thread_ts),
             reply,
             request,
@@ -223,8 +226,7 @@ class SlackSurface:
         self._track(asyncio.create_task(self.approval_ui.on_deny(body, action.get("value", ""))))
 
     def _track(self, task: asyncio.Task[None]) -> None:
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
+        self.tracker.track(task)
 
     async def _on_mention(self, event: dict, request: AsyncBoltRequest) -> None:
         if event.get("bot_id") or not event.get("user"):
@@ -236,7 +238,7 @@ class SlackSurface:
             event["user"],
             thread_ts=event.get("thread_ts") or event["ts"],
         )
-        self.spawn(
+        await self.spawn(
             Invocation(
                 text,
                 event["user"],
@@ -249,23 +251,49 @@ class SlackSurface:
             "mention",
         )
 
-    def spawn(
+    async def spawn(
         self, invocation: Invocation, reply: Reply, request: AsyncBoltRequest, kind: str
     ) -> None:
-        """Run the invocation after the ack, keeping a handle so shutdown can wait for it."""
+        """Journal the work before the ack leaves, then run it with a handle shutdown waits for."""
         metrics.SLACK_REQUESTS.labels(kind=kind, outcome="acked").inc()
-        self._track(asyncio.create_task(self._run_once(invocation, reply, delivery_key(request))))
+        await self.tracker.acked(_acked(invocation, reply, kind))
+        task = asyncio.create_task(self._run_once(invocation, reply, delivery_key(request)))
+        self.tracker.track(task, invocation.request_id)
 
     async def _run_once(self, invocation: Invocation, reply: Reply, key: str | None) -> None:
         await self._after_acks()
         async with (
             self._running
         ):  # bounded work keeps acks fast under a burst and spares the backends
-            if key and not await self.deliveries.first(key):
-                metrics.SLACK_REQUESTS.labels(kind="duplicate", outcome="ignored").inc()
-                log.info("replay_rejected", key=key.split(":")[0], request_id=invocation.request_id)
-                return
-            await self._run(invocation, reply)
+            self.tracker.started(invocation.request_id)
+            try:
+                if key and not await self.deliveries.first(key):
+                    metrics.SLACK_REQUESTS.labels(kind="duplicate", outcome="ignored").inc()
+                    log.info(
+                        "replay_rejected", key=key.split(":")[0], request_id=invocation.request_id
+                    )
+                    return
+                await self._run(invocation, reply)
+            finally:
+                await self.tracker.finished(invocation.request_id)
+
+    async def resume(self, work: Acked) -> None:
+        """Run work another replica acked and handed back unstarted, answering where it asked."""
+        event = {"click": "click", "mention": "mention"}.get(work.kind, "command")
+        invocation = Invocation(
+            work.text,
+            work.actor_id,
+            work.channel_id,
+            event=event,
+            request_id=work.request_id,
+            thread_ts=work.thread_ts if event != "command" else None,
+        )
+        reply = Reply(
+            self.outbox, work.channel_id, work.actor_id, work.response_url, work.thread_ts
+        )
+        task = asyncio.create_task(self._run_once(invocation, reply, None))
+        self.tracker.track(task, invocation.request_id)
+        await asyncio.shield(task)
 
     async def _run(self, invocation: Invocation, reply: Reply) -> None:
         clock = self.forge.clock
@@ -290,8 +318,18 @@ class SlackSurface:
         except Exception:
             log.exception("slack_reply_failed", request_id=invocation.request_id)
 
-    async def drain(self, timeout: float = 10.0) -> None:
-        """Wait for running commands (and the work they started) to answer before shutting down."""
-        deadline = time.monotonic() + timeout
-        while self.tasks and (left := deadline - time.monotonic()) > 0:
-            await asyncio.wait(set(self.tasks), timeout=left)
+    async def drain(self, timeout: float = 10.0) -> list[str]:
+        """Wait for acked work to answer; at the deadline hand back what never started."""
+        return await self.tracker.drain(timeout)
+
+
+def _acked(invocation: Invocation, reply: Reply, kind: str) -> Acked:
+    return Acked(
+        invocation.request_id,
+        kind,
+        invocation.actor_id,
+        invocation.channel_id or "",
+        invocation.text,
+        reply.response_url,
+        reply.thread_ts,
+    )

@@ -41,6 +41,7 @@ class StateStore:
         self._lock = asyncio.Lock()
         self._last_failure = 0.0
         self._migrated = False
+        self._side: asyncpg.Pool | None = None
 
     async def pool(self) -> asyncpg.Pool:
         """The pool, connecting (and migrating) first if needed."""
@@ -155,8 +156,31 @@ class StateStore:
             self._timeout,
         )
 
+    async def side_pool(self, size: int) -> asyncpg.Pool:
+        """A small pool of its own on the same database, for writes that must not queue behind
+        commands holding the main pool (the ack path's journal); closed with the store."""
+        import asyncpg
+
+        if self._side is None:
+            self._side = await call(
+                "state store",
+                asyncpg.create_pool(
+                    self._dsn,
+                    min_size=1,
+                    max_size=size,
+                    timeout=self._timeout,
+                    command_timeout=self._timeout,
+                    server_settings={"application_name": "forge-state-acks"},
+                ),
+                self._timeout,
+            )
+        return self._side
+
     async def aclose(self) -> None:
-        """Close the pool."""
+        """Close the pools."""
+        if self._side is not None:
+            await self._side.close()
+            self._side = None
         if self._pool is not None:
             await self._pool.close()
             self._pool = None

@@ -61,6 +61,10 @@ class SlackDouble(SocketModeMixin, SlackWebApi):
         self._delays: dict[str, float] = {}
         self._buckets: dict[str, tuple[float, float]] = {}
         self._sockets: list[web.WebSocketResponse] = []
+        self._unacked: dict[str, tuple[web.WebSocketResponse, Json]] = {}
+        self._turn = -1
+        self.deliveries: list[tuple[str, int]] = []
+        self.redelivered: list[str] = []
         self._runner: web.AppRunner | None = None
 
     # lifecycle

@@ -1,4 +1,9 @@
-"""The Slack double's Socket Mode: the WebSocket for pushed envelopes, and the acks it records."""
+"""The Slack double's Socket Mode: the WebSockets for pushed envelopes, and the acks it records.
+
+As Slack does with an app's several connections, each envelope goes to one connection only (in
+turn); an envelope a connection had not acked when it closed is delivered again on another one,
+with retry_attempt raised, as soon as one is open.
+"""
 
 from __future__ import annotations
 
@@ -29,6 +34,11 @@ class SocketModeMixin:
         )
         return find()  # type: ignore[return-value]
 
+    @property
+    def open_sockets(self) -> int:
+        """How many Socket Mode connections are open now."""
+        return len(self._sockets)
+
     # Socket Mode
 
     async def _link(self, request: web.Request) -> web.WebSocketResponse:
@@ -37,6 +47,7 @@ class SocketModeMixin:
         self._sockets.append(ws)
         self.socket_connections += 1
         self.socket_connected.set()
+        await self._redeliver()
         await ws.send_json(
             {
                 "type": "hello",
@@ -53,11 +64,28 @@ class SocketModeMixin:
                 if message.type == WSMsgType.TEXT:
                     ack = json.loads(message.data) if message.data.startswith("{") else None
                     self.socket_acks.append(ack if isinstance(ack, dict) else {"raw": message.data})
+                    if isinstance(ack, dict):
+                        self._unacked.pop(str(ack.get("envelope_id")), None)
         finally:
             self._sockets.remove(ws)
             if not self._sockets:
                 self.socket_connected.clear()
+            await self._redeliver()
         return ws
+
+    async def _redeliver(self) -> None:
+        """Envelopes whose connection closed unacked go, each once more, to an open connection."""
+        for envelope_id, (ws, envelope) in list(self._unacked.items()):
+            if ws in self._sockets or not self._sockets:
+                continue
+            again = envelope | {
+                "retry_attempt": int(envelope.get("retry_attempt") or 0) + 1,
+                "retry_reason": "connection_closed",
+            }
+            target = self._pick()
+            self._unacked[envelope_id] = (target, again)
+            self.redelivered.append(envelope_id)
+            await self._push(target, again)
 
     @staticmethod
     def _ticket() -> str:
@@ -70,6 +98,18 @@ class SocketModeMixin:
             raise AssertionError(f"no Socket Mode client connected within {timeout}s") from None
         return self._sockets[-1]
 
+    def _pick(self) -> web.WebSocketResponse:
+        """The next open connection, in turn."""
+        self._turn = (self._turn + 1) % len(self._sockets)
+        return self._sockets[self._turn]
+
+    async def _push(self, ws: web.WebSocketResponse, envelope: Json) -> None:
+        self.deliveries.append((envelope["envelope_id"], id(ws)))
+        try:
+            await ws.send_json(envelope)
+        except (ConnectionError, RuntimeError):
+            pass  # the connection is closing; its close redelivers the envelope
+
     async def send_envelope(
         self,
         type_: str,
@@ -77,8 +117,10 @@ class SocketModeMixin:
         *,
         retry_attempt: int | None = None,
         retry_reason: str | None = None,
+        spread: bool = False,
     ) -> str:
-        """Push an envelope (slash_commands, interactive, events_api) to the last socket; its id."""
+        """Push an envelope (slash_commands, interactive, events_api) to the last socket, or with
+        `spread` to each open connection in turn; its id."""
         envelope_id = secrets.token_hex(16)
         envelope: Json = {
             "envelope_id": envelope_id,
@@ -88,8 +130,12 @@ class SocketModeMixin:
         }
         if type_ == "events_api" or retry_attempt is not None or retry_reason is not None:
             envelope |= {"retry_attempt": retry_attempt or 0, "retry_reason": retry_reason or ""}
-        await (await self._socket()).send_json(envelope)
+        ws = await self._socket()
+        if spread:
+            ws = self._pick()
         self.envelopes.append(envelope)
+        self._unacked[envelope_id] = (ws, envelope)
+        await self._push(ws, envelope)
         return envelope_id
 
     async def send_disconnect(self, reason: str = "refresh_requested") -> None:
