@@ -9,6 +9,7 @@ A failure is a BackendError naming the backend, what happened and what to do (er
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
     import asyncpg
 
 T = TypeVar("T")
+LOCK_WAIT_MS, LOCK_TRIES = 500, 3
 Caller = Callable[[str, Awaitable[Any], float], Awaitable[Any]]
 
 
@@ -80,24 +82,47 @@ class Postgres(Service):
     async def read_many(
         self, queries: list[tuple[str, tuple[Any, ...]]]
     ) -> list[list[asyncpg.Record]]:
-        """Several queries in one read-only transaction (one snapshot, one pool checkout)."""
+        """Several queries in one read-only transaction (one snapshot, one pool checkout).
+
+        A lock taken after a query's own check for locks (commands/db/locked.py) makes it give
+        up within LOCK_WAIT_MS; it is then read again, when the check sees that lock."""
+        for _ in range(LOCK_TRIES - 1):
+            with contextlib.suppress(LockBusy):
+                return await self._read_once(queries)
+        try:
+            return await self._read_once(queries)
+        except LockBusy:
+            raise CommandError(
+                f"A lock kept this read waiting {LOCK_TRIES} times ({LOCK_WAIT_MS} ms each): "
+                "`db locks` and `db long` show who holds it."
+            ) from None
+
+    async def _read_once(
+        self, queries: list[tuple[str, tuple[Any, ...]]]
+    ) -> list[list[asyncpg.Record]]:
         timeout, statement_ms = self.margin()
 
         async def work(conn: asyncpg.Connection) -> list[list[asyncpg.Record]]:
             async with conn.transaction(readonly=True):
                 await conn.execute(f"SET LOCAL statement_timeout = {statement_ms}")
-                await conn.execute("SET LOCAL lock_timeout = 1000")
+                await conn.execute(f"SET LOCAL lock_timeout = {LOCK_WAIT_MS}")
                 return [await conn.fetch(sql, *args) for sql, args in queries]
 
         try:
             return await self.run(work, timeout)
         except BackendUnavailable as exc:
+            if "LockNotAvailableError" in exc.detail:
+                raise LockBusy from None
             if "QueryCanceledError" in exc.detail:
                 raise CommandError(
                     f"PostgreSQL stopped the query after {statement_ms} ms (statement_timeout): "
                     "the server is busy or the catalog is huge; try again or narrow it."
                 ) from None
             raise
+
+
+class LockBusy(Exception):
+    """A statement gave up waiting for a lock (lock_timeout)."""
 
 
 class Search(Service):
