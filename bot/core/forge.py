@@ -61,7 +61,10 @@ class Forge:
     async def start(self, keep_trying: bool = False) -> bool:
         """Connect and migrate the state store; False when it is down (read commands still work).
 
-        `keep_trying` (serve): reconnect in the background until it is up, never blocking."""
+        `keep_trying` (serve): reconnect in the background until it is up, never blocking; and
+        keep the diagnostic connection to ClientForge's PostgreSQL open for when it is full."""
+        if keep_trying:
+            self.backends.keep_warm()
         return await self.store.start(keep_trying)
 
     async def aclose(self) -> None:

@@ -71,7 +71,7 @@ def who(r: Any) -> str:
 async def db_connections(ctx: Context, _: object) -> Result:
     """How full the server is, what sessions are doing, who holds a transaction open while idle."""
     (cap,), states, sources, idle = await ctx.backends.pg.read_many(
-        [(CAPACITY, ()), (BY_STATE, ()), (BY_SOURCE, ()), (IDLE_IN_TX, ())]
+        [(CAPACITY, ()), (BY_STATE, ()), (BY_SOURCE, ()), (IDLE_IN_TX, ())], diagnostic=True
     )
     usable = cap["max"] - cap["reserved"]
     share = cap["used"] / usable if usable > 0 else 1.0
@@ -152,7 +152,7 @@ def _roots(blocked: list[Any]) -> list[int]:
 )
 async def db_locks(ctx: Context, _: object) -> Result:
     """Each blocked session, the lock it wants, who is in its way; root blockers first to act on."""
-    blocked = await ctx.backends.pg.read(BLOCKED)
+    blocked = await ctx.backends.pg.read(BLOCKED, diagnostic=True)
     if not blocked:
         return Result(
             "db locks",
@@ -161,7 +161,7 @@ async def db_locks(ctx: Context, _: object) -> Result:
         )
     roots = _roots(blocked)
     pids = sorted({b for r in blocked for b in r["blockers"]})
-    holders = {r["pid"]: r for r in await ctx.backends.pg.read(SESSIONS, pids)}
+    holders = {r["pid"]: r for r in await ctx.backends.pg.read(SESSIONS, pids, diagnostic=True)}
     elsewhere = {p for p, h in holders.items() if not h["here"]}
     rows = [
         [
@@ -236,7 +236,7 @@ async def db_locks(ctx: Context, _: object) -> Result:
 async def db_long(ctx: Context, args: LongArgs) -> Result:
     """Running statements and open transactions older than `--min`."""
     rows, (elsewhere,) = await ctx.backends.pg.read_many(
-        [(LONG, (args.min,)), (LONG_ELSEWHERE, (args.min,))]
+        [(LONG, (args.min,)), (LONG_ELSEWHERE, (args.min,))], diagnostic=True
     )
     limit = duration(args.min.total_seconds())
     others = (

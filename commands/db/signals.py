@@ -37,7 +37,7 @@ class TerminateArgs(PidArgs):
 
 async def session(ctx: Context, pid: int) -> Any:
     """The live session with this pid; refused when forge's own, not a client, or elsewhere."""
-    rows = await ctx.backends.pg.read(SESSIONS, [pid])
+    rows = await ctx.backends.pg.read(SESSIONS, [pid], diagnostic=True)
     if not rows:
         raise CommandError(
             f"No PostgreSQL session has pid {pid} (it may have ended). "
@@ -70,14 +70,14 @@ async def _signal(ctx: Context, function: str, pid: int) -> bool:
             call = "pg_terminate_backend(pid, 3000)" if waits else "pg_terminate_backend(pid)"
         return bool(await conn.fetchval(SIGNAL_HERE.format(call=call), pid))
 
-    return await ctx.backends.pg.run(send)
+    return await ctx.backends.pg.run(send, diagnostic=True)
 
 
 async def _after(ctx: Context, pid: int, before: Any, wait_s: float = 2.0) -> Any | None:
     """The session once its statement changed or it ended (None), polling up to `wait_s`."""
     deadline = ctx.clock.monotonic() + wait_s
     while True:
-        rows = await ctx.backends.pg.read(SESSIONS, [pid])
+        rows = await ctx.backends.pg.read(SESSIONS, [pid], diagnostic=True)
         now = rows[0] if rows else None
         if now is None or now["state"] != before["state"] or now["running_s"] < before["running_s"]:
             return now
