@@ -90,8 +90,8 @@ class Postgres(Service):
         it bounded in time."""
 
         async def run() -> T:
-            connect = self._diagnostic if diagnostic else self.connection  # type: ignore[attr-defined]
-            async with connect() as conn:
+            kept = self._diagnostic  # type: ignore[attr-defined]
+            async with kept() if diagnostic and kept else self.connection() as conn:
                 return await work(conn)
 
         try:
