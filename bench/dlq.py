@@ -12,6 +12,10 @@ Run from the repository root (after `cd tests/node && npm ci`): `.venv/bin/pytho
    (forge's take walk, no archive, no removal). That read is the work an archive needs and BullMQ's
    clean does not do; the 2x target leaves removal and archive what remains after it.
 4. `queue health` over 5 queues holding 1,000,000 jobs in total.
+5. A failure storm: Node BullMQ 5.63.0 fails 200,000 jobs in `bench-storm`. `queue health
+   bench-storm` is timed on its first look (every failed job read), then warm (only what changed
+   since the last look), then after 1,000 more failures and after a retry that takes an old job
+   out; each DLQ count is checked against one read from scratch (the pre-incremental way, timed).
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from bot.core.context import Actor  # noqa: E402
 from bot.core.dispatch import Invocation  # noqa: E402
 from bot.core.forge import Forge  # noqa: E402
 from bot.core.registry import REGISTRY, Role  # noqa: E402
+from commands.queues.bullmq import full_dlq_count  # noqa: E402
 from commands.queues.clear import Take, take_next  # noqa: E402
 from tests.fakes.bullmq_node import NodeBullMQ, node_unavailable_reason  # noqa: E402
 
@@ -150,16 +155,68 @@ async def forge_clear(forge: Forge, queue: str) -> str:
     return (await spec.handler(ctx, spec.args.model_validate({"queue": queue}))).summary
 
 
-async def forge_health(forge: Forge) -> tuple[float, str]:
+async def forge_health(forge: Forge, text: str = "queue health") -> tuple[float, str]:
     """Run `queue health` once through the dispatcher; seconds and its summary."""
     started = time.perf_counter()
     outcome = await forge.dispatcher.run(
-        Invocation("queue health", "U0BENCH", source="cli"),
-        actor=Actor("U0BENCH", Role.VIEWER, source="cli"),
+        Invocation(text, "U0BENCH", source="cli"), actor=Actor("U0BENCH", Role.VIEWER, source="cli")
     )
     return (
         time.perf_counter() - started,
         outcome.result.summary if outcome.result else outcome.message,
+    )
+
+
+async def storm_look(forge: Forge) -> tuple[float, int, int]:
+    """`queue health bench-storm` once: milliseconds, its DLQ count, and the count from scratch."""
+    started = time.perf_counter()
+    outcome = await forge.dispatcher.run(
+        Invocation("queue health bench-storm", "U0BENCH", source="cli"),
+        actor=Actor("U0BENCH", Role.VIEWER, source="cli"),
+    )
+    took = (time.perf_counter() - started) * 1000
+    ctx = forge.dispatcher.context(
+        Actor("U0BENCH", Role.VIEWER, source="cli"), Invocation("queue health", "U0BENCH")
+    )
+    return (
+        took,
+        outcome.result.data["queues"][0]["dlq"],
+        await full_dlq_count(ctx, "bench-storm", 3),
+    )
+
+
+async def storm(client: aioredis.Redis, forge: Forge, failed: int) -> None:
+    """Part 5: `queue health` on one queue holding `failed` jobs Node failed, cold then warm."""
+    node = NodeBullMQ(5, REDIS_URL)
+    print(f"failing {failed:,} jobs in bench-storm with Node BullMQ 5.63.0 …", flush=True)
+    made = await node.fail("bench-storm", failed, attempts=3, timeout=3600)
+    print(f"  failed in {made['elapsed_ms'] / 1000:.1f} s")
+    ctx = forge.dispatcher.context(
+        Actor("U0BENCH", Role.VIEWER, source="cli"), Invocation("queue health", "U0BENCH")
+    )
+    started = time.perf_counter()
+    await full_dlq_count(ctx, "bench-storm", 3)
+    scratch = (time.perf_counter() - started) * 1000
+    cold, cold_dlq, truth = await storm_look(forge)
+    warm = [(await storm_look(forge))[0] for _ in range(10)]
+    await node.fail("bench-storm", 1000, attempts=3)
+    after_new, new_dlq, new_truth = await storm_look(forge)
+    oldest = (await client.zrange("bull:bench-storm:failed", 0, 0))[0].decode()
+    await forge.dispatcher.run(
+        Invocation(f"dlq retry bench-storm --job {oldest}", "U0BENCH", "C0OPS", source="cli"),
+        actor=Actor("U0BENCH", Role.OPERATOR, source="cli"),
+    )
+    after_retry, retry_dlq, retry_truth = await storm_look(forge)
+    exact = (cold_dlq, new_dlq, retry_dlq) == (truth, new_truth, retry_truth)
+    print(
+        f"queue health bench-storm, {failed:,} failed: first look {cold:.0f} ms; warm median "
+        f"{sorted(warm)[5]:.1f} ms, worst {max(warm):.1f} ms (target < 100 ms); after 1,000 "
+        f"new failures {after_new:.1f} ms; after a retry of the oldest job {after_retry:.1f} ms"
+    )
+    print(
+        f"  DLQ {cold_dlq:,} → {new_dlq:,} → {retry_dlq:,}, "
+        f"{'exact' if exact else 'WRONG'} against a count from scratch, which takes "
+        f"{scratch:.0f} ms (the whole DLQ count before it was incremental)\n"
     )
 
 
@@ -194,7 +251,7 @@ async def build_million(client: aioredis.Redis, per_queue: int, failed_per_queue
         await client.set(f"bull:{queue}:id", per_queue)
 
 
-async def main(jobs: int, million: int) -> None:
+async def main(jobs: int, million: int, failed: int) -> None:
     """Both benchmarks, printed side by side."""
     reason = node_unavailable_reason()
     if reason:
@@ -256,6 +313,7 @@ async def main(jobs: int, million: int) -> None:
             f"{sorted(timings)[5] * 1000:.1f} ms, worst {max(timings) * 1000:.1f} ms "
             "(target < 50 ms)"
         )
+        await storm(client, forge, failed)
     finally:
         await client.config_set("slowlog-log-slower-than", 10000)
         await client.flushdb()
@@ -269,5 +327,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=100_000)
     parser.add_argument("--million", type=int, default=1_000_000)
+    parser.add_argument("--storm", type=int, default=200_000, help="failed jobs of part 5")
     options = parser.parse_args()
-    asyncio.run(main(options.jobs, options.million))
+    asyncio.run(main(options.jobs, options.million, options.storm))

@@ -8,12 +8,15 @@ module never imported cannot be raised).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import sys
-from collections.abc import Awaitable
+from collections.abc import AsyncIterator, Awaitable
+from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, TypeVar
 
 from bot.backends.services import Postgres, Search, Service
+from bot.background.loops import stop
 from bot.config.settings import Settings
 from bot.core.errors import BackendError, BackendTimeout, BackendUnavailable
 from bot.core.redact import redact
@@ -25,6 +28,7 @@ if TYPE_CHECKING:
     from elasticsearch import AsyncElasticsearch
 
 T = TypeVar("T")
+DIAGNOSTIC_APP, WARM_EVERY = "forge-diagnostic", 30.0
 
 
 async def call(backend: str, awaitable: Awaitable[T], timeout: float) -> T:
@@ -101,10 +105,13 @@ class Backends:
         seconds = self.timeouts.backend
         self._pg: asyncpg.Pool | None = None
         self._pg_lock = asyncio.Lock()
+        self._diagnostic: asyncpg.Connection | None = None
+        self._diagnostic_lock = asyncio.Lock()
+        self._warmer: asyncio.Task[None] | None = None
         self._redis: aioredis.Redis | None = None
         self._es: AsyncElasticsearch | None = None
         self._http: httpx.AsyncClient | None = None
-        self.pg = Postgres(self.postgres, seconds, call)
+        self.pg = Postgres(self.postgres, seconds, call, self.diagnostic)
         self.kv = Service("redis", "REDIS_URL", seconds, call)
         self.es = Search("elasticsearch", "ELASTICSEARCH_URL", seconds, call)
         self.web = Service("http", "the service's URL", seconds, call)
@@ -128,6 +135,47 @@ class Backends:
                     self.timeouts.backend,
                 )
             return self._pg
+
+    @asynccontextmanager
+    async def diagnostic(self) -> AsyncIterator[asyncpg.Connection]:
+        """forge's one connection to DATABASE_URL outside the pool, for one caller at a time.
+
+        Kept open (see keep_warm) so `db connections|long|locks|cancel` still answer when
+        ClientForge has taken every other connection; opened again lazily after it was lost."""
+        import asyncpg
+
+        async with self._diagnostic_lock:
+            if self._diagnostic is None or self._diagnostic.is_closed():
+                self._diagnostic = await call(
+                    "postgres",
+                    asyncpg.connect(
+                        self.settings.env.database_url.get_secret_value(),
+                        timeout=self.timeouts.backend,
+                        command_timeout=self.timeouts.backend,
+                        server_settings={"application_name": DIAGNOSTIC_APP},
+                    ),
+                    self.timeouts.backend,
+                )
+            try:
+                yield self._diagnostic
+            except asyncpg.PostgresError:
+                raise
+            except BaseException:  # a timeout or a lost link leaves it unusable: open a new one
+                self._diagnostic.terminate()
+                self._diagnostic = None
+                raise
+
+    def keep_warm(self) -> None:
+        """Open the diagnostic connection now and check it every WARM_EVERY s, in the background."""
+        if self._warmer is None:
+            self._warmer = asyncio.create_task(self._warm_forever())
+
+    async def _warm_forever(self) -> None:
+        while True:
+            with contextlib.suppress(BackendError):
+                async with self.diagnostic() as conn:
+                    await call("postgres", conn.fetchval("SELECT 1"), self.timeouts.backend)
+            await asyncio.sleep(WARM_EVERY)
 
     def redis(self) -> aioredis.Redis:
         """Redis with connect and read timeouts and no silent retries."""
@@ -175,6 +223,13 @@ class Backends:
 
     async def aclose(self) -> None:
         """Close every client that was opened."""
+        if self._warmer is not None:
+            await stop(self._warmer)
+            self._warmer = None
+        if self._diagnostic is not None:
+            with contextlib.suppress(Exception):
+                await self._diagnostic.close(timeout=self.timeouts.backend)
+            self._diagnostic = None
         if self._pg is not None:
             await self._pg.close()
         if self._redis is not None:

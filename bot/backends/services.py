@@ -9,8 +9,9 @@ A failure is a BackendError naming the backend, what happened and what to do (er
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -20,6 +21,15 @@ if TYPE_CHECKING:
     import asyncpg
 
 T = TypeVar("T")
+LOCK_WAIT_MS, LOCK_TRIES = 500, 3
+FULL_POOL = (
+    "PostgreSQL has no connection left for forge's pool (too many clients): `db connections`, "
+    "`db long`, `db locks` and `db cancel` still answer on forge's diagnostic connection."
+)
+FULL_DIAGNOSTIC = (
+    "PostgreSQL has no connection left for forge (too many clients) and forge's diagnostic "
+    "connection was not open: `forge check` says how to reserve one."
+)
 Caller = Callable[[str, Awaitable[Any], float], Awaitable[Any]]
 
 
@@ -44,9 +54,16 @@ class Service:
 class Postgres(Service):
     """ClientForge's PostgreSQL: pooled connections and read-only, statement-timed reads."""
 
-    def __init__(self, pool: Callable[[], Awaitable[asyncpg.Pool]], timeout: float, caller: Caller):
+    def __init__(
+        self,
+        pool: Callable[[], Awaitable[asyncpg.Pool]],
+        timeout: float,
+        caller: Caller,
+        diagnostic: Callable[[], AbstractAsyncContextManager[asyncpg.Connection]] | None = None,
+    ):
         super().__init__("postgres", "DATABASE_URL", timeout, caller)
         object.__setattr__(self, "_pool", pool)
+        object.__setattr__(self, "_diagnostic", diagnostic)
 
     def margin(self) -> tuple[float, int]:
         """The client-side timeout, and a server statement_timeout (ms) just short of it."""
@@ -63,41 +80,75 @@ class Postgres(Service):
             await pool.release(conn)
 
     async def run(
-        self, work: Callable[[asyncpg.Connection], Awaitable[T]], timeout: float | None = None
+        self,
+        work: Callable[[asyncpg.Connection], Awaitable[T]],
+        timeout: float | None = None,
+        diagnostic: bool = False,
     ) -> T:
-        """Run work on one pooled connection, the whole of it bounded in time."""
+        """Run work on one pooled connection (`diagnostic`: on the diagnostic connection, outside
+        the pool, which still answers when ClientForge has taken every connection), the whole of
+        it bounded in time."""
 
         async def run() -> T:
-            async with self.connection() as conn:
+            kept = self._diagnostic  # type: ignore[attr-defined]
+            async with kept() if diagnostic and kept else self.connection() as conn:
                 return await work(conn)
 
-        return await self.call(run(), timeout or self.margin()[0])
+        try:
+            return await self.call(run(), timeout or self.margin()[0])
+        except BackendUnavailable as exc:
+            if "TooManyConnections" in exc.detail:
+                raise CommandError(FULL_DIAGNOSTIC if diagnostic else FULL_POOL) from None
+            raise
 
-    async def read(self, sql: str, *args: Any) -> list[asyncpg.Record]:
+    async def read(self, sql: str, *args: Any, diagnostic: bool = False) -> list[asyncpg.Record]:
         """Rows of one query, in a read-only transaction under a statement timeout."""
-        return (await self.read_many([(sql, args)]))[0]
+        return (await self.read_many([(sql, args)], diagnostic))[0]
 
     async def read_many(
-        self, queries: list[tuple[str, tuple[Any, ...]]]
+        self, queries: list[tuple[str, tuple[Any, ...]]], diagnostic: bool = False
     ) -> list[list[asyncpg.Record]]:
-        """Several queries in one read-only transaction (one snapshot, one pool checkout)."""
+        """Several queries in one read-only transaction (one snapshot, one pool checkout).
+
+        A lock taken after a query's own check for locks (commands/db/locked.py) makes it give
+        up within LOCK_WAIT_MS; it is then read again, when the check sees that lock."""
+        for _ in range(LOCK_TRIES - 1):
+            with contextlib.suppress(LockBusy):
+                return await self._read_once(queries, diagnostic)
+        try:
+            return await self._read_once(queries, diagnostic)
+        except LockBusy:
+            raise CommandError(
+                f"A lock kept this read waiting {LOCK_TRIES} times ({LOCK_WAIT_MS} ms each): "
+                "`db locks` and `db long` show who holds it."
+            ) from None
+
+    async def _read_once(
+        self, queries: list[tuple[str, tuple[Any, ...]]], diagnostic: bool
+    ) -> list[list[asyncpg.Record]]:
         timeout, statement_ms = self.margin()
 
         async def work(conn: asyncpg.Connection) -> list[list[asyncpg.Record]]:
             async with conn.transaction(readonly=True):
                 await conn.execute(f"SET LOCAL statement_timeout = {statement_ms}")
-                await conn.execute("SET LOCAL lock_timeout = 1000")
+                await conn.execute(f"SET LOCAL lock_timeout = {LOCK_WAIT_MS}")
                 return [await conn.fetch(sql, *args) for sql, args in queries]
 
         try:
-            return await self.run(work, timeout)
+            return await self.run(work, timeout, diagnostic)
         except BackendUnavailable as exc:
+            if "LockNotAvailableError" in exc.detail:
+                raise LockBusy from None
             if "QueryCanceledError" in exc.detail:
                 raise CommandError(
                     f"PostgreSQL stopped the query after {statement_ms} ms (statement_timeout): "
                     "the server is busy or the catalog is huge; try again or narrow it."
                 ) from None
             raise
+
+
+class LockBusy(Exception):
+    """A statement gave up waiting for a lock (lock_timeout)."""
 
 
 class Search(Service):

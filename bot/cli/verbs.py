@@ -125,6 +125,7 @@ async def migrate_verb(settings: Settings, _: argparse.Namespace) -> int:
 
 async def check_verb(settings: Settings, _: argparse.Namespace) -> int:
     """Config is valid (it loaded); now reach the state store, every backend and Slack once."""
+    from commands.db.reserve import reservation
     from commands.health import run_checks
 
     print(
@@ -140,11 +141,13 @@ async def check_verb(settings: Settings, _: argparse.Namespace) -> int:
             Invocation("check", cli_user(), source="cli"),
         )
         checks = await run_checks(ctx)
+        _, reserve = await reservation(ctx)
         slack_ok = await _check_slack(settings)
     finally:
         await forge.aclose()
     for check in checks:
         print(f"{check.name}: {check.status.value} ({check.detail})")
+    print(f"postgres reserve: {reserve}")
     reached = store_up and slack_ok is not False and all(c.latency_ms is not None for c in checks)
     return EXIT_OK if reached else EXIT_FAILED
 

@@ -161,10 +161,11 @@ class Dispatcher:
                     self.entry(inv, "intent", "started", spec, started, parsed.text)
                 )
             except BackendError:
+                why = f" ({self.store.reason})" if self.store.reason else ""
                 return Outcome(
                     "failed",
                     spec=spec,
-                    message="The state store is down, so the audit trail "
+                    message=f"The state store is down{why}, so the audit trail "
                     "cannot record this; write commands are refused until it is back.",
                 )
         finished = asyncio.Event()

@@ -60,9 +60,14 @@ class Forge:
         self.alerts = AlertStore(self.store, settings.config.timeouts.backend)
         self.incidents = IncidentStore(self.store, settings.config.timeouts.backend)
 
-    async def start(self) -> bool:
-        """Connect and migrate the state store; False when it is down (read commands still work)."""
-        return await self.store.start()
+    async def start(self, keep_trying: bool = False) -> bool:
+        """Connect and migrate the state store; False when it is down (read commands still work).
+
+        `keep_trying` (serve): reconnect in the background until it is up, never blocking; and
+        keep the diagnostic connection to ClientForge's PostgreSQL open for when it is full."""
+        if keep_trying:
+            self.backends.keep_warm()
+        return await self.store.start(keep_trying)
 
     async def aclose(self) -> None:
         """Close every client."""

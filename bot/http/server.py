@@ -155,9 +155,11 @@ async def serve(settings: Settings, mount: Callable[[web.Application], None] | N
     forge = Forge(settings, groups=SlackGroupDirectory(client))
     socket_mode = settings.env.slack_app_token is not None
     surface = SlackSurface(forge, client, signing_secret or token)
-    if not await forge.start():
+    if not await forge.start(keep_trying=True):
         log.warning(
-            "starting_without_state_store", note="read-only commands only; /readyz says not ready"
+            "starting_without_state_store",
+            reason=forge.store.reason,
+            note="read-only commands only; /readyz says not ready; reconnecting in the background",
         )
     app = web_app(forge, surface, events=not socket_mode)
     if mount is not None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import random
 import time
 from importlib import resources
 from typing import TYPE_CHECKING
@@ -10,14 +12,22 @@ from typing import TYPE_CHECKING
 import structlog
 
 from bot.backends.clients import call
-from bot.core.errors import BackendUnavailable
+from bot.background.loops import stop
+from bot.core.errors import BackendError, BackendUnavailable
 
 if TYPE_CHECKING:
     import asyncpg
 
 log = structlog.get_logger(__name__)
-RECONNECT_INTERVAL = 2.0
+RETRY_FIRST, RETRY_MAX = 1.0, 30.0
+START_WAIT = 2.0
+NOT_YET = "not connected yet"
 MIGRATION_LOCK = 7_466_847_001
+
+
+def jitter() -> float:
+    """A factor near 1, so replicas that lost the store together do not retry in lockstep."""
+    return random.uniform(0.9, 1.1)
 
 
 def migration_files() -> list[tuple[int, str, str]]:
@@ -32,35 +42,74 @@ def migration_files() -> list[tuple[int, str, str]]:
 
 
 class StateStore:
-    """A lazily (re)connected pool; callers get BackendUnavailable while it is down."""
+    """A pool that comes back by itself; while it is down callers get BackendUnavailable with why.
+
+    `forge serve` keeps it in the background (`start(keep_trying=True)`): the first connect and
+    every reconnect happen there, with backoff, so no request ever waits on a store that hangs.
+    Without that keeper (the CLI, tests) a call connects inline, at most once per backoff pause.
+    """
 
     def __init__(self, dsn: str, timeout: float) -> None:
         self._dsn = dsn
         self._timeout = timeout
         self._pool: asyncpg.Pool | None = None
         self._lock = asyncio.Lock()
-        self._last_failure = 0.0
+        self._retry_at = 0.0
+        self._pause = RETRY_FIRST
         self._migrated = False
         self._side: asyncpg.Pool | None = None
+        self._keeper: asyncio.Task[None] | None = None
+        self._tried = asyncio.Event()
+        self._failure: str | None = NOT_YET
+        self._trying_since: float | None = None
+
+    @property
+    def reason(self) -> str | None:
+        """Why the store is down (None when up): the last failure, or the attempt still waiting."""
+        if self._failure == NOT_YET and self._trying_since is not None:
+            waited = time.monotonic() - self._trying_since
+            if waited >= 1:
+                return f"no answer after {waited:.0f} s; still trying"
+        return self._failure
+
+    @property
+    def up(self) -> bool:
+        """Connected and migrated."""
+        return self._pool is not None and self._migrated
 
     async def pool(self) -> asyncpg.Pool:
-        """The pool, connecting (and migrating) first if needed."""
-        if self._pool is not None and self._migrated:
-            return self._pool
+        """The pool; connecting (and migrating) inline only when no keeper does it in the back."""
+        if self.up:
+            return self._pool  # type: ignore[return-value]
+        if self._keeper is not None or time.monotonic() < self._retry_at:
+            raise BackendUnavailable("state store", self.reason or "unavailable")
+        return await self._attempt()
+
+    async def _attempt(self) -> asyncpg.Pool:
+        """One connect-and-migrate; a failure is remembered (why, and when to try again)."""
         async with self._lock:
-            pool = await self._connect()
-            if not self._migrated:
-                await call("state store", self._migrate(pool), self._timeout * 6)
+            if self.up:
+                return self._pool  # type: ignore[return-value]
+            if self._keeper is None and time.monotonic() < self._retry_at:
+                raise BackendUnavailable("state store", self.reason or "unavailable")
+            self._trying_since = time.monotonic()
+            try:
+                pool = await self._connect()
+                if not self._migrated:
+                    await call("state store", self._migrate(pool), self._timeout * 6)
+            except BackendError as exc:
+                self._failed(exc)
+                raise BackendUnavailable("state store", self.reason or "unavailable") from None
+            finally:
+                self._tried.set()
+                self._trying_since = None
+            self._recovered()
             return pool
 
     async def _connect(self) -> asyncpg.Pool:
         import asyncpg
 
-        if self._pool is not None:
-            return self._pool
-        if time.monotonic() - self._last_failure < RECONNECT_INTERVAL:
-            raise BackendUnavailable("state store", "unavailable")
-        try:
+        if self._pool is None:
             self._pool = await call(
                 "state store",
                 asyncpg.create_pool(
@@ -73,19 +122,45 @@ class StateStore:
                 ),
                 self._timeout,
             )
-        except BackendUnavailable:
-            self._last_failure = time.monotonic()
-            raise
         return self._pool
 
-    async def start(self) -> bool:
-        """Connect and migrate once; False (and a log line) when the store is down."""
-        try:
-            await self.pool()
-        except BackendUnavailable as exc:
-            log.warning("state_store_unavailable", error=str(exc))
-            return False
-        return True
+    def _failed(self, exc: BackendError) -> None:
+        """Log the first failure of an outage (and a changed reason); back off up to RETRY_MAX."""
+        if exc.detail != self._failure or self._pause == RETRY_FIRST:
+            log.warning("state_store_unavailable", error=exc.detail, retry_in=self._pause)
+        self._failure = exc.detail
+        self._retry_at = time.monotonic() + self._pause
+        self._pause = min(RETRY_MAX, self._pause * 2)
+
+    def _recovered(self) -> None:
+        if self._failure != NOT_YET:
+            log.info("state_store_connected")
+        self._failure, self._pause, self._retry_at = None, RETRY_FIRST, 0.0
+
+    async def start(self, keep_trying: bool = False, wait: float = START_WAIT) -> bool:
+        """Connect and migrate; False (and a log line) when the store is down.
+
+        `keep_trying`: a background task connects, and reconnects after a failure with backoff,
+        for as long as the store lives; this waits at most `wait` seconds for its first try."""
+        if not keep_trying:
+            try:
+                await self.pool()
+            except BackendUnavailable:
+                return False
+            return True
+        if self._keeper is None:
+            self._keeper = asyncio.create_task(self._keep())
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._tried.wait(), wait)
+        return self.up
+
+    async def _keep(self) -> None:
+        """Until the store is up: try, then wait the backoff pause (with jitter for replicas)."""
+        while not self.up:
+            with contextlib.suppress(BackendError):
+                await self._attempt()
+            if not self.up:
+                await asyncio.sleep(max(0.0, self._retry_at - time.monotonic()) * jitter())
 
     async def migrate(self) -> list[str]:
         """Apply pending migrations; the names applied."""
@@ -125,7 +200,7 @@ class StateStore:
         try:
             pool = await self.pool()
             await call("state store", pool.fetchval("SELECT 1"), timeout)
-        except BackendUnavailable:
+        except BackendError:
             return False
         return True
 
@@ -177,7 +252,10 @@ class StateStore:
         return self._side
 
     async def aclose(self) -> None:
-        """Close the pools."""
+        """Stop reconnecting and close the pools."""
+        if self._keeper is not None:
+            await stop(self._keeper)
+            self._keeper = None
         if self._side is not None:
             await self._side.close()
             self._side = None

@@ -14,9 +14,13 @@ from commands.db.pg import one_line, statements_file
 
 CAPACITY = """SELECT current_setting('max_connections')::int AS max,
        current_setting('superuser_reserved_connections')::int AS reserved,
-       (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend') AS used"""
+       (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend') AS used,
+       (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'
+           AND datname IS DISTINCT FROM current_database()) AS elsewhere,
+       current_database() AS db"""
 BY_STATE = """SELECT coalesce(state, 'unknown') AS state, count(*) AS n FROM pg_stat_activity
- WHERE backend_type = 'client backend' GROUP BY 1 ORDER BY 2 DESC, 1"""
+ WHERE backend_type = 'client backend' AND datname = current_database()
+ GROUP BY 1 ORDER BY 2 DESC, 1"""
 BY_SOURCE = """SELECT coalesce(datname, '—') AS db, coalesce(usename, '—') AS usr,
        coalesce(nullif(application_name, ''), '—') AS app, count(*) AS n
   FROM pg_stat_activity WHERE backend_type = 'client backend'
@@ -26,19 +30,23 @@ SESSION_COLUMNS = """pid, usename, coalesce(nullif(application_name, ''), '—')
        extract(epoch FROM now() - coalesce(query_start, xact_start)) AS running_s,
        extract(epoch FROM now() - xact_start) AS xact_s,
        extract(epoch FROM now() - state_change) AS state_s,
-       wait_event_type, wait_event"""
+       wait_event_type, wait_event, datname = current_database() AS here"""
+HERE = "datname = current_database()"
 IDLE_IN_TX = f"""SELECT {SESSION_COLUMNS} FROM pg_stat_activity
- WHERE state LIKE 'idle in transaction%' ORDER BY state_change LIMIT 20"""
+ WHERE state LIKE 'idle in transaction%' AND {HERE} ORDER BY state_change LIMIT 20"""
 BLOCKED = f"""SELECT {SESSION_COLUMNS}, pg_blocking_pids(pid) AS blockers,
        (SELECT l.mode || ' on ' || coalesce(l.relation::regclass::text, l.locktype) FROM pg_locks l
          WHERE l.pid = a.pid AND NOT l.granted LIMIT 1) AS wants
-  FROM pg_stat_activity a WHERE cardinality(pg_blocking_pids(pid)) > 0
+  FROM pg_stat_activity a WHERE {HERE} AND cardinality(pg_blocking_pids(pid)) > 0
  ORDER BY query_start LIMIT 50"""
 SESSIONS = f"SELECT {SESSION_COLUMNS} FROM pg_stat_activity WHERE pid = ANY($1::int[])"
-LONG = f"""SELECT {SESSION_COLUMNS} FROM pg_stat_activity
- WHERE state IS DISTINCT FROM 'idle' AND pid <> pg_backend_pid() AND backend_type = 'client backend'
-   AND now() - coalesce(query_start, xact_start) > $1::interval
+RUNNING = """state IS DISTINCT FROM 'idle' AND pid <> pg_backend_pid()
+   AND backend_type = 'client backend'
+   AND now() - coalesce(query_start, xact_start) > $1::interval"""
+LONG = f"""SELECT {SESSION_COLUMNS} FROM pg_stat_activity WHERE {HERE} AND {RUNNING}
  ORDER BY coalesce(query_start, xact_start) LIMIT 50"""
+LONG_ELSEWHERE = f"""SELECT count(*) AS n FROM pg_stat_activity
+ WHERE datname IS DISTINCT FROM current_database() AND {RUNNING}"""
 IDLE_TX_WARN, USE_WARN, USE_CRIT = 60, 0.8, 0.95
 
 
@@ -63,7 +71,7 @@ def who(r: Any) -> str:
 async def db_connections(ctx: Context, _: object) -> Result:
     """How full the server is, what sessions are doing, who holds a transaction open while idle."""
     (cap,), states, sources, idle = await ctx.backends.pg.read_many(
-        [(CAPACITY, ()), (BY_STATE, ()), (BY_SOURCE, ()), (IDLE_IN_TX, ())]
+        [(CAPACITY, ()), (BY_STATE, ()), (BY_SOURCE, ()), (IDLE_IN_TX, ())], diagnostic=True
     )
     usable = cap["max"] - cap["reserved"]
     share = cap["used"] / usable if usable > 0 else 1.0
@@ -78,7 +86,11 @@ async def db_connections(ctx: Context, _: object) -> Result:
     summary = f"{cap['used']} of {usable} usable connections in use ({share:.0%})"
     summary += f"; {len(stuck)} idle in transaction for over {IDLE_TX_WARN} s." if stuck else "."
     tables = [
-        Table(["state", "connections"], [[s["state"], str(s["n"])] for s in states]),
+        Table(
+            ["state", "connections"],
+            [[s["state"], str(s["n"])] for s in states],
+            title=f"In `{cap['db']}`",
+        ),
         Table(
             ["database", "user", "application", "connections"],
             [[s["db"], s["usr"], s["app"], str(s["n"])] for s in sources],
@@ -112,6 +124,7 @@ async def db_connections(ctx: Context, _: object) -> Result:
             ("In use", str(cap["used"])),
             ("max_connections", str(cap["max"])),
             ("Reserved for superusers", str(cap["reserved"])),
+            ("In other databases", str(cap["elsewhere"])),
             ("Idle in transaction", str(len(idle))),
         ],
         actions=[
@@ -139,7 +152,7 @@ def _roots(blocked: list[Any]) -> list[int]:
 )
 async def db_locks(ctx: Context, _: object) -> Result:
     """Each blocked session, the lock it wants, who is in its way; root blockers first to act on."""
-    blocked = await ctx.backends.pg.read(BLOCKED)
+    blocked = await ctx.backends.pg.read(BLOCKED, diagnostic=True)
     if not blocked:
         return Result(
             "db locks",
@@ -147,12 +160,9 @@ async def db_locks(ctx: Context, _: object) -> Result:
             data={"blocked": []},
         )
     roots = _roots(blocked)
-    holders = {
-        r["pid"]: r
-        for r in await ctx.backends.pg.read(
-            SESSIONS, sorted({b for r in blocked for b in r["blockers"]})
-        )
-    }
+    pids = sorted({b for r in blocked for b in r["blockers"]})
+    holders = {r["pid"]: r for r in await ctx.backends.pg.read(SESSIONS, pids, diagnostic=True)}
+    elsewhere = {p for p, h in holders.items() if not h["here"]}
     rows = [
         [
             str(r["pid"]),
@@ -166,11 +176,15 @@ async def db_locks(ctx: Context, _: object) -> Result:
     ]
     root_rows = [
         [str(p), who(h), h["state"] or "—", duration(h["xact_s"]), one_line(h["query"], 60)]
+        if p not in elsewhere
+        else [str(p), "another database", "—", "—", "not forge's to act on"]
         for p in roots
         if (h := holders.get(p))
     ]
     idle_roots = [
-        p for p in roots if (h := holders.get(p)) and (h["state"] or "").startswith("idle")
+        p
+        for p in roots
+        if (h := holders.get(p)) and (h["state"] or "").startswith("idle") and p not in elsewhere
     ]
     text = (
         f"pid {', '.join(map(str, idle_roots))} is idle in a transaction: cancelling does nothing, "
@@ -200,7 +214,8 @@ async def db_locks(ctx: Context, _: object) -> Result:
             "locks.sql", [(f"pid {r['pid']}", r["query"]) for r in blocked]
         ),
         actions=[
-            Action(f"Cancel pid {p}", f"db cancel {p}") for p in roots[:3] if p not in idle_roots
+            Action(f"Cancel pid {p}", f"db cancel {p}")
+            for p in [p for p in roots if p not in idle_roots and p not in elsewhere][:3]
         ],
         data={
             "blocked": [
@@ -220,13 +235,22 @@ async def db_locks(ctx: Context, _: object) -> Result:
 )
 async def db_long(ctx: Context, args: LongArgs) -> Result:
     """Running statements and open transactions older than `--min`."""
-    rows = await ctx.backends.pg.read(LONG, args.min)
+    rows, (elsewhere,) = await ctx.backends.pg.read_many(
+        [(LONG, (args.min,)), (LONG_ELSEWHERE, (args.min,))], diagnostic=True
+    )
     limit = duration(args.min.total_seconds())
+    others = (
+        f"{elsewhere['n']} more in other databases of this server, not listed: forge acts only "
+        "on ClientForge's."
+        if elsewhere["n"]
+        else ""
+    )
     if not rows:
         return Result(
             "db long",
             summary=f"No statement has been running longer than {limit}.",
-            data={"sessions": []},
+            text=others,
+            data={"sessions": [], "other_databases": elsewhere["n"]},
         )
     return Result(
         "db long",
@@ -250,6 +274,7 @@ async def db_long(ctx: Context, args: LongArgs) -> Result:
                 ],
             )
         ],
+        text=others,
         attachments=statements_file(
             "long-statements.sql", [(f"pid {r['pid']}", r["query"]) for r in rows], 60
         ),
@@ -263,6 +288,7 @@ async def db_long(ctx: Context, args: LongArgs) -> Result:
                     "query": r["query"],
                 }
                 for r in rows
-            ]
+            ],
+            "other_databases": elsewhere["n"],
         },
     )

@@ -9,32 +9,43 @@ from bot.core.context import Context
 from bot.core.errors import BackendError, CommandError
 from bot.core.registry import command
 from bot.core.result import Result, Status, Table
-from bot.core.units import size
+from commands.db import locked
 from commands.db.pg import one_line
 
 MIN_ROWS, SEQ_SHARE, UNUSED_SCANS = 10_000, 95, 50
-SEQ_SCANNED = """
+# pg_relation_size and pg_get_indexdef wait for a table's ACCESS EXCLUSIVE lock; `h` is
+# locked.CTES' `held` joined on the index's table
+INDEX_SIZE = (
+    "CASE WHEN h.oid IS NULL THEN pg_relation_size({index}) "
+    "ELSE (SELECT relpages::bigint * current_setting('block_size')::bigint "
+    "FROM pg_class WHERE oid = {index}) END"
+)
+DEFINITION = "CASE WHEN h.oid IS NULL THEN pg_get_indexdef({index}) END"
+SEQ_SCANNED = f"""WITH {locked.CTES}
 SELECT s.schemaname AS schema, s.relname AS name,
        format('%I.%I', s.schemaname, s.relname) AS quoted,
        s.seq_scan, coalesce(s.idx_scan, 0) AS idx_scan, s.seq_tup_read,
        greatest(s.n_live_tup, c.reltuples::bigint) AS est_rows,
-       pg_total_relation_size(s.relid) AS size,
+       {locked.TOTAL} AS size,
+       h.pid AS locked_by,
        100.0 * coalesce(s.idx_scan, 0) / nullif(s.seq_scan + coalesce(s.idx_scan, 0), 0)
          AS idx_share,
        (SELECT array_agg(a.attname::text) FROM pg_attribute a
          WHERE a.attrelid = s.relid AND a.attnum > 0 AND NOT a.attisdropped) AS columns
-  FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid
+  FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid LEFT JOIN held h ON h.oid = s.relid
  WHERE s.seq_scan > 0 AND greatest(s.n_live_tup, c.reltuples::bigint) >= $1
    AND 100.0 * coalesce(s.idx_scan, 0) / (s.seq_scan + coalesce(s.idx_scan, 0)) < $2
  ORDER BY s.seq_tup_read DESC LIMIT 20"""
-UNUSED = """
+UNUSED = f"""WITH {locked.CTES}
 SELECT s.schemaname AS schema, s.relname AS table, s.indexrelname AS index, s.idx_scan,
-       pg_relation_size(s.indexrelid) AS size
+       {INDEX_SIZE.format(index="s.indexrelid")} AS size, h.pid AS locked_by
   FROM pg_stat_user_indexes s JOIN pg_index i ON i.indexrelid = s.indexrelid
+  LEFT JOIN held h ON h.oid = s.relid
  WHERE NOT i.indisunique AND NOT i.indisprimary AND i.indisvalid AND s.idx_scan <= $1
- ORDER BY pg_relation_size(s.indexrelid) DESC, s.indexrelname LIMIT 20"""
-DUPLICATES = """
-WITH idx AS (
+ ORDER BY size DESC, s.indexrelname LIMIT 20"""
+DUPLICATES = f"""
+WITH {locked.CTES},
+idx AS (
   SELECT i.indexrelid, i.indrelid, i.indisunique, i.indisprimary, c.relam,
          string_to_array(i.indkey::text, ' ') AS cols,
          string_to_array(i.indclass::text, ' ') AS classes,
@@ -44,18 +55,21 @@ WITH idx AS (
    WHERE i.indisvalid AND n.nspname NOT IN ('pg_catalog', 'information_schema')
      AND n.nspname !~ '^pg_toast')
 SELECT a.indexrelid::regclass::text AS index, b.indexrelid::regclass::text AS covered_by,
-       a.indrelid::regclass::text AS table, pg_relation_size(a.indexrelid) AS size,
-       pg_get_indexdef(a.indexrelid) AS definition, pg_get_indexdef(b.indexrelid) AS covering
+       a.indrelid::regclass::text AS table, {INDEX_SIZE.format(index="a.indexrelid")} AS size,
+       {DEFINITION.format(index="a.indexrelid")} AS definition,
+       {DEFINITION.format(index="b.indexrelid")} AS covering, h.pid AS locked_by
   FROM idx a
   JOIN idx b ON a.indrelid = b.indrelid AND a.indexrelid <> b.indexrelid AND a.relam = b.relam
+  LEFT JOIN held h ON h.oid = a.indrelid
  WHERE a.plain AND b.plain AND NOT a.indisunique AND NOT a.indisprimary
    AND b.cols[1:cardinality(a.cols)] = a.cols AND b.classes[1:cardinality(a.classes)] = a.classes
    AND (cardinality(a.cols) < cardinality(b.cols) OR b.indisunique OR a.indexrelid > b.indexrelid)
  ORDER BY size DESC, index LIMIT 20"""
-INVALID = """
+INVALID = f"""WITH {locked.CTES}
 SELECT i.indexrelid::regclass::text AS index, i.indrelid::regclass::text AS table,
-       pg_get_indexdef(i.indexrelid) AS definition, pg_relation_size(i.indexrelid) AS size
-  FROM pg_index i
+       {DEFINITION.format(index="i.indexrelid")} AS definition,
+       {INDEX_SIZE.format(index="i.indexrelid")} AS size, h.pid AS locked_by
+  FROM pg_index i LEFT JOIN held h ON h.oid = i.indrelid
  WHERE NOT i.indisvalid
    AND NOT EXISTS (SELECT 1 FROM pg_stat_progress_create_index p WHERE p.index_relid = i.indexrelid)
  ORDER BY 1"""
@@ -109,7 +123,7 @@ def _tables(
                     [
                         r["index"],
                         r["table"],
-                        size(r["size"]),
+                        locked.approx(r["size"], r["locked_by"]),
                         f"DROP INDEX CONCURRENTLY {r['index']}; then create it again",
                     ]
                     for r in invalid
@@ -125,7 +139,7 @@ def _tables(
                     [
                         r["quoted"],
                         f"{r['est_rows']:,}",
-                        size(r["size"]),
+                        locked.approx(r["size"], r["locked_by"]),
                         f"{r['seq_scan']:,}",
                         f"{r['idx_scan']:,}",
                         f"{r['idx_share'] or 0:.0f} %",
@@ -140,7 +154,15 @@ def _tables(
         tables.append(
             Table(
                 ["duplicate index", "covered by", "table", "size"],
-                [[r["index"], r["covered_by"], r["table"], size(r["size"])] for r in dupes],
+                [
+                    [
+                        r["index"],
+                        r["covered_by"],
+                        r["table"],
+                        locked.approx(r["size"], r["locked_by"]),
+                    ]
+                    for r in dupes
+                ],
                 title="Duplicate indexes",
             )
         )
@@ -153,7 +175,7 @@ def _tables(
                         r["index"],
                         f"{r['schema']}.{r['table']}",
                         f"{r['idx_scan']:,}",
-                        size(r["size"]),
+                        locked.approx(r["size"], r["locked_by"]),
                     ]
                     for r in unused
                 ],
@@ -163,6 +185,19 @@ def _tables(
     return tables
 
 
+def _covered(row: Any) -> str:
+    """`• idx: `definition` is covered by `definition``; a locked table's are not read."""
+    if row["locked_by"]:
+        return (
+            f"• {row['index']} is covered by {row['covered_by']} (definitions not read: "
+            f"the table is locked by pid {row['locked_by']})"
+        )
+    return (
+        f"• {row['index']}: `{one_line(row['definition'], 160)}` is covered by "
+        f"`{one_line(row['covering'], 160)}`"
+    )
+
+
 @command(
     "db indexes",
     summary="Missing-index candidates, unused, duplicate and invalid indexes (never changes any).",
@@ -170,16 +205,17 @@ def _tables(
 )
 async def db_indexes(ctx: Context, _: object) -> Result:
     """Index findings, the ones that hurt most first; suggestions are shown, never run."""
-    seq, unused, dupes, invalid = await ctx.backends.pg.read_many(
+    seq, unused, dupes, invalid, held = await ctx.backends.pg.read_many(
         [
             (SEQ_SCANNED, (MIN_ROWS, SEQ_SHARE)),
             (UNUSED, (UNUSED_SCANS,)),
             (DUPLICATES, ()),
             (INVALID, ()),
+            (locked.LIST, ()),
         ]
     )
     hints = await _suggestions(ctx, seq)
-    status = Status.CRITICAL if invalid else Status.WARNING if (seq or dupes) else Status.OK
+    status = Status.CRITICAL if invalid else Status.WARNING if (seq or dupes or held) else Status.OK
     counts = {
         "invalid": len(invalid),
         "missing": len(seq),
@@ -191,19 +227,16 @@ async def db_indexes(ctx: Context, _: object) -> Result:
         "Suggestions are for you to review and run yourself, outside peak hours; forge never "
         "creates or drops an index. Scan counts are since statistics were last reset."
     )
-    duplicate_text = "\n".join(
-        f"• {r['index']}: `{one_line(r['definition'], 160)}` is covered by "
-        f"`{one_line(r['covering'], 160)}`"
-        for r in dupes[:5]
-    )
+    duplicate_text = "\n".join(_covered(r) for r in dupes[:5])
     return Result(
         "db indexes",
         status,
         summary=f"Indexes: {summary}.",
         fields=[(k.title(), str(n)) for k, n in counts.items()],
-        tables=_tables(seq, hints, unused, dupes, invalid),
-        text="\n".join(filter(None, [duplicate_text, text])),
+        tables=[*_tables(seq, hints, unused, dupes, invalid), *locked.table(held)],
+        text="\n".join(filter(None, [locked.note(held), duplicate_text, text])),
         data={
+            "locked": locked.data(held),
             "invalid": [dict(r) for r in invalid],
             "duplicate": [dict(r) for r in dupes],
             "unused": [dict(r) for r in unused],

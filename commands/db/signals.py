@@ -17,6 +17,8 @@ if TYPE_CHECKING:
     import asyncpg
 
 SIGNALLABLE = ("client backend", "autovacuum worker")
+SIGNAL_HERE = """SELECT {call} FROM pg_stat_activity
+ WHERE pid = $1 AND datname = current_database()"""
 
 
 class PidArgs(Args):
@@ -34,8 +36,8 @@ class TerminateArgs(PidArgs):
 
 
 async def session(ctx: Context, pid: int) -> Any:
-    """The live session with this pid, refused when it is forge's own or not a client backend."""
-    rows = await ctx.backends.pg.read(SESSIONS, [pid])
+    """The live session with this pid; refused when forge's own, not a client, or elsewhere."""
+    rows = await ctx.backends.pg.read(SESSIONS, [pid], diagnostic=True)
     if not rows:
         raise CommandError(
             f"No PostgreSQL session has pid {pid} (it may have ended). "
@@ -49,26 +51,33 @@ async def session(ctx: Context, pid: int) -> Any:
             f"pid {pid} is PostgreSQL's {found['backend_type']}, not a client session: forge "
             "does not signal it."
         )
+    if not found["here"]:
+        raise CommandError(
+            f"pid {pid} is a session of another database on this server "
+            f"(`{found['datname'] or 'none'}`), not of ClientForge's: forge does not signal it."
+        )
     return found
 
 
 async def _signal(ctx: Context, function: str, pid: int) -> bool:
-    """Send pg_cancel_backend or pg_terminate_backend (waiting up to 3 s on PostgreSQL 14+)."""
+    """Send pg_cancel_backend or pg_terminate_backend (waiting up to 3 s on PostgreSQL 14+), on
+    the diagnostic connection, and only while the pid is still a session of this database."""
 
     async def send(conn: asyncpg.Connection) -> bool:
-        if function == "terminate" and conn.get_server_version().major >= 14:
-            return bool(await conn.fetchval("SELECT pg_terminate_backend($1, 3000)", pid))
-        name = "pg_terminate_backend" if function == "terminate" else "pg_cancel_backend"
-        return bool(await conn.fetchval(f"SELECT {name}($1)", pid))
+        call = "pg_cancel_backend(pid)"
+        if function == "terminate":
+            waits = conn.get_server_version().major >= 14
+            call = "pg_terminate_backend(pid, 3000)" if waits else "pg_terminate_backend(pid)"
+        return bool(await conn.fetchval(SIGNAL_HERE.format(call=call), pid))
 
-    return await ctx.backends.pg.run(send)
+    return await ctx.backends.pg.run(send, diagnostic=True)
 
 
 async def _after(ctx: Context, pid: int, before: Any, wait_s: float = 2.0) -> Any | None:
     """The session once its statement changed or it ended (None), polling up to `wait_s`."""
     deadline = ctx.clock.monotonic() + wait_s
     while True:
-        rows = await ctx.backends.pg.read(SESSIONS, [pid])
+        rows = await ctx.backends.pg.read(SESSIONS, [pid], diagnostic=True)
         now = rows[0] if rows else None
         if now is None or now["state"] != before["state"] or now["running_s"] < before["running_s"]:
             return now

@@ -8,34 +8,38 @@ from bot.core.context import Context
 from bot.core.registry import Args, command, option
 from bot.core.result import Result, Status, Table
 from bot.core.units import size
+from commands.db import locked
 from commands.db.pg import percent
 
 USER_SCHEMAS = "n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_toast'"
 USER_TABLES = f"pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE {USER_SCHEMAS}"
-SIZE = f"""SELECT current_database() AS db, pg_database_size(current_database()) AS size,
-  (SELECT coalesce(sum(pg_table_size(c.oid)), 0) FROM {USER_TABLES}
-      AND c.relkind IN ('r', 'm', 'p')) AS tables,
-  (SELECT coalesce(sum(pg_relation_size(c.oid)), 0) FROM {USER_TABLES}
-      AND c.relkind = 'i') AS indexes,
+SIZE = f"""WITH {locked.CTES}
+SELECT current_database() AS db, pg_database_size(current_database()) AS size,
+  (SELECT coalesce(sum({locked.TABLE}), 0) FROM pg_class c
+     JOIN pg_namespace n ON n.oid = c.relnamespace LEFT JOIN held h ON h.oid = c.oid
+    WHERE {USER_SCHEMAS} AND c.relkind IN ('r', 'm', 'p')) AS tables,
+  (SELECT coalesce(sum({locked.RELATION}), 0) FROM pg_class c
+     JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_index i ON i.indexrelid = c.oid
+     LEFT JOIN held h ON h.oid = i.indrelid
+    WHERE {USER_SCHEMAS} AND c.relkind = 'i') AS indexes,
   (SELECT count(*) FROM {USER_TABLES} AND c.relkind IN ('r', 'm', 'p')) AS table_count"""
 DATABASES = """SELECT datname AS name, CASE WHEN has_database_privilege(datname, 'CONNECT')
        THEN pg_database_size(datname) END AS size
   FROM pg_database WHERE datallowconn ORDER BY 2 DESC NULLS LAST, 1 LIMIT 20"""
-TABLES = f"""SELECT format('%I.%I', n.nspname, c.relname) AS name,
-       pg_total_relation_size(c.oid) AS total,
-       pg_table_size(c.oid)
-         - coalesce(pg_total_relation_size(nullif(c.reltoastrelid, 0)), 0) AS heap,
-       pg_indexes_size(c.oid) AS indexes,
-       coalesce(pg_total_relation_size(nullif(c.reltoastrelid, 0)), 0) AS toast,
+TABLES = f"""WITH {locked.CTES}
+SELECT format('%I.%I', n.nspname, c.relname) AS name, h.pid AS locked_by,
+       {locked.TOTAL} AS total, {locked.HEAP} AS heap, {locked.INDEXES} AS indexes,
+       {locked.TOAST_SIZE} AS toast,
        greatest(s.n_live_tup, c.reltuples::bigint, 0) AS rows, coalesce(s.n_dead_tup, 0) AS dead
   FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-  LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid
+  LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid LEFT JOIN held h ON h.oid = c.oid
  WHERE {USER_SCHEMAS} AND c.relkind IN ('r', 'm', 'p')
  ORDER BY total DESC, name LIMIT $1"""
 # The table-bloat estimate of pg-extras (bloat.sql, after ioguix):
 # expected pages from pg_stats' widths.
-BLOAT = """
-WITH constants AS (SELECT current_setting('block_size')::numeric AS bs, 23 AS hdr, 8 AS ma),
+BLOAT = f"""
+WITH {locked.CTES},
+constants AS (SELECT current_setting('block_size')::numeric AS bs, 23 AS hdr, 8 AS ma),
 widths AS (
   SELECT s.schemaname, s.tablename, hdr, ma, bs, sum((1 - s.null_frac) * s.avg_width) AS datawidth,
          max(s.null_frac) AS maxfracsum,
@@ -61,10 +65,12 @@ estimate AS (
       ON c.relnamespace = n.oid AND c.relname = info.tablename AND c.relkind IN ('r', 'm'))
 SELECT e.name, round(CASE WHEN otta = 0 THEN 0.0 ELSE e.relpages / otta::numeric END, 1) AS ratio,
        CASE WHEN e.relpages < otta THEN 0 ELSE (bs * (e.relpages - otta))::bigint END AS waste,
-       pg_relation_size(e.oid) AS size, coalesce(s.n_dead_tup, 0) AS dead,
+       CASE WHEN h.oid IS NULL THEN pg_relation_size(e.oid) ELSE e.relpages * bs END AS size,
+       h.pid AS locked_by, coalesce(s.n_dead_tup, 0) AS dead,
        coalesce(s.n_live_tup, 0) AS live,
        greatest(s.last_vacuum, s.last_autovacuum) AS vacuumed
   FROM estimate e LEFT JOIN pg_stat_user_tables s ON s.relid = e.oid
+  LEFT JOIN held h ON h.oid = e.oid
  ORDER BY waste DESC, e.name LIMIT 20"""
 UNANALYZED = f"""SELECT count(*) AS n FROM {USER_TABLES} AND c.relkind = 'r' AND c.reltuples <> 0
    AND NOT EXISTS (SELECT 1 FROM pg_stats s
@@ -105,19 +111,31 @@ class TablesArgs(Args):
     examples=("db size",),
 )
 async def db_size(ctx: Context, _: object) -> Result:
-    """Database size and the split between tables and indexes."""
-    (total,), databases = await ctx.backends.pg.read_many([(SIZE, ()), (DATABASES, ())])
+    """Database size and the split between tables and indexes; locked tables estimated."""
+    (total,), databases, held = await ctx.backends.pg.read_many(
+        [(SIZE, ()), (DATABASES, ()), (locked.LIST, ())]
+    )
+    estimated = "≈ " if held else ""
     return Result(
         "db size",
+        Status.WARNING if held else Status.OK,
         summary=f"`{total['db']}` takes {size(total['size'])}.",
         fields=[
             ("Database", size(total["size"])),
-            ("Tables (with TOAST)", size(total["tables"])),
-            ("Indexes", size(total["indexes"])),
+            ("Tables (with TOAST)", estimated + size(total["tables"])),
+            ("Indexes", estimated + size(total["indexes"])),
             ("Tables", f"{total['table_count']:,}"),
         ],
-        tables=[Table(["database", "size"], [[d["name"], size(d["size"])] for d in databases])],
-        data={**dict(total), "databases": [dict(d) for d in databases]},
+        text=locked.note(held),
+        tables=[
+            Table(["database", "size"], [[d["name"], size(d["size"])] for d in databases]),
+            *locked.table(held),
+        ],
+        data={
+            **dict(total),
+            "databases": [dict(d) for d in databases],
+            "locked": locked.data(held),
+        },
     )
 
 
@@ -128,31 +146,34 @@ async def db_size(ctx: Context, _: object) -> Result:
     examples=("db tables", "db tables --limit 50"),
 )
 async def db_tables(ctx: Context, args: TablesArgs) -> Result:
-    """The largest tables first."""
-    rows = await ctx.backends.pg.read(TABLES, args.limit)
+    """The largest tables first; a locked table is marked and sized from the catalog."""
+    rows, held = await ctx.backends.pg.read_many([(TABLES, (args.limit,)), (locked.LIST, ())])
     return Result(
         "db tables",
+        Status.WARNING if held else Status.OK,
         summary=f"The {len(rows)} largest tables." if rows else "No user tables.",
+        text=locked.note(held),
         tables=[
             Table(
                 ["table", "total", "table", "indexes", "TOAST", "rows", "dead rows"],
                 [
                     [
-                        r["name"],
-                        size(r["total"]),
-                        size(r["heap"]),
-                        size(r["indexes"]),
-                        size(r["toast"]),
+                        r["name"] + (f" 🔒 pid {r['locked_by']}" if r["locked_by"] else ""),
+                        locked.approx(r["total"], r["locked_by"]),
+                        locked.approx(r["heap"], r["locked_by"]),
+                        locked.approx(r["indexes"], r["locked_by"]),
+                        locked.approx(r["toast"], r["locked_by"]),
                         f"{r['rows']:,}",
                         f"{r['dead']:,}",
                     ]
                     for r in rows
                 ],
-            )
+            ),
+            *locked.table(held),
         ]
         if rows
         else [],
-        data={"tables": [dict(r) for r in rows]},
+        data={"tables": [dict(r) for r in rows], "locked": locked.data(held)},
     )
 
 
@@ -167,7 +188,9 @@ def _bloated(row: Any) -> bool:
 )
 async def db_bloat(ctx: Context, _: object) -> Result:
     """Bloat ratio, wasted bytes per table (pg-extras' estimate), dead rows and last vacuum."""
-    rows, (unanalyzed,) = await ctx.backends.pg.read_many([(BLOAT, ()), (UNANALYZED, ())])
+    rows, (unanalyzed,), held = await ctx.backends.pg.read_many(
+        [(BLOAT, ()), (UNANALYZED, ()), (locked.LIST, ())]
+    )
     bad = [r for r in rows if _bloated(r)]
     summary = (
         f"{len(bad)} table{'s' if len(bad) != 1 else ''} at least {BLOAT_RATIO:g}× "
@@ -184,9 +207,11 @@ async def db_bloat(ctx: Context, _: object) -> Result:
     )
     return Result(
         "db bloat",
-        Status.WARNING if bad else Status.OK,
+        Status.WARNING if bad or held else Status.OK,
         summary=summary,
-        text=note
+        text=locked.note(held)
+        + (" " if held else "")
+        + note
         + "An estimate: `db vacuum` makes dead rows reusable; only `db vacuum --full <table>` "
         "gives space back to the OS, and it locks the table.",
         tables=[
@@ -197,19 +222,21 @@ async def db_bloat(ctx: Context, _: object) -> Result:
                         r["name"],
                         f"{r['ratio']}×",
                         size(r["waste"]),
-                        size(r["size"]),
+                        locked.approx(r["size"], r["locked_by"]),
                         f"{r['dead']:,}",
                         r["vacuumed"].strftime("%Y-%m-%d %H:%M") if r["vacuumed"] else "never",
                     ]
                     for r in rows
                 ],
-            )
+            ),
+            *locked.table(held),
         ]
         if rows
-        else [],
+        else locked.table(held),
         data={
             "tables": [{**dict(r), "ratio": float(r["ratio"] or 0)} for r in rows],
             "unanalyzed": unanalyzed["n"],
+            "locked": locked.data(held),
         },
     )
 

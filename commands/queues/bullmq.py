@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from bot.core.context import Context
 from bot.core.errors import BackendUnavailable, CommandError
 from bot.core.redact import redact_value
+from commands.queues import tally
 from commands.queues.lua import SCAN
 
 if TYPE_CHECKING:
@@ -334,7 +335,13 @@ class Scan:
 
 
 async def dlq_count(ctx: Context, queue: str, min_attempts: int) -> int:
-    """Failed jobs with at least `min_attempts` attempts made, counted exactly over the set."""
+    """Failed jobs with at least `min_attempts` attempts made: exact, and in a failure storm only
+    what changed since the last look is read (commands/queues/tally.py)."""
+    return await tally.dlq_count(ctx, key(queue, "failed"), key(queue, ""), min_attempts)
+
+
+async def full_dlq_count(ctx: Context, queue: str, min_attempts: int) -> int:
+    """The same count read from scratch over the whole failed set, as tally is checked against."""
     scan, total = Scan(ctx, queue, min_attempts, mode="count", window=COUNT_WINDOW), 0
     while not scan.done:
         await scan.next()

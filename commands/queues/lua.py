@@ -258,3 +258,55 @@ redis.call('DEL', KEYS[5])
 redis.call('XADD', KEYS[4], '*', 'event', 'paused')
 return 1
 """)
+
+
+# KEYS: failed zset. ARGV: job key prefix, low score (exclusive; '-inf'), high score (inclusive;
+# '+inf'), min attempts, bucket size, budget. The DLQ members of that score range, oldest first, as
+# buckets of about `size` members that never split equal scores: flat [done, high, members, dlq,
+# high, members, dlq, …], `done` 0 when `budget` members were read before the range's end (the
+# caller goes on from the last high). A skiplist's attempts are read by SORT BY nosort (in C, only
+# the LIMIT range); a small listpack, which SORT would convert, and servers refusing SORT, by HMGET.
+TALLY = Lua("""
+local key, prefix, low, high = KEYS[1], ARGV[1], ARGV[2], ARGV[3]
+local min, size, budget = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+local start = 0
+if low ~= '-inf' then start = redis.call('ZCOUNT', key, '-inf', low) end
+local stop = redis.call('ZCOUNT', key, '-inf', high)
+local skiplist = redis.call('OBJECT', 'ENCODING', key) == 'skiplist'
+local function score(rank) return redis.call('ZRANGE', key, rank, rank, 'WITHSCORES')[2] end
+local function dlq(first, n)
+  local rows, found = {err = 'listpack'}, 0
+  if skiplist then
+    rows = redis.pcall('SORT', key, 'BY', 'nosort', 'LIMIT', first, n,
+      'GET', prefix .. '*->atm', 'GET', prefix .. '*->attemptsMade')
+  end
+  if rows.err then
+    rows = {}
+    for _, id in ipairs(redis.call('ZRANGE', key, first, first + n - 1)) do
+      local f = redis.call('HMGET', prefix .. id, 'atm', 'attemptsMade')
+      rows[#rows + 1], rows[#rows + 2] = f[1], f[2]
+    end
+  end
+  for i = 1, #rows, 2 do
+    if (tonumber(rows[i]) or tonumber(rows[i + 1]) or 0) >= min then found = found + 1 end
+  end
+  return found
+end
+local out, read = {1}, 0
+while start < stop do
+  if read >= budget then out[1] = 0 break end
+  local n = math.min(size, stop - start)
+  local last = score(start + n - 1)
+  if start + n < stop and score(start + n) == last then
+    local below = redis.call('ZCOUNT', key, '-inf', '(' .. last) - start
+    if below > 0 then
+      n, last = below, score(start + below - 1)
+    else
+      n = redis.call('ZCOUNT', key, '-inf', last) - start
+    end
+  end
+  out[#out + 1], out[#out + 2], out[#out + 3] = last, n, dlq(start, n)
+  start, read = start + n, read + n
+end
+return out
+""")

@@ -1,4 +1,4 @@
-"""A throwaway PostgreSQL 15 cluster, pg_stat_statements preloaded, for `db …` tests, bench."""
+"""Throwaway PostgreSQL 15 clusters (pg_stat_statements preloaded) for `db …` tests and bench."""
 
 from __future__ import annotations
 
@@ -74,33 +74,26 @@ def pg_stat_statements_cluster() -> Iterator[str]:
     if given:
         yield given
         return
-    bins, port = bindir(), _free_port()
+    with throwaway_cluster() as dsn:
+        yield dsn
+
+
+@contextmanager
+def throwaway_cluster(
+    settings: dict[str, str] | None = None, password: str | None = None, port: int | None = None
+) -> Iterator[str]:
+    """A fresh cluster (SETTINGS plus `settings`) on `port` or a free one: its superuser DSN.
+
+    With `password`, TCP logins need it (scram-sha-256) and the DSN carries it."""
+    bins, port = bindir(), port or _free_port()
     assert bins is not None
-    root = Path(tempfile.mkdtemp(prefix="forge-pgss-"))
+    root = Path(tempfile.mkdtemp(prefix="forge-pg-"))
     data = root / "data"
     if os.geteuid() == 0:
-        uid = _postgres_uid()
-        os.chown(root, uid, -1)  # type: ignore[arg-type]
+        os.chown(root, _postgres_uid(), -1)  # type: ignore[arg-type]
     try:
-        subprocess.run(
-            _as_owner(
-                [
-                    str(bins / "initdb"),
-                    "-D",
-                    str(data),
-                    "-U",
-                    "postgres",
-                    "--auth=trust",
-                    "-E",
-                    "UTF8",
-                    "--no-sync",
-                ]
-            ),
-            check=True,
-            capture_output=True,
-            timeout=120,
-        )
-        options = " ".join(f"-c {k}={v}" for k, v in SETTINGS.items())
+        _initdb(bins, root, password)
+        options = " ".join(f"-c {k}={v}" for k, v in {**SETTINGS, **(settings or {})}.items())
         subprocess.run(
             _as_owner(
                 [
@@ -121,7 +114,8 @@ def pg_stat_statements_cluster() -> Iterator[str]:
             capture_output=True,
             timeout=90,
         )
-        yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
+        user = f"postgres:{password}" if password else "postgres"
+        yield f"postgresql://{user}@127.0.0.1:{port}/postgres"
     finally:
         if (data / "postmaster.pid").exists():
             subprocess.run(
@@ -131,3 +125,31 @@ def pg_stat_statements_cluster() -> Iterator[str]:
                 check=False,
             )
         shutil.rmtree(root, ignore_errors=True)
+
+
+def _initdb(bins: Path, root: Path, password: str | None) -> None:
+    """initdb into root/data: trust, or (with a password) scram over TCP and trust on the socket."""
+    auth = ["--auth=trust"]
+    if password:
+        (root / "pw").write_text(password, encoding="utf-8")
+        if os.geteuid() == 0:
+            os.chown(root / "pw", _postgres_uid(), -1)  # type: ignore[arg-type]
+        auth = ["--auth-local=trust", "--auth-host=scram-sha-256", f"--pwfile={root / 'pw'}"]
+    subprocess.run(
+        _as_owner(
+            [
+                str(bins / "initdb"),
+                "-D",
+                str(root / "data"),
+                "-U",
+                "postgres",
+                *auth,
+                "-E",
+                "UTF8",
+                "--no-sync",
+            ]
+        ),
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
