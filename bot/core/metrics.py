@@ -10,6 +10,13 @@ from typing import Any
 
 _made: dict[str, Any] = {}
 
+ALERT_NOTIFICATIONS = Counter(
+    "forge_alert_notifications",
+    "Alertmanager notifications received, by HTTP status answered.",
+    ["outcome"],
+    registry=REGISTRY,
+)
+
 
 def _make() -> dict[str, Any]:
     from prometheus_client import CollectorRegistry, Counter, Histogram
