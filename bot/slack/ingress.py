@@ -3,7 +3,8 @@
 Every listener may rely on what `problem` checks: a slash command has a user, a channel and text;
 a click has its user, its actions and, on a message, its channel; a modal has its user and a view
 whose private_metadata is a string; an app mention has its user, channel, ts and text. Anything
-else is refused here, with a short reason, before Bolt or a listener touches it.
+else is refused here, with a short reason, before Bolt or a listener touches it. Only the kinds
+in CHECKS get in: a listener for a new kind of request needs its check here first.
 """
 
 from __future__ import annotations
@@ -66,9 +67,12 @@ def problem(body: Body) -> Refusal | None:
     """Why this body cannot be handled, or None; the one check every listener relies on."""
     kind = kind_of(body)
     check = CHECKS.get(kind)
-    reason = check(body) if check else None
-    if reason is None and kind == "unknown":
+    if check is not None:
+        reason = check(body)
+    elif kind == "unknown":
         reason = "not a Slack request: no command and no type"
+    else:
+        reason = f"not a kind of request forge handles ({kind[:40]})"
     if reason is None:
         return None
     return Refusal(reason, kind, actor_of(body), channel_of(body))
@@ -210,6 +214,10 @@ CHECKS = {
     "url_verification": _url_verification,
     "shortcut": _user_and_callback,
     "message_action": _user_and_callback,
+    "block_suggestion": lambda body: (
+        _id(_at(body, "user", "id"), USER, "user")
+        or (None if isinstance(body.get("action_id"), str) else "no action_id")
+    ),
 }
 
 
