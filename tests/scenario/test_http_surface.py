@@ -18,7 +18,7 @@ import aiohttp
 import pytest
 import structlog
 from aiohttp import web
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from bot.core.forge import Forge
@@ -205,6 +205,7 @@ def _errors(caplog: pytest.LogCaptureFixture) -> None:
 
 @EXAMPLES
 @given(body=mutated(SLASH).map(slash_form))
+@example(body=slash_form({k: v for k, v in SLASH.items() if k != "user_id"}))
 async def test_slash_commands(surface, caplog, body):
     """Any slash command form, signed."""
     headers = surface.signed(body, "application/x-www-form-urlencoded")
@@ -222,6 +223,7 @@ async def test_interactivity_payloads(surface, caplog, value):
 
 @EXAMPLES
 @given(value=mutated(MENTION))
+@example(value=MENTION | {"event": {"type": "app_mention", "user": "U0OPS", "text": "whoami"}})
 async def test_events(surface, caplog, value):
     """Any Events API body, signed."""
     body = json.dumps(value).encode()
@@ -250,6 +252,7 @@ async def test_raw_bytes_anywhere(surface, caplog, body, content_type, path):
 
 @EXAMPLES
 @given(value=mutated(NOTIFICATION))
+@example(value=notification([alert(description="\x00")]))
 async def test_alertmanager_notifications(surface, caplog, value):
     """Any Alertmanager payload with the bearer token."""
     headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
@@ -260,6 +263,7 @@ async def test_alertmanager_notifications(surface, caplog, value):
 
 @EXAMPLES
 @given(value=st.one_of(*(mutated(act) for act in ACTS)))
+@example(value=ACTS[1] | {"action": ["not", "an", "object"]})
 async def test_playground_acts(surface, caplog, value):
     """Any act the page could send, same-origin with the session's token."""
     headers = {
