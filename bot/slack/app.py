@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -122,13 +123,8 @@ class SlackSurface:
     async def _on_command(self, ack: Any, body: dict, request: AsyncBoltRequest) -> None:
         await ack()
         if IncidentUI.wants_modal(body.get("text", "")):
-            self._track(
-                asyncio.create_task(
-                    self.incidents.open_modal(
-                        body.get("trigger_id"), body["channel_id"], body["user_id"]
-                    )
-                )
-            )
+            trigger, channel, user = body.get("trigger_id"), body["channel_id"], body["user_id"]
+            self._after_ack(request, lambda: self.incidents.open_modal(trigger, channel, user))
             return
         reply = Reply(
             self.outbox,
@@ -175,9 +171,11 @@ class SlackSurface:
     async def _on_declare(self, ack: Any, body: dict, view: dict) -> None:
         await self.incidents.on_declare(ack, body, view)
 
-    async def _on_assign(self, ack: Any, body: dict, action: dict) -> None:
+    async def _on_assign(
+        self, ack: Any, body: dict, action: dict, request: AsyncBoltRequest
+    ) -> None:
         await ack()
-        self._track(asyncio.create_task(self.incidents.on_assign(body, action)))
+        self._after_ack(request, lambda: self.incidents.on_assign(body, action))
 
     async def _run_in(self, invocation: Invocation, thread_ts: str | None) -> None:
         """Run an invocation from a modal or a picker, answering in the channel (or the thread)."""
@@ -186,17 +184,25 @@ class SlackSurface:
         )
         await self._run(invocation, reply)
 
-    async def _on_approve(self, ack: Any, body: dict, action: dict) -> None:
+    async def _on_approve(
+        self, ack: Any, body: dict, action: dict, request: AsyncBoltRequest
+    ) -> None:
         await ack()
-        self._track(asyncio.create_task(self.approval_ui.on_approve(body, action.get("value", ""))))
+        value = action.get("value", "")
+        self._after_ack(request, lambda: self.approval_ui.on_approve(body, value))
 
-    async def _on_deny(self, ack: Any, body: dict, action: dict) -> None:
+    async def _on_deny(self, ack: Any, body: dict, action: dict, request: AsyncBoltRequest) -> None:
         await ack()
-        self._track(asyncio.create_task(self.approval_ui.on_deny(body, action.get("value", ""))))
+        value = action.get("value", "")
+        self._after_ack(request, lambda: self.approval_ui.on_deny(body, value))
 
     def _track(self, task: asyncio.Task[None]) -> None:
         self.tasks.add(observe(task))
         task.add_done_callback(self.tasks.discard)
+
+    def _after_ack(self, request: AsyncBoltRequest, work: Callable[[], Awaitable[None]]) -> None:
+        """Work a listener leaves for after its ack: run once per delivery (the gate decides)."""
+        self._track(asyncio.create_task(self.gate.once(request, work)))
 
     def _spawn(self, work: Any) -> None:
         """Start work (an audit row, a reply) that the answer does not wait for."""
@@ -234,15 +240,17 @@ class SlackSurface:
     ) -> None:
         """Run the invocation after the ack, keeping a handle so shutdown can wait for it."""
         metrics.SLACK_REQUESTS.labels(kind=kind, outcome="acked").inc()
-        self._track(asyncio.create_task(self._run_once(invocation, reply)))
+        self._track(asyncio.create_task(self._run_once(invocation, reply, request)))
 
-    async def _run_once(self, invocation: Invocation, reply: Reply) -> None:
-        """Run after the acks (the gate already let only a first delivery through)."""
+    async def _run_once(
+        self, invocation: Invocation, reply: Reply, request: AsyncBoltRequest
+    ) -> None:
+        """Run after the acks, and only for the delivery's first time (the gate decides)."""
         await self._after_acks()
         async with (
             self._running
         ):  # bounded work keeps acks fast under a burst and spares the backends
-            await self._run(invocation, reply)
+            await self.gate.once(request, lambda: self._run(invocation, reply))
 
     async def _run(self, invocation: Invocation, reply: Reply) -> None:
         clock = self.forge.clock

@@ -2,9 +2,11 @@
 
 HTTP requests pass `door` (signature, body) and every request, HTTP or Socket Mode, passes
 `screen`, Bolt's first middleware after its own signature check: the body's shape (ingress) and
-whether this delivery was already handled (a replay, or Slack's retry on any route). `on_error`
-is Bolt's error handler: an unknown button, callback or event, or a listener that failed, is
-answered 2xx or 4xx, never 500. Every refusal is logged, counted and audited.
+the delivery's key. Whether a delivery was handled before (a replay, or Slack's retry on any
+route) is decided by that key, once: before a modal's listener runs, or (`once`) before the work
+any other listener leaves for after its ack. `on_error` is Bolt's error handler: an unknown
+button, callback or event, or a listener that failed, is answered 2xx or 4xx, never 500. Every
+refusal is logged, counted and audited.
 """
 
 from __future__ import annotations
@@ -31,6 +33,9 @@ from bot.slack.ingress import Body, Refusal
 
 log = structlog.get_logger(__name__)
 FIRST_DELIVERY_BUDGET = 1.0
+DELIVERY = "forge_delivery_key"
+# handled by the listener before the ack leaves, so checked before it runs; the rest after the ack
+INLINE = {"view_submission", "view_closed", "block_suggestion"}
 Spawn = Callable[[Awaitable[Any]], None]
 Respond = Callable[[str, str], Awaitable[Any]]
 
@@ -85,14 +90,26 @@ class Gate:
         return self.refuse(refusal) if refusal else body  # type: ignore[return-value]
 
     async def screen(self, req: AsyncBoltRequest, next: Callable[[], Awaitable[Any]]) -> Any:
-        """Bolt middleware: a body of the wrong shape is refused, a delivery seen before acked."""
+        """Bolt middleware: a body of the wrong shape is refused; the delivery's key is noted, and
+        a modal's (answered before the ack leaves) checked now: one seen before is acked only."""
         refusal = ingress.problem(req.body) if isinstance(req.body, dict) else Refusal("no body")
         if refusal is not None:
             return self.refuse(refusal)
         key = ingress.delivery_key(req.body, req.raw_body)
-        if key is not None and not await self.deliveries.first(key):
-            return self._duplicate(req, key)
+        req.context[DELIVERY] = key
+        if key is not None and ingress.kind_of(req.body) in INLINE:
+            if not await self.deliveries.first(key):
+                return self._duplicate(req, key)
         return await next()
+
+    async def once(self, req: AsyncBoltRequest, work: Callable[[], Awaitable[Any]]) -> None:
+        """Run what a listener left for after its ack, unless this delivery was handled before:
+        checked after the ack, so the state store's round trip never delays one."""
+        key = req.context.get(DELIVERY)
+        if key is not None and not await self.deliveries.first(key):
+            self._duplicate(req, key)
+            return
+        await work()
 
     def _duplicate(self, req: AsyncBoltRequest, key: str) -> BoltResponse:
         retry = (req.headers.get("x-slack-retry-num") or [None])[0]
