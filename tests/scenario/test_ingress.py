@@ -22,6 +22,7 @@ from tests.fakes.slack_client import (
     slash_body,
     view_submission_body,
 )
+from tests.scenario.test_socket_mode import socket_forge  # noqa: F401
 from tests.support.approval_fixtures import registry_with_wipe
 from tests.support.slack_flow import open_dialog, rows
 
@@ -251,3 +252,17 @@ async def test_the_declare_modal_delivered_twice_declares_once(bot, replay):
     assert await deliver_twice(bot, body, replay) == (200, 200)
     incidents = await rows(bot, "SELECT * FROM forge.incidents")
     assert [i["title"] for i in incidents] == ["Exports are slow"]
+
+
+async def test_socket_mode_requests_pass_the_same_gate(socket_forge, slack):
+    """Over Socket Mode too: a slash command without user_id is acked with the reason and runs
+    nothing, and a slash command delivered twice (Slack's retry) runs once."""
+    payload = {"command": "/forge", "text": "whoami", "channel_id": "C0OPS", "team_id": "T0FORGE"}
+    refused = await slack.wait_for_ack(await slack.send_envelope("slash_commands", payload))
+    assert "no valid user_id" in json.dumps(refused)
+    good = payload | {"user_id": "U0OPS", "response_url": slack.new_response_url()}
+    await slack.wait_for_ack(await slack.send_envelope("slash_commands", good))
+    retried = await slack.send_envelope("slash_commands", good, retry_attempt=1)
+    await slack.wait_for_ack(retried)
+    await socket_forge.drain()
+    assert len(slack.calls_to("chat.postMessage")) == 1
