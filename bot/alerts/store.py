@@ -17,12 +17,7 @@ RECEIVE = (
     "SELECT forge.receive_alerts($1, $2, $3, $4, $5::jsonb, $6, $7, $8, $9, "
     "$10, $11, $12, $13, $14)"
 )
-DATA_ERRORS = (asyncpg.PostgresError, ValueError, TypeError, OverflowError, UnicodeError)
-STORE_ERRORS = (
-    asyncpg.PostgresConnectionError,
-    asyncpg.exceptions.OperatorInterventionError,
-    asyncpg.exceptions.InsufficientResourcesError,
-)
+CLIENT_DATA_ERRORS = (ValueError, TypeError, OverflowError, UnicodeError)
 CARD_COLUMNS = (
     "id, group_key, channel, receiver, external_url, common_labels, ts, opened_at, closed_at, "
     "version, listed"
@@ -93,7 +88,9 @@ class AlertStore:
                     try:
                         async with conn.transaction():
                             await conn.fetchval(RECEIVE, *alone)
-                    except DATA_ERRORS as exc:
+                    except Exception as exc:  # sorted below: the store's own failures go on up
+                        if not is_data_error(exc):
+                            raise
                         refused.append((alert, describe(exc)))
             finally:
                 await trial.rollback()
@@ -186,7 +183,15 @@ class AlertStore:
 def is_data_error(exc: BaseException | None) -> bool:
     """Whether a failure is the data's (the store answered, or the client could not encode it),
     not the state store's: connection, shutdown and resource errors are the store's."""
-    return isinstance(exc, DATA_ERRORS) and not isinstance(exc, STORE_ERRORS)
+    import asyncpg
+
+    store_down = (
+        asyncpg.PostgresConnectionError,
+        asyncpg.exceptions.OperatorInterventionError,
+        asyncpg.exceptions.InsufficientResourcesError,
+    )
+    data = (asyncpg.PostgresError, *CLIENT_DATA_ERRORS)
+    return isinstance(exc, data) and not isinstance(exc, store_down)
 
 
 def _arguments(group: Group) -> list[Any]:
