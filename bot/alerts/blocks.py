@@ -11,6 +11,7 @@ from typing import Any
 from urllib.parse import quote
 
 from bot.alerts import runbook
+from bot.alerts.intake import NOTE as CLEANED
 from bot.config.settings import Config
 from bot.core.registry import Registry, Risk
 from bot.core.result import Action, Attachment
@@ -109,6 +110,8 @@ def _one(alert: Mapping[str, Any], external_url: str) -> list[dict[str, Any]]:
     )
     if text:
         blocks.append(section(text[:2900]))
+    if notes.get(CLEANED):
+        blocks.append(section(f"⚠️ forge cleaned this alert: {escape(notes[CLEANED][:600])}"))
     fields = [(k.title(), labels[k]) for k in SHOWN_LABELS if labels.get(k)]
     fields.append(("Started", alert["starts_at"].strftime("%Y-%m-%d %H:%M:%S UTC")))
     if alert["status"] == "resolved":
@@ -125,9 +128,10 @@ def _listing(view: CardView, limit: int) -> list[dict[str, Any]]:
         icon = "✅" if alert["status"] == "resolved" else SEVERITY.get(alert["severity"], "🔔")
         where = " ".join(f"{k}={labels[k]}" for k in SHOWN_LABELS[:5] if labels.get(k))
         summary = _annotations(alert).get("summary", "")
+        cleaned = " ⚠️ cleaned by forge" if _annotations(alert).get(CLEANED) else ""
         lines.append(
             f"{icon} *{escape(alert['alertname'])}* {escape(where)} — {escape(summary[:140])} "
-            f"(since {when(alert['starts_at'])})"
+            f"(since {when(alert['starts_at'])}){cleaned}"
         )
     more = len(view.alerts) - limit
     if more > 0:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from bot.backends.clients import call
+from bot.backends.clients import call, describe
 from bot.state.store import StateStore
 
 if TYPE_CHECKING:
@@ -17,6 +17,7 @@ RECEIVE = (
     "SELECT forge.receive_alerts($1, $2, $3, $4, $5::jsonb, $6, $7, $8, $9, "
     "$10, $11, $12, $13, $14)"
 )
+CLIENT_DATA_ERRORS = (ValueError, TypeError, OverflowError, UnicodeError)
 CARD_COLUMNS = (
     "id, group_key, channel, receiver, external_url, common_labels, ts, opened_at, closed_at, "
     "version, listed"
@@ -58,23 +59,42 @@ class AlertStore:
         self._timeout = timeout
 
     async def receive(self, group: Group) -> bool:
-        """Record a notification (one receive_alerts call); True if some card must show anew."""
+        """Record a notification (one receive_alerts call); True if some card must show anew.
+        A storm's notification gets 10 ms more per alert: a timeout would have it retried."""
         pool = await self._store.pool()
-        return bool(
-            await call(
-                "state store",
-                pool.fetchval(
-                    RECEIVE,
-                    group.key,
-                    group.channel,
-                    group.receiver,
-                    group.external_url,
-                    json.dumps(group.common_labels),
-                    *_columns(group.alerts),
-                ),
-                self._timeout,
-            )
-        )
+        timeout = self._timeout + 0.01 * len(group.alerts)
+        return bool(await call("state store", pool.fetchval(RECEIVE, *_arguments(group)), timeout))
+
+    async def receive_sifted(self, group: Group) -> tuple[bool, list[tuple[Incoming, str]]]:
+        """Record what the store takes of a notification it refused whole: each alert is tried
+        alone first (and undone), then the ones it took are recorded together; the others are
+        returned with the store's reason. A store that fails on its own raises BackendError."""
+        timeout = self._timeout + 0.02 * len(group.alerts)
+        refused = await call("state store", self._sift(group), timeout)
+        bad = {id(alert) for alert, _ in refused}
+        kept = [a for a in group.alerts if id(a) not in bad]
+        changed = await self.receive(replace(group, alerts=kept)) if kept else False
+        return changed, refused
+
+    async def _sift(self, group: Group) -> list[tuple[Incoming, str]]:
+        pool = await self._store.pool()
+        refused = []
+        async with pool.acquire() as conn:
+            trial = conn.transaction()
+            await trial.start()
+            try:
+                for alert in group.alerts:
+                    alone = _arguments(replace(group, alerts=[alert]))
+                    try:
+                        async with conn.transaction():
+                            await conn.fetchval(RECEIVE, *alone)
+                    except Exception as exc:  # sorted below: the store's own failures go on up
+                        if not is_data_error(exc):
+                            raise
+                        refused.append((alert, describe(exc)))
+            finally:
+                await trial.rollback()
+        return refused
 
     async def dirty(self, limit: int = 100) -> list[asyncpg.Record]:
         """Cards whose Slack message lags their alerts, oldest first, not claimed by another."""
@@ -158,6 +178,31 @@ class AlertStore:
             ),
             self._timeout,
         )
+
+
+def is_data_error(exc: BaseException | None) -> bool:
+    """Whether a failure is the data's (the store answered, or the client could not encode it),
+    not the state store's: connection, shutdown and resource errors are the store's."""
+    import asyncpg
+
+    store_down = (
+        asyncpg.PostgresConnectionError,
+        asyncpg.exceptions.OperatorInterventionError,
+        asyncpg.exceptions.InsufficientResourcesError,
+    )
+    data = (asyncpg.PostgresError, *CLIENT_DATA_ERRORS)
+    return isinstance(exc, data) and not isinstance(exc, store_down)
+
+
+def _arguments(group: Group) -> list[Any]:
+    return [
+        group.key,
+        group.channel,
+        group.receiver,
+        group.external_url,
+        json.dumps(group.common_labels),
+        *_columns(group.alerts),
+    ]
 
 
 def _columns(alerts: list[Incoming]) -> list[list[Any]]:

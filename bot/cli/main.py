@@ -21,9 +21,14 @@ def parser() -> argparse.ArgumentParser:
     sub.add_parser(
         "serve", help="run the Slack app (HTTP, or Socket Mode when SLACK_APP_TOKEN is set)"
     )
-    sub.add_parser(
+    playground = sub.add_parser(
         "playground",
         help="run forge with a local Slack stand-in at http://127.0.0.1:3100/playground",
+    )
+    playground.add_argument(
+        "--public",
+        action="store_true",
+        help="listen on FORGE_HTTP_HOST instead of 127.0.0.1: anyone reaching it acts as anyone",
     )
     run = sub.add_parser("run", help='run one command from the terminal, e.g. forge run "health"')
     run.add_argument("text", nargs="+", help="the command text, as typed after /forge")

@@ -42,17 +42,17 @@ async def serve_verb(settings: Settings, _: argparse.Namespace) -> int:
                 "set the credentials to connect to Slack"
             ),
         )
-        await session.run(settings, honour_host=False, tell=_tell)
+        await session.run(settings, tell=_tell)
         return EXIT_OK
     await serve(settings)
     return EXIT_OK
 
 
-async def playground_verb(settings: Settings, _: argparse.Namespace) -> int:
-    """Run forge with the local Slack stand-in and its page until signalled."""
+async def playground_verb(settings: Settings, args: argparse.Namespace) -> int:
+    """Run forge with the local Slack stand-in and its page until signalled; never in production."""
     from bot.playground import session
 
-    await session.run(settings, tell=_tell)
+    await session.run(settings, public=args.public, tell=_tell)
     return EXIT_OK
 
 

@@ -131,6 +131,8 @@ class Alerts(_Section):
     messages_per_second: float = Field(1.0, gt=0, le=10)
     listed_on_card: int = Field(10, ge=1, le=40)
     gauge_cache_seconds: float = Field(5.0, ge=0, le=300)
+    # unset: the largest notification deploy/ lets Alertmanager send (bot/alerts/webhook.py)
+    max_notification_bytes: int | None = Field(None, ge=64 * 1024, le=1024 * 1024 * 1024)
 
 
 class ChecklistItem(_Section):

@@ -177,7 +177,9 @@ class AuditLog:
 
 def _clean(entry: AuditEntry, redactor: Redactor) -> AuditEntry:
     def one_line(value: str) -> str:
-        return redactor(" ".join(value.split()))[:2000]
+        # PostgreSQL text holds neither NUL nor a lone surrogate: a refusal of either is audited too
+        storable = value.replace("\x00", "\ufffd").encode("utf-8", "replace").decode("utf-8")
+        return redactor(" ".join(storable.split()))[:2000]
 
     detail = {k: one_line(v) if isinstance(v, str) else v for k, v in entry.detail.items()}
     detail = redactor.value(detail)

@@ -42,11 +42,18 @@ def _make() -> dict[str, Any]:
             ["kind", "outcome"],
             registry=registry,
         ),
+        "ALERT_NOTIFICATIONS": Counter(
+            "forge_alert_notifications",
+            "Alertmanager notifications received, by HTTP status answered.",
+            ["outcome"],
+            registry=registry,
+        ),
     }
 
 
 def __getattr__(name: str) -> Any:
-    """REGISTRY, COMMANDS, DURATION, SLACK_ERRORS, SLACK_REQUESTS: made once, on first read."""
+    """REGISTRY, COMMANDS, DURATION, SLACK_ERRORS, SLACK_REQUESTS, ALERT_NOTIFICATIONS: made once,
+    on first read."""
     if not _made:
         _made.update(_make())
     try:

@@ -19,7 +19,8 @@ from typing import Any
 
 MASK = "[redacted]"
 _M = re.escape(MASK)
-# gitleaks generic-api-key keywords, and the names forge's own job data and configs use
+# gitleaks generic-api-key keywords, and the names forge's own job data and configs use; a name's
+# prefix is bounded and starts a word, or a long word costs its length squared in backtracking
 _NAME = (
     r"(?:passwd|password|pwd|secret|token|credentials?|api[_-]?key|apikey|"
     r"access[_-]?key|private[_-]?key|secret[_-]?key|client[_-]?secret|session[_-]?id)"
@@ -77,15 +78,19 @@ _CONTEXT = [
         rf"(?i)(\b[a-z][a-z0-9+.-]{{1,20}}://[^:/?#@\s]*:)(?!{_M})[^@\s/]+@", r"\1" + MASK + "@"
     ),
     _rule(
-        rf"(?i)([\"']?[\w.-]*{_NAME}[\"']?\s*[:=]\s*[\"'])(?!{_M})(?:[^\"'\\\n]|\\.)+([\"'])",
+        rf"(?i)((?<![\w.-])[\"']?[\w.-]{{0,64}}{_NAME}[\"']?\s*[:=]\s*[\"'])(?!{_M})"
+        r"(?:[^\"'\\\n]|\\.)+([\"'])",
         r"\1" + MASK + r"\2",
     ),
     # the same inside a JSON string that holds JSON, at any depth (`\"api_key\": \"…\"`)
     _rule(
-        rf"(?i)(\\+[\"'][\w.-]*{_NAME}\\+[\"']\s*:\s*\\+[\"'])(?!{_M}).+?(\\+[\"'])",
+        rf"(?i)(\\+[\"'][\w.-]{{0,64}}{_NAME}\\+[\"']\s*:\s*\\+[\"'])(?!{_M}).+?(\\+[\"'])",
         r"\1" + MASK + r"\2",
     ),
-    _rule(rf"(?i)(\b[\w.-]*{_NAME}\s*[=:]\s*)(?![\"'\s]|{_M})[^\s&,;|\"'<>)}}\]]+", r"\1" + MASK),
+    _rule(
+        rf"(?i)(\b[\w.-]{{0,64}}{_NAME}\s*[=:]\s*)(?![\"'\s]|{_M})[^\s&,;|\"'<>)}}\]]+",
+        r"\1" + MASK,
+    ),
 ]
 _PATTERNS = _TOKENS + _CONTEXT
 

@@ -10,7 +10,7 @@ from typing import Any
 import structlog
 
 from bot.core.dispatch import Invocation, Outcome
-from bot.core.errors import BackendError
+from bot.core.errors import BackendError, UsageError
 from bot.core.parser import normalise
 from bot.incidents.checklists import SEVERITIES
 from bot.incidents.store import IncidentStore
@@ -102,8 +102,11 @@ class IncidentUI:
 
     @staticmethod
     def wants_modal(text: str) -> bool:
-        """`/forge incident declare` with nothing after it asks in a modal."""
-        return bool(BARE_DECLARE.match(normalise(text)))
+        """`/forge incident declare` with nothing after it asks in a modal (unreadable text: no)."""
+        try:
+            return bool(BARE_DECLARE.match(normalise(text)))
+        except UsageError:
+            return False
 
     async def open_modal(self, trigger_id: str | None, channel: str, user: str) -> None:
         """Open the declare modal, or tell the user why not."""

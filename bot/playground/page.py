@@ -9,12 +9,14 @@ from typing import Any
 from aiohttp import web
 
 from bot.http.server import FORGE
+from bot.playground.guard import Guard
 from bot.playground.people import channels, people
-from bot.playground.session import Playground
+from bot.playground.session import Playground, refuse_production
 from bot.playground.slack_requests import Response, SlackClient
 
 STATIC = Path(__file__).with_name("static")
 PLAYGROUND = web.AppKey("playground", Playground)
+GUARD = web.AppKey("guard", Guard)
 CLIENT = web.AppKey("client", SlackClient)
 LONG_POLL = 20.0
 NO_CACHE = {"Cache-Control": "no-store"}
@@ -22,9 +24,12 @@ Json = dict[str, Any]
 
 
 def mount(app: web.Application, playground: Playground) -> None:
-    """Add /playground (the page, its API and the Slack stand-in) to forge's app."""
-    sub = web.Application(client_max_size=64 * 1024 * 1024)
+    """Add /playground (the page, its API and the Slack stand-in) to forge's app; never in prod."""
+    refuse_production(playground.settings)
+    guard = Guard(public=playground.public, bound_host=playground.settings.env.forge_http_host)
+    sub = web.Application(client_max_size=64 * 1024 * 1024, middlewares=[guard.middleware])
     sub[PLAYGROUND] = playground
+    sub[GUARD] = guard
     sub.add_routes(playground.api.routes())
     sub.router.add_get("/", index)
     sub.router.add_static("/static", STATIC)
@@ -72,15 +77,19 @@ async def session(request: web.Request) -> web.Response:
         person | _grant(await forge.dispatcher.actor(person["id"], "playground"))
         for person in people(playground.settings.config, playground.api)
     ]
-    return web.json_response(
+    csrf, remember = request.app[GUARD].issue(request)
+    response = web.json_response(
         {
             "users": users,
             "channels": channels(playground.settings.config, playground.api),
             "note": playground.config_note,
             "environment": playground.settings.environment,
+            "csrf": csrf,
         },
         headers=NO_CACHE,
     )
+    remember(response)
+    return response
 
 
 def _grant(actor: Any) -> Json:
@@ -163,10 +172,12 @@ async def act(request: web.Request) -> web.Response:
     """Do what the person did on the page as Slack would: a signed request to /slack/events."""
     try:
         body = await request.json()
-        kind, user = body["kind"], str(body["user"])
-    except (ValueError, KeyError, TypeError):
+    except ValueError:
+        body = None
+    kind, user = _text(body, "kind"), _text(body, "user")
+    if not kind or not user:
         return web.json_response(
-            {"ok": False, "error": "expected JSON with kind and user"}, status=400
+            {"ok": False, "error": "expected a JSON object with kind and user"}, status=400
         )
     handler = ACTIONS.get(kind)
     if handler is None:
@@ -176,23 +187,32 @@ async def act(request: web.Request) -> web.Response:
     return web.json_response(answer)
 
 
+def _text(body: Any, key: str) -> str:
+    """A string field of the page's JSON, or "" when it is missing or not a string."""
+    value = body.get(key) if isinstance(body, dict) else None
+    return value if isinstance(value, str) else ""
+
+
 def _answer(response: Response) -> Json:
     """forge's HTTP answer, for the page."""
     text = response.body.strip()
-    parsed = json.loads(text) if text.startswith("{") else None
+    try:
+        parsed = json.loads(text) if text.startswith("{") else None
+    except ValueError:
+        parsed = None
     return {"ok": response.status == 200, "status": response.status, "body": parsed or text or None}
 
 
 async def _slash(app: web.Application, user: str, body: Json) -> Json:
     """`/forge …` typed in a channel; plain text is posted, an @forge mention sent as an event."""
-    text, channel = str(body.get("text", "")).strip(), str(body.get("channel", ""))
+    text, channel = _text(body, "text").strip(), _text(body, "channel")
     command, _, rest = text.partition(" ")
     if command == "/forge":
         return _answer(await app[CLIENT].slash(rest.strip(), user=user, channel=channel))
     if text.startswith("/"):
         return {"ok": False, "error": f"{command} is not a command here: only /forge is installed"}
     message = app[PLAYGROUND].api.post_as_user(
-        channel, user, text.replace("@forge", "<@U0BOT>"), body.get("thread_ts")
+        channel, user, text.replace("@forge", "<@U0BOT>"), _text(body, "thread_ts") or None
     )
     if "<@U0BOT>" not in message["text"]:
         return {"ok": True}
@@ -210,11 +230,8 @@ async def _slash(app: web.Application, user: str, body: Json) -> Json:
 
 async def _click(app: web.Application, user: str, body: Json) -> Json:
     """A button clicked, or an option or a user picked, in a message."""
-    channel, ts, action = (
-        str(body.get("channel", "")),
-        str(body.get("ts", "")),
-        body.get("action") or {},
-    )
+    channel, ts, action = _text(body, "channel"), _text(body, "ts"), body.get("action")
+    action = action if isinstance(action, dict) else {}
     ephemeral = bool(body.get("ephemeral"))
     stored = None if ephemeral else app[PLAYGROUND].api.message_at(channel, ts)
     element = {
@@ -229,7 +246,7 @@ async def _click(app: web.Application, user: str, body: Json) -> Json:
         channel=channel,
         message_ts=ts,
         block_id=str(action.get("block_id") or "b"),
-        thread_ts=body.get("thread_ts") or None,
+        thread_ts=_text(body, "thread_ts") or None,
         element=element,
         message=dict(stored) if stored else None,
         is_ephemeral=ephemeral,
@@ -240,12 +257,13 @@ async def _click(app: web.Application, user: str, body: Json) -> Json:
 async def _submit(app: web.Application, user: str, body: Json) -> Json:
     """A modal submitted: forge's answer closes it, shows errors in it, or replaces it."""
     api = app[PLAYGROUND].api
-    view = api.views.get(str(body.get("view_id")))
+    view = api.views.get(_text(body, "view_id"))
+    values = body.get("values")
     if view is None:
         return {"ok": False, "error": "that dialog is gone"}
     response = await app[CLIENT].submit_view(
         view.get("callback_id", ""),
-        body.get("values") or {},
+        values if isinstance(values, dict) else {},
         user=user,
         private_metadata=view.get("private_metadata", ""),
         view_id=view["id"],
@@ -267,7 +285,7 @@ async def _submit(app: web.Application, user: str, body: Json) -> Json:
 async def _close(app: web.Application, user: str, body: Json) -> Json:
     """A modal cancelled."""
     stack = app[PLAYGROUND].api.view_stacks.get(user) or []
-    if body.get("view_id") in stack:
+    if _text(body, "view_id") in stack:
         stack.remove(body["view_id"])
     return {"ok": True}
 

@@ -13,12 +13,13 @@ import structlog
 from aiohttp import web
 from pydantic import SecretStr
 
-from bot.config.settings import Config, Settings, load_config
+from bot.config.settings import Config, ConfigError, Settings, load_config
 from bot.playground.web_api import SlackWebApi
 
 log = structlog.get_logger(__name__)
 DEMO_CONFIG = Path(__file__).with_name("demo.yml")
 WILDCARDS = {"", "0.0.0.0", "::"}
+LOOPBACK = "127.0.0.1"
 KEEP_CALLS = 500
 STATE_DATABASE = "forge_playground"
 
@@ -31,6 +32,7 @@ class Playground:
     api: SlackWebApi
     events_url: str
     config_note: str
+    public: bool = False
 
     @property
     def url(self) -> str:
@@ -53,21 +55,30 @@ def _config(settings: Settings) -> tuple[Config, str]:
     return load_config(DEMO_CONFIG, required=True), (
         f"No config file at {path or 'forge.yml'}: the bundled demo config gives "
         "one operator, one admin and one approver. "
-        "Copy forge.example.yml to forge.yml to use your own."
+        "Copy forge.example.yml to forge.yml, with an environment other than production, "
+        "to use your own."
     )
 
 
-def prepare(settings: Settings, *, honour_host: bool = True) -> Playground:
+def refuse_production(settings: Settings) -> None:
+    """The playground lets anyone act as anyone: never in production, whatever asked for it."""
+    if settings.environment == "production":
+        raise ConfigError(
+            "the playground never runs in production (FORGE_ENVIRONMENT or the config's "
+            "environment says production); use forge serve with Slack credentials"
+        )
+
+
+def prepare(settings: Settings, *, public: bool = False) -> Playground:
     """Settings aiming forge's Slack client at the stand-in, with its own token and signing secret.
 
-    The page lets anyone act as anyone, so it listens on 127.0.0.1 unless FORGE_HTTP_HOST is set
-    explicitly and `honour_host` (false when `forge serve` falls back to the playground: no one
-    asked for it).
+    The page lets anyone act as anyone, so it listens on 127.0.0.1 unless `public` (the explicit
+    `forge playground --public`) says FORGE_HTTP_HOST; FORGE_HTTP_HOST alone is not enough.
     """
+    refuse_production(settings)
     env = settings.env
-    explicit = honour_host and "forge_http_host" in env.model_fields_set
-    host = env.forge_http_host if explicit else "127.0.0.1"
-    local = "127.0.0.1" if host in WILDCARDS else host
+    host = env.forge_http_host if public else LOOPBACK
+    local = LOOPBACK if host in WILDCARDS else host
     base = f"http://{local}:{env.forge_http_port}/playground"
     token = f"xoxb-playground-{secrets.token_hex(12)}"
     config, note = _config(settings)
@@ -86,6 +97,7 @@ def prepare(settings: Settings, *, honour_host: bool = True) -> Playground:
         api,
         f"http://{local}:{env.forge_http_port}/slack/events",
         note,
+        public,
     )
 
 
@@ -125,15 +137,22 @@ async def _create(maintenance_dsn: str) -> bool:
 
 
 async def run(
-    settings: Settings, *, honour_host: bool = True, tell: Callable[[str], None] = lambda _: None
+    settings: Settings, *, public: bool = False, tell: Callable[[str], None] = lambda _: None
 ) -> None:
     """Serve forge and the playground until signalled; `tell` gets the page's address once up."""
     from bot.http.server import serve
     from bot.playground.page import mount
 
-    playground = prepare(await own_state_store(settings), honour_host=honour_host)
+    refuse_production(settings)
+    playground = prepare(await own_state_store(settings), public=public)
 
     async def announce(_: web.Application) -> None:
+        if playground.public:
+            log.warning(
+                "playground_public",
+                host=playground.settings.env.forge_http_host,
+                note="anyone who can reach this address can act as any user of the config",
+            )
         log.info(
             "playground_ready",
             url=playground.url,

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import re
 import time
-from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,11 +17,12 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.approvals.slack import ApprovalUI, Sealer
 from bot.core import metrics
 from bot.core.dispatch import Invocation, Outcome
-from bot.core.errors import BackendError
 from bot.core.forge import Forge
+from bot.core.tasks import observe
 from bot.incidents.slack import ASSIGN, DECLARE, IncidentUI
+from bot.slack.gate import Gate
 from bot.slack.outbox import Outbox
-from bot.slack.render import Meta, running_message, to_message
+from bot.slack.render import Message, Meta, running_message, to_message
 from bot.slack.tracker import JOURNAL_TIMEOUT, Tracker
 from bot.state.inflight import Acked, Inflight
 
@@ -32,35 +32,6 @@ NOT_MEMBER = {"not_in_channel", "channel_not_found", "is_archived"}
 MAX_RUNNING_COMMANDS = 16
 ACK_QUIET = 0.005
 ACK_FIRST_MAX = 0.25
-
-
-class Deliveries:
-    """Slack deliveries already handled, in the state store (shared by replicas), else in memory."""
-
-    def __init__(self, forge: Forge, capacity: int = 10_000) -> None:
-        self._forge = forge
-        self._memory: OrderedDict[str, None] = OrderedDict()
-        self._capacity = capacity
-
-    async def first(self, key: str) -> bool:
-        """True the first time a key is seen."""
-        seen_here = key in self._memory
-        self._memory[key] = None
-        while len(self._memory) > self._capacity:
-            self._memory.popitem(last=False)
-        try:
-            return await self._forge.store.first_delivery(key)
-        except BackendError:
-            return not seen_here
-
-
-def delivery_key(req: AsyncBoltRequest) -> str | None:
-    """Events by event_id (retries), everything signed by its signature (byte-identical replays)."""
-    body = req.body if isinstance(req.body, dict) else {}
-    if body.get("type") == "event_callback" and body.get("event_id"):
-        return f"event:{body.get('team_id')}:{body['event_id']}"
-    signature = (req.headers.get("x-slack-signature") or [None])[0]
-    return "sig:" + hashlib.sha256(signature.encode()).hexdigest() if signature else None
 
 
 @dataclass
@@ -108,7 +79,7 @@ class SlackSurface:
     def __init__(self, forge: Forge, client: AsyncWebClient, signing_secret: str) -> None:
         self.forge = forge
         self.outbox = Outbox(client, forge.settings.config.timeouts.slack)
-        self.deliveries = Deliveries(forge)
+        self.gate = Gate(forge, signing_secret, self._spawn, self._respond)
         self.approval_ui = ApprovalUI(
             forge.approvals, self.outbox, Sealer(signing_secret), forge.settings.environment
         )
@@ -121,10 +92,12 @@ class SlackSurface:
             signing_secret=signing_secret,
             process_before_response=True,
             request_verification_enabled=True,
-            raise_error_for_unhandled_request=False,
+            before_authorize=self.gate.screen,
+            raise_error_for_unhandled_request=True,
             url_verification_enabled=True,
             ssl_check_enabled=True,
         )
+        self.app.error(self.gate.on_error)
         self.app.command("/forge")(self._on_command)
         self.app.action(re.compile(r"^forge_run:\d+$"))(self._on_run_button)
         self.app.event("app_mention")(self._on_mention)
@@ -153,13 +126,8 @@ class SlackSurface:
     async def _on_command(self, ack: Any, body: dict, request: AsyncBoltRequest) -> None:
         await ack()
         if IncidentUI.wants_modal(body.get("text", "")):
-            self._track(
-                asyncio.create_task(
-                    self.incidents.open_modal(
-                        body.get("trigger_id"), body["channel_id"], body["user_id"]
-                    )
-                )
-            )
+            trigger, channel, user = body.get("trigger_id"), body["channel_id"], body["user_id"]
+            self._after_ack(request, lambda: self.incidents.open_modal(trigger, channel, user))
             return
         reply = Reply(
             self.outbox,
@@ -206,9 +174,11 @@ class SlackSurface:
     async def _on_declare(self, ack: Any, body: dict, view: dict) -> None:
         await self.incidents.on_declare(ack, body, view)
 
-    async def _on_assign(self, ack: Any, body: dict, action: dict) -> None:
+    async def _on_assign(
+        self, ack: Any, body: dict, action: dict, request: AsyncBoltRequest
+    ) -> None:
         await ack()
-        self._track(asyncio.create_task(self.incidents.on_assign(body, action)))
+        self._after_ack(request, lambda: self.incidents.on_assign(body, action))
 
     async def _run_in(self, invocation: Invocation, thread_ts: str | None) -> None:
         """Run an invocation from a modal or a picker, answering in the channel (or the thread)."""
@@ -217,16 +187,32 @@ class SlackSurface:
         )
         await self._run(invocation, reply)
 
-    async def _on_approve(self, ack: Any, body: dict, action: dict) -> None:
+    async def _on_approve(
+        self, ack: Any, body: dict, action: dict, request: AsyncBoltRequest
+    ) -> None:
         await ack()
-        self._track(asyncio.create_task(self.approval_ui.on_approve(body, action.get("value", ""))))
+        value = action.get("value", "")
+        self._after_ack(request, lambda: self.approval_ui.on_approve(body, value))
 
-    async def _on_deny(self, ack: Any, body: dict, action: dict) -> None:
+    async def _on_deny(self, ack: Any, body: dict, action: dict, request: AsyncBoltRequest) -> None:
         await ack()
-        self._track(asyncio.create_task(self.approval_ui.on_deny(body, action.get("value", ""))))
+        value = action.get("value", "")
+        self._after_ack(request, lambda: self.approval_ui.on_deny(body, value))
 
     def _track(self, task: asyncio.Task[None]) -> None:
-        self.tracker.track(task)
+        self.tracker.track(observe(task))
+
+    def _after_ack(self, request: AsyncBoltRequest, work: Callable[[], Awaitable[None]]) -> None:
+        """Work a listener leaves for after its ack: run once per delivery (the gate decides)."""
+        self._track(asyncio.create_task(self.gate.once(request, work)))
+
+    def _spawn(self, work: Any) -> None:
+        """Start work (an audit row, a reply) that the answer does not wait for."""
+        self._track(asyncio.create_task(work))
+
+    async def _respond(self, url: str, text: str) -> None:
+        """A short private answer through a response_url."""
+        await self.outbox.respond(url, Message(text, []))
 
     async def _on_mention(self, event: dict, request: AsyncBoltRequest) -> None:
         if event.get("bot_id") or not event.get("user"):
@@ -257,23 +243,23 @@ class SlackSurface:
         """Journal the work before the ack leaves, then run it with a handle shutdown waits for."""
         metrics.SLACK_REQUESTS.labels(kind=kind, outcome="acked").inc()
         await self.tracker.acked(_acked(invocation, reply, kind))
-        task = asyncio.create_task(self._run_once(invocation, reply, delivery_key(request)))
+        task = observe(asyncio.create_task(self._run_once(invocation, reply, request)))
         self.tracker.track(task, invocation.request_id)
 
-    async def _run_once(self, invocation: Invocation, reply: Reply, key: str | None) -> None:
+    async def _run_once(
+        self, invocation: Invocation, reply: Reply, request: AsyncBoltRequest | None
+    ) -> None:
+        """Run after the acks, and only for the delivery's first time (the gate decides)."""
         await self._after_acks()
         async with (
             self._running
         ):  # bounded work keeps acks fast under a burst and spares the backends
             self.tracker.started(invocation.request_id)
             try:
-                if key and not await self.deliveries.first(key):
-                    metrics.SLACK_REQUESTS.labels(kind="duplicate", outcome="ignored").inc()
-                    log.info(
-                        "replay_rejected", key=key.split(":")[0], request_id=invocation.request_id
-                    )
-                    return
-                await self._run(invocation, reply)
+                if request is None:  # handed back by another replica, which acked it once
+                    await self._run(invocation, reply)
+                else:
+                    await self.gate.once(request, lambda: self._run(invocation, reply))
             finally:
                 await self.tracker.finished(invocation.request_id)
 
@@ -291,7 +277,7 @@ class SlackSurface:
         reply = Reply(
             self.outbox, work.channel_id, work.actor_id, work.response_url, work.thread_ts
         )
-        task = asyncio.create_task(self._run_once(invocation, reply, None))
+        task = observe(asyncio.create_task(self._run_once(invocation, reply, None)))
         self.tracker.track(task, invocation.request_id)
         await asyncio.shield(task)
 

@@ -50,7 +50,8 @@ def test_serve_falls_back_only_without_any_credentials_and_outside_production():
 
 
 def test_prepare_makes_credentials_and_listens_locally_unless_told(tmp_path):
-    """Fresh token and secret each time, Web API on the same port, 127.0.0.1 unless host set."""
+    """Fresh token and secret each time, Web API on the same port; 127.0.0.1 even with
+    FORGE_HTTP_HOST set, unless `public` (forge playground --public) says otherwise."""
     first = session.prepare(settings(forge_http_port=3999))
     second = session.prepare(settings(forge_http_port=3999))
     env = first.settings.env
@@ -62,12 +63,10 @@ def test_prepare_makes_credentials_and_listens_locally_unless_told(tmp_path):
         and env.forge_http_host == "127.0.0.1"
     )
     assert first.events_url == "http://127.0.0.1:3999/slack/events"
-    assert (
-        session.prepare(settings(forge_http_host="0.0.0.0")).settings.env.forge_http_host
-        == "0.0.0.0"
-    )
-    fallback = session.prepare(settings(forge_http_host="0.0.0.0"), honour_host=False)
-    assert fallback.settings.env.forge_http_host == "127.0.0.1"
+    docker_like = session.prepare(settings(forge_http_host="0.0.0.0"))
+    assert docker_like.settings.env.forge_http_host == "127.0.0.1" and not docker_like.public
+    public = session.prepare(settings(forge_http_host="0.0.0.0"), public=True)
+    assert public.settings.env.forge_http_host == "0.0.0.0" and public.public
 
 
 def test_the_demo_config_is_used_only_without_a_config_file(tmp_path):
@@ -78,7 +77,8 @@ def test_the_demo_config_is_used_only_without_a_config_file(tmp_path):
         and "bundled demo config" in demo.config_note
     )
     example = ROOT / "forge.example.yml"
-    own = session.prepare(settings(load_config(example, required=True), example))
+    staging = load_config(example, required=True).model_copy(update={"environment": "staging"})
+    own = session.prepare(settings(staging, example))
     assert (
         own.settings.config.approvers == ["U0LEAD", "S0LEADS"] and str(example) in own.config_note
     )
@@ -130,9 +130,17 @@ async def playground(state_dsn: str) -> AsyncIterator[str]:
     await close_client(client)
 
 
+def page_session() -> aiohttp.ClientSession:
+    """An HTTP session that keeps the playground's cookie, as the page's browser does."""
+    return aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
+
+
 async def act(http: aiohttp.ClientSession, base: str, **body: object) -> dict:
-    """POST one page action."""
-    async with http.post(f"{base}/playground/act", json=body) as response:
+    """POST one page action as the page does: same origin, JSON, with the session's CSRF token."""
+    async with http.get(f"{base}/playground/session") as response:
+        token = (await response.json())["csrf"]
+    headers = {"Origin": base, "Sec-Fetch-Site": "same-origin", "X-Forge-CSRF": token}
+    async with http.post(f"{base}/playground/act", json=body, headers=headers) as response:
         return await response.json()
 
 
@@ -146,7 +154,7 @@ async def state(http: aiohttp.ClientSession, base: str, user: str, channel: str 
 
 async def test_page_session_and_a_command_round_trip(playground):
     """Page and session load; /forge whoami answers in the channel, an error only to its caller."""
-    async with aiohttp.ClientSession() as http:
+    async with page_session() as http:
         async with http.get(f"{playground}/playground") as page:
             assert page.status == 200 and "forge playground" in await page.text()
         async with http.get(f"{playground}/playground/session") as response:
@@ -204,7 +212,7 @@ async def test_the_stand_in_takes_only_the_session_token_and_forge_only_signed_r
 
 async def test_a_mention_is_posted_and_answered_in_its_thread(playground):
     """`@forge whoami` in a channel shows as the person's message; forge answers in its thread."""
-    async with aiohttp.ClientSession() as http:
+    async with page_session() as http:
         assert (
             await act(
                 http, playground, kind="slash", user="U0OPS", channel="C0OPS", text="@forge whoami"

@@ -3,7 +3,7 @@
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const state = { users: [], channels: [], me: null, channel: null, version: -1, items: [], view: null, poll: null };
+const state = { users: [], channels: [], csrf: "", me: null, channel: null, version: -1, items: [], view: null, poll: null };
 const drafts = {}; // modal input values typed so far, by "block_id/action_id"
 
 // ---------- talking to the playground server ----------
@@ -16,7 +16,7 @@ async function getJson(path, signal) {
 
 async function act(kind, fields) {
   const response = await fetch("act", {
-    method: "POST", headers: { "Content-Type": "application/json" },
+    method: "POST", headers: { "Content-Type": "application/json", "X-Forge-CSRF": state.csrf },
     body: JSON.stringify({ kind, user: state.me, ...fields }),
   });
   const answer = await response.json();
@@ -362,7 +362,7 @@ async function send(event) {
 
 async function start() {
   const session = await getJson("session");
-  Object.assign(state, { users: session.users, channels: session.channels });
+  Object.assign(state, { users: session.users, channels: session.channels, csrf: session.csrf });
   const params = new URLSearchParams(location.search);
   const operator = session.users.find((u) => ["operator", "admin"].includes(u.role)) || session.users[0];
   state.me = params.get("user") || (operator && operator.id);
