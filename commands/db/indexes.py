@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from bot.core.cells import Code, join, lines, rich
 from bot.core.context import Context
 from bot.core.errors import BackendError, CommandError
 from bot.core.registry import command
@@ -191,10 +192,17 @@ async def db_indexes(ctx: Context, _: object) -> Result:
         "Suggestions are for you to review and run yourself, outside peak hours; forge never "
         "creates or drops an index. Scan counts are since statistics were last reset."
     )
-    duplicate_text = "\n".join(
-        f"• {r['index']}: `{one_line(r['definition'], 160)}` is covered by "
-        f"`{one_line(r['covering'], 160)}`"
-        for r in dupes[:5]
+    duplicate_text = join(
+        "\n",
+        [
+            rich(
+                f"• {r['index']}: ",
+                Code(one_line(r["definition"], 160)),
+                " is covered by ",
+                Code(one_line(r["covering"], 160)),
+            )
+            for r in dupes[:5]
+        ],
     )
     return Result(
         "db indexes",
@@ -202,7 +210,7 @@ async def db_indexes(ctx: Context, _: object) -> Result:
         summary=f"Indexes: {summary}.",
         fields=[(k.title(), str(n)) for k, n in counts.items()],
         tables=_tables(seq, hints, unused, dupes, invalid),
-        text="\n".join(filter(None, [duplicate_text, text])),
+        text=lines(duplicate_text or None, text or None),
         data={
             "invalid": [dict(r) for r in invalid],
             "duplicate": [dict(r) for r in dupes],
