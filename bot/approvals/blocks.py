@@ -52,6 +52,7 @@ def approval_card(approval: Any, environment: str) -> Message:
 
 
 def _buttons(value: str) -> dict[str, Any]:
+    """Approve and Deny, carrying the request's id."""
     return {
         "type": "actions",
         "elements": [
@@ -74,6 +75,7 @@ def _buttons(value: str) -> dict[str, Any]:
 
 
 def _arguments(params: dict[str, Any]) -> str:
+    """The arguments that are set, as key=value pairs."""
     shown = {k: v for k, v in params.items() if v not in (None, False)}
     return ", ".join(f"{k}={v}" for k, v in shown.items()) or "none"
 
@@ -107,6 +109,7 @@ def confirm_modal(
 
 
 def _typed_input(expected: str) -> dict[str, Any]:
+    """The field where the requester types the target."""
     return {
         "type": "input",
         "block_id": "confirm",

@@ -7,11 +7,13 @@ as its text, a link as `label (url)`. JSON keeps machine values: a lone cell is 
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot.core.cells import Text, machine, plain
-from bot.core.dispatch import Outcome
 from bot.core.result import Result, table_text
+
+if TYPE_CHECKING:
+    from bot.core.dispatch import Outcome
 
 
 def headline(result: Result, environment: str) -> str:
@@ -58,6 +60,7 @@ def to_json(outcome: Outcome, environment: str) -> str:
 
 
 def _result_doc(r: Result, environment: str) -> dict[str, Any]:
+    """The JSON document of a result, with its keys as they have always been."""
     return {
         "ok": r.ok,
         "command": r.command,
@@ -81,4 +84,5 @@ def _result_doc(r: Result, environment: str) -> dict[str, Any]:
 
 
 def _value(value: Text) -> Any:
+    """A number as it is; a text as its machine value."""
     return value if isinstance(value, int | float) else machine(value)

@@ -24,12 +24,15 @@ class _Joins:
     """`+` with str and other cells builds a Rich; str() is the plain form."""
 
     def __add__(self, other: Text) -> Rich:
+        """This text followed by another."""
         return rich(self, other)  # type: ignore[arg-type]
 
     def __radd__(self, other: Text) -> Rich:
+        """Another text followed by this one."""
         return rich(other, self)  # type: ignore[arg-type]
 
     def __str__(self) -> str:
+        """The plain text (logs, exceptions, stored rows)."""
         return plain(self)  # type: ignore[arg-type]
 
 
@@ -119,9 +122,11 @@ class Rich(_Joins):
     parts: tuple[Part, ...] = ()
 
     def __bool__(self) -> bool:
+        """False for an empty text."""
         return bool(self.parts)
 
     def __contains__(self, words: str) -> bool:
+        """True when the plain text holds the words."""
         return words in plain(self)
 
 
@@ -183,6 +188,7 @@ def plain(value: Text) -> str:
 
 
 def _plain_cell(cell: Cell) -> str:
+    """One cell as plain text."""
     match cell:
         case User(id=user_id, name=name):
             return f"@{name or user_id}" if name or SLACK_USER.fullmatch(user_id) else user_id

@@ -141,6 +141,7 @@ def _rows(value: Text) -> list[Row]:
 
 
 def _joined(rows: list[Row]) -> tuple[str, str]:
+    """Rows as one piece of markup (fenced where preformatted) and its plain text."""
     out: list[str] = []
     for i, (group, line, _) in enumerate(rows):
         opens = group and (i == 0 or rows[i - 1][0] != group)

@@ -55,6 +55,7 @@ def section(text: Text, limit: int = SECTION_CHARS) -> dict[str, Any]:
 
 
 def _markup_section(markup: str) -> dict[str, Any]:
+    """A section of markup this module has already drawn and clipped."""
     return {"type": "section", "text": {"type": "mrkdwn", "text": markup}}
 
 
@@ -121,6 +122,7 @@ def running_message(note: Text, meta: Meta) -> Message:
 
 
 def _private_message(outcome: Outcome) -> Message:
+    """A refusal or failure, with the usage when there is one."""
     icon = {"denied": "🚫", "usage": "❓", "unknown": "❓"}.get(outcome.kind, "❌")
     line = rich(f"{icon} ", outcome.message)
     blocks = [section(line)]
@@ -130,11 +132,13 @@ def _private_message(outcome: Outcome) -> Message:
 
 
 def _context(meta: Meta) -> dict[str, Any]:
+    """Who ran it, when and how long, as a context line."""
     when = meta.at.strftime("%Y-%m-%d %H:%M:%S UTC")
     return context(rich(User(meta.user_id), f" · {when} · {meta.duration_ms} ms"))
 
 
 def _result_message(result: Result, meta: Meta) -> Message:
+    """A result as blocks, each with its plain text for the overflow file."""
     files = list(result.attachments)
     head = headline(result, meta.environment)
     shown: list[tuple[dict[str, Any], str]] = [(section(Strong(head)), head)]
@@ -158,6 +162,7 @@ def _result_message(result: Result, meta: Meta) -> Message:
 def _table_blocks(
     command: str, table: Table, files: list[Attachment]
 ) -> list[tuple[dict[str, Any], str]]:
+    """A table as monospace, or a preview and the whole table as a file."""
     rendered = table_text(table)
     title = plain(table.title)
     blocks = [(section(Strong(title)), title)] if title else []
@@ -172,6 +177,7 @@ def _table_blocks(
 
 
 def _text_blocks(result: Result, files: list[Attachment]) -> list[tuple[dict[str, Any], str]]:
+    """The text in sections split between lines, or a preview and a file."""
     if not result.text:
         return []
     text = plain(result.text)
@@ -185,4 +191,5 @@ def _text_blocks(result: Result, files: list[Attachment]) -> list[tuple[dict[str
 
 
 def _slug(text: str) -> str:
+    """A file name stem from a command or title."""
     return "-".join(text.lower().split())[:40] or "forge"
