@@ -8,6 +8,7 @@ from typing import Any
 
 from bot.alerts import runbook
 from bot.alerts.store import AlertStore
+from bot.core.cells import Channel, Code, join, lines, rich
 from bot.core.context import Context
 from bot.core.errors import BackendError, CommandError
 from bot.core.registry import Args, command, positional
@@ -64,7 +65,7 @@ async def alerts(ctx: Context, _: object) -> Result:
             r["severity"] or "—",
             _where(_labels(r)),
             between(r["starts_at"], now),
-            f"<#{r['channel']}>" if r["channel"] else "—",
+            Channel(r["channel"]) if r["channel"] else "—",
         ]
         for r in firing
     ]
@@ -170,22 +171,22 @@ async def runbook_command(ctx: Context, args: RunbookArgs) -> Result:
             n for n in runbook.catalog(config) if n.lower().startswith(args.alert.lower()[:5])
         ][:3]
         hint = (
-            f" Did you mean {', '.join(f'`{n}`' for n in close)}?"
+            rich(" Did you mean ", join(", ", [Code(n) for n in close]), "?")
             if close
-            else " `runbook` lists them."
+            else rich(" ", Code("runbook"), " lists them.")
         )
-        raise CommandError(f"No runbook entry for `{args.alert}`.{hint}")
+        raise CommandError(rich("No runbook entry for ", Code(args.alert), ".", hint))
     runnable = [c for c in item.commands if "{" not in c]
-    lines = [f"{i}. {step}" for i, step in enumerate(item.steps, 1)]
-    lines += [
+    text = lines(
+        *(rich(f"{i}. ", step) for i, step in enumerate(runbook.steps(item, {}), 1)),
         "",
         "Commands (on an alert card the labels are filled in):",
-        *(f"• `{c}`" for c in item.commands),
-    ]
+        *(rich("• ", Code(c)) for c in item.commands),
+    )
     return Result(
         f"runbook {args.alert}",
         summary=item.summary,
-        text="\n".join(lines),
+        text=text,
         actions=[
             Action(c[:75], c) for c in runbook.commands(item, {}, ctx.registry) if c in runnable
         ][:5],

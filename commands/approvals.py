@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from bot.approvals.store import ApprovalStore
+from bot.core.cells import Channel, Code, User
 from bot.core.context import Context
 from bot.core.registry import NoArgs, command
 from bot.core.result import Result, Table
@@ -19,10 +20,10 @@ async def approvals(ctx: Context, _: NoArgs) -> Result:
     now = ctx.clock.now()
     rows = [
         [
-            a.short_id,
-            a.text,
-            f"<@{a.requester_id}>",
-            f"<#{a.channel_id}>",
+            Code(a.short_id),
+            Code(a.text),
+            User(a.requester_id),
+            Channel(a.channel_id),
             f"{max(0, int((a.expires_at - now).total_seconds() // 60))} min",
         ]
         for a in pending

@@ -8,6 +8,7 @@ from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from bot.core.cells import Code, rich
 from bot.core.context import Context
 from bot.core.registry import Args, NoArgs, Risk, Role, command, option
 from bot.core.result import Result, Status, Table, worst
@@ -18,10 +19,14 @@ MEMORY_WARN, MEMORY_CRIT = 0.90, 0.98
 SCAN_BUDGET, SCAN_COUNT, TOP_NAMESPACES = 20_000, 1000, 15
 P99_WARN_MS = 50.0
 TEST_KEY = "forge:cache-test"
-BULLMQ_NOTE = (
-    "The hit rate is `keyspace_hits / (hits + misses)` from `INFO stats`: every lookup on this "
-    "Redis since it started (or since CONFIG RESETSTAT), BullMQ's queue traffic included. "
-    "ClientForge emits no cache hit/miss metrics of its own, so this is the only hit rate there is."
+BULLMQ_NOTE = rich(
+    "The hit rate is ",
+    Code("keyspace_hits / (hits + misses)"),
+    " from ",
+    Code("INFO stats"),
+    ": every lookup on this Redis since it started (or since CONFIG RESETSTAT), BullMQ's queue "
+    "traffic included. ClientForge emits no cache hit/miss metrics of its own, so this is the "
+    "only hit rate there is.",
 )
 
 
@@ -256,7 +261,9 @@ async def cache_test(ctx: Context, args: CacheTestArgs) -> Result:
             ("Key", key),
         ],
         tables=[Table(["operation", "p50", "p99", "max"], rows)],
-        text=f"Each GET counts as a keyspace hit in `INFO stats`: {args.tries} here.",
+        text=rich(
+            "Each GET counts as a keyspace hit in ", Code("INFO stats"), f": {args.tries} here."
+        ),
         data={
             "tries": args.tries,
             "p50_ms": p50,

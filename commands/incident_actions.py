@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import field_validator
 
+from bot.core.cells import Channel, Code, User, rich
 from bot.core.context import Context
 from bot.core.errors import CommandError
 from bot.core.registry import Args, Risk, Role, command, option, positional
@@ -16,7 +17,7 @@ from bot.incidents.report import durations
 from commands.incidents import STATUS, Which, name, store, target
 
 SEVERITY = re.compile(r"^[Pp][0-3]$")
-USER = re.compile(r"^(?:<@)?([UW][A-Z0-9]{2,20})(?:\|[^>]*)?>?$")
+USER = re.compile(r"^(?:<@|@)?([UW][A-Z0-9]{2,20})(?:\|[^>]*)?>?$")
 
 
 class DeclareArgs(Args):
@@ -66,7 +67,7 @@ class AssignArgs(Which):
     def _user(cls, value: str) -> str:
         found = USER.match(value)
         if not found:
-            raise ValueError("mention the person, e.g. @alice (Slack sends it as <@U…>)")
+            raise ValueError("mention the person, e.g. @alice")
         return found.group(1)
 
 
@@ -87,8 +88,11 @@ def split_severity(words: str) -> tuple[str, str]:
     if SEVERITY.match(first):
         if not rest.strip():
             raise CommandError(
-                "Give the incident a title after the severity: "
-                "`incident declare P1 Checkout fails`."
+                rich(
+                    "Give the incident a title after the severity: ",
+                    Code("incident declare P1 Checkout fails"),
+                    ".",
+                )
             )
         return first.upper(), rest.strip()
     return "P2", words.strip()
@@ -126,14 +130,19 @@ async def incident_declare(ctx: Context, args: DeclareArgs) -> Result:
     where = (
         "a channel of its own"
         if ctx.settings.config.incidents.channel_per_incident
-        else f"<#{channel}>"
+        else Channel(channel)
     )
     return Result(
         "incident declare",
         STATUS[severity],
-        summary=f"Declared {name(incident)} ({severity}): {title}. "
-        f"Its card and {len(items)}-step checklist are in {where}; "
-        f"<@{ctx.actor.user_id}> is commander.",
+        summary=rich(
+            f"Declared {name(incident)} ({severity}): {title}. "
+            f"Its card and {len(items)}-step checklist are in ",
+            where,
+            "; ",
+            User(ctx.actor.user_id),
+            " is commander.",
+        ),
         fields=[
             ("Incident", name(incident)),
             ("Severity", severity),
@@ -199,7 +208,7 @@ async def incident_severity(ctx: Context, args: SeverityArgs) -> Result:
 
 @command(
     "incident check",
-    summary="Mark a checklist step done (or `--undo`), as the Done button does.",
+    summary="Mark a checklist step done (or --undo), as the Done button does.",
     args=StepArgs,
     role=Role.OPERATOR,
     risk=Risk.WRITE,
@@ -229,7 +238,7 @@ async def incident_check(ctx: Context, args: StepArgs) -> Result:
     args=AssignArgs,
     role=Role.OPERATOR,
     risk=Risk.WRITE,
-    examples=("incident assign 3 <@U0ALICE>",),
+    examples=("incident assign 3 @U0ALICE",),
 )
 async def incident_assign(ctx: Context, args: AssignArgs) -> Result:
     """Record the owner; the step's message shows it."""
@@ -238,7 +247,9 @@ async def incident_assign(ctx: Context, args: AssignArgs) -> Result:
     await store(ctx).assign(incident["id"], args.step, args.user, ctx.actor.user_id)
     return Result(
         f"incident assign {name(incident)}",
-        summary=f"{name(incident)} step {args.step} ({item['title']}) is <@{args.user}>'s.",
+        summary=rich(
+            f"{name(incident)} step {args.step} ({item['title']}) is ", User(args.user), "'s."
+        ),
         data={"id": incident["id"], "step": args.step, "assignee": args.user},
     )
 
@@ -262,8 +273,12 @@ async def incident_resolve(ctx: Context, args: ResolveArgs) -> Result:
     if left and incident["severity"] in ("P0", "P1") and not args.force:
         steps = ", ".join(f"{i['position']}. {i['title']}" for i in left)
         raise CommandError(
-            f"{name(incident)} is {incident['severity']} and has open steps ({steps}). "
-            "Finish them, or `incident resolve --force '<why>'`."
+            rich(
+                f"{name(incident)} is {incident['severity']} and has open steps ({steps}). "
+                "Finish them, or ",
+                Code("incident resolve --force '<why>'"),
+                ".",
+            )
         )
     await store(ctx).resolve(
         incident["id"], ctx.actor.user_id, args.summary, args.force if left else None

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from pydantic import BeforeValidator
 
+from bot.core.cells import Code, User, rich
 from bot.core.context import Context
 from bot.core.errors import CommandError
 from bot.core.registry import Args, command, option, positional
@@ -63,13 +64,11 @@ async def target(ctx: Context, given: int | None) -> Any:
     if given is not None:
         found = await incidents.get(given)
         if found is None:
-            raise CommandError(f"No incident INC-{given}. `incident list` shows the open ones.")
+            raise CommandError(
+                rich(f"No incident INC-{given}. ", Code("incident list"), " shows the open ones.")
+            )
         return found
-    if (
-        ctx.channel_id
-        and ctx.thread_ts
-        and (found := await incidents.by_thread(ctx.channel_id, ctx.thread_ts))
-    ):
+    if ctx.incident_id is not None and (found := await incidents.get(ctx.incident_id)):
         return found
     for scope in ([ctx.channel_id] if ctx.channel_id else []) + [None]:
         candidates = await incidents.open_incidents(scope)
@@ -78,9 +77,15 @@ async def target(ctx: Context, given: int | None) -> Any:
         if len(candidates) > 1:
             names = ", ".join(name(i) for i in candidates[:5])
             raise CommandError(
-                f"Several incidents are open ({names}): say which with `--id INC-n`."
+                rich(
+                    f"Several incidents are open ({names}): say which with ",
+                    Code("--id INC-n"),
+                    ".",
+                )
             )
-    raise CommandError("No open incident here. `incident declare P1 <title>` starts one.")
+    raise CommandError(
+        rich("No open incident here. ", Code("incident declare P1 <title>"), " starts one.")
+    )
 
 
 @command("incident list", summary="Open incidents, oldest first.", examples=("incident list",))
@@ -97,7 +102,7 @@ async def incident_list(ctx: Context, _: object) -> Result:
                 incident["severity"],
                 incident["title"],
                 f"{done}/{len(items)}",
-                f"<@{incident['commander']}>",
+                User(incident["commander"]),
                 between(incident["declared_at"], ctx.clock.now()),
             ]
         )
@@ -132,7 +137,7 @@ async def incident_status(ctx: Context, args: Which) -> Result:
     events = await store(ctx).events(incident["id"])
     done = [i for i in items if i["done_at"]]
     open_steps = [
-        [str(i["position"]), i["title"], f"<@{i['assignee']}>" if i["assignee"] else "—"]
+        [str(i["position"]), i["title"], User(i["assignee"]) if i["assignee"] else "—"]
         for i in items
         if not i["done_at"]
     ]
@@ -143,7 +148,7 @@ async def incident_status(ctx: Context, args: Which) -> Result:
         STATUS[incident["severity"]] if incident["status"] == "open" else Status.OK,
         summary=f"{name(incident)} ({incident['severity']}, {incident['status']}): "
         f"{incident['title']}. {len(done)}/{len(items)} steps done, {since} since declared.",
-        text=f"Commander: <@{incident['commander']}>",
+        text=rich("Commander: ", User(incident["commander"])),
         fields=[
             ("Progress", f"{len(done)}/{len(items)}"),
             ("Open for", since),

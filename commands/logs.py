@@ -12,6 +12,7 @@ from pathlib import Path
 from pydantic import field_validator
 from pydantic_core import PydanticCustomError
 
+from bot.core.cells import Code, Emphasis, Pre, Text, lines, rich
 from bot.core.context import Context
 from bot.core.errors import CommandError
 from bot.core.redact import redact
@@ -106,7 +107,7 @@ class LogsArgs(Args):
         if name.lower() not in LOG_FILES:
             raise _usage(
                 "log_name",
-                f"`{name[:40]}` is not a log forge reads; choose one of {', '.join(LOG_FILES)}",
+                f'"{name[:40]}" is not a log forge reads; choose one of {", ".join(LOG_FILES)}',
             )
         return name.lower()
 
@@ -124,7 +125,7 @@ class LogsArgs(Args):
         if nested_quantifier(pattern):
             raise _usage(
                 "grep",
-                "nested repeats such as `(a+)+` and backreferences can take exponential time; "
+                'nested repeats such as "(a+)+" and backreferences can take exponential time; '
                 "simplify the pattern",
             )
         return pattern
@@ -135,11 +136,13 @@ def log_path(directory: Path, name: str) -> Path:
     try:
         base = directory.resolve(strict=True)
     except OSError:
-        raise CommandError(f"FORGE_LOG_DIR `{directory}` does not exist on forge's host.") from None
+        raise CommandError(
+            rich("FORGE_LOG_DIR ", Code(str(directory)), " does not exist on forge's host.")
+        ) from None
     path = (base / LOG_FILES[name]).resolve()
     if path.parent != base:
         raise CommandError(
-            f"`{LOG_FILES[name]}` is a link that leads outside FORGE_LOG_DIR; refused."
+            rich(Code(LOG_FILES[name]), " is a link that leads outside FORGE_LOG_DIR; refused.")
         )
     return path
 
@@ -150,13 +153,15 @@ def read_tail(path: Path, limit: int | None = None) -> tuple[list[str], int, boo
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except FileNotFoundError:
-        raise CommandError(f"`{path.name}` does not exist in FORGE_LOG_DIR (yet).") from None
+        raise CommandError(
+            rich(Code(path.name), " does not exist in FORGE_LOG_DIR (yet).")
+        ) from None
     except OSError as exc:
-        raise CommandError(f"`{path.name}` cannot be opened: {exc.strerror}.") from None
+        raise CommandError(rich(Code(path.name), f" cannot be opened: {exc.strerror}.")) from None
     with os.fdopen(fd, "rb") as handle:
         info = os.fstat(handle.fileno())
         if not stat.S_ISREG(info.st_mode):
-            raise CommandError(f"`{path.name}` is not a regular file; refused.")
+            raise CommandError(rich(Code(path.name), " is not a regular file; refused."))
         cut = info.st_size > limit
         handle.seek(max(0, info.st_size - limit))
         raw = handle.read(limit)
@@ -174,8 +179,11 @@ async def read(path: Path, timeout: float) -> tuple[list[str], int, bool]:
         return await asyncio.wait_for(asyncio.to_thread(read_tail, path), timeout)
     except TimeoutError:
         raise CommandError(
-            f"Reading `{path.name}` took longer than {timeout:g} s; is FORGE_LOG_DIR on a hung "
-            "mount?"
+            rich(
+                "Reading ",
+                Code(path.name),
+                f" took longer than {timeout:g} s; is FORGE_LOG_DIR on a hung mount?",
+            )
         ) from None
 
 
@@ -206,33 +214,33 @@ async def grep(lines: list[str], pattern: str, deadline: float | None = None) ->
         child.kill()
         await child.wait()
         raise CommandError(
-            f"`--grep` took longer than {deadline:g} s over {len(lines):,} lines and was stopped; "
-            "use a simpler or more specific pattern."
+            rich(
+                Code("--grep"),
+                f" took longer than {deadline:g} s over {len(lines):,} lines and was stopped; "
+                "use a simpler or more specific pattern.",
+            )
         ) from None
     if child.returncode != 0:
-        raise CommandError("`--grep` failed in its worker process; check the pattern.")
+        raise CommandError(
+            rich(Code("--grep"), " failed in its worker process; check the pattern.")
+        )
     return [lines[int(i)] for i in out.split()]
 
 
-def mrkdwn_safe(text: str) -> str:
-    """Log text in a Slack code block: no mentions, links or closing fences from the file."""
-    return (
-        text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("```", "ˋˋˋ")
-    )
-
-
-def present(name: str, shown: list[str]) -> tuple[str, list[Attachment]]:
-    """The last lines inline in a code block; all of them in a file when they do not fit."""
+def present(name: str, shown: list[str]) -> tuple[Text, list[Attachment]]:
+    """The last lines inline as preformatted text; all of them in a file when they do not fit."""
     inline = shown[-INLINE_LINES:]
-    while inline and len(mrkdwn_safe("\n".join(inline))) > INLINE_CHARS:
+    while inline and len("\n".join(inline)) > INLINE_CHARS:
         inline = inline[1:]
     if not shown:
-        return "_No lines._", []
-    block = "```" + mrkdwn_safe("\n".join(inline)) + "```" if inline else ""
+        return Emphasis("No lines."), []
+    block = Pre("\n".join(inline)) if inline else None
     if len(inline) == len(shown):
-        return block, []
-    note = f"_Last {len(inline)} of {len(shown)} lines; all {len(shown)} in `{name}-tail.log`._"
-    return f"{note}\n{block}".rstrip(), [
+        return block or "", []
+    note = Emphasis(
+        f"Last {len(inline)} of {len(shown)} lines; all {len(shown)} in {name}-tail.log."
+    )
+    return lines(note, block), [
         Attachment(f"{name}-tail.log", ("\n".join(shown) + "\n").encode(), LOG_FILES[name])
     ]
 
@@ -244,13 +252,16 @@ def size_text(n: int) -> str:
 
 def _summary(
     name: str, shown: int, matched: int | None, size: int, cut: bool, pattern: str | None
-) -> str:
+) -> Text:
     scope = f"the last {size_text(READ_BYTES)} of " if cut else ""
     if pattern is None:
-        return f"Last {shown:,} lines of `{LOG_FILES[name]}` ({size_text(size)})."
-    return (
-        f"{matched:,} lines of {scope}`{LOG_FILES[name]}` ({size_text(size)}) "
-        f"match `{mrkdwn_safe(pattern)}`; showing the last {shown:,}."
+        return rich(f"Last {shown:,} lines of ", Code(LOG_FILES[name]), f" ({size_text(size)}).")
+    return rich(
+        f"{matched:,} lines of {scope}",
+        Code(LOG_FILES[name]),
+        f" ({size_text(size)}) match ",
+        Code(pattern),
+        f"; showing the last {shown:,}.",
     )
 
 

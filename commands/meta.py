@@ -6,6 +6,7 @@ import re
 
 from pydantic import field_validator
 
+from bot.core.cells import Code, Strong, Text, User, join, rich
 from bot.core.context import Context
 from bot.core.errors import CommandError
 from bot.core.registry import Args, CommandSpec, NoArgs, Role, command, option, positional
@@ -17,7 +18,7 @@ RISK_MARK = {"read": "", "write": " ✎", "destructive": " ⚠ needs approval"}
 class HelpArgs(Args):
     """Arguments of `help`."""
 
-    topic: str | None = positional(None, rest=True, help="a command, e.g. `dlq clear`")
+    topic: str | None = positional(None, rest=True, help='a command, e.g. "dlq clear"')
 
 
 @command(
@@ -34,14 +35,18 @@ async def help_command(ctx: Context, args: HelpArgs) -> Result:
     families: dict[str, list[CommandSpec]] = {}
     for spec in allowed:
         families.setdefault(spec.words[0], []).append(spec)
-    lines = []
+    lines: list[Text] = []
     for family, specs in families.items():
-        lines.append(f"*{family}*")
-        lines.extend(f"• `{s.usage}` — {s.summary}{RISK_MARK[s.risk.value]}" for s in specs)
+        lines.append(Strong(family))
+        lines.extend(
+            rich("• ", Code(s.usage), f" — {s.summary}{RISK_MARK[s.risk.value]}") for s in specs
+        )
     return Result(
         "help",
-        summary=f"{len(allowed)} commands you may run. `help <command>` explains one.",
-        text="\n".join(lines),
+        summary=rich(
+            f"{len(allowed)} commands you may run. ", Code("help <command>"), " explains one."
+        ),
+        text=join("\n", lines),
         data={"commands": [s.name for s in allowed]},
     )
 
@@ -51,18 +56,20 @@ def _help_for(ctx: Context, topic: str, allowed: list[CommandSpec]) -> Result:
     if spec is None:
         close = ctx.registry.suggest(topic.split())
         close = [c for c in close if any(s.name == c for s in allowed)]
-        hint = f" Did you mean `{close[0]}`?" if close else ""
-        raise CommandError(f"No command `{topic}` that you may run.{hint} Try `help`.")
-    lines = [f"`{spec.usage}`", spec.summary]
+        hint = rich(" Did you mean ", Code(close[0]), "?") if close else ""
+        raise CommandError(
+            rich("No command ", Code(topic), " that you may run.", hint, " Try ", Code("help"), ".")
+        )
+    lines: list[Text] = [Code(spec.usage), spec.summary]
     for name, field in spec.positionals() + spec.options():
         if field.description:
             flag = name if (name, field) in spec.positionals() else "--" + name.replace("_", "-")
-            lines.append(f"• `{flag}`: {field.description}")
-    lines.extend(f"Example: `/forge {e}`" for e in spec.examples)
+            lines.append(rich("• ", Code(flag), f": {field.description}"))
+    lines.extend(rich("Example: ", Code(f"/forge {e}")) for e in spec.examples)
     return Result(
         f"help {spec.name}",
         summary=spec.summary,
-        text="\n".join(lines),
+        text=join("\n", lines),
         fields=[("Role", spec.role.label), ("Risk", spec.risk.value)],
         data={
             "command": spec.name,
@@ -81,9 +88,11 @@ async def whoami(ctx: Context, _: NoArgs) -> Result:
     runnable = sum(1 for s in ctx.registry.all() if actor.may(s.role))
     return Result(
         "whoami",
-        summary=f"<@{actor.user_id}> is {role}" + (" and an approver" if actor.approver else ""),
+        summary=rich(
+            User(actor.user_id), f" is {role}", " and an approver" if actor.approver else ""
+        ),
         fields=[
-            ("User", actor.user_id),
+            ("User", User(actor.user_id)),
             ("Role", role),
             ("Approver", "yes" if actor.approver else "no"),
             ("Commands you may run", str(runnable)),
@@ -98,7 +107,7 @@ class AuditArgs(Args):
     """Arguments of `audit`."""
 
     user: str | None = option(help="only this Slack user ID (or cli:NAME)")
-    command: str | None = option(help="only this command, e.g. `health` or `dlq`")
+    command: str | None = option(help='only this command, e.g. "health" or "dlq"')
     limit: int = option(20, help="rows to show, 1 to 200", ge=1, le=200)
     verify: bool = option(False, help="check the whole hash chain instead")
 
@@ -115,7 +124,7 @@ class AuditArgs(Args):
     @classmethod
     def _command(cls, value: str | None) -> str | None:
         if value is not None and not re.fullmatch(r"[a-z-]+( [a-z-]+){0,2}", value):
-            raise ValueError("expected command words such as `health` or `dlq clear`")
+            raise ValueError('expected command words such as "health" or "dlq clear"')
         return value
 
 
@@ -155,7 +164,7 @@ async def audit(ctx: Context, args: AuditArgs) -> Result:
             [
                 str(r["id"]),
                 r["at"].strftime("%Y-%m-%d %H:%M:%S"),
-                r["actor_id"],
+                User(r["actor_id"]),
                 r["event"],
                 r["command"] or "—",
                 r["outcome"],

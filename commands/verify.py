@@ -22,6 +22,7 @@ from datetime import timedelta
 import structlog
 
 from bot.backends.clients import describe
+from bot.core.cells import Strong, Text, join, plain, rich
 from bot.core.context import Context
 from bot.core.errors import ForgeError
 from bot.core.registry import NoArgs, Risk, Role, command
@@ -61,7 +62,7 @@ class Line:
     key: str
     label: str
     status: Status
-    detail: str
+    detail: Text
     follow_up: Action | None = None
 
     @property
@@ -76,7 +77,7 @@ class Line:
             "label": self.label,
             "result": self.verdict,
             "status": self.status.value,
-            "detail": self.detail,
+            "detail": plain(self.detail),
         }
 
 
@@ -216,7 +217,7 @@ async def check_extensions(ctx: Context) -> list[Line]:
                 "extensions",
                 "PostgreSQL extensions",
                 Status.WARNING,
-                "; ".join(problems).replace("`", ""),
+                join("; ", problems),
                 Action("DB extensions", "db extensions"),
             )
         ]
@@ -363,8 +364,13 @@ async def verify(ctx: Context, args: NoArgs) -> Result:
     status = Status.CRITICAL if counts["fail"] else Status.WARNING if counts["warn"] else Status.OK
     ranked = sorted(lines, key=lambda x: -x.status.rank)
     rows = [[x.label, f"{x.status.symbol} {x.verdict}", x.detail] for x in ranked]
-    why = "\n".join(
-        f"{x.status.symbol} *{x.label}*: {x.detail}" for x in ranked if x.status is not Status.OK
+    why = join(
+        "\n",
+        [
+            rich(f"{x.status.symbol} ", Strong(x.label), ": ", x.detail)
+            for x in ranked
+            if x.status is not Status.OK
+        ],
     )
     fields = [
         ("Environment", ctx.settings.environment),

@@ -13,10 +13,11 @@ from urllib.parse import quote
 from bot.alerts import runbook
 from bot.alerts.intake import NOTE as CLEANED
 from bot.config.settings import Config
+from bot.core.cells import Code, Emphasis, Link, Strong, Text, Time, join, lines, rich
 from bot.core.registry import Registry, Risk
 from bot.core.result import Action, Attachment
 from bot.core.units import between
-from bot.slack.render import Message, action_blocks, escape, field_sections, section
+from bot.slack.render import Message, action_blocks, field_sections, message, section
 
 SEVERITY = {"critical": "🔴", "warning": "⚠️", "info": "ℹ️"}
 SHOWN_LABELS = ("queue", "table", "index", "instance", "job", "service", "component", "severity")
@@ -43,31 +44,28 @@ def _annotations(alert: Mapping[str, Any]) -> dict[str, str]:
     return json.loads(value) if isinstance(value, str) else dict(value)
 
 
-def when(moment: datetime | None) -> str:
-    """A timestamp Slack shows in the reader's time zone, with UTC as the fallback text."""
-    if moment is None:
-        return "—"
-    return (
-        f"<!date^{int(moment.timestamp())}^{{date_short_pretty}} {{time}}"
-        f"|{moment:%Y-%m-%d %H:%M UTC}>"
-    )
+def when(moment: datetime | None) -> Text:
+    """A timestamp Slack shows in the reader's time zone, "—" when there is none."""
+    return Time(moment) if moment is not None else "—"
 
 
-def _headline(view: CardView, environment: str) -> str:
+def _headline(view: CardView, environment: str) -> Text:
     firing = [a for a in view.alerts if a["status"] == "firing"]
     names = sorted({a["alertname"] for a in view.alerts})
     listed = ", ".join(names[:3]) + ("…" if len(names) > 3 else "")
     title = names[0] if len(names) == 1 else f"{len(names)} alerts ({listed})"
-    scope = f" on `{view.common_labels['queue']}`" if "queue" in view.common_labels else ""
+    queue = view.common_labels.get("queue")
+    scope = rich(" on ", Code(queue)) if queue else ""
     if not firing:
         start = min(a["starts_at"] for a in view.alerts)
         end = max((a["ends_at"] for a in view.alerts if a["ends_at"]), default=None)
-        return f"✅ RESOLVED: {title}{scope} after {between(start, end)} · {environment}"
+        return rich(f"✅ RESOLVED: {title}", scope, f" after {between(start, end)} · {environment}")
     severity = _worst_severity(firing)
     count = f" ({len(firing)} firing)" if len(view.alerts) > 1 else ""
-    return (
-        f"{SEVERITY.get(severity, '🔔')} FIRING: {title}{scope} — "
-        f"{severity or 'no severity'}{count} · {environment}"
+    return rich(
+        f"{SEVERITY.get(severity, '🔔')} FIRING: {title}",
+        scope,
+        f" — {severity or 'no severity'}{count} · {environment}",
     )
 
 
@@ -77,7 +75,7 @@ def _worst_severity(alerts: Sequence[Mapping[str, Any]]) -> str:
     return min(found, key=lambda s: order.index(s) if s in order else len(order), default="")
 
 
-def _links(alert: Mapping[str, Any], external_url: str) -> str:
+def _links(alert: Mapping[str, Any], external_url: str) -> Text:
     notes, links = _annotations(alert), []
     for label, name in (
         ("Runbook", "runbook_url"),
@@ -97,21 +95,23 @@ def _links(alert: Mapping[str, Any], external_url: str) -> str:
                 f"{external_url.rstrip('/')}/#/silences/new?filter={quote('{' + matchers + '}')}",
             )
         )
-    return " · ".join(f"<{escape(url)}|{label}>" for label, url in links)
+    return join(" · ", [Link(url, label) for label, url in links])
 
 
 def _one(alert: Mapping[str, Any], external_url: str) -> list[dict[str, Any]]:
     notes, labels = _annotations(alert), _labels(alert)
     blocks = []
-    text = "\n".join(
-        f"*{escape(notes[k])}*" if k == "summary" else escape(notes[k])
-        for k in ("summary", "description")
-        if notes.get(k)
+    text = lines(
+        *(
+            Strong(notes[k]) if k == "summary" else notes[k]
+            for k in ("summary", "description")
+            if notes.get(k)
+        )
     )
     if text:
-        blocks.append(section(text[:2900]))
+        blocks.append(section(text))
     if notes.get(CLEANED):
-        blocks.append(section(f"⚠️ forge cleaned this alert: {escape(notes[CLEANED][:600])}"))
+        blocks.append(section(rich("⚠️ forge cleaned this alert: ", notes[CLEANED][:600])))
     fields = [(k.title(), labels[k]) for k in SHOWN_LABELS if labels.get(k)]
     fields.append(("Started", alert["starts_at"].strftime("%Y-%m-%d %H:%M:%S UTC")))
     if alert["status"] == "resolved":
@@ -122,21 +122,29 @@ def _one(alert: Mapping[str, Any], external_url: str) -> list[dict[str, Any]]:
 
 
 def _listing(view: CardView, limit: int) -> list[dict[str, Any]]:
-    lines = []
+    rows: list[Text] = []
     for alert in view.alerts[:limit]:
         labels = _labels(alert)
         icon = "✅" if alert["status"] == "resolved" else SEVERITY.get(alert["severity"], "🔔")
         where = " ".join(f"{k}={labels[k]}" for k in SHOWN_LABELS[:5] if labels.get(k))
         summary = _annotations(alert).get("summary", "")
         cleaned = " ⚠️ cleaned by forge" if _annotations(alert).get(CLEANED) else ""
-        lines.append(
-            f"{icon} *{escape(alert['alertname'])}* {escape(where)} — {escape(summary[:140])} "
-            f"(since {when(alert['starts_at'])}){cleaned}"
+        rows.append(
+            rich(
+                f"{icon} ",
+                Strong(alert["alertname"]),
+                f" {where} — {summary[:140]} (since ",
+                when(alert["starts_at"]),
+                ")",
+                cleaned,
+            )
         )
     more = len(view.alerts) - limit
     if more > 0:
-        lines.append(f"_…and {more} more: every alert is in the file in this card's thread._")
-    return [section("\n".join(lines)[:2900])]
+        rows.append(
+            Emphasis(f"…and {more} more: every alert is in the file in this card's thread.")
+        )
+    return [section(lines(*rows))]
 
 
 def _remedy(
@@ -147,17 +155,15 @@ def _remedy(
     item = runbook.entry(config, names.pop()) if len(names) == 1 else None
     if item is None:
         return [], []
-    text = "\n".join(
-        [
-            f"*Runbook:* {escape(item.summary)}" if item.summary else "*Runbook*",
-            *(f"{i}. {escape(step)}" for i, step in enumerate(runbook.steps(item, labels), 1)),
-        ]
+    text = lines(
+        rich(Strong("Runbook:"), " ", item.summary) if item.summary else Strong("Runbook"),
+        *(rich(f"{i}. ", step) for i, step in enumerate(runbook.steps(item, labels), 1)),
     )
     actions = [
         Action(command[:75], command, "danger" if _destructive(command, registry) else None)
         for command in runbook.commands(item, labels, registry)
     ][:MAX_BUTTONS]
-    return [section(text[:2900])], actions
+    return [section(text)], actions
 
 
 def _destructive(text: str, registry: Registry) -> bool:
@@ -168,7 +174,7 @@ def _destructive(text: str, registry: Registry) -> bool:
 def alert_card(view: CardView, *, environment: str, config: Config, registry: Registry) -> Message:
     """The card: headline, the alert (or the group's list), runbook steps, label-filled buttons."""
     head = _headline(view, environment)
-    blocks = [section(f"*{escape(head)}*")]
+    blocks = [section(Strong(head))]
     if len(view.alerts) == 1:
         blocks.extend(_one(view.alerts[0], view.external_url))
     else:
@@ -179,7 +185,7 @@ def alert_card(view: CardView, *, environment: str, config: Config, registry: Re
     blocks.extend(steps)
     if actions and any(a["status"] == "firing" for a in view.alerts):
         blocks.extend(action_blocks(actions))
-    return Message(head, blocks[:50])
+    return message(head, blocks[:50])
 
 
 def alert_list(view: CardView) -> Attachment:

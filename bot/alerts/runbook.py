@@ -8,6 +8,7 @@ import string
 from collections.abc import Mapping
 
 from bot.config.settings import Config, RunbookEntry
+from bot.core.cells import Code, Text, rich
 from bot.core.errors import UnknownCommand
 from bot.core.registry import Registry
 
@@ -171,9 +172,17 @@ def _fill(template: str, labels: Mapping[str, str]) -> str | None:
     return template.format(**{name: shlex.quote(str(labels[name])) for name in names})
 
 
-def steps(item: RunbookEntry, labels: Mapping[str, str]) -> list[str]:
+def steps(item: RunbookEntry, labels: Mapping[str, str]) -> list[Text]:
     """The entry's steps, with labels filled in where the alert has them."""
-    return [_fill(step, labels) or step for step in item.steps]
+    return [marked(_fill(step, labels) or step) for step in item.steps]
+
+
+def marked(step: str) -> Text:
+    """A catalog step as text: its `code` spans, the catalog's own notation, as Code cells."""
+    pieces = step.split("`")
+    if len(pieces) % 2 == 0:
+        return step
+    return rich(*(Code(p) if i % 2 else p for i, p in enumerate(pieces)))
 
 
 def commands(item: RunbookEntry, labels: Mapping[str, str], registry: Registry) -> list[str]:

@@ -12,6 +12,7 @@ from typing import Literal
 import structlog
 
 from bot.approvals.store import Approval, ApprovalStore
+from bot.core.cells import Text, User, map_text, plain, rich
 from bot.core.context import no_progress
 from bot.core.dispatch import Dispatcher, Invocation, Outcome
 from bot.core.errors import BackendError, BackendTimeout, ForgeError
@@ -22,7 +23,7 @@ log = structlog.get_logger(__name__)
 LEASE_MARGIN = timedelta(seconds=60)
 Kind = Literal["requested", "mismatch", "refused", "executed", "denied", "cancelled"]
 Claimed = Callable[[Approval], Awaitable[None]]
-Progress = Callable[[str], Awaitable[None]]
+Progress = Callable[[Text], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -30,7 +31,7 @@ class Decision:
     """What a confirmation, approval or denial did; `message` is for the person who acted."""
 
     kind: Kind
-    message: str = ""
+    message: Text = ""
     approval: Approval | None = None
     outcome: Outcome | None = None
     preview: Result | None = None
@@ -83,7 +84,7 @@ class ApprovalEngine:
         preview = await self.preview(parsed, inv)
         if preview.result is None:
             return Decision(
-                "refused", f"The dry run failed, so nothing was requested: {preview.message}"
+                "refused", rich("The dry run failed, so nothing was requested: ", preview.message)
             )
         approval = await self.approvals.create(
             command=parsed.spec.name,
@@ -158,7 +159,7 @@ class ApprovalEngine:
             return actor.doubt or "Only approvers may approve destructive requests."
         return None
 
-    async def _why_not(self, approval_id: uuid.UUID) -> str:
+    async def _why_not(self, approval_id: uuid.UUID) -> Text:
         current = await self.approvals.get(approval_id)
         if current is None:
             return "No such approval request."
@@ -173,11 +174,11 @@ class ApprovalEngine:
             "cancelled": "cancelled by the requester",
         }
         who = (
-            f" by <@{current.decided_by}>"
+            rich(" by ", User(current.decided_by))
             if current.decided_by and current.status != "cancelled"
             else ""
         )
-        return f"This request was {words.get(current.status, current.status)}{who}."
+        return rich(f"This request was {words.get(current.status, current.status)}", who, ".")
 
     async def _execute(self, approval: Approval, progress: Progress = no_progress) -> Decision:
         spec = self.dispatcher.registry.get(approval.command)
@@ -203,7 +204,9 @@ class ApprovalEngine:
         started = self.dispatcher.clock.monotonic()
         status, outcome = await self._run_handler(spec, approval, inv, progress)
         finished = await self.approvals.finish(
-            approval.id, status, outcome.result.summary if outcome.result else outcome.message
+            approval.id,
+            status,
+            plain(outcome.result.summary if outcome.result else outcome.message),
         )
         await self._audit(inv, "outcome", status, spec.name, finished or approval, started)
         return Decision("executed", approval=finished or approval, outcome=outcome)
@@ -229,7 +232,7 @@ class ApprovalEngine:
             )
         except ForgeError as exc:
             return "failed", Outcome(
-                "failed", spec=spec, message=self.dispatcher.redactor(str(exc))
+                "failed", spec=spec, message=map_text(exc.text, self.dispatcher.redactor)
             )
         except (Exception, asyncio.CancelledError):  # the outcome is unknown, never retried
             log.exception("approved_command_crashed", approval_id=str(approval.id))
@@ -259,5 +262,5 @@ class ApprovalEngine:
 
 
 def _preview_text(result: Result) -> str:
-    lines = [result.summary] + [f"{k}: {v}" for k, v in result.fields]
+    lines = [plain(result.summary)] + [f"{plain(k)}: {plain(v)}" for k, v in result.fields]
     return "\n".join(line for line in lines if line)[:2900]

@@ -14,20 +14,14 @@ from typing import Any
 
 import structlog
 
+from bot.approvals.blocks import approval_card, confirm_modal
 from bot.approvals.engine import ApprovalEngine, Decision
 from bot.approvals.store import Approval
+from bot.core.cells import Text, rich
 from bot.core.context import Clock
 from bot.core.dispatch import Invocation, Outcome
 from bot.slack.outbox import Outbox
-from bot.slack.render import (
-    Message,
-    Meta,
-    approval_card,
-    confirm_modal,
-    escape,
-    running_message,
-    to_message,
-)
+from bot.slack.render import Meta, message, running_message, section, to_message
 
 log = structlog.get_logger(__name__)
 Requested = Callable[[str, str | None, str, str, str], Awaitable[None]]
@@ -69,7 +63,7 @@ class ThreadReply:
     clock: Clock
     ts: str | None = None
 
-    async def progress(self, note: str) -> None:
+    async def progress(self, note: Text) -> None:
         """Post the ⏳ reply, or edit it with news."""
         message = running_message(note, Meta(self.user, self.clock.now(), 0, self.environment))
         if self.ts:
@@ -112,7 +106,7 @@ class ApprovalUI:
             await self.outbox.ephemeral(
                 inv.channel_id or "",
                 inv.actor_id,
-                Message("❌ Couldn't open the confirmation dialog; run the command again.", []),
+                message("❌ Couldn't open the confirmation dialog; run the command again.", []),
             )
             return
         preview = await self.engine.preview(outcome.parsed, inv)  # type: ignore[arg-type]
@@ -163,7 +157,7 @@ class ApprovalUI:
     async def _request(self, inv: Invocation, typed: str) -> None:
         decision = await self.engine.request(inv, typed)
         if decision.approval is None:
-            await self._tell(inv.channel_id or "", inv.actor_id, decision.message, from_user=True)
+            await self._tell(inv.channel_id or "", inv.actor_id, decision.message)
             return
         card = approval_card(decision.approval, self.environment)
         ts, _ = await self.outbox.post(decision.approval.channel_id, card)
@@ -235,14 +229,10 @@ class ApprovalUI:
                 approval.channel_id, approval.message_ts, approval_card(approval, self.environment)
             )
 
-    async def _tell(self, channel: str, user: str, text: str, *, from_user: bool = False) -> None:
-        """A private one-liner; text that may echo user input is escaped."""
-        line = f"🚫 {escape(text) if from_user else text}"
-        await self.outbox.ephemeral(
-            channel,
-            user,
-            Message(line, [{"type": "section", "text": {"type": "mrkdwn", "text": line}}]),
-        )
+    async def _tell(self, channel: str, user: str, text: Text) -> None:
+        """A private one-liner to the person who acted."""
+        line = rich("🚫 ", text)
+        await self.outbox.ephemeral(channel, user, message(line, [section(line)]))
 
     async def sweep_forever(self) -> None:
         """Expire overdue requests and abandoned executions, and update their cards."""

@@ -9,10 +9,11 @@ import structlog
 
 from bot.backends.clients import call
 from bot.background.loops import forever
+from bot.core.cells import Code, Text, rich
 from bot.core.context import Actor
 from bot.core.dispatch import Invocation, Outcome
 from bot.core.registry import Role
-from bot.slack.render import Message, Meta, escape, to_message
+from bot.slack.render import Message, Meta, message, section, to_message
 from commands.backup.schedule import claim_missed, claim_slot, latest_slot, load, missed
 
 if TYPE_CHECKING:
@@ -49,9 +50,12 @@ class BackupScheduler:
         if missed(schedule, newest, now) and await claim_missed(pool, now, self.timeout):
             last = f"the newest is from {newest:%Y-%m-%d %H:%M} UTC" if newest else "there is none"
             await self._say(
-                f"🔴 Missed nightly backup: none in the last 26 h ({last}) "
-                f"although one is scheduled at {schedule.at_time:%H:%M} UTC. "
-                "Run `backup create` and check the forge logs."
+                rich(
+                    f"🔴 Missed nightly backup: none in the last 26 h ({last}) "
+                    f"although one is scheduled at {schedule.at_time:%H:%M} UTC. Run ",
+                    Code("backup create"),
+                    " and check the forge logs.",
+                )
             )
             done.append("missed")
         return done
@@ -65,15 +69,13 @@ class BackupScheduler:
 
     async def _post(self, outcome: Outcome, what: str) -> None:
         if outcome.result is None:
-            await self._say(f"🔴 {what} failed: {outcome.message}")
+            await self._say(rich(f"🔴 {what} failed: ", outcome.message))
             return
         meta = Meta(SCHEDULER_ID, self.forge.clock.now(), 0, self.forge.settings.environment)
         await self._send(to_message(outcome, meta))
 
-    async def _say(self, text: str) -> None:
-        await self._send(
-            Message(text, [{"type": "section", "text": {"type": "mrkdwn", "text": escape(text)}}])
-        )
+    async def _say(self, text: Text) -> None:
+        await self._send(message(text, [section(text)]))
 
     async def _send(self, message: Message) -> None:
         channel = self.forge.settings.config.channels.alerts

@@ -6,8 +6,9 @@ from collections.abc import Awaitable, Callable
 
 import structlog
 
+from bot.core.cells import Code, Text, rich
 from bot.slack.outbox import Outbox
-from bot.slack.render import Message, escape
+from bot.slack.render import message, section
 from bot.state.inflight import Acked, Inflight
 
 log = structlog.get_logger(__name__)
@@ -50,22 +51,28 @@ class Recovery:
         )
         await self._tell(work, interrupted_text(work, self.redact))
 
-    async def _tell(self, work: Acked, line: str) -> None:
-        message = Message(line, [{"type": "section", "text": {"type": "mrkdwn", "text": line}}])
-        if work.response_url and await self.outbox.respond(work.response_url, message):
+    async def _tell(self, work: Acked, line: Text) -> None:
+        note = message(line, [section(line)])
+        if work.response_url and await self.outbox.respond(work.response_url, note):
             return
-        await self.outbox.ephemeral(work.channel_id, work.actor_id, message, work.thread_ts)
+        await self.outbox.ephemeral(work.channel_id, work.actor_id, note, work.thread_ts)
 
 
-def interrupted_text(work: Acked, redact: Callable[[str], str]) -> str:
+def interrupted_text(work: Acked, redact: Callable[[str], str]) -> Text:
     """What the person who asked reads: what was lost, whether it ran, what to do."""
-    text = escape(redact(work.text))[:200]
+    text = Code(redact(work.text)[:200])
     if work.audited:
-        return (
-            f"⚠️ `{text}` ran ({work.audited}), but the forge replica running it stopped before "
-            "it finished answering; if its answer is missing, `/forge audit` has the record."
+        return rich(
+            "⚠️ ",
+            text,
+            f" ran ({work.audited}), but the forge replica running it stopped before it finished "
+            "answering; if its answer is missing, ",
+            Code("/forge audit"),
+            " has the record.",
         )
-    return (
-        f"⚠️ The forge replica handling `{text}` stopped before it finished; it may not have run. "
-        "forge does not run it again by itself: check, then run it again if it is still needed."
+    return rich(
+        "⚠️ The forge replica handling ",
+        text,
+        " stopped before it finished; it may not have run. forge does not run it again by "
+        "itself: check, then run it again if it is still needed.",
     )

@@ -86,12 +86,12 @@ async def help_verb(settings: Settings, args: argparse.Namespace) -> int:
 
     It is not audited: like `forge --help` it shows what the code holds, not what ClientForge does.
     """
+    from bot.cli.terminal import to_text
     from bot.cli.verbs import cli_user
     from bot.core.context import Actor
     from bot.core.dispatch import Invocation
     from bot.core.forge import Forge
     from bot.core.registry import Role
-    from bot.slack.render import to_text
 
     forge = Forge(settings)
     dispatcher = forge.dispatcher

@@ -9,6 +9,7 @@ import sys
 
 import structlog
 
+from bot.cli.terminal import to_json, to_text
 from bot.config.settings import ConfigError, Settings
 from bot.core.context import Actor
 from bot.core.dispatch import Invocation
@@ -17,7 +18,6 @@ from bot.core.forge import Forge
 from bot.core.redact import redact
 from bot.core.registry import Role
 from bot.core.result import EXIT_FAILED, EXIT_OK
-from bot.slack.render import to_json, to_text
 
 
 def cli_user() -> str:

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from bot.backends.clients import Backends
     from bot.config.settings import Settings
     from bot.core.audit import AuditLog
+    from bot.core.cells import Text
     from bot.state.archive import Archive
     from bot.state.store import StateStore
 
@@ -55,14 +56,18 @@ class Actor:
         return self.role is not None and self.role >= needed
 
 
-async def no_progress(_: str) -> None:
+async def no_progress(_: Text) -> None:
     """A progress reporter that reports nowhere (the terminal, tests)."""
     return None
 
 
 @dataclass
 class Context:
-    """Everything a handler may use; handlers never see Slack."""
+    """Everything a handler may use; handlers never see Slack.
+
+    `incident_id` is the incident whose thread the request was made in, as the Slack layer found
+    it; handlers never see Slack's thread timestamps.
+    """
 
     settings: Settings
     backends: Backends
@@ -73,6 +78,6 @@ class Context:
     channel_id: str | None = None
     request_id: str = ""
     clock: Clock = field(default_factory=SystemClock)
-    progress: Callable[[str], Awaitable[None]] = no_progress
+    progress: Callable[[Text], Awaitable[None]] = no_progress
     archive: Archive | None = None
-    thread_ts: str | None = None
+    incident_id: int | None = None

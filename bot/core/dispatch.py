@@ -13,6 +13,7 @@ from bot.backends.clients import Backends
 from bot.config.settings import Settings
 from bot.core import metrics
 from bot.core.audit import AuditEntry, AuditLog
+from bot.core.cells import Channel, Code, Text, join, map_text, rich
 from bot.core.context import Actor, Clock, Context, SystemClock, no_progress
 from bot.core.errors import BackendError, ForgeError, PermissionDenied, UnknownCommand, UsageError
 from bot.core.parser import Parsed, parse
@@ -39,6 +40,7 @@ class Invocation:
     event: str = "command"
     request_id: str = field(default_factory=lambda: secrets.token_hex(6))
     thread_ts: str | None = None
+    incident_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -47,7 +49,7 @@ class Outcome:
 
     kind: Kind
     result: Result | None = None
-    message: str = ""
+    message: Text = ""
     usage: str | None = None
     spec: CommandSpec | None = None
     error_id: str | None = None
@@ -127,7 +129,7 @@ class Dispatcher:
         if not actor.may(spec.role):
             held = actor.role.label if actor.role else "no role"
             raise PermissionDenied(
-                f"`{spec.name}` needs the {spec.role.label} role; you have {held}."
+                rich(Code(spec.name), f" needs the {spec.role.label} role; you have {held}.")
             )
         allowed = self.settings.config.channels.destructive
         if (
@@ -135,8 +137,10 @@ class Dispatcher:
             and allowed
             and inv.channel_id not in allowed
         ):
-            where = ", ".join(f"<#{c}>" for c in allowed)
-            raise PermissionDenied(f"`{spec.name}` is destructive and may only be run in {where}.")
+            where = join(", ", [Channel(c) for c in allowed])
+            raise PermissionDenied(
+                rich(Code(spec.name), " is destructive and may only be run in ", where, ".")
+            )
 
     async def refused(self, inv: Invocation, exc: ForgeError, started: float) -> Outcome:
         """Audit and describe a refusal."""
@@ -147,7 +151,7 @@ class Dispatcher:
             self.entry(inv, event, kind, None, started, self.redactor(inv.text))
         )
         usage = getattr(exc, "usage", None)
-        return Outcome(kind, message=str(exc), usage=usage)  # type: ignore[arg-type]
+        return Outcome(kind, message=exc.text, usage=usage)  # type: ignore[arg-type]
 
     async def _execute(
         self, inv: Invocation, parsed: Parsed, actor: Actor, progress: Any, started: float
@@ -196,7 +200,7 @@ class Dispatcher:
             self.clock,
             progress,
             self.archive,
-            inv.thread_ts,
+            inv.incident_id,
         )
 
     async def call(
@@ -210,10 +214,12 @@ class Dispatcher:
             return Outcome(
                 "failed",
                 spec=spec,
-                message=f"`{spec.name}` took longer than {spec.timeout:g} s and was stopped.",
+                message=rich(
+                    Code(spec.name), f" took longer than {spec.timeout:g} s and was stopped."
+                ),
             )
         except ForgeError as exc:
-            return Outcome("failed", spec=spec, message=self.redactor(str(exc)))
+            return Outcome("failed", spec=spec, message=map_text(exc.text, self.redactor))
         except Exception:
             error_id = "E-" + secrets.token_hex(4)
             log.exception("command_crashed", command=spec.name, error_id=error_id)
@@ -221,7 +227,13 @@ class Dispatcher:
                 "error",
                 spec=spec,
                 error_id=error_id,
-                message=f"Something went wrong running `{spec.name}` — error id `{error_id}`.",
+                message=rich(
+                    "Something went wrong running ",
+                    Code(spec.name),
+                    " — error id ",
+                    Code(error_id),
+                    ".",
+                ),
             )
         return Outcome("result", result=result, spec=spec)
 
@@ -257,7 +269,7 @@ async def _announce(spec: CommandSpec, progress: Any, finished: asyncio.Event) -
     try:
         await asyncio.wait_for(finished.wait(), SLOW_NOTICE)
     except TimeoutError:
-        await progress(f"Running `{spec.name}`…")
+        await progress(rich("Running ", Code(spec.name), "…"))
 
 
 _REFUSALS: dict[type, tuple[str, str]] = {

@@ -12,6 +12,8 @@ ForgeError
 
 from __future__ import annotations
 
+from bot.core.cells import Code, Text, plain, rich
+
 
 def _check(what: str, variable: str) -> str:
     return f"check that {what} runs and that {variable} points at it (`health` shows all)"
@@ -31,13 +33,17 @@ HINTS = {
 
 
 class ForgeError(Exception):
-    """Base of every error whose message is safe to show to a user."""
+    """Base of every error whose message is safe to show to a user: `text` holds its cells."""
+
+    def __init__(self, message: Text = "") -> None:
+        super().__init__(plain(message))
+        self.text = message
 
 
 class UsageError(ForgeError):
     """The input could not be parsed into the command's arguments."""
 
-    def __init__(self, message: str, usage: str | None = None) -> None:
+    def __init__(self, message: Text, usage: str | None = None) -> None:
         super().__init__(message)
         self.usage = usage
 
@@ -46,8 +52,10 @@ class UnknownCommand(ForgeError):
     """The words name no registered command."""
 
     def __init__(self, words: str, suggestions: list[str]) -> None:
-        hint = f" Did you mean `{suggestions[0]}`?" if suggestions else ""
-        super().__init__(f"Unknown command `{words}`.{hint} Try `help`.")
+        hint = rich(" Did you mean ", Code(suggestions[0]), "?") if suggestions else ""
+        super().__init__(
+            rich("Unknown command ", Code(words), ".", hint, " Try ", Code("help"), ".")
+        )
         self.words = words
         self.suggestions = suggestions
 

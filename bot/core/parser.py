@@ -9,6 +9,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from bot.core.cells import Code, Text, rich
 from bot.core.errors import UsageError
 from bot.core.registry import Args, CommandSpec, Registry, field_extra
 
@@ -103,10 +104,10 @@ def bind(spec: CommandSpec, tokens: list[str]) -> dict[str, Any]:
             continue
         flag, eq, inline = token.partition("=")
         if flag not in options:
-            raise UsageError(f"Unknown option `{flag}`.", spec.usage)
+            raise UsageError(rich("Unknown option ", Code(flag), "."), spec.usage)
         name, field = options[flag]
         if name in values:
-            raise UsageError(f"Option `{flag}` given twice.", spec.usage)
+            raise UsageError(rich("Option ", Code(flag), " given twice."), spec.usage)
         if field.annotation is bool:
             values[name] = inline if eq else True
         elif eq:
@@ -115,7 +116,7 @@ def bind(spec: CommandSpec, tokens: list[str]) -> dict[str, Any]:
             values[name] = tokens[i]
             i += 1
         else:
-            raise UsageError(f"Option `{flag}` needs a value.", spec.usage)
+            raise UsageError(rich("Option ", Code(flag), " needs a value."), spec.usage)
     _assign_positionals(spec, positionals, loose, values)
     return values
 
@@ -132,18 +133,18 @@ def _assign_positionals(
         else:
             values[name] = loose.pop(0)
     if loose:
-        raise UsageError(f"Unexpected argument `{loose[0]}`.", spec.usage)
+        raise UsageError(rich("Unexpected argument ", Code(loose[0]), "."), spec.usage)
 
 
-def _first_error(exc: ValidationError) -> str:
+def _first_error(exc: ValidationError) -> Text:
     err = exc.errors()[0]
     where = ".".join(str(p) for p in err["loc"])
     if err["type"] == "missing":
-        return f"Missing `{where}`."
+        return rich("Missing ", Code(where), ".")
     message = str(err["msg"]).removeprefix("Value error, ").rstrip(".")
     if not where:  # a rule across arguments: its message says it all
         return message + "."
-    return f"Bad `{where.replace('_', '-')}`: {message}."
+    return rich("Bad ", Code(where.replace("_", "-")), f": {message}.")
 
 
 def _quote(token: str) -> str:

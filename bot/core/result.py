@@ -1,9 +1,16 @@
-"""The one shape every command returns; renderers turn it into Block Kit, text or JSON."""
+"""The one shape every command returns; renderers turn it into Block Kit, text or JSON.
+
+Its words are `Text` (bot.core.cells): plain str, or typed cells forge builds, never markup.
+"""
 
 from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+
+from bot.core.cells import Text, plain
+
+CELL_CHARS = 60
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = (
     0,
@@ -41,8 +48,21 @@ class Table:
     """Rows of cells under a header; the worst rows should come first."""
 
     columns: list[str]
-    rows: list[list[str]]
-    title: str = ""
+    rows: list[list[Text]]
+    title: Text = ""
+
+
+def table_text(table: Table) -> str:
+    """Aligned monospace rows under a header, each cell as plain text on one line."""
+    rows = [table.columns] + [[_cell(c) for c in row] for row in table.rows]
+    widths = [max(len(r[i]) for r in rows if i < len(r)) for i in range(len(table.columns))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)).rstrip() for r in rows]
+    return "\n".join(lines)
+
+
+def _cell(value: Text) -> str:
+    text = " ".join(plain(value).split())
+    return text if len(text) <= CELL_CHARS else text[: CELL_CHARS - 1] + "…"
 
 
 @dataclass(frozen=True)
@@ -69,10 +89,10 @@ class Result:
 
     command: str
     status: Status = Status.OK
-    summary: str = ""
-    fields: list[tuple[str, str]] = field(default_factory=list)
+    summary: Text = ""
+    fields: list[tuple[Text, Text]] = field(default_factory=list)
     tables: list[Table] = field(default_factory=list)
-    text: str = ""
+    text: Text = ""
     attachments: list[Attachment] = field(default_factory=list)
     actions: list[Action] = field(default_factory=list)
     data: dict[str, object] = field(default_factory=dict)

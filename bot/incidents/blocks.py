@@ -6,12 +6,12 @@ import json
 from datetime import datetime
 from typing import Any
 
-from bot.alerts.blocks import when
 from bot.alerts.runbook import known
+from bot.core.cells import Channel, Strong, Struck, Text, Time, User, join, rich
 from bot.core.registry import Registry
 from bot.core.units import between
 from bot.incidents.checklists import SEVERITIES
-from bot.slack.render import Message, escape, section
+from bot.slack.render import Message, context, message, section
 
 SYMBOL = {"P0": "🔴", "P1": "🟠", "P2": "🟡", "P3": "🔵"}
 EVENT_ICON = {"update": "📣", "severity": "⚖️", "resolved": "✅"}
@@ -35,40 +35,30 @@ def incident_card(
             f"{incident['title']} · {environment}"
         )
     facts = [
-        f"*Commander* <@{incident['commander']}>",
-        f"*Declared* {when(incident['declared_at'])}",
-        f"*Progress* {done}/{len(items)} steps",
-        f"*Open for* {between(incident['declared_at'], now)}"
+        rich(Strong("Commander"), " ", User(incident["commander"])),
+        rich(Strong("Declared"), " ", _time(incident["declared_at"])),
+        rich(Strong("Progress"), f" {done}/{len(items)} steps"),
+        rich(Strong("Open for"), f" {between(incident['declared_at'], now)}")
         if incident["status"] == "open"
-        else f"*Severity* {incident['severity']}",
+        else rich(Strong("Severity"), f" {incident['severity']}"),
     ]
     if incident["component"]:
-        facts.append(f"*Component* {escape(incident['component'])}")
-    blocks = [section(f"*{escape(head)}*"), section(" · ".join(facts))]
+        facts.append(rich(Strong("Component"), " ", incident["component"]))
+    blocks = [section(Strong(head)), section(join(" · ", facts))]
     if incident["description"]:
-        blocks.append(section(escape(incident["description"])[:2900]))
+        blocks.append(section(incident["description"]))
     if incident["status"] == "resolved" and incident["summary"]:
-        blocks.append(section(f"*Resolution:* {escape(incident['summary'])[:2800]}"))
+        blocks.append(section(rich(Strong("Resolution:"), " ", incident["summary"])))
     elif last_update is not None:
-        blocks.append(
-            section(
-                f"*Last update* ({when(last_update['at'])}, <@{last_update['actor']}>): "
-                f"{escape(last_update['text'])[:2700]}"
-            )
-        )
-    blocks.append(
-        {
-            "type": "context",
-            "elements": [
-                {
-                    "type": "mrkdwn",
-                    "text": f"{incident['severity']}: {SEVERITIES[incident['severity']]} "
-                    "The checklist is in the thread.",
-                }
-            ],
-        }
-    )
-    return Message(head, blocks)
+        when = rich(" (", _time(last_update["at"]), ", ", User(last_update["actor"]), "): ")
+        blocks.append(section(rich(Strong("Last update"), when, last_update["text"])))
+    definition = f"{incident['severity']}: {SEVERITIES[incident['severity']]} "
+    blocks.append(context(definition + "The checklist is in the thread."))
+    return message(head, blocks)
+
+
+def _time(moment: datetime | None) -> Text:
+    return Time(moment) if moment is not None else "—"
 
 
 def _commands(item: Any, registry: Registry) -> list[str]:
@@ -82,17 +72,18 @@ def item_message(incident: Any, item: Any, registry: Registry) -> Message:
     name, position = f"INC-{incident['id']}", item["position"]
     title = f"{position}. {item['title']}"
     if item["done_at"]:
-        line = f"✅ ~{escape(title)}~ done by <@{item['done_by']}> at {item['done_at']:%H:%M} UTC"
+        line = rich(
+            "✅ ",
+            Struck(title),
+            " done by ",
+            User(item["done_by"]),
+            f" at {item['done_at']:%H:%M} UTC",
+        )
     else:
-        line = f"⬜ *{escape(title)}*" + (f" — {escape(item['detail'])}" if item["detail"] else "")
+        line = rich("⬜ ", Strong(title), f" — {item['detail']}" if item["detail"] else "")
     blocks: list[dict[str, Any]] = [section(line)]
     if item["assignee"]:
-        blocks.append(
-            {
-                "type": "context",
-                "elements": [{"type": "mrkdwn", "text": f"Owner: <@{item['assignee']}>"}],
-            }
-        )
+        blocks.append(context(rich("Owner: ", User(item["assignee"]))))
     if incident["status"] == "open":
         blocks.append(
             {
@@ -101,7 +92,7 @@ def item_message(incident: Any, item: Any, registry: Registry) -> Message:
                 "elements": _controls(name, item, registry),
             }
         )
-    return Message(f"{name} step {title}: {'done' if item['done_at'] else 'open'}", blocks)
+    return message(f"{name} step {title}: {'done' if item['done_at'] else 'open'}", blocks)
 
 
 def _controls(name: str, item: Any, registry: Registry) -> list[dict[str, Any]]:
@@ -143,16 +134,25 @@ def event_message(incident: Any, event: Any) -> Message:
     label = {"update": "Update", "severity": "Severity", "resolved": "Resolved"}.get(
         event["kind"], event["kind"]
     )
-    text = f"{icon} *{label}* · INC-{incident['id']} · <@{event['actor']}>: {escape(event['text'])}"
-    return Message(
-        f"INC-{incident['id']} {label.lower()}: {event['text']}"[:3000], [section(text[:2900])]
+    text = rich(
+        f"{icon} ",
+        Strong(label),
+        f" · INC-{incident['id']} · ",
+        User(event["actor"]),
+        ": ",
+        event["text"],
     )
+    return message(f"INC-{incident['id']} {label.lower()}: {event['text']}", [section(text)])
 
 
 def announcement(incident: Any, channel: str) -> Message:
     """Where a dedicated incident channel is announced."""
-    text = (
-        f"{SYMBOL[incident['severity']]} INC-{incident['id']} ({incident['severity']}) declared by "
-        f"<@{incident['commander']}>: {escape(incident['title'])}. Follow it in <#{channel}>."
+    text = rich(
+        f"{SYMBOL[incident['severity']]} INC-{incident['id']} ({incident['severity']}) declared "
+        "by ",
+        User(incident["commander"]),
+        f": {incident['title']}. Follow it in ",
+        Channel(channel),
+        ".",
     )
-    return Message(text, [section(text)])
+    return message(text, [section(text)])

@@ -8,10 +8,16 @@ from datetime import datetime
 from typing import Any
 
 from bot.backends.clients import call
+from bot.core.cells import User, plain
 from bot.core.units import between
 from bot.state.store import StateStore
 
 FIRST_RESPONSE = ("item_done", "update", "assigned", "run")
+
+
+def _who(user_id: str) -> str:
+    """A person as a file shows them: `@U0OPS` (a file is plain text, never Slack mrkdwn)."""
+    return plain(User(user_id))
 
 
 def _detail(event: Any) -> dict[str, Any]:
@@ -78,7 +84,7 @@ def _timeline(incident: Any, events: list[Any]) -> list[str]:
     start = incident["declared_at"]
     return [
         f"| {e['at']:%Y-%m-%d %H:%M:%S} | +{between(start, e['at'])} | "
-        f"{e['kind'].replace('_', ' ')} | <@{e['actor']}> | {e['text'].replace('|', '/')} |"
+        f"{e['kind'].replace('_', ' ')} | {_who(e['actor'])} | {e['text'].replace('|', '/')} |"
         for e in events
     ]
 
@@ -97,13 +103,13 @@ async def report_markdown(
         f"- Severity: {incident['severity']}"
         + (f" (changed: {'; '.join(e['text'] for e in severity)})" if severity else ""),
         f"- Status: {incident['status']}",
-        f"- Commander: <@{incident['commander']}>",
+        f"- Commander: {_who(incident['commander'])}",
         f"- Declared: {incident['declared_at']:%Y-%m-%d %H:%M:%S UTC}",
         f"- Resolved: {incident['resolved_at']:%Y-%m-%d %H:%M:%S UTC}"
         if incident["resolved_at"]
         else f"- Open for: {between(incident['declared_at'], now)}",
         *(f"- Time to {k}: {v or 'not yet'}" for k, v in times.items()),
-        f"- Participants: {', '.join(f'<@{p}>' for p in _participants(incident, items, events))}",
+        f"- Participants: {', '.join(_who(p) for p in _participants(incident, items, events))}",
     ]
     if incident["component"]:
         lines.append(f"- Component: {incident['component']}")
@@ -114,17 +120,17 @@ async def report_markdown(
     lines += ["", "## Checklist", ""]
     lines += [
         f"- [{'x' if i['done_at'] else ' '}] {i['position']}. {i['title']}"
-        + (f" (done by <@{i['done_by']}> at {i['done_at']:%H:%M:%S})" if i["done_at"] else "")
-        + (f", owner <@{i['assignee']}>" if i["assignee"] else "")
+        + (f" (done by {_who(i['done_by'])} at {i['done_at']:%H:%M:%S})" if i["done_at"] else "")
+        + (f", owner {_who(i['assignee'])}" if i["assignee"] else "")
         for i in items
     ]
     lines += ["", "## Commands run", ""] + (
-        [f"- {e['at']:%H:%M:%S} <@{e['actor']}>: {e['text']}" for e in commands] or ["- none"]
+        [f"- {e['at']:%H:%M:%S} {_who(e['actor'])}: {e['text']}" for e in commands] or ["- none"]
     )
     lines += ["", "## Approvals", ""] + (
         [
-            f"- `{a['text']}` requested by <@{a['requester_id']}>: {a['status']}"
-            + (f" by <@{a['decided_by']}>" if a["decided_by"] else "")
+            f"- `{a['text']}` requested by {_who(a['requester_id'])}: {a['status']}"
+            + (f" by {_who(a['decided_by'])}" if a["decided_by"] else "")
             + (f" ({a['outcome']})" if a["outcome"] else "")
             for a in approvals
         ]

@@ -5,16 +5,18 @@ from __future__ import annotations
 import re
 import shlex
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Any
 
 import structlog
 
+from bot.core.cells import Code, plain, rich
 from bot.core.dispatch import Invocation, Outcome
 from bot.core.errors import BackendError, UsageError
 from bot.core.parser import normalise
 from bot.incidents.checklists import SEVERITIES
 from bot.incidents.store import IncidentStore
-from bot.slack.render import Message
+from bot.slack.render import message, section
 
 log = structlog.get_logger(__name__)
 DECLARE = "forge_incident_declare"
@@ -114,8 +116,12 @@ class IncidentUI:
             not trigger_id
             or await self.outbox.open_view(trigger_id, declare_modal(channel)) is None
         ):
-            text = "Couldn't open the dialog: type `/forge incident declare P1 <title>` instead."
-            await self.outbox.ephemeral(channel, user, Message(text, []))
+            text = rich(
+                "Couldn't open the dialog: type ",
+                Code("/forge incident declare P1 <title>"),
+                " instead.",
+            )
+            await self.outbox.ephemeral(channel, user, message(text, [section(text)]))
 
     async def on_declare(self, ack: Any, body: dict, view: dict) -> None:
         """Validate the modal, close it, and declare as the submitter."""
@@ -155,25 +161,33 @@ class IncidentUI:
             thread,
         )
 
+    async def locate(self, invocation: Invocation) -> Invocation:
+        """The invocation with the incident whose thread it was made in, if any."""
+        if not invocation.thread_ts or not invocation.channel_id or invocation.incident_id:
+            return invocation
+        try:
+            incident = await self.store.by_thread(invocation.channel_id, invocation.thread_ts)
+        except BackendError as exc:
+            log.warning("incident_lookup_unavailable", error=str(exc))
+            return invocation
+        return replace(invocation, incident_id=incident["id"]) if incident else invocation
+
     async def after(self, invocation: Invocation, outcome: Outcome) -> None:
         """A command run in an incident's thread goes on its timeline (once if repeated quickly)."""
         if (
-            not invocation.thread_ts
-            or not invocation.channel_id
+            invocation.incident_id is None
             or invocation.text.strip().startswith("incident")
+            or outcome.kind == "approval"
         ):
             return
         try:
-            incident = await self.store.by_thread(invocation.channel_id, invocation.thread_ts)
-            if incident is None or outcome.kind == "approval":
-                return
             result = outcome.result.status.value if outcome.result else outcome.kind
             command = outcome.spec.name if outcome.spec else invocation.text.split(" ")[0]
             await self.store.record(
-                incident["id"],
+                invocation.incident_id,
                 "run",
                 invocation.actor_id,
-                f"`{invocation.text}` → {result}",
+                f"{invocation.text} → {result}",
                 {"command": command, "outcome": result},
             )
         except BackendError as exc:
@@ -192,7 +206,7 @@ class IncidentUI:
                     incident["id"],
                     "approval_requested",
                     actor,
-                    f"Approval requested: `{text}`",
+                    f"Approval requested: {plain(text)}",
                     {"approval": approval_id},
                 )
         except BackendError as exc:

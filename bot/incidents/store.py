@@ -175,7 +175,7 @@ class IncidentStore:
                     incident_id,
                     "assigned",
                     actor,
-                    f"{position}. {row['title']} assigned to <@{assignee}>",
+                    f"{position}. {row['title']} assigned to @{assignee}",
                     {"position": position, "assignee": assignee},
                 )
             return row

@@ -16,6 +16,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.approvals.slack import ApprovalUI, Sealer
 from bot.core import metrics
+from bot.core.cells import Text
 from bot.core.dispatch import Invocation, Outcome
 from bot.core.forge import Forge
 from bot.core.tasks import observe
@@ -46,7 +47,7 @@ class Reply:
     ts: str | None = None
     trigger_id: str | None = None
 
-    async def progress(self, note: str, meta: Meta) -> None:
+    async def progress(self, note: Text, meta: Meta) -> None:
         """Post the ⏳ message, or edit it with news."""
         message = running_message(note, meta)
         if self.ts:
@@ -291,10 +292,11 @@ class SlackSurface:
                 invocation.actor_id, started_at, int((clock.monotonic() - started) * 1000), env
             )
 
-        async def progress(note: str) -> None:
+        async def progress(note: Text) -> None:
             await reply.progress(note, meta())
 
         try:
+            invocation = await self.incidents.locate(invocation)
             outcome = await self.forge.dispatcher.run(invocation, progress)
             await self.incidents.after(invocation, outcome)
             if outcome.kind == "approval":

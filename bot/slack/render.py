@@ -1,27 +1,33 @@
-"""The one renderer: an Outcome as Block Kit for Slack, as text for the terminal, or as JSON."""
+"""An Outcome as Block Kit: the result for the channel, ⏳ progress, or an error for the caller.
+
+Every text goes through bot.slack.mrkdwn, which escapes plain strs and draws forge's cells; no
+other module writes mrkdwn. Files uploaded beside a message hold plain text, never mrkdwn.
+"""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from bot.core.cells import Code, Emphasis, Pre, Strong, Text, User, plain, rich
 from bot.core.dispatch import Outcome
-from bot.core.result import Action, Attachment, Result, Table
+from bot.core.result import Action, Attachment, Result, Table, table_text
+from bot.slack.mrkdwn import chunks, clip, mrkdwn
 
 MAX_BLOCKS = 50
 SECTION_CHARS = 2900
 FIELD_CHARS = 1900
 FIELDS_PER_SECTION = 10
-CELL_CHARS = 60
 INLINE_TEXT_CHARS = 8000
+PREVIEW_CHARS = 1500
 BUTTONS_PER_ACTIONS = 5
+MESSAGE_TEXT_CHARS = 3000
 
 
 @dataclass
 class Message:
-    """A Slack message: plain text, blocks, and files to upload beside it."""
+    """A Slack message: its notification text, blocks, and files to upload beside it."""
 
     text: str
     blocks: list[dict[str, Any]]
@@ -38,9 +44,27 @@ class Meta:
     environment: str
 
 
-def escape(text: str) -> str:
-    """Slack mrkdwn escaping for text that came from a user or a backend."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+def message(text: Text, blocks: list[dict[str, Any]], files: list[Attachment] | None = None):
+    """A Message whose notification text is the escaped text."""
+    return Message(clip(mrkdwn(text), MESSAGE_TEXT_CHARS), blocks, files or [])
+
+
+def section(text: Text, limit: int = SECTION_CHARS) -> dict[str, Any]:
+    """A mrkdwn section block of the text."""
+    return _markup_section(clip(mrkdwn(text), limit))
+
+
+def _markup_section(markup: str) -> dict[str, Any]:
+    """A section of markup this module has already drawn and clipped."""
+    return {"type": "section", "text": {"type": "mrkdwn", "text": markup}}
+
+
+def context(*items: Text) -> dict[str, Any]:
+    """A context block: small print, one element an item."""
+    return {
+        "type": "context",
+        "elements": [{"type": "mrkdwn", "text": clip(mrkdwn(i), SECTION_CHARS)} for i in items],
+    }
 
 
 def headline(result: Result, environment: str) -> str:
@@ -48,127 +72,21 @@ def headline(result: Result, environment: str) -> str:
     return f"{result.status.symbol} {result.command} — {result.status.value} · {environment}"
 
 
-def table_text(table: Table) -> str:
-    """Aligned monospace rows under a header."""
-    rows = [table.columns] + [[_cell(c) for c in row] for row in table.rows]
-    widths = [max(len(r[i]) for r in rows if i < len(r)) for i in range(len(table.columns))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)).rstrip() for r in rows]
-    return "\n".join(lines)
-
-
-def _cell(value: object) -> str:
-    text = " ".join(str(value).split())
-    return text if len(text) <= CELL_CHARS else text[: CELL_CHARS - 1] + "…"
-
-
-# ---- Slack ---------------------------------------------------------------------------------
-
-
-def to_message(outcome: Outcome, meta: Meta) -> Message:
-    """Block Kit for an outcome: a result for the channel, or a one-line error for the caller."""
-    if outcome.result is None:
-        return _private_message(outcome)
-    return _result_message(outcome.result, meta)
-
-
-def running_message(note: str, meta: Meta) -> Message:
-    """The ⏳ placeholder a slow command edits in place."""
-    line = f"⏳ {note} · {meta.environment}"
-    return Message(line, [section(f"*{line}*"), _context(meta)])
-
-
-def _private_message(outcome: Outcome) -> Message:
-    icon = {"denied": "🚫", "usage": "❓", "unknown": "❓"}.get(outcome.kind, "❌")
-    text = f"{icon} {escape(outcome.message)}"
-    blocks = [section(text)]
-    if outcome.usage:
-        blocks.append(section(f"Usage: `{escape(outcome.usage)}`"))
-    return Message(text, blocks)
-
-
-def _result_message(result: Result, meta: Meta) -> Message:
-    files = list(result.attachments)
-    blocks = [section(f"*{escape(headline(result, meta.environment))}*"), _context(meta)]
-    if result.summary:
-        blocks.append(section(result.summary[:SECTION_CHARS]))
-    blocks.extend(field_sections(result.fields))
-    for table in result.tables:
-        blocks.extend(_table_blocks(result.command, table, files))
-    blocks.extend(_text_blocks(result, files))
-    if result.actions:
-        blocks.extend(action_blocks(result.actions))
-    if len(blocks) > MAX_BLOCKS:
-        overflow = blocks[MAX_BLOCKS - 1 :]
-        files.append(
-            Attachment(f"{_slug(result.command)}-more.txt", _blocks_text(overflow).encode())
-        )
-        blocks = blocks[: MAX_BLOCKS - 1] + [section("_More in the attached file._")]
-    plain = headline(result, meta.environment) + (f": {result.summary}" if result.summary else "")
-    return Message(plain[:3000], blocks, files)
-
-
-def section(text: str) -> dict[str, Any]:
-    """A mrkdwn section block."""
-    return {"type": "section", "text": {"type": "mrkdwn", "text": text}}
-
-
-def _context(meta: Meta) -> dict[str, Any]:
-    when = meta.at.strftime("%Y-%m-%d %H:%M:%S UTC")
-    return {
-        "type": "context",
-        "elements": [
-            {"type": "mrkdwn", "text": f"<@{meta.user_id}> · {when} · {meta.duration_ms} ms"}
-        ],
-    }
-
-
-def field_sections(fields: list[tuple[str, str]]) -> list[dict[str, Any]]:
+def field_sections(fields: list[tuple[Text, Text]]) -> list[dict[str, Any]]:
     """Key figures as section fields, at most ten a section."""
-    sections = []
-    for start in range(0, len(fields), FIELDS_PER_SECTION):
-        chunk = fields[start : start + FIELDS_PER_SECTION]
-        sections.append(
-            {
-                "type": "section",
-                "fields": [
-                    {"type": "mrkdwn", "text": f"*{escape(k)}*\n{escape(v)[:FIELD_CHARS]}"}
-                    for k, v in chunk
-                ],
-            }
-        )
-    return sections
-
-
-def _table_blocks(command: str, table: Table, files: list[Attachment]) -> list[dict[str, Any]]:
-    rendered = table_text(table)
-    blocks = [section(f"*{escape(table.title)}*")] if table.title else []
-    if len(rendered) + 8 <= SECTION_CHARS:
-        return blocks + [section(f"```{escape(rendered)}```")]
-    name = f"{_slug(table.title or command)}.txt"
-    files.append(Attachment(name, rendered.encode(), table.title or command))
-    shown = Table(
-        table.columns, table.rows[: max(1, len(table.rows) * SECTION_CHARS // len(rendered) - 2)]
-    )
-    head = table_text(shown)[: SECTION_CHARS - 60]
-    return blocks + [
-        section(f"```{escape(head)}```\n_{len(table.rows)} rows; all of them in `{name}`._")
+    return [
+        {
+            "type": "section",
+            "fields": [
+                {
+                    "type": "mrkdwn",
+                    "text": clip(mrkdwn(rich(Strong(plain(k)), "\n", v)), FIELD_CHARS),
+                }
+                for k, v in fields[start : start + FIELDS_PER_SECTION]
+            ],
+        }
+        for start in range(0, len(fields), FIELDS_PER_SECTION)
     ]
-
-
-def _text_blocks(result: Result, files: list[Attachment]) -> list[dict[str, Any]]:
-    if not result.text:
-        return []
-    if len(result.text) > INLINE_TEXT_CHARS:
-        name = f"{_slug(result.command)}.txt"
-        files.append(Attachment(name, result.text.encode(), result.command))
-        return [section(result.text[:1500].rsplit("\n", 1)[0] + f"\n_…the rest is in `{name}`._")]
-    chunks, current = [], ""
-    for line in result.text.split("\n"):
-        if current and len(current) + len(line) + 1 > SECTION_CHARS:
-            chunks.append(current)
-            current = ""
-        current = f"{current}\n{line}" if current else line[:SECTION_CHARS]
-    return [section(c) for c in [*chunks, current] if c.strip()]
 
 
 def action_blocks(actions: list[Action]) -> list[dict[str, Any]]:
@@ -190,176 +108,88 @@ def action_blocks(actions: list[Action]) -> list[dict[str, Any]]:
     return blocks
 
 
-def _blocks_text(blocks: list[dict[str, Any]]) -> str:
-    return "\n\n".join(
-        b.get("text", {}).get("text", "") for b in blocks if b.get("type") == "section"
+def to_message(outcome: Outcome, meta: Meta) -> Message:
+    """Block Kit for an outcome: a result for the channel, or a one-line error for the caller."""
+    if outcome.result is None:
+        return _private_message(outcome)
+    return _result_message(outcome.result, meta)
+
+
+def running_message(note: Text, meta: Meta) -> Message:
+    """The ⏳ placeholder a slow command edits in place."""
+    line = rich("⏳ ", note, f" · {meta.environment}")
+    return message(line, [section(line), _context(meta)])
+
+
+def _private_message(outcome: Outcome) -> Message:
+    """A refusal or failure, with the usage when there is one."""
+    icon = {"denied": "🚫", "usage": "❓", "unknown": "❓"}.get(outcome.kind, "❌")
+    line = rich(f"{icon} ", outcome.message)
+    blocks = [section(line)]
+    if outcome.usage:
+        blocks.append(section(rich("Usage: ", Code(outcome.usage))))
+    return message(line, blocks)
+
+
+def _context(meta: Meta) -> dict[str, Any]:
+    """Who ran it, when and how long, as a context line."""
+    when = meta.at.strftime("%Y-%m-%d %H:%M:%S UTC")
+    return context(rich(User(meta.user_id), f" · {when} · {meta.duration_ms} ms"))
+
+
+def _result_message(result: Result, meta: Meta) -> Message:
+    """A result as blocks, each with its plain text for the overflow file."""
+    files = list(result.attachments)
+    head = headline(result, meta.environment)
+    shown: list[tuple[dict[str, Any], str]] = [(section(Strong(head)), head)]
+    shown.append((_context(meta), ""))
+    if result.summary:
+        shown.append((section(result.summary), plain(result.summary)))
+    shown.extend((b, "") for b in field_sections(result.fields))
+    for table in result.tables:
+        shown.extend(_table_blocks(result.command, table, files))
+    shown.extend(_text_blocks(result, files))
+    shown.extend((b, "") for b in action_blocks(result.actions))
+    if len(shown) > MAX_BLOCKS:
+        rest = "\n\n".join(p for _, p in shown[MAX_BLOCKS - 1 :] if p)
+        files.append(Attachment(f"{_slug(result.command)}-more.txt", rest.encode()))
+        shown = shown[: MAX_BLOCKS - 1] + [(section(Emphasis("More in the attached file.")), "")]
+    return message(
+        rich(head, ": " if result.summary else "", result.summary), [b for b, _ in shown], files
     )
+
+
+def _table_blocks(
+    command: str, table: Table, files: list[Attachment]
+) -> list[tuple[dict[str, Any], str]]:
+    """A table as monospace, or a preview and the whole table as a file."""
+    rendered = table_text(table)
+    title = plain(table.title)
+    blocks = [(section(Strong(title)), title)] if title else []
+    if len(mrkdwn(Pre(rendered))) <= SECTION_CHARS:
+        return [*blocks, (section(Pre(rendered)), rendered)]
+    name = f"{_slug(title or command)}.txt"
+    files.append(Attachment(name, rendered.encode(), title or command))
+    keep = max(1, len(table.rows) * SECTION_CHARS // len(mrkdwn(rendered)) - 2)
+    head = table_text(Table(table.columns, table.rows[:keep]))
+    note = Emphasis(f"{len(table.rows)} rows; all of them in {name}.")
+    return [*blocks, (section(rich(Pre(head[: SECTION_CHARS - 80]), "\n", note)), head)]
+
+
+def _text_blocks(result: Result, files: list[Attachment]) -> list[tuple[dict[str, Any], str]]:
+    """The text in sections split between lines, or a preview and a file."""
+    if not result.text:
+        return []
+    text = plain(result.text)
+    if len(text) > INLINE_TEXT_CHARS:
+        name = f"{_slug(result.command)}.txt"
+        files.append(Attachment(name, text.encode(), result.command))
+        first, shown = chunks(result.text, PREVIEW_CHARS)[0]
+        more = mrkdwn(Emphasis(f"…the rest is in {name}."))
+        return [(_markup_section(f"{first}\n{more}"), shown)]
+    return [(_markup_section(m), p) for m, p in chunks(result.text, SECTION_CHARS)]
 
 
 def _slug(text: str) -> str:
+    """A file name stem from a command or title."""
     return "-".join(text.lower().split())[:40] or "forge"
-
-
-# ---- terminal -----------------------------------------------------------------------------
-
-
-def to_text(outcome: Outcome, environment: str) -> str:
-    """Readable terminal output for an outcome."""
-    if outcome.result is None:
-        usage = f'\nusage: forge run "{outcome.usage}"' if outcome.usage else ""
-        return f"error: {outcome.message}{usage}"
-    result = outcome.result
-    parts = [headline(result, environment)]
-    if result.summary:
-        parts.append(_plain(result.summary))
-    if result.fields:
-        width = max(len(k) for k, _ in result.fields)
-        parts.append("\n".join(f"  {k.ljust(width)}  {v}" for k, v in result.fields))
-    parts.extend((f"{t.title}\n" if t.title else "") + table_text(t) for t in result.tables)
-    if result.text:
-        parts.append(_plain(result.text))
-    parts.extend(f'next: forge run "{a.command}"  ({a.label})' for a in result.actions)
-    return "\n\n".join(parts)
-
-
-def _plain(mrkdwn: str) -> str:
-    return mrkdwn.replace("*", "").replace("`", "")
-
-
-def to_json(outcome: Outcome, environment: str) -> str:
-    """Machine-readable output for `forge run --json`."""
-    if outcome.result is None:
-        doc: dict[str, Any] = {"ok": False, "error": outcome.kind, "message": outcome.message}
-        if outcome.usage:
-            doc["usage"] = outcome.usage
-        if outcome.error_id:
-            doc["error_id"] = outcome.error_id
-    else:
-        r = outcome.result
-        doc = {
-            "ok": r.ok,
-            "command": r.command,
-            "status": r.status.value,
-            "environment": environment,
-            "summary": r.summary,
-            "fields": dict(r.fields),
-            "tables": [{"title": t.title, "columns": t.columns, "rows": t.rows} for t in r.tables],
-            "text": r.text,
-            "actions": [{"label": a.label, "command": a.command} for a in r.actions],
-            "files": [a.filename for a in r.attachments],
-            "data": r.data,
-        }
-    doc["exit_code"] = outcome.exit_code
-    return json.dumps(doc, indent=2, default=str, ensure_ascii=False)
-
-
-# ---- approvals ----------------------------------------------------------------------------
-
-APPROVAL_STATES = {
-    "pending": "⏳ Waiting for an approver",
-    "executing": "⏳ Approved by {by} · running",
-    "succeeded": "✅ Approved by {by} · done",
-    "failed": "🔴 Approved by {by} · failed",
-    "outcome_unknown": "⚠️ Approved by {by} · outcome unknown",
-    "denied": "🚫 Denied by {by}",
-    "cancelled": "🚫 Cancelled by {by}",
-    "expired": "⌛ Expired without approval",
-}
-
-
-def approval_card(approval: Any, environment: str) -> Message:
-    """The card an approver acts on: exactly what will run, the dry run, who asked, until when."""
-    state = APPROVAL_STATES[approval.status].format(
-        by=f"<@{approval.decided_by}>" if approval.decided_by else ""
-    )
-    expires = int(approval.expires_at.timestamp())
-    head = f"⚠️ Approval needed: `{escape(approval.text)}` · {environment}"
-    blocks = [
-        section(f"*{head}*"),
-        {
-            "type": "section",
-            "fields": [
-                {"type": "mrkdwn", "text": f"*Requested by*\n<@{approval.requester_id}>"},
-                {
-                    "type": "mrkdwn",
-                    "text": (
-                        f"*Expires*\n<!date^{expires}^{{time}} ({{date_short_pretty}})|{expires}>"
-                    ),
-                },
-                {"type": "mrkdwn", "text": f"*Request*\n`{approval.short_id}`"},
-                {"type": "mrkdwn", "text": f"*Arguments*\n`{escape(_arguments(approval.params))}`"},
-            ],
-        },
-        section(f"*Dry run*\n{escape(approval.preview)}"[:SECTION_CHARS]),
-        {"type": "context", "elements": [{"type": "mrkdwn", "text": state}]},
-    ]
-    if approval.outcome and approval.status not in ("pending", "executing"):
-        blocks.append(section(f"*Outcome*\n{escape(approval.outcome)}"[:SECTION_CHARS]))
-    if approval.status == "pending":
-        blocks.append(
-            {
-                "type": "actions",
-                "elements": [
-                    {
-                        "type": "button",
-                        "action_id": "forge_approve",
-                        "value": str(approval.id),
-                        "style": "primary",
-                        "text": {"type": "plain_text", "text": "Approve"},
-                    },
-                    {
-                        "type": "button",
-                        "action_id": "forge_deny",
-                        "value": str(approval.id),
-                        "style": "danger",
-                        "text": {"type": "plain_text", "text": "Deny"},
-                    },
-                ],
-            }
-        )
-    text = f"{head}: {state.replace('{by}', '')}"
-    return Message(text[:3000], blocks)
-
-
-def _arguments(params: dict[str, Any]) -> str:
-    shown = {k: v for k, v in params.items() if v not in (None, False)}
-    return ", ".join(f"{k}={v}" for k, v in shown.items()) or "none"
-
-
-def confirm_modal(
-    command: str, metadata: str, preview: Result | None = None, expected: str = "", error: str = ""
-) -> dict[str, Any]:
-    """The typed-confirmation dialog: loading, then the dry run and a field to type the target."""
-    view: dict[str, Any] = {
-        "type": "modal",
-        "callback_id": "forge_confirm",
-        "private_metadata": metadata,
-        "title": {"type": "plain_text", "text": "Confirm destructive step"},
-        "close": {"type": "plain_text", "text": "Cancel"},
-    }
-    intro = (
-        f"`{escape(command)}` is destructive. After you confirm, a second person must approve it."
-    )
-    if error:
-        view["blocks"] = [section(intro), section(f"❌ {escape(error)}")]
-        return view
-    if preview is None:
-        view["blocks"] = [section(intro), section("⏳ Computing the dry run…")]
-        return view
-    blocks = [section(intro), section(f"*Dry run*\n{preview.summary}"[:SECTION_CHARS])]
-    blocks.extend(field_sections(preview.fields)[:2])
-    blocks.append(
-        {
-            "type": "input",
-            "block_id": "confirm",
-            "label": {"type": "plain_text", "text": f"Type {expected} to confirm"[:2000]},
-            "element": {
-                "type": "plain_text_input",
-                "action_id": "typed",
-                "placeholder": {"type": "plain_text", "text": expected[:150]},
-            },
-        }
-    )
-    view["blocks"] = blocks
-    view["submit"] = {"type": "plain_text", "text": "Request approval"}
-    return view

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.backends.clients import call
+from bot.core.cells import Code, rich
 from bot.core.context import Context
 from bot.core.errors import CommandError
 
@@ -73,11 +74,16 @@ def resolve(ctx: Context, name: str) -> Path:
     """A backup's path from its bare name; anything else (paths, globs, other files) is refused."""
     if not NAME.fullmatch(name):
         raise CommandError(
-            f"`{name[:60]}` is not a backup file name: give a bare name like `{EXAMPLE}`."
+            rich(
+                Code(name[:60]),
+                " is not a backup file name: give a bare name like ",
+                Code(EXAMPLE),
+                ".",
+            )
         )
     path = backup_dir(ctx) / name
     if path.parent != backup_dir(ctx):
-        raise CommandError(f"`{name[:60]}` is not inside the backup directory.")
+        raise CommandError(rich(Code(name[:60]), " is not inside the backup directory."))
     return path
 
 

@@ -6,6 +6,7 @@ import asyncio
 import statistics
 from collections.abc import Awaitable, Callable
 
+from bot.core.cells import Code, rich
 from bot.core.context import Context
 from bot.core.errors import CommandError, ForgeError
 from bot.core.registry import Args, NoArgs, Risk, Role, command, positional
@@ -34,8 +35,8 @@ class FileArgs(Args):
 
     file: str | None = positional(
         None,
-        help="a dump in the backup directory, e.g. `backup-2025-11-10T02-00-00-000Z"
-        ".dump`; default: the newest",
+        help="a dump in the backup directory, e.g. backup-2025-11-10T02-00-00-000Z.dump; "
+        "default: the newest",
     )
 
 
@@ -99,8 +100,13 @@ async def _create(ctx: Context) -> Result:
     return Result(
         "backup create",
         copied,
-        summary=f"Backed up `{entry.source}` into `{entry.file}` "
-        f"({size(entry.size_bytes)}, {entry.duration_ms / 1000:.1f} s).{gone}{failed}",
+        summary=rich(
+            "Backed up ",
+            Code(entry.source),
+            " into ",
+            Code(entry.file),
+            f" ({size(entry.size_bytes)}, {entry.duration_ms / 1000:.1f} s).{gone}{failed}",
+        ),
         fields=_entry_fields(entry)
         + [("Pruned", f"{len(pruned)} (retention {days} days)"), ("Off-site copy", offsite)],
         actions=[
@@ -219,7 +225,7 @@ async def backup_list(ctx: Context, args: NoArgs) -> Result:
     summary = (
         f"{plural(len(entries), 'backup')}, newest {age(ctx, entries[0])} old."
         if entries
-        else "No backups in the catalog yet: run `backup create`."
+        else rich("No backups in the catalog yet: run ", Code("backup create"), ".")
     )
     notes = [
         "⚠️ Size departs by more than 30 % from the median of the previous dumps: "
@@ -262,7 +268,9 @@ async def _named_or_newest(ctx: Context, name: str | None) -> str:
         return resolve(ctx, name).name
     entries = await Catalog(ctx).live(1)
     if not entries:
-        raise CommandError("No backups in the catalog yet: run `backup create` first.")
+        raise CommandError(
+            rich("No backups in the catalog yet: run ", Code("backup create"), " first.")
+        )
     return entries[0].file
 
 
@@ -279,7 +287,13 @@ async def backup_verify(ctx: Context, args: FileArgs) -> Result:
     path, entry = resolve(ctx, name), await Catalog(ctx).get(name)
     if not path.is_file():
         raise CommandError(
-            f"No file `{name}` in the backup directory; `backup list` shows what is there."
+            rich(
+                "No file ",
+                Code(name),
+                " in the backup directory; ",
+                Code("backup list"),
+                " shows what is there.",
+            )
         )
     problems = []
     if entry is None:
@@ -304,9 +318,9 @@ async def backup_verify(ctx: Context, args: FileArgs) -> Result:
     return Result(
         f"backup verify {name}",
         status,
-        summary=(f"`{name}`: " + "; ".join(problems) + ".")
+        summary=(rich(Code(name), ": ") + "; ".join(problems) + ".")
         if problems
-        else f"`{name}` matches its catalogued SHA-256 and its table of contents reads.",
+        else rich(Code(name), " matches its catalogued SHA-256 and its table of contents reads."),
         fields=[
             ("Checksum", "no catalog entry" if entry is None else "ok" if ok else "MISMATCH"),
             ("Table data", f"{toc['TABLE DATA']:,}"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from datetime import time
 
+from bot.core.cells import Channel, Code, rich
 from bot.core.context import Context
 from bot.core.errors import CommandError
 from bot.core.registry import Args, Risk, Role, command, positional
@@ -17,7 +18,7 @@ class ScheduleArgs(Args):
     """Arguments of `backup schedule`."""
 
     when: str | None = positional(
-        None, help="`HH:MM` (UTC, daily) or `off`; default: show the schedule"
+        None, help="HH:MM (UTC, daily) or off; default: show the schedule"
     )
 
 
@@ -26,7 +27,16 @@ def _parse_time(text: str) -> time | None:
         return None
     if not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", text):
         raise CommandError(
-            f"`{text[:20]}` is not a time: give `HH:MM` in UTC (e.g. `02:00`) or `off`."
+            rich(
+                Code(text[:20]),
+                " is not a time: give ",
+                Code("HH:MM"),
+                " in UTC (e.g. ",
+                Code("02:00"),
+                ") or ",
+                Code("off"),
+                ".",
+            )
         )
     return time(int(text[:2]), int(text[3:]))
 
@@ -47,12 +57,15 @@ async def backup_schedule(ctx: Context, args: ScheduleArgs) -> Result:
     status, summary = describe(await load(pool, timeout), await _newest(ctx), ctx.clock.now())
     channel = ctx.settings.config.channels.alerts
     where = (
-        f"Outcomes are posted to <#{channel}>."
+        rich("Outcomes are posted to ", Channel(channel), ".")
         if channel
         else "No alerts channel is configured: outcomes are only logged."
     )
     return Result(
-        "backup schedule", status, summary=f"{summary} {where}", data={"alerts_channel": channel}
+        "backup schedule",
+        status,
+        summary=rich(summary, " ", where),
+        data={"alerts_channel": channel},
     )
 
 

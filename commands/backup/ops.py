@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.backends.clients import call
+from bot.core.cells import Code, rich
 from bot.core.context import Context
 from bot.core.errors import BackendError, CommandError
 from commands.backup import pg
@@ -38,11 +39,19 @@ async def _settle(*tasks: asyncio.Task[Any]) -> None:
 
 
 async def _report(ctx: Context, part: Path, name: str, label: str) -> None:
-    await ctx.progress(f"Dumping `{label}` into `{name}`…")
+    await ctx.progress(rich("Dumping ", Code(label), " into ", Code(name), "…"))
     while True:
         await asyncio.sleep(PROGRESS_EVERY)
         size = part.stat().st_size if part.exists() else 0  # noqa: ASYNC240  (a stat)
-        await ctx.progress(f"Dumping `{label}` into `{name}`: {size / MB:,.1f} MB written so far…")
+        await ctx.progress(
+            rich(
+                "Dumping ",
+                Code(label),
+                " into ",
+                Code(name),
+                f": {size / MB:,.1f} MB written so far…",
+            )
+        )
 
 
 async def _dump_and_count(ctx: Context, tgt: pg.Target, part: Path, name: str) -> tuple[dict, dict]:
@@ -91,7 +100,7 @@ async def make_backup(ctx: Context, kind: str, suffix: str = "") -> Entry:
         part.rename(path)
     finally:
         part.unlink(missing_ok=True)
-    await ctx.progress(f"Checksumming `{name}`…")
+    await ctx.progress(rich("Checksumming ", Code(name), "…"))
     digest = await checksum(path)
     duration = int((ctx.clock.monotonic() - started) * 1000)
     entry = Entry(
@@ -116,19 +125,26 @@ async def checked(ctx: Context, name: str) -> tuple[Entry, Path]:
     entry = await Catalog(ctx).get(name)
     if entry is None:
         raise CommandError(
-            f"`{name}` is not in the backup catalog, so its checksum cannot be trusted; "
-            "`backup list` shows the catalogued dumps."
+            rich(
+                Code(name),
+                " is not in the backup catalog, so its checksum cannot be trusted; ",
+                Code("backup list"),
+                " shows the catalogued dumps.",
+            )
         )
     if not path.is_file():
         raise CommandError(
-            f"`{name}` is catalogued but its file is missing from the backup directory."
+            rich(Code(name), " is catalogued but its file is missing from the backup directory.")
         )
     ok = await checksum(path) == entry.sha256
     await Catalog(ctx).verified(entry, ok)
     if not ok:
         raise CommandError(
-            f"`{name}` does not match its catalogued SHA-256: the file is damaged or was changed. "
-            "Nothing was restored."
+            rich(
+                Code(name),
+                " does not match its catalogued SHA-256: the file is damaged or was changed. "
+                "Nothing was restored.",
+            )
         )
     return entry, path
 
@@ -176,11 +192,13 @@ async def drill(ctx: Context, entry: Entry, on_restored: Hook | None = None) -> 
     try:
         await _create(admin, scratch, ctx.settings.config.timeouts.backend)
         try:
-            await ctx.progress(f"Restoring `{entry.file}` into scratch database `{scratch}`…")
+            await ctx.progress(
+                rich("Restoring ", Code(entry.file), " into scratch database ", Code(scratch), "…")
+            )
             await pg.restore(tgt.other(scratch), resolve(ctx, entry.file), limit(ctx), clean=False)
             if on_restored is not None:
                 await on_restored(tgt.other(scratch).dsn)
-            await ctx.progress(f"Counting every table of `{scratch}`…")
+            await ctx.progress(rich("Counting every table of ", Code(scratch), "…"))
             return compare(entry, *await counts_of(ctx, tgt.other(scratch)))
         finally:
             await asyncio.shield(_drop(admin, scratch, ctx.settings.config.timeouts.backend * 6))
@@ -213,7 +231,9 @@ async def _drop(admin: Any, name: str, timeout: float) -> None:
 async def restore_live(ctx: Context, entry: Entry, path: Path) -> Comparison:
     """Restore over DATABASE_URL in one transaction, ANALYZE, compare row counts with the dump's."""
     tgt = database(ctx)
-    await ctx.progress(f"Restoring `{entry.file}` into `{tgt.label}` (one transaction)…")
+    await ctx.progress(
+        rich("Restoring ", Code(entry.file), " into ", Code(tgt.label), " (one transaction)…")
+    )
     await pg.restore(tgt, path, limit(ctx), clean=True)
     conn = await pg.connect(tgt, ctx.settings.config.timeouts.backend)
     try:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
 from bot.backends.clients import call
+from bot.core.cells import Code, rich
 from bot.core.errors import BackendTimeout, BackendUnavailable, CommandError
 from bot.core.redact import Redactor
 
@@ -124,7 +125,10 @@ def tool(name: str) -> str:
     found = shutil.which(name)
     if not found:
         raise CommandError(
-            f"`{name}` is not installed on the forge host; install the PostgreSQL client tools."
+            rich(
+                Code(name),
+                " is not installed on the forge host; install the PostgreSQL client tools.",
+            )
         )
     return found
 
@@ -207,7 +211,7 @@ async def toc(tgt: Target, path: Path, timeout: float) -> Counter[str]:
         kinds[kind] += 1
     if not kinds:
         raise CommandError(
-            f"`{path.name}` has an empty table of contents: it is not a usable dump."
+            rich(Code(path.name), " has an empty table of contents: it is not a usable dump.")
         )
     return kinds
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bot.core.cells import Code, rich
 from bot.core.context import Context
 from bot.core.errors import CommandError
 from bot.core.registry import Args, NoArgs, Risk, Role, command, option
@@ -24,7 +25,7 @@ from commands.backup.ops import (
 class RestoreArgs(Args):
     """Arguments of `backup restore`."""
 
-    file: str | None = option(help="the dump to restore, as `backup list` names it")
+    file: str | None = option(help="the dump to restore, as backup list names it")
     target: str | None = option(
         help="the database to restore into; only DATABASE_URL's database is accepted"
     )
@@ -76,9 +77,12 @@ def _drill_result(ctx: Context, entry: Entry, found: Comparison) -> Result:
         return Result(
             "backup drill",
             Status.CRITICAL,
-            summary=f"🔴 DRILL FAILED: the restored copy of `{entry.file}` "
-            f"differs from the source in {len(found.differences)} places. "
-            "This backup cannot be trusted.",
+            summary=rich(
+                "🔴 DRILL FAILED: the restored copy of ",
+                Code(entry.file),
+                f" differs from the source in {len(found.differences)} places. This backup cannot "
+                "be trusted.",
+            ),
             fields=fields,
             tables=[Table(["table or (objects)", "source", "restored"], found.differences)],
             data=data,
@@ -86,10 +90,13 @@ def _drill_result(ctx: Context, entry: Entry, found: Comparison) -> Result:
     kinds = ", ".join(f"{n:,} {k}" for k, n in sorted(entry.objects.items()))
     return Result(
         "backup drill",
-        summary=f"Drill passed: `{entry.file}` restored into a scratch database with every "
-        f"table's exact row count ({plural(entry.rows, 'row')} in "
-        f"{plural(len(entry.row_counts), 'table')}) and every "
-        f"schema object ({kinds}) as in the source. The scratch database was dropped.",
+        summary=rich(
+            "Drill passed: ",
+            Code(entry.file),
+            " restored into a scratch database with every table's exact row count "
+            f"({plural(entry.rows, 'row')} in {plural(len(entry.row_counts), 'table')}) and every "
+            f"schema object ({kinds}) as in the source. The scratch database was dropped.",
+        ),
         fields=fields,
         data=data,
     )
@@ -99,25 +106,46 @@ async def _restorable(ctx: Context, args: RestoreArgs) -> tuple[Entry, pg.Target
     tgt = database(ctx)
     if args.target is not None and args.target != tgt.database:
         raise CommandError(
-            f"Restores go only into the configured database `{tgt.database}`; "
-            f"`{args.target[:60]}` is refused."
+            rich(
+                "Restores go only into the configured database ",
+                Code(tgt.database),
+                "; ",
+                Code(args.target[:60]),
+                " is refused.",
+            )
         )
     if not args.file:
         newest = await Catalog(ctx).live(1)
         hint = (
-            f" The newest is `{newest[0].file}`: `backup restore --file {newest[0].file}`."
+            rich(
+                " The newest is ",
+                Code(newest[0].file),
+                ": ",
+                Code(f"backup restore --file {newest[0].file}"),
+                ".",
+            )
             if newest
             else ""
         )
         raise CommandError(
-            "Name the dump to restore with `--file`, so what is approved is what is restored."
+            rich(
+                "Name the dump to restore with ",
+                Code("--file"),
+                ", so what is approved is what is restored.",
+            )
             + hint
         )
     entry, _ = await checked(ctx, resolve(ctx, args.file).name)
     if entry.source != tgt.label:
         raise CommandError(
-            f"`{entry.file}` was taken from `{entry.source}`, not from `{tgt.label}`; "
-            "forge restores a database only from its own dumps."
+            rich(
+                Code(entry.file),
+                " was taken from ",
+                Code(entry.source),
+                ", not from ",
+                Code(tgt.label),
+                "; forge restores a database only from its own dumps.",
+            )
         )
     return entry, tgt
 
@@ -128,9 +156,15 @@ async def restore_preview(ctx: Context, args: RestoreArgs) -> Result:
     return Result(
         f"backup restore --file {entry.file} --dry-run",
         Status.WARNING,
-        summary=f"Would restore `{entry.file}` ({age(ctx, entry)} old, "
-        f"{size(entry.size_bytes)}) over `{tgt.database}` on `{tgt.host}:{tgt.port}`, "
-        "replacing its tables, after a safety dump of it.",
+        summary=rich(
+            "Would restore ",
+            Code(entry.file),
+            f" ({age(ctx, entry)} old, {size(entry.size_bytes)}) over ",
+            Code(tgt.database),
+            " on ",
+            Code(f"{tgt.host}:{tgt.port}"),
+            ", replacing its tables, after a safety dump of it.",
+        ),
         fields=[
             ("File", entry.file),
             ("Age", age(ctx, entry)),
@@ -186,16 +220,30 @@ async def _restore(ctx: Context, args: RestoreArgs) -> Result:
         return Result(
             "backup restore",
             Status.CRITICAL,
-            summary=f"Restored `{entry.file}`, but {len(found.differences)} "
-            f"tables' row counts differ from the dump's. The previous state is in `{safety.file}`.",
+            summary=rich(
+                "Restored ",
+                Code(entry.file),
+                f", but {len(found.differences)} tables' row counts differ from the dump's. The "
+                "previous state is in ",
+                Code(safety.file),
+                ".",
+            ),
             fields=fields,
             tables=[Table(["table", "in dump", "now"], found.differences)],
             data=data,
         )
     return Result(
         "backup restore",
-        summary=f"Restored `{entry.file}` into `{tgt.label}`: every table's row count "
-        f"matches the dump's ({found.rows:,} rows). The state before is kept in `{safety.file}`.",
+        summary=rich(
+            "Restored ",
+            Code(entry.file),
+            " into ",
+            Code(tgt.label),
+            f": every table's row count matches the dump's ({found.rows:,} rows). The state "
+            "before is kept in ",
+            Code(safety.file),
+            ".",
+        ),
         fields=fields,
         actions=[Action("Verify safety dump", f"backup verify {safety.file}")],
         data=data,

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 from bot.backends.clients import call
+from bot.core.cells import Code, Text, rich
 from bot.core.result import Status
 
 SCHEDULE_LOCK = 7_466_847_006
@@ -71,10 +72,12 @@ def missed(schedule: Schedule, newest: datetime | None, now: datetime) -> bool:
     return newest is None or now - newest > MISSED_AFTER
 
 
-def describe(schedule: Schedule, newest: Any, now: datetime) -> tuple[Status, str]:
+def describe(schedule: Schedule, newest: Any, now: datetime) -> tuple[Status, Text]:
     """The schedule in one sentence, and whether a run was missed."""
     if schedule.at_time is None:
-        return Status.WARNING, "No nightly backup is scheduled (`backup schedule 02:00` sets one)."
+        return Status.WARNING, rich(
+            "No nightly backup is scheduled (", Code("backup schedule 02:00"), " sets one)."
+        )
     upcoming = latest_slot(now, schedule.at_time) + timedelta(days=1)
     text = (
         f"Nightly backup at {schedule.at_time:%H:%M} UTC; next run {upcoming:%Y-%m-%d %H:%M} UTC."

@@ -6,6 +6,7 @@ from datetime import timedelta
 from typing import Any
 
 from bot.core.args import Duration
+from bot.core.cells import Code, rich
 from bot.core.context import Context
 from bot.core.registry import Args, command, option
 from bot.core.result import Action, Result, Status, Table
@@ -89,7 +90,7 @@ async def db_connections(ctx: Context, _: object) -> Result:
         Table(
             ["state", "connections"],
             [[s["state"], str(s["n"])] for s in states],
-            title=f"In `{cap['db']}`",
+            title=f"In {cap['db']}",
         ),
         Table(
             ["database", "user", "application", "connections"],
@@ -187,8 +188,12 @@ async def db_locks(ctx: Context, _: object) -> Result:
         if (h := holders.get(p)) and (h["state"] or "").startswith("idle") and p not in elsewhere
     ]
     text = (
-        f"pid {', '.join(map(str, idle_roots))} is idle in a transaction: cancelling does nothing, "
-        "`db terminate` ends it (needs approval)."
+        rich(
+            f"pid {', '.join(map(str, idle_roots))} is idle in a transaction: cancelling does "
+            "nothing, ",
+            Code("db terminate"),
+            " ends it (needs approval).",
+        )
         if idle_roots
         else ""
     )

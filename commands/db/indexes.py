@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from bot.core.cells import Code, Text, join, lines, rich
 from bot.core.context import Context
 from bot.core.errors import BackendError, CommandError
 from bot.core.registry import command
@@ -185,16 +186,18 @@ def _tables(
     return tables
 
 
-def _covered(row: Any) -> str:
-    """`• idx: `definition` is covered by `definition``; a locked table's are not read."""
+def _covered(row: Any) -> Text:
+    """ "• idx: definition is covered by definition"; a locked table's are not read."""
     if row["locked_by"]:
         return (
             f"• {row['index']} is covered by {row['covered_by']} (definitions not read: "
             f"the table is locked by pid {row['locked_by']})"
         )
-    return (
-        f"• {row['index']}: `{one_line(row['definition'], 160)}` is covered by "
-        f"`{one_line(row['covering'], 160)}`"
+    return rich(
+        f"• {row['index']}: ",
+        Code(one_line(row["definition"], 160)),
+        " is covered by ",
+        Code(one_line(row["covering"], 160)),
     )
 
 
@@ -227,14 +230,14 @@ async def db_indexes(ctx: Context, _: object) -> Result:
         "Suggestions are for you to review and run yourself, outside peak hours; forge never "
         "creates or drops an index. Scan counts are since statistics were last reset."
     )
-    duplicate_text = "\n".join(_covered(r) for r in dupes[:5])
+    duplicate_text = join("\n", [_covered(r) for r in dupes[:5]])
     return Result(
         "db indexes",
         status,
         summary=f"Indexes: {summary}.",
         fields=[(k.title(), str(n)) for k, n in counts.items()],
         tables=[*_tables(seq, hints, unused, dupes, invalid), *locked.table(held)],
-        text="\n".join(filter(None, [locked.note(held), duplicate_text, text])),
+        text=lines(locked.note(held) or None, duplicate_text or None, text or None),
         data={
             "locked": locked.data(held),
             "invalid": [dict(r) for r in invalid],

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from bot.core.cells import Code, Text, join, rich
 from bot.core.result import Table
 from bot.core.units import duration, size
 
@@ -100,14 +101,17 @@ def table(rows: list[Any]) -> list[Table]:
     ]
 
 
-def note(rows: list[Any]) -> str:
+def note(rows: list[Any]) -> Text:
     """One sentence that says which tables are locked and that their figures are estimates."""
     if not rows:
         return ""
-    names = ", ".join(f"`{r['name']}` ({holder(r)})" for r in rows[:5])
-    return (
-        f"Locked under ACCESS EXCLUSIVE: {names}. Their sizes are the catalog's estimate "
-        "(≈, as of the last VACUUM or ANALYZE); `db locks` shows who waits."
+    names = join(", ", [rich(Code(r["name"]), f" ({holder(r)})") for r in rows[:5]])
+    return rich(
+        "Locked under ACCESS EXCLUSIVE: ",
+        names,
+        ". Their sizes are the catalog's estimate (≈, as of the last VACUUM or ANALYZE); ",
+        Code("db locks"),
+        " shows who waits.",
     )
 
 

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import model_validator
 
+from bot.core.cells import Code, rich
 from bot.core.context import Context
 from bot.core.errors import BackendError
 from bot.core.registry import Args, Risk, Role, command, option, positional
@@ -37,7 +38,7 @@ class TableArgs(Args):
     """An optional table."""
 
     table: TableName | None = positional(
-        None, help="one table (`contacts` or `schema.table`); default: all of them"
+        None, help='one table ("contacts" or "schema.table"); default: all of them'
     )
 
 
@@ -53,7 +54,7 @@ class VacuumArgs(TableArgs):
     def full_needs_table(self) -> VacuumArgs:
         """`--full` needs one table: a database-wide VACUUM FULL would lock every table in turn."""
         if self.full and not self.table:
-            raise ValueError("--full needs one table: `db vacuum <table> --full`")
+            raise ValueError('--full needs one table: "db vacuum <table> --full"')
         return self
 
 
@@ -135,7 +136,13 @@ def _lock_busy(command: str, target: str) -> Result:
         Status.WARNING,
         summary=f"Not run: the lock on {target} was not granted within "
         f"{LOCK_WAIT_S} s, so forge gave up rather than make every other query queue behind it.",
-        text="A long transaction holds it: see `db locks` and `db long`, then try again.",
+        text=rich(
+            "A long transaction holds it: see ",
+            Code("db locks"),
+            " and ",
+            Code("db long"),
+            ", then try again.",
+        ),
         actions=[Action("Locks", "db locks"), Action("Long statements", "db long")],
     )
 
@@ -189,7 +196,7 @@ async def vacuum_preview(ctx: Context, args: VacuumArgs) -> Result:
 
 @command(
     "db vacuum",
-    summary="VACUUM one table or the database; `--full <table>` rewrites it under an exclusive "
+    summary="VACUUM one table or the database; --full <table> rewrites it under an exclusive "
     "lock (destructive: needs approval).",
     args=VacuumArgs,
     role=Role.OPERATOR,

@@ -8,6 +8,7 @@ from typing import Annotated, TypeVar
 
 from pydantic import BeforeValidator
 
+from bot.core.cells import Code, join, rich
 from bot.core.context import Context
 from bot.core.errors import CommandError
 from bot.core.result import Attachment
@@ -38,8 +39,14 @@ def check_name(text: str) -> tuple[str | None, str]:
     parts = text.strip().split(".")
     if len(parts) > 2 or not all(IDENTIFIER.match(p) for p in parts):
         raise CommandError(
-            f"`{text[:80]}` is not a table name: use letters, digits and `_`, optionally "
-            "`schema.table`."
+            rich(
+                Code(text[:80]),
+                " is not a table name: use letters, digits and ",
+                Code("_"),
+                ", optionally ",
+                Code("schema.table"),
+                ".",
+            )
         )
     return (parts[0], parts[1]) if len(parts) == 2 else (None, parts[0])
 
@@ -48,7 +55,7 @@ def _table_name(value: object) -> str:
     try:
         check_name(str(value))
     except CommandError as exc:
-        raise ValueError(str(exc).replace("`", "")) from None
+        raise ValueError(str(exc)) from None
     return str(value).strip()
 
 
@@ -72,11 +79,20 @@ async def find_table(ctx: Context, text: str) -> Relation:
         list(TABLE_KINDS),
     )
     if not rows:
-        raise CommandError(f"No table `{text}` in this database. `db tables` lists them.")
-    if len(rows) > 1 and schema is None:
-        where = ", ".join(f"`{r['schema']}.{r['name']}`" for r in rows)
         raise CommandError(
-            f"`{name}` exists in several schemas ({where}): name one as `schema.table`."
+            rich("No table ", Code(text), " in this database. ", Code("db tables"), " lists them.")
+        )
+    if len(rows) > 1 and schema is None:
+        where = join(", ", [Code(f"{r['schema']}.{r['name']}") for r in rows])
+        raise CommandError(
+            rich(
+                Code(name),
+                " exists in several schemas (",
+                where,
+                "): name one as ",
+                Code("schema.table"),
+                ".",
+            )
         )
     return Relation(**dict(rows[0]))
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from bot.core.cells import Code, rich
 from bot.core.context import Context
 from bot.core.registry import Args, command, option
 from bot.core.result import Result, Status, Table
@@ -66,25 +67,38 @@ def missing(command: str, state: Any) -> Result | None:
     """A result that says how to enable pg_stat_statements, or None when it is usable."""
     preload = "pg_stat_statements" in (state["preload"] or "")
     if state["available"] is None:
-        fix = (
-            "The extension is not available on this server: install PostgreSQL's contrib "
-            "package, add `shared_preload_libraries = 'pg_stat_statements'` to postgresql.conf, "
-            "restart, then run `CREATE EXTENSION pg_stat_statements;`."
+        fix = rich(
+            "The extension is not available on this server: install PostgreSQL's contrib package, "
+            "add ",
+            Code("shared_preload_libraries = 'pg_stat_statements'"),
+            " to postgresql.conf, restart, then run ",
+            Code("CREATE EXTENSION pg_stat_statements;"),
+            ".",
         )
     elif not preload:
-        fix = (
-            "Add `shared_preload_libraries = 'pg_stat_statements'` to postgresql.conf "
-            "(ClientForge's compose file passes it as a server flag) and restart PostgreSQL"
-            + (
-                "."
-                if state["installed"]
-                else f", then run `CREATE EXTENSION pg_stat_statements;` in `{state['db']}`."
+        fix = rich(
+            "Add ",
+            Code("shared_preload_libraries = 'pg_stat_statements'"),
+            " to postgresql.conf (ClientForge's compose file passes it as a server flag) and "
+            "restart PostgreSQL",
+        ) + (
+            "."
+            if state["installed"]
+            else rich(
+                ", then run ",
+                Code("CREATE EXTENSION pg_stat_statements;"),
+                " in ",
+                Code(state["db"]),
+                ".",
             )
         )
     elif state["installed"] is None:
-        fix = (
-            f"Run `CREATE EXTENSION pg_stat_statements;` in database `{state['db']}` "
-            "(the library is loaded)."
+        fix = rich(
+            "Run ",
+            Code("CREATE EXTENSION pg_stat_statements;"),
+            " in database ",
+            Code(state["db"]),
+            " (the library is loaded).",
         )
     else:
         return None
@@ -92,8 +106,11 @@ def missing(command: str, state: Any) -> Result | None:
     return Result(
         command,
         Status.WARNING,
-        summary=f"pg_stat_statements is {what} in `{state['db']}`, so there "
-        "are no statement statistics.",
+        summary=rich(
+            f"pg_stat_statements is {what} in ",
+            Code(state["db"]),
+            ", so there are no statement statistics.",
+        ),
         text=fix,
         data={
             "pg_stat_statements": {

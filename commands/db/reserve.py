@@ -37,13 +37,13 @@ def judge(server: Any, others: list[Any]) -> tuple[bool, str]:
     usable = server["max"] - server["superuser_reserved"] - server["reserved"]
     if server["superuser"] and server["superuser_reserved"] > 0:
         return True, (
-            f"ok: forge connects as the superuser `{server['role']}`, which may use the "
+            f"ok: forge connects as the superuser '{server['role']}', which may use the "
             f"{server['superuser_reserved']} superuser_reserved_connections (a role of its own "
             "with pg_read_all_stats and pg_signal_backend is safer)"
         )
     if server["may_use_reserved"] and server["reserved"] > 0:
         return True, (
-            f"ok: `{server['role']}` may use the {server['reserved']} reserved_connections "
+            f"ok: '{server['role']}' may use the {server['reserved']} reserved_connections "
             "(pg_use_reserved_connections)"
         )
     unlimited = [r["role"] for r in others if r["conn_limit"] < 0]
@@ -51,20 +51,20 @@ def judge(server: Any, others: list[Any]) -> tuple[bool, str]:
     if not unlimited and capped + FORGE_NEEDS <= usable:
         return True, (
             f"ok: the other login roles may hold at most {capped} of the {usable} connections "
-            f"non-superusers get, which leaves {usable - capped} for `{server['role']}`"
+            f"non-superusers get, which leaves {usable - capped} for '{server['role']}'"
         )
     return False, advice(server, unlimited, usable)
 
 
 def advice(server: Any, unlimited: list[str], usable: int) -> str:
     """Why nothing is reserved, and the statements that reserve it."""
-    who = ", ".join(f"`{r}`" for r in unlimited[:3]) or "the other login roles together"
+    who = ", ".join(f'"{r}"' for r in unlimited[:3]) or "the other login roles together"
     app = unlimited[0] if unlimited else "<clientforge role>"
     role = server["role"] if not server["superuser"] else "forge"
     return (
         f"NOT RESERVED: {who} can take every one of the {usable} connections non-superusers get "
         f"(max_connections {server['max']} - superuser_reserved_connections "
-        f"{server['superuser_reserved']}), and then `db connections|long|locks|cancel` have no "
+        f"{server['superuser_reserved']}), and then db connections|long|locks|cancel have no "
         "way in unless forge's diagnostic connection was already open. Reserve room:\n"
         f"  ALTER ROLE {app} CONNECTION LIMIT {max(1, usable - FORGE_NEEDS)};\n"
         f"  CREATE ROLE {role} LOGIN CONNECTION LIMIT {FORGE_NEEDS};  (if forge has no role of its"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any
 
+from bot.core.cells import Code, rich
 from bot.core.context import Context
 from bot.core.errors import CommandError
 from bot.core.registry import Args, Risk, Role, command, option, positional
@@ -24,9 +25,7 @@ SIGNAL_HERE = """SELECT {call} FROM pg_stat_activity
 class PidArgs(Args):
     """A PostgreSQL backend pid."""
 
-    pid: int = positional(
-        ge=1, le=2**31 - 1, help="the backend's pid, from `db long` or `db locks`"
-    )
+    pid: int = positional(ge=1, le=2**31 - 1, help="the backend's pid, from db long or db locks")
 
 
 class TerminateArgs(PidArgs):
@@ -40,8 +39,11 @@ async def session(ctx: Context, pid: int) -> Any:
     rows = await ctx.backends.pg.read(SESSIONS, [pid], diagnostic=True)
     if not rows:
         raise CommandError(
-            f"No PostgreSQL session has pid {pid} (it may have ended). "
-            "`db long` lists running ones."
+            rich(
+                f"No PostgreSQL session has pid {pid} (it may have ended). ",
+                Code("db long"),
+                " lists running ones.",
+            )
         )
     found = rows[0]
     if found["own"]:
@@ -54,7 +56,7 @@ async def session(ctx: Context, pid: int) -> Any:
     if not found["here"]:
         raise CommandError(
             f"pid {pid} is a session of another database on this server "
-            f"(`{found['datname'] or 'none'}`), not of ClientForge's: forge does not signal it."
+            f"({found['datname'] or 'none'}), not of ClientForge's: forge does not signal it."
         )
     return found
 
@@ -99,8 +101,12 @@ async def db_cancel(ctx: Context, args: PidArgs) -> Result:
     before = await session(ctx, args.pid)
     if before["state"] == "idle" or (before["state"] or "").startswith("idle in transaction"):
         raise CommandError(
-            f"pid {args.pid} is {before['state']}: no statement to cancel. An idle transaction is "
-            f"ended with `db terminate {args.pid}`."
+            rich(
+                f"pid {args.pid} is {before['state']}: no statement to cancel. An idle "
+                "transaction is ended with ",
+                Code(f"db terminate {args.pid}"),
+                ".",
+            )
         )
     if not await _signal(ctx, "cancel", args.pid):
         raise CommandError(
@@ -117,14 +123,18 @@ async def db_cancel(ctx: Context, args: PidArgs) -> Result:
         f"Cancelled the statement of pid {args.pid} ({who(before)}), which had run for "
         f"{duration(before['running_s'])}."
         if stopped
-        else f"Cancel sent to pid {args.pid}, but it is still running after 2 s (it may be in a "
-        "non-interruptible step); check `db long` again."
+        else rich(
+            f"Cancel sent to pid {args.pid}, but it is still running after 2 s (it may be in a "
+            "non-interruptible step); check ",
+            Code("db long"),
+            " again.",
+        )
     )
     return Result(
         "db cancel",
         Status.OK if stopped else Status.WARNING,
         summary=summary,
-        text=f"Statement: `{one_line(before['query'], 200)}`",
+        text=rich("Statement: ", Code(one_line(before["query"], 200))),
         data={"pid": args.pid, "stopped": stopped, "query": before["query"]},
     )
 
@@ -181,8 +191,11 @@ async def db_terminate(ctx: Context, args: TerminateArgs) -> Result:
         return Result(
             "db terminate",
             Status.WARNING,
-            summary=f"Sent terminate to pid {args.pid}, but the session "
-            "is still there; check `db connections`.",
+            summary=rich(
+                f"Sent terminate to pid {args.pid}, but the session is still there; check ",
+                Code("db connections"),
+                ".",
+            ),
             fields=_describe(found),
             data={"pid": args.pid, "ended": False},
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from bot.core.cells import Code, Text, join, rich
 from bot.core.context import Context
 from bot.core.registry import Args, command, option
 from bot.core.result import Result, Status, Table
@@ -91,9 +92,15 @@ SERVER = """SELECT current_setting('server_version_num')::int AS version,
                    current_setting('shared_preload_libraries') AS preload"""
 NEEDED = {
     "pg_stat_statements": (
-        "statement statistics: `db slow`, `db top`, monitoring views of migration 010"
+        rich(
+            "statement statistics: ",
+            Code("db slow"),
+            ", ",
+            Code("db top"),
+            ", monitoring views of migration 010",
+        )
     ),
-    "vector": "the `embeddings` table (pgvector, migrations 009 and 011)",
+    "vector": rich("the ", Code("embeddings"), " table (pgvector, migrations 009 and 011)"),
     "pg_trgm": "trigram search indexes, where ClientForge's schema uses them",
 }
 HIT_HEALTHY, BLOAT_RATIO, BLOAT_WASTE = 99.0, 2.0, 1 << 20
@@ -119,7 +126,7 @@ async def db_size(ctx: Context, _: object) -> Result:
     return Result(
         "db size",
         Status.WARNING if held else Status.OK,
-        summary=f"`{total['db']}` takes {size(total['size'])}.",
+        summary=rich(Code(total["db"]), f" takes {size(total['size'])}."),
         fields=[
             ("Database", size(total["size"])),
             ("Tables (with TOAST)", estimated + size(total["tables"])),
@@ -200,8 +207,11 @@ async def db_bloat(ctx: Context, _: object) -> Result:
     )
     have = "tables have" if unanalyzed["n"] != 1 else "table has"
     note = (
-        f"{unanalyzed['n']} {have} no statistics, so they are not estimated: "
-        "run `db analyze` first. "
+        rich(
+            f"{unanalyzed['n']} {have} no statistics, so they are not estimated: run ",
+            Code("db analyze"),
+            " first. ",
+        )
         if unanalyzed["n"]
         else ""
     )
@@ -209,11 +219,16 @@ async def db_bloat(ctx: Context, _: object) -> Result:
         "db bloat",
         Status.WARNING if bad or held else Status.OK,
         summary=summary,
-        text=locked.note(held)
-        + (" " if held else "")
-        + note
-        + "An estimate: `db vacuum` makes dead rows reusable; only `db vacuum --full <table>` "
-        "gives space back to the OS, and it locks the table.",
+        text=rich(
+            locked.note(held),
+            " " if held else "",
+            note,
+            "An estimate: ",
+            Code("db vacuum"),
+            " makes dead rows reusable; only ",
+            Code("db vacuum --full <table>"),
+            " gives space back to the OS, and it locks the table.",
+        ),
         tables=[
             Table(
                 ["table", "bloat", "wasted", "size", "dead rows", "last vacuum"],
@@ -285,9 +300,9 @@ async def db_cache_hit(ctx: Context, _: object) -> Result:
     )
 
 
-def _needed(by_name: dict[str, Any], server: Any) -> list[tuple[str, str, bool]]:
+def _needed(by_name: dict[str, Any], server: Any) -> list[tuple[str, Text, bool]]:
     """(extension, why ClientForge needs it, satisfied) for each need."""
-    needs = [
+    needs: list[tuple[str, Text, bool]] = [
         (name, why, by_name.get(name, {}).get("installed") is not None)
         for name, why in NEEDED.items()
     ]
@@ -298,19 +313,21 @@ def _needed(by_name: dict[str, Any], server: Any) -> list[tuple[str, str, bool]]
     return needs
 
 
-def extension_problems(by_name: dict[str, Any], server: Any) -> list[str]:
+def extension_problems(by_name: dict[str, Any], server: Any) -> list[Text]:
     """What `db extensions` and `verify` warn about: a missing need (pg_trgm is optional), an idle
     pg_stat_statements."""
     problems = [
-        f"`{name}` is missing: {why}"
+        rich(Code(name), " is missing: ", why)
         for name, why, ok in _needed(by_name, server)
         if not ok and name != "pg_trgm"
     ]
     preloaded = "pg_stat_statements" in (server["preload"] or "")
     if by_name.get("pg_stat_statements", {}).get("installed") and not preloaded:
         problems.append(
-            "`pg_stat_statements` is installed but not in shared_preload_libraries, "
-            "so it records nothing"
+            rich(
+                Code("pg_stat_statements"),
+                " is installed but not in shared_preload_libraries, so it records nothing",
+            )
         )
     return problems
 
@@ -347,7 +364,7 @@ async def db_extensions(ctx: Context, _: object) -> Result:
     return Result(
         "db extensions",
         Status.WARNING if problems else Status.OK,
-        summary="; ".join(problems) + "."
+        summary=rich(join("; ", problems), ".")
         if problems
         else "Every extension ClientForge needs is there.",
         fields=[("shared_preload_libraries", server["preload"] or "(empty)")],

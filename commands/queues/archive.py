@@ -6,6 +6,7 @@ import json
 import uuid
 from datetime import UTC
 
+from bot.core.cells import Code, User, rich
 from bot.core.context import Context
 from bot.core.errors import CommandError
 from bot.core.registry import Args, command, positional
@@ -22,12 +23,12 @@ class ArchiveArgs(Args):
 class BatchArgs(Args):
     """Arguments of `dlq archive-export`."""
 
-    batch: str = positional(help="the batch id that `dlq archive` lists")
+    batch: str = positional(help="the batch id that dlq archive lists")
 
 
 @command(
     "dlq archive",
-    summary="Recent archive batches: jobs removed by `dlq clear`, kept whole.",
+    summary="Recent archive batches: jobs removed by dlq clear, kept whole.",
     args=ArchiveArgs,
     examples=("dlq archive", "dlq archive email"),
 )
@@ -43,15 +44,15 @@ async def dlq_archive(ctx: Context, args: ArchiveArgs) -> Result:
             b.queue,
             f"{b.jobs:,}",
             b.created_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-            f"<@{b.actor_id}>",
+            User(b.actor_id),
             b.reason,
         ]
         for b in batches
     ]
-    where = f" of `{queue}`" if queue else ""
+    where = rich(" of ", Code(queue)) if queue else ""
     return Result(
         "dlq archive",
-        summary=f"{len(rows)} most recent archive batches{where}.",
+        summary=rich(f"{len(rows)} most recent archive batches", where, "."),
         tables=[Table(["batch", "queue", "jobs", "when", "who", "why"], rows)] if rows else [],
         actions=[Action("Export newest", f"dlq archive-export {batches[0].id}")] if batches else [],
         data={
@@ -81,7 +82,7 @@ async def dlq_archive_export(ctx: Context, args: BatchArgs) -> Result:
         batch = uuid.UUID(args.batch)
     except ValueError:
         raise CommandError(
-            f"`{args.batch[:60]}` is not a batch id; `dlq archive` lists them."
+            rich(Code(args.batch[:60]), " is not a batch id; ", Code("dlq archive"), " lists them.")
         ) from None
     if ctx.archive is None:
         raise CommandError("The job archive is unavailable.")

@@ -7,6 +7,7 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from bot.core.cells import Code, Pre, Strong, lines, rich
 from bot.core.context import Context
 from bot.core.errors import CommandError
 from bot.core.redact import redact
@@ -29,7 +30,7 @@ PROGRESS_EVERY = 20
 class QueueArgs(Args):
     """A queue name."""
 
-    queue: str = positional(help="the queue, e.g. `email`")
+    queue: str = positional(help='the queue, e.g. "email"')
 
 
 class ListArgs(QueueArgs):
@@ -42,7 +43,7 @@ class ListArgs(QueueArgs):
 class ShowArgs(QueueArgs):
     """Arguments of `dlq show`."""
 
-    job: str = positional(help="the job id, as `dlq list` shows it")
+    job: str = positional(help="the job id, as dlq list shows it")
 
 
 def first_line(text: str | None, width: int = 100) -> str:
@@ -110,10 +111,11 @@ async def dlq_list(ctx: Context, args: ListArgs) -> Result:
         for i, j in zip(ids, jobs, strict=True)
     ]
     pages = max(1, -(-total // args.limit))
-    summary = (
-        f"DLQ of `{q}`: {total:,} jobs "
-        f"(failed after ≥ {ctx.settings.config.dlq.min_attempts} attempts); "
-        f"page {args.page} of {pages}, newest first."
+    summary = rich(
+        "DLQ of ",
+        Code(q),
+        f": {total:,} jobs (failed after ≥ {ctx.settings.config.dlq.min_attempts} attempts); "
+        f"page {args.page} of {pages}, newest first.",
     )
     actions = (
         [Action("Next page", f"dlq list {q} --page {args.page + 1} --limit {args.limit}")]
@@ -153,7 +155,7 @@ async def dlq_show(ctx: Context, args: ShowArgs) -> Result:
         ctx.backends.kv.call(client.zscore(key(q, "failed"), job_id)),
     )
     if kind != "hash":
-        raise CommandError(f"No job `{job_id}` in `{q}`.")
+        raise CommandError(rich("No job ", Code(job_id), " in ", Code(q), "."))
     job = public_record((await records(ctx, q, [job_id]))[0])
     made = int(job.get("atm") or job.get("attemptsMade") or 0)
     state = (
@@ -163,16 +165,11 @@ async def dlq_show(ctx: Context, args: ShowArgs) -> Result:
     )
     stack = job.get("stacktrace") if isinstance(job.get("stacktrace"), list) else []
     trace = "\n".join((stack[-1] if stack else "").splitlines()[:8])
-    text = "\n".join(
-        filter(
-            None,
-            [
-                target.note,
-                f"*Reason:* {first_line(str(job.get('failedReason', '')), 300)}",
-                "*Data:*\n```" + json.dumps(job.get("data"), indent=2)[:1500] + "```",
-                "*Stack trace:*\n```" + trace + "```" if trace else "",
-            ],
-        )
+    text = lines(
+        target.note or None,
+        rich(Strong("Reason:"), " ", first_line(str(job.get("failedReason", "")), 300)),
+        rich(Strong("Data:"), "\n", Pre(json.dumps(job.get("data"), indent=2)[:1500])),
+        rich(Strong("Stack trace:"), "\n", Pre(trace)) if trace else None,
     )
     opts = job.get("opts") if isinstance(job.get("opts"), dict) else {}
     fields = [
@@ -185,7 +182,7 @@ async def dlq_show(ctx: Context, args: ShowArgs) -> Result:
     ]
     return Result(
         f"dlq show {q} {job_id}",
-        summary=f"Job `{job_id}` of `{q}`: {state}.",
+        summary=rich("Job ", Code(job_id), " of ", Code(q), f": {state}."),
         fields=fields,
         text=text,
         actions=[Action("Retry it", f"dlq retry {q} --job {job_id}")] if score is not None else [],
@@ -215,7 +212,7 @@ async def dlq_export(ctx: Context, args: QueueArgs) -> Result:
     content = "".join(line + "\n" for line in lines).encode()
     return Result(
         f"dlq export {q}",
-        summary=f"{len(lines):,} DLQ jobs of `{q}` exported (secrets redacted).",
+        summary=rich(f"{len(lines):,} DLQ jobs of ", Code(q), " exported (secrets redacted)."),
         text=target.note,
         attachments=[Attachment(f"dlq-{q}-{stamp}.jsonl", content, f"DLQ of {q}")],
         data={"queue": q, "jobs": len(lines)},

@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from bot.core.cells import Code, Text, join, rich
 from bot.core.context import Context
 from bot.core.errors import BackendUnavailable, CommandError
 from bot.core.redact import redact_value
@@ -65,21 +66,24 @@ def check_name(name: str) -> str:
     """The name when it may be a BullMQ queue name; a CommandError otherwise."""
     if not QUEUE_NAME.fullmatch(name):
         raise CommandError(
-            f"`{_shown(name)}` is not a queue name: lowercase letters, digits, `-`, `_` and `.` "
-            "only, at most 64 characters."
+            rich(
+                Code(_shown(name)),
+                " is not a queue name: lowercase letters, digits, - _ and . only, "
+                "at most 64 characters.",
+            )
         )
     return name
 
 
 def _shown(text: str) -> str:
-    return text[:60].replace("`", "'")
+    return text[:60]
 
 
 def check_job_id(job_id: str) -> str:
     """The job id when it looks like a BullMQ job id; a CommandError otherwise."""
     if not JOB_ID.fullmatch(job_id) or job_id.split(":")[0] in QUEUE_KEYS - {"repeat"}:
         raise CommandError(
-            f"`{_shown(job_id)}` is not a job id (letters, digits, `:`, `_`, `.`, `-`)."
+            rich(Code(_shown(job_id)), " is not a job id (letters, digits and : _ . -).")
         )
     return job_id
 
@@ -119,7 +123,7 @@ class Target:
     """A queue forge accepted, and how the typed name led to it."""
 
     name: str
-    note: str = ""
+    note: Text = ""
 
 
 def alias(ctx: Context, name: str) -> Target:
@@ -127,7 +131,9 @@ def alias(ctx: Context, name: str) -> Target:
     target = ctx.settings.config.queue_aliases.get(name, name)
     if target == name:
         return Target(name)
-    return Target(target, f"`{name}` is the runbook's name; ClientForge's queue is `{target}`")
+    return Target(
+        target, rich(Code(name), " is the runbook's name; ClientForge's queue is ", Code(target))
+    )
 
 
 async def resolve(ctx: Context, name: str) -> Target:
@@ -137,9 +143,11 @@ async def resolve(ctx: Context, name: str) -> Target:
         return found
     if await ctx.backends.kv.call(ctx.backends.redis().exists(key(found.name, "id"))):
         return found
-    known = ", ".join(f"`{q}`" for q in ctx.settings.config.queues)
+    known = join(", ", [Code(q) for q in ctx.settings.config.queues])
     raise CommandError(
-        f"No queue `{found.name}` in Redis and none configured. Configured: {known}."
+        rich(
+            "No queue ", Code(found.name), " in Redis and none configured. Configured: ", known, "."
+        )
     )
 
 

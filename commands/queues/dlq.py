@@ -11,6 +11,7 @@ from datetime import timedelta
 from typing import Any
 
 from bot.core.args import Duration
+from bot.core.cells import Code, Text, plain, rich
 from bot.core.context import Context
 from bot.core.errors import BackendError, BackendTimeout, CommandError
 from bot.core.registry import Risk, Role, command, option
@@ -57,9 +58,13 @@ async def clear_preview(ctx: Context, args: ClearArgs) -> Result:
     total = sum(reasons.values())
     scope = f"failed more than {span(args.older_than)} ago" if args.older_than else "all of them"
     summary = (
-        f"Would remove {total:,} DLQ jobs from `{q}` ({scope}), archiving each one first."
+        rich(
+            f"Would remove {total:,} DLQ jobs from ",
+            Code(q),
+            f" ({scope}), archiving each one first.",
+        )
         if total
-        else f"Nothing to remove: the DLQ of `{q}` has no such jobs."
+        else rich("Nothing to remove: the DLQ of ", Code(q), " has no such jobs.")
     )
     return Result(
         f"dlq clear {q} --dry-run",
@@ -86,16 +91,21 @@ async def clear_preview(ctx: Context, args: ClearArgs) -> Result:
 class ClearStopped(BackendTimeout):
     """A timeout during `dlq clear`: the outcome of the window in flight is unknown."""
 
-    def __init__(self, backend: str, seconds: float, message: str) -> None:
+    def __init__(self, backend: str, seconds: float, message: Text) -> None:
         super().__init__(backend, seconds)
-        self.args = (message,)
+        self.args, self.text = (plain(message),), message
 
 
 def _stopped(exc: BackendError, q: str, removed: int, batch: uuid.UUID) -> Exception:
-    message = (
-        f"`dlq clear {q}` stopped after removing {removed:,} jobs: {exc}. The window in flight "
+    message = rich(
+        Code(f"dlq clear {q}"),
+        f" stopped after removing {removed:,} jobs: {exc}. The window in flight "
         f"(at most {BATCH} jobs) may or may not be removed; its jobs stay archived in batch "
-        f"{batch}. Nothing was retried: check `dlq list` before running `dlq clear` again."
+        f"{batch}. Nothing was retried: check ",
+        Code("dlq list"),
+        " before running ",
+        Code("dlq clear"),
+        " again.",
     )
     if isinstance(exc, BackendTimeout):
         return ClearStopped(exc.backend, exc.seconds, message)
@@ -140,8 +150,11 @@ class Clearing:
         self.tally.update(removed=len(archived.jobs) - len(left), skipped=len(left), windows=1)
         if self.tally["windows"] % PROGRESS_EVERY == 0:
             await self.ctx.progress(
-                f"Removed {self.tally['removed']:,} DLQ jobs of `{self.take.queue}` so far, "
-                f"each archived first (batch {self.batch})…"
+                rich(
+                    f"Removed {self.tally['removed']:,} DLQ jobs of ",
+                    Code(self.take.queue),
+                    f" so far, each archived first (batch {self.batch})…",
+                )
             )
 
 
@@ -174,7 +187,7 @@ async def dlq_clear(ctx: Context, args: ClearArgs) -> Result:
     if not first.jobs and take.done:
         return Result(
             f"dlq clear {q}",
-            summary=f"Nothing to remove: the DLQ of `{q}` has no such jobs.",
+            summary=rich("Nothing to remove: the DLQ of ", Code(q), " has no such jobs."),
             text=target.note,
             data={"queue": q, "batch": None, "removed": 0, "skipped": 0},
         )
@@ -193,8 +206,11 @@ async def dlq_clear(ctx: Context, args: ClearArgs) -> Result:
     )
     return Result(
         f"dlq clear {q}",
-        summary=f"Removed {tally['removed']:,} DLQ jobs from `{q}` in {seconds:.1f} s"
-        f"{skipped}. Archived in batch {batch}.",
+        summary=rich(
+            f"Removed {tally['removed']:,} DLQ jobs from ",
+            Code(q),
+            f" in {seconds:.1f} s{skipped}. Archived in batch {batch}.",
+        ),
         text=target.note,
         fields=[
             ("Removed", f"{tally['removed']:,} jobs"),

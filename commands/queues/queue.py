@@ -6,6 +6,7 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import NamedTuple
 
+from bot.core.cells import Code, Text, lines, rich
 from bot.core.context import Context
 from bot.core.errors import CommandError
 from bot.core.registry import Args, Risk, Role, command, positional
@@ -42,7 +43,7 @@ class QueueArgs(Args):
     """A queue name."""
 
     queue: str = positional(
-        help="the queue, e.g. `email` (runbook aliases such as `ai-processing` work)"
+        help='the queue, e.g. "email" (runbook aliases such as "ai-processing" work)'
     )
 
 
@@ -122,21 +123,21 @@ def _actions(graded: list[Graded]) -> list[Action]:
     return actions[:5]
 
 
-def _summary(graded: list[Graded]) -> str:
+def _summary(graded: list[Graded]) -> Text:
     bad = {s: sum(1 for g in graded if g.status is s) for s in (Status.CRITICAL, Status.WARNING)}
     waiting, dlq = sum(g.counts.waiting for g in graded), sum(g.counts.dlq for g in graded)
     if len(graded) == 1:
-        head = f"`{graded[0].counts.name}`: {graded[0].status.value}"
+        head: Text = rich(Code(graded[0].counts.name), f": {graded[0].status.value}")
     elif any(bad.values()):
         head = (
             f"{len(graded)} queues: {bad[Status.CRITICAL]} critical, {bad[Status.WARNING]} warning"
         )
     else:
         head = f"All {len(graded)} queues healthy"
-    return f"{head}. {waiting:,} waiting, {dlq:,} in the DLQ."
+    return rich(head, f". {waiting:,} waiting, {dlq:,} in the DLQ.")
 
 
-async def _targets(ctx: Context, queue: str | None) -> tuple[list[str], str]:
+async def _targets(ctx: Context, queue: str | None) -> tuple[list[str], Text]:
     if queue:
         target = await resolve(ctx, queue)
         return [target.name], target.note
@@ -220,7 +221,7 @@ async def queue_pause(ctx: Context, args: QueueArgs) -> Result:
     if (await _state(ctx, target)).paused:
         return Result(
             f"queue pause {q}",
-            summary=f"`{q}` was already paused; nothing changed.",
+            summary=rich(Code(q), " was already paused; nothing changed."),
             text=target.note,
             actions=[Action(f"Resume {q}", f"queue resume {q}", "primary")],
             data={"paused": True},
@@ -229,8 +230,13 @@ async def queue_pause(ctx: Context, args: QueueArgs) -> Result:
     after = await _state(ctx, target)
     return Result(
         f"queue pause {q}",
-        summary=f"`{q}` paused: {after.active:,} active jobs finish, "
-        f"{after.waiting:,} waiting jobs stay queued until `queue resume {q}`.",
+        summary=rich(
+            Code(q),
+            f" paused: {after.active:,} active jobs finish, "
+            f"{after.waiting:,} waiting jobs stay queued until ",
+            Code(f"queue resume {q}"),
+            ".",
+        ),
         text=target.note,
         fields=[("Waiting", f"{after.waiting:,} jobs"), ("Active", f"{after.active:,} jobs")],
         actions=[Action(f"Resume {q}", f"queue resume {q}", "primary")],
@@ -253,7 +259,7 @@ async def queue_resume(ctx: Context, args: QueueArgs) -> Result:
     if not (await _state(ctx, target)).paused:
         return Result(
             f"queue resume {q}",
-            summary=f"`{q}` was not paused; nothing changed.",
+            summary=rich(Code(q), " was not paused; nothing changed."),
             text=target.note,
             data={"paused": False},
         )
@@ -261,7 +267,7 @@ async def queue_resume(ctx: Context, args: QueueArgs) -> Result:
     after = await _state(ctx, target)
     return Result(
         f"queue resume {q}",
-        summary=f"`{q}` resumed: {after.waiting:,} waiting jobs can be picked up.",
+        summary=rich(Code(q), f" resumed: {after.waiting:,} waiting jobs can be picked up."),
         text=target.note,
         fields=[("Waiting", f"{after.waiting:,} jobs")],
         actions=[Action(f"Health of {q}", f"queue health {q}")],
@@ -300,27 +306,32 @@ async def queue_inject_failure(ctx: Context, args: InjectArgs) -> Result:
     """Add `count` `test-failure` jobs (5 attempts, exp. backoff 1 s); never in production."""
     if ctx.settings.environment == "production":
         raise CommandError(
-            "`queue inject-failure` is refused in production: it adds jobs that are meant to fail."
+            rich(
+                Code("queue inject-failure"),
+                " is refused in production: it adds jobs that are meant to fail.",
+            )
         )
     target = await resolve(ctx, args.queue)
     q = target.name
     ids = await add_jobs(ctx, q, failure_jobs(args.count, ctx.clock.now().astimezone(UTC)))
     shown = ", ".join(ids[:3]) + (f" … {ids[-1]}" if len(ids) > 3 else "")
-    text = "\n".join(
-        filter(
-            None,
-            [
-                target.note,
-                "A worker that fails them retries after 1, 2, 4 and 8 s; "
-                "after the 5th attempt (~15 s) they are in the DLQ.",
-                "Nothing in the job itself fails: ClientForge's `notifications` and `data-sync` "
-                "workers complete it, and with no worker running the jobs just wait.",
-            ],
-        )
+    text = lines(
+        target.note or None,
+        "A worker that fails them retries after 1, 2, 4 and 8 s; "
+        "after the 5th attempt (~15 s) they are in the DLQ.",
+        rich(
+            "Nothing in the job itself fails: ClientForge's ",
+            Code("notifications"),
+            " and ",
+            Code("data-sync"),
+            " workers complete it, and with no worker running the jobs just wait.",
+        ),
     )
     return Result(
         f"queue inject-failure {q}",
-        summary=f"Added {len(ids)} `test-failure` jobs to `{q}` (ids {shown}).",
+        summary=rich(
+            f"Added {len(ids)} ", Code("test-failure"), " jobs to ", Code(q), f" (ids {shown})."
+        ),
         text=text,
         fields=[("Queue", q), ("Jobs", str(len(ids))), ("Attempts", "5, exponential 1 s")],
         actions=[

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+from bot.core.cells import Code, lines, rich
 from bot.core.context import Context
 from bot.core.errors import CommandError
 from bot.core.registry import Risk, Role, command, option
@@ -27,18 +28,20 @@ async def _retry_one(ctx: Context, q: str, job_id: str, dry_run: bool) -> Result
         ctx.backends.kv.call(client.hmget(key(q, job_id), "atm", "attemptsMade", "opts")),
     )
     if score is None or int(fields[0] or fields[1] or 0) < ctx.settings.config.dlq.min_attempts:
-        raise CommandError(f"Job `{job_id}` is not in the DLQ of `{q}`.")
+        raise CommandError(rich("Job ", Code(job_id), " is not in the DLQ of ", Code(q), "."))
     if dry_run:
         return Result(
             f"dlq retry {q} --job {job_id} --dry-run",
-            summary=f"Would move job `{job_id}` back to waiting.",
+            summary=rich("Would move job ", Code(job_id), " back to waiting."),
         )
     moved = await retry_jobs(ctx, q, [(job_id, is_lifo(fields[2]))])
     if not moved:
-        raise CommandError(f"Job `{job_id}` left the failed set meanwhile; nothing moved.")
+        raise CommandError(
+            rich("Job ", Code(job_id), " left the failed set meanwhile; nothing moved.")
+        )
     return Result(
         f"dlq retry {q} --job {job_id}",
-        summary=f"Job `{job_id}` moved back to waiting.",
+        summary=rich("Job ", Code(job_id), " moved back to waiting."),
         data={"queue": q, "moved": moved},
     )
 
@@ -52,7 +55,9 @@ async def _retry_all(ctx: Context, q: str) -> tuple[int, int]:
         scan.removed(len(done))
         moved, seen, windows = moved + len(done), seen + len(rows), windows + 1
         if windows % PROGRESS_EVERY == 0:
-            await ctx.progress(f"Moved {moved:,} DLQ jobs of `{q}` back to waiting so far…")
+            await ctx.progress(
+                rich(f"Moved {moved:,} DLQ jobs of ", Code(q), " back to waiting so far…")
+            )
     return moved, seen - moved
 
 
@@ -77,15 +82,19 @@ async def dlq_retry(ctx: Context, args: RetryArgs) -> Result:
         newest = "Newest: " + ", ".join(ids) if ids else ""
         return Result(
             f"dlq retry {q} --dry-run",
-            summary=f"Would move {total:,} DLQ jobs of `{q}` back to waiting.",
-            text="\n".join(filter(None, [target.note, newest])),
+            summary=rich(f"Would move {total:,} DLQ jobs of ", Code(q), " back to waiting."),
+            text=lines(target.note or None, newest or None),
             data={"would_move": total, "newest": ids},
         )
     moved, skipped = await _retry_all(ctx, q)
     return Result(
         f"dlq retry {q}",
-        summary=f"Moved {moved:,} DLQ jobs of `{q}` back to waiting"
-        + (f"; {skipped:,} had changed meanwhile and were left alone." if skipped else "."),
+        summary=rich(
+            f"Moved {moved:,} DLQ jobs of ",
+            Code(q),
+            " back to waiting",
+            f"; {skipped:,} had changed meanwhile and were left alone." if skipped else ".",
+        ),
         text=target.note,
         actions=[Action(f"Health of {q}", f"queue health {q}")],
         data={"queue": q, "moved": moved, "skipped": skipped},

@@ -7,6 +7,7 @@ import re
 from typing import Any, TypeVar
 
 from bot.core import units
+from bot.core.cells import Code, Text, join, lines, rich
 from bot.core.context import Context
 from bot.core.errors import CommandError
 from bot.core.registry import Args, NoArgs, command, option
@@ -29,30 +30,30 @@ NAME_CHARS = re.compile(r"^[a-z0-9][a-z0-9._+-]*$")
 class IndicesArgs(Args):
     """Arguments of `es indices`."""
 
-    all: bool = option(False, help="also list hidden and system indices (names starting with `.`)")
+    all: bool = option(False, help='also list hidden and system indices (names starting with ".")')
 
 
-def name_problem(name: str) -> str | None:
+def name_problem(name: str) -> Text | None:
     """Why a text cannot name one index or alias, or None when it can."""
     checks = (
         (not name, "it is empty"),
-        (name == "_all", "`_all` means every index"),
+        (name == "_all", rich(Code("_all"), " means every index")),
         ("*" in name or "?" in name, "wildcards match many indices; name exactly one"),
         ("," in name, "a comma lists several indices; name exactly one"),
-        (name.startswith("-"), "a leading `-` excludes indices from a pattern"),
+        (name.startswith("-"), 'a leading "-" excludes indices from a pattern'),
         (
             name[:1] in ("_", "+"),
-            "names can't start with `_` or `+` (`_` marks Elasticsearch's own endpoints)",
+            'names can\'t start with "_" or "+" ("_" marks Elasticsearch\'s own endpoints)',
         ),
         (
             name[:1] == ".",
-            "names starting with `.` are hidden or system indices, which forge leaves alone",
+            'names starting with "." are hidden or system indices, which forge leaves alone',
         ),
         (name != name.lower(), "Elasticsearch names are lowercase"),
         (len(name.encode()) > 255, "it is longer than 255 bytes"),
         (
             not NAME_CHARS.fullmatch(name),
-            "only lowercase letters, digits, `.`, `_`, `-` and `+` are allowed",
+            'only lowercase letters, digits, ".", "_", "-" and "+" are allowed',
         ),
     )
     return next((why for bad, why in checks if bad), None)
@@ -62,13 +63,13 @@ def check_name(name: str, what: str = "index") -> str:
     """The name when it names exactly one index or alias; else a CommandError saying why not."""
     why = name_problem(name)
     if why:
-        raise CommandError(f"`{shown(name)}` is not an {what} name: {why}.")
+        raise CommandError(rich(Code(shown(name)), f" is not an {what} name: ", why, "."))
     return name
 
 
 def shown(text: str) -> str:
     """User text safe to quote in a message: short, no backticks."""
-    return text[:60].replace("`", "'")
+    return text[:60]
 
 
 def explain_failure(cause: dict[str, Any]) -> str:
@@ -253,12 +254,22 @@ async def es_indices(ctx: Context, args: IndicesArgs) -> Result:
     status = worst([status, Status.WARNING]) if missing else status
     hidden = len(indices) - len(shown_rows)
     notes = [
-        f"ClientForge indices missing: {', '.join(f'`{n}`' for n in missing)} "
-        "(the app's search falls back to PostgreSQL without `clientforge`; "
-        "data-sync writes `contacts`, `accounts`, `deals`)."
+        rich(
+            "ClientForge indices missing: ",
+            join(", ", [Code(n) for n in missing]),
+            " (the app's search falls back to PostgreSQL without ",
+            Code("clientforge"),
+            "; data-sync writes ",
+            join(", ", [Code(n) for n in ("contacts", "accounts", "deals")]),
+            ").",
+        )
         if missing
         else "",
-        f"{hidden} hidden or system indices not shown; `es indices --all` lists them."
+        rich(
+            f"{hidden} hidden or system indices not shown; ",
+            Code("es indices --all"),
+            " lists them.",
+        )
         if hidden
         else "",
     ]
@@ -267,7 +278,7 @@ async def es_indices(ctx: Context, args: IndicesArgs) -> Result:
         "es indices",
         status,
         summary=f"{len(rows)} indices, {total:,} documents.",
-        text="\n".join(n for n in notes if n),
+        text=lines(*(n for n in notes if n)),
         tables=[Table(["index", "health", "docs", "size", "pri/rep", "aliases"], rows)]
         if rows
         else [],
@@ -317,10 +328,14 @@ async def es_aliases(ctx: Context, args: NoArgs) -> Result:
     present = {str(r.get("alias")) for r in rows}
     missing = [a for a in EXPECTED_ALIASES if a not in present]
     notes = [
-        f"Missing ClientForge aliases: {', '.join(f'`{a}`' for a in missing)}." if missing else "",
-        "Tenant aliases: "
-        + ", ".join(f"{n:,} on `{e}-*`" for e, n in sorted(tenants.items()))
-        + " (static snapshots: an ILM rollover leaves them on the old index)."
+        rich("Missing ClientForge aliases: ", join(", ", [Code(a) for a in missing]), ".")
+        if missing
+        else "",
+        rich(
+            "Tenant aliases: ",
+            join(", ", [rich(f"{n:,} on ", Code(f"{e}-*")) for e, n in sorted(tenants.items())]),
+            " (static snapshots: an ILM rollover leaves them on the old index).",
+        )
         if tenants
         else "",
     ]
@@ -329,7 +344,7 @@ async def es_aliases(ctx: Context, args: NoArgs) -> Result:
         Status.WARNING if missing else Status.OK,
         summary=f"{len(present):,} aliases on "
         f"{len({str(r.get('index')) for r in rows}):,} indices.",
-        text="\n".join(n for n in notes if n),
+        text=lines(*(n for n in notes if n)),
         tables=[Table(["alias", "index", "filter", "write index"], plain)] if plain else [],
         data={
             "aliases": [{"alias": r[0], "index": r[1]} for r in plain],

@@ -6,6 +6,7 @@ import asyncio
 import warnings
 from typing import Any
 
+from bot.core.cells import Code, join, rich
 from bot.core.context import Context
 from bot.core.errors import BackendError, CommandError
 from bot.core.registry import Risk, Role, command
@@ -45,9 +46,10 @@ async def task_status(ctx: Context, task_id: str) -> dict[str, Any]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", GeneralAvailabilityWarning)
         request = ctx.backends.elasticsearch().tasks.get(task_id=task_id)
-    gone = (
-        f"Reindex task `{task_id}` is gone (its node restarted?); dest may be partly filled, "
-        "no alias was moved."
+    gone = rich(
+        "Reindex task ",
+        Code(task_id),
+        " is gone (its node restarted?); dest may be partly filled, no alias was moved.",
     )
     return dict((await ctx.backends.es.call(request, missing=gone)).body)
 
@@ -59,9 +61,14 @@ def progress_line(plan: Plan, task_id: str, status: dict[str, Any]) -> str:
     )
     total = int(status.get("total", 0))
     pct = f" ({100 * done // total} %)" if total else ""
-    return (
-        f"Reindexing `{plan.concrete}` → `{plan.dest}`: {done:,} of {total:,} documents{pct}; "
-        f"task `{task_id}`."
+    return rich(
+        "Reindexing ",
+        Code(plan.concrete),
+        " → ",
+        Code(plan.dest),
+        f": {done:,} of {total:,} documents{pct}; task ",
+        Code(task_id),
+        ".",
     )
 
 
@@ -75,8 +82,11 @@ async def follow(ctx: Context, plan: Plan, task_id: str, deadline: float) -> dic
             failures += 1
             if failures > MAX_POLL_FAILURES:
                 raise CommandError(
-                    f"Lost contact with Elasticsearch while reindex task `{task_id}` ran; "
-                    "it may still be running. No alias was moved."
+                    rich(
+                        "Lost contact with Elasticsearch while reindex task ",
+                        Code(task_id),
+                        " ran; it may still be running. No alias was moved.",
+                    )
                 ) from None
             await asyncio.sleep(POLL_SECONDS)
             continue
@@ -95,8 +105,12 @@ def check_outcome(task_id: str, body: dict[str, Any]) -> dict[str, Any]:
     """The task's response; a CommandError when the task failed or reported failures."""
     if body.get("error"):
         raise CommandError(
-            f"Reindex task `{task_id}` failed: {explain_failure(body['error'])}. "
-            "Dest keeps what was copied; no alias was moved."
+            rich(
+                "Reindex task ",
+                Code(task_id),
+                f" failed: {explain_failure(body['error'])}. "
+                "Dest keeps what was copied; no alias was moved.",
+            )
         )
     response = body.get("response") or {}
     failures = response.get("failures") or []
@@ -105,8 +119,11 @@ def check_outcome(task_id: str, body: dict[str, Any]) -> dict[str, Any]:
             (failures[0].get("cause") if failures else None) or {"reason": "timed out"}
         )
         raise CommandError(
-            f"Reindex task `{task_id}` finished with {len(failures):,} failures (first: {first}). "
-            "No alias was moved."
+            rich(
+                "Reindex task ",
+                Code(task_id),
+                f" finished with {len(failures):,} failures (first: {first}). No alias was moved.",
+            )
         )
     return response
 
@@ -118,8 +135,12 @@ async def _swap(ctx: Context, plan: Plan) -> list[str]:
         await ctx.backends.es.call(client.indices.update_aliases(actions=plan.alias_actions()))
     except CommandError as exc:
         raise CommandError(
-            f"`{plan.dest}` is complete, but moving alias `{plan.alias}` failed, "
-            f"so it is unchanged (the call is atomic): {exc}"
+            rich(
+                Code(plan.dest),
+                " is complete, but moving alias ",
+                Code(plan.alias),
+                f" failed, so it is unchanged (the call is atomic): {exc}",
+            )
         ) from None
     return sorted(
         (await ctx.backends.es.call(client.indices.get_alias(name=plan.alias or ""))).body
@@ -131,10 +152,19 @@ def _unfinished(plan: Plan, task_id: str) -> Result:
     return Result(
         f"es reindex {plan.concrete} {plan.dest}",
         Status.WARNING,
-        summary=f"Reindex task `{task_id}` is still running after {TIMEOUT / 60:.0f} min; "
-        "forge stopped watching it. No alias was moved.",
-        text=f"Follow it with `GET _tasks/{task_id}`; when it is done, "
-        "check the counts with `es indices` and move the alias by running this command again.",
+        summary=rich(
+            "Reindex task ",
+            Code(task_id),
+            f" is still running after {TIMEOUT / 60:.0f} min; "
+            "forge stopped watching it. No alias was moved.",
+        ),
+        text=rich(
+            "Follow it with ",
+            Code(f"GET _tasks/{task_id}"),
+            "; when it is done, check the counts with ",
+            Code("es indices"),
+            " and move the alias by running this command again.",
+        ),
         data={"task": task_id, "finished": False},
     )
 
@@ -145,9 +175,18 @@ def _mismatch(plan: Plan, task_id: str, copied: int, counts: tuple[int, int]) ->
     return Result(
         f"es reindex {plan.concrete} {plan.dest}",
         Status.WARNING,
-        summary=f"Copied {copied:,} documents, but `{plan.dest}` has {dest:,} "
-        f"and `{plan.concrete}` now has {source:,}: the counts differ, so "
-        + (f"alias `{plan.alias}` was not moved." if plan.alias else "check before using it."),
+        summary=rich(
+            f"Copied {copied:,} documents, but ",
+            Code(plan.dest),
+            f" has {dest:,} and ",
+            Code(plan.concrete),
+            f" now has {source:,}: the counts differ, so ",
+        )
+        + (
+            rich("alias ", Code(plan.alias), " was not moved.")
+            if plan.alias
+            else "check before using it."
+        ),
         text="Documents written to the source during the copy, or documents already in dest, "
         "make the counts differ. Stop the writers (data-sync) and run it again.",
         fields=[("Source docs", f"{source:,}"), ("Dest docs", f"{dest:,}"), ("Task", task_id)],
@@ -167,8 +206,15 @@ async def _copy(ctx: Context, plan: Plan, deadline: float) -> tuple[str, dict[st
         await _create_dest(ctx, plan)
     task_id = await _start(ctx, plan)
     await ctx.progress(
-        f"Reindexing `{plan.concrete}` → `{plan.dest}`: task `{task_id}` started, "
-        f"{plan.source_docs:,} documents to copy…"
+        rich(
+            "Reindexing ",
+            Code(plan.concrete),
+            " → ",
+            Code(plan.dest),
+            ": task ",
+            Code(task_id),
+            f" started, {plan.source_docs:,} documents to copy…",
+        )
     )
     return task_id, await follow(ctx, plan, task_id, deadline)
 
@@ -185,7 +231,13 @@ def _done(
     """The result of a complete, counted copy (and alias move)."""
     copied = int(response.get("created", 0)) + int(response.get("updated", 0))
     moved = (
-        f" Alias `{plan.alias}` now points to {', '.join(f'`{i}`' for i in now_on)}."
+        rich(
+            " Alias ",
+            Code(plan.alias),
+            " now points to ",
+            join(", ", [Code(i) for i in now_on]),
+            ".",
+        )
         if plan.alias
         else ""
     )
@@ -201,8 +253,14 @@ def _done(
         )
     return Result(
         f"es reindex {plan.concrete} {plan.dest}",
-        summary=f"Copied {copied:,} documents from "
-        f"`{plan.concrete}` into `{plan.dest}` in {seconds:.1f} s; counts match.{moved}",
+        summary=rich(
+            f"Copied {copied:,} documents from ",
+            Code(plan.concrete),
+            " into ",
+            Code(plan.dest),
+            f" in {seconds:.1f} s; counts match.",
+            moved,
+        ),
         fields=fields,
         actions=[Action("Indices", "es indices"), Action("Aliases", "es aliases")],
         data={

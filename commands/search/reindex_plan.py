@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from bot.core.cells import Code, Text, join, rich
 from bot.core.context import Context
 from bot.core.errors import CommandError
 from bot.core.registry import Args, option, positional
@@ -36,9 +37,9 @@ LIVE_INDICES = ("contacts", "accounts", "deals", "clientforge")
 class ReindexArgs(Args):
     """Arguments of `es reindex`."""
 
-    source: str = positional(help="the index (or single-index alias) to copy, e.g. `contacts`")
+    source: str = positional(help='the index (or single-index alias) to copy, e.g. "contacts"')
     dest: str = positional(
-        help="the index to copy into, e.g. `contacts-v2`; created like the source when absent"
+        help='the index to copy into, e.g. "contacts-v2"; created like the source when absent'
     )
     alias: str | None = option(
         help="when the copy is complete and counted, move this alias from source to dest"
@@ -74,20 +75,29 @@ class Plan:
         return remove + [{"add": {"index": self.dest, "alias": self.alias, **self.alias_meta}}]
 
 
-def trap(alias: str) -> str:
+def trap(alias: str) -> Text:
     """Why an alias can't be named like an existing index, the runbook's recipe as the example."""
     hint = (
-        f"`--alias {alias}-current`, ClientForge's own alias for that index"
+        rich(Code(f"--alias {alias}-current"), ", ClientForge's own alias for that index")
         if alias in LIVE_INDICES[:3]
         else "an alias name that no index has"
     )
-    return (
-        f"`{alias}` is an index, not an alias: Elasticsearch refuses an alias named like an "
-        "existing index (invalid_alias_name_exception), so the swap could never happen. "
-        "The runbook's recipe (`contacts_v1` → `contacts_v2` behind alias `contacts`) falls into "
-        "exactly this on ClientForge, where `contacts` is the index data-sync writes to. "
-        f"Use {hint}; making `{alias}` an alias means deleting that index first, "
-        "which forge does not do."
+    return rich(
+        Code(alias),
+        " is an index, not an alias: Elasticsearch refuses an alias named like an existing index "
+        "(invalid_alias_name_exception), so the swap could never happen. The runbook's recipe (",
+        Code("contacts_v1"),
+        " → ",
+        Code("contacts_v2"),
+        " behind alias ",
+        Code("contacts"),
+        ") falls into exactly this on ClientForge, where ",
+        Code("contacts"),
+        " is the index data-sync writes to. Use ",
+        hint,
+        "; making ",
+        Code(alias),
+        " an alias means deleting that index first, which forge does not do.",
     )
 
 
@@ -101,7 +111,10 @@ def check_names(args: ReindexArgs) -> None:
         raise CommandError("Source and dest are the same index; reindex copies into another one.")
     if args.alias == args.dest:
         raise CommandError(
-            f"`{shown(args.dest)}` can't be both the new index and the alias that points to it."
+            rich(
+                Code(shown(args.dest)),
+                " can't be both the new index and the alias that points to it.",
+            )
         )
 
 
@@ -110,13 +123,22 @@ async def _source(ctx: Context, name: str) -> tuple[str, dict[str, Any]]:
     got = (
         await ctx.backends.es.call(
             ctx.backends.elasticsearch().indices.get(index=name),
-            missing=f"No index or alias `{shown(name)}` in Elasticsearch; `es indices` lists them.",
+            missing=rich(
+                "No index or alias ",
+                Code(shown(name)),
+                " in Elasticsearch; ",
+                Code("es indices"),
+                " lists them.",
+            ),
         )
     ).body
     if len(got) != 1:
         raise CommandError(
-            f"`{shown(name)}` is an alias of {len(got)} indices ({', '.join(sorted(got))[:200]}); "
-            "name the one index to copy."
+            rich(
+                Code(shown(name)),
+                f" is an alias of {len(got)} indices ({', '.join(sorted(got))[:200]}); "
+                "name the one index to copy.",
+            )
         )
     [(concrete, meta)] = got.items()
     return concrete, meta
@@ -147,8 +169,15 @@ async def _alias_state(ctx: Context, plan: Plan) -> None:
     plan.alias_on = sorted(got)
     if plan.concrete not in got:
         raise CommandError(
-            f"Alias `{alias}` points to {', '.join(f'`{i}`' for i in plan.alias_on)[:300]}, not to "
-            f"`{plan.concrete}`: forge moves an alias from the index that was copied, nothing else."
+            rich(
+                "Alias ",
+                Code(alias),
+                " points to ",
+                join(", ", [Code(i) for i in plan.alias_on[:10]]),
+                ", not to ",
+                Code(plan.concrete),
+                ": forge moves an alias from the index that was copied, nothing else.",
+            )
         )
     old = (got[plan.concrete].get("aliases") or {}).get(alias) or {}
     plan.alias_meta = {k: v for k, v in old.items() if k in CARRIED_ALIAS_FIELDS}
@@ -161,8 +190,12 @@ async def inspect(ctx: Context, args: ReindexArgs) -> Plan:
     concrete, meta = await _source(ctx, args.source)
     if concrete == args.dest:
         raise CommandError(
-            f"`{shown(args.source)}` is an alias of `{concrete}`, "
-            "so dest would be the source itself."
+            rich(
+                Code(shown(args.source)),
+                " is an alias of ",
+                Code(concrete),
+                ", so dest would be the source itself.",
+            )
         )
     plan = Plan(
         args.source,
@@ -177,7 +210,10 @@ async def inspect(ctx: Context, args: ReindexArgs) -> Plan:
     if await ctx.backends.es.call(client.indices.exists(index=args.dest)):
         if await ctx.backends.es.call(client.indices.exists_alias(name=args.dest)):
             raise CommandError(
-                f"`{shown(args.dest)}` is an alias; reindex into a concrete, preferably new, index."
+                rich(
+                    Code(shown(args.dest)),
+                    " is an alias; reindex into a concrete, preferably new, index.",
+                )
             )
         plan.dest_exists, plan.dest_docs = True, await doc_count(ctx, args.dest)
     if args.alias:
@@ -185,25 +221,35 @@ async def inspect(ctx: Context, args: ReindexArgs) -> Plan:
     return plan
 
 
-def _plan_lines(plan: Plan) -> list[str]:
+def _plan_lines(plan: Plan) -> list[Text]:
     """What the preview explains beyond the summary."""
-    lines = []
+    lines: list[Text] = []
     if plan.dest_exists:
         lines.append(
-            f"`{plan.dest}` exists with {plan.dest_docs:,} documents: it is used as it is "
-            "(its mappings are not changed), documents with the same id are overwritten, "
-            "and the counts must match before any alias moves."
+            rich(
+                Code(plan.dest),
+                f" exists with {plan.dest_docs:,} documents: it is used as it is "
+                "(its mappings are not changed), documents with the same id are overwritten, "
+                "and the counts must match before any alias moves.",
+            )
         )
     if plan.concrete in LIVE_INDICES:
         lines.append(
-            f"ClientForge writes to `{plan.concrete}` by name: documents written during the copy "
-            "are not in it, and the count check then stops before the alias moves. "
-            "Pause data-sync first."
+            rich(
+                "ClientForge writes to ",
+                Code(plan.concrete),
+                " by name: documents written during the copy are not in it, and the count check "
+                "then stops before the alias moves. Pause data-sync first.",
+            )
         )
     if plan.alias and len(plan.alias_on) > 1:
         lines.append(
-            f"`{plan.alias}` also points to "
-            f"{', '.join(i for i in plan.alias_on if i != plan.concrete)}; those stay."
+            rich(
+                Code(plan.alias),
+                " also points to ",
+                join(", ", [Code(i) for i in plan.alias_on if i != plan.concrete]),
+                "; those stay.",
+            )
         )
     return lines
 
@@ -216,21 +262,36 @@ async def reindex_preview(ctx: Context, args: ReindexArgs) -> Result:
         ""
         if plan.dest_exists
         else (
-            f", created with the mappings ({len(plan.mappings.get('properties') or {})}"
-            f" fields) and settings of `{plan.concrete}`"
+            rich(
+                f", created with the mappings ({len(plan.mappings.get('properties') or {})} "
+                "fields) and settings of ",
+                Code(plan.concrete),
+            )
         )
     )
     move = (
-        f", then move alias `{plan.alias}` from `{plan.concrete}` to `{plan.dest}` "
-        "in one atomic call"
+        rich(
+            ", then move alias ",
+            Code(plan.alias),
+            " from ",
+            Code(plan.concrete),
+            " to ",
+            Code(plan.dest),
+            " in one atomic call",
+        )
         if plan.alias and plan.alias_on
-        else f", then create alias `{plan.alias}` on `{plan.dest}`"
+        else rich(", then create alias ", Code(plan.alias), " on ", Code(plan.dest))
         if plan.alias
         else ""
     )
-    summary = (
-        f"Would copy {plan.source_docs:,} documents from `{plan.concrete}` {how} "
-        f"`{plan.dest}`{created}{move}."
+    summary = rich(
+        f"Would copy {plan.source_docs:,} documents from ",
+        Code(plan.concrete),
+        f" {how} ",
+        Code(plan.dest),
+        created,
+        move,
+        ".",
     )
     fields = [
         ("Source", f"{plan.concrete} ({plan.source_docs:,} docs)"),
@@ -258,7 +319,7 @@ async def reindex_preview(ctx: Context, args: ReindexArgs) -> Result:
         Status.WARNING,
         summary=summary,
         fields=fields,
-        text="\n".join(_plan_lines(plan)),
+        text=join("\n", _plan_lines(plan)),
         data={
             "source": plan.concrete,
             "dest": plan.dest,

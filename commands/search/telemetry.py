@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from bot.core.cells import Code, Text, join, lines, plain, rich, shorten
 from bot.core.context import Context
 from bot.core.registry import Args, Risk, Role, command, option
 from bot.core.result import Result, Status, Table, worst
@@ -15,15 +16,18 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 ZERO_MIN_TIMES, SLOW_MS, AVG_WARN_MS, CTR_WARN, STALE_HOURS = 3, 500, 200, 30.0, 24
-BROKEN = (
-    "ClientForge's search-telemetry service writes an unquoted `tenantId` column since commit "
-    "e2db69a; the insert fails and the error is only logged, so no rows arrive "
-    "(clientforge.md §6.4)."
+BROKEN = rich(
+    "ClientForge's search-telemetry service writes an unquoted ",
+    Code("tenantId"),
+    " column since commit e2db69a; the insert fails and the error is only logged, "
+    "so no rows arrive (clientforge.md §6.4).",
 )
-CLICKS_BROKEN = (
-    "No click was recorded at all: ClientForge's click update uses `UPDATE … ORDER BY … LIMIT` "
-    "(invalid in PostgreSQL) and filters `clicked IS NULL` while the default is FALSE, "
-    "so CTR reads 0 % whatever users do."
+CLICKS_BROKEN = rich(
+    "No click was recorded at all: ClientForge's click update uses ",
+    Code("UPDATE … ORDER BY … LIMIT"),
+    " (invalid in PostgreSQL) and filters ",
+    Code("clicked IS NULL"),
+    " while the default is FALSE, so CTR reads 0 % whatever users do.",
 )
 
 FRESHNESS = """
@@ -78,9 +82,9 @@ class Telemetry:
     in_window: int = 0
     age_s: float | None = None
     broken: bool = False
-    reasons: list[tuple[Status, str]] = field(default_factory=list)
+    reasons: list[tuple[Status, Text]] = field(default_factory=list)
 
-    def warn(self, why: str, status: Status = Status.WARNING) -> None:
+    def warn(self, why: Text, status: Status = Status.WARNING) -> None:
         """Add a reason."""
         self.reasons.append((status, why))
 
@@ -90,7 +94,7 @@ class Telemetry:
         return worst([s for s, _ in self.reasons])
 
     @property
-    def why(self) -> list[str]:
+    def why(self) -> list[Text]:
         """The reasons' text."""
         return [w for _, w in self.reasons]
 
@@ -126,12 +130,12 @@ async def freshness(ctx: Context, conn: asyncpg.Connection, days: int) -> Teleme
     return t
 
 
-def notes(t: Telemetry, clicks_broken: bool = False) -> str:
+def notes(t: Telemetry, clicks_broken: bool = False) -> Text:
     """The reasons as bullets; when telemetry or clicks look broken, why ClientForge breaks them."""
-    return "\n".join(
-        [f"• {w}" for w in t.why]
-        + ([BROKEN] if t.broken else [])
-        + ([CLICKS_BROKEN] if clicks_broken else [])
+    return lines(
+        *(rich("• ", w) for w in t.why),
+        BROKEN if t.broken else None,
+        CLICKS_BROKEN if clicks_broken else None,
     )
 
 
@@ -140,8 +144,12 @@ def missing(name: str) -> Result:
     return Result(
         name,
         Status.CRITICAL,
-        summary="Table `search_telemetry` does not exist in DATABASE_URL's "
-        "database: ClientForge's migration 011 (search telemetry) has not been applied there.",
+        summary=rich(
+            "Table ",
+            Code("search_telemetry"),
+            " does not exist in DATABASE_URL's database: ClientForge's migration 011 "
+            "(search telemetry) has not been applied there.",
+        ),
         data={"table": False},
     )
 
@@ -195,15 +203,17 @@ async def search_zero_results(ctx: Context, args: WindowArgs) -> Result:
     candidates = [r["query"] for r in rows if r["query"] not in covered]
     if rows:
         t.warn(
-            f"{queries(len(rows))} found nothing {ZERO_MIN_TIMES}+ times; synonym candidates: "
-            + (", ".join(f"`{q}`" for q in candidates[:5]) or "none new")
+            rich(
+                f"{queries(len(rows))} found nothing {ZERO_MIN_TIMES}+ times; synonym candidates: ",
+                join(", ", [Code(q) for q in candidates[:5]]) or "none new",
+            )
         )
     head = (
         f"{queries(len(rows))} found nothing {ZERO_MIN_TIMES}+ times in {args.days} days"
         if rows
         else f"No query found nothing {ZERO_MIN_TIMES}+ times in {args.days} days"
     )
-    summary = head + (f", but {t.why[0]}" if t.why and not rows else "") + "."
+    summary = rich(head, rich(", but ", t.why[0]) if t.why and not rows else "", ".")
     return Result(
         "search zero-results",
         t.status,
@@ -230,7 +240,7 @@ async def search_zero_results(ctx: Context, args: WindowArgs) -> Result:
                 for r in rows
             ],
             "candidates": candidates,
-            "reasons": t.why,
+            "reasons": [plain(w) for w in t.why],
         },
     )
 
@@ -245,7 +255,13 @@ def grade_overall(t: Telemetry, o: dict[str, Any], zero: int) -> None:
     if o["slow"]:
         t.warn(f"{o['slow']:,} searches took over {SLOW_MS} ms")
     if zero:
-        t.warn(f"{queries(zero)} found nothing {ZERO_MIN_TIMES}+ times (see `search zero-results`)")
+        t.warn(
+            rich(
+                f"{queries(zero)} found nothing {ZERO_MIN_TIMES}+ times (see ",
+                Code("search zero-results"),
+                ")",
+            )
+        )
     if ctr < CTR_WARN:
         t.warn(
             f"click-through {ctr:.1f} % (< {CTR_WARN:g} %)"
@@ -328,7 +344,7 @@ async def search_analyze(ctx: Context, args: WindowArgs) -> Result:
         covered = await synonym_words(ctx, conn, [r["query"] for r in zero])
     grade_overall(t, o, len(zero))
     summary = (
-        f"{o['searches']:,} searches in {args.days} days: " + "; ".join(t.why)
+        rich(f"{o['searches']:,} searches in {args.days} days: ", join("; ", t.why))
         if t.why
         else f"{o['searches']:,} searches in {args.days} days; "
         "latency, results and click-through fine"
@@ -338,7 +354,7 @@ async def search_analyze(ctx: Context, args: WindowArgs) -> Result:
         "days": args.days,
         "overall": o,
         "newest_age_s": t.age_s,
-        "reasons": t.why,
+        "reasons": [plain(w) for w in t.why],
         "top": [dict(r) for r in top],
         "zero_results": [r["query"] for r in zero],
         "slow": [dict(r) for r in slow],
@@ -346,7 +362,7 @@ async def search_analyze(ctx: Context, args: WindowArgs) -> Result:
     return Result(
         "search analyze",
         t.status,
-        summary=summary[:600] + ("…" if len(summary) > 600 else "."),
+        summary=rich(shorten(summary, 600), "…" if len(plain(summary)) > 600 else "."),
         fields=overall_fields(o, args.days),
         tables=analysis_tables(top, zero, slow, covered),
         text=notes(t, bool(o["searches"]) and not o["clicks"]),

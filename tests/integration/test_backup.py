@@ -13,8 +13,10 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from bot.core.cells import plain
 from bot.core.dispatch import Invocation
 from bot.core.forge import Forge
+from bot.slack.mrkdwn import mrkdwn
 from commands.backup.catalog import BACKUP_LOCK, NAME
 from commands.backup.recovery import run_drill
 from tests.support.backup_fixtures import (
@@ -128,8 +130,9 @@ async def test_corrupted_dump_is_found_and_refused(forge):
 async def test_bad_input_gets_a_short_error_and_changes_nothing(forge, text):
     """Paths, globs, unknown files, bad times: one short line; no file, catalog row or schedule."""
     outcome = await run(forge, text, user="U0ADMIN")
-    assert outcome.kind == "failed" and len(outcome.message) < 200, outcome
-    assert outcome.message.startswith("`") or "not in the backup catalog" in outcome.message
+    assert outcome.kind == "failed" and len(plain(outcome.message)) < 200, outcome
+    shown = mrkdwn(outcome.message)
+    assert shown.startswith("`") or "not in the backup catalog" in shown
     assert await catalog(forge) == [] and not folder(forge).exists()
     pool = await forge.store.pool()
     assert await pool.fetch("SELECT * FROM forge.backup_schedule") == []

@@ -10,6 +10,7 @@ import pytest
 import redis.asyncio as aioredis
 
 import commands.cache  # noqa: F401  (registers the commands)
+from bot.core.cells import plain
 from bot.core.result import Status
 from commands.cache import Sample, grade, hit_rate, namespace, namespace_table, percentile
 from tests.conftest import empty_redis
@@ -144,7 +145,7 @@ async def test_bad_input_is_a_short_usage_error_and_touches_nothing(forge, rdb):
         "cache stats extra",
     ):
         outcome = await run(forge, text)
-        assert outcome.kind == "usage" and len(outcome.message) < 120, text
+        assert outcome.kind == "usage" and len(plain(outcome.message)) < 120, text
     assert await rdb.dbsize() == 0
 
 

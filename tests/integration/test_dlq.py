@@ -16,6 +16,7 @@ from bot.core.dispatch import Invocation
 from bot.core.errors import BackendTimeout, CommandError
 from bot.core.parser import parse
 from bot.core.registry import REGISTRY, Role
+from bot.slack.mrkdwn import mrkdwn
 from commands.queues.clear import Take, take_next
 from commands.queues.dlq import ClearStopped, _stopped
 from tests.integration.test_queues import (  # noqa: F401
@@ -110,7 +111,8 @@ async def test_show_redacts_secret_fields_at_any_depth(forge, rdb):
     assert data["apiToken"] == data["nested"]["password"] == data["Authorization"] == "[redacted]"
     assert data["nested"]["list"][0]["client_secret"] == "[redacted]" and data["n"] == 0
     assert "Email account not found" in result.text and ("State", "in the DLQ") in result.fields
-    assert (await run(forge, "dlq show email 999999")).message == "No job `999999` in `email`."
+    missing = (await run(forge, "dlq show email 999999")).message
+    assert mrkdwn(missing) == "No job `999999` in `email`."
 
 
 async def test_export_writes_one_redacted_json_line_per_dlq_job(forge, rdb):
@@ -146,7 +148,7 @@ async def test_retry_one_job_and_refuse_non_members(forge, rdb):
     """`--job` retries one DLQ member; a failed job under the attempts threshold is refused."""
     ids = await make_jobs("email", [3, 1])
     refused = await run(forge, f"dlq retry email --job {ids[1]}")
-    assert refused.message == f"Job `{ids[1]}` is not in the DLQ of `email`."
+    assert mrkdwn(refused.message) == f"Job `{ids[1]}` is not in the DLQ of `email`."
     assert data_of(await run(forge, f"dlq retry email --job {ids[0]}"))["moved"] == [ids[0]]
     assert await rdb.lrange("bull:email:wait", 0, -1) == [ids[0]]
 

@@ -11,6 +11,7 @@ from bot.core.errors import BackendError, CommandError
 from bot.core.forge import Forge
 from bot.core.registry import REGISTRY, NoArgs, Risk, Role
 from bot.core.result import Status
+from bot.slack.mrkdwn import mrkdwn
 from bot.slack.render import to_message
 from commands.search.es import IndicesArgs, es_aliases, es_indices, es_status, name_problem
 from tests.conftest import make_settings
@@ -143,14 +144,15 @@ async def test_aliases_with_tenant_aliases_counted(es, make_ctx):
         ["contacts-current", "contacts", "no", "—"],
     ]
     assert ["contacts-write", "contacts-000001", "no", "yes"] in result.tables[0].rows
-    assert "12 on `contacts-*`" in result.text and result.summary == "16 aliases on 4 indices."
+    assert "12 on `contacts-*`" in mrkdwn(result.text)
+    assert result.summary == "16 aliases on 4 indices."
 
 
 async def test_aliases_missing_current_aliases_is_a_warning(es, make_ctx):
     """No `-current` aliases (ClientForge never started on this cluster): a warning naming them."""
     es.seed("contacts", 1)
     result = await es_aliases(make_ctx(), NoArgs())
-    assert result.status is Status.WARNING and "`contacts-current`" in result.text
+    assert result.status is Status.WARNING and "`contacts-current`" in mrkdwn(result.text)
 
 
 @pytest.mark.parametrize(

@@ -8,11 +8,13 @@ import re
 
 import pytest
 
+from bot.core.cells import plain
 from bot.core.context import Actor
 from bot.core.dispatch import Invocation
 from bot.core.errors import CommandError
 from bot.core.forge import Forge
 from bot.core.registry import Role
+from bot.slack.mrkdwn import mrkdwn
 from commands.search import reindex as es_reindex
 from commands.search.reindex import es_reindex as reindex
 from commands.search.reindex_plan import ReindexArgs, reindex_preview
@@ -66,7 +68,8 @@ async def test_reindex_copies_with_progress_checks_counts_and_swaps_atomically(e
     )
 
     assert result.ok and result.data["copied"] == result.data["documents"] == 3000
-    assert "counts match" in result.summary and "now points to `contacts-v2`" in result.summary
+    assert "counts match" in result.summary
+    assert "now points to `contacts-v2`" in mrkdwn(result.summary)
     dest = es.cluster.indices["contacts-v2"]
     assert dest.mappings == CONTACTS["mappings"] and len(dest.docs) == 3000
     assert dest.settings["index.analysis.analyzer.crm.tokenizer"] == "standard"
@@ -114,7 +117,7 @@ async def test_dry_run_says_what_would_happen_and_changes_nothing(es, make_ctx):
     preview = await reindex_preview(
         make_ctx(), ReindexArgs(source="contacts", dest="contacts-v2", alias="contacts-current")
     )
-    assert preview.summary == (
+    assert mrkdwn(preview.summary) == (
         "Would copy 1,200 documents from `contacts` into a new index `contacts-v2`, created "
         "with the mappings (10 fields) and settings of `contacts`, then move alias "
         "`contacts-current` from `contacts` to `contacts-v2` in one atomic call."
@@ -131,7 +134,7 @@ async def test_alias_named_like_an_index_is_refused_with_the_runbook_explanation
     clientforge(es, 50)
     with pytest.raises(CommandError) as refused:
         await run(make_ctx(), ReindexArgs(source="contacts", dest="contacts_v2", alias="contacts"))
-    message = str(refused.value)
+    message = mrkdwn(refused.value.text)
     assert (
         message.startswith("`contacts` is an index, not an alias")
         and "invalid_alias_name_exception" in message
@@ -143,9 +146,7 @@ async def test_alias_named_like_an_index_is_refused_with_the_runbook_explanation
 async def test_alias_on_another_index_is_not_moved(es, make_ctx):
     """forge moves an alias only from the index that was copied."""
     clientforge(es, 20)
-    with pytest.raises(
-        CommandError, match="Alias `deals-current` points to `deals`, not to `contacts`"
-    ):
+    with pytest.raises(CommandError, match="Alias deals-current points to deals, not to contacts"):
         await reindex(
             make_ctx(), ReindexArgs(source="contacts", dest="contacts-v2", alias="deals-current")
         )
@@ -197,7 +198,7 @@ async def test_writes_during_the_copy_stop_the_swap(es, make_ctx):
         "copied": 2000,
         "moved": False,
     }
-    assert "alias `contacts-current` was not moved" in result.summary
+    assert "alias `contacts-current` was not moved" in mrkdwn(result.summary)
     assert (
         es.calls("POST", "/_aliases") == []
         and es.cluster.aliases()["contacts-current"][0].name == "contacts"
@@ -263,9 +264,9 @@ async def test_missing_source_and_alias_dest_are_refused(es, make_ctx):
     """No such source; a dest that is an alias."""
     clientforge(es, 3)
     ctx = make_ctx()
-    with pytest.raises(CommandError, match="No index or alias `contacts-old`"):
+    with pytest.raises(CommandError, match="No index or alias contacts-old"):
         await reindex(ctx, ReindexArgs(source="contacts-old", dest="contacts-v2"))
-    with pytest.raises(CommandError, match="`deals-current` is an alias"):
+    with pytest.raises(CommandError, match="deals-current is an alias"):
         await reindex(ctx, ReindexArgs(source="contacts", dest="deals-current"))
     assert mutations(es) == []
 
@@ -309,5 +310,6 @@ async def test_dry_run_flag_shows_the_preview_without_an_approval(es):
         )
     finally:
         await forge.aclose()
-    assert outcome.kind == "result" and outcome.result.summary.startswith("Would copy 10 documents")
+    summary = plain(outcome.result.summary)
+    assert outcome.kind == "result" and summary.startswith("Would copy 10 documents")
     assert mutations(es) == []

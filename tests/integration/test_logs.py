@@ -12,6 +12,7 @@ import pytest
 import commands.logs  # noqa: F401  (registers the command)
 from bot.core.redact import redact
 from bot.core.registry import Role
+from bot.slack.mrkdwn import mrkdwn
 from bot.slack.render import Meta, to_message
 from commands import logs as logs_module
 from tests.support.ops_support import run as run_as
@@ -71,8 +72,9 @@ async def test_tail_shows_the_last_lines_with_secrets_redacted(forge):
     for secret in (DSN_PASSWORD, JWT, "hunter2", "sk-test-abcdefghijklmnopqrstu"):
         assert secret not in everything
     assert "postgresql://crm_admin:[redacted]@db" in result.data["lines"][0]
-    assert "&lt;!channel&gt;" in result.text and "<!channel>" not in result.text
-    assert result.text.count("```") == 2 and dict(result.fields)["Error-looking lines"] == "2"
+    shown = mrkdwn(result.text)  # escaped where Slack meets it, by the renderer
+    assert "&lt;!channel&gt;" in shown and "<!channel>" not in shown
+    assert shown.count("```") == 2 and dict(result.fields)["Error-looking lines"] == "2"
 
 
 async def test_viewers_may_not_read_logs(forge):
@@ -168,7 +170,7 @@ async def test_missing_file_and_directory_are_one_line_errors(forge, state_dsn, 
     outcome = await run(forge, "logs backup")
     assert (
         outcome.kind == "failed"
-        and outcome.message == "`backup.log` does not exist in FORGE_LOG_DIR (yet)."
+        and mrkdwn(outcome.message) == "`backup.log` does not exist in FORGE_LOG_DIR (yet)."
     )
     async with started_forge(state_dsn, forge_log_dir=tmp_path / "nope") as other:
         outcome = await run(other, "logs backend")

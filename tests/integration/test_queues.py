@@ -17,6 +17,7 @@ from bot.core.dispatch import Invocation, Outcome
 from bot.core.forge import Forge
 from bot.core.registry import Role
 from bot.core.result import Status
+from bot.slack.mrkdwn import mrkdwn
 from commands.queues.bullmq import Counts, worker_queue
 from commands.queues.queue import grade
 from tests.conftest import empty_redis, make_settings
@@ -231,16 +232,16 @@ async def test_aliases_resolve_and_say_so(forge, rdb):
     """The runbook's names lead to ClientForge's queues, with a note."""
     outcome = await run(forge, "queue health ai-processing")
     assert list(by_queue(outcome)) == ["embeddings"]
-    assert (
-        "`ai-processing` is the runbook's name; ClientForge's queue is `embeddings`"
-        in outcome.result.text
+    assert "`ai-processing` is the runbook's name; ClientForge's queue is `embeddings`" in mrkdwn(
+        outcome.result.text
     )
 
 
 async def test_unknown_and_invalid_queues_are_refused(forge, rdb):
     """A queue neither configured nor in Redis, or an invalid name, is a one-line error."""
     unknown = await run(forge, "queue health invoice-generation")
-    assert unknown.kind == "failed" and "No queue `invoice-generation`" in unknown.message
+    assert unknown.kind == "failed"
+    assert "No queue `invoice-generation`" in mrkdwn(unknown.message)
     await make_jobs("invoice-generation", [1])
     assert list(by_queue(await run(forge, "queue health invoice-generation"))) == [
         "invoice-generation"

@@ -11,6 +11,7 @@ import asyncpg
 import pytest
 
 import commands.search.telemetry  # noqa: F401  (registers the commands)
+from bot.core.cells import plain
 from bot.core.result import Status
 from tests.conftest import PG_ADMIN, dsn_for
 from tests.support.ops_support import run, started_forge
@@ -226,4 +227,4 @@ async def test_bad_input_is_a_usage_error(forge, db):
         "search analyze --since 3",
     ):
         outcome = await run(forge, text)
-        assert outcome.kind == "usage" and len(outcome.message) < 120, text
+        assert outcome.kind == "usage" and len(plain(outcome.message)) < 120, text

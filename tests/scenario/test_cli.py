@@ -77,9 +77,19 @@ def test_run_ok_exits_0_and_usage_error_exits_2(tmp_path, state_dsn):
     """An ok result exits 0; a typo or bad argument exits 2 with the reason."""
     assert forge(tmp_path, "run", "whoami", FORGE_STATE_DATABASE_URL=state_dsn).returncode == 0
     typo = forge(tmp_path, "run", "helth", FORGE_STATE_DATABASE_URL=state_dsn)
-    assert typo.returncode == 2 and "Did you mean `health`" in typo.stdout
+    assert typo.returncode == 2 and "Did you mean health?" in typo.stdout
     bad = forge(tmp_path, "run", "audit --limit nope", FORGE_STATE_DATABASE_URL=state_dsn)
     assert bad.returncode == 2 and "usage: forge run" in bad.stdout
+
+
+def test_the_terminal_shows_people_and_code_plainly_never_as_slack_markup(tmp_path, state_dsn):
+    """Text output names the user as the terminal knows them; JSON keeps the ID as the value."""
+    text = forge(tmp_path, "run", "whoami", FORGE_STATE_DATABASE_URL=state_dsn).stdout
+    doc = json.loads(forge(tmp_path, "run", "--json", "whoami").stdout)
+    helped = forge(tmp_path, "run", "help dlq clear", FORGE_STATE_DATABASE_URL=state_dsn).stdout
+    assert "<@" not in text and "is admin" in text and text.count("cli:") >= 2
+    assert "<@" not in doc["summary"] and doc["fields"]["User"].startswith("cli:")
+    assert "`" not in helped and "*" not in helped and "dlq clear <queue>" in helped
 
 
 def test_run_as_a_slack_user_takes_their_role(tmp_path, state_dsn):

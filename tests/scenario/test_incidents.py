@@ -274,7 +274,7 @@ async def test_run_buttons_answer_in_the_thread_and_go_on_the_timeline(bot):
     ]
     assert len(answers) == 3
     runs = [e["text"] for e in await events(bot, "run")]
-    assert sorted(runs)[0].startswith("`health` →") and sum("queue health" in r for r in runs) == 1
+    assert sorted(runs)[0].startswith("health →") and sum("queue health" in r for r in runs) == 1
 
 
 async def test_destructive_command_from_the_thread_goes_through_approval_and_is_linked(
@@ -322,7 +322,7 @@ async def test_destructive_command_from_the_thread_goes_through_approval_and_is_
             actor=Actor("U0OPS", Role.OPERATOR, source="cli"),
         )
         assert (
-            "`dlq clear email` requested by <@U0OPS>: succeeded by <@U0LEAD>"
+            "`dlq clear email` requested by @U0OPS: succeeded by @U0LEAD"
             in outcome.result.data["markdown"]
         )
 
@@ -387,10 +387,10 @@ async def test_severity_resolve_and_report(bot):
     )
     assert (
         "tracked in the postmortem" in markdown
-        and "<@U0ALICE>" in markdown
+        and "@U0ALICE" in markdown
         and "Severity P1 → P0" in markdown
     )
-    assert "- [x] 1. Investigate (done by <@U0OPS>" in markdown and "| item done |" in markdown
+    assert "- [x] 1. Investigate (done by @U0OPS" in markdown and "| item done |" in markdown
 
 
 async def test_state_survives_a_restart_and_two_processes_never_double(state_dsn, slack):

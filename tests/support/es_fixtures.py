@@ -11,8 +11,10 @@ import bot.core.registry
 import commands.search.es
 import commands.search.reindex  # noqa: F401  (registers `es reindex`)
 from bot.backends.clients import Backends
+from bot.core.cells import Text
 from bot.core.context import Actor, Context
 from bot.core.registry import Role
+from bot.slack.mrkdwn import mrkdwn
 from tests.conftest import make_settings
 from tests.fakes.es_double import EsDouble
 
@@ -76,7 +78,8 @@ async def es() -> AsyncIterator[EsDouble]:
 
 @pytest.fixture
 async def make_ctx(es: EsDouble) -> AsyncIterator[Callable[..., Context]]:
-    """Contexts for calling handlers directly, on the double; progress notes land in `ctx.notes`."""
+    """Contexts for calling handlers directly, on the double; progress notes land in `ctx.notes`
+    as Slack would show them."""
     opened: list[Backends] = []
 
     def make(url: str | None = None, role: Role = Role.OPERATOR) -> Context:
@@ -84,8 +87,8 @@ async def make_ctx(es: EsDouble) -> AsyncIterator[Callable[..., Context]]:
         opened.append(backends)
         notes: list[str] = []
 
-        async def progress(note: str) -> None:
-            notes.append(note)
+        async def progress(note: Text) -> None:
+            notes.append(mrkdwn(note))
 
         ctx = Context(
             backends.settings,

@@ -10,6 +10,7 @@ from bot.core.errors import ForgeError, UnknownCommand, UsageError
 from bot.core.parser import normalise, parse, split
 from bot.core.registry import Args, Registry, Risk, Role, command, option, positional
 from bot.core.result import Result
+from bot.slack.mrkdwn import mrkdwn
 
 registry = Registry()
 
@@ -95,7 +96,7 @@ def test_bad_arguments_raise_usage_with_the_commands_usage(text, message):
     """Every kind of bad argument answers with a short reason and the command's usage."""
     with pytest.raises(UsageError) as err:
         parse(text, registry)
-    assert message in str(err.value)
+    assert message in mrkdwn(err.value.text)
     if "Could not read" not in message:
         assert err.value.usage and err.value.usage.startswith("dlq list <queue>")
 
@@ -127,7 +128,7 @@ def test_unknown_command_suggests_a_close_one():
     with pytest.raises(UnknownCommand) as err:
         parse("dlq clera email", registry)
     assert "dlq clear" in err.value.suggestions
-    assert "Did you mean `dlq clear`" in str(err.value)
+    assert "Did you mean `dlq clear`" in mrkdwn(err.value.text)
 
 
 def test_empty_text_is_help():

@@ -26,7 +26,7 @@ def role(name: str, limit: int) -> dict[str, object]:
 def test_an_unlimited_application_role_means_nothing_is_reserved():
     """ClientForge's role without a limit can take all 97: the advice caps it and names forge's."""
     reserved, said = judge(server(), [role("clientforge", -1)])
-    assert reserved is False and "`clientforge`" in said
+    assert reserved is False and '"clientforge"' in said
     assert f"ALTER ROLE clientforge CONNECTION LIMIT {97 - FORGE_NEEDS};" in said
     assert "GRANT pg_read_all_stats, pg_signal_backend TO forge;" in said
 

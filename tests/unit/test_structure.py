@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import ast
 import json
+import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import jsonschema
@@ -39,6 +41,73 @@ def test_commands_never_import_slack():
             or n.startswith(("bot.slack", "bot.http"))
         }
         assert not bad, f"{path.name} imports {bad}"
+
+
+MARKUP = re.compile(
+    r"<[@#!][\w{]"  # a mention, a channel link, a broadcast or a date
+    r"|<(?:https?|mailto):"  # a link
+    r"|```"  # a code block
+    r"|`[^`\n]+`"  # inline code
+    r"|(?<![\w*])\*[\w{][^*\n]*?(?<=[^\s*])\*(?![\w*])"  # bold
+)
+
+
+def _literals(tree: ast.AST) -> Iterator[tuple[int, str]]:
+    """Every string literal but docstrings; an f-string with `{}` where its values go."""
+    docstrings = {
+        id(node.body[0].value)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef)
+        and node.body
+        and isinstance(node.body[0], ast.Expr)
+        and isinstance(node.body[0].value, ast.Constant)
+    }
+    inside = {id(v) for n in ast.walk(tree) if isinstance(n, ast.JoinedStr) for v in n.values}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.JoinedStr):
+            yield (
+                node.lineno,
+                "".join(v.value if isinstance(v, ast.Constant) else "{}" for v in node.values),
+            )
+        elif (
+            isinstance(node, ast.Constant)
+            and isinstance(node.value, str)
+            and id(node) not in docstrings | inside
+        ):
+            yield node.lineno, node.value
+
+
+def test_commands_write_no_slack_markup():
+    """Handlers return plain text and typed cells: no mentions, links, code or bold in literals."""
+    found = [
+        f"{path.relative_to(ROOT)}:{line}: {text[:60]!r}"
+        for path in (ROOT / "commands").rglob("*.py")
+        for line, text in _literals(ast.parse(path.read_text(encoding="utf-8")))
+        if MARKUP.search(text)
+    ]
+    assert not found, "mrkdwn in commands/ (use bot.core.cells):\n" + "\n".join(found)
+
+
+def test_only_the_slack_renderer_writes_mrkdwn():
+    """Outside bot/slack's renderer no module escapes for Slack or builds a mrkdwn object."""
+    renderer = {ROOT / "bot" / "slack" / "render.py", ROOT / "bot" / "slack" / "mrkdwn.py"}
+    for path in [*(ROOT / "bot").rglob("*.py"), *(ROOT / "commands").rglob("*.py")]:
+        if path in renderer:
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        escapes = [
+            n
+            for n in ast.walk(tree)
+            if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id == "escape"
+        ]
+        mrkdwn = [n for n in ast.walk(tree) if isinstance(n, ast.Constant) and n.value == "mrkdwn"]
+        assert not escapes and not mrkdwn, path.name
+
+
+def test_handlers_find_incidents_by_id_not_by_slack_thread():
+    """The thread → incident mapping stays in the Slack layer; handlers get `ctx.incident_id`."""
+    for path in (ROOT / "commands").rglob("*.py"):
+        assert "thread_ts" not in path.read_text(encoding="utf-8"), path.name
 
 
 def test_modules_stay_small_and_print_free():
