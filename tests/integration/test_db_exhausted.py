@@ -165,7 +165,7 @@ async def test_reserve_advice_names_the_role_that_can_take_every_connection(
         Actor("cli:test", Role.ADMIN, source="cli"), Invocation("check", "cli:test", source="cli")
     )
     reserved, said = await reservation(ctx)
-    assert reserved is False and "`cf_app`" in said and "ALTER ROLE cf_app CONNECTION LIMIT" in said
+    assert reserved is False and '"cf_app"' in said and "ALTER ROLE cf_app CONNECTION LIMIT" in said
     assert "pg_use_reserved_connections" in said and "superuser_reserved_connections" in said
     admin = await asyncpg.connect(small_cluster + "/postgres")
     await admin.execute("ALTER ROLE cf_app CONNECTION LIMIT 3")
