@@ -212,11 +212,7 @@ class ApprovalEngine:
         return Decision("executed", approval=finished or approval, outcome=outcome)
 
     async def _run_handler(
-        self,
-        spec,
-        approval: Approval,
-        inv: Invocation,  # type: ignore[no-untyped-def]
-        progress: Progress = no_progress,
+        self, spec, approval: Approval, inv: Invocation, progress: Progress = no_progress
     ) -> tuple[str, Outcome]:
         requester = await self.dispatcher.actor(approval.requester_id, "slack")
         ctx = self.dispatcher.context(requester, inv, progress)

@@ -117,7 +117,7 @@ class ApprovalUI:
             return
         expected = (
             outcome.spec.confirm(outcome.parsed.args)
-            if outcome.spec and outcome.spec.confirm
+            if outcome.spec and outcome.spec.confirm and outcome.parsed
             else name
         )
         await self.outbox.update_view(
