@@ -88,6 +88,7 @@ class Dispatcher:
 
     async def actor(self, user_id: str, source: str) -> Actor:
         """The user's role and approver flag, resolved now."""
+        metrics.REQUEST_STEPS.labels(step="role").inc()
         grant = await self.permissions.resolve(user_id)
         return Actor(user_id, grant.role, grant.approver, source, grant.doubt)
 
@@ -111,6 +112,7 @@ class Dispatcher:
 
     def parse(self, inv: Invocation, actor: Actor) -> Parsed:
         """The invocation's text as command and arguments; suggests only what the actor may run."""
+        metrics.REQUEST_STEPS.labels(step="parse").inc()
         try:
             return parse(inv.text, self.registry)
         except UnknownCommand as exc:
@@ -208,6 +210,8 @@ class Dispatcher:
     ) -> Outcome:
         """Run the handler (or its dry run) within its timeout; every failure becomes an Outcome."""
         handler = spec.preview if dry_run and spec.preview else spec.handler
+        if dry_run:
+            metrics.REQUEST_STEPS.labels(step="dry_run").inc()
         try:
             result = await asyncio.wait_for(handler(ctx, parsed.args), spec.timeout)
         except TimeoutError:
