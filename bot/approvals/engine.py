@@ -192,8 +192,7 @@ class ApprovalEngine:
     async def _reauthorize(
         self, approval: Approval, approver: Actor | None, inv: Invocation
     ) -> Checked:
-        """Every rule that allowed the request, checked again now: the approver's rights, the
-        environment, the requester's role and the channel rule (the dispatcher's own check)."""
+        """Every rule that allowed it, again: approver, environment, requester's role, channel."""
         refusal = _approver_refusal(approval, approver)
         if refusal:
             raise PermissionDenied(refusal)
@@ -202,6 +201,7 @@ class ApprovalEngine:
             made = approval.environment or "an unrecorded environment"
             raise PermissionDenied(f"it was requested in {made}, and forge now runs in {here}.")
         parsed = self.dispatcher.restore(approval.command, approval.params, approval.text)
+        # groups asked of Slack now: a cached membership could be five minutes out of date
         requester = await self.dispatcher.actor(approval.requester_id, "slack", fresh=True)
         if not requester.may(parsed.spec.role):
             held = requester.role.label if requester.role else "no role"

@@ -39,8 +39,7 @@ class Sealer:
         self._key = key.encode()
 
     def seal(self, payload: dict[str, Any], shorten: str | None = None) -> str:
-        """JSON plus its HMAC, within Slack's private_metadata limit: `shorten` names the text
-        that is cut (with …) to fit."""
+        """JSON plus its HMAC, within Slack's limit: the `shorten` text is cut (with …) to fit."""
         sealed = self._seal(payload)
         if shorten is None or len(sealed) <= METADATA_LIMIT:
             return sealed
@@ -105,8 +104,7 @@ class ApprovalUI:
     async def open_dialog(
         self, trigger_id: str | None, inv: Invocation, outcome: Outcome, meta: Meta
     ) -> None:
-        """Open the confirmation dialog at once, then fill in the dry run, computed once: the
-        dialog's sealed metadata carries it (and the checked command) to the request."""
+        """Open the dialog at once, then fill in the dry run: run once, sealed for the request."""
         checked = outcome.checked
         assert checked is not None  # an "approval" outcome always carries its check
         asked = {

@@ -153,9 +153,7 @@ class Dispatcher:
     async def check(
         self, inv: Invocation, actor: Actor | None = None, parsed: Parsed | None = None
     ) -> Checked:
-        """The one check of run, confirmation, request and execution: actor, parse, authorize.
-
-        Raises the ForgeError that refuses it. A given actor or parsed command is not redone."""
+        """The one check of run, confirmation and execution: actor, parse, authorize, or raise."""
         actor = actor or await self.actor(inv.actor_id, inv.source)
         if parsed is None:
             metrics.REQUEST_STEPS.labels(step="parse").inc()  # here, so `run help` loads no metrics
@@ -235,10 +233,7 @@ class Dispatcher:
         approved: bool = False,
         detail: dict[str, Any] | None = None,
     ) -> Outcome:
-        """Run a checked request: intent first for writes, handler (or dry run), audited.
-
-        `approved`: a destructive request a second person approved runs for real, its intent
-        recorded first; its audit row says how it settled."""
+        """Run a checked request (a dry run unless `approved`); intent first for writes; audited."""
         inv, spec = checked.inv, checked.spec
         started = self.clock.monotonic() if started is None else started
         if checked.risk is Risk.WRITE or approved:
@@ -307,10 +302,7 @@ class Dispatcher:
         dry_run: bool = False,
         approved: bool = False,
     ) -> Outcome:
-        """Run the handler (or its dry run) within its timeout; every failure becomes an Outcome.
-
-        `approved`: a stop that may have left work half done is an unknown outcome, never retried.
-        """
+        """Run the handler (or its dry run) within its timeout; every failure becomes an Outcome."""
         handler = spec.preview if dry_run and spec.preview else spec.handler
         if dry_run:
             metrics.REQUEST_STEPS.labels(step="dry_run").inc()
@@ -318,7 +310,7 @@ class Dispatcher:
             result = await asyncio.wait_for(handler(ctx, parsed.args), spec.timeout)
         except TimeoutError:
             took = rich(Code(spec.name), f" took longer than {spec.timeout:g} s and was stopped.")
-            if approved:
+            if approved:  # a real run stopped midway may have done part of its work
                 return _unknown(spec, rich("Outcome unknown: ", took, CHECK_FIRST))
             return Outcome("failed", spec=spec, message=took)
         except BackendTimeout as exc:

@@ -45,10 +45,7 @@ class Permissions:
         self._groups = groups
 
     async def resolve(self, user_id: str, fresh: bool = False) -> Grant:
-        """The highest role the user certainly holds, and whether they may approve.
-
-        `fresh` asks Slack for group members now: an approved request re-checks against who is in
-        a group at that moment, not five minutes ago."""
+        """The highest role the user certainly holds, and whether they may approve."""
         doubt = None
         role = None
         for candidate in sorted(Role, reverse=True):

@@ -19,10 +19,7 @@ class SlackGroupDirectory:
         self._locks: dict[str, asyncio.Lock] = {}
 
     async def members(self, group_id: str, fresh: bool = False) -> frozenset[str]:
-        """Group members, cached; concurrent misses share a lookup; failures are cached briefly.
-
-        `fresh` skips the cache (and refreshes it): an approved request is re-checked against
-        the group as it is now."""
+        """Members, cached unless `fresh`; misses share a lookup; failures are cached briefly."""
         async with self._locks.setdefault(group_id, asyncio.Lock()):
             cached = None if fresh else self._cache.get(group_id)
             if cached and cached[1] is not None and time.monotonic() - cached[0] < self._ttl:
