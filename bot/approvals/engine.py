@@ -7,21 +7,21 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Literal
+from typing import Any, Literal
 
 import structlog
 
 from bot.approvals.store import Approval, ApprovalStore
-from bot.core.cells import Text, User, map_text, plain, rich
-from bot.core.context import no_progress
-from bot.core.dispatch import Dispatcher, Invocation, Outcome
-from bot.core.errors import BackendError, BackendTimeout, ForgeError
+from bot.core.cells import Text, User, plain, rich
+from bot.core.context import Actor, no_progress
+from bot.core.dispatch import STOPPED, Checked, Dispatcher, Invocation, Outcome
+from bot.core.errors import ForgeError, PermissionDenied
 from bot.core.parser import Parsed
 from bot.core.result import Result
 
 log = structlog.get_logger(__name__)
 LEASE_MARGIN = timedelta(seconds=60)
-Kind = Literal["requested", "mismatch", "refused", "executed", "denied", "cancelled"]
+Kind = Literal["requested", "refused", "revoked", "executed", "denied", "cancelled"]
 Claimed = Callable[[Approval], Awaitable[None]]
 Progress = Callable[[Text], Awaitable[None]]
 
@@ -34,7 +34,6 @@ class Decision:
     message: Text = ""
     approval: Approval | None = None
     outcome: Outcome | None = None
-    preview: Result | None = None
 
 
 class ApprovalEngine:
@@ -45,58 +44,42 @@ class ApprovalEngine:
         self.approvals = approvals
         self.ttl = timedelta(minutes=dispatcher.settings.config.approval_ttl_minutes)
 
-    async def preview(self, parsed: Parsed, inv: Invocation) -> Outcome:
+    async def preview(self, checked: Checked) -> Outcome:
         """The command's dry run, as the requester and the approver will see it."""
-        actor = await self.dispatcher.actor(inv.actor_id, inv.source)
-        return await self.dispatcher.call(
-            parsed.spec, self.dispatcher.context(actor, inv), parsed, dry_run=True
-        )
+        return await self.dispatcher.preview(checked)
 
-    async def confirmation_error(self, inv: Invocation, typed: str) -> str | None:
-        """A quick check before the dialog closes: the reason the typed text is refused, or None."""
-        actor = await self.dispatcher.actor(inv.actor_id, inv.source)
+    async def confirmation(
+        self, inv: Invocation, typed: str, command: str, params: dict[str, Any]
+    ) -> Checked | str:
+        """The one check of a submitted dialog: the request, checked, or why it is refused."""
         try:
-            parsed = self.dispatcher.parse(inv, actor)
-            self.dispatcher.authorize(parsed, actor, inv)
+            parsed = self.dispatcher.restore(command, params, inv.text)
+            checked = await self.dispatcher.check(inv, parsed=parsed)
         except ForgeError as exc:
             return str(exc)
-        expected = parsed.spec.confirm(parsed.args) if parsed.spec.confirm else parsed.spec.name
-        return None if typed.strip() == expected else f"Type `{expected}` exactly to confirm."
+        expected = _expected(checked.parsed)
+        return checked if typed.strip() == expected else f"Type `{expected}` exactly to confirm."
 
     async def refuse_confirmation(self, inv: Invocation, reason: str) -> None:
         """Audit a confirmation the dialog refused."""
         await self._audit(inv, "confirm_mismatch", "refused", None)
         log.info("confirm_refused", reason=reason)
 
-    async def request(self, inv: Invocation, typed: str) -> Decision:
-        """Check the confirmation, re-authorize, store a pending request with a fresh preview."""
-        actor = await self.dispatcher.actor(inv.actor_id, inv.source)
-        try:
-            parsed = self.dispatcher.parse(inv, actor)
-            self.dispatcher.authorize(parsed, actor, inv)
-        except ForgeError as exc:
-            outcome = await self.dispatcher.refused(inv, exc, self.dispatcher.clock.monotonic())
-            return Decision("refused", outcome.message)
-        expected = parsed.spec.confirm(parsed.args) if parsed.spec.confirm else parsed.spec.name
-        if typed.strip() != expected:
-            await self._audit(inv, "confirm_mismatch", "refused", parsed.spec.name)
-            return Decision("mismatch", f"Type `{expected}` exactly to confirm.")
-        preview = await self.preview(parsed, inv)
-        if preview.result is None:
-            return Decision(
-                "refused", rich("The dry run failed, so nothing was requested: ", preview.message)
-            )
+    async def request(self, checked: Checked, preview: str) -> Decision:
+        """Store a pending request for a checked, confirmed command, with the preview it showed."""
+        inv, parsed = checked.inv, checked.parsed
         approval = await self.approvals.create(
             command=parsed.spec.name,
             text=parsed.text,
             params=parsed.args.model_dump(mode="json"),
             requester_id=inv.actor_id,
             channel_id=inv.channel_id or "",
-            preview=_preview_text(preview.result),
+            preview=preview,
             ttl=self.ttl,
+            environment=self.dispatcher.settings.environment,
         )
         await self._audit(inv, "approval_requested", "pending", parsed.spec.name, approval)
-        return Decision("requested", approval=approval, preview=preview.result)
+        return Decision("requested", approval=approval)
 
     async def approve(
         self,
@@ -110,7 +93,8 @@ class ApprovalEngine:
         if approval is None:
             return Decision("refused", "No such approval request.")
         inv = Invocation(approval.text, clicker_id, approval.channel_id, event="approve")
-        refusal = await self._may_approve(approval, clicker_id)
+        approver = await self._approver(approval, clicker_id)
+        refusal = _approver_refusal(approval, approver)
         if refusal:
             await self._audit(inv, "authz_fail", "denied", approval.command, approval)
             return Decision("refused", refusal, approval)
@@ -121,7 +105,7 @@ class ApprovalEngine:
             return Decision("refused", await self._why_not(approval.id), approval)
         await self._audit(inv, "approved", "executing", approval.command, claimed)
         await on_claimed(claimed)
-        return await self._execute(claimed, progress)
+        return await self._execute(claimed, approver, progress)
 
     async def deny(self, approval_id: uuid.UUID, clicker_id: str) -> Decision:
         """An approver denies; the requester cancels; anyone else is refused."""
@@ -151,13 +135,11 @@ class ApprovalEngine:
             await self._audit(inv, approval.status, approval.status, approval.command, approval)
         return changed
 
-    async def _may_approve(self, approval: Approval, clicker_id: str) -> str | None:
+    async def _approver(self, approval: Approval, clicker_id: str) -> Actor | None:
+        """The clicker's rights as Slack says now; the requester's own click needs no lookup."""
         if clicker_id == approval.requester_id:
-            return "You can't approve your own request; another approver must."
-        actor = await self.dispatcher.actor(clicker_id, "slack")
-        if not actor.approver:
-            return actor.doubt or "Only approvers may approve destructive requests."
-        return None
+            return None
+        return await self.dispatcher.actor(clicker_id, "slack", fresh=True)
 
     async def _why_not(self, approval_id: uuid.UUID) -> Text:
         current = await self.approvals.get(approval_id)
@@ -180,65 +162,67 @@ class ApprovalEngine:
         )
         return rich(f"This request was {words.get(current.status, current.status)}", who, ".")
 
-    async def _execute(self, approval: Approval, progress: Progress = no_progress) -> Decision:
-        spec = self.dispatcher.registry.get(approval.command)
-        inv = Invocation(approval.text, approval.requester_id, approval.channel_id, event="execute")
-        if spec is None or not approval.intact:
+    async def _execute(
+        self, approval: Approval, approver: Actor | None, progress: Progress = no_progress
+    ) -> Decision:
+        """Re-authorize, then run through the dispatcher's own execute; record how it settled."""
+        inv = Invocation(approval.text, approval.requester_id, approval.channel_id, event="outcome")
+        if not approval.intact:
             finished = await self.approvals.finish(
                 approval.id, "failed", "arguments changed after the request"
             )
             return Decision("executed", "Not executed: the stored request was altered.", finished)
-        try:
-            await self.dispatcher.audit.record(
-                self.dispatcher.entry(
-                    inv, "intent", "started", spec, self.dispatcher.clock.monotonic(), approval.text
-                )
-            )
-        except BackendError:
-            finished = await self.approvals.finish(
-                approval.id, "failed", "audit trail unavailable; not executed"
-            )
-            return Decision(
-                "executed", "Not executed: the audit trail could not record it.", finished
-            )
         started = self.dispatcher.clock.monotonic()
-        status, outcome = await self._run_handler(spec, approval, inv, progress)
-        finished = await self.approvals.finish(
-            approval.id,
-            status,
-            plain(outcome.result.summary if outcome.result else outcome.message),
-        )
-        await self._audit(inv, "outcome", status, spec.name, finished or approval, started)
+        try:
+            checked = await self._reauthorize(approval, approver, inv)
+        except ForgeError as exc:
+            return await self._refuse(approval, inv, exc, started)
+        detail = {"approval_id": str(approval.id)}
+        try:
+            outcome = await self.dispatcher.execute(
+                checked, progress, started, approved=True, detail=detail
+            )
+        except asyncio.CancelledError:  # stopped mid-run: the outcome is unknown, never retried
+            log.exception("approved_command_cancelled", approval_id=str(approval.id))
+            outcome = Outcome("error", spec=checked.spec, message=STOPPED, unknown=True)
+        summary = outcome.result.summary if outcome.result else outcome.message
+        finished = await self.approvals.finish(approval.id, outcome.settled, plain(summary))
         return Decision("executed", approval=finished or approval, outcome=outcome)
 
-    async def _run_handler(
-        self, spec, approval: Approval, inv: Invocation, progress: Progress = no_progress
-    ) -> tuple[str, Outcome]:
-        requester = await self.dispatcher.actor(approval.requester_id, "slack")
-        ctx = self.dispatcher.context(requester, inv, progress)
-        args = spec.args.model_validate(approval.params)
-        try:
-            result = await asyncio.wait_for(spec.handler(ctx, args), spec.timeout)
-        except BackendTimeout as exc:
-            return "outcome_unknown", Outcome(
-                "failed",
-                spec=spec,
-                message=f"Outcome unknown: {exc}. Check before "
-                "running it again; forge never retries it.",
+    async def _reauthorize(
+        self, approval: Approval, approver: Actor | None, inv: Invocation
+    ) -> Checked:
+        """Every rule that allowed it, again: approver, environment, requester's role, channel."""
+        refusal = _approver_refusal(approval, approver)
+        if refusal:
+            raise PermissionDenied(refusal)
+        here = self.dispatcher.settings.environment
+        if approval.environment != here:
+            made = approval.environment or "an unrecorded environment"
+            raise PermissionDenied(f"it was requested in {made}, and forge now runs in {here}.")
+        parsed = self.dispatcher.restore(approval.command, approval.params, approval.text)
+        # groups asked of Slack now: a cached membership could be five minutes out of date
+        requester = await self.dispatcher.actor(approval.requester_id, "slack", fresh=True)
+        if not requester.may(parsed.spec.role):
+            held = requester.role.label if requester.role else "no role"
+            raise PermissionDenied(
+                requester.doubt
+                or rich(
+                    User(requester.user_id),
+                    f" no longer holds the {parsed.spec.role.label} role (now {held}).",
+                )
             )
-        except ForgeError as exc:
-            return "failed", Outcome(
-                "failed", spec=spec, message=map_text(exc.text, self.dispatcher.redactor)
-            )
-        except (Exception, asyncio.CancelledError):  # the outcome is unknown, never retried
-            log.exception("approved_command_crashed", approval_id=str(approval.id))
-            return "outcome_unknown", Outcome(
-                "error",
-                spec=spec,
-                message="Outcome unknown: the command stopped "
-                "unexpectedly. Check the target before running it again.",
-            )
-        return "succeeded", Outcome("result", result=result, spec=spec)
+        return await self.dispatcher.check(inv, requester, parsed)
+
+    async def _refuse(
+        self, approval: Approval, inv: Invocation, exc: ForgeError, started: float
+    ) -> Decision:
+        """Nothing runs: the card and the audit trail say why."""
+        reason = rich("Not run: refused when it was to run: ", exc.text)
+        finished = await self.approvals.finish(approval.id, "failed", plain(reason))
+        detail = {"approval_id": str(approval.id), "reason": plain(exc.text)}
+        await self.dispatcher.refused(inv, exc, started, detail)
+        return Decision("revoked", reason, finished or approval)
 
     async def _audit(
         self,
@@ -257,6 +241,21 @@ class ApprovalEngine:
         await self.dispatcher.audit.try_record(entry)
 
 
-def _preview_text(result: Result) -> str:
+def _approver_refusal(approval: Approval, approver: Actor | None) -> str | None:
+    """Why this person may not approve this request, or None."""
+    if approver is None or approver.user_id == approval.requester_id:
+        return "You can't approve your own request; another approver must."
+    if not approver.approver:
+        return approver.doubt or "Only approvers may approve destructive requests."
+    return None
+
+
+def _expected(parsed: Parsed) -> str:
+    """What the requester must type to confirm."""
+    return parsed.spec.confirm(parsed.args) if parsed.spec.confirm else parsed.spec.name
+
+
+def preview_text(result: Result) -> str:
+    """The dry run as the stored request and its card hold it: plain text, bounded."""
     lines = [plain(result.summary)] + [f"{plain(k)}: {plain(v)}" for k, v in result.fields]
     return "\n".join(line for line in lines if line)[:2900]

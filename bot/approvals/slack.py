@@ -15,17 +15,21 @@ from typing import Any
 import structlog
 
 from bot.approvals.blocks import approval_card, confirm_modal
-from bot.approvals.engine import ApprovalEngine, Decision
+from bot.approvals.engine import ApprovalEngine, Decision, preview_text
 from bot.approvals.store import Approval
-from bot.core.cells import Text, rich
+from bot.core.cells import Text, plain, rich
 from bot.core.context import Clock
-from bot.core.dispatch import Invocation, Outcome
+from bot.core.dispatch import Checked, Invocation, Outcome
 from bot.slack.outbox import Outbox
 from bot.slack.render import Meta, message, running_message, section, to_message
 
 log = structlog.get_logger(__name__)
 Requested = Callable[[str, str | None, str, str, str], Awaitable[None]]
 SWEEP_EVERY = 30.0
+# Sealed JSON spells <, > and & as \u escapes: hostile text it carries never looks like markup.
+_MARKUP_SAFE = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026"})
+METADATA_LIMIT = 3000  # Slack's cap on a view's private_metadata, in characters
+SEALED = {"text", "channel", "user", "command", "params"}
 
 
 class Sealer:
@@ -34,14 +38,27 @@ class Sealer:
     def __init__(self, key: str) -> None:
         self._key = key.encode()
 
-    def seal(self, payload: dict[str, str]) -> str:
-        """JSON plus its HMAC."""
-        body = json.dumps(payload, sort_keys=True)
+    def seal(self, payload: dict[str, Any], shorten: str | None = None) -> str:
+        """JSON plus its HMAC, within Slack's limit: the `shorten` text is cut (with …) to fit."""
+        sealed = self._seal(payload)
+        if shorten is None or len(sealed) <= METADATA_LIMIT:
+            return sealed
+        text, keep, cut = payload[shorten], 0, len(payload[shorten])
+        while keep < cut:  # the longest prefix that still fits
+            middle = (keep + cut + 1) // 2
+            if len(self._seal({**payload, shorten: text[:middle] + "…"})) <= METADATA_LIMIT:
+                keep = middle
+            else:
+                cut = middle - 1
+        return self._seal({**payload, shorten: text[:keep] + "…"})
+
+    def _seal(self, payload: dict[str, Any]) -> str:
+        body = json.dumps(payload, sort_keys=True).translate(_MARKUP_SAFE)
         return json.dumps(
             {"p": body, "s": hmac.new(self._key, body.encode(), hashlib.sha256).hexdigest()}
         )
 
-    def open(self, sealed: str) -> dict[str, str] | None:
+    def open(self, sealed: str) -> dict[str, Any] | None:
         """The payload, or None when the seal does not match."""
         try:
             outer = json.loads(sealed)
@@ -87,16 +104,17 @@ class ApprovalUI:
     async def open_dialog(
         self, trigger_id: str | None, inv: Invocation, outcome: Outcome, meta: Meta
     ) -> None:
-        """Open the confirmation dialog at once, then fill in the dry run."""
-        sealed = self.sealer.seal(
-            {
-                "text": inv.text,
-                "channel": inv.channel_id or "",
-                "user": inv.actor_id,
-                "thread": inv.thread_ts or "",
-            }
-        )
-        name = outcome.parsed.text if outcome.parsed else inv.text
+        """Open the dialog at once, then fill in the dry run: run once, sealed for the request."""
+        checked = outcome.checked
+        assert checked is not None  # an "approval" outcome always carries its check
+        asked = {
+            "text": inv.text,
+            "channel": inv.channel_id or "",
+            "user": inv.actor_id,
+            "thread": inv.thread_ts or "",
+        }
+        sealed = self.sealer.seal(asked)
+        name = checked.parsed.text
         view_id = (
             await self.outbox.open_view(trigger_id, confirm_modal(name, sealed))
             if trigger_id
@@ -109,26 +127,30 @@ class ApprovalUI:
                 message("❌ Couldn't open the confirmation dialog; run the command again.", []),
             )
             return
-        preview = await self.engine.preview(outcome.parsed, inv)  # type: ignore[arg-type]
-        if preview.result is None:
-            await self.outbox.update_view(
-                view_id, confirm_modal(name, sealed, error=preview.message)
-            )
-            return
-        expected = (
-            outcome.spec.confirm(outcome.parsed.args)
-            if outcome.spec and outcome.spec.confirm and outcome.parsed
-            else name
+        preview = await self.engine.preview(checked)
+        spec, args = checked.spec, checked.parsed.args
+        found = (
+            {"preview": preview_text(preview.result)}
+            if preview.result
+            else {"failed": plain(preview.message)}
         )
-        await self.outbox.update_view(
-            view_id, confirm_modal(name, sealed, preview.result, expected)
+        sealed = self.sealer.seal(
+            asked | {"command": spec.name, "params": args.model_dump(mode="json")} | found,
+            shorten=next(iter(found)),
         )
+        expected = spec.confirm(args) if spec.confirm else name
+        view = (
+            confirm_modal(name, sealed, preview.result, expected)
+            if preview.result
+            else confirm_modal(name, sealed, error=preview.message)
+        )
+        await self.outbox.update_view(view_id, view)
 
     async def on_submit(self, ack: Any, body: dict, view: dict) -> asyncio.Task | None:
         """Refuse a wrong confirmation in the dialog; else close it and post the approval card."""
         payload = self.sealer.open(view.get("private_metadata", ""))
         user = body["user"]["id"]
-        if payload is None or payload["user"] != user:
+        if payload is None or payload.get("user") != user or not _filled(payload):
             await ack(
                 response_action="errors",
                 errors={"confirm": "This dialog is not valid; run the command again."},
@@ -146,16 +168,22 @@ class ApprovalUI:
             event="confirm",
             thread_ts=payload.get("thread") or None,
         )
-        problem = await self.engine.confirmation_error(inv, typed or "")
-        if problem:
-            await ack(response_action="errors", errors={"confirm": problem})
-            await self.engine.refuse_confirmation(inv, problem)
+        checked = await self.engine.confirmation(
+            inv, typed or "", payload["command"], payload["params"]
+        )
+        if isinstance(checked, str):
+            await ack(response_action="errors", errors={"confirm": checked})
+            await self.engine.refuse_confirmation(inv, checked)
             return None
         await ack()
-        return asyncio.create_task(self._request(inv, typed or ""))
+        if "failed" in payload:  # a forged submit of a dialog whose dry run failed
+            said = rich("The dry run failed, so nothing was requested: ", payload["failed"])
+            return asyncio.create_task(self._tell(inv.channel_id or "", user, said))
+        return asyncio.create_task(self._request(checked, payload["preview"]))
 
-    async def _request(self, inv: Invocation, typed: str) -> None:
-        decision = await self.engine.request(inv, typed)
+    async def _request(self, checked: Checked, preview: str) -> None:
+        inv = checked.inv
+        decision = await self.engine.request(checked, preview)
         if decision.approval is None:
             await self._tell(inv.channel_id or "", inv.actor_id, decision.message)
             return
@@ -205,6 +233,8 @@ class ApprovalUI:
             return
         if decision.approval is not None:
             await self._refresh(decision.approval)
+        if decision.kind == "revoked":
+            await self._tell(_channel(body), user, decision.message)
         if decision.outcome is not None and decision.approval is not None:
             await self._post_outcome(decision, reply.ts if reply else None)
 
@@ -245,6 +275,11 @@ class ApprovalUI:
         """One sweep."""
         for approval in await self.engine.sweep():
             await self._refresh(approval)
+
+
+def _filled(payload: dict[str, Any]) -> bool:
+    """The sealed metadata of a dialog whose dry run is in (shown, or failed)."""
+    return SEALED <= payload.keys() and ("preview" in payload or "failed" in payload)
 
 
 def _uuid(value: str) -> uuid.UUID | None:

@@ -51,6 +51,7 @@ class Approval:
     finished_at: datetime | None
     outcome: str | None
     message_ts: str | None
+    environment: str | None = None
 
     @property
     def short_id(self) -> str:
@@ -92,12 +93,15 @@ class ApprovalStore:
         channel_id: str,
         preview: str,
         ttl: timedelta,
+        environment: str | None = None,
     ) -> Approval:
-        """Store a pending request that expires after `ttl`."""
+        """Store a pending request, made in `environment`, that expires after `ttl`.
+
+        Without an environment it can never run: execution requires the same environment."""
         return await self._one(  # type: ignore[return-value]
             """INSERT INTO forge.approvals (id, command, text, params, params_sha256, requester_id,
-                   channel_id, preview, status, expires_at)
-               VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7, $8, 'pending', now() + $9::interval)
+                   channel_id, preview, status, expires_at, environment)
+               VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7, $8, 'pending', now() + $9::interval, $10)
                RETURNING *""",
             uuid.uuid4(),
             command,
@@ -108,6 +112,7 @@ class ApprovalStore:
             channel_id,
             preview,
             ttl,
+            environment,
         )
 
     async def get(self, approval_id: uuid.UUID) -> Approval | None:

@@ -15,7 +15,14 @@ from bot.core import metrics
 from bot.core.audit import AuditEntry, AuditLog
 from bot.core.cells import Channel, Code, Text, join, map_text, rich
 from bot.core.context import Actor, Clock, Context, SystemClock, no_progress
-from bot.core.errors import BackendError, ForgeError, PermissionDenied, UnknownCommand, UsageError
+from bot.core.errors import (
+    BackendError,
+    BackendTimeout,
+    ForgeError,
+    PermissionDenied,
+    UnknownCommand,
+    UsageError,
+)
 from bot.core.parser import Parsed, parse
 from bot.core.permissions import Permissions
 from bot.core.redact import Redactor
@@ -26,6 +33,10 @@ from bot.state.store import StateStore
 
 log = structlog.get_logger(__name__)
 SLOW_NOTICE = 0.8
+CHECK_FIRST = " Check the target before running it again; forge never retries it."
+STOPPED = (
+    "Outcome unknown: the command stopped unexpectedly. Check the target before running it again."
+)
 Kind = Literal["result", "usage", "unknown", "denied", "failed", "error", "approval"]
 
 
@@ -54,6 +65,8 @@ class Outcome:
     spec: CommandSpec | None = None
     error_id: str | None = None
     parsed: Parsed | None = None
+    checked: Checked | None = None
+    unknown: bool = False
 
     @property
     def exit_code(self) -> int:
@@ -71,6 +84,37 @@ class Outcome:
         """Denials, usage errors and failures go only to the caller."""
         return self.kind not in ("result", "approval")
 
+    @property
+    def settled(self) -> str:
+        """How an approved run ended: succeeded, failed, or outcome_unknown (never retried)."""
+        if self.kind == "result":
+            return "succeeded"
+        return "outcome_unknown" if self.unknown else "failed"
+
+
+@dataclass(frozen=True)
+class Checked:
+    """A request that passed the one check: who asks, for what, allowed here and now."""
+
+    inv: Invocation
+    actor: Actor
+    parsed: Parsed
+
+    @property
+    def spec(self) -> CommandSpec:
+        """The command asked for."""
+        return self.parsed.spec
+
+    @property
+    def risk(self) -> Risk:
+        """The command's risk with these arguments."""
+        return self.spec.risk_for(self.parsed.args)
+
+    @property
+    def needs_approval(self) -> bool:
+        """Destructive and not a dry run: it goes to the approval engine."""
+        return self.risk is Risk.DESTRUCTIVE and not getattr(self.parsed.args, "dry_run", False)
+
 
 @dataclass
 class Dispatcher:
@@ -86,9 +130,10 @@ class Dispatcher:
     clock: Clock = field(default_factory=SystemClock)
     archive: Archive | None = None
 
-    async def actor(self, user_id: str, source: str) -> Actor:
-        """The user's role and approver flag, resolved now."""
-        grant = await self.permissions.resolve(user_id)
+    async def actor(self, user_id: str, source: str, *, fresh: bool = False) -> Actor:
+        """The user's role and approver flag, resolved now (`fresh`: group lookups uncached)."""
+        metrics.REQUEST_STEPS.labels(step="role").inc()
+        grant = await self.permissions.resolve(user_id, fresh=fresh)
         return Actor(user_id, grant.role, grant.approver, source, grant.doubt)
 
     async def run(
@@ -98,16 +143,35 @@ class Dispatcher:
         structlog.contextvars.bind_contextvars(request_id=inv.request_id, user_id=inv.actor_id)
         started = self.clock.monotonic()
         try:
-            actor = actor or await self.actor(inv.actor_id, inv.source)
-            parsed = self.parse(inv, actor)
-            self.authorize(parsed, actor, inv)
+            checked = await self.check(inv, actor)
         except ForgeError as exc:
             return await self.refused(inv, exc, started)
-        if parsed.spec.risk_for(parsed.args) is Risk.DESTRUCTIVE and not getattr(
-            parsed.args, "dry_run", False
-        ):
-            return Outcome("approval", spec=parsed.spec, parsed=parsed)
-        return await self._execute(inv, parsed, actor, progress, started)
+        if checked.needs_approval:
+            return Outcome("approval", spec=checked.spec, parsed=checked.parsed, checked=checked)
+        return await self.execute(checked, progress, started)
+
+    async def check(
+        self, inv: Invocation, actor: Actor | None = None, parsed: Parsed | None = None
+    ) -> Checked:
+        """The one check of run, confirmation and execution: actor, parse, authorize, or raise."""
+        actor = actor or await self.actor(inv.actor_id, inv.source)
+        if parsed is None:
+            metrics.REQUEST_STEPS.labels(step="parse").inc()  # here, so `run help` loads no metrics
+            parsed = self.parse(inv, actor)
+        self.authorize(parsed, actor, inv)
+        return Checked(inv, actor, parsed)
+
+    def restore(self, command: str, params: dict[str, Any], text: str) -> Parsed:
+        """A command forge parsed before, from the arguments it stored; no text is re-parsed."""
+        spec = self.registry.get(command)
+        if spec is None:
+            raise UsageError(rich(Code(command), " is no longer a command; run it again."))
+        try:
+            return Parsed(spec, spec.args.model_validate(params), text)
+        except ValueError:
+            raise UsageError(
+                rich("The stored arguments of ", Code(command), " are not valid; run it again.")
+            ) from None
 
     def parse(self, inv: Invocation, actor: Actor) -> Parsed:
         """The invocation's text as command and arguments; suggests only what the actor may run."""
@@ -142,49 +206,75 @@ class Dispatcher:
                 rich(Code(spec.name), " is destructive and may only be run in ", where, ".")
             )
 
-    async def refused(self, inv: Invocation, exc: ForgeError, started: float) -> Outcome:
+    async def refused(
+        self, inv: Invocation, exc: ForgeError, started: float, detail: dict[str, Any] | None = None
+    ) -> Outcome:
         """Audit and describe a refusal."""
         kind, event = _REFUSALS.get(type(exc), ("denied", "authz_fail"))
         metrics.COMMANDS.labels(command="-", outcome=kind).inc()
         log.info(event, reason=str(exc))
-        await self.audit.try_record(
-            self.entry(inv, event, kind, None, started, self.redactor(inv.text))
-        )
+        entry = self.entry(inv, event, kind, None, started, self.redactor(inv.text))
+        entry.detail.update(detail or {})
+        await self.audit.try_record(entry)
         usage = getattr(exc, "usage", None)
         return Outcome(kind, message=exc.text, usage=usage)  # type: ignore[arg-type]
 
-    async def _execute(
-        self, inv: Invocation, parsed: Parsed, actor: Actor, progress: Any, started: float
+    async def preview(self, checked: Checked) -> Outcome:
+        """The dry run of a checked destructive request, as requester and approver will see it."""
+        ctx = self.context(checked.actor, checked.inv)
+        return await self.call(checked.spec, ctx, checked.parsed, dry_run=True)
+
+    async def execute(
+        self,
+        checked: Checked,
+        progress: Any = no_progress,
+        started: float | None = None,
+        *,
+        approved: bool = False,
+        detail: dict[str, Any] | None = None,
     ) -> Outcome:
-        spec = parsed.spec
-        risk = spec.risk_for(parsed.args)
-        writes = risk is Risk.WRITE
-        if writes:
-            try:
-                await self.audit.record(
-                    self.entry(inv, "intent", "started", spec, started, parsed.text)
-                )
-            except BackendError:
-                why = f" ({self.store.reason})" if self.store.reason else ""
-                return Outcome(
-                    "failed",
-                    spec=spec,
-                    message=f"The state store is down{why}, so the audit trail "
-                    "cannot record this; write commands are refused until it is back.",
-                )
+        """Run a checked request (a dry run unless `approved`); intent first for writes; audited."""
+        inv, spec = checked.inv, checked.spec
+        started = self.clock.monotonic() if started is None else started
+        if checked.risk is Risk.WRITE or approved:
+            intent = self.entry(inv, "intent", "started", spec, started, checked.parsed.text)
+            intent.detail.update(detail or {})
+            if not await self._intent(intent):
+                return self._no_audit_trail(spec)
         finished = asyncio.Event()
         notice = asyncio.create_task(_announce(spec, progress, finished)) if spec.slow else None
-        ctx = self.context(actor, inv, progress)
-        outcome = await self.call(spec, ctx, parsed, dry_run=risk is Risk.DESTRUCTIVE)
+        ctx = self.context(checked.actor, inv, progress)
+        dry_run = checked.risk is Risk.DESTRUCTIVE and not approved
+        outcome = await self.call(spec, ctx, checked.parsed, dry_run=dry_run, approved=approved)
         finished.set()
         if notice is not None:
             await notice
         label = outcome.result.status.value if outcome.result else outcome.kind
-        entry = self.entry(inv, inv.event, label, spec, started, parsed.text, outcome.error_id)
+        label = outcome.settled if approved else label
+        text = checked.parsed.text
+        entry = self.entry(inv, inv.event, label, spec, started, text, outcome.error_id)
+        entry.detail.update(detail or {})
         await self.audit.try_record(entry)
         metrics.COMMANDS.labels(command=spec.name, outcome=label).inc()
         metrics.DURATION.labels(command=spec.name).observe(self.clock.monotonic() - started)
         return outcome
+
+    async def _intent(self, entry: AuditEntry) -> bool:
+        """Record the intent before acting; False when the audit trail cannot."""
+        try:
+            await self.audit.record(entry)
+        except BackendError:
+            return False
+        return True
+
+    def _no_audit_trail(self, spec: CommandSpec) -> Outcome:
+        why = f" ({self.store.reason})" if self.store.reason else ""
+        return Outcome(
+            "failed",
+            spec=spec,
+            message=f"The state store is down{why}, so the audit trail "
+            "cannot record this; write commands are refused until it is back.",
+        )
 
     def context(self, actor: Actor, inv: Invocation, progress: Any = no_progress) -> Context:
         """The handler's view of forge for one invocation."""
@@ -204,38 +294,52 @@ class Dispatcher:
         )
 
     async def call(
-        self, spec: CommandSpec, ctx: Context, parsed: Parsed, *, dry_run: bool = False
+        self,
+        spec: CommandSpec,
+        ctx: Context,
+        parsed: Parsed,
+        *,
+        dry_run: bool = False,
+        approved: bool = False,
     ) -> Outcome:
         """Run the handler (or its dry run) within its timeout; every failure becomes an Outcome."""
         handler = spec.preview if dry_run and spec.preview else spec.handler
+        if dry_run:
+            metrics.REQUEST_STEPS.labels(step="dry_run").inc()
         try:
             result = await asyncio.wait_for(handler(ctx, parsed.args), spec.timeout)
         except TimeoutError:
-            return Outcome(
-                "failed",
-                spec=spec,
-                message=rich(
-                    Code(spec.name), f" took longer than {spec.timeout:g} s and was stopped."
-                ),
-            )
+            took = rich(Code(spec.name), f" took longer than {spec.timeout:g} s and was stopped.")
+            if approved:  # a real run stopped midway may have done part of its work
+                return _unknown(spec, rich("Outcome unknown: ", took, CHECK_FIRST))
+            return Outcome("failed", spec=spec, message=took)
+        except BackendTimeout as exc:
+            if approved:
+                return _unknown(spec, rich(f"Outcome unknown: {exc}.", CHECK_FIRST))
+            return Outcome("failed", spec=spec, message=map_text(exc.text, self.redactor))
         except ForgeError as exc:
             return Outcome("failed", spec=spec, message=map_text(exc.text, self.redactor))
         except Exception:
-            error_id = "E-" + secrets.token_hex(4)
-            log.exception("command_crashed", command=spec.name, error_id=error_id)
-            return Outcome(
-                "error",
-                spec=spec,
-                error_id=error_id,
-                message=rich(
-                    "Something went wrong running ",
-                    Code(spec.name),
-                    " — error id ",
-                    Code(error_id),
-                    ".",
-                ),
-            )
+            return self._crashed(spec, approved)
         return Outcome("result", result=result, spec=spec)
+
+    def _crashed(self, spec: CommandSpec, approved: bool) -> Outcome:
+        error_id = "E-" + secrets.token_hex(4)
+        log.exception("command_crashed", command=spec.name, error_id=error_id)
+        if approved:
+            return _unknown(spec, STOPPED, error_id)
+        return Outcome(
+            "error",
+            spec=spec,
+            error_id=error_id,
+            message=rich(
+                "Something went wrong running ",
+                Code(spec.name),
+                " — error id ",
+                Code(error_id),
+                ".",
+            ),
+        )
 
     def entry(
         self,
@@ -262,6 +366,11 @@ class Dispatcher:
             inv.request_id,
             detail,
         )
+
+
+def _unknown(spec: CommandSpec, message: Text, error_id: str | None = None) -> Outcome:
+    """An approved run that stopped where forge cannot tell what it did."""
+    return Outcome("error", spec=spec, message=message, error_id=error_id, unknown=True)
 
 
 async def _announce(spec: CommandSpec, progress: Any, finished: asyncio.Event) -> None:

@@ -42,6 +42,12 @@ def _make() -> dict[str, Any]:
             ["kind", "outcome"],
             registry=registry,
         ),
+        "REQUEST_STEPS": Counter(
+            "forge_request_steps",
+            "Steps of the request path done: parse, role (resolution), dry_run.",
+            ["step"],
+            registry=registry,
+        ),
         "ALERT_NOTIFICATIONS": Counter(
             "forge_alert_notifications",
             "Alertmanager notifications received, by HTTP status answered.",
@@ -52,8 +58,8 @@ def _make() -> dict[str, Any]:
 
 
 def __getattr__(name: str) -> Any:
-    """REGISTRY, COMMANDS, DURATION, SLACK_ERRORS, SLACK_REQUESTS, ALERT_NOTIFICATIONS: made once,
-    on first read."""
+    """REGISTRY, COMMANDS, DURATION, SLACK_ERRORS, SLACK_REQUESTS, REQUEST_STEPS,
+    ALERT_NOTIFICATIONS: made once, on first read."""
     if not _made:
         _made.update(_make())
     try:

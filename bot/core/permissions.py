@@ -16,14 +16,14 @@ log = structlog.get_logger(__name__)
 class GroupDirectory(Protocol):
     """Who is in a Slack user group."""
 
-    async def members(self, group_id: str) -> frozenset[str]:
-        """User IDs in the group; raises when it cannot tell."""
+    async def members(self, group_id: str, fresh: bool = False) -> frozenset[str]:
+        """User IDs in the group (`fresh`: asked now, uncached); raises when it cannot tell."""
 
 
 class NoGroups:
     """A directory for when Slack is not reachable (the terminal): groups cannot be resolved."""
 
-    async def members(self, group_id: str) -> frozenset[str]:
+    async def members(self, group_id: str, fresh: bool = False) -> frozenset[str]:
         """Always raises: membership is unknown."""
         raise LookupError(f"cannot resolve user group {group_id} without Slack")
 
@@ -44,29 +44,31 @@ class Permissions:
         self._config = config
         self._groups = groups
 
-    async def resolve(self, user_id: str) -> Grant:
+    async def resolve(self, user_id: str, fresh: bool = False) -> Grant:
         """The highest role the user certainly holds, and whether they may approve."""
         doubt = None
         role = None
         for candidate in sorted(Role, reverse=True):
             held, unknown = await self._matches(
-                user_id, getattr(self._config.roles, candidate.label)
+                user_id, getattr(self._config.roles, candidate.label), fresh
             )
             doubt = doubt or unknown
             if held:
                 role = candidate
                 break
-        approver, unknown = await self._matches(user_id, self._config.approvers)
+        approver, unknown = await self._matches(user_id, self._config.approvers, fresh)
         return Grant(role, approver, doubt or unknown)
 
-    async def _matches(self, user_id: str, principals: list[str]) -> tuple[bool, str | None]:
+    async def _matches(
+        self, user_id: str, principals: list[str], fresh: bool = False
+    ) -> tuple[bool, str | None]:
         """Whether the user is a principal; a failed group lookup grants nothing and is reported."""
         if "*" in principals or user_id in principals:
             return True, None
         doubt = None
         for group in (p for p in principals if p.startswith("S")):
             try:
-                if user_id in await self._groups.members(group):
+                if user_id in await self._groups.members(group, fresh=fresh):
                     return True, None
             except Exception as exc:  # fail closed: an unknown membership grants nothing
                 log.warning("usergroup_lookup_failed", group=group, error=type(exc).__name__)

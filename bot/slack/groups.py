@@ -18,10 +18,10 @@ class SlackGroupDirectory:
         self._cache: dict[str, tuple[float, frozenset[str] | None]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
 
-    async def members(self, group_id: str) -> frozenset[str]:
-        """Group members, cached; concurrent misses share a lookup; failures are cached briefly."""
+    async def members(self, group_id: str, fresh: bool = False) -> frozenset[str]:
+        """Members, cached unless `fresh`; misses share a lookup; failures are cached briefly."""
         async with self._locks.setdefault(group_id, asyncio.Lock()):
-            cached = self._cache.get(group_id)
+            cached = None if fresh else self._cache.get(group_id)
             if cached and cached[1] is not None and time.monotonic() - cached[0] < self._ttl:
                 return cached[1]
             if (

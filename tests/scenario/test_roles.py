@@ -20,7 +20,7 @@ class Groups:
         self.failing = failing
         self.calls = 0
 
-    async def members(self, group_id: str) -> frozenset[str]:
+    async def members(self, group_id: str, fresh: bool = False) -> frozenset[str]:
         """Members, or an error for a failing group."""
         self.calls += 1
         if group_id in self.failing:
