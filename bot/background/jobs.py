@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from bot.alerts.publisher import IDLE_POLL, AlertPublisher
-from bot.approvals.slack import SWEEP_EVERY
 from bot.background.backups import TICK_SECONDS, BackupScheduler
 from bot.background.leader import LEASE_NAME, Job, Leader
 from bot.background.lease import Lease, Presence
@@ -34,7 +33,11 @@ def jobs(
         Job("alert_publish", publisher.publish_once, IDLE_POLL, publisher.until_woken),
         Job("incident_board", board.render_once, POLL),
         Job("backup_schedule", BackupScheduler(forge, surface.outbox).tick, TICK_SECONDS),
-        Job("approval_sweep", surface.approval_ui.sweep, SWEEP_EVERY),
+        Job(
+            "approval_sweep",
+            surface.approval_ui.sweep,
+            forge.settings.config.approvals.sweep_seconds,
+        ),
         Job("delivery_prune", forge.store.prune_deliveries, PRUNE_EVERY),
         Job("inflight_recovery", recovery.tick, RECOVERY_EVERY),
     ]

@@ -9,7 +9,15 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Environment = Literal["development", "staging", "production"]
@@ -159,6 +167,20 @@ class Replicas(_Section):
     drain_seconds: float = Field(20.0, ge=1, le=600)
 
 
+class Approvals(_Section):
+    """An approved execution's lease: renewed while it runs; the sweep finds lapsed ones."""
+
+    lease_seconds: float = Field(60.0, ge=1, le=600)
+    renew_seconds: float = Field(20.0, gt=0, le=300)
+    sweep_seconds: float = Field(30.0, gt=0, le=600)
+
+    @model_validator(mode="after")
+    def _renew_within_lease(self) -> Approvals:
+        if self.renew_seconds >= self.lease_seconds:
+            raise ValueError("renew_seconds must be shorter than lease_seconds")
+        return self
+
+
 class Timeouts(_Section):
     """Seconds each kind of backend call may take; all finite."""
 
@@ -185,6 +207,7 @@ class Config(_Section):
     alerts: Alerts = Alerts()
     incidents: Incidents = Incidents()
     replicas: Replicas = Replicas()
+    approvals: Approvals = Approvals()
 
     @field_validator("approvers")
     @classmethod
