@@ -23,6 +23,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 Environment = Literal["development", "staging", "production"]
 SLACK_PRINCIPAL = re.compile(r"^(\*|[UWS][A-Z0-9]{2,20})$")
 SLACK_CHANNEL = re.compile(r"^[CGD][A-Z0-9]{2,20}$")
+UNIX_USER = re.compile(r"^[a-z_][a-z0-9_.-]{0,31}$")
 QUEUE_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 REJECTED_TENANTS = {"default", "00000000-0000-0000-0000-000000000001"}
 
@@ -181,6 +182,20 @@ class Approvals(_Section):
         return self
 
 
+class BreakGlass(_Section):
+    """Who may run a destructive command from the terminal without a second approver."""
+
+    users: list[str] = []  # Unix user names; empty: nobody
+
+    @field_validator("users")
+    @classmethod
+    def _unix_names(cls, names: list[str]) -> list[str]:
+        for name in names:
+            if not UNIX_USER.match(name):
+                raise ValueError(f"{name!r} is not a Unix user name")
+        return names
+
+
 class Timeouts(_Section):
     """Seconds each kind of backend call may take; all finite."""
 
@@ -208,6 +223,7 @@ class Config(_Section):
     incidents: Incidents = Incidents()
     replicas: Replicas = Replicas()
     approvals: Approvals = Approvals()
+    break_glass: BreakGlass = BreakGlass()
 
     @field_validator("approvers")
     @classmethod
