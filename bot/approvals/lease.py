@@ -47,8 +47,8 @@ async def _renew(
     while True:
         await asyncio.sleep(every)
         try:
-            if not await approvals.renew(approval_id, lease):
-                log.warning("execution_lease_lost", approval_id=str(approval_id))
+            if not await approvals.renew(approval_id, lease):  # finished, or swept as unknown
+                log.info("execution_lease_ended", approval_id=str(approval_id))
                 return
         except BackendError as exc:  # the next renewal tries again; the lease may still hold
             log.warning("execution_lease_not_renewed", approval_id=str(approval_id), error=str(exc))

@@ -123,6 +123,12 @@ async def break_glass(settings: Settings, args: argparse.Namespace) -> int:
     if not args.break_glass:
         print("forge: --reason and --yes go with --break-glass; nothing was run.", file=sys.stderr)
         return EXIT_USAGE
+    if args.as_user:
+        print(
+            "forge: --break-glass runs as your Unix user, never --as; nothing was run.",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
     from bot.cli.break_glass import break_glass_verb
 
     return await break_glass_verb(settings, args)

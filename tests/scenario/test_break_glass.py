@@ -91,6 +91,10 @@ async def test_refused_without_reason_or_without_being_listed(state_dsn, tmp_pat
     assert code == 2 and "--reason" in err
     code, _, err = await forge_run(allowed, "--reason", REASON, "--yes", text)
     assert code == 2 and "--break-glass" in err
+    code, _, err = await forge_run(
+        allowed, "--break-glass", "--reason", REASON, "--as", "U0X", text
+    )
+    assert code == 2 and "never --as" in err
     (tmp_path / "off").mkdir()
     off = env_for(state_dsn, slack_down, config(tmp_path / "off", None))
     code, _, err = await forge_run(off, "--break-glass", "--reason", REASON, "--yes", text)
