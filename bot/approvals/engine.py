@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 import structlog
 
+from bot.approvals.lease import renewing, unknown_advice
 from bot.approvals.store import Approval, ApprovalStore
 from bot.core.cells import Text, User, plain, rich
 from bot.core.context import Actor, no_progress
@@ -20,7 +21,6 @@ from bot.core.parser import Parsed
 from bot.core.result import Result
 
 log = structlog.get_logger(__name__)
-LEASE_MARGIN = timedelta(seconds=60)
 Kind = Literal["requested", "refused", "revoked", "executed", "denied", "cancelled"]
 Claimed = Callable[[Approval], Awaitable[None]]
 Progress = Callable[[Text], Awaitable[None]]
@@ -43,6 +43,8 @@ class ApprovalEngine:
         self.dispatcher = dispatcher
         self.approvals = approvals
         self.ttl = timedelta(minutes=dispatcher.settings.config.approval_ttl_minutes)
+        leases = dispatcher.settings.config.approvals
+        self.lease, self.renew_every = timedelta(seconds=leases.lease_seconds), leases.renew_seconds
 
     async def preview(self, checked: Checked) -> Outcome:
         """The command's dry run, as the requester and the approver will see it."""
@@ -98,14 +100,13 @@ class ApprovalEngine:
         if refusal:
             await self._audit(inv, "authz_fail", "denied", approval.command, approval)
             return Decision("refused", refusal, approval)
-        spec = self.dispatcher.registry.get(approval.command)
-        lease = timedelta(seconds=spec.timeout if spec else 60) + LEASE_MARGIN
-        claimed = await self.approvals.claim(approval.id, clicker_id, lease)
+        claimed = await self.approvals.claim(approval.id, clicker_id, self.lease)
         if claimed is None:
             return Decision("refused", await self._why_not(approval.id), approval)
-        await self._audit(inv, "approved", "executing", approval.command, claimed)
-        await on_claimed(claimed)
-        return await self._execute(claimed, approver, progress)
+        async with renewing(self.approvals, claimed.id, self.lease, self.renew_every):
+            await self._audit(inv, "approved", "executing", approval.command, claimed)
+            await on_claimed(claimed)
+            return await self._execute(claimed, approver, progress)
 
     async def deny(self, approval_id: uuid.UUID, clicker_id: str) -> Decision:
         """An approver denies; the requester cancels; anyone else is refused."""
@@ -129,10 +130,16 @@ class ApprovalEngine:
 
     async def sweep(self) -> list[Approval]:
         """Expire overdue requests and abandoned executions; the changed rows, for their cards."""
-        changed = await self.approvals.expire_due()
-        for approval in changed:
+        changed = []
+        for approval in await self.approvals.expire_due():
+            if approval.status == "outcome_unknown":
+                spec = self.dispatcher.registry.get(approval.command)
+                approval = (
+                    await self.approvals.set_outcome(approval.id, unknown_advice(spec)) or approval
+                )
             inv = Invocation(approval.text, "forge", approval.channel_id, event="expire")
             await self._audit(inv, approval.status, approval.status, approval.command, approval)
+            changed.append(approval)
         return changed
 
     async def _approver(self, approval: Approval, clicker_id: str) -> Actor | None:

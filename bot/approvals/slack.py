@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import hmac
 import json
@@ -25,7 +24,6 @@ from bot.slack.render import Meta, message, running_message, section, to_message
 
 log = structlog.get_logger(__name__)
 Requested = Callable[[str, str | None, str, str, str], Awaitable[None]]
-SWEEP_EVERY = 30.0
 # Sealed JSON spells <, > and & as \u escapes: hostile text it carries never looks like markup.
 _MARKUP_SAFE = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026"})
 METADATA_LIMIT = 3000  # Slack's cap on a view's private_metadata, in characters
@@ -264,15 +262,8 @@ class ApprovalUI:
         line = rich("🚫 ", text)
         await self.outbox.ephemeral(channel, user, message(line, [section(line)]))
 
-    async def sweep_forever(self) -> None:
-        """Expire overdue requests and abandoned executions, and update their cards."""
-        while True:
-            await asyncio.sleep(SWEEP_EVERY)
-            with contextlib.suppress(Exception):
-                await self.sweep()
-
     async def sweep(self) -> None:
-        """One sweep."""
+        """Expire overdue requests, turn lapsed executions outcome_unknown; update their cards."""
         for approval in await self.engine.sweep():
             await self._refresh(approval)
 

@@ -145,6 +145,26 @@ class ApprovalStore:
             lease,
         )
 
+    async def renew(self, approval_id: uuid.UUID, lease: timedelta) -> bool:
+        """Extend a running execution's lease; False once it is no longer executing."""
+        return (
+            await self._one(
+                """UPDATE forge.approvals SET lease_until = now() + $2::interval
+                    WHERE id = $1 AND status = 'executing' RETURNING *""",
+                approval_id,
+                lease,
+            )
+            is not None
+        )
+
+    async def set_outcome(self, approval_id: uuid.UUID, outcome: str) -> Approval | None:
+        """Replace the outcome text of a finished request (the sweep's advice)."""
+        return await self._one(
+            "UPDATE forge.approvals SET outcome = $2 WHERE id = $1 RETURNING *",
+            approval_id,
+            outcome[:2000],
+        )
+
     async def decline(self, approval_id: uuid.UUID, user_id: str, status: str) -> Approval | None:
         """pending → denied (by another) or cancelled (by the requester); None if not pending."""
         return await self._one(
@@ -189,14 +209,22 @@ class ApprovalStore:
 
     async def pending(self, limit: int = 50) -> list[Approval]:
         """Requests still awaiting a decision, oldest first."""
-        pool = await self._store.pool()
-        rows = await call(
-            "state store",
-            pool.fetch(
-                "SELECT * FROM forge.approvals WHERE status = 'pending' AND expires_at > now() "
-                "ORDER BY created_at LIMIT $1",
-                limit,
-            ),
-            self._timeout,
+        return await self._many(
+            "SELECT * FROM forge.approvals WHERE status = 'pending' AND expires_at > now() "
+            "ORDER BY created_at LIMIT $1",
+            limit,
         )
+
+    async def unknown(self, since: timedelta, limit: int = 20) -> list[Approval]:
+        """Executions whose outcome is unknown, finished within `since`, newest first."""
+        return await self._many(
+            "SELECT * FROM forge.approvals WHERE status = 'outcome_unknown' "
+            "AND finished_at > now() - $1::interval ORDER BY finished_at DESC LIMIT $2",
+            since,
+            limit,
+        )
+
+    async def _many(self, sql: str, *args: Any) -> list[Approval]:
+        pool = await self._store.pool()
+        rows = await call("state store", pool.fetch(sql, *args), self._timeout)
         return [a for a in map(_row, rows) if a]

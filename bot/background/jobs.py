@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from bot.alerts.publisher import IDLE_POLL, AlertPublisher
-from bot.approvals.slack import SWEEP_EVERY
+from bot.approvals.break_glass import COURIER_EVERY, Courier, NoticeQueue
 from bot.background.backups import TICK_SECONDS, BackupScheduler
 from bot.background.leader import LEASE_NAME, Job, Leader
 from bot.background.lease import Lease, Presence
@@ -22,7 +22,8 @@ PRUNE_EVERY = 600.0
 def jobs(
     forge: Forge, surface: SlackSurface, publisher: AlertPublisher, board: IncidentBoard
 ) -> list[Job]:
-    """The alert cards, incident board, backup schedule, approval sweep, pruning and recovery."""
+    """The alert cards, incident board, backup schedule, approval sweep, pruning, recovery and
+    the break-glass notices' courier."""
     recovery = Recovery(
         surface.tracker.inflight,
         surface.outbox,
@@ -30,13 +31,21 @@ def jobs(
         forge.redactor,
         forge.settings.config.replicas.lease_seconds,
     )
+    courier = Courier(
+        NoticeQueue(forge.store, forge.settings.config.timeouts.backend), surface.outbox
+    )
     return [
         Job("alert_publish", publisher.publish_once, IDLE_POLL, publisher.until_woken),
         Job("incident_board", board.render_once, POLL),
         Job("backup_schedule", BackupScheduler(forge, surface.outbox).tick, TICK_SECONDS),
-        Job("approval_sweep", surface.approval_ui.sweep, SWEEP_EVERY),
+        Job(
+            "approval_sweep",
+            surface.approval_ui.sweep,
+            forge.settings.config.approvals.sweep_seconds,
+        ),
         Job("delivery_prune", forge.store.prune_deliveries, PRUNE_EVERY),
         Job("inflight_recovery", recovery.tick, RECOVERY_EVERY),
+        Job("break_glass_notices", courier.tick, COURIER_EVERY),
     ]
 
 

@@ -39,6 +39,15 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--out", type=Path, default=Path("."), help="where files the command produces are written"
     )
+    run.add_argument(
+        "--break-glass",
+        action="store_true",
+        help="run a destructive command without a second approver (break_glass.users only)",
+    )
+    run.add_argument("--reason", help="why the glass is broken (required with --break-glass)")
+    run.add_argument(
+        "--yes", action="store_true", help="with --break-glass: skip typing the target"
+    )
     sub.add_parser("migrate", help="apply the state store's schema migrations")
     sub.add_parser("check", help="validate the configuration and reach every backend once")
     manifest = sub.add_parser(
@@ -66,6 +75,8 @@ def main(argv: list[str] | None = None) -> int:
         remember(settings.secrets()), "INFO" if args.verb in ("serve", "playground") else "WARNING"
     )
     try:
+        if args.verb == "run" and (args.break_glass or args.reason or args.yes):
+            return asyncio.run(break_glass(settings, args))
         if args.verb == "run" and offline(args):
             return asyncio.run(help_verb(settings, args))
         return asyncio.run(_verbs()[args.verb](settings, args))
@@ -105,6 +116,22 @@ async def help_verb(settings: Settings, args: argparse.Namespace) -> int:
     outcome = await dispatcher.call(parsed.spec, dispatcher.context(actor, invocation), parsed)
     print(to_text(outcome, settings.environment))
     return outcome.exit_code
+
+
+async def break_glass(settings: Settings, args: argparse.Namespace) -> int:
+    """`forge run --break-glass`; --reason or --yes without it is a usage error."""
+    if not args.break_glass:
+        print("forge: --reason and --yes go with --break-glass; nothing was run.", file=sys.stderr)
+        return EXIT_USAGE
+    if args.as_user:
+        print(
+            "forge: --break-glass runs as your Unix user, never --as; nothing was run.",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    from bot.cli.break_glass import break_glass_verb
+
+    return await break_glass_verb(settings, args)
 
 
 def _verbs() -> dict:

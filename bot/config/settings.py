@@ -9,12 +9,21 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Environment = Literal["development", "staging", "production"]
 SLACK_PRINCIPAL = re.compile(r"^(\*|[UWS][A-Z0-9]{2,20})$")
 SLACK_CHANNEL = re.compile(r"^[CGD][A-Z0-9]{2,20}$")
+UNIX_USER = re.compile(r"^[a-z_][a-z0-9_.-]{0,31}$")
 QUEUE_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 REJECTED_TENANTS = {"default", "00000000-0000-0000-0000-000000000001"}
 
@@ -159,6 +168,34 @@ class Replicas(_Section):
     drain_seconds: float = Field(20.0, ge=1, le=600)
 
 
+class Approvals(_Section):
+    """An approved execution's lease: renewed while it runs; the sweep finds lapsed ones."""
+
+    lease_seconds: float = Field(60.0, ge=1, le=600)
+    renew_seconds: float = Field(20.0, gt=0, le=300)
+    sweep_seconds: float = Field(30.0, gt=0, le=600)
+
+    @model_validator(mode="after")
+    def _renew_within_lease(self) -> Approvals:
+        if self.renew_seconds >= self.lease_seconds:
+            raise ValueError("renew_seconds must be shorter than lease_seconds")
+        return self
+
+
+class BreakGlass(_Section):
+    """Who may run a destructive command from the terminal without a second approver."""
+
+    users: list[str] = []  # Unix user names; empty: nobody
+
+    @field_validator("users")
+    @classmethod
+    def _unix_names(cls, names: list[str]) -> list[str]:
+        for name in names:
+            if not UNIX_USER.match(name):
+                raise ValueError(f"{name!r} is not a Unix user name")
+        return names
+
+
 class Timeouts(_Section):
     """Seconds each kind of backend call may take; all finite."""
 
@@ -185,6 +222,8 @@ class Config(_Section):
     alerts: Alerts = Alerts()
     incidents: Incidents = Incidents()
     replicas: Replicas = Replicas()
+    approvals: Approvals = Approvals()
+    break_glass: BreakGlass = BreakGlass()
 
     @field_validator("approvers")
     @classmethod

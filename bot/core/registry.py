@@ -82,6 +82,7 @@ class CommandSpec:
     preview: Handler | None = None
     confirm: Confirm | None = None
     escalate: Callable[[Any], bool] | None = None
+    if_unknown: str = ""
 
     def risk_for(self, args: Any) -> Risk:
         """This run's risk: destructive when its arguments escalate it (`db vacuum --full`)."""
@@ -181,6 +182,7 @@ def command(
     preview: Handler | None = None,
     confirm: Confirm | None = None,
     escalate: Callable[[Any], bool] | None = None,
+    if_unknown: str = "",
     registry: Registry | None = None,
 ) -> Callable[[Handler], Handler]:
     """Declare a command: its words, argument model, help, role and risk.
@@ -188,7 +190,8 @@ def command(
     A destructive command also names its `preview` (a read-only dry run, also what `--dry-run`
     shows) and `confirm`, the text the requester must type to confirm (usually the target's name).
     `escalate` makes a run destructive when it holds for the arguments; such a command needs the
-    preview and confirmation too.
+    preview and confirmation too. `if_unknown` names what to check before requesting it again when
+    its outcome is unknown (forge stopped while it ran).
     """
     if (risk is Risk.DESTRUCTIVE or escalate is not None) and (preview is None or confirm is None):
         raise ValueError(f"destructive command {words!r} needs a preview and a confirmation text")
@@ -207,6 +210,7 @@ def command(
             preview,
             confirm,
             escalate,
+            if_unknown,
         )
         (registry or REGISTRY).add(spec)
         return handler

@@ -191,6 +191,8 @@ async def restore_preview(ctx: Context, args: RestoreArgs) -> Result:
         "backup restore --file backup-2025-11-10T02-00-00-000Z.dump",
         "backup restore --file backup-2025-11-10T02-00-00-000Z.dump --dry-run",
     ),
+    if_unknown="whether a pg_restore is still running (db long), the newest safety dump "
+    "(backup list, then backup verify it), and the tables' row counts (db tables).",
 )
 async def backup_restore(ctx: Context, args: RestoreArgs) -> Result:
     """Re-check the dump, take a safety dump, restore in one transaction, compare row counts."""

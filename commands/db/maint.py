@@ -207,6 +207,8 @@ async def vacuum_preview(ctx: Context, args: VacuumArgs) -> Result:
     timeout=3600,
     slow=True,
     examples=("db vacuum", "db vacuum contacts", "db vacuum contacts --full"),
+    if_unknown="whether a VACUUM FULL is still running or waiting for its lock (db long, "
+    "db locks) and the table's size (db tables).",
 )
 async def db_vacuum(ctx: Context, args: VacuumArgs) -> Result:
     """VACUUM (or VACUUM FULL), with the table's size before and after."""

@@ -181,6 +181,8 @@ async def terminate_preview(ctx: Context, args: TerminateArgs) -> Result:
     preview=terminate_preview,
     confirm=lambda args: str(args.pid),
     examples=("db terminate 4242", "db terminate 4242 --dry-run"),
+    if_unknown="whether the session is still there (db connections, db long): the pid may "
+    "belong to a new session by now, so check its start time before ending it.",
 )
 async def db_terminate(ctx: Context, args: TerminateArgs) -> Result:
     """End one session; never forge's own, never a PostgreSQL process but a client or autovacuum."""

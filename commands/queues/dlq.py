@@ -168,6 +168,9 @@ class Clearing:
     confirm=lambda args: args.queue,
     examples=("dlq clear email", "dlq clear email --older-than 2h", "dlq clear email --dry-run"),
     timeout=600,
+    if_unknown="the archive batch it opened (dlq archive <queue>: how many jobs it holds) and the "
+    "queue's counts (queue health <queue>): jobs archived there were removed or are about to be; "
+    "request it again only for what is still in the DLQ.",
 )
 async def dlq_clear(ctx: Context, args: ClearArgs) -> Result:
     """Archive every DLQ job's whole record, then remove the job and all its keys, in windows."""

@@ -292,6 +292,9 @@ def _done(
         "es reindex contacts contacts-v2 --alias contacts-current",
         "es reindex deals deals-v2 --dry-run",
     ),
+    if_unknown="the destination index's document count against the source's (es indices), "
+    "Elasticsearch's reindex task, which may still be running, and where the alias points "
+    "(es aliases).",
 )
 async def es_reindex(ctx: Context, args: ReindexArgs) -> Result:
     """Create dest like source if absent, `_reindex` as a task, compare counts, swap the alias."""

@@ -30,6 +30,8 @@ def test_example_config_is_valid():
         ("dlq:\n  min_attempt: 3\n", "dlq.min_attempt: unknown key"),
         ("timeouts:\n  health_check: 0\n", "timeouts.health_check"),
         ("roles: [U1]\n", "roles"),
+        ("approvals:\n  renew_seconds: 60\n", "renew_seconds must be shorter"),
+        ("break_glass:\n  users: ['Alice Smith']\n", "break_glass.users"),
     ],
 )
 def test_bad_config_names_the_key(tmp_path, yaml_text, key):
@@ -39,6 +41,14 @@ def test_bad_config_names_the_key(tmp_path, yaml_text, key):
     with pytest.raises(ConfigError) as err:
         load_config(path, required=True)
     assert str(path) in str(err.value) and key in str(err.value)
+
+
+def test_default_execution_lease_turns_a_dead_run_unknown_within_two_minutes():
+    """A dead replica's lease lapses within lease_seconds; the next sweep then marks it."""
+    approvals = Config().approvals
+    assert approvals.renew_seconds < approvals.lease_seconds
+    assert approvals.lease_seconds + approvals.sweep_seconds <= 120
+    assert Config().break_glass.users == []  # break-glass is off unless someone is listed
 
 
 def test_unparseable_yaml_is_a_config_error(tmp_path):

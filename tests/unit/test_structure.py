@@ -168,6 +168,8 @@ def test_every_command_is_documented_and_sensibly_guarded():
         assert spec.summary and spec.examples, spec.name
         if spec.risk is not Risk.READ:
             assert spec.role >= Role.OPERATOR, spec.name
+        if spec.risk is Risk.DESTRUCTIVE or spec.escalate is not None:
+            assert spec.if_unknown, f"{spec.name}: what to check when its outcome is unknown"
     assert REGISTRY.get("audit").role is Role.ADMIN
 
 
