@@ -5,18 +5,21 @@ from __future__ import annotations
 from bot.approvals.store import ApprovalStore
 from bot.core.cells import Channel, Code, Text, User
 from bot.core.context import Context
-from bot.core.registry import NoArgs, command
+from bot.core.paging import Paged, page_of
+from bot.core.registry import command
 from bot.core.result import Result, Table
 
 
 @command(
     "approvals",
     summary="Destructive requests waiting for a second person's approval.",
-    examples=("approvals",),
+    args=Paged,
+    examples=("approvals", "approvals --page 2"),
 )
-async def approvals(ctx: Context, _: NoArgs) -> Result:
+async def approvals(ctx: Context, args: Paged) -> Result:
     """Pending requests, oldest first, with who asked and when they expire."""
-    pending = await ApprovalStore(ctx.store, ctx.settings.config.timeouts.backend).pending()
+    every = await ApprovalStore(ctx.store, ctx.settings.config.timeouts.backend).pending()
+    pending, page = page_of(every, args.page)
     now = ctx.clock.now()
     rows: list[list[Text]] = [
         [
@@ -28,10 +31,11 @@ async def approvals(ctx: Context, _: NoArgs) -> Result:
         ]
         for a in pending
     ]
-    summary = f"{len(pending)} pending request{'s' if len(pending) != 1 else ''}."
+    summary = f"{len(every)} pending request{'s' if len(every) != 1 else ''}."
     return Result(
         "approvals",
         summary=summary if pending else "No destructive request is waiting for approval.",
+        page=page,
         tables=[Table(["request", "command", "requested by", "channel", "expires in"], rows)]
         if rows
         else [],

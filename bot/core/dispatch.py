@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import structlog
@@ -176,6 +176,8 @@ class Dispatcher:
         notice = asyncio.create_task(_announce(spec, progress, finished)) if spec.slow else None
         ctx = self.context(actor, inv, progress)
         outcome = await self.call(spec, ctx, parsed, dry_run=risk is Risk.DESTRUCTIVE)
+        if outcome.result is not None and outcome.result.page is not None:
+            outcome.result.page = replace(outcome.result.page, text=parsed.text)
         finished.set()
         if notice is not None:
             await notice
