@@ -80,6 +80,32 @@ async def test_next_edits_the_message_with_a_page_fetched_at_the_click(harness):
     assert [r[0] for r in table_rows(blocks)[1:]] == [str(r["id"]) for r in newest[5:]]
 
 
+async def test_incident_list_pages_twenty_at_a_time(harness):
+    """25 open incidents: page 1 of 2 holds 20; Next shows the other 5, oldest first."""
+    for n in range(25):
+        await harness.forge.incidents.declare(
+            title=f"Outage {n}",
+            severity="P3",
+            commander="U0OPS",
+            channel="C0INC",
+            description="",
+            component="api",
+            items=[],
+        )
+    post = await first_page(harness, "incident list", user="U0VIEW")
+    blocks = post.args["blocks"]
+    assert "page 1 of 2 · 20 per page" in shown(blocks) and len(table_rows(blocks)) == 21
+    value = button(blocks, "forge_page:next")["value"]
+    mark = len(harness.slack.calls)
+    await harness.client.click(
+        "forge_page:next", value, user="U0VIEW", message_ts=post.response["ts"]
+    )
+    await harness.settle()
+    [update] = since(harness, mark, "chat.update")
+    rows = table_rows(update.args["blocks"])
+    assert [r[2] for r in rows[1:]] == [f"Outage {n}" for n in range(20, 25)]
+
+
 async def test_a_clicker_without_the_role_is_refused_and_the_page_stays(harness):
     """A viewer clicking Next on an admin's audit page is told no, privately; nothing is edited."""
     await fill_audit(harness, 12)

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
+
+import commands  # noqa: F401  (registers the commands)
 from bot.core.cells import Code, Link, StatusCell, User
 from bot.core.dispatch import Outcome
 from bot.core.paging import Page, page_of
+from bot.core.registry import REGISTRY
 from bot.core.result import Result, Status, Table, display_width, table_text
 from bot.playground.table_rules import table_error
 from bot.slack.render import Meta, table_block, to_message
@@ -92,3 +96,22 @@ def test_page_of_and_its_label():
     assert rows == list(range(40, 45)) and page.number == 3
     shown = Page(1, 5, 12, "audit --page=1 --limit 5")
     assert shown.command(2) == "audit --limit 5 --page 2"
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "dlq list",
+        "db slow",
+        "db top",
+        "db tables",
+        "audit",
+        "es indices",
+        "incident list",
+        "approvals",
+    ],
+)
+def test_every_long_list_takes_a_page(name):
+    """The lists issue 19 names page through the one mechanism: a `--page` option, last."""
+    spec = REGISTRY.get(name)
+    assert spec is not None and spec.usage.endswith("[--page PAGE]")
