@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from typing import Any
 
 from pydantic import field_validator, model_validator
 
+from bot.core.args import Duration
 from bot.core.cells import Channel, Code, Text, User, rich
 from bot.core.context import Context
 from bot.core.errors import CommandError, ForgeError
 from bot.core.parser import Parsed, parse
 from bot.core.registry import Args, Risk, Role, command, option, positional
 from bot.core.result import Result, Status, Table
-from bot.schedules.slots import When, parse_at, parse_days, parse_every
+from bot.schedules.slots import When, every_seconds, parse_at, parse_days
 from bot.schedules.store import NewSchedule, Schedule, ScheduleStore
 
 CHANNEL = re.compile(r"<?#?([CG][A-Z0-9]{2,20})(?:\|[^>]*)?>?")
@@ -24,7 +26,7 @@ class AddArgs(Args):
     """Arguments of `schedule add`."""
 
     command: str = positional(help='the read command to run, quoted: "verify"')
-    every: str | None = option(help="run every 15m, 1h or 1d (at least 1m)")
+    every: Duration | None = option(help="run every 15m, 1h or 1d (1m to 7d)")
     at: str | None = option(help="run at this UTC time, HH:MM")
     days: str | None = option(help="with --at, the days: mon-fri, sat,sun (default every day)")
     channel: str | None = option(help="post to this channel (default: this one)")
@@ -32,9 +34,9 @@ class AddArgs(Args):
 
     @field_validator("every")
     @classmethod
-    def _every(cls, value: str | None) -> str | None:
+    def _every(cls, value: timedelta | None) -> timedelta | None:
         if value is not None:
-            parse_every(value)  # raises ValueError with the reason
+            every_seconds(value)  # raises ValueError with the reason
         return value
 
     @field_validator("at")
@@ -124,7 +126,7 @@ async def schedule_add(ctx: Context, args: AddArgs) -> Result:
     channel = _channel(ctx, args.channel)
     new = NewSchedule(
         parsed.text,
-        parse_every(args.every) if args.every else None,
+        every_seconds(args.every) if args.every else None,
         parse_at(args.at) if args.at else None,
         parse_days(args.days) if args.days else (1, 2, 3, 4, 5, 6, 7),
         channel,

@@ -7,8 +7,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 
 DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-EVERY = re.compile(r"(\d{1,5})\s*(m|min|h|d)")
-UNIT_SECONDS = {"m": 60, "min": 60, "h": 3600, "d": 86400}
 MIN_EVERY, MAX_EVERY = 60, 7 * 86400
 LOOK_BACK_DAYS = 400
 
@@ -71,14 +69,11 @@ class When:
         return f"at {self.at:%H:%M} UTC{on}"
 
 
-def parse_every(text: str) -> int:
-    """`30m`, `1h`, `2d` as seconds; ValueError when it is not one, or under a minute."""
-    found = EVERY.fullmatch(text.strip().lower())
-    if not found:
-        raise ValueError("expected a period such as 15m, 1h or 1d")
-    seconds = int(found[1]) * UNIT_SECONDS[found[2]]
-    if not MIN_EVERY <= seconds <= MAX_EVERY:
-        raise ValueError("the period is 1m at least and 7d at most")
+def every_seconds(period: timedelta) -> int:
+    """A period (`--every`, read as forge reads any duration) in whole seconds, 1m to 7d."""
+    seconds = int(period.total_seconds())
+    if not MIN_EVERY <= seconds <= MAX_EVERY or seconds % 60:
+        raise ValueError("the period is whole minutes, 1m at least and 7d at most")
     return seconds
 
 
