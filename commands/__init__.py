@@ -10,6 +10,7 @@ from commands import (  # noqa: F401
     logs,
     meta,
     perf,
+    schedules,
     verify,
 )
 from commands.backup import handlers, nightly, recovery  # noqa: F401

@@ -7,7 +7,8 @@ from datetime import timedelta
 from bot.approvals.store import Approval, ApprovalStore
 from bot.core.cells import Channel, Code, Text, Time, User, join, rich
 from bot.core.context import Context
-from bot.core.registry import NoArgs, command
+from bot.core.paging import Paged, page_of
+from bot.core.registry import command
 from bot.core.result import Result, Status, Table
 
 UNKNOWN_SHOWN_FOR = timedelta(days=7)
@@ -17,19 +18,23 @@ UNKNOWN_SHOWN_FOR = timedelta(days=7)
     "approvals",
     summary="Destructive requests waiting for a second person's approval, and approved ones "
     "whose outcome is unknown.",
-    examples=("approvals",),
+    args=Paged,
+    examples=("approvals", "approvals --page 2"),
 )
-async def approvals(ctx: Context, _: NoArgs) -> Result:
-    """Pending requests, oldest first; then executions of the last week whose outcome is unknown."""
+async def approvals(ctx: Context, args: Paged) -> Result:
+    """Pending requests, oldest first, a page at a time; then executions of the last week whose
+    outcome is unknown."""
     store = ApprovalStore(ctx.store, ctx.settings.config.timeouts.backend)
-    pending = await store.pending()
+    every = await store.pending()
+    pending, page = page_of(every, args.page)
     unknown = await store.unknown(UNKNOWN_SHOWN_FOR)
     tables = [_pending_table(ctx, pending)] if pending else []
     tables += [_unknown_table(unknown)] if unknown else []
     return Result(
         "approvals",
         Status.WARNING if unknown else Status.OK,
-        summary=_summary(pending, unknown),
+        summary=_summary(every, unknown),
+        page=page,
         tables=tables,
         text=join("\n", [rich(Code(a.short_id), " ", a.outcome or "") for a in unknown]),
         data={

@@ -10,6 +10,7 @@ from pydantic import BeforeValidator
 from bot.core.cells import Code, User, rich
 from bot.core.context import Context
 from bot.core.errors import CommandError
+from bot.core.paging import Paged, page_of
 from bot.core.registry import Args, command, option, positional
 from bot.core.result import Attachment, Result, Status, Table
 from bot.core.units import between
@@ -88,10 +89,16 @@ async def target(ctx: Context, given: int | None) -> Any:
     )
 
 
-@command("incident list", summary="Open incidents, oldest first.", examples=("incident list",))
-async def incident_list(ctx: Context, _: object) -> Result:
-    """Every open incident with its progress."""
-    incidents = await store(ctx).open_incidents()
+@command(
+    "incident list",
+    summary="Open incidents, oldest first.",
+    args=Paged,
+    examples=("incident list", "incident list --page 2"),
+)
+async def incident_list(ctx: Context, args: Paged) -> Result:
+    """Every open incident with its progress, a page at a time."""
+    every = await store(ctx).open_incidents()
+    incidents, page = page_of(every, args.page)
     rows = []
     for incident in incidents:
         items = await store(ctx).items(incident["id"])
@@ -106,13 +113,14 @@ async def incident_list(ctx: Context, _: object) -> Result:
                 between(incident["declared_at"], ctx.clock.now()),
             ]
         )
-    plural = "s" if len(incidents) != 1 else ""
-    summary = f"{len(incidents)} open incident{plural}." if incidents else "No open incident."
-    worst = min((i["severity"] for i in incidents), default=None)
+    plural = "s" if len(every) != 1 else ""
+    summary = f"{len(every)} open incident{plural}." if every else "No open incident."
+    worst = min((i["severity"] for i in every), default=None)
     return Result(
         "incident list",
         STATUS[worst] if worst else Status.OK,
         summary=summary,
+        page=page,
         tables=[Table(["incident", "severity", "title", "done", "commander", "open for"], rows)]
         if rows
         else [],

@@ -9,6 +9,7 @@ from pydantic import field_validator
 from bot.core.cells import Code, Strong, Text, User, join, rich
 from bot.core.context import Context
 from bot.core.errors import CommandError
+from bot.core.paging import Page, page_option
 from bot.core.registry import Args, CommandSpec, NoArgs, Role, command, option, positional
 from bot.core.result import Result, Status, Table
 
@@ -108,8 +109,9 @@ class AuditArgs(Args):
 
     user: str | None = option(help="only this Slack user ID (or cli:NAME)")
     command: str | None = option(help='only this command, e.g. "health" or "dlq"')
-    limit: int = option(20, help="rows to show, 1 to 200", ge=1, le=200)
+    limit: int = option(20, help="rows a page, 1 to 200", ge=1, le=200)
     verify: bool = option(False, help="check the whole hash chain instead")
+    page: int = page_option()
 
     @field_validator("user")
     @classmethod
@@ -157,7 +159,14 @@ async def audit(ctx: Context, args: AuditArgs) -> Result:
             summary=f"Hash chain broken at row {report.first_bad_id} "
             f"(after {report.rows} good rows): the audit trail was altered.",
         )
-    rows = await ctx.audit.query(user=args.user, command=args.command, limit=args.limit)
+    total = await ctx.audit.count(user=args.user, command=args.command)
+    page = Page(min(args.page, Page(1, args.limit, total).pages), args.limit, total)
+    rows = await ctx.audit.query(
+        user=args.user,
+        command=args.command,
+        limit=args.limit,
+        offset=(page.number - 1) * args.limit,
+    )
     table = Table(
         ["id", "time (UTC)", "actor", "event", "command", "outcome", "ms", "text"],
         [
@@ -176,7 +185,10 @@ async def audit(ctx: Context, args: AuditArgs) -> Result:
     )
     return Result(
         "audit",
-        summary=f"{len(rows)} most recent rows.",
+        summary=f"{len(rows)} most recent rows."
+        if page.pages < 2
+        else f"{total} rows, newest first.",
         tables=[table],
+        page=page,
         data={"rows": [{**r, "at": r["at"].isoformat()} for r in rows]},
     )

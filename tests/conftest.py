@@ -16,6 +16,7 @@ import redis.asyncio as aioredis
 from aiohttp import web
 
 from bot.config.settings import Config, Env, Settings
+from bot.core.context import Clock
 from bot.core.forge import Forge
 from bot.core.registry import Registry
 from bot.http.server import web_app
@@ -144,11 +145,14 @@ async def served(app: web.Application) -> AsyncIterator[str]:
 
 @asynccontextmanager
 async def running_forge(
-    settings: Settings, slack: SlackDouble, registry: Registry | None = None
+    settings: Settings,
+    slack: SlackDouble,
+    registry: Registry | None = None,
+    clock: Clock | None = None,
 ) -> AsyncIterator[Harness]:
     """Start forge's real aiohttp app on a free port, as `forge serve` builds it."""
     client = make_client(settings)
-    forge = Forge(settings, groups=SlackGroupDirectory(client), registry=registry)
+    forge = Forge(settings, groups=SlackGroupDirectory(client), registry=registry, clock=clock)
     await forge.start()
     surface = SlackSurface(forge, client, SECRET)
     async with served(web_app(forge, surface)) as url:

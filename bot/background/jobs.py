@@ -10,6 +10,8 @@ from bot.background.backups import TICK_SECONDS, BackupScheduler
 from bot.background.leader import LEASE_NAME, Job, Leader
 from bot.background.lease import Lease, Presence
 from bot.background.recovery import RECOVERY_EVERY, Recovery
+from bot.background.schedules import TICK_SECONDS as REPORT_TICK
+from bot.background.schedules import ReportScheduler
 from bot.incidents.board import POLL, IncidentBoard
 
 if TYPE_CHECKING:
@@ -22,8 +24,8 @@ PRUNE_EVERY = 600.0
 def jobs(
     forge: Forge, surface: SlackSurface, publisher: AlertPublisher, board: IncidentBoard
 ) -> list[Job]:
-    """The alert cards, incident board, backup schedule, approval sweep, pruning, recovery and
-    the break-glass notices' courier."""
+    """The alert cards, incident board, backup and report schedules, approval sweep, pruning,
+    recovery and the break-glass notices' courier."""
     recovery = Recovery(
         surface.tracker.inflight,
         surface.outbox,
@@ -38,6 +40,7 @@ def jobs(
         Job("alert_publish", publisher.publish_once, IDLE_POLL, publisher.until_woken),
         Job("incident_board", board.render_once, POLL),
         Job("backup_schedule", BackupScheduler(forge, surface.outbox).tick, TICK_SECONDS),
+        Job("report_schedule", ReportScheduler(forge, surface.outbox).tick, REPORT_TICK),
         Job(
             "approval_sweep",
             surface.approval_ui.sweep,

@@ -14,6 +14,7 @@ from bot.core.result import Result, table_text
 
 if TYPE_CHECKING:
     from bot.core.dispatch import Outcome
+    from bot.core.paging import Page
 
 
 def headline(result: Result, environment: str) -> str:
@@ -38,6 +39,8 @@ def to_text(outcome: Outcome, environment: str) -> str:
     if result.text:
         parts.append(plain(result.text))
     parts.extend(f'next: forge run "{a.command}"  ({a.label})' for a in result.actions)
+    if result.page is not None and result.page.pages > 1:
+        parts.append(result.page.label)
     return "\n\n".join(parts)
 
 
@@ -80,7 +83,13 @@ def _result_doc(r: Result, environment: str) -> dict[str, Any]:
         "actions": [{"label": a.label, "command": a.command} for a in r.actions],
         "files": [a.filename for a in r.attachments],
         "data": r.data,
-    }
+    } | ({"page": _page_doc(r.page)} if r.page else {})
+
+
+def _page_doc(page: Page) -> dict[str, Any]:
+    """Which page of how many, and the command that lists the next one."""
+    following = page.command(page.number + 1) if page.number < page.pages else None
+    return {"number": page.number, "pages": page.pages, "size": page.size, "next": following}
 
 
 def _value(value: Text) -> Any:

@@ -69,6 +69,10 @@ def chain_hash(prev_hash: str, at: datetime, entry: AuditEntry) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+FILTER = """WHERE ($1::text IS NULL OR actor_id = $1)
+  AND ($2::text IS NULL OR command = $2 OR command LIKE $2 || ' %')"""
+
+
 class AuditLog:
     """Writes and reads forge.audit_log through the state store."""
 
@@ -124,26 +128,36 @@ class AuditLog:
         return True
 
     async def query(
-        self, *, user: str | None = None, command: str | None = None, limit: int = 20
+        self,
+        *,
+        user: str | None = None,
+        command: str | None = None,
+        limit: int = 20,
+        offset: int = 0,
     ) -> list[dict]:
         """Newest rows first, filtered by actor and by command name (or its prefix)."""
         pool = await self._store.pool()
         rows = await call(
             "state store",
             pool.fetch(
-                """SELECT id, at, event, actor_id, channel_id, source, command, text, outcome,
+                f"""SELECT id, at, event, actor_id, channel_id, source, command, text, outcome,
                        duration_ms
-                 FROM forge.audit_log
-                WHERE ($1::text IS NULL OR actor_id = $1)
-                  AND ($2::text IS NULL OR command = $2 OR command LIKE $2 || ' %')
-                ORDER BY id DESC LIMIT $3""",
+                 FROM forge.audit_log {FILTER}
+                ORDER BY id DESC LIMIT $3 OFFSET $4""",
                 user,
                 command,
                 limit,
+                offset,
             ),
             self._timeout,
         )
         return [dict(r) for r in rows]
+
+    async def count(self, *, user: str | None = None, command: str | None = None) -> int:
+        """How many rows `query` pages through with these filters."""
+        pool = await self._store.pool()
+        sql = f"SELECT count(*) FROM forge.audit_log {FILTER}"
+        return await call("state store", pool.fetchval(sql, user, command), self._timeout)
 
     async def verify(self) -> ChainReport:
         """Recompute every row's hash in order; report the first row that does not match."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import structlog
@@ -246,6 +246,8 @@ class Dispatcher:
         ctx = self.context(checked.actor, inv, progress)
         dry_run = checked.risk is Risk.DESTRUCTIVE and not approved
         outcome = await self.call(spec, ctx, checked.parsed, dry_run=dry_run, approved=approved)
+        if outcome.result is not None and outcome.result.page is not None:
+            outcome.result.page = replace(outcome.result.page, text=checked.parsed.text)
         finished.set()
         if notice is not None:
             await notice

@@ -6,12 +6,15 @@ Its words are `Text` (bot.core.cells): plain str, or typed cells forge builds, n
 from __future__ import annotations
 
 import enum
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from bot.core.cells import Text, plain
+from bot.core.paging import Page
 
 CELL_CHARS = 60
+EMOJI_STYLE = "\ufe0f"
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = (
     0,
@@ -56,9 +59,26 @@ class Table:
 def table_text(table: Table) -> str:
     """Aligned monospace rows under a header, each cell as plain text on one line."""
     rows = [table.columns] + [[_cell(c) for c in row] for row in table.rows]
-    widths = [max(len(r[i]) for r in rows if i < len(r)) for i in range(len(table.columns))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)).rstrip() for r in rows]
-    return "\n".join(lines)
+    widths = [
+        max(display_width(r[i]) for r in rows if i < len(r)) for i in range(len(table.columns))
+    ]
+    lines = [
+        "  ".join(c + " " * (w - display_width(c)) for c, w in zip(r, widths, strict=False))
+        for r in rows
+    ]
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def display_width(text: str) -> int:
+    """Columns the text takes in a monospace font: emoji and wide characters take two."""
+    width = 0
+    for i, char in enumerate(text):
+        if unicodedata.category(char) in ("Mn", "Me", "Cf"):  # marks, VS16, ZWJ
+            continue
+        wide = unicodedata.east_asian_width(char) in ("W", "F")
+        emoji = text[i + 1 : i + 2] == EMOJI_STYLE  # ⚠️ is ⚠ drawn as a two-column emoji
+        width += 2 if wide or emoji else 1
+    return width
 
 
 def _cell(value: Text) -> str:
@@ -98,6 +118,7 @@ class Result:
     actions: list[Action] = field(default_factory=list)
     data: dict[str, object] = field(default_factory=dict)
     fails_at: Status = Status.WARNING
+    page: Page | None = None
 
     @property
     def failed(self) -> bool:

@@ -8,6 +8,7 @@ from typing import Any
 from aiohttp import web
 
 from bot.playground.slack_types import MAX_RESPONSES, Json, ResponseUrl
+from bot.playground.table_rules import table_error
 
 
 class LinksMixin:
@@ -57,6 +58,8 @@ class LinksMixin:
             return 404, "used_url"
         if not isinstance(body, dict):
             return 400, "invalid_payload"
+        if table_error(body.get("blocks")):
+            return 400, "invalid_blocks"
         entry.uses += 1
         self.responses.append({"url_id": url_id, **body})
         self._apply_response(entry, body)

@@ -17,6 +17,7 @@ from bot.playground.slack_types import (
     err,
     missing,
 )
+from bot.playground.table_rules import table_error
 
 
 class MethodsMixin:
@@ -39,6 +40,8 @@ class MethodsMixin:
             return error
         if not (args.get("text") or args.get("blocks") or args.get("attachments")):
             return err("no_text")
+        if error := table_error(args.get("blocks")):
+            return error
         message = self._store(args["channel"], args)
         return {
             "ok": True,
@@ -51,6 +54,8 @@ class MethodsMixin:
         message = self._find(args.get("channel"), args.get("ts"))
         if message is None:
             return err("message_not_found")
+        if error := table_error(args.get("blocks")):
+            return error
         message |= {k: args[k] for k in ("text", "blocks", "attachments", "metadata") if k in args}
         message["edited"] = {"user": BOT_USER, "ts": self._next_ts()}
         return {
@@ -70,6 +75,8 @@ class MethodsMixin:
 
     def _api_chat_postEphemeral(self, args: Json) -> Json:
         if error := missing(args, channel="channel_not_found", user="user_not_in_channel"):
+            return error
+        if error := table_error(args.get("blocks")):
             return error
         ts = self._next_ts()
         self._ephemeral(args["channel"], args["user"], args, message_ts=ts)

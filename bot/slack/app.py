@@ -23,7 +23,7 @@ from bot.core.tasks import observe
 from bot.incidents.slack import ASSIGN, DECLARE, IncidentUI
 from bot.slack.gate import Gate
 from bot.slack.outbox import Outbox
-from bot.slack.render import Message, Meta, running_message, to_message
+from bot.slack.render import PAGE_ACTION, Message, Meta, running_message, to_message
 from bot.slack.tracker import JOURNAL_TIMEOUT, Tracker
 from bot.state.inflight import Acked, Inflight
 
@@ -46,10 +46,13 @@ class Reply:
     thread_ts: str | None = None
     ts: str | None = None
     trigger_id: str | None = None
+    in_place: bool = False  # a page click: edit its message (ts, or an ephemeral's response_url)
 
     async def progress(self, note: Text, meta: Meta) -> None:
         """Post the ⏳ message, or edit it with news."""
         message = running_message(note, meta)
+        if self.in_place and not self.ts:
+            return  # an ephemeral page is replaced once, with the result
         if self.ts:
             await self.outbox.update(self.channel, self.ts, message)
         else:
@@ -59,10 +62,13 @@ class Reply:
         """The result for the channel, or the error for the caller alone."""
         message = to_message(outcome, meta)
         if outcome.private:
-            if self.ts:
+            if self.ts and not self.in_place:
                 await self.outbox.delete(self.channel, self.ts)
             if not (self.response_url and await self.outbox.respond(self.response_url, message)):
                 await self.outbox.ephemeral(self.channel, self.user, message, self.thread_ts)
+            return
+        if self.in_place and not self.ts and self.response_url:
+            await self.outbox.respond(self.response_url, message, replace=True)
             return
         ts: str | None = None
         if self.ts and await self.outbox.update(self.channel, self.ts, message):
@@ -71,6 +77,8 @@ class Reply:
             ts, error = await self.outbox.post(self.channel, message, self.thread_ts)
             if ts is None and error in NOT_MEMBER and self.response_url:
                 await self.outbox.respond(self.response_url, message, in_channel=True)
+        if self.in_place and ts == self.ts:
+            return  # the list's files went up with its first page
         for attachment in message.attachments:
             await self.outbox.upload(self.channel, attachment, self.thread_ts or ts)
 
@@ -102,6 +110,7 @@ class SlackSurface:
         self.app.error(self.gate.on_error)
         self.app.command("/forge")(self._on_command)
         self.app.action(re.compile(r"^forge_run:\d+$"))(self._on_run_button)
+        self.app.action(re.compile(rf"^{PAGE_ACTION}:(prev|next)$"))(self._on_page)
         self.app.event("app_mention")(self._on_mention)
         self.app.view("forge_confirm")(self._on_confirm)
         self.app.action("forge_approve")(self._on_approve)
@@ -167,6 +176,27 @@ class SlackSurface:
             request,
             "click",
         )
+
+    async def _on_page(self, ack: Any, body: dict, action: dict, request: AsyncBoltRequest) -> None:
+        """Prev/Next: the command runs again for the clicker and its message shows the new page."""
+        await ack()
+        container = body.get("container") or {}
+        channel = (body.get("channel") or {}).get("id") or container["channel_id"]
+        user, thread_ts = body["user"]["id"], container.get("thread_ts")
+        ephemeral = bool(container.get("is_ephemeral"))
+        reply = Reply(
+            self.outbox,
+            channel,
+            user,
+            body.get("response_url"),
+            thread_ts=thread_ts,
+            ts=None if ephemeral else container.get("message_ts"),
+            in_place=True,
+        )
+        invocation = Invocation(
+            action.get("value", ""), user, channel, event="page", thread_ts=thread_ts
+        )
+        await self.spawn(invocation, reply, request, "page")
 
     async def _on_confirm(self, ack: Any, body: dict, view: dict) -> None:
         task = await self.approval_ui.on_submit(ack, body, view)
@@ -267,7 +297,7 @@ class SlackSurface:
 
     async def resume(self, work: Acked) -> None:
         """Run work another replica acked and handed back unstarted, answering where it asked."""
-        event = {"click": "click", "mention": "mention"}.get(work.kind, "command")
+        event = {"click": "click", "mention": "mention", "page": "page"}.get(work.kind, "command")
         invocation = Invocation(
             work.text,
             work.actor_id,

@@ -21,6 +21,8 @@ USER = re.compile(r"[UW][A-Z0-9]{1,30}")
 CHANNEL = re.compile(r"[CGD][A-Z0-9]{1,30}")
 EVENT_FIELDS = {"app_mention": ("user", "channel", "ts", "text")}
 MESSAGE_CONTAINERS = {"message", "message_attachment"}
+# buttons whose value is forge's own: a page button's is the command that lists its page
+ACTION_VALUES = {"forge_page": re.compile(r"\S.{0,1990} --page \d{1,6}", re.DOTALL)}
 
 
 @dataclass(frozen=True)
@@ -140,6 +142,9 @@ def _actions(body: Body) -> str | None:
         found = _strings(action, "value", "block_id", "selected_user", where="action ")
         if found:
             return found
+        value_form = ACTION_VALUES.get(action["action_id"].partition(":")[0])
+        if value_form and not value_form.fullmatch(action.get("value") or ""):
+            return f"a {action['action_id'][:40]} button without its command"
     return None
 
 

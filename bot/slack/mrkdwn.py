@@ -7,6 +7,7 @@ This is the one place where text meets Slack's markup. A str from a user or a ba
 from __future__ import annotations
 
 import re
+from typing import Any
 from urllib.parse import quote
 
 from bot.core.cells import (
@@ -24,6 +25,7 @@ from bot.core.cells import (
     User,
     parts,
     plain,
+    shorten,
 )
 
 USER_ID = re.compile(r"[UW][A-Z0-9]{2,20}")
@@ -150,3 +152,48 @@ def _joined(rows: list[Row]) -> tuple[str, str]:
         closes = group and (i == len(rows) - 1 or rows[i + 1][0] != group)
         out.append(f"{FENCE if opens else ''}{line}{FENCE if closes else ''}")
     return "\n".join(out), "\n".join(r[2] for r in rows)
+
+
+TABLE_CELL_CHARS = 500
+EMPTY_CELL = "—"
+STYLES = {Emphasis: "italic", Strong: "bold", Struck: "strike"}
+
+
+def table_cell(value: Text) -> dict[str, Any]:
+    """One cell of a table block: raw_text for plain text, rich_text elements for cells."""
+    found = parts(shorten(value, TABLE_CELL_CHARS))
+    if all(isinstance(p, str) for p in found):
+        text = " ".join(plain(value).split())[:TABLE_CELL_CHARS]
+        return {"type": "raw_text", "text": text or EMPTY_CELL}
+    elements = [_rich_element(p) for p in found]
+    return {"type": "rich_text", "elements": [{"type": "rich_text_section", "elements": elements}]}
+
+
+def _rich_element(part: str | Cell) -> dict[str, Any]:
+    """A rich_text element: Slack draws it; nothing in it is parsed as markup."""
+    match part:
+        case str():
+            return {"type": "text", "text": " ".join(part.split()) or " "}
+        case User(id=user_id) if USER_ID.fullmatch(user_id):
+            return {"type": "user", "user_id": user_id}
+        case Channel(id=channel_id) if CHANNEL_ID.fullmatch(channel_id):
+            return {"type": "channel", "channel_id": channel_id}
+        case Link(url=url, label=label) if WEB.fullmatch(url):
+            return {"type": "link", "url": url} | ({"text": label} if label else {})
+        case Time(at=at):
+            return {
+                "type": "date",
+                "timestamp": int(at.timestamp()),
+                "format": "{date_short_pretty} {time}",
+                "fallback": plain(part),
+            }
+        case Code() | Pre():
+            return {"type": "text", "text": _one_line(part), "style": {"code": True}}
+        case Emphasis() | Strong() | Struck():
+            return {"type": "text", "text": _one_line(part), "style": {STYLES[type(part)]: True}}
+        case _:
+            return {"type": "text", "text": _one_line(part)}
+
+
+def _one_line(part: Cell) -> str:
+    return " ".join(plain(part).split()) or " "

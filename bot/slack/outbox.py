@@ -101,15 +101,22 @@ class Outbox:
         return response is not None
 
     async def respond(
-        self, response_url: str, message: Message, *, in_channel: bool = False
+        self,
+        response_url: str,
+        message: Message,
+        *,
+        in_channel: bool = False,
+        replace: bool = False,
     ) -> bool:
-        """Answer through an interaction's response_url (works where the bot is not a member)."""
+        """Answer through an interaction's response_url (works where the bot is not a member);
+        `replace` edits the message the interaction came from (an ephemeral one, say)."""
         webhook = AsyncWebhookClient(response_url, timeout=self._timeout)
         try:
             response = await webhook.send(
                 text=redact(message.text),
                 blocks=redact.value(message.blocks),
                 response_type="in_channel" if in_channel else "ephemeral",
+                replace_original=replace or None,
             )
         except (SlackClientError, OSError, TimeoutError) as exc:
             return self._failed("response_url", type(exc).__name__)

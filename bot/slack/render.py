@@ -13,8 +13,9 @@ from typing import Any
 
 from bot.core.cells import Code, Emphasis, Pre, Strong, Text, User, plain, rich
 from bot.core.dispatch import Outcome
+from bot.core.paging import Page
 from bot.core.result import Action, Attachment, Result, Table, table_text
-from bot.slack.mrkdwn import chunks, clip, mrkdwn
+from bot.slack.mrkdwn import chunks, clip, mrkdwn, table_cell
 
 MAX_BLOCKS = 50
 SECTION_CHARS = 2900
@@ -24,6 +25,9 @@ INLINE_TEXT_CHARS = 8000
 PREVIEW_CHARS = 1500
 BUTTONS_PER_ACTIONS = 5
 MESSAGE_TEXT_CHARS = 3000
+PAGE_ACTION = "forge_page"
+TABLE_ROWS = 100
+TABLE_CELLS = 20
 
 
 @dataclass
@@ -109,6 +113,27 @@ def action_blocks(actions: list[Action]) -> list[dict[str, Any]]:
     return blocks
 
 
+def page_blocks(page: Page | None) -> list[dict[str, Any]]:
+    """`page 2 of 9 · 20 per page`, and Prev/Next buttons that list a page again when clicked."""
+    if page is None or page.pages < 2:
+        return []
+    buttons = []
+    for step, label, number in (
+        ("prev", "◀ Prev", page.number - 1),
+        ("next", "Next ▶", page.number + 1),
+    ):
+        if 1 <= number <= page.pages:
+            buttons.append(
+                {
+                    "type": "button",
+                    "action_id": f"{PAGE_ACTION}:{step}",
+                    "value": page.command(number)[:2000],
+                    "text": {"type": "plain_text", "text": label},
+                }
+            )
+    return [context(page.label), {"type": "actions", "elements": buttons}]
+
+
 def to_message(outcome: Outcome, meta: Meta) -> Message:
     """Block Kit for an outcome: a result for the channel, or a one-line error for the caller."""
     if outcome.result is None:
@@ -147,17 +172,43 @@ def _result_message(result: Result, meta: Meta) -> Message:
     if result.summary:
         shown.append((section(result.summary), plain(result.summary)))
     shown.extend((b, "") for b in field_sections(result.fields))
+    native = next((t for t in result.tables if fits_table_block(t)), None)
     for table in result.tables:
-        shown.extend(_table_blocks(result.command, table, files))
+        if table is not native:
+            shown.extend(_table_blocks(result.command, table, files))
     shown.extend(_text_blocks(result, files))
     shown.extend((b, "") for b in action_blocks(result.actions))
-    if len(shown) > MAX_BLOCKS:
-        rest = "\n\n".join(p for _, p in shown[MAX_BLOCKS - 1 :] if p)
+    shown.extend((b, "") for b in page_blocks(result.page))
+    last = _native_blocks(native) if native else []
+    room = MAX_BLOCKS - len(last)
+    if len(shown) > room:
+        rest = "\n\n".join(p for _, p in shown[room - 1 :] if p)
         files.append(Attachment(f"{_slug(result.command)}-more.txt", rest.encode()))
-        shown = shown[: MAX_BLOCKS - 1] + [(section(Emphasis("More in the attached file.")), "")]
+        shown = shown[: room - 1] + [(section(Emphasis("More in the attached file.")), "")]
+    shown.extend(last)
     return message(
         rich(head, ": " if result.summary else "", result.summary), [b for b, _ in shown], files
     )
+
+
+def fits_table_block(table: Table) -> bool:
+    """Slack's table block holds at most 100 rows (the header is one) of at most 20 cells."""
+    return 0 < len(table.columns) <= TABLE_CELLS and len(table.rows) + 1 <= TABLE_ROWS
+
+
+def table_block(table: Table) -> dict[str, Any]:
+    """A native table block: the header row, then each row padded to the header's width."""
+    width = len(table.columns)
+    rows = [[table_cell(c) for c in table.columns]]
+    rows += [[table_cell(c) for c in (list(row) + [""] * width)[:width]] for row in table.rows]
+    return {"type": "table", "rows": rows}
+
+
+def _native_blocks(table: Table) -> list[tuple[dict[str, Any], str]]:
+    """The message's one table block, last: Slack shows a table below the other blocks anyway."""
+    title = plain(table.title)
+    blocks = [(section(Strong(title)), title)] if title else []
+    return [*blocks, (table_block(table), table_text(table))]
 
 
 def _table_blocks(

@@ -6,6 +6,7 @@ from typing import Any
 
 from bot.core.cells import Code, rich
 from bot.core.context import Context
+from bot.core.paging import Page, page_option
 from bot.core.registry import Args, command, option
 from bot.core.result import Result, Status, Table
 from bot.core.units import ms
@@ -28,10 +29,11 @@ OVERVIEW = (
 RANKED = (
     STATEMENTS
     + """
-SELECT s.*, 100 * s.total / NULLIF((SELECT sum(total) FROM s), 0) AS share FROM s
+SELECT s.*, 100 * s.total / NULLIF((SELECT sum(total) FROM s), 0) AS share,
+       count(*) OVER () AS matching FROM s
  WHERE s.mean >= $1 AND s.query NOT ILIKE '%pg_stat_statements%'
    AND s.query <> '<insufficient privilege>'
- ORDER BY s.{order} DESC LIMIT $2"""
+ ORDER BY s.{order} DESC LIMIT $2 OFFSET $3"""
 )
 COLUMNS = ["#", "mean", "max", "calls", "total", "rows", "share of all", "statement"]
 
@@ -42,13 +44,15 @@ class SlowArgs(Args):
     min_time: float = option(
         100.0, ge=0, le=3_600_000, help="mean execution time threshold in ms (default 100)"
     )
-    limit: int = option(20, ge=1, le=100, help="how many statements, 1 to 100 (default 20)")
+    limit: int = option(20, ge=1, le=100, help="statements a page, 1 to 100 (default 20)")
+    page: int = page_option()
 
 
 class TopArgs(Args):
     """Arguments of `db top`."""
 
-    limit: int = option(10, ge=1, le=100, help="how many statements, 1 to 100 (default 10)")
+    limit: int = option(10, ge=1, le=100, help="statements a page, 1 to 100 (default 10)")
+    page: int = page_option()
 
 
 def version(text: str | None) -> tuple[int, ...]:
@@ -123,21 +127,24 @@ def missing(command: str, state: Any) -> Result | None:
 
 
 async def ranked(
-    ctx: Context, command: str, order: str, min_ms: float, limit: int
-) -> tuple[Any, list[Any]] | Result:
-    """Overview and ranked statements, or the result that explains why there are none."""
+    ctx: Context, command: str, order: str, min_ms: float, args: SlowArgs | TopArgs
+) -> tuple[Any, list[Any], Page] | Result:
+    """Overview and a page of ranked statements, or the result that explains why there are none."""
     state = (await ctx.backends.pg.read(STATUS))[0]
     explained = missing(command, state)
     if explained:
         return explained
     names = columns_for(state["installed"])
+    ranking = RANKED.format(order=order, **names)
+    offset = (args.page - 1) * args.limit
     overview, rows = await ctx.backends.pg.read_many(
-        [(OVERVIEW.format(**names), ()), (RANKED.format(order=order, **names), (min_ms, limit))]
+        [(OVERVIEW.format(**names), ()), (ranking, (min_ms, args.limit, offset))]
     )
-    return overview[0], rows
+    return overview[0], rows, Page(args.page, args.limit, rows[0]["matching"] if rows else 0)
 
 
-def _table(rows: list[Any]) -> Table:
+def _table(rows: list[Any], page: Page) -> Table:
+    first = (page.number - 1) * page.size + 1
     return Table(
         COLUMNS,
         [
@@ -151,7 +158,7 @@ def _table(rows: list[Any]) -> Table:
                 percent(r["share"]),
                 one_line(r["query"]),
             ]
-            for i, r in enumerate(rows, 1)
+            for i, r in enumerate(rows, first)
         ],
     )
 
@@ -201,14 +208,14 @@ def _file(name: str, rows: list[Any]) -> list:
 )
 async def db_slow(ctx: Context, args: SlowArgs) -> Result:
     """Statements of this database by mean execution time above `--min-time`, worst first."""
-    found = await ranked(ctx, "db slow", "mean", args.min_time, args.limit)
+    found = await ranked(ctx, "db slow", "mean", args.min_time, args)
     if isinstance(found, Result):
         return found
-    overview, rows = found
+    overview, rows, page = found
     threshold = ms(args.min_time)
     summary = (
-        f"{len(rows)} statement{'s' if len(rows) != 1 else ''} with a mean above {threshold}"
-        f"{' (the worst shown)' if len(rows) == args.limit else ''}."
+        f"{page.total} statement{'s' if page.total != 1 else ''} with a mean above {threshold}"
+        f"{', worst first' if page.pages > 1 else ''}."
         if rows
         else f"No statement has a mean execution time above {threshold}."
     )
@@ -217,8 +224,9 @@ async def db_slow(ctx: Context, args: SlowArgs) -> Result:
         Status.WARNING if rows else Status.OK,
         summary=summary,
         fields=_fields(overview),
-        tables=[_table(rows)] if rows else [],
+        tables=[_table(rows, page)] if rows else [],
         attachments=_file("slow-statements.sql", rows),
+        page=page,
         text="Times are execution times since the statistics were last reset; share is of all "
         "statement time in this database.",
         data={"min_time_ms": args.min_time, **_data(rows, overview)},
@@ -233,15 +241,18 @@ async def db_slow(ctx: Context, args: SlowArgs) -> Result:
 )
 async def db_top(ctx: Context, args: TopArgs) -> Result:
     """Statements of this database by total execution time, largest first."""
-    found = await ranked(ctx, "db top", "total", 0.0, args.limit)
+    found = await ranked(ctx, "db top", "total", 0.0, args)
     if isinstance(found, Result):
         return found
-    overview, rows = found
+    overview, rows, page = found
     return Result(
         "db top",
-        summary=f"The {len(rows)} statements that took the most time in this database.",
+        summary=f"The {len(rows)} statements that took the most time in this database."
+        if page.pages < 2
+        else f"The {page.total} statements of this database by time taken, largest first.",
         fields=_fields(overview),
-        tables=[_table(rows)] if rows else [],
+        tables=[_table(rows, page)] if rows else [],
         attachments=_file("top-statements.sql", rows),
+        page=page,
         data=_data(rows, overview),
     )

@@ -6,6 +6,7 @@ from typing import Any
 
 from bot.core.cells import Code, Text, join, rich
 from bot.core.context import Context
+from bot.core.paging import Page, page_option
 from bot.core.registry import Args, command, option
 from bot.core.result import Result, Status, Table
 from bot.core.units import size
@@ -31,11 +32,12 @@ TABLES = f"""WITH {locked.CTES}
 SELECT format('%I.%I', n.nspname, c.relname) AS name, h.pid AS locked_by,
        {locked.TOTAL} AS total, {locked.HEAP} AS heap, {locked.INDEXES} AS indexes,
        {locked.TOAST_SIZE} AS toast,
-       greatest(s.n_live_tup, c.reltuples::bigint, 0) AS rows, coalesce(s.n_dead_tup, 0) AS dead
+       greatest(s.n_live_tup, c.reltuples::bigint, 0) AS rows, coalesce(s.n_dead_tup, 0) AS dead,
+       count(*) OVER () AS matching
   FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
   LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid LEFT JOIN held h ON h.oid = c.oid
  WHERE {USER_SCHEMAS} AND c.relkind IN ('r', 'm', 'p')
- ORDER BY total DESC, name LIMIT $1"""
+ ORDER BY total DESC, name LIMIT $1 OFFSET $2"""
 # The table-bloat estimate of pg-extras (bloat.sql, after ioguix):
 # expected pages from pg_stats' widths.
 BLOAT = f"""
@@ -109,7 +111,8 @@ HIT_HEALTHY, BLOAT_RATIO, BLOAT_WASTE = 99.0, 2.0, 1 << 20
 class TablesArgs(Args):
     """Arguments of `db tables`."""
 
-    limit: int = option(20, ge=1, le=100, help="how many tables, largest first (default 20)")
+    limit: int = option(20, ge=1, le=100, help="tables a page, largest first (default 20)")
+    page: int = page_option()
 
 
 @command(
@@ -154,11 +157,16 @@ async def db_size(ctx: Context, _: object) -> Result:
 )
 async def db_tables(ctx: Context, args: TablesArgs) -> Result:
     """The largest tables first; a locked table is marked and sized from the catalog."""
-    rows, held = await ctx.backends.pg.read_many([(TABLES, (args.limit,)), (locked.LIST, ())])
+    offset = (args.page - 1) * args.limit
+    rows, held = await ctx.backends.pg.read_many(
+        [(TABLES, (args.limit, offset)), (locked.LIST, ())]
+    )
+    page = Page(args.page, args.limit, rows[0]["matching"] if rows else 0)
     return Result(
         "db tables",
         Status.WARNING if held else Status.OK,
-        summary=f"The {len(rows)} largest tables." if rows else "No user tables.",
+        summary=_tables_summary(rows, page),
+        page=page,
         text=locked.note(held),
         tables=[
             Table(
@@ -182,6 +190,14 @@ async def db_tables(ctx: Context, args: TablesArgs) -> Result:
         else [],
         data={"tables": [dict(r) for r in rows], "locked": locked.data(held)},
     )
+
+
+def _tables_summary(rows: list[Any], page: Page) -> str:
+    if not rows:
+        return "No user tables." if page.number == 1 else f"No tables on page {page.number}."
+    if page.pages == 1:
+        return f"The {len(rows)} largest tables."
+    return f"{page.total} tables, largest first."
 
 
 def _bloated(row: Any) -> bool:

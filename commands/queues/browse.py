@@ -10,6 +10,7 @@ from typing import Any
 from bot.core.cells import Code, Pre, Strong, lines, rich
 from bot.core.context import Context
 from bot.core.errors import CommandError
+from bot.core.paging import Page, page_option
 from bot.core.redact import redact
 from bot.core.registry import Args, command, option, positional
 from bot.core.result import Action, Attachment, Result, Status, Table
@@ -36,8 +37,8 @@ class QueueArgs(Args):
 class ListArgs(QueueArgs):
     """Arguments of `dlq list`."""
 
-    page: int = option(1, ge=1, le=1_000_000, help="page number, newest jobs first")
     limit: int = option(20, ge=1, le=100, help="jobs per page, 1 to 100")
+    page: int = page_option()
 
 
 class ShowArgs(QueueArgs):
@@ -110,18 +111,14 @@ async def dlq_list(ctx: Context, args: ListArgs) -> Result:
         ]
         for i, j in zip(ids, jobs, strict=True)
     ]
-    pages = max(1, -(-total // args.limit))
+    page = Page(args.page, args.limit, total)
     summary = rich(
         "DLQ of ",
         Code(q),
         f": {total:,} jobs (failed after ≥ {ctx.settings.config.dlq.min_attempts} attempts); "
-        f"page {args.page} of {pages}, newest first.",
+        f"page {args.page} of {page.pages}, newest first.",
     )
-    actions = (
-        [Action("Next page", f"dlq list {q} --page {args.page + 1} --limit {args.limit}")]
-        if args.page < pages
-        else []
-    )
+    actions = []
     if total:
         actions += [
             Action("Export", f"dlq export {q}"),
@@ -135,6 +132,7 @@ async def dlq_list(ctx: Context, args: ListArgs) -> Result:
         text=target.note,
         tables=[Table(["id", "name", "attempts", "failed at", "reason"], rows)] if rows else [],
         actions=actions,
+        page=page,
         data={"queue": q, "total": total, "page": args.page, "jobs": rows},
     )
 

@@ -10,6 +10,7 @@ from bot.core import units
 from bot.core.cells import Code, Text, join, lines, rich
 from bot.core.context import Context
 from bot.core.errors import CommandError
+from bot.core.paging import page_of, page_option
 from bot.core.registry import Args, NoArgs, command, option
 from bot.core.result import Action, Result, Status, Table, worst
 
@@ -31,6 +32,7 @@ class IndicesArgs(Args):
     """Arguments of `es indices`."""
 
     all: bool = option(False, help='also list hidden and system indices (names starting with ".")')
+    page: int = page_option()
 
 
 def name_problem(name: str) -> Text | None:
@@ -248,6 +250,7 @@ async def es_indices(ctx: Context, args: IndicesArgs) -> Result:
         ]
         for r in shown_rows
     ]
+    rows, page = page_of(rows, args.page)
     status = worst([index_status(str(r.get("health")), single) for r in shown_rows])
     present = {str(r.get("index")) for r in indices}
     missing = [n for n in EXPECTED_INDICES if n not in present]
@@ -277,11 +280,12 @@ async def es_indices(ctx: Context, args: IndicesArgs) -> Result:
     return Result(
         "es indices",
         status,
-        summary=f"{len(rows)} indices, {total:,} documents.",
+        summary=f"{len(shown_rows)} indices, {total:,} documents.",
         text=lines(*(n for n in notes if n)),
         tables=[Table(["index", "health", "docs", "size", "pri/rep", "aliases"], rows)]
         if rows
         else [],
+        page=page,
         data={
             "indices": [{"index": r[0], "health": r[1], "docs": r[2], "size": r[3]} for r in rows],
             "missing": missing,

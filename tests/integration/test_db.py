@@ -56,6 +56,24 @@ async def test_slow_and_top_rank_real_statements_of_this_database_only(forge, cl
     assert len(totals) == 3 and totals == sorted(totals, reverse=True)
 
 
+async def test_tables_and_statements_page_in_sql_with_the_whole_count(forge, clientforge):
+    """`db tables --limit 1` pages through every table, largest first, each page one row of the
+    whole count; `db top` page 2 goes on where page 1 stopped; the buttons' text says so."""
+    count = (await result_of(forge, "db size")).data["table_count"]
+    pages = [await result_of(forge, f"db tables --limit 1 --page {n}") for n in (1, 2, 3)]
+    names = [p.data["tables"][0]["name"] for p in pages]
+    assert len(set(names)) == 3 and names[:2] == ["public.contacts", "public.accounts"]
+    assert {(p.page.total, p.page.pages) for p in pages} == {(count, count)}
+    assert pages[1].page.command(3) == "db tables --limit 1 --page 3"
+    first = await result_of(forge, "db top --limit 2")
+    second = await result_of(forge, "db top --limit 2 --page 2")
+    assert [r[0] for r in second.tables[0].rows] == ["3", "4"]
+    assert min(r["total_ms"] for r in first.data["rows"]) >= max(
+        r["total_ms"] for r in second.data["rows"]
+    )
+    assert first.page.total == second.page.total >= 4
+
+
 async def test_long_statements_are_shortened_with_the_full_text_attached(forge, clientforge):
     """A statement longer than its column is cut with an ellipsis, whole in the attached file."""
     columns = ", ".join(f"{n} AS column_named_{n}" for n in range(30))

@@ -1,5 +1,6 @@
 // Drives the forge playground in Debian's Chromium (headless, through playwright-core):
-// /forge help, /forge health, /forge dlq clear email confirmed in the modal, approved by another user.
+// /forge help, /forge health, /forge dlq list email --limit 2 (a table block; Next shows page 2 in place),
+// /forge dlq clear email confirmed in the modal, approved by another user.
 // Usage: node playground_browser.js <playground URL> <screenshot dir>. Prints one JSON line; exit 1 on failure.
 "use strict";
 
@@ -43,6 +44,17 @@ async function scenario(page, url, dir, shots) {
   await page.locator(".msg", { hasText: /health — (ok|warning|critical)/ }).first().waitFor({ timeout: WAIT });
   await shoot(page, dir, "02-health.png", shots);
 
+  await slash(page, "/forge dlq list email --limit 2");
+  const listing = page.locator(".msg", { hasText: "dlq list email" }).first();
+  await listing.locator("table.table").waitFor({ timeout: WAIT });
+  const cells = (rows) => rows.map((row) => Array.from(row.children, (cell) => `${cell.tagName}:${cell.textContent}`));
+  const tableRows = await listing.locator("table.table tr").evaluateAll(cells);
+  await shoot(page, dir, "02-table.png", shots);
+  await listing.getByRole("button", { name: "Next ▶" }).click();
+  await listing.locator("text=page 2 of 2 · 2 per page").waitFor({ timeout: WAIT });
+  const nextRows = await listing.locator("table.table tr").evaluateAll(cells);
+  const listings = await page.locator(".msg", { hasText: "dlq list email" }).count();
+
   await slash(page, "/forge dlq clear email");
   await page.locator("#modal", { hasText: "Would remove" }).waitFor({ timeout: WAIT });
   await page.fill("#modal input", "email");
@@ -59,7 +71,7 @@ async function scenario(page, url, dir, shots) {
   await card.locator("text=done").waitFor({ timeout: WAIT });
   await card.locator(".thread .msg", { hasText: "dlq clear" }).first().waitFor({ timeout: WAIT });
   await shoot(page, dir, "05-approved.png", shots);
-  return (await card.innerText()).replace(/\s+/g, " ");
+  return { card: (await card.innerText()).replace(/\s+/g, " "), tableRows, nextRows, listings };
 }
 
 async function main() {
@@ -75,8 +87,8 @@ async function main() {
   page.on("pageerror", (error) => consoleErrors.push(String(error)));
   const shots = [];
   try {
-    const card = await scenario(page, url, dir, shots);
-    console.log(JSON.stringify({ ok: true, card, shots, consoleErrors, timings }));
+    const report = await scenario(page, url, dir, shots);
+    console.log(JSON.stringify({ ok: true, ...report, shots, consoleErrors, timings }));
   } catch (error) {
     await shoot(page, dir, "failure.png", shots).catch(() => {});
     console.log(JSON.stringify({ ok: false, error: String(error), shots, consoleErrors }));

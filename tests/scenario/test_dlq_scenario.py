@@ -81,12 +81,12 @@ async def failed(queue: str = "email") -> int:
     return (await NODE.counts(queue))["counts"]["failed"]
 
 
-def health_row(text: str, queue: str) -> dict[str, str]:
-    """One queue's row of the `queue health` table as Slack shows it (cells are 2+ spaces apart)."""
-    table = text.split("```")[1].splitlines()
-    header = re.split(r"\s{2,}", table[0])
-    [row] = [re.split(r"\s{2,}", line) for line in table[1:] if line.split()[0] == queue]
-    return dict(zip(header, row, strict=False))
+def health_row(blocks: list[dict], queue: str) -> dict[str, str]:
+    """One queue's row of the `queue health` table block, by column name."""
+    [table] = [b for b in blocks if b["type"] == "table"]
+    header, *rows = [[cell.get("text", "") for cell in row] for row in table["rows"]]
+    [row] = [r for r in rows if r[0] == queue]
+    return dict(zip(header, row, strict=True))
 
 
 async def test_dlq_clear_email_needs_the_typed_name_and_a_second_person(bot, rdb):
@@ -161,9 +161,7 @@ async def test_dlq_clear_email_needs_the_typed_name_and_a_second_person(bot, rdb
     await bot.client.slash("queue health", user="U0VIEW")
     await bot.settle()
     [post] = bot.slack.calls_to("chat.postMessage")
-    row = health_row(
-        json.dumps(post.args["blocks"], ensure_ascii=False).replace("\\n", "\n"), "email"
-    )
+    row = health_row(post.args["blocks"], "email")
     assert (row["DLQ"], row["failed"], row["waiting"]) == ("0", "0", "0")
 
 

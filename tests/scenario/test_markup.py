@@ -12,7 +12,14 @@ import pytest
 from bot.config.settings import Config
 from tests.conftest import empty_redis, make_settings, running_forge
 from tests.support.alert_fixtures import alert, notification, send, settings_for
-from tests.support.hostile import HOSTILE, LIVE, assert_shown_not_rendered, hostile_registry, said
+from tests.support.hostile import (
+    HOSTILE,
+    LIVE,
+    assert_shown_not_rendered,
+    hostile_registry,
+    said,
+    table_cells,
+)
 from tests.support.services import redis_url
 from tests.support.slack_flow import confirm, open_dialog, private, rows
 
@@ -46,6 +53,7 @@ async def test_a_result_shows_backend_text_and_never_renders_it(bot):
     assert_shown_not_rendered(said([post]))
     assert_shown_not_rendered(post.args["text"])
     assert "<@U0OPS>" in said([post]), "the context line names who ran it as a live mention"
+    assert {"type": "raw_text", "text": HOSTILE} in table_cells([post]), "shown as it is"
 
 
 async def test_progress_notes_are_escaped_in_place(bot):

@@ -1,7 +1,8 @@
 """The playground in a real browser: Debian's Chromium, headless, driven by Node's playwright-core.
 
 `forge serve` with no Slack credentials starts the playground; the page runs `/forge help`,
-`/forge health` and `/forge dlq clear email` as the operator, confirms in the modal, switches to the
+`/forge health`, `/forge dlq list email --limit 2` (drawn from its table block; Next shows page 2
+in place) and `/forge dlq clear email` as the operator, confirms in the modal, switches to the
 approver and approves, and the card turns to done. Screenshots land in test-artifacts/playground/.
 """
 
@@ -147,7 +148,8 @@ async def drive_browser(url: str) -> dict:
 
 @pytest.mark.timeout(240)
 async def test_dlq_clear_is_confirmed_and_approved_in_the_browser(tmp_path, state_dsn, rdb):
-    """help, health, `dlq clear email`: typed confirmation, another's approval, card says done."""
+    """help, health, `dlq list email` as a table block, `dlq clear email`: typed confirmation,
+    another's approval, card says done."""
     await fail_jobs("email", DLQ_JOBS)
     shutil.rmtree(ARTIFACTS, ignore_errors=True)
     port = free_port()
@@ -169,9 +171,16 @@ async def test_dlq_clear_is_confirmed_and_approved_in_the_browser(tmp_path, stat
 
     assert report["ok"], f"{report.get('error')}\nscreenshots: {report.get('shots')}"
     assert "Approved by @lead · done" in report["card"] and report["consoleErrors"] == []
+    header, *rows = report["tableRows"]
+    assert header == ["TH:id", "TH:name", "TH:attempts", "TH:failed at", "TH:reason"]
+    assert len(rows) == 2 and all(r[1] == "TD:sync-account" for r in rows)
+    _, *more = report["nextRows"]
+    assert len(more) == 2 and {r[0] for r in rows}.isdisjoint(r[0] for r in more)
+    assert report["listings"] == 1, "Next edits the listing, it posts no other"
     assert sorted(Path(s).name for s in report["shots"]) == [
         "01-help.png",
         "02-health.png",
+        "02-table.png",
         "03-confirm.png",
         "04-requested.png",
         "05-approved.png",

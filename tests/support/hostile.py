@@ -21,8 +21,23 @@ ESCAPED = "&lt;!channel&gt; &lt;!here&gt; &lt;@U0EVIL&gt;"
 
 
 def said(calls: list[Any]) -> str:
-    """Everything forge sent in these Slack calls, as one string."""
-    return json.dumps([c.args for c in calls], ensure_ascii=False)
+    """Everything forge sent in these Slack calls, as one string, but for table blocks' cells:
+    Slack never reads a raw_text cell or a rich_text element's text as markup (`table_cells`)."""
+    return json.dumps([_without_tables(c.args) for c in calls], ensure_ascii=False)
+
+
+def table_cells(calls: list[Any]) -> list[dict]:
+    """Every cell of every table block in these calls."""
+    blocks = [b for c in calls for b in c.args.get("blocks") or [] if b.get("type") == "table"]
+    return [cell for b in blocks for row in b["rows"] for cell in row]
+
+
+def _without_tables(args: dict) -> dict:
+    blocks = args.get("blocks")
+    if not isinstance(blocks, list):
+        return args
+    kept = [b for b in blocks if not (isinstance(b, dict) and b.get("type") == "table")]
+    return {**args, "blocks": kept}
 
 
 def assert_shown_not_rendered(text: str) -> None:

@@ -183,6 +183,10 @@ function renderTable(block) {
 
 function richText(node) {
   if (!node || typeof node !== "object") return "";
+  if (node.type === "user") return `@${userName(node.user_id)}`;
+  if (node.type === "channel") return `#${channelName(node.channel_id)}`;
+  if (node.type === "date") return node.fallback || "";
+  if (node.type === "link") return node.text || node.url || "";
   if (typeof node.text === "string") return node.text;
   return (node.elements || []).map(richText).join(node.type === "rich_text" ? "\n" : "");
 }
