@@ -16,6 +16,7 @@ import sys
 from bot.approvals.break_glass import Notice, NoticeQueue, deliver
 from bot.cli.terminal import to_json, to_text
 from bot.config.settings import Settings
+from bot.core.audit import AuditEntry
 from bot.core.cells import Text, plain
 from bot.core.context import Actor
 from bot.core.dispatch import Invocation, Outcome
@@ -140,7 +141,7 @@ class BreakGlass:
         shown = to_json(outcome, environment) if self.args.json else to_text(outcome, environment)
         print(redact(shown), flush=True)
 
-    def _entry(self, outcome: str, parsed: Parsed | None):  # type: ignore[no-untyped-def]
+    def _entry(self, outcome: str, parsed: Parsed | None) -> AuditEntry:
         spec = parsed.spec if parsed else None
         text = parsed.text if parsed else self.inv.text
         started = self.dispatcher.clock.monotonic()
@@ -186,7 +187,7 @@ class BreakGlass:
             at=self.dispatcher.clock.now(),
         )
 
-    async def _send(self, queue: NoticeQueue, queued: list) -> int:  # type: ignore[type-arg]
+    async def _send(self, queue: NoticeQueue, queued: list) -> int:
         from bot.slack.outbox import Outbox, close_client, make_client
 
         settings = self.forge.settings
