@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bot.approvals.store import ApprovalStore
-from bot.core.cells import Channel, Code, User
+from bot.core.cells import Channel, Code, Text, User
 from bot.core.context import Context
 from bot.core.registry import NoArgs, command
 from bot.core.result import Result, Table
@@ -18,7 +18,7 @@ async def approvals(ctx: Context, _: NoArgs) -> Result:
     """Pending requests, oldest first, with who asked and when they expire."""
     pending = await ApprovalStore(ctx.store, ctx.settings.config.timeouts.backend).pending()
     now = ctx.clock.now()
-    rows = [
+    rows: list[list[Text]] = [
         [
             Code(a.short_id),
             Code(a.text),

@@ -67,7 +67,7 @@ async def sample_namespaces(ctx: Context, budget: int | None = None) -> Sample:
     budget = budget or SCAN_BUDGET
     while True:
         cursor, keys = await ctx.backends.kv.call(client.scan(cursor=cursor, count=SCAN_COUNT))
-        counts.update(namespace(k) for k in keys)
+        counts.update(namespace(str(k)) for k in keys)
         seen += len(keys)
         if int(cursor) == 0 or seen >= budget:
             return Sample(counts, seen, int(cursor) == 0)
@@ -205,7 +205,8 @@ async def _timed(ctx: Context, awaitable: Awaitable[T]) -> tuple[T, float]:
 
 async def round_trips(ctx: Context, key: str, tries: int) -> tuple[dict[str, list[float]], int]:
     """`tries` SET/GET/DEL cycles on the key: ms per operation, and GETs that read a wrong value."""
-    client, samples, wrong = ctx.backends.redis(), {"SET": [], "GET": [], "DEL": [], "cycle": []}, 0
+    samples: dict[str, list[float]] = {"SET": [], "GET": [], "DEL": [], "cycle": []}
+    client, wrong = ctx.backends.redis(), 0
     for _ in range(tries):
         value = secrets.token_hex(8)
         _, set_ms = await _timed(ctx, client.set(key, value, ex=60))

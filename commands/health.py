@@ -97,7 +97,8 @@ async def check_api(ctx: Context) -> Check:
         what = "not JSON" if body is None else "no data.status healthy|degraded|unhealthy"
         return Check("api", bad, ms, f"HTTP {resp.status_code}, unexpected response: {what}")
     status = Status.CRITICAL if resp.status_code == 503 else API_STATUS[state]
-    services = data.get("services") if isinstance(data.get("services"), dict) else {}
+    services = data.get("services") if isinstance(data, dict) else None
+    services = services if isinstance(services, dict) else {}
     return Check("api", status, ms, _services_detail(state, services), {"API readiness": state})
 
 
@@ -117,7 +118,8 @@ def _services_detail(state: str, services: dict[str, Any]) -> str:
         svc = svc if isinstance(svc, dict) else {}
         if svc.get("status") == "up":
             continue
-        meta = svc.get("metadata") if isinstance(svc.get("metadata"), dict) else {}
+        meta = svc.get("metadata")
+        meta = meta if isinstance(meta, dict) else {}
         why = svc.get("error") or (
             f"cluster {meta['clusterStatus']}" if meta.get("clusterStatus") else ""
         )

@@ -314,7 +314,9 @@ async def _guarded(ctx: Context, probe: Probe) -> list[Line]:
 
 async def run_lines(ctx: Context) -> list[Line]:
     """Every check at once: `health`'s probes, then the other families', in checklist order."""
-    health, *rest = await asyncio.gather(run_checks(ctx), *(_guarded(ctx, p) for p in PROBES))
+    health, rest = await asyncio.gather(
+        run_checks(ctx), asyncio.gather(*(_guarded(ctx, p) for p in PROBES))
+    )
     return [_from_health(c) for c in health] + [line for lines in rest for line in lines]
 
 

@@ -76,7 +76,7 @@ def _worst_severity(alerts: Sequence[Mapping[str, Any]]) -> str:
 
 
 def _links(alert: Mapping[str, Any], external_url: str) -> Text:
-    notes, links = _annotations(alert), []
+    notes, links = _annotations(alert), list[tuple[str, str]]()
     for label, name in (
         ("Runbook", "runbook_url"),
         ("Runbook", "runbook"),
@@ -86,7 +86,7 @@ def _links(alert: Mapping[str, Any], external_url: str) -> Text:
         if target.startswith(("http://", "https://")) and label not in [n for n, _ in links]:
             links.append((label, target))
     if str(alert["generator_url"]).startswith(("http://", "https://")):
-        links.append(("Source", alert["generator_url"]))
+        links.append(("Source", str(alert["generator_url"])))
     if external_url.startswith(("http://", "https://")):
         matchers = ",".join(f'{k}="{v}"' for k, v in sorted(_labels(alert).items()))
         links.append(

@@ -1,4 +1,14 @@
-"""Approval requests in the state store; each change is one conditional UPDATE: exactly one wins."""
+"""Approval requests in the state store; each change is one conditional UPDATE: exactly one wins.
+
+    pending ──claim (a second person)──▶ executing ──finish──▶ succeeded | failed
+       │                                    └──lease lapsed (sweep)──▶ outcome_unknown
+       ├──deny (another) / cancel (the requester)──▶ denied | cancelled
+       └──expires_at passed (sweep)──▶ expired
+
+Each arrow is an UPDATE whose WHERE names the state it leaves, so two clicks, two replicas or a
+click racing the sweep cannot both move a row. No arrow leaves an end state: outcome_unknown is
+never re-run, because nobody knows whether the first run acted.
+"""
 
 from __future__ import annotations
 

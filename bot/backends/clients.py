@@ -161,7 +161,8 @@ class Backends:
             except asyncpg.PostgresError:
                 raise
             except BaseException:  # a timeout or a lost link leaves it unusable: open a new one
-                self._diagnostic.terminate()
+                if self._diagnostic is not None:
+                    self._diagnostic.terminate()
                 self._diagnostic = None
                 raise
 

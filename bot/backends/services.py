@@ -15,6 +15,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from bot.core.cells import Text
 from bot.core.errors import BackendUnavailable, CommandError
 
 if TYPE_CHECKING:
@@ -48,7 +49,7 @@ class Service:
 
     async def call(self, awaitable: Awaitable[T], timeout: float | None = None) -> T:
         """Await one call within the timeout; a failure says what failed and what to do."""
-        return await self.caller(self.name, awaitable, timeout or self.timeout)  # type: ignore[no-any-return]
+        return await self.caller(self.name, awaitable, timeout or self.timeout)
 
 
 class Postgres(Service):
@@ -155,7 +156,7 @@ class Search(Service):
     """Elasticsearch: its refusals (4xx with an error body) are the user's to read, not outages."""
 
     async def call(
-        self, awaitable: Awaitable[T], timeout: float | None = None, missing: str | None = None
+        self, awaitable: Awaitable[T], timeout: float | None = None, missing: Text | None = None
     ) -> T:
         """One call; a refusal is a CommandError (`missing`: the message for a 404)."""
         try:
@@ -173,7 +174,7 @@ class Search(Service):
             ) from None
 
 
-def refusal(body: dict[str, Any], exc: BaseException) -> str:
+def refusal(body: dict[str, Any], exc: BaseException | None) -> str:
     """Elasticsearch's refusal in one line: its error type and reason."""
     error = body.get("error")
     if isinstance(error, dict):

@@ -37,7 +37,8 @@ class BackupScheduler:
     async def tick(self) -> list[str]:
         """One look at the clock: run the due slot (if claimed here), report a miss; what it did."""
         pool = await self.forge.store.pool()
-        schedule, now, done = await load(pool, self.timeout), self.forge.clock.now(), []
+        schedule, now = await load(pool, self.timeout), self.forge.clock.now()
+        done: list[str] = []
         if schedule.at_time is None:
             return done
         slot = latest_slot(now, schedule.at_time)

@@ -80,7 +80,7 @@ async def run_verb(settings: Settings, args: argparse.Namespace) -> int:
         await forge.aclose()
     if outcome.kind == "approval":
         print(
-            f"forge: `{outcome.spec.name}` is destructive: "
+            f"forge: `{outcome.spec.name if outcome.spec else invocation.text}` is destructive: "
             "request it in Slack, where a second person approves it. "
             "Add --dry-run to see what it would do.",
             file=sys.stderr,
@@ -128,10 +128,7 @@ async def check_verb(settings: Settings, _: argparse.Namespace) -> int:
     from commands.db.reserve import reservation
     from commands.health import run_checks
 
-    print(
-        f"config: ok ({settings.config_path if settings.config_path.exists() else 'defaults'}; "
-        f"environment {settings.environment})"
-    )
+    print(f"config: ok ({_config_source(settings)}; environment {settings.environment})")
     forge = Forge(settings)
     try:
         store_up = await forge.store.ready(timeout=settings.config.timeouts.backend)
@@ -141,7 +138,7 @@ async def check_verb(settings: Settings, _: argparse.Namespace) -> int:
             Invocation("check", cli_user(), source="cli"),
         )
         checks = await run_checks(ctx)
-        _, reserve = await reservation(ctx)
+        reserve = (await reservation(ctx))[1]
         slack_ok = await _check_slack(settings)
     finally:
         await forge.aclose()
@@ -168,3 +165,9 @@ async def _check_slack(settings: Settings) -> bool | None:
         await close_client(client)
     print(f"slack: ok (team {response.get('team')}, bot {response.get('user')})")
     return True
+
+
+def _config_source(settings: Settings) -> str:
+    """The config file forge read, or `defaults` when there is none."""
+    path = settings.config_path
+    return str(path) if path is not None and path.exists() else "defaults"

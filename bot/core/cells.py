@@ -203,7 +203,7 @@ def _plain_cell(cell: Cell) -> str:
         case Emphasis(text=text) | Strong(text=text) | Struck(text=text):
             return plain(text)
         case _:
-            return cell.text  # type: ignore[union-attr]
+            return cell.text
 
 
 def machine(value: Text) -> Any:
@@ -223,7 +223,7 @@ def machine(value: Text) -> Any:
         case Emphasis(text=text) | Strong(text=text) | Struck(text=text):
             return plain(text)
         case cell:
-            return cell.text  # type: ignore[union-attr]
+            return cell.text
 
 
 def map_text(value: Text, fn: Callable[[str], str]) -> Text:

@@ -6,6 +6,7 @@ Its words are `Text` (bot.core.cells): plain str, or typed cells forge builds, n
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from bot.core.cells import Text, plain
@@ -47,8 +48,8 @@ def worst(statuses: list[Status]) -> Status:
 class Table:
     """Rows of cells under a header; the worst rows should come first."""
 
-    columns: list[str]
-    rows: list[list[Text]]
+    columns: Sequence[str]
+    rows: Sequence[Sequence[Text]]
     title: Text = ""
 
 
@@ -90,7 +91,7 @@ class Result:
     command: str
     status: Status = Status.OK
     summary: Text = ""
-    fields: list[tuple[Text, Text]] = field(default_factory=list)
+    fields: Sequence[tuple[Text, Text]] = field(default_factory=list)
     tables: list[Table] = field(default_factory=list)
     text: Text = ""
     attachments: list[Attachment] = field(default_factory=list)

@@ -98,6 +98,8 @@ class IncidentBoard:
 
     async def _items(self, incident: Any, items: list[Any]) -> bool:
         current = await self.store.get(incident["id"])
+        if current is None:
+            return True
         registry = self.forge.dispatcher.registry
         for item in items:
             if item["message_ts"] and item["rendered"] >= item["version"]:
@@ -116,6 +118,8 @@ class IncidentBoard:
 
     async def _events(self, incident: Any, items: list[Any], events: list[Any]) -> bool:
         current = await self.store.get(incident["id"])
+        if current is None:
+            return True
         for event in events:
             if event["shown"] or event["kind"] not in POSTED_EVENTS:
                 continue

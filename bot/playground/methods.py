@@ -101,7 +101,7 @@ class MethodsMixin:
             return err("not_found")
         if args.get("hash") and args["hash"] != self.views[view_id]["hash"]:
             return err("hash_conflict")
-        if not isinstance(args.get("view"), dict):
+        if not isinstance(args.get("view"), dict) or not isinstance(view_id, str):
             return err("invalid_arguments")
         return {"ok": True, "view": self._save_view(view_id, args["view"])}
 

@@ -115,7 +115,7 @@ def block_action_body(
             "action_ts": f"{time.time():.6f}",
             **element,
         }
-    payload = {
+    payload: dict[str, Any] = {
         "type": "block_actions",
         "user": _user(user),
         "api_app_id": APP_ID,
@@ -147,7 +147,7 @@ def view_submission_body(
     stored: dict[str, Any] | None = None,
 ) -> str:
     """A modal submission's form body; `values` is view.state.values, `stored` the opened view."""
-    view = {
+    view: dict[str, Any] = {
         "id": view_id,
         "team_id": TEAM_ID,
         "type": "modal",

@@ -64,6 +64,7 @@ class Reply:
             if not (self.response_url and await self.outbox.respond(self.response_url, message)):
                 await self.outbox.ephemeral(self.channel, self.user, message, self.thread_ts)
             return
+        ts: str | None = None
         if self.ts and await self.outbox.update(self.channel, self.ts, message):
             ts = self.ts
         else:

@@ -15,7 +15,7 @@ import asyncio
 import json
 import secrets
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 import structlog
@@ -112,7 +112,7 @@ class Gate:
         await work()
 
     def _duplicate(self, req: AsyncBoltRequest, key: str) -> BoltResponse:
-        retry = (req.headers.get("x-slack-retry-num") or [None])[0]
+        retry = next(iter(req.headers.get("x-slack-retry-num") or []), None)
         metrics.SLACK_REQUESTS.labels(kind="duplicate", outcome="ignored").inc()
         log.info("replay_rejected", key=key.split(":")[0], retry=retry)
         refusal = Refusal(
@@ -186,4 +186,4 @@ class Gate:
         self._spawn(self.forge.audit.try_record(entry))
 
 
-_JSON = {"Content-Type": "application/json"}
+_JSON: dict[str, str | Sequence[str]] = {"Content-Type": "application/json"}

@@ -94,7 +94,9 @@ def clip(markup: str, limit: int) -> str:
 def chunks(value: Text, limit: int) -> list[tuple[str, str]]:
     """The text as mrkdwn pieces of at most `limit` characters, split between lines; each piece
     with its plain text."""
-    pieces, current, size = [], [], 0
+    pieces: list[tuple[str, str]] = []
+    current: list[Row] = []
+    size = 0
     for row in _rows(value):
         extra = len(row[1]) + 1 + (2 * len(FENCE) if row[0] else 0)
         if current and size + extra > limit:

@@ -6,6 +6,7 @@ other module writes mrkdwn. Files uploaded beside a message hold plain text, nev
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -72,7 +73,7 @@ def headline(result: Result, environment: str) -> str:
     return f"{result.status.symbol} {result.command} — {result.status.value} · {environment}"
 
 
-def field_sections(fields: list[tuple[Text, Text]]) -> list[dict[str, Any]]:
+def field_sections(fields: Sequence[tuple[Text, Text]]) -> list[dict[str, Any]]:
     """Key figures as section fields, at most ten a section."""
     return [
         {

@@ -80,7 +80,7 @@ class StateStore:
     async def pool(self) -> asyncpg.Pool:
         """The pool; connecting (and migrating) inline only when no keeper does it in the back."""
         if self.up:
-            return self._pool  # type: ignore[return-value]
+            return self._pool
         if self._keeper is not None or time.monotonic() < self._retry_at:
             raise BackendUnavailable("state store", self.reason or "unavailable")
         return await self._attempt()
@@ -89,7 +89,7 @@ class StateStore:
         """One connect-and-migrate; a failure is remembered (why, and when to try again)."""
         async with self._lock:
             if self.up:
-                return self._pool  # type: ignore[return-value]
+                return self._pool
             if self._keeper is None and time.monotonic() < self._retry_at:
                 raise BackendUnavailable("state store", self.reason or "unavailable")
             self._trying_since = time.monotonic()

@@ -86,7 +86,7 @@ CONDITION = re.compile(
 
 def suggest(table: Any, statements: list[Any]) -> str | None:
     """A `CREATE INDEX CONCURRENTLY` on the column recorded statements filter on most, if any."""
-    columns, votes = set(table["columns"] or []), {}
+    columns, votes = set(table["columns"] or []), dict[str, int]()
     for row in statements:
         where = re.split(r"\bwhere\b", row["query"], maxsplit=1, flags=re.IGNORECASE)
         for column in CONDITION.findall(where[1] if len(where) > 1 else ""):

@@ -90,7 +90,7 @@ EXTENSIONS = """SELECT name, default_version AS available, installed_version AS 
   FROM pg_available_extensions ORDER BY installed_version IS NULL, name"""
 SERVER = """SELECT current_setting('server_version_num')::int AS version,
                    current_setting('shared_preload_libraries') AS preload"""
-NEEDED = {
+NEEDED: dict[str, Text] = {
     "pg_stat_statements": (
         rich(
             "statement statistics: ",
@@ -316,7 +316,7 @@ def _needed(by_name: dict[str, Any], server: Any) -> list[tuple[str, Text, bool]
 def extension_problems(by_name: dict[str, Any], server: Any) -> list[Text]:
     """What `db extensions` and `verify` warn about: a missing need (pg_trgm is optional), an idle
     pg_stat_statements."""
-    problems = [
+    problems: list[Text] = [
         rich(Code(name), " is missing: ", why)
         for name, why, ok in _needed(by_name, server)
         if not ok and name != "pg_trgm"

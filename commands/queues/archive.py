@@ -6,7 +6,7 @@ import json
 import uuid
 from datetime import UTC
 
-from bot.core.cells import Code, User, rich
+from bot.core.cells import Code, Text, User, rich
 from bot.core.context import Context
 from bot.core.errors import CommandError
 from bot.core.registry import Args, command, positional
@@ -38,7 +38,7 @@ async def dlq_archive(ctx: Context, args: ArchiveArgs) -> Result:
     if ctx.archive is None:
         raise CommandError("The job archive is unavailable.")
     batches = await ctx.archive.batches(queue)
-    rows = [
+    rows: list[list[Text]] = [
         [
             str(b.id),
             b.queue,

@@ -171,7 +171,8 @@ async def dlq_show(ctx: Context, args: ShowArgs) -> Result:
         rich(Strong("Data:"), "\n", Pre(json.dumps(job.get("data"), indent=2)[:1500])),
         rich(Strong("Stack trace:"), "\n", Pre(trace)) if trace else None,
     )
-    opts = job.get("opts") if isinstance(job.get("opts"), dict) else {}
+    opts = job.get("opts")
+    opts = opts if isinstance(opts, dict) else {}
     fields = [
         ("Job", f"{job_id} ({job.get('name', '—')})"),
         ("State", state),

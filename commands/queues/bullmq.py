@@ -163,7 +163,7 @@ async def discover(ctx: Context, fresh: bool = False) -> list[str]:
         cursor, keys = await ctx.backends.kv.call(
             client.scan(cursor, match=f"{PREFIX}:*:id", count=2000)
         )
-        names.update(k[len(PREFIX) + 1 : -3] for k in keys)
+        names.update(str(k)[len(PREFIX) + 1 : -3] for k in keys)
         if cursor == 0:
             break
     found = sorted(n for n in names if QUEUE_NAME.fullmatch(n))
@@ -280,10 +280,10 @@ async def workers(ctx: Context, queues: list[str]) -> dict[str, int | None]:
 
 async def snapshot(ctx: Context, queues: list[str], min_attempts: int) -> list[Counts]:
     """Counts, lag, workers and exact DLQ sizes of the queues, fetched concurrently."""
-    found, conns, *dlqs = await asyncio.gather(
+    found, conns, dlqs = await asyncio.gather(
         counts(ctx, queues),
         workers(ctx, queues),
-        *(dlq_count(ctx, q, min_attempts) for q in queues),
+        asyncio.gather(*(dlq_count(ctx, q, min_attempts) for q in queues)),
     )
     for q, dlq in zip(queues, dlqs, strict=True):
         found[q].dlq, found[q].workers = dlq, conns[q]
@@ -306,7 +306,7 @@ class Scan:
     done: bool = False
     last: dict[str, Any] = field(default_factory=dict)
 
-    async def next(self) -> list[Any]:
+    async def next(self) -> Any:
         """The next window's members: `[id, attempts, *fields]` ('rows'), `[id, score, record]`
         ('records'), {first line: jobs} ('reasons'), nothing ('count'); `members` and `last` hold
         the window's totals."""

@@ -34,7 +34,9 @@ async def _retry_one(ctx: Context, q: str, job_id: str, dry_run: bool) -> Result
             f"dlq retry {q} --job {job_id} --dry-run",
             summary=rich("Would move job ", Code(job_id), " back to waiting."),
         )
-    moved = await retry_jobs(ctx, q, [(job_id, is_lifo(fields[2]))])
+    moved = await retry_jobs(
+        ctx, q, [(job_id, is_lifo(str(fields[2]) if fields[2] is not None else None))]
+    )
     if not moved:
         raise CommandError(
             rich("Job ", Code(job_id), " left the failed set meanwhile; nothing moved.")

@@ -118,7 +118,7 @@ async def cat_indices(ctx: Context) -> list[dict[str, Any]]:
     rows = await ctx.backends.es.call(
         ctx.backends.elasticsearch().cat.indices(format="json", bytes="b", expand_wildcards="all")
     )
-    return [dict(r) for r in rows.body]
+    return [dict(r) for r in rows.body if isinstance(r, dict)]
 
 
 async def cat_aliases(ctx: Context) -> list[dict[str, Any]]:
@@ -126,7 +126,7 @@ async def cat_aliases(ctx: Context) -> list[dict[str, Any]]:
     rows = await ctx.backends.es.call(
         ctx.backends.elasticsearch().cat.aliases(format="json", expand_wildcards="all")
     )
-    return [dict(r) for r in rows.body]
+    return [dict(r) for r in rows.body if isinstance(r, dict)]
 
 
 def size(value: Any) -> str:
@@ -297,7 +297,8 @@ def _alias_list(aliases: list[str], limit: int = 3) -> str:
 
 def _alias_rows(rows: list[dict[str, Any]]) -> tuple[list[list[str]], dict[str, int]]:
     """Plain aliases one per row; tenant ones (`<entity>-tenant-<uuid>`) counted per entity."""
-    plain, tenants = [], {}
+    plain: list[list[str]] = []
+    tenants: dict[str, int] = {}
     for r in sorted(rows, key=lambda r: (str(r.get("alias")), str(r.get("index")))):
         match = TENANT_ALIAS.match(str(r.get("alias")))
         if match:

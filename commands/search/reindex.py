@@ -6,7 +6,7 @@ import asyncio
 import warnings
 from typing import Any
 
-from bot.core.cells import Code, join, rich
+from bot.core.cells import Code, Text, join, plain, rich
 from bot.core.context import Context
 from bot.core.errors import BackendError, CommandError
 from bot.core.registry import Risk, Role, command
@@ -54,7 +54,7 @@ async def task_status(ctx: Context, task_id: str) -> dict[str, Any]:
     return dict((await ctx.backends.es.call(request, missing=gone)).body)
 
 
-def progress_line(plan: Plan, task_id: str, status: dict[str, Any]) -> str:
+def progress_line(plan: Plan, task_id: str, status: dict[str, Any]) -> Text:
     """`Reindexing a → b: 2,000 of 5,000 documents (40 %)`."""
     done = (
         int(status.get("created", 0)) + int(status.get("updated", 0)) + int(status.get("noops", 0))
@@ -74,7 +74,8 @@ def progress_line(plan: Plan, task_id: str, status: dict[str, Any]) -> str:
 
 async def follow(ctx: Context, plan: Plan, task_id: str, deadline: float) -> dict[str, Any] | None:
     """Poll the task, showing progress as counts move; its final body, or None at the deadline."""
-    shown_line, failures = "", 0
+    shown_line: Text = ""
+    failures = 0
     while ctx.clock.monotonic() < deadline:
         try:
             body = await task_status(ctx, task_id)
@@ -94,7 +95,7 @@ async def follow(ctx: Context, plan: Plan, task_id: str, deadline: float) -> dic
         if body.get("completed"):
             return body
         line = progress_line(plan, task_id, (body.get("task") or {}).get("status") or {})
-        if line != shown_line:
+        if plain(line) != plain(shown_line):
             await ctx.progress(line)
             shown_line = line
         await asyncio.sleep(POLL_SECONDS)
@@ -138,7 +139,7 @@ async def _swap(ctx: Context, plan: Plan) -> list[str]:
             rich(
                 Code(plan.dest),
                 " is complete, but moving alias ",
-                Code(plan.alias),
+                Code(plan.alias or ""),
                 f" failed, so it is unchanged (the call is atomic): {exc}",
             )
         ) from None
