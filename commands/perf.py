@@ -13,7 +13,7 @@ from pydantic_core import PydanticCustomError
 
 from bot.core.args import Duration
 from bot.core.context import Context
-from bot.core.errors import BackendError, BackendUnavailable
+from bot.core.errors import BackendError
 from bot.core.redact import redact
 from bot.core.registry import Args, Risk, Role, command, option
 from bot.core.result import Result, Status, Table, worst
@@ -146,27 +146,7 @@ def level(value: float, warn: float, crit: float) -> Status:
 
 async def prom_query(ctx: Context, expr: str) -> float | None:
     """One instant query: the first sample's value, or None when the result is empty."""
-    url = ctx.settings.env.prometheus_url.rstrip("/") + "/api/v1/query"
-    timeout = ctx.settings.config.timeouts.backend
-    params = {"query": expr, "timeout": f"{int(timeout * 1000)}ms"}
-    prometheus = ctx.backends.web.named("prometheus", "PROMETHEUS_URL")
-    resp = await prometheus.call(ctx.backends.http().get(url, params=params), timeout)
-    try:
-        body = resp.json()
-    except ValueError:
-        raise BackendUnavailable(
-            "prometheus", f"HTTP {resp.status_code}, not the Prometheus API"
-        ) from None
-    if not isinstance(body, dict) or body.get("status") != "success":
-        why = body.get("error", "") if isinstance(body, dict) else ""
-        raise BackendUnavailable(
-            "prometheus", f"HTTP {resp.status_code}: {str(why)[:160] or 'query failed'}"
-        )
-    data = body.get("data", {})
-    if data.get("resultType") == "scalar":
-        return float(data["result"][1])
-    result = data.get("result") or []
-    return float(result[0]["value"][1]) if result else None
+    return await ctx.backends.prom.query(expr)
 
 
 def minutes(seconds: int) -> str:

@@ -159,6 +159,13 @@ class Replicas(_Section):
     drain_seconds: float = Field(20.0, ge=1, le=600)
 
 
+class Graphs(_Section):
+    """Pictures: on alert cards or not, and the finest step a range query asks Prometheus for."""
+
+    alert_cards: bool = True
+    sample_seconds: float = Field(15.0, ge=0.1, le=3600)  # Prometheus's scrape interval
+
+
 class Timeouts(_Section):
     """Seconds each kind of backend call may take; all finite."""
 
@@ -185,6 +192,7 @@ class Config(_Section):
     alerts: Alerts = Alerts()
     incidents: Incidents = Incidents()
     replicas: Replicas = Replicas()
+    graphs: Graphs = Graphs()
 
     @field_validator("approvers")
     @classmethod

@@ -1,0 +1,113 @@
+"""Draw a Figure as a PNG with matplotlib's Agg backend; imported only in the worker processes.
+
+2× resolution (1,600 pixels wide), a white card with dark text so it reads on Slack's light and
+dark themes, UTC times, units on every axis, a legend worst first.
+"""
+
+from __future__ import annotations
+
+import io
+from datetime import UTC, datetime
+
+import matplotlib.dates as mdates
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure as Canvas
+
+from bot.graphs.spec import LEVELS, Figure, Panel
+
+WIDTH_IN, DPI = 8.0, 200  # 1,600 px: twice an 800-point Slack preview
+COLOURS = {"critical": "#E01E5A", "warning": "#E8A317", "ok": "#2EB67D"}
+INFO = ("#1D6FB8", "#7A4FBF", "#5F6B7A", "#00A3A3")
+INK, GRID = "#1D1C1D", "#D9D9D9"
+
+
+def render(figure: Figure, dpi: int = DPI) -> bytes:
+    """The figure as PNG bytes."""
+    if figure.panels:
+        fig = _panels(figure)
+    else:
+        fig = _timeline(figure)
+    buffer = io.BytesIO()
+    FigureCanvasAgg(fig)
+    fig.savefig(buffer, format="png", dpi=dpi, facecolor="white", metadata={"Software": None})
+    return buffer.getvalue()
+
+
+def _when(t: float) -> datetime:
+    return datetime.fromtimestamp(t, UTC)
+
+
+def _panels(figure: Figure):  # type: ignore[no-untyped-def]
+    count = len(figure.panels)
+    fig = Canvas(figsize=(WIDTH_IN, 1.2 + 2.1 * count))
+    axes = fig.subplots(count, 1, sharex=True, squeeze=False)
+    fig.suptitle(figure.title, color=INK, fontsize=11, x=0.02, ha="left")
+    for ax, panel in zip(axes[:, 0], figure.panels, strict=True):
+        _panel(ax, panel, figure)
+    _time_axis(axes[-1, 0], figure)
+    fig.tight_layout()
+    return fig
+
+
+def _panel(ax, panel: Panel, figure: Figure) -> None:  # type: ignore[no-untyped-def]
+    ranked = sorted(panel.lines, key=lambda line: LEVELS.index(line.level))
+    spare = iter(INFO)
+    for line in ranked:
+        colour = COLOURS.get(line.level) or next(spare, INFO[-1])
+        on_top = 10 - LEVELS.index(line.level)  # the legend lists worst first; worst drawn last
+        ax.plot(
+            [_when(t) for t in line.times],
+            line.values,
+            color=colour,
+            lw=1.6,
+            label=line.label,
+            zorder=on_top,
+        )
+    if panel.threshold is not None:
+        ax.axhline(panel.threshold, color=COLOURS["critical"], lw=1, ls="--", label="threshold")
+    for mark in figure.marks:
+        colour = COLOURS.get(mark.level, INFO[2])
+        ax.axvline(_when(mark.at), color=colour, lw=1.2, ls=":", label=mark.label)
+    ax.set_title(panel.title, color=INK, fontsize=9, loc="left")
+    ax.set_ylabel(panel.unit, color=INK, fontsize=8)
+    ax.set_ylim(bottom=0)
+    ax.grid(True, color=GRID, lw=0.6)
+    ax.tick_params(colors=INK, labelsize=7)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(loc="upper left", fontsize=7, frameon=True, framealpha=0.9)
+
+
+def _time_axis(ax, figure: Figure) -> None:  # type: ignore[no-untyped-def]
+    ax.set_xlim(_when(figure.start), _when(figure.end))
+    locator = mdates.AutoDateLocator(tz=UTC, maxticks=8)
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator, tz=UTC))
+    ax.set_xlabel("time (UTC)", color=INK, fontsize=8)
+
+
+def _timeline(figure: Figure):  # type: ignore[no-untyped-def]
+    fig = Canvas(figsize=(WIDTH_IN, 1.6 + 0.22 * len(figure.marks)))
+    ax = fig.subplots()
+    fig.suptitle(figure.title, color=INK, fontsize=11, x=0.02, ha="left")
+    rows = max(1, len(figure.marks))
+    for row, mark in enumerate(figure.marks):
+        colour = COLOURS.get(mark.level, INFO[0])
+        y = rows - row
+        ax.plot([_when(mark.at)], [y], "o", color=colour, ms=6)
+        late = mark.at > (figure.start + figure.end) / 2  # label on the side with room
+        ax.annotate(
+            mark.label,
+            (_when(mark.at), y),
+            xytext=(-6 if late else 6, -3),
+            textcoords="offset points",
+            ha="right" if late else "left",
+            fontsize=7,
+            color=INK,
+        )
+    ax.set_ylim(0, rows + 1)
+    ax.set_yticks([])
+    ax.grid(True, axis="x", color=GRID, lw=0.6)
+    ax.tick_params(colors=INK, labelsize=7)
+    _time_axis(ax, figure)
+    fig.tight_layout()
+    return fig
