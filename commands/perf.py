@@ -17,6 +17,7 @@ from bot.core.errors import BackendError
 from bot.core.redact import redact
 from bot.core.registry import Args, Risk, Role, command, option
 from bot.core.result import Result, Status, Table, worst
+from commands.perf_panels import add_graph
 
 GIB = 1 << 30
 ACTIVE_WARN = 20  # ClientForge's app pool holds at most 20 connections (DATABASE_POOL_MAX)
@@ -129,7 +130,10 @@ class Row:
 class PerfArgs(Args):
     """Arguments of `perf`."""
 
-    window: Duration = option(timedelta(minutes=5), help="rate window, e.g. 5m (1m to 1h)")
+    window: Duration = option(
+        timedelta(minutes=5), help="rate window, or with --graph the span shown, e.g. 5m (1m to 1h)"
+    )
+    graph: bool = option(False, help="add a picture of each check over the window")
 
     @field_validator("window")
     @classmethod
@@ -263,7 +267,7 @@ def summarize(rows: list[Row], url: str) -> str:
     args=PerfArgs,
     role=Role.VIEWER,
     risk=Risk.READ,
-    examples=("perf", "perf --window 15m"),
+    examples=("perf", "perf --window 15m", "perf --graph --window 1h"),
     timeout=30.0,
 )
 async def perf(ctx: Context, args: PerfArgs) -> Result:
@@ -277,7 +281,7 @@ async def perf(ctx: Context, args: PerfArgs) -> Result:
         )
     )
     ranked = sorted(rows, key=lambda r: -r.status.rank)
-    return Result(
+    result = Result(
         "perf",
         worst([r.status for r in rows]),
         summary=summarize(rows, ctx.settings.env.prometheus_url),
@@ -296,3 +300,6 @@ async def perf(ctx: Context, args: PerfArgs) -> Result:
             },
         },
     )
+    if args.graph:
+        await add_graph(ctx, result, METRICS, seconds)
+    return result
