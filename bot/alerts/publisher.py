@@ -11,8 +11,12 @@ from typing import Any
 import structlog
 
 from bot.alerts.blocks import CardView, alert_card, alert_list
+from bot.alerts.graph import card_figure
 from bot.alerts.store import AlertStore
 from bot.background.loops import forever
+from bot.core.errors import BackendError
+from bot.core.result import Attachment
+from bot.graphs.pool import GraphError, render
 from bot.slack.outbox import Outbox
 
 log = structlog.get_logger(__name__)
@@ -88,6 +92,7 @@ class AlertPublisher:
             environment=self.forge.settings.environment,
             config=config,
             registry=self.forge.dispatcher.registry,
+            picture=await self._picture(view),
         )
         await self._pace(card["channel"])
         ts = card["ts"]
@@ -107,6 +112,24 @@ class AlertPublisher:
                 listed = len(alerts)
         await self.store.rendered(card["id"], card["version"], ts, listed)
         return 1
+
+    async def _picture(self, view: CardView) -> tuple[str, str] | None:
+        """The card's graph uploaded to Slack (file ID, title); None when there is none to draw."""
+        config = self.forge.settings.config
+        if not config.graphs.alert_cards:
+            return None
+        try:
+            figure = await card_figure(self.forge.backends, config, view.alerts, view.common_labels)
+            png = await render(figure) if figure is not None else None
+        except (BackendError, GraphError) as exc:
+            log.info("alert_graph_skipped", card=view.card_id, reason=str(exc))
+            return None
+        if figure is None or png is None:
+            return None
+        file_id = await self.outbox.upload_image(
+            Attachment(f"alert-{view.card_id}.png", png, figure.title)
+        )
+        return (file_id, figure.title) if file_id else None
 
 
 def _mapping(value: Any) -> dict[str, str]:

@@ -121,6 +121,7 @@ class RunbookEntry(_Section):
     summary: str = ""
     steps: list[str] = []
     commands: list[str] = []
+    expr: str = ""  # the alert rule's PromQL, for the card's graph; unset: deploy/'s rule
 
 
 class Alerts(_Section):

@@ -15,6 +15,7 @@ from concurrent.futures.process import BrokenProcessPool
 from bot.graphs.spec import Figure
 
 WORKERS = 2
+NICENESS = 10  # a picture may wait; the bot's acks and /metrics scrapes may not
 RENDER_SECONDS = 20.0  # a cold pool spawns Python and imports matplotlib first
 MAX_BYTES = 200 * 1024
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -33,7 +34,8 @@ def _draw(figure: Figure, dpi: int) -> bytes:
 
 
 def _warm() -> None:
-    """In a new worker: import matplotlib before the first picture is asked for."""
+    """In a new worker: yield the CPU to the bot, and import matplotlib before the first picture."""
+    os.nice(NICENESS)
     from bot.graphs import draw  # noqa: F401
 
 

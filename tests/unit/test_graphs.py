@@ -1,15 +1,21 @@
-"""The graphs' arithmetic: range-query steps, sparklines and the one-line trend."""
+"""The graphs' arithmetic: range-query steps, sparklines, the trend line, alert expressions."""
 
 from __future__ import annotations
 
 import math
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
+import yaml
 
+from bot.alerts.graph import RULES, expression, split
 from bot.backends.prometheus import MAX_POINTS, label_value, points_of, step_for
+from bot.config.settings import Config
 from bot.graphs.sparkline import BARS, sparkline
 from commands.queues.trend import change, direction, jobs
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.parametrize("window", [timedelta(minutes=5), timedelta(hours=6), timedelta(days=7)])
@@ -46,3 +52,23 @@ def test_the_trend_says_from_what_to_what_in_how_long():
     assert direction(times, values) == "steady"
     assert direction(times, [float(i) for i in range(121)]) == "rising"
     assert direction(times, [float(-i) for i in range(121)]) == "falling"
+
+
+def test_the_card_graphs_rules_are_deploys_rules():
+    """The catalog's expressions are deploy/prometheus/queue-alerts.yml's, rule for rule."""
+    rules = yaml.safe_load((ROOT / "deploy" / "prometheus" / "queue-alerts.yml").read_text())
+    deployed = {r["alert"]: r["expr"].strip() for g in rules["groups"] for r in g["rules"]}
+    assert RULES == deployed
+
+
+def test_an_alert_expression_comes_from_the_catalog_or_the_generator_url():
+    """The catalog first; an unknown alert's `g0.expr`; a threshold split off a simple rule."""
+    config = Config()
+    alert = {"alertname": "BullMQDeadLetterQueueHigh", "generator_url": ""}
+    assert expression(config, alert) == "crm_queue_jobs_dlq_total > 0"
+    url = "http://prom:9090/graph?g0.expr=up%7Bjob%3D%22api%22%7D+%3C+1&g0.tab=1"
+    assert expression(config, {"alertname": "Custom", "generator_url": url}) == 'up{job="api"} < 1'
+    assert expression(config, {"alertname": "Custom", "generator_url": "not a url"}) is None
+    assert split("crm_queue_lag_seconds > 300") == ("crm_queue_lag_seconds", 300.0)
+    compound = "crm_queue_waiting > 10 and crm_queue_active == 0"
+    assert split(compound) == (compound, None)
