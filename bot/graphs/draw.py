@@ -29,8 +29,14 @@ def render(figure: Figure, dpi: int = DPI) -> bytes:
         fig = _timeline(figure)
     buffer = io.BytesIO()
     FigureCanvasAgg(fig)
-    fig.savefig(buffer, format="png", dpi=dpi, facecolor="white", metadata={"Software": None})
+    fig.savefig(buffer, format="png", dpi=dpi, facecolor="white", metadata=_metadata(figure))
     return buffer.getvalue()
+
+
+def _metadata(figure: Figure) -> dict[str, str | None]:
+    """PNG text chunks: the title, and each mark as `ISO time  label` (what the picture shows)."""
+    marks = "\n".join(f"{_when(m.at):%Y-%m-%dT%H:%M:%SZ}  {m.label}" for m in figure.marks)
+    return {"Software": None, "Title": figure.title, "Description": marks or None}
 
 
 def _when(t: float) -> datetime:
