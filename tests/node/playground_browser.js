@@ -1,5 +1,6 @@
 // Drives the forge playground in Debian's Chromium (headless, through playwright-core):
-// /forge help, /forge health, /forge dlq clear email confirmed in the modal, approved by another user.
+// /forge help, /forge health, /forge dlq clear email confirmed in the modal, approved by another user;
+// then an incident's report, whose timeline PNG must show as a picture on the page.
 // Usage: node playground_browser.js <playground URL> <screenshot dir>. Prints one JSON line; exit 1 on failure.
 "use strict";
 
@@ -59,7 +60,20 @@ async function scenario(page, url, dir, shots) {
   await card.locator("text=done").waitFor({ timeout: WAIT });
   await card.locator(".thread .msg", { hasText: "dlq clear" }).first().waitFor({ timeout: WAIT });
   await shoot(page, dir, "05-approved.png", shots);
-  return (await card.innerText()).replace(/\s+/g, " ");
+  const approved = (await card.innerText()).replace(/\s+/g, " ");
+
+  await page.selectOption("#who", "U0OPS");
+  await slash(page, "/forge incident declare P3 Browser picture check");
+  await page.locator(".msg", { hasText: "Declared INC-1" }).first().waitFor({ timeout: WAIT });
+  await slash(page, "/forge incident report INC-1");
+  const picture = page.locator('img.picture[alt*="timeline"]').first();
+  await picture.waitFor({ timeout: WAIT });
+  await page.waitForFunction(() => [...document.querySelectorAll("img.picture")]
+    .some((img) => img.complete && img.naturalWidth > 0), null, { timeout: WAIT });
+  await picture.scrollIntoViewIfNeeded();
+  await shoot(page, dir, "06-picture.png", shots);
+  const width = await picture.evaluate((img) => img.naturalWidth);
+  return { card: approved, pictureWidth: width };
 }
 
 async function main() {
@@ -75,8 +89,8 @@ async function main() {
   page.on("pageerror", (error) => consoleErrors.push(String(error)));
   const shots = [];
   try {
-    const card = await scenario(page, url, dir, shots);
-    console.log(JSON.stringify({ ok: true, card, shots, consoleErrors, timings }));
+    const { card, pictureWidth } = await scenario(page, url, dir, shots);
+    console.log(JSON.stringify({ ok: true, card, pictureWidth, shots, consoleErrors, timings }));
   } catch (error) {
     await shoot(page, dir, "failure.png", shots).catch(() => {});
     console.log(JSON.stringify({ ok: false, error: String(error), shots, consoleErrors }));
