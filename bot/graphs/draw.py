@@ -43,15 +43,25 @@ def _when(t: float) -> datetime:
     return datetime.fromtimestamp(t, UTC)
 
 
+def _x(t: float) -> float:
+    """A unix time as matplotlib's date number (days since 1970), without making datetimes."""
+    return t / 86400.0
+
+
 def _panels(figure: Figure):  # type: ignore[no-untyped-def]
     count = len(figure.panels)
-    fig = Canvas(figsize=(WIDTH_IN, 1.2 + 2.1 * count))
+    panel_in = 2.1 if count <= 2 else 1.6
+    height = 1.1 + panel_in * count
+    fig = Canvas(figsize=(WIDTH_IN, height))
+    # fixed margins: tight_layout would cost a whole extra draw
+    fig.subplots_adjust(
+        left=0.09, right=0.98, top=1 - 0.6 / height, bottom=0.5 / height, hspace=0.45
+    )
     axes = fig.subplots(count, 1, sharex=True, squeeze=False)
-    fig.suptitle(figure.title, color=INK, fontsize=11, x=0.02, ha="left")
+    fig.suptitle(figure.title, color=INK, fontsize=11, x=0.02, y=1 - 0.12 / height, ha="left")
     for ax, panel in zip(axes[:, 0], figure.panels, strict=True):
         _panel(ax, panel, figure)
     _time_axis(axes[-1, 0], figure)
-    fig.tight_layout()
     return fig
 
 
@@ -62,7 +72,7 @@ def _panel(ax, panel: Panel, figure: Figure) -> None:  # type: ignore[no-untyped
         colour = COLOURS.get(line.level) or next(spare, INFO[-1])
         on_top = 10 - LEVELS.index(line.level)  # the legend lists worst first; worst drawn last
         ax.plot(
-            [_when(t) for t in line.times],
+            [_x(t) for t in line.times],
             line.values,
             color=colour,
             lw=1.6,
@@ -73,7 +83,7 @@ def _panel(ax, panel: Panel, figure: Figure) -> None:  # type: ignore[no-untyped
         ax.axhline(panel.threshold, color=COLOURS["critical"], lw=1, ls="--", label="threshold")
     for mark in figure.marks:
         colour = COLOURS.get(mark.level, INFO[2])
-        ax.axvline(_when(mark.at), color=colour, lw=1.2, ls=":", label=mark.label)
+        ax.axvline(_x(mark.at), color=colour, lw=1.2, ls=":", label=mark.label)
     ax.set_title(panel.title, color=INK, fontsize=9, loc="left")
     ax.set_ylabel(panel.unit, color=INK, fontsize=8)
     ax.set_ylim(bottom=0)
@@ -84,26 +94,29 @@ def _panel(ax, panel: Panel, figure: Figure) -> None:  # type: ignore[no-untyped
 
 
 def _time_axis(ax, figure: Figure) -> None:  # type: ignore[no-untyped-def]
-    ax.set_xlim(_when(figure.start), _when(figure.end))
-    locator = mdates.AutoDateLocator(tz=UTC, maxticks=8)
-    ax.xaxis.set_major_locator(locator)
-    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator, tz=UTC))
+    ax.set_xlim(_x(figure.start), _x(figure.end))
+    ax.xaxis.set_major_locator(mdates.AutoDateLocator(tz=UTC, maxticks=8))
+    hours = (figure.end - figure.start) / 3600
+    ax.xaxis.set_major_formatter(
+        mdates.DateFormatter("%H:%M" if hours <= 24 else "%d %b %H:%M", tz=UTC)
+    )
     ax.set_xlabel("time (UTC)", color=INK, fontsize=8)
 
 
 def _timeline(figure: Figure):  # type: ignore[no-untyped-def]
-    fig = Canvas(figsize=(WIDTH_IN, 1.6 + 0.22 * len(figure.marks)))
+    height = 1.6 + 0.22 * len(figure.marks)
+    fig = Canvas(figsize=(WIDTH_IN, height))
     ax = fig.subplots()
     fig.suptitle(figure.title, color=INK, fontsize=11, x=0.02, ha="left")
     rows = max(1, len(figure.marks))
     for row, mark in enumerate(figure.marks):
         colour = COLOURS.get(mark.level, INFO[0])
         y = rows - row
-        ax.plot([_when(mark.at)], [y], "o", color=colour, ms=6)
+        ax.plot([_x(mark.at)], [y], "o", color=colour, ms=6)
         late = mark.at > (figure.start + figure.end) / 2  # label on the side with room
         ax.annotate(
             mark.label,
-            (_when(mark.at), y),
+            (_x(mark.at), y),
             xytext=(-6 if late else 6, -3),
             textcoords="offset points",
             ha="right" if late else "left",
@@ -115,5 +128,5 @@ def _timeline(figure: Figure):  # type: ignore[no-untyped-def]
     ax.grid(True, axis="x", color=GRID, lw=0.6)
     ax.tick_params(colors=INK, labelsize=7)
     _time_axis(ax, figure)
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.02, right=0.98, top=1 - 0.6 / height, bottom=0.5 / height)
     return fig
