@@ -16,6 +16,7 @@ from bot.core.errors import BackendError
 from bot.core.registry import Role
 from bot.core.result import Status
 from commands.perf import Row, prom_query, summarize
+from tests.scenario.test_cli import forge as forge_cli
 from tests.support.ops_support import run, started_forge
 from tests.support.prometheus_fixture import PROMETHEUS, SKIP_REASON, Profile, free_port, stacks
 from tests.support.services import redis_url
@@ -207,3 +208,25 @@ async def test_perf_graph_without_prometheus_says_why_there_is_no_picture(state_
     assert plain(outcome.result.text) == (
         f"No picture: Prometheus at {url} could not answer (connection refused)."
     )
+
+
+@needs_prometheus
+def test_forge_run_perf_graph_writes_the_png_with_out(tmp_path, state_dsn, healthy_prometheus):
+    """`forge run "perf --graph" --out DIR` from a terminal: sparklines printed, the PNG written
+    (the render pool spawned from the console script)."""
+    out = tmp_path / "pictures"
+    out.mkdir()
+    done = forge_cli(
+        tmp_path,
+        "run",
+        "perf --graph --window 5m",
+        "--out",
+        str(out),
+        FORGE_STATE_DATABASE_URL=state_dsn,
+        PROMETHEUS_URL=healthy_prometheus,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"wrote {out / 'perf.png'}" in done.stderr
+    assert "Memory (RSS)" in done.stdout and "300 MB" in done.stdout
+    image = Image.open(out / "perf.png")
+    assert image.format == "PNG" and image.size[0] == 1600
