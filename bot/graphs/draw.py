@@ -84,7 +84,8 @@ def _panel(ax, panel: Panel, figure: Figure) -> None:  # type: ignore[no-untyped
     for mark in figure.marks:
         colour = COLOURS.get(mark.level, INFO[2])
         ax.axvline(_x(mark.at), color=colour, lw=1.2, ls=":", label=mark.label)
-    ax.set_title(panel.title, color=INK, fontsize=9, loc="left")
+    if panel.title != figure.title:
+        ax.set_title(panel.title, color=INK, fontsize=9, loc="left")
     ax.set_ylabel(panel.unit, color=INK, fontsize=8)
     ax.set_ylim(bottom=0)
     ax.grid(True, color=GRID, lw=0.6)

@@ -7,12 +7,13 @@ ack path nor the event loop waits on matplotlib, and `forge run help` never impo
 from __future__ import annotations
 
 import asyncio
-import multiprocessing
 import os
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+from typing import TYPE_CHECKING
 
 from bot.graphs.spec import Figure
+
+if TYPE_CHECKING:
+    from concurrent.futures import ProcessPoolExecutor
 
 WORKERS = 2
 NICENESS = 10  # a picture may wait; the bot's acks and /metrics scrapes may not
@@ -43,6 +44,9 @@ def pool() -> ProcessPoolExecutor:
     """The process pool, started on first use."""
     global _pool
     if _pool is None:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
         _pool = ProcessPoolExecutor(
             WORKERS, mp_context=multiprocessing.get_context("spawn"), initializer=_warm
         )
@@ -64,6 +68,8 @@ async def render(figure: Figure) -> bytes:
 
 
 async def _run(figure: Figure, dpi: int) -> bytes:
+    from concurrent.futures.process import BrokenProcessPool
+
     loop = asyncio.get_running_loop()
     try:
         data = await asyncio.wait_for(

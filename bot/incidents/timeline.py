@@ -72,9 +72,9 @@ def _label(text: str) -> str:
 
 
 def figure(incident: Any, found: list[Mark], now: datetime) -> Figure:
-    """The marks on a time axis from declaration to resolution (or now), padded a little."""
-    start = incident["declared_at"].timestamp()
-    end = (incident["resolved_at"] or now).timestamp()
+    """The marks on a time axis from declaration (or an earlier alert) to resolution (or now)."""
+    start = min([incident["declared_at"].timestamp(), *(m.at for m in found)])
+    end = max([(incident["resolved_at"] or now).timestamp(), *(m.at for m in found)])
     pad = max(30.0, (end - start) * 0.04)
     title = f"INC-{incident['id']}: {incident['title']}"[:90]
     return Figure("timeline", title, start - pad, end + pad, (), tuple(found))
