@@ -44,8 +44,11 @@ def pool() -> ProcessPoolExecutor:
     """The process pool, started on first use."""
     global _pool
     if _pool is None:
+        import atexit
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
+
+        atexit.register(shutdown)  # before interpreter teardown, or its manager thread complains
 
         _pool = ProcessPoolExecutor(
             WORKERS, mp_context=multiprocessing.get_context("spawn"), initializer=_warm
