@@ -17,10 +17,12 @@ from bot.background.loops import forever
 from bot.core.errors import BackendError
 from bot.core.result import Attachment
 from bot.graphs.pool import GraphError, render
+from bot.graphs.spec import Figure
 from bot.slack.outbox import Outbox
 
 log = structlog.get_logger(__name__)
 CLAIM_SECONDS, IDLE_POLL, RETRY_AFTER = 60.0, 2.0, 5.0
+PICTURE_SECONDS = 15.0  # a card waits this long for its graph at most, then goes without
 
 
 class AlertPublisher:
@@ -119,8 +121,10 @@ class AlertPublisher:
         if not config.graphs.alert_cards:
             return None
         try:
-            figure = await card_figure(self.forge.backends, config, view.alerts, view.common_labels)
-            png = await render(figure) if figure is not None else None
+            figure, png = await asyncio.wait_for(self._draw(view), PICTURE_SECONDS)
+        except TimeoutError:
+            log.info("alert_graph_skipped", card=view.card_id, reason="took too long")
+            return None
         except (BackendError, GraphError) as exc:
             log.info("alert_graph_skipped", card=view.card_id, reason=str(exc))
             return None
@@ -130,6 +134,12 @@ class AlertPublisher:
             Attachment(f"alert-{view.card_id}.png", png, figure.title)
         )
         return (file_id, figure.title) if file_id else None
+
+    async def _draw(self, view: CardView) -> tuple[Figure | None, bytes | None]:
+        figure = await card_figure(
+            self.forge.backends, self.forge.settings.config, view.alerts, view.common_labels
+        )
+        return figure, (await render(figure) if figure is not None else None)
 
 
 def _mapping(value: Any) -> dict[str, str]:
