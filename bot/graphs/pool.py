@@ -15,7 +15,7 @@ from bot.graphs.spec import Figure
 if TYPE_CHECKING:
     from concurrent.futures import ProcessPoolExecutor
 
-WORKERS = 2
+WORKERS = max(1, min(2, (os.cpu_count() or 2) - 1))  # leave a core to the bot
 NICENESS = 10  # a picture may wait; the bot's acks and /metrics scrapes may not
 RENDER_SECONDS = 20.0  # a cold pool spawns Python and imports matplotlib first
 MAX_BYTES = 200 * 1024
