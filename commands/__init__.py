@@ -15,5 +15,5 @@ from commands import (  # noqa: F401
 )
 from commands.backup import handlers, nightly, recovery  # noqa: F401
 from commands.db import activity, indexes, maint, queries, signals, space  # noqa: F401
-from commands.queues import archive, browse, dlq, queue, retry  # noqa: F401
+from commands.queues import archive, browse, dlq, graph, queue, retry  # noqa: F401
 from commands.search import es, reindex, telemetry  # noqa: F401  (importing registers them)

@@ -16,6 +16,7 @@ from bot.core.result import Attachment, Result, Status, Table
 from bot.core.units import between
 from bot.incidents.report import durations, report_markdown
 from bot.incidents.store import IncidentStore
+from bot.incidents.timeline import picture
 
 STATUS = {"P0": Status.CRITICAL, "P1": Status.CRITICAL, "P2": Status.WARNING, "P3": Status.WARNING}
 
@@ -190,7 +191,10 @@ async def incident_report(ctx: Context, args: ReportArgs) -> Result:
     incident = await target(ctx, args.incident)
     events = await store(ctx).events(incident["id"])
     items = await store(ctx).items(incident["id"])
-    markdown = await report_markdown(ctx.store, incident, items, events, ctx.clock.now())
+    drawn = await picture(ctx.store, incident, events, ctx.clock.now())
+    markdown = await report_markdown(
+        ctx.store, incident, items, events, ctx.clock.now(), drawn.filename if drawn else None
+    )
     times = durations(incident, events)
     return Result(
         f"incident report {name(incident)}",
@@ -198,7 +202,10 @@ async def incident_report(ctx: Context, args: ReportArgs) -> Result:
         f"({incident['severity']}, {incident['status']}).",
         fields=[(f"Time to {k}", v or "—") for k, v in times.items()],
         attachments=[
-            Attachment(f"{name(incident)}-report.md", markdown.encode(), f"{name(incident)} report")
+            Attachment(
+                f"{name(incident)}-report.md", markdown.encode(), f"{name(incident)} report"
+            ),
+            *([drawn] if drawn else []),
         ],
         data={"id": incident["id"], "durations": times, "markdown": markdown},
     )

@@ -13,10 +13,11 @@ from pydantic_core import PydanticCustomError
 
 from bot.core.args import Duration
 from bot.core.context import Context
-from bot.core.errors import BackendError, BackendUnavailable
+from bot.core.errors import BackendError
 from bot.core.redact import redact
 from bot.core.registry import Args, Risk, Role, command, option
 from bot.core.result import Result, Status, Table, worst
+from commands.perf_panels import add_graph
 
 GIB = 1 << 30
 ACTIVE_WARN = 20  # ClientForge's app pool holds at most 20 connections (DATABASE_POOL_MAX)
@@ -129,7 +130,10 @@ class Row:
 class PerfArgs(Args):
     """Arguments of `perf`."""
 
-    window: Duration = option(timedelta(minutes=5), help="rate window, e.g. 5m (1m to 1h)")
+    window: Duration = option(
+        timedelta(minutes=5), help="rate window, or with --graph the span shown, e.g. 5m (1m to 1h)"
+    )
+    graph: bool = option(False, help="add a picture of each check over the window")
 
     @field_validator("window")
     @classmethod
@@ -146,27 +150,7 @@ def level(value: float, warn: float, crit: float) -> Status:
 
 async def prom_query(ctx: Context, expr: str) -> float | None:
     """One instant query: the first sample's value, or None when the result is empty."""
-    url = ctx.settings.env.prometheus_url.rstrip("/") + "/api/v1/query"
-    timeout = ctx.settings.config.timeouts.backend
-    params = {"query": expr, "timeout": f"{int(timeout * 1000)}ms"}
-    prometheus = ctx.backends.web.named("prometheus", "PROMETHEUS_URL")
-    resp = await prometheus.call(ctx.backends.http().get(url, params=params), timeout)
-    try:
-        body = resp.json()
-    except ValueError:
-        raise BackendUnavailable(
-            "prometheus", f"HTTP {resp.status_code}, not the Prometheus API"
-        ) from None
-    if not isinstance(body, dict) or body.get("status") != "success":
-        why = body.get("error", "") if isinstance(body, dict) else ""
-        raise BackendUnavailable(
-            "prometheus", f"HTTP {resp.status_code}: {str(why)[:160] or 'query failed'}"
-        )
-    data = body.get("data", {})
-    if data.get("resultType") == "scalar":
-        return float(data["result"][1])
-    result = data.get("result") or []
-    return float(result[0]["value"][1]) if result else None
+    return await ctx.backends.prom.query(expr)
 
 
 def minutes(seconds: int) -> str:
@@ -283,7 +267,7 @@ def summarize(rows: list[Row], url: str) -> str:
     args=PerfArgs,
     role=Role.VIEWER,
     risk=Risk.READ,
-    examples=("perf", "perf --window 15m"),
+    examples=("perf", "perf --window 15m", "perf --graph --window 1h"),
     timeout=30.0,
 )
 async def perf(ctx: Context, args: PerfArgs) -> Result:
@@ -297,7 +281,7 @@ async def perf(ctx: Context, args: PerfArgs) -> Result:
         )
     )
     ranked = sorted(rows, key=lambda r: -r.status.rank)
-    return Result(
+    result = Result(
         "perf",
         worst([r.status for r in rows]),
         summary=summarize(rows, ctx.settings.env.prometheus_url),
@@ -316,3 +300,6 @@ async def perf(ctx: Context, args: PerfArgs) -> Result:
             },
         },
     )
+    if args.graph:
+        await add_graph(ctx, result, METRICS, seconds)
+    return result

@@ -17,7 +17,7 @@ from bot.core.cells import Code, Emphasis, Link, Strong, Text, Time, join, lines
 from bot.core.registry import Registry, Risk
 from bot.core.result import Action, Attachment
 from bot.core.units import between
-from bot.slack.render import Message, action_blocks, field_sections, message, section
+from bot.slack.render import Message, action_blocks, field_sections, image_block, message, section
 
 SEVERITY = {"critical": "🔴", "warning": "⚠️", "info": "ℹ️"}
 SHOWN_LABELS = ("queue", "table", "index", "instance", "job", "service", "component", "severity")
@@ -171,8 +171,16 @@ def _destructive(text: str, registry: Registry) -> bool:
     return spec.risk is Risk.DESTRUCTIVE
 
 
-def alert_card(view: CardView, *, environment: str, config: Config, registry: Registry) -> Message:
-    """The card: headline, the alert (or the group's list), runbook steps, label-filled buttons."""
+def alert_card(
+    view: CardView,
+    *,
+    environment: str,
+    config: Config,
+    registry: Registry,
+    picture: tuple[str, str] | None = None,
+) -> Message:
+    """The card: headline, the alert (or the group's list), its graph (a file ID and title),
+    runbook steps, label-filled buttons."""
     head = _headline(view, environment)
     blocks = [section(Strong(head))]
     if len(view.alerts) == 1:
@@ -181,6 +189,8 @@ def alert_card(view: CardView, *, environment: str, config: Config, registry: Re
         shown = [(k.title(), v) for k, v in view.common_labels.items() if k in SHOWN_LABELS]
         blocks.extend(field_sections(shown) if shown else [])
         blocks.extend(_listing(view, config.alerts.listed_on_card))
+    if picture is not None:
+        blocks.append(image_block(*picture))
     steps, actions = _remedy(view, config, registry)
     blocks.extend(steps)
     if actions and any(a["status"] == "firing" for a in view.alerts):

@@ -11,12 +11,18 @@ from typing import Any
 import structlog
 
 from bot.alerts.blocks import CardView, alert_card, alert_list
+from bot.alerts.graph import card_figure
 from bot.alerts.store import AlertStore
 from bot.background.loops import forever
+from bot.core.errors import BackendError
+from bot.core.result import Attachment
+from bot.graphs.pool import GraphError, render
+from bot.graphs.spec import Figure
 from bot.slack.outbox import Outbox
 
 log = structlog.get_logger(__name__)
 CLAIM_SECONDS, IDLE_POLL, RETRY_AFTER = 60.0, 2.0, 5.0
+PICTURE_SECONDS = 15.0  # a card waits this long for its graph at most, then goes without
 
 
 class AlertPublisher:
@@ -88,6 +94,7 @@ class AlertPublisher:
             environment=self.forge.settings.environment,
             config=config,
             registry=self.forge.dispatcher.registry,
+            picture=await self._picture(view),
         )
         await self._pace(card["channel"])
         ts = card["ts"]
@@ -107,6 +114,32 @@ class AlertPublisher:
                 listed = len(alerts)
         await self.store.rendered(card["id"], card["version"], ts, listed)
         return 1
+
+    async def _picture(self, view: CardView) -> tuple[str, str] | None:
+        """The card's graph uploaded to Slack (file ID, title); None when there is none to draw."""
+        config = self.forge.settings.config
+        if not config.graphs.alert_cards:
+            return None
+        try:
+            figure, png = await asyncio.wait_for(self._draw(view), PICTURE_SECONDS)
+        except TimeoutError:
+            log.info("alert_graph_skipped", card=view.card_id, reason="took too long")
+            return None
+        except (BackendError, GraphError) as exc:
+            log.info("alert_graph_skipped", card=view.card_id, reason=str(exc))
+            return None
+        if figure is None or png is None:
+            return None
+        file_id = await self.outbox.upload_image(
+            Attachment(f"alert-{view.card_id}.png", png, figure.title)
+        )
+        return (file_id, figure.title) if file_id else None
+
+    async def _draw(self, view: CardView) -> tuple[Figure | None, bytes | None]:
+        figure = await card_figure(
+            self.forge.backends, self.forge.settings.config, view.alerts, view.common_labels
+        )
+        return figure, (await render(figure) if figure is not None else None)
 
 
 def _mapping(value: Any) -> dict[str, str]:

@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, TypeVar
 
+from bot.backends.prometheus import Prometheus
 from bot.backends.services import Postgres, Search, Service
 from bot.background.loops import stop
 from bot.config.settings import Settings
@@ -115,6 +116,7 @@ class Backends:
         self.kv = Service("redis", "REDIS_URL", seconds, call)
         self.es = Search("elasticsearch", "ELASTICSEARCH_URL", seconds, call)
         self.web = Service("http", "the service's URL", seconds, call)
+        self.prom = Prometheus(self)
 
     async def postgres(self) -> asyncpg.Pool:
         """A small pool on DATABASE_URL; a failed connect is retried on the next call."""

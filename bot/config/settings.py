@@ -130,6 +130,7 @@ class RunbookEntry(_Section):
     summary: str = ""
     steps: list[str] = []
     commands: list[str] = []
+    expr: str = ""  # the alert rule's PromQL, for the card's graph; unset: deploy/'s rule
 
 
 class Alerts(_Section):
@@ -196,6 +197,13 @@ class BreakGlass(_Section):
         return names
 
 
+class Graphs(_Section):
+    """Pictures: on alert cards or not, and the finest step a range query asks Prometheus for."""
+
+    alert_cards: bool = True
+    sample_seconds: float = Field(15.0, ge=0.1, le=3600)  # Prometheus's scrape interval
+
+
 class Timeouts(_Section):
     """Seconds each kind of backend call may take; all finite."""
 
@@ -224,6 +232,7 @@ class Config(_Section):
     replicas: Replicas = Replicas()
     approvals: Approvals = Approvals()
     break_glass: BreakGlass = BreakGlass()
+    graphs: Graphs = Graphs()
 
     @field_validator("approvers")
     @classmethod

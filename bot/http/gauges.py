@@ -13,7 +13,7 @@ from bot.core.dispatch import Invocation
 from bot.core.errors import BackendError
 from bot.core.forge import Forge
 from bot.core.registry import Role
-from commands.queues import discover, snapshot
+from commands.queues import discover, samples, snapshot
 
 log = structlog.get_logger(__name__)
 REGISTRY = CollectorRegistry()
@@ -82,6 +82,7 @@ class QueueGauges:
         names = list(dict.fromkeys([*config.queues, *await discover(ctx)]))
         found = await snapshot(ctx, names, config.dlq.min_attempts)
         now_ms = int(ctx.clock.now().timestamp() * 1000)
+        samples.record(self.forge.settings.env.redis_url.get_secret_value(), found, now_ms / 1000)
         for gauge in ALL:
             gauge.clear()
         for c in found:

@@ -13,6 +13,7 @@ from bot.core.result import Attachment
 from bot.incidents.blocks import announcement, event_message, incident_card, item_message
 from bot.incidents.report import report_markdown
 from bot.incidents.store import IncidentStore
+from bot.incidents.timeline import picture
 from bot.slack.outbox import Outbox
 
 log = structlog.get_logger(__name__)
@@ -129,9 +130,13 @@ class IncidentBoard:
             if ts is None:
                 return False
             if event["kind"] == "resolved":
+                now = self.forge.clock.now()
+                drawn = await picture(self.forge.store, current, events, now)
                 report = await report_markdown(
-                    self.forge.store, current, items, events, self.forge.clock.now()
+                    self.forge.store, current, items, events, now, drawn.filename if drawn else None
                 )
+                if drawn is not None:
+                    await self.outbox.upload(current["channel"], drawn, current["card_ts"])
                 await self.outbox.upload(
                     current["channel"],
                     Attachment(

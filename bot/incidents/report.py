@@ -20,7 +20,7 @@ def _who(user_id: str) -> str:
     return plain(User(user_id))
 
 
-def _detail(event: Any) -> dict[str, Any]:
+def event_detail(event: Any) -> dict[str, Any]:
     value = event["detail"]
     return json.loads(value) if isinstance(value, str) else dict(value or {})
 
@@ -32,7 +32,9 @@ def _first(events: list[Any], wanted: Any) -> datetime | None:
 def milestones(incident: Any, events: list[Any]) -> dict[str, datetime | None]:
     """Times acknowledged (step, else first response), mitigated (step, else resolved), resolved."""
     marked = {
-        m: _first(events, lambda e, m=m: e["kind"] == "item_done" and _detail(e).get("marks") == m)
+        m: _first(
+            events, lambda e, m=m: e["kind"] == "item_done" and event_detail(e).get("marks") == m
+        )
         for m in ("acknowledge", "mitigate")
     }
     first_response = _first(events, lambda e: e["kind"] in FIRST_RESPONSE)
@@ -53,9 +55,9 @@ def durations(incident: Any, events: list[Any]) -> dict[str, str | None]:
 
 async def _approvals(store: StateStore, events: list[Any]) -> list[Any]:
     ids = [
-        uuid.UUID(_detail(e)["approval"])
+        uuid.UUID(event_detail(e)["approval"])
         for e in events
-        if e["kind"] == "approval_requested" and _detail(e).get("approval")
+        if e["kind"] == "approval_requested" and event_detail(e).get("approval")
     ]
     if not ids:
         return []
@@ -90,9 +92,14 @@ def _timeline(incident: Any, events: list[Any]) -> list[str]:
 
 
 async def report_markdown(
-    store: StateStore, incident: Any, items: list[Any], events: list[Any], now: datetime
+    store: StateStore,
+    incident: Any,
+    items: list[Any],
+    events: list[Any],
+    now: datetime,
+    picture: str | None = None,
 ) -> str:
-    """The whole report in Markdown."""
+    """The whole report in Markdown; `picture` names the timeline PNG uploaded beside it."""
     times = durations(incident, events)
     approvals = await _approvals(store, events)
     commands = [e for e in events if e["kind"] == "run"]
@@ -140,6 +147,7 @@ async def report_markdown(
         "",
         "## Timeline",
         "",
+        *([f"![INC-{incident['id']} timeline]({picture})", ""] if picture else []),
         "| time (UTC) | since declared | what | who | detail |",
         "|---|---|---|---|---|",
         *_timeline(incident, events),

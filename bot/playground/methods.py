@@ -42,6 +42,8 @@ class MethodsMixin:
             return err("no_text")
         if error := table_error(args.get("blocks")):
             return error
+        if self._unknown_image(args):
+            return err("invalid_blocks")
         message = self._store(args["channel"], args)
         return {
             "ok": True,
@@ -56,6 +58,8 @@ class MethodsMixin:
             return err("message_not_found")
         if error := table_error(args.get("blocks")):
             return error
+        if self._unknown_image(args):
+            return err("invalid_blocks")
         message |= {k: args[k] for k in ("text", "blocks", "attachments", "metadata") if k in args}
         message["edited"] = {"user": BOT_USER, "ts": self._next_ts()}
         return {
@@ -65,6 +69,18 @@ class MethodsMixin:
             "text": message["text"],
             "message": dict(message),
         }
+
+    def _unknown_image(self, args: Json) -> bool:
+        """True when an image block names a Slack file that was never uploaded, as Slack refuses."""
+        blocks = args.get("blocks")
+        known = {f.id for f in self.files}
+        return isinstance(blocks, list) and any(
+            isinstance(b, dict)
+            and b.get("type") == "image"
+            and "slack_file" in b
+            and (b["slack_file"] or {}).get("id") not in known
+            for b in blocks
+        )
 
     def _api_chat_delete(self, args: Json) -> Json:
         message = self._find(args.get("channel"), args.get("ts"))
@@ -236,7 +252,13 @@ class MethodsMixin:
             "title": upload.title,
             "user": BOT_USER,
             "size": len(upload.content),
-            "mimetype": "text/plain",
-            "filetype": "text",
+            **_file_type(upload.content),
             "channels": [upload.channel_id] if upload.channel_id else [],
         }
+
+
+def _file_type(content: bytes) -> Json:
+    """Slack's mimetype and filetype of an upload: PNG pictures, else text."""
+    if content.startswith(b"\x89PNG\r\n\x1a\n"):
+        return {"mimetype": "image/png", "filetype": "png"}
+    return {"mimetype": "text/plain", "filetype": "text"}

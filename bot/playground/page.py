@@ -21,6 +21,7 @@ CLIENT = web.AppKey("client", SlackClient)
 LONG_POLL = 20.0
 NO_CACHE = {"Cache-Control": "no-store"}
 Json = dict[str, Any]
+PNG = b"\x89PNG\r\n\x1a\n"
 
 
 def mount(app: web.Application, playground: Playground) -> None:
@@ -147,6 +148,7 @@ def timeline(api: Any, channel: str, user: str) -> list[Json]:
                     "title": obj.title,
                     "name": obj.filename,
                     "size": len(obj.content),
+                    "image": obj.content.startswith(PNG),
                     "thread_ts": obj.thread_ts,
                     "comment": obj.initial_comment,
                 }
@@ -155,16 +157,20 @@ def timeline(api: Any, channel: str, user: str) -> list[Json]:
 
 
 async def download(request: web.Request) -> web.Response:
-    """An uploaded file, as an attachment."""
+    """An uploaded file: a PNG shown inline (the page's <img>), anything else as an attachment."""
     file_id = request.match_info["file_id"]
     upload = next((f for f in request.app[PLAYGROUND].api.files if f.id == file_id), None)
     if upload is None:
         raise web.HTTPNotFound(text="no such file")
     name = upload.filename.replace('"', "")
+    picture = upload.content.startswith(PNG)
     return web.Response(
         body=upload.content,
-        content_type="application/octet-stream",
-        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+        content_type="image/png" if picture else "application/octet-stream",
+        headers={
+            "Content-Disposition": f'{"inline" if picture else "attachment"}; filename="{name}"',
+            "X-Content-Type-Options": "nosniff",
+        },
     )
 
 

@@ -168,6 +168,19 @@ class Outbox:
         )
         return response is not None
 
+    async def upload_image(self, attachment: Attachment) -> str | None:
+        """Upload a picture into no channel, for an image block to show; its file ID."""
+        response, _ = await self._call(
+            "files.upload",
+            self.client.files_upload_v2(
+                content=attachment.content,
+                filename=attachment.filename,
+                title=attachment.title or attachment.filename,
+            ),
+        )
+        files = (response.get("files") if response is not None else None) or [{}]
+        return files[0].get("id") or None
+
     async def _call(self, method: str, pending: Any) -> tuple[Any, str]:
         try:
             return await pending, ""

@@ -54,6 +54,16 @@ def message(text: Text, blocks: list[dict[str, Any]], files: list[Attachment] | 
     return Message(clip(mrkdwn(text), MESSAGE_TEXT_CHARS), blocks, files or [])
 
 
+def image_block(file_id: str, title: str) -> dict[str, Any]:
+    """A picture forge uploaded (a Slack file ID), with its title as plain text and alt text."""
+    return {
+        "type": "image",
+        "slack_file": {"id": file_id},
+        "alt_text": title[:2000],
+        "title": {"type": "plain_text", "text": title[:2000]},
+    }
+
+
 def section(text: Text, limit: int = SECTION_CHARS) -> dict[str, Any]:
     """A mrkdwn section block of the text."""
     return _markup_section(clip(mrkdwn(text), limit))

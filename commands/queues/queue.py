@@ -112,7 +112,10 @@ def _row(g: Graded) -> list[str]:
 
 def _actions(graded: list[Graded]) -> list[Action]:
     actions = []
-    for c in (g.counts for g in graded):
+    for g in graded:
+        c = g.counts
+        if g.status is not Status.OK:
+            actions.append(Action(f"Graph {c.name}", f"queue graph {c.name}"))
         if c.paused:
             actions.append(Action(f"Resume {c.name}", f"queue resume {c.name}", "primary"))
         if c.dlq:
@@ -120,7 +123,7 @@ def _actions(graded: list[Graded]) -> list[Action]:
                 Action(f"List DLQ {c.name}", f"dlq list {c.name}"),
                 Action(f"Clear DLQ {c.name}", f"dlq clear {c.name}", "danger"),
             ]
-    return actions[:5]
+    return actions[:10]
 
 
 def _summary(graded: list[Graded]) -> Text:

@@ -5,10 +5,12 @@ with deploy/'s rules, so jobs failed by Node BullMQ make QueueDLQJobsPresent fir
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 from datetime import timedelta
 
 import pytest
+from PIL import Image
 
 from tests.conftest import empty_redis, running_forge
 from tests.fakes.bullmq_node import NodeBullMQ, node_unavailable_reason
@@ -24,6 +26,7 @@ from tests.support.services import redis_url
 from tests.support.slack_flow import click, confirm, open_dialog, rows
 
 URL = redis_url(9)
+WARNING_AMBER, RESOLVED_GREEN = (0xE8, 0xA3, 0x17), (0x2E, 0xB6, 0x7D)
 pytestmark = [pytest.mark.integration, pytest.mark.skipif(unavailable(), reason=SKIP_REASON)]
 
 
@@ -39,6 +42,22 @@ def cards(slack, channel: str = "C0ALERTS") -> list:
 def edits_of(slack, ts: str) -> list[str]:
     """The texts a card was edited to, in order."""
     return [c.args["text"] for c in slack.calls_to("chat.update") if c.args.get("ts") == ts]
+
+
+def picture(slack, blocks: list) -> Image.Image:
+    """The card's graph: its image block's Slack file, a PNG of at most 200 KB, 1,600 px wide,
+    with the DLQ drawn in the alert's colour."""
+    [block] = [b for b in blocks if b["type"] == "image"]
+    [upload] = [f for f in slack.files if f.id == block["slack_file"]["id"]]
+    assert len(upload.content) <= 200 * 1024 and "QueueDLQJobsPresent" in block["alt_text"]
+    image = Image.open(io.BytesIO(upload.content)).convert("RGB")
+    assert image.size[0] == 1600 and colour_share(image, WARNING_AMBER) > 0, "no series drawn"
+    return image
+
+
+def colour_share(image: Image.Image, colour: tuple[int, int, int]) -> int:
+    """How many pixels have exactly this colour."""
+    return sum(1 for p in image.get_flattened_data() if p == colour)
 
 
 async def until(predicate, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
@@ -84,7 +103,8 @@ async def test_failed_jobs_fire_through_prometheus_and_dlq_clear_resolves(state_
     """Node BullMQ 5 fails 4 `email` jobs three times; Prometheus, scraping forge's
     `crm_queue_jobs_dlq_total`, fires QueueDLQJobsPresent into a card with its buttons;
     `dlq clear email` approved by a second person empties the DLQ, the gauge drops to 0, and the
-    same card turns resolved."""
+    same card turns resolved. The card carries a graph of the rule's expression; once resolved,
+    the graph is drawn again with the recovery marked."""
     async with empty_redis(URL):
         await NodeBullMQ(5, URL).fail("email", 4, attempts=3)
         settings = settings_for(
@@ -97,6 +117,7 @@ async def test_failed_jobs_fire_through_prometheus_and_dlq_clear_resolves(state_
             manager = Alertmanager(bot.url, TOKEN)
             prometheus = rules_prometheus(bot.url.removeprefix("http://"), manager.address)
             try:
+                bot.forge.settings.env.prometheus_url = prometheus.url
                 await asyncio.gather(
                     asyncio.to_thread(manager.wait_ready), asyncio.to_thread(prometheus.wait_ready)
                 )
@@ -106,6 +127,7 @@ async def test_failed_jobs_fire_through_prometheus_and_dlq_clear_resolves(state_
                     "QueueDLQJobsPresent's card",
                 )
                 [card] = cards(slack)
+                firing_png = picture(slack, card.args["blocks"])
                 buttons = [
                     e["value"]
                     for b in card.args["blocks"]
@@ -133,6 +155,10 @@ async def test_failed_jobs_fire_through_prometheus_and_dlq_clear_resolves(state_
                 )
                 assert "RESOLVED: QueueDLQJobsPresent on `email`" in edits_of(slack, ts)[-1]
                 assert len(cards(slack)) == 1
+                [last] = [c for c in slack.calls_to("chat.update") if c.args.get("ts") == ts][-1:]
+                resolved_png = picture(slack, last.args["blocks"])
+                assert colour_share(firing_png, RESOLVED_GREEN) == 0
+                assert colour_share(resolved_png, RESOLVED_GREEN) > 0, "no recovery mark"
             finally:
                 prometheus.stop()
                 manager.stop()

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
 
 import pytest
+from PIL import Image
 
 import commands.perf  # noqa: F401  (registers the command)
+from bot.core.cells import plain
 from bot.core.context import Actor
 from bot.core.dispatch import Invocation
 from bot.core.errors import BackendError
 from bot.core.registry import Role
 from bot.core.result import Status
 from commands.perf import Row, prom_query, summarize
+from tests.scenario.test_cli import forge as forge_cli
 from tests.support.ops_support import run, started_forge
 from tests.support.prometheus_fixture import PROMETHEUS, SKIP_REASON, Profile, free_port, stacks
 from tests.support.services import redis_url
@@ -170,3 +174,59 @@ def test_a_single_failed_query_is_named_in_the_summary():
         Row("memory", "Memory (RSS)", Status.OK, "300 MB", ""),
     ]
     assert summarize(rows, "http://u:pw@prom:9090") == "Needs attention: CPU unknown."
+
+
+@needs_prometheus
+async def test_perf_graph_draws_a_panel_per_check(state_dsn, degraded_prometheus):
+    """`perf --graph`: a ≤ 200 KB PNG at 2× with five panels, the critical lines in red; from a
+    terminal also a sparkline per check."""
+    async with started_forge(
+        state_dsn, prometheus_url=degraded_prometheus, redis_url=REDIS
+    ) as forge:
+        outcome = await forge.dispatcher.run(
+            Invocation("perf --graph --window 5m", "U0VIEW", "C0OPS"),
+            actor=Actor("U0VIEW", Role.VIEWER),
+        )
+        cli = await run(forge, "perf --graph --window 5m")
+    [png] = outcome.result.attachments
+    assert png.filename == "perf.png" and len(png.content) <= 200 * 1024
+    image = Image.open(io.BytesIO(png.content)).convert("RGB")
+    assert image.size[0] == 1600 and image.size[1] > 1600, image.size
+    red = sum(1 for p in image.get_flattened_data() if p == (0xE0, 0x1E, 0x5A))
+    assert red > 1000, "the critical memory and p95 lines are not drawn"
+    assert all(n >= 15 for n in outcome.result.data["graph"]["points"])  # 15 s steps over 5 min
+    sparks = plain(cli.result.text).splitlines()
+    assert len(sparks) == 5 and sparks[1].startswith("Memory (RSS)") and "1,638 MB" in sparks[1]
+
+
+async def test_perf_graph_without_prometheus_says_why_there_is_no_picture(state_dsn):
+    """Prometheus refusing: the checks still run and the text says plainly why no picture."""
+    url = f"http://127.0.0.1:{free_port()}"
+    async with started_forge(state_dsn, prometheus_url=url, redis_url=REDIS) as forge:
+        outcome = await run(forge, "perf --graph")
+    assert outcome.result.attachments == []
+    assert plain(outcome.result.text) == (
+        f"No picture: Prometheus at {url} could not answer (connection refused)."
+    )
+
+
+@needs_prometheus
+def test_forge_run_perf_graph_writes_the_png_with_out(tmp_path, state_dsn, healthy_prometheus):
+    """`forge run "perf --graph" --out DIR` from a terminal: sparklines printed, the PNG written
+    (the render pool spawned from the console script)."""
+    out = tmp_path / "pictures"
+    out.mkdir()
+    done = forge_cli(
+        tmp_path,
+        "run",
+        "perf --graph --window 5m",
+        "--out",
+        str(out),
+        FORGE_STATE_DATABASE_URL=state_dsn,
+        PROMETHEUS_URL=healthy_prometheus,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"wrote {out / 'perf.png'}" in done.stderr
+    assert "Memory (RSS)" in done.stdout and "300 MB" in done.stdout
+    image = Image.open(out / "perf.png")
+    assert image.format == "PNG" and image.size[0] == 1600

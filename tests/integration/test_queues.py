@@ -175,7 +175,8 @@ async def test_counts_equal_bullmqs_own_getjobcounts(forge, rdb):
 
 
 async def test_health_lists_configured_and_discovered_queues_worst_first(forge, rdb):
-    """Billing queues found in Redis are reported; DLQ jobs warn and offer list/clear buttons."""
+    """Billing queues found in Redis are reported; DLQ jobs warn and offer list/clear buttons;
+    each unhealthy queue gets a Graph button."""
     await make_jobs("payment-retry", [1])
     await make_jobs("email", [3])
     q = Queue("data-sync", {"connection": URL})
@@ -195,6 +196,8 @@ async def test_health_lists_configured_and_discovered_queues_worst_first(forge, 
     assert outcome.result.status is Status.CRITICAL
     commands = [a.command for a in outcome.result.actions]
     assert "dlq list email" in commands and "dlq clear email" in commands
+    graphs = [c for c in commands if c.startswith("queue graph")]
+    assert graphs == ["queue graph data-sync", "queue graph email"], commands
 
 
 def test_thresholds_map_to_statuses():

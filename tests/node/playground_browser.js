@@ -1,6 +1,7 @@
 // Drives the forge playground in Debian's Chromium (headless, through playwright-core):
 // /forge help, /forge health, /forge dlq list email --limit 2 (a table block; Next shows page 2 in place),
-// /forge dlq clear email confirmed in the modal, approved by another user.
+// /forge dlq clear email confirmed in the modal, approved by another user;
+// then an incident's report, whose timeline PNG must show as a picture on the page.
 // Usage: node playground_browser.js <playground URL> <screenshot dir>. Prints one JSON line; exit 1 on failure.
 "use strict";
 
@@ -71,7 +72,20 @@ async function scenario(page, url, dir, shots) {
   await card.locator("text=done").waitFor({ timeout: WAIT });
   await card.locator(".thread .msg", { hasText: "dlq clear" }).first().waitFor({ timeout: WAIT });
   await shoot(page, dir, "05-approved.png", shots);
-  return { card: (await card.innerText()).replace(/\s+/g, " "), tableRows, nextRows, listings };
+  const approved = (await card.innerText()).replace(/\s+/g, " ");
+
+  await page.selectOption("#who", "U0OPS");
+  await slash(page, "/forge incident declare P3 Browser picture check");
+  await page.locator(".msg", { hasText: "Declared INC-1" }).first().waitFor({ timeout: WAIT });
+  await slash(page, "/forge incident report INC-1");
+  const picture = page.locator('img.picture[alt*="timeline"]').first();
+  await picture.waitFor({ timeout: WAIT });
+  await page.waitForFunction(() => [...document.querySelectorAll("img.picture")]
+    .some((img) => img.complete && img.naturalWidth > 0), null, { timeout: WAIT });
+  await picture.scrollIntoViewIfNeeded();
+  await shoot(page, dir, "06-picture.png", shots);
+  const width = await picture.evaluate((img) => img.naturalWidth);
+  return { card: approved, pictureWidth: width, tableRows, nextRows, listings };
 }
 
 async function main() {

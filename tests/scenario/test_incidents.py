@@ -5,10 +5,13 @@ severity, resolve, the report, a restart in the middle, and two forge processes 
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 from collections.abc import AsyncIterator
+from datetime import UTC
 
 import pytest
+from PIL import Image
 
 from bot.config.settings import Config
 from bot.core.context import Actor
@@ -121,6 +124,19 @@ async def events(bot, kind: str | None = None) -> list:
     pool = await bot.forge.store.pool()
     found = await pool.fetch("SELECT * FROM forge.incident_events ORDER BY id")
     return [e for e in found if kind is None or e["kind"] == kind]
+
+
+def timeline_marks(png: bytes) -> list[tuple[str, str]]:
+    """The (UTC time, label) of each dot of a timeline PNG (its Description text chunk), after
+    checking the picture is at most 200 KB and 1,600 px wide."""
+    image = Image.open(io.BytesIO(png))
+    assert image.format == "PNG" and image.size[0] == 1600 and len(png) <= 200 * 1024
+    return [tuple(line.split("  ", 1)) for line in image.text["Description"].splitlines()]
+
+
+def stamp(at) -> str:  # type: ignore[no-untyped-def]
+    """A timestamp as the picture writes it."""
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 async def test_declare_posts_a_card_and_the_p0_checklist_in_its_thread(bot):
@@ -325,6 +341,10 @@ async def test_destructive_command_from_the_thread_goes_through_approval_and_is_
             "`dlq clear email` requested by @U0OPS: succeeded by @U0LEAD"
             in outcome.result.data["markdown"]
         )
+        shown = timeline_marks(outcome.result.attachments[1].content)
+        assert shown[0][1] == "declared P1"
+        assert (stamp(linked["at"]), "Approval requested: dlq clear email") in shown
+        assert "![INC-1 timeline](INC-1-timeline.png)" in outcome.result.data["markdown"]
 
 
 async def test_severity_resolve_and_report(bot):
@@ -374,7 +394,17 @@ async def test_severity_resolve_and_report(bot):
         lambda: "resolved after" in latest(bot.slack, "C0INC", ts), what="the resolved card"
     )
     await until(
-        lambda: bot.slack.calls_to("files.completeUploadExternal"), what="the report upload"
+        lambda: len(bot.slack.calls_to("files.completeUploadExternal")) == 2,
+        what="the timeline picture and the report",
+    )
+    [drawn] = [f for f in bot.slack.files if f.filename == "INC-1-timeline.png"]
+    assert drawn.thread_ts == ts
+    shown = timeline_marks(drawn.content)
+    [changed] = await events(bot, "severity")
+    [resolved] = await events(bot, "resolved")
+    assert shown[0][1] == "declared P1" and shown[-1] == (stamp(resolved["at"]), "resolved")
+    assert any(
+        at == stamp(changed["at"]) and text.startswith("Severity P1 → P0") for at, text in shown
     )
     report = await bot.forge.dispatcher.run(
         Invocation("incident report INC-1", "U0OPS", source="cli"),

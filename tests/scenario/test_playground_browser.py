@@ -3,7 +3,8 @@
 `forge serve` with no Slack credentials starts the playground; the page runs `/forge help`,
 `/forge health`, `/forge dlq list email --limit 2` (drawn from its table block; Next shows page 2
 in place) and `/forge dlq clear email` as the operator, confirms in the modal, switches to the
-approver and approves, and the card turns to done. Screenshots land in test-artifacts/playground/.
+approver and approves, and the card turns to done; an incident report's timeline PNG, uploaded
+by forge, shows as a picture. Screenshots land in test-artifacts/playground/.
 """
 
 from __future__ import annotations
@@ -149,7 +150,7 @@ async def drive_browser(url: str) -> dict:
 @pytest.mark.timeout(240)
 async def test_dlq_clear_is_confirmed_and_approved_in_the_browser(tmp_path, state_dsn, rdb):
     """help, health, `dlq list email` as a table block, `dlq clear email`: typed confirmation,
-    another's approval, card says done."""
+    another's approval, card says done; the timeline picture of `incident report` shows."""
     await fail_jobs("email", DLQ_JOBS)
     shutil.rmtree(ARTIFACTS, ignore_errors=True)
     port = free_port()
@@ -184,7 +185,9 @@ async def test_dlq_clear_is_confirmed_and_approved_in_the_browser(tmp_path, stat
         "03-confirm.png",
         "04-requested.png",
         "05-approved.png",
+        "06-picture.png",
     ]
+    assert report["pictureWidth"] == 1600, "the uploaded timeline PNG did not show"
     logged = stderr.decode()
     assert (
         "serving_playground" in logged

@@ -16,7 +16,18 @@ from bot.cli import logs
 from bot.core.redact import Redactor
 
 ROOT = Path(__file__).resolve().parents[2]
-CLIENTS = ("asyncpg", "redis", "elasticsearch", "slack_bolt", "slack_sdk", "httpx", "aiobotocore")
+CLIENTS = (
+    "asyncpg",
+    "redis",
+    "elasticsearch",
+    "slack_bolt",
+    "slack_sdk",
+    "httpx",
+    "aiobotocore",
+    "matplotlib",
+    "numpy",
+    "PIL",
+)
 PROBE = """
 import json, sys
 from bot.cli.main import main

@@ -162,7 +162,12 @@ function renderBlock(block, ctx) {
       break;
     case "divider": return el("hr", { className: "divider" });
     case "header": wrap.append(textObject(block.text)); break;
-    case "image": wrap.append(el("img", { src: block.image_url, alt: block.alt_text || "" })); break;
+    case "image": {
+      const file = block.slack_file && block.slack_file.id;
+      const src = file ? `files/${encodeURIComponent(file)}` : block.image_url;
+      wrap.append(el("img", { src, alt: block.alt_text || "", className: "picture" }));
+      break;
+    }
     case "actions":
       wrap.append(...(block.elements || []).map((e) => renderElement(e, block, ctx)));
       break;
@@ -310,8 +315,10 @@ function messageNode(item) {
     item.edited ? el("span", { className: "edited" }, " (edited)") : null);
   const body = el("div", { className: "msg-body" }, head);
   if (item.kind === "file") {
+    const href = `files/${encodeURIComponent(item.id)}`;
     body.append(el("div", { className: "file" }, `📄 ${item.title || item.name} · ${item.size} bytes `,
-      el("a", { href: `files/${encodeURIComponent(item.id)}`, download: item.name }, "Download")));
+      el("a", { href, download: item.name }, "Download")));
+    if (item.image) body.append(el("img", { src: href, alt: item.title || item.name, className: "picture" }));
   } else if (item.blocks && item.blocks.length) {
     body.append(renderBlocks(item.blocks, { onAction: (action) => clickIn(item, action) }));
   } else {
