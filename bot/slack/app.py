@@ -20,9 +20,11 @@ from bot.core.cells import Text
 from bot.core.dispatch import Invocation, Outcome
 from bot.core.forge import Forge
 from bot.core.tasks import observe
+from bot.incidents.shortcuts import ADD_MODAL, ADD_SHORTCUT, DECLARE_SHORTCUT, Shortcuts
 from bot.incidents.slack import ASSIGN, DECLARE, IncidentUI
 from bot.slack.gate import Gate
 from bot.slack.outbox import Outbox
+from bot.slack.pickers import PICK, Pickers
 from bot.slack.render import Message, Meta, running_message, to_message
 from bot.slack.tracker import JOURNAL_TIMEOUT, Tracker
 from bot.state.inflight import Acked, Inflight
@@ -109,6 +111,12 @@ class SlackSurface:
         self.approval_ui.on_requested = self.incidents.approval_requested
         self.app.view(DECLARE)(self._on_declare)
         self.app.action(ASSIGN)(self._on_assign)
+        self.shortcuts = Shortcuts(forge, self.outbox, Sealer(signing_secret), self._run_in)
+        self.app.shortcut(DECLARE_SHORTCUT)(self._on_shortcut)
+        self.app.shortcut(ADD_SHORTCUT)(self._on_shortcut)
+        self.app.view(ADD_MODAL)(self._on_add_submit)
+        self.pickers = Pickers(forge)
+        self.app.options(PICK)(self._on_pick)
 
     async def dispatch(self, request: AsyncBoltRequest) -> Any:
         """Hand one HTTP request to Bolt, noting when requests arrive so work can yield to acks."""
@@ -174,6 +182,21 @@ class SlackSurface:
 
     async def _on_declare(self, ack: Any, body: dict, view: dict) -> None:
         await self.incidents.on_declare(ack, body, view)
+
+    async def _on_shortcut(self, ack: Any, body: dict, request: AsyncBoltRequest) -> None:
+        await ack()
+        answer = (
+            self.shortcuts.on_declare
+            if body.get("callback_id") == DECLARE_SHORTCUT
+            else self.shortcuts.on_add
+        )
+        self._after_ack(request, lambda: answer(body))
+
+    async def _on_add_submit(self, ack: Any, body: dict, view: dict) -> None:
+        await self.shortcuts.on_submit(ack, view, body["user"]["id"])
+
+    async def _on_pick(self, ack: Any, body: dict) -> None:
+        await ack(options=await self.pickers.options(body))
 
     async def _on_assign(
         self, ack: Any, body: dict, action: dict, request: AsyncBoltRequest

@@ -223,8 +223,9 @@ CHECKS = {
 
 def delivery_key(body: Body, raw: str) -> str | None:
     """What makes a delivery the same one again: an event's id (Slack's retries), else the body's
-    bytes (a replay, or a retry of anything else); None for what is answered the same anyway."""
-    if kind_of(body) in ("url_verification", "ssl_check"):
+    bytes (a replay, or a retry of anything else); None for what is answered the same anyway
+    (a picker asking twice for the same typed text gets its options twice)."""
+    if kind_of(body) in ("url_verification", "ssl_check", "block_suggestion"):
         return None
     if kind_of(body) == "event_callback" and isinstance(body.get("event_id"), str):
         return f"event:{body.get('team_id')}:{body['event_id']}"
