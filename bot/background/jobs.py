@@ -11,6 +11,7 @@ from bot.background.leader import LEASE_NAME, Job, Leader
 from bot.background.lease import Lease, Presence
 from bot.background.recovery import RECOVERY_EVERY, Recovery
 from bot.incidents.board import POLL, IncidentBoard
+from bot.slack.home import REFRESH_EVERY
 
 if TYPE_CHECKING:
     from bot.core.forge import Forge
@@ -22,7 +23,7 @@ PRUNE_EVERY = 600.0
 def jobs(
     forge: Forge, surface: SlackSurface, publisher: AlertPublisher, board: IncidentBoard
 ) -> list[Job]:
-    """The alert cards, incident board, backup schedule, approval sweep, pruning and recovery."""
+    """Alert cards, incident board, backup schedule, approval sweep, pruning, recovery, Home."""
     recovery = Recovery(
         surface.tracker.inflight,
         surface.outbox,
@@ -37,6 +38,7 @@ def jobs(
         Job("approval_sweep", surface.approval_ui.sweep, SWEEP_EVERY),
         Job("delivery_prune", forge.store.prune_deliveries, PRUNE_EVERY),
         Job("inflight_recovery", recovery.tick, RECOVERY_EVERY),
+        Job("home_refresh", surface.home.tick, REFRESH_EVERY),
     ]
 
 

@@ -19,10 +19,13 @@ from bot.core import metrics
 from bot.core.cells import Text
 from bot.core.dispatch import Invocation, Outcome
 from bot.core.forge import Forge
+from bot.core.registry import Risk
 from bot.core.tasks import observe
+from bot.home.blocks import HOME_APPROVE, HOME_DENY, HOME_REFRESH
 from bot.incidents.shortcuts import ADD_MODAL, ADD_SHORTCUT, DECLARE_SHORTCUT, Shortcuts
 from bot.incidents.slack import ASSIGN, DECLARE, IncidentUI
 from bot.slack.gate import Gate
+from bot.slack.home import HomeTabs
 from bot.slack.outbox import Outbox
 from bot.slack.pickers import PICK, Pickers
 from bot.slack.render import Message, Meta, running_message, to_message
@@ -108,7 +111,12 @@ class SlackSurface:
         self.app.action("forge_approve")(self._on_approve)
         self.app.action("forge_deny")(self._on_deny)
         self.incidents = IncidentUI(forge.incidents, self.outbox, self._run_in)
-        self.approval_ui.on_requested = self.incidents.approval_requested
+        self.home = HomeTabs(forge, self.outbox, self.approval_ui, self._track)
+        self.approval_ui.on_requested = self._approval_requested
+        self.app.event("app_home_opened")(self._on_home_opened)
+        self.app.action(HOME_APPROVE)(self._on_home_click)
+        self.app.action(HOME_DENY)(self._on_home_click)
+        self.app.action(HOME_REFRESH)(self._on_home_click)
         self.app.view(DECLARE)(self._on_declare)
         self.app.action(ASSIGN)(self._on_assign)
         self.shortcuts = Shortcuts(forge, self.outbox, Sealer(signing_secret), self._run_in)
@@ -211,17 +219,41 @@ class SlackSurface:
         )
         await self._run(invocation, reply)
 
+    async def _approval_requested(self, *request: Any) -> None:
+        await self.incidents.approval_requested(*request)
+        self.home.changed()
+
+    async def _on_home_opened(self, event: dict, request: AsyncBoltRequest) -> None:
+        if event.get("tab") == "home":
+            self._after_ack(request, lambda: self.home.opened(event["user"]))
+
+    async def _on_home_click(
+        self, ack: Any, body: dict, action: dict, request: AsyncBoltRequest
+    ) -> None:
+        await ack()
+        value, user = str(action.get("value") or ""), body["user"]["id"]
+        answer = {
+            HOME_APPROVE: lambda: self.home.approve(body, value),
+            HOME_DENY: lambda: self.home.deny(body, value),
+        }.get(action["action_id"], lambda: self.home.refresh(user))
+        self._after_ack(request, answer)
+
     async def _on_approve(
         self, ack: Any, body: dict, action: dict, request: AsyncBoltRequest
     ) -> None:
         await ack()
         value = action.get("value", "")
-        self._after_ack(request, lambda: self.approval_ui.on_approve(body, value))
+        self._after_ack(request, lambda: self._then_home(self.approval_ui.on_approve(body, value)))
 
     async def _on_deny(self, ack: Any, body: dict, action: dict, request: AsyncBoltRequest) -> None:
         await ack()
         value = action.get("value", "")
-        self._after_ack(request, lambda: self.approval_ui.on_deny(body, value))
+        self._after_ack(request, lambda: self._then_home(self.approval_ui.on_deny(body, value)))
+
+    async def _then_home(self, work: Awaitable[None]) -> None:
+        """Work that may change what Home tabs show, then their refresh."""
+        await work
+        self.home.changed()
 
     def _track(self, task: asyncio.Task[None]) -> None:
         self.tracker.track(observe(task))
@@ -322,6 +354,8 @@ class SlackSurface:
             invocation = await self.incidents.locate(invocation)
             outcome = await self.forge.dispatcher.run(invocation, progress)
             await self.incidents.after(invocation, outcome)
+            if outcome.spec and outcome.spec.risk is not Risk.READ:
+                self.home.changed()
             if outcome.kind == "approval":
                 await self.approval_ui.open_dialog(reply.trigger_id, invocation, outcome, meta())
                 return

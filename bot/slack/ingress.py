@@ -19,7 +19,10 @@ from urllib.parse import parse_qsl
 Body = dict[str, Any]
 USER = re.compile(r"[UW][A-Z0-9]{1,30}")
 CHANNEL = re.compile(r"[CGD][A-Z0-9]{1,30}")
-EVENT_FIELDS = {"app_mention": ("user", "channel", "ts", "text")}
+EVENT_FIELDS = {
+    "app_mention": ("user", "channel", "ts", "text"),
+    "app_home_opened": ("user", "tab"),
+}
 MESSAGE_CONTAINERS = {"message", "message_attachment"}
 
 
