@@ -1,5 +1,6 @@
 // Drives the forge playground in Debian's Chromium (headless, through playwright-core):
-// /forge help, /forge health, /forge dlq clear email confirmed in the modal, approved by another user.
+// /forge help, /forge health, /forge dlq clear email confirmed in the modal, approved by another user;
+// the Declare incident shortcut with its component picker, and the Home tab.
 // Usage: node playground_browser.js <playground URL> <screenshot dir>. Prints one JSON line; exit 1 on failure.
 "use strict";
 
@@ -59,7 +60,32 @@ async function scenario(page, url, dir, shots) {
   await card.locator("text=done").waitFor({ timeout: WAIT });
   await card.locator(".thread .msg", { hasText: "dlq clear" }).first().waitFor({ timeout: WAIT });
   await shoot(page, dir, "05-approved.png", shots);
-  return (await card.innerText()).replace(/\s+/g, " ");
+  const cardText = (await card.innerText()).replace(/\s+/g, " ");
+  const home = await shortcutAndHome(page, dir, shots);
+  return { card: cardText, ...home };
+}
+
+async function shortcutAndHome(page, dir, shots) {
+  await page.selectOption("#who", "U0OPS");
+  await page.waitForFunction(() => document.querySelector("#grant").textContent.includes("operator"));
+  const onMessage = await page.locator(".msg-more").first().locator("option").allInnerTexts();
+  await page.selectOption("#shortcuts", "forge_declare_incident");
+  await page.locator("#modal", { hasText: "Declare an incident" }).waitFor({ timeout: WAIT });
+  await page.fill("#modal input[name='title/value']", "Search results are stale");
+  await page.fill("#modal .external .filter", "sea");
+  await page.locator("#modal .external select option[value=search]").waitFor({ state: "attached", timeout: WAIT });
+  await page.selectOption("#modal .external select", "search");
+  await shoot(page, dir, "06-declare-shortcut.png", shots);
+  await page.click("#modal-submit");
+  await page.locator("#modal").waitFor({ state: "hidden", timeout: WAIT });
+  await page.click('[data-channel="C0INCIDENTS"]');
+  await page.locator(".msg", { hasText: "Search results are stale" }).first().waitFor({ timeout: WAIT });
+  await page.click("#home-link");
+  const home = page.locator(".home");
+  await home.locator("text=Search results are stale").waitFor({ timeout: WAIT });
+  await home.locator("text=Queues, worst first").waitFor({ timeout: WAIT });
+  await shoot(page, dir, "07-home.png", shots);
+  return { home: (await home.innerText()).replace(/\s+/g, " "), onMessage };
 }
 
 async function main() {
@@ -75,8 +101,8 @@ async function main() {
   page.on("pageerror", (error) => consoleErrors.push(String(error)));
   const shots = [];
   try {
-    const card = await scenario(page, url, dir, shots);
-    console.log(JSON.stringify({ ok: true, card, shots, consoleErrors, timings }));
+    const seen = await scenario(page, url, dir, shots);
+    console.log(JSON.stringify({ ok: true, ...seen, shots, consoleErrors, timings }));
   } catch (error) {
     await shoot(page, dir, "failure.png", shots).catch(() => {});
     console.log(JSON.stringify({ ok: false, error: String(error), shots, consoleErrors }));

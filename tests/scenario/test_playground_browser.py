@@ -2,7 +2,9 @@
 
 `forge serve` with no Slack credentials starts the playground; the page runs `/forge help`,
 `/forge health` and `/forge dlq clear email` as the operator, confirms in the modal, switches to the
-approver and approves, and the card turns to done. Screenshots land in test-artifacts/playground/.
+approver and approves, and the card turns to done; then declares an incident from the shortcuts menu
+(its component picked from forge's options) and opens the Home tab. Screenshots land in
+test-artifacts/playground/.
 """
 
 from __future__ import annotations
@@ -175,7 +177,12 @@ async def test_dlq_clear_is_confirmed_and_approved_in_the_browser(tmp_path, stat
         "03-confirm.png",
         "04-requested.png",
         "05-approved.png",
+        "06-declare-shortcut.png",
+        "07-home.png",
     ]
+    assert "Open incidents" in report["home"] and "Search results are stale" in report["home"]
+    assert "operator; you may not approve" in report["home"]
+    assert "Add to incident" in report["onMessage"]
     logged = stderr.decode()
     assert (
         "serving_playground" in logged
