@@ -24,6 +24,7 @@ from bot.slack.render import context, section
 HOME_APPROVE = "forge_home_approve"
 HOME_DENY = "forge_home_deny"
 HOME_REFRESH = "forge_home_refresh"
+HOME_RUN = "forge_home_run"
 LIST_MAX = 8
 QUEUES_MAX = 6
 
@@ -44,7 +45,14 @@ def home_view(board: Dashboard, environment: str, workspace: str = "") -> dict[s
         ("Firing alerts", _alerts(board.part("alerts"))),
     ):
         blocks += [{"type": "divider"}, section(Strong(title)), *drawn]
-    blocks.append(_actions([_button("Refresh", HOME_REFRESH, "refresh")]))
+    blocks.append(
+        _actions(
+            [
+                _button("Run a command", HOME_RUN, "run", "primary"),
+                _button("Refresh", HOME_REFRESH, "refresh"),
+            ]
+        )
+    )
     return {"type": "home", "callback_id": "forge_home", "blocks": blocks[:100]}
 
 

@@ -114,7 +114,9 @@ class Shortcuts:
             await self._tell(body, channel, user, rich("🚫 ", refused))
             return
         quoted = self._quote(body, channel)
-        sealed = self.sealer.seal({"user": user, "channel": channel, "text": quoted})
+        sealed = self.sealer.seal(
+            {"for": ADD_MODAL, "user": user, "channel": channel, "text": quoted}
+        )
         if not trigger or await self.outbox.open_view(trigger, add_modal(sealed, quoted)) is None:
             await self._tell(body, channel, user, "❌ Couldn't open the dialog; try again.")
 
@@ -134,7 +136,7 @@ class Shortcuts:
         """The picked incident gets the message as a timeline update, run as the submitter."""
         payload = self.sealer.open(str(view.get("private_metadata") or ""))
         picked = _picked(view)
-        if payload is None or payload.get("user") != user:
+        if payload is None or payload.get("for") != ADD_MODAL or payload.get("user") != user:
             await ack(response_action="errors", errors={"incident": "This dialog is not valid."})
             return
         if not picked.isdigit():

@@ -91,7 +91,15 @@ async def indices(ctx: Context) -> list[Name]:
     return [Name(n, n) for n in names] + [Name(f"{a} → {i}", a) for a, i in pairs]
 
 
+async def runnable(ctx: Context) -> list[Name]:
+    """The commands this person may run, as `name: summary`."""
+    return [
+        Name(f"{s.name}: {s.summary}", s.name) for s in ctx.registry.all() if ctx.actor.may(s.role)
+    ]
+
+
 SOURCES: dict[str, Source] = {
+    "command": runnable,
     "queue": queues,
     "service": services,
     "incident": incidents,
@@ -114,18 +122,20 @@ class Names:
         if kind not in SOURCES:
             return []
         wanted = typed.strip().lower()
-        names = await self._names(kind, ctx)
+        # what one may run depends on one's role; everything else is the same for everyone
+        key = f"command:{ctx.actor.role}" if kind == "command" else kind
+        names = await self._names(key, kind, ctx)
         return [n for n in names if wanted in n.label.lower()][:MAX_OPTIONS]
 
-    async def _names(self, kind: str, ctx: Context) -> list[Name]:
-        cached = self._cache.get(kind)
+    async def _names(self, key: str, kind: str, ctx: Context) -> list[Name]:
+        cached = self._cache.get(key)
         if cached and time.monotonic() - cached[0] < FRESH_FOR.get(kind, self.ttl):
             return cached[1]
-        task = self._pending.get(kind)
+        task = self._pending.get(key)
         if task is None:
-            task = asyncio.create_task(self._load(kind, ctx))
-            self._pending[kind] = task
-            task.add_done_callback(lambda done: self._settled(kind, done))
+            task = asyncio.create_task(self._load(key, kind, ctx))
+            self._pending[key] = task
+            task.add_done_callback(lambda done: self._settled(key, done))
         try:
             return await asyncio.wait_for(asyncio.shield(task), self.budget)
         except TimeoutError:
@@ -134,12 +144,12 @@ class Names:
         except Exception:  # a source that is down offers what it had
             return cached[1] if cached else []
 
-    def _settled(self, kind: str, task: asyncio.Task[list[Name]]) -> None:
-        self._pending.pop(kind, None)
+    def _settled(self, key: str, task: asyncio.Task[list[Name]]) -> None:
+        self._pending.pop(key, None)
         if not task.cancelled() and task.exception() is not None:
-            log.info("picker_source_failed", kind=kind, error=type(task.exception()).__name__)
+            log.info("picker_source_failed", key=key, error=type(task.exception()).__name__)
 
-    async def _load(self, kind: str, ctx: Context) -> list[Name]:
+    async def _load(self, key: str, kind: str, ctx: Context) -> list[Name]:
         names = await SOURCES[kind](ctx)
-        self._cache[kind] = (time.monotonic(), names)
+        self._cache[key] = (time.monotonic(), names)
         return names

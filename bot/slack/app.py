@@ -21,7 +21,7 @@ from bot.core.dispatch import Invocation, Outcome
 from bot.core.forge import Forge
 from bot.core.registry import Risk
 from bot.core.tasks import observe
-from bot.home.blocks import HOME_APPROVE, HOME_DENY, HOME_REFRESH
+from bot.home.blocks import HOME_APPROVE, HOME_DENY, HOME_REFRESH, HOME_RUN
 from bot.incidents.shortcuts import ADD_MODAL, ADD_SHORTCUT, DECLARE_SHORTCUT, Shortcuts
 from bot.incidents.slack import ASSIGN, DECLARE, IncidentUI
 from bot.slack.gate import Gate
@@ -29,6 +29,7 @@ from bot.slack.home import HomeTabs
 from bot.slack.outbox import Outbox
 from bot.slack.pickers import PICK, Pickers
 from bot.slack.render import Message, Meta, running_message, to_message
+from bot.slack.run_modal import RUN_ARGS, RUN_PICK, RunModal, pick_view
 from bot.slack.tracker import JOURNAL_TIMEOUT, Tracker
 from bot.state.inflight import Acked, Inflight
 
@@ -117,6 +118,10 @@ class SlackSurface:
         self.app.action(HOME_APPROVE)(self._on_home_click)
         self.app.action(HOME_DENY)(self._on_home_click)
         self.app.action(HOME_REFRESH)(self._on_home_click)
+        self.app.action(HOME_RUN)(self._on_home_click)
+        self.run_modal = RunModal(forge, Sealer(signing_secret))
+        self.app.view(RUN_PICK)(self.run_modal.on_pick)
+        self.app.view(RUN_ARGS)(self._on_run_args)
         self.app.view(DECLARE)(self._on_declare)
         self.app.action(ASSIGN)(self._on_assign)
         self.shortcuts = Shortcuts(forge, self.outbox, Sealer(signing_secret), self._run_in)
@@ -232,11 +237,24 @@ class SlackSurface:
     ) -> None:
         await ack()
         value, user = str(action.get("value") or ""), body["user"]["id"]
+        trigger = str(body.get("trigger_id") or "")
         answer = {
             HOME_APPROVE: lambda: self.home.approve(body, value),
             HOME_DENY: lambda: self.home.deny(body, value),
+            HOME_RUN: lambda: self.outbox.open_view(trigger, pick_view()),
         }.get(action["action_id"], lambda: self.home.refresh(user))
         self._after_ack(request, answer)
+
+    async def _on_run_args(self, ack: Any, body: dict, view: dict) -> None:
+        invocation = await self.run_modal.on_args(ack, body, view)
+        if invocation is not None:
+            reply = Reply(
+                self.outbox,
+                invocation.channel_id or "",
+                invocation.actor_id,
+                trigger_id=body.get("trigger_id"),
+            )
+            self._track(asyncio.create_task(self._run(invocation, reply)))
 
     async def _on_approve(
         self, ack: Any, body: dict, action: dict, request: AsyncBoltRequest

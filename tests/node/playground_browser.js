@@ -85,7 +85,29 @@ async function shortcutAndHome(page, dir, shots) {
   await home.locator("text=Search results are stale").waitFor({ timeout: WAIT });
   await home.locator("text=Queues, worst first").waitFor({ timeout: WAIT });
   await shoot(page, dir, "07-home.png", shots);
-  return { home: (await home.innerText()).replace(/\s+/g, " "), onMessage };
+  const homeText = (await home.innerText()).replace(/\s+/g, " ");
+  const ran = await runFromHome(page, dir, shots);
+  return { home: homeText, onMessage, ran };
+}
+
+async function runFromHome(page, dir, shots) {
+  await page.locator(".home").getByRole("button", { name: "Run a command" }).click();
+  await page.locator("#modal", { hasText: "Run a command" }).waitFor({ timeout: WAIT });
+  await page.fill("#modal .external .filter", "queue health");
+  await page.locator("#modal .external select option[value='queue health']").waitFor({ state: "attached", timeout: WAIT });
+  await page.selectOption("#modal .external select", "queue health");
+  await page.click("#modal-submit");
+  await page.locator("#modal", { hasText: "Post the answer in" }).waitFor({ timeout: WAIT });
+  await page.locator("#modal .external select option[value=email]").waitFor({ state: "attached", timeout: WAIT });
+  await page.selectOption("#modal .external select", "email");
+  await page.selectOption("#modal select[name='where/value']", "C0OPS");
+  await shoot(page, dir, "08-run-arguments.png", shots);
+  await page.click("#modal-submit");
+  await page.locator("#modal").waitFor({ state: "hidden", timeout: WAIT });
+  await page.click('[data-channel="C0OPS"]');
+  const answer = page.locator(".msg", { hasText: /queue health — (ok|warning|critical)/ }).last();
+  await answer.waitFor({ timeout: WAIT });
+  return (await answer.innerText()).replace(/\s+/g, " ");
 }
 
 async function main() {

@@ -174,3 +174,59 @@ async def test_redis_down_shows_the_queues_as_unavailable_and_the_rest(state_dsn
     assert "⚠️ Unavailable: " in queues and "redis" in queues.lower()
     assert "you may approve other people's destructive requests" in text
     assert "Nothing is waiting for you" in text
+
+
+async def test_run_a_command_from_home_picks_a_command_then_its_arguments(bot):
+    """Run a command: only what one may run is offered; its arguments; it runs as the submitter
+    through the normal path (audited), its answer where they chose."""
+    await bot.client.view_click("forge_home_run", "run", user="U0OPS")
+    [opened] = await bot.slack.wait_for("views.open")
+    assert opened.args["view"]["callback_id"] == "forge_run_pick"
+    for_viewer = [
+        o["text"]["text"]
+        for o in (await bot.client.suggest("forge_pick:command", "queue", user="U0VIEW")).json()[
+            "options"
+        ]
+    ]
+    for_operator = [
+        o["text"]["text"]
+        for o in (await bot.client.suggest("forge_pick:command", "queue", user="U0OPS")).json()[
+            "options"
+        ]
+    ]
+    assert any(o.startswith("queue health:") for o in for_viewer)
+    assert not any(o.startswith("queue pause:") for o in for_viewer)
+    assert any(o.startswith("queue pause:") for o in for_operator)
+
+    def picked(value: str) -> dict:
+        return {"command": {"forge_pick:command": {"selected_option": {"value": value}}}}
+
+    refused = await bot.client.submit_view("forge_run_pick", picked("queue pause"), user="U0VIEW")
+    assert refused.json()["response_action"] == "errors"
+    step = await bot.client.submit_view("forge_run_pick", picked("queue health"), user="U0OPS")
+    update = step.json()
+    assert update["response_action"] == "update"
+    view = update["view"]
+    assert view["callback_id"] == "forge_run_args"
+    queue = next(b for b in view["blocks"] if b.get("block_id") == "arg:queue")
+    assert queue["element"]["action_id"] == "forge_pick:queue" and queue["optional"]
+    values = {
+        "arg:queue": {"forge_pick:queue": {"selected_option": {"value": "email"}}},
+        "where": {"value": {"type": "conversations_select", "selected_conversation": "C0OPS"}},
+    }
+    meta = view["private_metadata"]
+    stolen = await bot.client.submit_view(
+        "forge_run_args", values, user="U0VIEW", private_metadata=meta
+    )
+    assert stolen.json()["response_action"] == "errors"
+    done = await bot.client.submit_view(
+        "forge_run_args", values, user="U0OPS", private_metadata=meta
+    )
+    assert done.status == 200 and not done.body
+    await bot.settle()
+    [post] = [c for c in bot.slack.calls_to("chat.postMessage") if c.args["channel"] == "C0OPS"]
+    assert "queue health" in post.args["text"]
+    [audited] = await rows(
+        bot, "SELECT actor_id, text FROM forge.audit_log WHERE command = 'queue health'"
+    )
+    assert (audited["actor_id"], audited["text"]) == ("U0OPS", "queue health email")

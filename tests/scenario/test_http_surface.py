@@ -189,6 +189,19 @@ ADD = payload_of(
         private_metadata="{}",
     )
 )
+RUN_PICK = payload_of(
+    view_submission_body(
+        "forge_run_pick",
+        {"command": {"forge_pick:command": {"selected_option": {"value": "whoami"}}}},
+    )
+)
+RUN_ARGS = payload_of(
+    view_submission_body(
+        "forge_run_args",
+        {"where": {"value": {"selected_conversation": "C0OPS"}}},
+        private_metadata="{}",
+    )
+)
 NOTIFICATION = notification([alert()])
 ACTS = [
     {"kind": "slash", "user": "U0OPS", "channel": "C0OPS", "text": "/forge whoami"},
@@ -251,11 +264,13 @@ async def test_interactivity_payloads(surface, caplog, value):
         mutated(SUGGESTION),
         mutated(HOME_CLICK),
         mutated(ADD),
+        mutated(RUN_PICK),
+        mutated(RUN_ARGS),
     )
 )
 @example(value=SUGGESTION | {"action_id": "forge_pick:index", "value": "\x00" * 200})
 async def test_shortcuts_pickers_and_home_clicks(surface, caplog, value):
-    """Any shortcut, message shortcut, picker question, Home click or Add submission, signed."""
+    """Any shortcut, message shortcut, picker question, Home click, Add or Run modal, signed."""
     body = as_payload(value)
     headers = surface.signed(body, "application/x-www-form-urlencoded")
     await assert_answered(surface.post("/slack/events", body, headers), caplog)

@@ -3,7 +3,8 @@
 `forge serve` with no Slack credentials starts the playground; the page runs `/forge help`,
 `/forge health` and `/forge dlq clear email` as the operator, confirms in the modal, switches to the
 approver and approves, and the card turns to done; then declares an incident from the shortcuts menu
-(its component picked from forge's options) and opens the Home tab. Screenshots land in
+(its component picked from forge's options), opens the Home tab and runs `queue health email` from
+its "Run a command" modal. Screenshots land in
 test-artifacts/playground/.
 """
 
@@ -179,7 +180,9 @@ async def test_dlq_clear_is_confirmed_and_approved_in_the_browser(tmp_path, stat
         "05-approved.png",
         "06-declare-shortcut.png",
         "07-home.png",
+        "08-run-arguments.png",
     ]
+    assert "queue health" in report["ran"] and "email" in report["ran"]
     assert "Open incidents" in report["home"] and "Search results are stale" in report["home"]
     assert "operator; you may not approve" in report["home"]
     assert "Add to incident" in report["onMessage"]

@@ -133,6 +133,11 @@ async def test_add_to_incident_puts_author_text_and_link_on_the_timeline(bot):
         "forge_incident_add", {}, user="U0ADMIN", private_metadata=view["private_metadata"]
     )
     assert tampered.json()["response_action"] == "errors"
+    where = {"where": {"value": {"selected_conversation": "C0OPS"}}}
+    elsewhere = await bot.client.submit_view(
+        "forge_run_args", where, user="U0OPS", private_metadata=view["private_metadata"]
+    )
+    assert elsewhere.json()["response_action"] == "errors", "a seal is only good for its dialog"
     values = {"incident": {"forge_pick:incident": {"selected_option": {"value": "1"}}}}
     response = await bot.client.submit_view(
         "forge_incident_add", values, user="U0OPS", private_metadata=view["private_metadata"]

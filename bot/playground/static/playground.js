@@ -269,6 +269,10 @@ function renderInput(block, ctx) {
     field.value = drafts[key] ?? (element.initial_option ? element.initial_option.value : element.initial_user || "");
   } else if (element.type === "external_select") {
     field = externalSelect(element, key, id);
+  } else if (element.type === "conversations_select") {
+    field = el("select", { id, name: key }, new Option("Choose a channel…", ""),
+      ...state.channels.map((c) => new Option(`# ${c.name}`, c.id)));
+    field.value = drafts[key] ?? "";
   } else {
     field = el("code", {}, `[${element.type}]`);
   }
@@ -313,6 +317,8 @@ function inputValues(view) {
     } else if (element.type === "external_select") {
       const option = (suggested[`${block.block_id}/${element.action_id}`] || []).find((o) => o.value === raw) || null;
       value = { type: element.type, selected_option: option };
+    } else if (element.type === "conversations_select") {
+      value = { type: element.type, selected_conversation: raw || null };
     } else if (element.type === "users_select") value = { type: element.type, selected_user: raw || null };
     else value = { type: element.type, value: raw || null };
     values[block.block_id] = { [element.action_id]: value };
