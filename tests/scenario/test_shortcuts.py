@@ -11,6 +11,7 @@ import pytest
 
 from bot.config.settings import Config
 from tests.conftest import empty_redis, make_settings, running_forge
+from tests.support.es_fixtures import clientforge, es  # noqa: F401  (fixture)
 from tests.support.services import redis_url
 from tests.support.slack_flow import private, rows
 
@@ -175,3 +176,21 @@ async def test_a_hanging_backend_answers_within_the_budget(state_dsn, slack, han
             started = time.monotonic()
             assert await labels(bot, "forge_pick:index") == []
             assert time.monotonic() - started < 2.0
+
+
+async def test_index_picker_offers_indices_then_aliases_from_elasticsearch(state_dsn, slack, es):
+    """ClientForge's indices and `alias → index` pairs, from the ES double, filtered."""
+    clientforge(es, 10)
+    settings = make_settings(
+        Config.model_validate(CONFIG),
+        forge_state_database_url=state_dsn,
+        slack_api_url=slack.url,
+        redis_url=URL,
+        elasticsearch_url=es.url,
+    )
+    async with empty_redis(URL), running_forge(settings, slack) as bot:
+        offered = await labels(bot, "forge_pick:index", "contacts")
+    assert "contacts" in offered
+    assert "contacts-current → contacts" in offered
+    assert offered.index("contacts") < offered.index("contacts-current → contacts")
+    assert not any(o.startswith(".") for o in offered)
