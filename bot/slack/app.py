@@ -112,7 +112,7 @@ class SlackSurface:
         self.app.action("forge_approve")(self._on_approve)
         self.app.action("forge_deny")(self._on_deny)
         self.incidents = IncidentUI(forge.incidents, self.outbox, self._run_in)
-        self.home = HomeTabs(forge, self.outbox, self.approval_ui, self._track)
+        self.home = HomeTabs(forge, self.outbox, self.approval_ui)
         self.approval_ui.on_requested = self._approval_requested
         self.app.event("app_home_opened")(self._on_home_opened)
         self.app.action(HOME_APPROVE)(self._on_home_click)
@@ -383,6 +383,7 @@ class SlackSurface:
 
     async def drain(self, timeout: float = 10.0) -> list[str]:
         """Wait for acked work to answer; at the deadline hand back what never started."""
+        await self.home.close()
         return await self.tracker.drain(timeout)
 
 
