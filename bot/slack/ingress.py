@@ -202,8 +202,21 @@ def _url_verification(body: Body) -> str | None:
 
 
 def _user_and_callback(body: Body) -> str | None:
-    return _id(_at(body, "user", "id"), USER, "user") or (
-        None if isinstance(body.get("callback_id"), str) else "no callback_id"
+    """A shortcut (global or on a message): its user, callback, trigger, and the message's shape."""
+    return (
+        _id(_at(body, "user", "id"), USER, "user")
+        or (None if isinstance(body.get("callback_id"), str) else "no callback_id")
+        or _strings(body, "trigger_id", "response_url", "message_ts", where="")
+        or _shapes(body, "channel", "message", "team")
+    )
+
+
+def _suggestion(body: Body) -> str | None:
+    """A picker asking for options: its user, its action and the text typed so far."""
+    return (
+        _id(_at(body, "user", "id"), USER, "user")
+        or (None if isinstance(body.get("action_id"), str) else "no action_id")
+        or _strings(body, "value", "block_id", where="")
     )
 
 
@@ -217,10 +230,7 @@ CHECKS = {
     "url_verification": _url_verification,
     "shortcut": _user_and_callback,
     "message_action": _user_and_callback,
-    "block_suggestion": lambda body: (
-        _id(_at(body, "user", "id"), USER, "user")
-        or (None if isinstance(body.get("action_id"), str) else "no action_id")
-    ),
+    "block_suggestion": _suggestion,
 }
 
 

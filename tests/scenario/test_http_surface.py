@@ -269,6 +269,8 @@ async def test_interactivity_payloads(surface, caplog, value):
     )
 )
 @example(value=SUGGESTION | {"action_id": "forge_pick:index", "value": "\x00" * 200})
+@example(value=MESSAGE_ACTION | {"channel": "C0OPS", "message": ["not", "an", "object"]})
+@example(value=MESSAGE_ACTION | {"team": 7, "trigger_id": None})
 async def test_shortcuts_pickers_and_home_clicks(surface, caplog, value):
     """Any shortcut, message shortcut, picker question, Home click, Add or Run modal, signed."""
     body = as_payload(value)
