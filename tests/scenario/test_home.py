@@ -14,6 +14,7 @@ import pytest
 from bot.config.settings import Config
 from tests.conftest import empty_redis, make_settings, running_forge
 from tests.support.approval_fixtures import EXECUTED, registry_with_wipe
+from tests.support.backup_fixtures import backup_settings, cf, run  # noqa: F401  (fixture)
 from tests.support.services import redis_url
 from tests.support.slack_flow import confirm, open_dialog, rows
 
@@ -271,3 +272,19 @@ async def test_state_store_down_still_publishes_what_it_can(slack):
     assert text.count("⚠️ Unavailable: ") >= 3
     assert "`email` · 0 waiting" in text
     assert "The last drill is unknown" in text
+
+
+async def test_backups_on_home_and_in_the_picker(state_dsn, slack, cf, tmp_path):
+    """A real dump and a drill: the newest file and the drill's result on Home; the file offered
+    by the backup picker."""
+    settings = backup_settings(state_dsn, cf, tmp_path, slack_api_url=slack.url)
+    async with running_forge(settings, slack) as bot:
+        created = await run(bot.forge, "backup create", user="U0ADMIN")
+        drilled = await run(bot.forge, "backup drill", user="U0ADMIN")
+        await open_home(bot, "U0ADMIN")
+        text = json.dumps(await published(bot, "U0ADMIN", timeout=20), ensure_ascii=False)
+        options = (await bot.client.suggest("forge_pick:backup", "backup-", user="U0ADMIN")).json()
+    dump = created.result.data["file"]
+    assert "Newest backup `backup-" in text, "the drill's own dump or the one created"
+    assert f"Last drill {drilled.result.status.symbol} {drilled.result.status.value}" in text
+    assert dump in [o["value"] for o in options["options"]]
