@@ -302,7 +302,8 @@ async def _home(app: web.Application, user: str, body: Json) -> Json:
 
 async def _home_click(app: web.Application, user: str, body: Json) -> Json:
     """A button clicked on the Home tab."""
-    action = body.get("action") if isinstance(body.get("action"), dict) else {}
+    found = body.get("action")
+    action: Json = found if isinstance(found, dict) else {}
     home = app[PLAYGROUND].api.homes.get(user)
     return _answer(
         await app[CLIENT].view_click(

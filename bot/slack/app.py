@@ -29,7 +29,7 @@ from bot.slack.home import HomeTabs
 from bot.slack.outbox import Outbox
 from bot.slack.pickers import PICK, Pickers
 from bot.slack.render import Message, Meta, running_message, to_message
-from bot.slack.run_modal import RUN_ARGS, RUN_PICK, RunModal, pick_view
+from bot.slack.run_modal import RUN_ARGS, RUN_PICK, RunModal
 from bot.slack.tracker import JOURNAL_TIMEOUT, Tracker
 from bot.state.inflight import Acked, Inflight
 
@@ -119,7 +119,7 @@ class SlackSurface:
         self.app.action(HOME_DENY)(self._on_home_click)
         self.app.action(HOME_REFRESH)(self._on_home_click)
         self.app.action(HOME_RUN)(self._on_home_click)
-        self.run_modal = RunModal(forge, Sealer(signing_secret))
+        self.run_modal = RunModal(forge, self.outbox, Sealer(signing_secret))
         self.app.view(RUN_PICK)(self.run_modal.on_pick)
         self.app.view(RUN_ARGS)(self._on_run_args)
         self.app.view(DECLARE)(self._on_declare)
@@ -241,7 +241,7 @@ class SlackSurface:
         answer = {
             HOME_APPROVE: lambda: self.home.approve(body, value),
             HOME_DENY: lambda: self.home.deny(body, value),
-            HOME_RUN: lambda: self.outbox.open_view(trigger, pick_view()),
+            HOME_RUN: lambda: self.run_modal.open(trigger),
         }.get(action["action_id"], lambda: self.home.refresh(user))
         self._after_ack(request, answer)
 

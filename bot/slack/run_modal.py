@@ -11,6 +11,7 @@ from bot.core.cells import Code, rich
 from bot.core.dispatch import Invocation
 from bot.core.forge import Forge
 from bot.core.registry import CommandSpec
+from bot.slack.outbox import Outbox
 from bot.slack.pickers import picker
 from bot.slack.render import context, section
 
@@ -100,9 +101,14 @@ def _picked(view: dict, block: str) -> str:
 class RunModal:
     """Both steps, for whoever submits; the run itself is the surface's normal one."""
 
-    def __init__(self, forge: Forge, sealer: Sealer) -> None:
+    def __init__(self, forge: Forge, outbox: Outbox, sealer: Sealer) -> None:
         self.forge = forge
+        self.outbox = outbox
         self.sealer = sealer
+
+    async def open(self, trigger_id: str) -> None:
+        """The Home tab's button: step one."""
+        await self.outbox.open_view(trigger_id, pick_view())
 
     async def on_pick(self, ack: Any, body: dict, view: dict) -> None:
         """Step one submitted: the arguments step for a command the person may run."""
