@@ -14,9 +14,11 @@ from dataclasses import dataclass
 import structlog
 
 from bot.core.context import Context
+from bot.core.errors import ForgeError
 
 log = structlog.get_logger(__name__)
 PICK_BUDGET = 1.5
+DISCOVER_BUDGET = 1.0
 CACHE_TTL = 30.0
 MAX_OPTIONS = 100
 FRESH_FOR = {"incident": 2.0}  # one declared a moment ago is offered at once
@@ -50,7 +52,12 @@ async def queues(ctx: Context) -> list[Name]:
     from commands.queues import discover
 
     config = ctx.settings.config
-    found = list(dict.fromkeys([*config.queues, *await discover(ctx)]))
+    try:
+        discovered = await asyncio.wait_for(discover(ctx), DISCOVER_BUDGET)
+    except (ForgeError, TimeoutError) as exc:  # the configured queues are offered all the same
+        log.info("picker_queues_not_discovered", error=str(exc) or type(exc).__name__)
+        discovered = []
+    found = list(dict.fromkeys([*config.queues, *discovered]))
     aliases = [Name(f"{a} → {q}", a) for a, q in sorted(config.queue_aliases.items())]
     return [Name(q, q) for q in found] + aliases
 

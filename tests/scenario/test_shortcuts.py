@@ -194,3 +194,19 @@ async def test_index_picker_offers_indices_then_aliases_from_elasticsearch(state
     assert "contacts-current → contacts" in offered
     assert offered.index("contacts") < offered.index("contacts-current → contacts")
     assert not any(o.startswith(".") for o in offered)
+
+
+async def test_queue_picker_offers_the_configured_queues_with_redis_down(state_dsn, slack):
+    """Redis refuses connections: the configured queues and aliases are still offered."""
+    settings = make_settings(
+        Config.model_validate(CONFIG),
+        forge_state_database_url=state_dsn,
+        slack_api_url=slack.url,
+        redis_url="redis://127.0.0.1:9/0",
+    )
+    async with running_forge(settings, slack) as bot:
+        started = time.monotonic()
+        offered = await labels(bot, "forge_pick:queue")
+        elapsed = time.monotonic() - started
+    assert offered == ["email", "data-sync", "reporting → data-sync"]
+    assert elapsed < 2.0
