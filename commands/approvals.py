@@ -43,6 +43,7 @@ async def approvals(ctx: Context, args: Paged) -> Result:
                     "id": str(a.id),
                     "command": a.text,
                     "requester": a.requester_id,
+                    "channel": a.channel_id,
                     "expires_at": a.expires_at.isoformat(),
                 }
                 for a in pending

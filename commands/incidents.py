@@ -127,7 +127,14 @@ async def incident_list(ctx: Context, args: Paged) -> Result:
         else [],
         data={
             "open": [
-                {"id": i["id"], "severity": i["severity"], "title": i["title"]} for i in incidents
+                {
+                    "id": i["id"],
+                    "severity": i["severity"],
+                    "title": i["title"],
+                    "channel": i["channel"],
+                    "card_ts": i["card_ts"],
+                }
+                for i in incidents
             ]
         },
     )

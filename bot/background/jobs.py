@@ -13,6 +13,7 @@ from bot.background.recovery import RECOVERY_EVERY, Recovery
 from bot.background.schedules import TICK_SECONDS as REPORT_TICK
 from bot.background.schedules import ReportScheduler
 from bot.incidents.board import POLL, IncidentBoard
+from bot.slack.home import REFRESH_EVERY
 
 if TYPE_CHECKING:
     from bot.core.forge import Forge
@@ -25,7 +26,7 @@ def jobs(
     forge: Forge, surface: SlackSurface, publisher: AlertPublisher, board: IncidentBoard
 ) -> list[Job]:
     """The alert cards, incident board, backup and report schedules, approval sweep, pruning,
-    recovery and the break-glass notices' courier."""
+    recovery, the break-glass notices' courier and the Home tabs."""
     recovery = Recovery(
         surface.tracker.inflight,
         surface.outbox,
@@ -49,6 +50,7 @@ def jobs(
         Job("delivery_prune", forge.store.prune_deliveries, PRUNE_EVERY),
         Job("inflight_recovery", recovery.tick, RECOVERY_EVERY),
         Job("break_glass_notices", courier.tick, COURIER_EVERY),
+        Job("home_refresh", surface.home.tick, REFRESH_EVERY),
     ]
 
 

@@ -16,6 +16,7 @@ from bot.core.errors import BackendError, UsageError
 from bot.core.parser import normalise
 from bot.incidents.checklists import SEVERITIES
 from bot.incidents.store import IncidentStore
+from bot.slack.pickers import picker
 from bot.slack.render import message, section
 
 log = structlog.get_logger(__name__)
@@ -77,19 +78,16 @@ def declare_modal(channel: str) -> dict[str, Any]:
                 "block_id": "component",
                 "optional": True,
                 "label": {"type": "plain_text", "text": "Affected component"},
-                "element": {
-                    "type": "plain_text_input",
-                    "action_id": "value",
-                    "max_length": 80,
-                    "placeholder": {"type": "plain_text", "text": "api, queues, search, database…"},
-                },
+                "element": picker("service", "api, queues, search, postgres…"),
             },
         ],
     }
 
 
 def _value(view: dict, block: str) -> str:
-    state = (((view.get("state") or {}).get("values") or {}).get(block) or {}).get("value") or {}
+    """What the block's one element holds: typed text or the picked option's value."""
+    values = (((view.get("state") or {}).get("values") or {}).get(block) or {}).values()
+    state = next(iter(values), None) or {}
     selected = state.get("selected_option") or {}
     return str(selected.get("value") or state.get("value") or "").strip()
 

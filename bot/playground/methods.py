@@ -128,6 +128,19 @@ class MethodsMixin:
             return err("invalid_arguments")
         return {"ok": True, "view": self._save_view(view_id, args["view"])}
 
+    def _api_views_publish(self, args: Json) -> Json:
+        user, view = args.get("user_id"), args.get("view")
+        if not isinstance(user, str) or not user:
+            return err("invalid_arguments")
+        if not isinstance(view, dict) or view.get("type") != "home":
+            return err("invalid_arguments")
+        home = self.homes.get(user)
+        if args.get("hash") and home and args["hash"] != home["hash"]:
+            return err("hash_conflict")
+        saved = self._save_view(home["id"] if home else self._next_id("V"), view)
+        self.homes[user] = saved
+        return {"ok": True, "view": saved}
+
     def _exchange_trigger(self, trigger_id: Any) -> str | None:
         """Consume a trigger id; the Slack error code if it cannot be used."""
         if not isinstance(trigger_id, str) or not TRIGGER_RE.match(trigger_id):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ from bot.playground.guard import Guard
 from bot.playground.people import channels, people
 from bot.playground.session import Playground, refuse_production
 from bot.playground.slack_requests import Response, SlackClient
+from bot.slack.manifest import SHORTCUTS
 
 STATIC = Path(__file__).with_name("static")
 PLAYGROUND = web.AppKey("playground", Playground)
@@ -85,6 +87,7 @@ async def session(request: web.Request) -> web.Response:
             "channels": channels(playground.settings.config, playground.api),
             "note": playground.config_note,
             "environment": playground.settings.environment,
+            "shortcuts": SHORTCUTS,
             "csrf": csrf,
         },
         headers=NO_CACHE,
@@ -114,6 +117,7 @@ async def state(request: web.Request) -> web.Response:
             "version": version,
             "items": timeline(api, channel, user),
             "view": view,
+            "home": api.homes.get(user),
             "channels": channels(request.app[PLAYGROUND].settings.config, api),
         },
         headers=NO_CACHE,
@@ -296,4 +300,52 @@ async def _close(app: web.Application, user: str, body: Json) -> Json:
     return {"ok": True}
 
 
-ACTIONS = {"slash": _slash, "click": _click, "submit": _submit, "close": _close}
+async def _home(app: web.Application, user: str, body: Json) -> Json:
+    """The Home tab opened: Slack's app_home_opened event."""
+    event = {"type": "app_home_opened", "user": user, "channel": "D0HOME", "tab": "home"}
+    return _answer(await app[CLIENT].event(event | {"event_ts": f"{time.time():.6f}"}))
+
+
+async def _home_click(app: web.Application, user: str, body: Json) -> Json:
+    """A button clicked on the Home tab."""
+    found = body.get("action")
+    action: Json = found if isinstance(found, dict) else {}
+    home = app[PLAYGROUND].api.homes.get(user)
+    return _answer(
+        await app[CLIENT].view_click(
+            str(action.get("action_id", "")), str(action.get("value", "")), user=user, view=home
+        )
+    )
+
+
+async def _shortcut(app: web.Application, user: str, body: Json) -> Json:
+    """A shortcut chosen from the menu: global, or on the message at channel/ts."""
+    callback_id, ts = _text(body, "callback_id"), _text(body, "ts")
+    if not ts:
+        return _answer(await app[CLIENT].shortcut(callback_id, user=user))
+    channel = _text(body, "channel")
+    stored = app[PLAYGROUND].api.message_at(channel, ts)
+    if stored is None:
+        return {"ok": False, "error": "that message is gone"}
+    message = {k: stored[k] for k in ("ts", "text", "user", "bot_id") if k in stored}
+    return _answer(
+        await app[CLIENT].message_action(callback_id, message, user=user, channel=channel)
+    )
+
+
+async def _suggest(app: web.Application, user: str, body: Json) -> Json:
+    """Typing in an external_select: the options forge offers."""
+    response = await app[CLIENT].suggest(_text(body, "action_id"), _text(body, "value"), user=user)
+    return _answer(response)
+
+
+ACTIONS = {
+    "slash": _slash,
+    "click": _click,
+    "submit": _submit,
+    "close": _close,
+    "home": _home,
+    "home_click": _home_click,
+    "shortcut": _shortcut,
+    "suggest": _suggest,
+}

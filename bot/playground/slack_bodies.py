@@ -212,3 +212,103 @@ def event_body(event: dict[str, Any], *, event_id: str | None = None, team: str 
             ],
         }
     )
+
+
+def shortcut_body(callback_id: str, *, user: str = "U0VIEW", trigger_id: str | None = None) -> str:
+    """A global shortcut chosen from the shortcuts menu: no channel, a trigger id."""
+    payload = {
+        "type": "shortcut",
+        "token": VERIFICATION_TOKEN,
+        "action_ts": f"{time.time():.6f}",
+        "team": _team(),
+        "user": _user(user),
+        "is_enterprise_install": False,
+        "enterprise": None,
+        "callback_id": callback_id,
+        "trigger_id": trigger_id or make_trigger_id(),
+    }
+    return urlencode({"payload": json.dumps(payload)})
+
+
+def message_action_body(
+    callback_id: str,
+    message: dict[str, Any],
+    *,
+    user: str = "U0VIEW",
+    channel: str = "C0OPS",
+    trigger_id: str | None = None,
+    response_url: str = "https://hooks.slack.com/app/T0FORGE/1/unused",
+) -> str:
+    """A message shortcut chosen on `message` in `channel`."""
+    payload = {
+        "type": "message_action",
+        "token": VERIFICATION_TOKEN,
+        "action_ts": f"{time.time():.6f}",
+        "team": _team(),
+        "user": _user(user),
+        "channel": {"id": channel, "name": _channel_name(channel)},
+        "is_enterprise_install": False,
+        "enterprise": None,
+        "callback_id": callback_id,
+        "trigger_id": trigger_id or make_trigger_id(),
+        "response_url": response_url,
+        "message_ts": message.get("ts", DEFAULT_MESSAGE_TS),
+        "message": {"type": "message", **message},
+    }
+    return urlencode({"payload": json.dumps(payload)})
+
+
+def block_suggestion_body(
+    action_id: str, value: str, *, user: str = "U0VIEW", block_id: str = "b", view_id: str = ""
+) -> str:
+    """What Slack asks when someone types into an external_select (in a modal or on Home)."""
+    payload = {
+        "type": "block_suggestion",
+        "user": _user(user),
+        "container": {"type": "view", "view_id": view_id or "V0FORGE01"},
+        "api_app_id": APP_ID,
+        "token": VERIFICATION_TOKEN,
+        "action_id": action_id,
+        "block_id": block_id,
+        "value": value,
+        "team": _team(),
+        "enterprise": None,
+        "is_enterprise_install": False,
+    }
+    return urlencode({"payload": json.dumps(payload)})
+
+
+def view_action_body(
+    action_id: str,
+    value: str,
+    *,
+    user: str = "U0VIEW",
+    view: dict[str, Any] | None = None,
+    trigger_id: str | None = None,
+    block_id: str = "b",
+) -> str:
+    """A button clicked in a view (the Home tab, say): the view is the container, no channel."""
+    view = view or {"id": "V0HOME01", "type": "home", "callback_id": "", "private_metadata": ""}
+    payload = {
+        "type": "block_actions",
+        "user": _user(user),
+        "api_app_id": APP_ID,
+        "token": VERIFICATION_TOKEN,
+        "container": {"type": "view", "view_id": view.get("id", "V0HOME01")},
+        "trigger_id": trigger_id or make_trigger_id(),
+        "team": _team(),
+        "enterprise": None,
+        "is_enterprise_install": False,
+        "view": {**view, "state": {"values": {}}, "hash": f"{time.time():.6f}.abc"},
+        "actions": [
+            {
+                "action_id": action_id,
+                "block_id": block_id,
+                "text": {"type": "plain_text", "text": "Button"},
+                "value": value,
+                "type": "button",
+                "action_ts": f"{time.time():.6f}",
+            }
+        ],
+    }
+    return urlencode({"payload": json.dumps(payload)})

@@ -14,9 +14,13 @@ import aiohttp
 from bot.playground.slack_bodies import (
     DEFAULT_MESSAGE_TS,
     block_action_body,
+    block_suggestion_body,
     event_body,
     make_trigger_id,
+    message_action_body,
+    shortcut_body,
     slash_body,
+    view_action_body,
     view_submission_body,
 )
 
@@ -180,6 +184,53 @@ class SlackClient:
         if retry_reason is not None:
             headers["X-Slack-Retry-Reason"] = retry_reason
         return await self._post(event_body(event, event_id=event_id), headers, signed=signed)
+
+    async def shortcut(self, callback_id: str, *, user: str = "U0VIEW") -> Response:
+        """Choose a global shortcut from the shortcuts menu."""
+        return await self._post(
+            shortcut_body(callback_id, user=user, trigger_id=self._trigger_id(user))
+        )
+
+    async def message_action(
+        self,
+        callback_id: str,
+        message: dict[str, Any],
+        *,
+        user: str = "U0VIEW",
+        channel: str = "C0OPS",
+    ) -> Response:
+        """Choose a message shortcut on `message` in `channel`."""
+        body = message_action_body(
+            callback_id,
+            message,
+            user=user,
+            channel=channel,
+            trigger_id=self._trigger_id(user),
+            response_url=self._response_url(channel=channel, user=user),
+        )
+        return await self._post(body)
+
+    async def suggest(
+        self, action_id: str, value: str, *, user: str = "U0VIEW", block_id: str = "b"
+    ) -> Response:
+        """Type into an external_select: Slack asks for its options."""
+        return await self._post(
+            block_suggestion_body(action_id, value, user=user, block_id=block_id)
+        )
+
+    async def view_click(
+        self,
+        action_id: str,
+        value: str,
+        *,
+        user: str = "U0VIEW",
+        view: dict[str, Any] | None = None,
+    ) -> Response:
+        """Click a button in a view (the Home tab): no channel, no response_url."""
+        body = view_action_body(
+            action_id, value, user=user, view=view, trigger_id=self._trigger_id(user)
+        )
+        return await self._post(body)
 
     async def post_raw(self, body: str, headers: dict[str, str]) -> Response:
         """POST exactly this body and these headers (forged, stale or malformed requests)."""

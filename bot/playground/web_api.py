@@ -62,6 +62,7 @@ class SlackWebApi(MethodsMixin, LinksMixin):
         self.ephemerals: list[Json] = []
         self.views: dict[str, Json] = {}
         self.view_stacks: dict[str, list[str]] = {}  # user -> open modal ids, the top one last
+        self.homes: dict[str, Json] = {}  # user -> the Home tab forge published for them
         self.files: list[UploadedFile] = []
         self.responses: list[Json] = []
         self.feed: list[tuple[str, str, Any]] = []  # (kind, channel, object) in arrival order
@@ -135,6 +136,7 @@ class SlackWebApi(MethodsMixin, LinksMixin):
         self._messages.clear()
         self.views.clear()
         self.view_stacks.clear()
+        self.homes.clear()
 
     async def wait_change(self, since: int, timeout: float) -> int:
         """Wait until the state's version passes `since` (or `timeout`, or close()); the version."""

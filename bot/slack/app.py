@@ -19,11 +19,17 @@ from bot.core import metrics
 from bot.core.cells import Text
 from bot.core.dispatch import Invocation, Outcome
 from bot.core.forge import Forge
+from bot.core.registry import Risk
 from bot.core.tasks import observe
+from bot.home.blocks import HOME_APPROVE, HOME_DENY, HOME_REFRESH, HOME_RUN
+from bot.incidents.shortcuts import ADD_MODAL, ADD_SHORTCUT, DECLARE_SHORTCUT, Shortcuts
 from bot.incidents.slack import ASSIGN, DECLARE, IncidentUI
 from bot.slack.gate import Gate
+from bot.slack.home import HomeTabs
 from bot.slack.outbox import Outbox
+from bot.slack.pickers import PICK, Pickers
 from bot.slack.render import PAGE_ACTION, Message, Meta, running_message, to_message
+from bot.slack.run_modal import RUN_ARGS, RUN_PICK, RunModal
 from bot.slack.tracker import JOURNAL_TIMEOUT, Tracker
 from bot.state.inflight import Acked, Inflight
 
@@ -116,9 +122,24 @@ class SlackSurface:
         self.app.action("forge_approve")(self._on_approve)
         self.app.action("forge_deny")(self._on_deny)
         self.incidents = IncidentUI(forge.incidents, self.outbox, self._run_in)
-        self.approval_ui.on_requested = self.incidents.approval_requested
+        self.home = HomeTabs(forge, self.outbox, self.approval_ui)
+        self.approval_ui.on_requested = self._approval_requested
+        self.app.event("app_home_opened")(self._on_home_opened)
+        self.app.action(HOME_APPROVE)(self._on_home_click)
+        self.app.action(HOME_DENY)(self._on_home_click)
+        self.app.action(HOME_REFRESH)(self._on_home_click)
+        self.app.action(HOME_RUN)(self._on_home_click)
+        self.run_modal = RunModal(forge, self.outbox, Sealer(signing_secret))
+        self.app.view(RUN_PICK)(self.run_modal.on_pick)
+        self.app.view(RUN_ARGS)(self._on_run_args)
         self.app.view(DECLARE)(self._on_declare)
         self.app.action(ASSIGN)(self._on_assign)
+        self.shortcuts = Shortcuts(forge, self.outbox, Sealer(signing_secret), self._run_in)
+        self.app.shortcut(DECLARE_SHORTCUT)(self._on_shortcut)
+        self.app.shortcut(ADD_SHORTCUT)(self._on_shortcut)
+        self.app.view(ADD_MODAL)(self._on_add_submit)
+        self.pickers = Pickers(forge)
+        self.app.options(PICK)(self._on_pick)
 
     async def dispatch(self, request: AsyncBoltRequest) -> Any:
         """Hand one HTTP request to Bolt, noting when requests arrive so work can yield to acks."""
@@ -206,6 +227,21 @@ class SlackSurface:
     async def _on_declare(self, ack: Any, body: dict, view: dict) -> None:
         await self.incidents.on_declare(ack, body, view)
 
+    async def _on_shortcut(self, ack: Any, body: dict, request: AsyncBoltRequest) -> None:
+        await ack()
+        answer = (
+            self.shortcuts.on_declare
+            if body.get("callback_id") == DECLARE_SHORTCUT
+            else self.shortcuts.on_add
+        )
+        self._after_ack(request, lambda: answer(body))
+
+    async def _on_add_submit(self, ack: Any, body: dict, view: dict) -> None:
+        await self.shortcuts.on_submit(ack, view, body["user"]["id"])
+
+    async def _on_pick(self, ack: Any, body: dict) -> None:
+        await ack(options=await self.pickers.options(body))
+
     async def _on_assign(
         self, ack: Any, body: dict, action: dict, request: AsyncBoltRequest
     ) -> None:
@@ -219,17 +255,54 @@ class SlackSurface:
         )
         await self._run(invocation, reply)
 
+    async def _approval_requested(self, *request: Any) -> None:
+        await self.incidents.approval_requested(*request)
+        self.home.changed()
+
+    async def _on_home_opened(self, event: dict, request: AsyncBoltRequest) -> None:
+        if event.get("tab") == "home":
+            self._after_ack(request, lambda: self.home.opened(event["user"]))
+
+    async def _on_home_click(
+        self, ack: Any, body: dict, action: dict, request: AsyncBoltRequest
+    ) -> None:
+        await ack()
+        value, user = str(action.get("value") or ""), body["user"]["id"]
+        trigger = str(body.get("trigger_id") or "")
+        answer = {
+            HOME_APPROVE: lambda: self.home.approve(body, value),
+            HOME_DENY: lambda: self.home.deny(body, value),
+            HOME_RUN: lambda: self.run_modal.open(trigger),
+        }.get(action["action_id"], lambda: self.home.refresh(user))
+        self._after_ack(request, answer)
+
+    async def _on_run_args(self, ack: Any, body: dict, view: dict) -> None:
+        invocation = await self.run_modal.on_args(ack, body, view)
+        if invocation is not None:
+            reply = Reply(
+                self.outbox,
+                invocation.channel_id or "",
+                invocation.actor_id,
+                trigger_id=body.get("trigger_id"),
+            )
+            self._track(asyncio.create_task(self._run(invocation, reply)))
+
     async def _on_approve(
         self, ack: Any, body: dict, action: dict, request: AsyncBoltRequest
     ) -> None:
         await ack()
         value = action.get("value", "")
-        self._after_ack(request, lambda: self.approval_ui.on_approve(body, value))
+        self._after_ack(request, lambda: self._then_home(self.approval_ui.on_approve(body, value)))
 
     async def _on_deny(self, ack: Any, body: dict, action: dict, request: AsyncBoltRequest) -> None:
         await ack()
         value = action.get("value", "")
-        self._after_ack(request, lambda: self.approval_ui.on_deny(body, value))
+        self._after_ack(request, lambda: self._then_home(self.approval_ui.on_deny(body, value)))
+
+    async def _then_home(self, work: Awaitable[None]) -> None:
+        """Work that may change what Home tabs show, then their refresh."""
+        await work
+        self.home.changed()
 
     def _track(self, task: asyncio.Task[None]) -> None:
         self.tracker.track(observe(task))
@@ -330,6 +403,8 @@ class SlackSurface:
             invocation = await self.incidents.locate(invocation)
             outcome = await self.forge.dispatcher.run(invocation, progress)
             await self.incidents.after(invocation, outcome)
+            if outcome.spec and outcome.spec.risk is not Risk.READ:
+                self.home.changed()
             if outcome.kind == "approval":
                 await self.approval_ui.open_dialog(reply.trigger_id, invocation, outcome, meta())
                 return
@@ -339,6 +414,7 @@ class SlackSurface:
 
     async def drain(self, timeout: float = 10.0) -> list[str]:
         """Wait for acked work to answer; at the deadline hand back what never started."""
+        await self.home.close()
         return await self.tracker.drain(timeout)
 
 

@@ -19,7 +19,10 @@ from urllib.parse import parse_qsl
 Body = dict[str, Any]
 USER = re.compile(r"[UW][A-Z0-9]{1,30}")
 CHANNEL = re.compile(r"[CGD][A-Z0-9]{1,30}")
-EVENT_FIELDS = {"app_mention": ("user", "channel", "ts", "text")}
+EVENT_FIELDS = {
+    "app_mention": ("user", "channel", "ts", "text"),
+    "app_home_opened": ("user", "tab"),
+}
 MESSAGE_CONTAINERS = {"message", "message_attachment"}
 # buttons whose value is forge's own: a page button's is the command that lists its page
 ACTION_VALUES = {"forge_page": re.compile(r"\S.{0,1990} --page \d{1,6}", re.DOTALL)}
@@ -204,8 +207,21 @@ def _url_verification(body: Body) -> str | None:
 
 
 def _user_and_callback(body: Body) -> str | None:
-    return _id(_at(body, "user", "id"), USER, "user") or (
-        None if isinstance(body.get("callback_id"), str) else "no callback_id"
+    """A shortcut (global or on a message): its user, callback, trigger, and the message's shape."""
+    return (
+        _id(_at(body, "user", "id"), USER, "user")
+        or (None if isinstance(body.get("callback_id"), str) else "no callback_id")
+        or _strings(body, "trigger_id", "response_url", "message_ts", where="")
+        or _shapes(body, "channel", "message", "team")
+    )
+
+
+def _suggestion(body: Body) -> str | None:
+    """A picker asking for options: its user, its action and the text typed so far."""
+    return (
+        _id(_at(body, "user", "id"), USER, "user")
+        or (None if isinstance(body.get("action_id"), str) else "no action_id")
+        or _strings(body, "value", "block_id", where="")
     )
 
 
@@ -219,17 +235,15 @@ CHECKS = {
     "url_verification": _url_verification,
     "shortcut": _user_and_callback,
     "message_action": _user_and_callback,
-    "block_suggestion": lambda body: (
-        _id(_at(body, "user", "id"), USER, "user")
-        or (None if isinstance(body.get("action_id"), str) else "no action_id")
-    ),
+    "block_suggestion": _suggestion,
 }
 
 
 def delivery_key(body: Body, raw: str) -> str | None:
     """What makes a delivery the same one again: an event's id (Slack's retries), else the body's
-    bytes (a replay, or a retry of anything else); None for what is answered the same anyway."""
-    if kind_of(body) in ("url_verification", "ssl_check"):
+    bytes (a replay, or a retry of anything else); None for what is answered the same anyway
+    (a picker asking twice for the same typed text gets its options twice)."""
+    if kind_of(body) in ("url_verification", "ssl_check", "block_suggestion"):
         return None
     if kind_of(body) == "event_callback" and isinstance(body.get("event_id"), str):
         return f"event:{body.get('team_id')}:{body['event_id']}"

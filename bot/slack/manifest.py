@@ -18,6 +18,20 @@ BOT_SCOPES = [
     "files:write",  # long output and exports as files
     "usergroups:read",  # roles granted to user groups (S…)
 ]
+SHORTCUTS = [
+    {
+        "name": "Declare incident",
+        "type": "global",
+        "callback_id": "forge_declare_incident",
+        "description": "Declare an incident: severity, title, component",
+    },
+    {
+        "name": "Add to incident",
+        "type": "message",
+        "callback_id": "forge_add_to_incident",
+        "description": "Put this message on an open incident's timeline",
+    },
+]
 DEFAULT_URL = "https://forge.example.com/slack/events"
 LONG_DESCRIPTION = (
     "forge turns the ClientForge operations runbook into /forge commands and buttons: health "
@@ -31,7 +45,7 @@ LONG_DESCRIPTION = (
 def build(
     registry: Registry, *, url: str = DEFAULT_URL, socket_mode: bool = False
 ) -> dict[str, Any]:
-    """The manifest as a mapping: one /forge command, interactivity, events, least scopes."""
+    """The manifest: one /forge command, the Home tab, two shortcuts, events, least scopes."""
     families = sorted({s.words[0] for s in registry.all()})
     command: dict[str, Any] = {
         "command": "/forge",
@@ -40,10 +54,11 @@ def build(
         # "@alice" arrives as <@U…|alice>, so `incident assign 2 @alice` names a user
         "should_escape": True,
     }
-    events: dict[str, Any] = {"bot_events": ["app_mention"]}
+    events: dict[str, Any] = {"bot_events": ["app_home_opened", "app_mention"]}
     interactivity: dict[str, Any] = {"is_enabled": True}
     if not socket_mode:
         command["url"] = events["request_url"] = interactivity["request_url"] = url
+        interactivity["message_menu_options_url"] = url  # the pickers' options
     return {
         "_metadata": {"major_version": 1, "minor_version": 1},
         "display_information": {
@@ -55,6 +70,12 @@ def build(
         },
         "features": {
             "bot_user": {"display_name": "forge", "always_online": True},
+            "app_home": {
+                "home_tab_enabled": True,
+                "messages_tab_enabled": False,
+                "messages_tab_read_only_enabled": False,
+            },
+            "shortcuts": SHORTCUTS,
             "slash_commands": [command],
         },
         "oauth_config": {"scopes": {"bot": BOT_SCOPES}},

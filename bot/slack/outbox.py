@@ -138,6 +138,19 @@ class Outbox:
         )
         return response is not None
 
+    async def publish_home(self, user: str, view: dict[str, Any]) -> bool:
+        """Publish a user's Home tab."""
+        response, _ = await self._call(
+            "views.publish", self.client.views_publish(user_id=user, view=redact.value(view))
+        )
+        return response is not None
+
+    async def workspace_url(self) -> str:
+        """The workspace's address (https://team.slack.com/) for links to messages, or ""."""
+        response, _ = await self._call("auth.test", self.client.auth_test())
+        url = str(response.get("url") or "") if response else ""
+        return url if url.endswith("/") or not url else url + "/"
+
     async def create_channel(self, name: str) -> tuple[str | None, str]:
         """A new public channel (bot as first member); its ID, or None and the Slack error code."""
         response, error = await self._call(

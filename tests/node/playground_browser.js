@@ -1,7 +1,8 @@
 // Drives the forge playground in Debian's Chromium (headless, through playwright-core):
 // /forge help, /forge health, /forge dlq list email --limit 2 (a table block; Next shows page 2 in place),
 // /forge dlq clear email confirmed in the modal, approved by another user;
-// then an incident's report, whose timeline PNG must show as a picture on the page.
+// then an incident's report, whose timeline PNG must show as a picture on the page;
+// the Declare incident shortcut with its component picker, and the Home tab.
 // Usage: node playground_browser.js <playground URL> <screenshot dir>. Prints one JSON line; exit 1 on failure.
 "use strict";
 
@@ -85,7 +86,53 @@ async function scenario(page, url, dir, shots) {
   await picture.scrollIntoViewIfNeeded();
   await shoot(page, dir, "06-picture.png", shots);
   const width = await picture.evaluate((img) => img.naturalWidth);
-  return { card: approved, pictureWidth: width, tableRows, nextRows, listings };
+  const home = await shortcutAndHome(page, dir, shots);
+  return { card: approved, pictureWidth: width, tableRows, nextRows, listings, ...home };
+}
+
+async function shortcutAndHome(page, dir, shots) {
+  await page.selectOption("#who", "U0OPS");
+  await page.waitForFunction(() => document.querySelector("#grant").textContent.includes("operator"));
+  const onMessage = await page.locator(".msg-more").first().locator("option").allInnerTexts();
+  await page.selectOption("#shortcuts", "forge_declare_incident");
+  await page.locator("#modal", { hasText: "Declare an incident" }).waitFor({ timeout: WAIT });
+  await page.fill("#modal input[name='title/value']", "Search results are stale");
+  await page.fill("#modal .external .filter", "sea");
+  await page.locator("#modal .external select option[value=search]").waitFor({ state: "attached", timeout: WAIT });
+  await page.selectOption("#modal .external select", "search");
+  await shoot(page, dir, "06-declare-shortcut.png", shots);
+  await page.click("#modal-submit");
+  await page.locator("#modal").waitFor({ state: "hidden", timeout: WAIT });
+  await page.click('[data-channel="C0INCIDENTS"]');
+  await page.locator(".msg", { hasText: "Search results are stale" }).first().waitFor({ timeout: WAIT });
+  await page.click("#home-link");
+  const home = page.locator(".home");
+  await home.locator("text=Search results are stale").waitFor({ timeout: WAIT });
+  await home.locator("text=Queues, worst first").waitFor({ timeout: WAIT });
+  await shoot(page, dir, "07-home.png", shots);
+  const homeText = (await home.innerText()).replace(/\s+/g, " ");
+  const ran = await runFromHome(page, dir, shots);
+  return { home: homeText, onMessage, ran };
+}
+
+async function runFromHome(page, dir, shots) {
+  await page.locator(".home").getByRole("button", { name: "Run a command" }).click();
+  await page.locator("#modal", { hasText: "Run a command" }).waitFor({ timeout: WAIT });
+  await page.fill("#modal .external .filter", "queue health");
+  await page.locator("#modal .external select option[value='queue health']").waitFor({ state: "attached", timeout: WAIT });
+  await page.selectOption("#modal .external select", "queue health");
+  await page.click("#modal-submit");
+  await page.locator("#modal", { hasText: "Post the answer in" }).waitFor({ timeout: WAIT });
+  await page.locator("#modal .external select option[value=email]").waitFor({ state: "attached", timeout: WAIT });
+  await page.selectOption("#modal .external select", "email");
+  await page.selectOption("#modal select[name='where/value']", "C0OPS");
+  await shoot(page, dir, "08-run-arguments.png", shots);
+  await page.click("#modal-submit");
+  await page.locator("#modal").waitFor({ state: "hidden", timeout: WAIT });
+  await page.click('[data-channel="C0OPS"]');
+  const answer = page.locator(".msg", { hasText: /queue health — (ok|warning|critical)/ }).last();
+  await answer.waitFor({ timeout: WAIT });
+  return (await answer.innerText()).replace(/\s+/g, " ");
 }
 
 async function main() {

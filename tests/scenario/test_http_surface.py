@@ -25,6 +25,12 @@ from bot.core.forge import Forge
 from bot.http.server import web_app
 from bot.playground import session
 from bot.playground.page import mount
+from bot.playground.slack_bodies import (
+    block_suggestion_body,
+    message_action_body,
+    shortcut_body,
+    view_action_body,
+)
 from bot.slack.app import SlackSurface
 from bot.slack.groups import SlackGroupDirectory
 from bot.slack.outbox import close_client, make_client
@@ -167,6 +173,35 @@ DECLARE = payload_of(
 MENTION = json.loads(
     event_body({"type": "app_mention", "user": "U0OPS", "text": "whoami", "channel": "C0OPS"})
 )
+HOME_OPENED = json.loads(
+    event_body({"type": "app_home_opened", "user": "U0OPS", "channel": "D0X", "tab": "home"})
+)
+SHORTCUT = payload_of(shortcut_body("forge_declare_incident", user="U0OPS"))
+MESSAGE_ACTION = payload_of(
+    message_action_body("forge_add_to_incident", {"ts": "1.2", "text": "hi", "user": "U0X"})
+)
+SUGGESTION = payload_of(block_suggestion_body("forge_pick:queue", "em", user="U0OPS"))
+HOME_CLICK = payload_of(view_action_body("forge_home_approve", "1", user="U0LEAD"))
+ADD = payload_of(
+    view_submission_body(
+        "forge_incident_add",
+        {"incident": {"forge_pick:incident": {"selected_option": {"value": "1"}}}},
+        private_metadata="{}",
+    )
+)
+RUN_PICK = payload_of(
+    view_submission_body(
+        "forge_run_pick",
+        {"command": {"forge_pick:command": {"selected_option": {"value": "whoami"}}}},
+    )
+)
+RUN_ARGS = payload_of(
+    view_submission_body(
+        "forge_run_args",
+        {"where": {"value": {"selected_conversation": "C0OPS"}}},
+        private_metadata="{}",
+    )
+)
 NOTIFICATION = notification([alert()])
 ACTS = [
     {"kind": "slash", "user": "U0OPS", "channel": "C0OPS", "text": "/forge whoami"},
@@ -222,7 +257,29 @@ async def test_interactivity_payloads(surface, caplog, value):
 
 
 @EXAMPLES
-@given(value=mutated(MENTION))
+@given(
+    value=st.one_of(
+        mutated(SHORTCUT),
+        mutated(MESSAGE_ACTION),
+        mutated(SUGGESTION),
+        mutated(HOME_CLICK),
+        mutated(ADD),
+        mutated(RUN_PICK),
+        mutated(RUN_ARGS),
+    )
+)
+@example(value=SUGGESTION | {"action_id": "forge_pick:index", "value": "\x00" * 200})
+@example(value=MESSAGE_ACTION | {"channel": "C0OPS", "message": ["not", "an", "object"]})
+@example(value=MESSAGE_ACTION | {"team": 7, "trigger_id": None})
+async def test_shortcuts_pickers_and_home_clicks(surface, caplog, value):
+    """Any shortcut, message shortcut, picker question, Home click, Add or Run modal, signed."""
+    body = as_payload(value)
+    headers = surface.signed(body, "application/x-www-form-urlencoded")
+    await assert_answered(surface.post("/slack/events", body, headers), caplog)
+
+
+@EXAMPLES
+@given(value=st.one_of(mutated(MENTION), mutated(HOME_OPENED)))
 @example(value=MENTION | {"event": {"type": "app_mention", "user": "U0OPS", "text": "whoami"}})
 async def test_events(surface, caplog, value):
     """Any Events API body, signed."""

@@ -185,7 +185,12 @@ async def test_declare_by_modal(bot):
     values = {
         **short,
         "title": {"value": {"type": "plain_text_input", "value": "Emails are not sent"}},
-        "component": {"value": {"type": "plain_text_input", "value": "queues"}},
+        "component": {
+            "forge_pick:service": {
+                "type": "external_select",
+                "selected_option": {"value": "queues"},
+            }
+        },
     }
     await bot.client.submit_view(
         "forge_incident_declare", values, user="U0OPS", private_metadata=view["private_metadata"]

@@ -1,6 +1,6 @@
 """Markup injection over Slack HTTP: text from users and backends reaches Slack escaped on every
 path (results, ⏳ progress, private errors, the dialog, the approval card, files, incident posts,
-alert cards) while the mentions and channels forge builds itself stay live."""
+alert cards, the Home tab) while the mentions and channels forge builds itself stay live."""
 
 from __future__ import annotations
 
@@ -151,6 +151,27 @@ async def test_alert_cards_escape_labels_annotations_and_links(state_dsn, slack)
     shown = said([card])
     assert "javascript:" not in shown, "only web links become links"
     assert "<https://runbook.example/x?a=1&amp;b=%3C@U0EVIL%3E%7C%3C!here%3E|Runbook>" in shown
+
+
+async def test_the_home_tab_escapes_incident_titles_alert_labels_and_requests(state_dsn, slack):
+    """An incident title, an alert's name and labels: escaped on Home; forge's mentions live."""
+    hostile = alert(f"Evil{HOSTILE}", queue="email", summary=HOSTILE)
+    hostile["labels"]["instance"] = HOSTILE
+    settings = settings_for(state_dsn, slack.url, config={"channels": {"destructive": ["C0OPS"]}})
+    async with running_forge(settings, slack, hostile_registry()) as bot:
+        status, _ = await send(bot, notification([hostile]))
+        await bot.client.slash(f"incident declare P1 Checkout {HOSTILE}", user="U0OPS")
+        view = await open_dialog(bot, "test wipe alpha")
+        await confirm(bot, view, "alpha")
+        await bot.settle()
+        event = {"type": "app_home_opened", "user": "U0LEAD", "channel": "D0HOME", "tab": "home"}
+        await bot.client.event(event)
+        [home] = await bot.slack.wait_for("views.publish", timeout=8)
+    assert status == 200
+    shown = said([home])
+    assert_shown_not_rendered(shown)
+    assert shown.count("&lt;!channel&gt;") >= 3, "the incident, the alert and its labels"
+    assert "commander <@U0OPS>" in shown, "forge's own mentions stay live"
 
 
 async def until(predicate, timeout: float = 8.0) -> None:  # type: ignore[no-untyped-def]

@@ -4,7 +4,9 @@
 `/forge health`, `/forge dlq list email --limit 2` (drawn from its table block; Next shows page 2
 in place) and `/forge dlq clear email` as the operator, confirms in the modal, switches to the
 approver and approves, and the card turns to done; an incident report's timeline PNG, uploaded
-by forge, shows as a picture. Screenshots land in test-artifacts/playground/.
+by forge, shows as a picture; then it declares an incident from the shortcuts menu (its component
+picked from forge's options), opens the Home tab and runs `queue health email` from its "Run a
+command" modal. Screenshots land in test-artifacts/playground/.
 """
 
 from __future__ import annotations
@@ -185,9 +187,16 @@ async def test_dlq_clear_is_confirmed_and_approved_in_the_browser(tmp_path, stat
         "03-confirm.png",
         "04-requested.png",
         "05-approved.png",
+        "06-declare-shortcut.png",
         "06-picture.png",
+        "07-home.png",
+        "08-run-arguments.png",
     ]
     assert report["pictureWidth"] == 1600, "the uploaded timeline PNG did not show"
+    assert "queue health" in report["ran"] and "email" in report["ran"]
+    assert "Open incidents" in report["home"] and "Search results are stale" in report["home"]
+    assert "operator; you may not approve" in report["home"]
+    assert "Add to incident" in report["onMessage"]
     logged = stderr.decode()
     assert (
         "serving_playground" in logged

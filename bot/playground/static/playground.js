@@ -3,7 +3,9 @@
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const state = { users: [], channels: [], csrf: "", me: null, channel: null, version: -1, items: [], view: null, poll: null };
+const state = { users: [], channels: [], csrf: "", me: null, channel: null, version: -1, items: [], view: null, poll: null,
+  shortcuts: [], home: null, onHome: false };
+const suggested = {}; // external_select options forge offered, by "block_id/action_id"
 const drafts = {}; // modal input values typed so far, by "block_id/action_id"
 
 // ---------- talking to the playground server ----------
@@ -78,11 +80,45 @@ function renderChannels() {
     const link = el("button", { className: `channel-link${c.id === state.channel ? " active" : ""}`, type: "button" },
       `# ${c.name}`);
     link.dataset.channel = c.id;
-    link.addEventListener("click", () => { state.channel = c.id; renderChannels(); restartPoll(); });
+    link.addEventListener("click", () => { state.channel = c.id; state.onHome = false; renderChannels(); restartPoll(); });
     return link;
   }));
-  $("channel-name").textContent = `# ${channelName(state.channel)}`;
-  $("hint").textContent = "type /forge help, or @forge health";
+  $("home-link").className = `channel-link${state.onHome ? " active" : ""}`;
+  if (state.onHome) for (const link of $("channels").children) link.classList.remove("active");
+  $("channel-name").textContent = state.onHome ? "🏠 Home" : `# ${channelName(state.channel)}`;
+  $("hint").textContent = state.onHome ? "  what needs you, kept current by forge" : "type /forge help, or @forge health";
+  $("composer").hidden = state.onHome;
+}
+
+async function openHome() {
+  state.onHome = true;
+  renderChannels();
+  renderMain();
+  await act("home", {});
+}
+
+function renderShortcuts() {
+  const menu = $("shortcuts");
+  const global = state.shortcuts.filter((s) => s.type === "global");
+  menu.replaceChildren(new Option("⚡ Shortcuts", ""), ...global.map((s) => new Option(s.name, s.callback_id)));
+  menu.onchange = () => {
+    const callbackId = menu.value;
+    menu.value = "";
+    if (callbackId) act("shortcut", { callback_id: callbackId });
+  };
+}
+
+function messageMenu(item) {
+  const onMessage = state.shortcuts.filter((s) => s.type === "message");
+  if (!onMessage.length || item.kind !== "message") return null;
+  const menu = el("select", { className: "msg-more", title: "More actions" }, new Option("⋯", ""),
+    ...onMessage.map((s) => new Option(s.name, s.callback_id)));
+  menu.addEventListener("change", () => {
+    const callbackId = menu.value;
+    menu.value = "";
+    if (callbackId) act("shortcut", { callback_id: callbackId, channel: state.channel, ts: item.ts });
+  });
+  return menu;
 }
 
 // ---------- small DOM helpers ----------
@@ -240,6 +276,12 @@ function renderInput(block, ctx) {
     if (element.type === "users_select") field.append(...state.users.map((u) => new Option(`@${u.name}`, u.id)));
     else field.append(...options(element));
     field.value = drafts[key] ?? (element.initial_option ? element.initial_option.value : element.initial_user || "");
+  } else if (element.type === "external_select") {
+    field = externalSelect(element, key, id);
+  } else if (element.type === "conversations_select") {
+    field = el("select", { id, name: key }, new Option("Choose a channel…", ""),
+      ...state.channels.map((c) => new Option(`# ${c.name}`, c.id)));
+    field.value = drafts[key] ?? "";
   } else {
     field = el("code", {}, `[${element.type}]`);
   }
@@ -249,6 +291,26 @@ function renderInput(block, ctx) {
     el("label", { htmlFor: id }, block.label ? block.label.text : ""), field,
     block.hint ? el("div", { className: "hint" }, block.hint.text) : null,
     error ? el("div", { className: "error" }, error) : null);
+}
+
+function externalSelect(element, key, id) {
+  // Slack asks forge for the options (block_suggestion) as the person types
+  const select = el("select", { id, name: key }, new Option(element.placeholder ? element.placeholder.text : "Choose…", ""));
+  const filter = el("input", { className: "filter", placeholder: "type to filter", type: "search" });
+  const load = async () => {
+    const answer = await act("suggest", { action_id: element.action_id, value: filter.value });
+    const offered = (answer.body && answer.body.options) || [];
+    suggested[key] = offered;
+    const keep = drafts[key];
+    select.replaceChildren(select.options[0], ...offered.map((o) => new Option(o.text.text, o.value)));
+    select.value = offered.some((o) => o.value === keep) ? keep : "";
+  };
+  let timer = null;
+  filter.addEventListener("input", (event) => { event.stopPropagation(); clearTimeout(timer); timer = setTimeout(load, 200); });
+  load();
+  const wrap = el("span", { className: "external" }, filter, select);
+  select.addEventListener("input", () => { drafts[key] = select.value; });
+  return Object.defineProperty(wrap, "value", { get: () => select.value, set: (v) => { select.value = v; } });
 }
 
 function inputValues(view) {
@@ -261,6 +323,11 @@ function inputValues(view) {
     if (element.type === "static_select") {
       const option = (element.options || []).find((o) => o.value === raw) || null;
       value = { type: element.type, selected_option: option };
+    } else if (element.type === "external_select") {
+      const option = (suggested[`${block.block_id}/${element.action_id}`] || []).find((o) => o.value === raw) || null;
+      value = { type: element.type, selected_option: option };
+    } else if (element.type === "conversations_select") {
+      value = { type: element.type, selected_conversation: raw || null };
     } else if (element.type === "users_select") value = { type: element.type, selected_user: raw || null };
     else value = { type: element.type, value: raw || null };
     values[block.block_id] = { [element.action_id]: value };
@@ -310,7 +377,7 @@ async function closeModal() {
 function messageNode(item) {
   const bot = Boolean(item.bot_id) || item.kind === "ephemeral" || item.kind === "file";
   const who = bot ? "forge" : userName(item.user);
-  const head = el("div", { className: "msg-head" }, who, bot ? el("span", { className: "app" }, "APP") : null,
+  const head = el("div", { className: "msg-head" }, who, bot ? el("span", { className: "app" }, "APP") : null, messageMenu(item),
     item.kind === "ephemeral" ? el("span", { className: "muted" }, "  Only visible to you") : null,
     item.edited ? el("span", { className: "edited" }, " (edited)") : null);
   const body = el("div", { className: "msg-body" }, head);
@@ -355,8 +422,17 @@ function applyState(data) {
   state.version = data.version;
   state.items = data.items;
   if (data.channels.length !== state.channels.length) { state.channels = data.channels; renderChannels(); }
-  renderMessages(data.items);
+  state.home = data.home;
+  renderMain();
   renderModal(data.view);
+}
+
+function renderMain() {
+  if (!state.onHome) { renderMessages(state.items); return; }
+  const home = state.home;
+  $("messages").replaceChildren(home
+    ? el("div", { className: "home" }, renderBlocks(home.blocks, { onAction: (action) => act("home_click", { action }) }))
+    : el("p", { className: "muted" }, "Opening your Home tab…"));
 }
 
 async function send(event) {
@@ -373,19 +449,25 @@ async function send(event) {
 
 async function start() {
   const session = await getJson("session");
-  Object.assign(state, { users: session.users, channels: session.channels, csrf: session.csrf });
+  Object.assign(state, { users: session.users, channels: session.channels, csrf: session.csrf, shortcuts: session.shortcuts || [] });
   const params = new URLSearchParams(location.search);
   const operator = session.users.find((u) => ["operator", "admin"].includes(u.role)) || session.users[0];
   state.me = params.get("user") || (operator && operator.id);
   state.channel = params.get("channel") || session.channels[0].id;
   $("env").textContent = session.environment;
   $("note").textContent = session.note;
-  $("who").addEventListener("change", (e) => { state.me = e.target.value; renderPeople(); renderModal(null); restartPoll(); });
+  $("who").addEventListener("change", (e) => {
+    state.me = e.target.value; renderPeople(); renderModal(null); restartPoll();
+    if (state.onHome) openHome();
+  });
+  $("home-link").addEventListener("click", openHome);
+  renderShortcuts();
   $("composer").addEventListener("submit", send);
   $("dialog").addEventListener("submit", submitModal);
   $("modal-close").addEventListener("click", closeModal);
   renderPeople();
   renderChannels();
+  if (params.get("home")) openHome();
   watchReadiness();
   pollForever();
 }

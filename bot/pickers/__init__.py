@@ -1,0 +1,1 @@
+"""Names for the pickers: what forge knows, filtered as someone types."""
