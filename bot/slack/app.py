@@ -6,7 +6,6 @@ import asyncio
 import re
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
 
 import structlog
@@ -17,7 +16,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.approvals.slack import ApprovalUI, Sealer
 from bot.core import metrics
 from bot.core.cells import Text
-from bot.core.dispatch import Invocation, Outcome
+from bot.core.dispatch import Invocation
 from bot.core.forge import Forge
 from bot.core.registry import Risk
 from bot.core.tasks import observe
@@ -28,65 +27,17 @@ from bot.slack.gate import Gate
 from bot.slack.home import HomeTabs
 from bot.slack.outbox import Outbox
 from bot.slack.pickers import PICK, Pickers
-from bot.slack.render import PAGE_ACTION, Message, Meta, running_message, to_message
+from bot.slack.render import PAGE_ACTION, Message, Meta
+from bot.slack.reply import Reply
 from bot.slack.run_modal import RUN_ARGS, RUN_PICK, RunModal
 from bot.slack.tracker import JOURNAL_TIMEOUT, Tracker
 from bot.state.inflight import Acked, Inflight
 
 log = structlog.get_logger(__name__)
 MENTION = re.compile(r"<@[UW][A-Z0-9]+>")
-NOT_MEMBER = {"not_in_channel", "channel_not_found", "is_archived"}
 MAX_RUNNING_COMMANDS = 16
 ACK_QUIET = 0.005
 ACK_FIRST_MAX = 0.25
-
-
-@dataclass
-class Reply:
-    """Where an invocation answers: a ⏳ message edited in place, the result, private errors."""
-
-    outbox: Outbox
-    channel: str
-    user: str
-    response_url: str | None = None
-    thread_ts: str | None = None
-    ts: str | None = None
-    trigger_id: str | None = None
-    in_place: bool = False  # a page click: edit its message (ts, or an ephemeral's response_url)
-
-    async def progress(self, note: Text, meta: Meta) -> None:
-        """Post the ⏳ message, or edit it with news."""
-        message = running_message(note, meta)
-        if self.in_place and not self.ts:
-            return  # an ephemeral page is replaced once, with the result
-        if self.ts:
-            await self.outbox.update(self.channel, self.ts, message)
-        else:
-            self.ts, _ = await self.outbox.post(self.channel, message, self.thread_ts)
-
-    async def deliver(self, outcome: Outcome, meta: Meta) -> None:
-        """The result for the channel, or the error for the caller alone."""
-        message = to_message(outcome, meta)
-        if outcome.private:
-            if self.ts and not self.in_place:
-                await self.outbox.delete(self.channel, self.ts)
-            if not (self.response_url and await self.outbox.respond(self.response_url, message)):
-                await self.outbox.ephemeral(self.channel, self.user, message, self.thread_ts)
-            return
-        if self.in_place and not self.ts and self.response_url:
-            await self.outbox.respond(self.response_url, message, replace=True)
-            return
-        ts: str | None = None
-        if self.ts and await self.outbox.update(self.channel, self.ts, message):
-            ts = self.ts
-        else:
-            ts, error = await self.outbox.post(self.channel, message, self.thread_ts)
-            if ts is None and error in NOT_MEMBER and self.response_url:
-                await self.outbox.respond(self.response_url, message, in_channel=True)
-        if self.in_place and ts == self.ts:
-            return  # the list's files went up with its first page
-        for attachment in message.attachments:
-            await self.outbox.upload(self.channel, attachment, self.thread_ts or ts)
 
 
 class SlackSurface:

@@ -10,10 +10,10 @@ import pytest
 from bot.cli.terminal import to_json, to_text
 from bot.core.dispatch import Outcome
 from bot.core.result import Action, Result, Status, Table
-from bot.slack.app import Reply
 from bot.slack.mrkdwn import escape
 from bot.slack.outbox import Outbox, close_client, make_client
 from bot.slack.render import MAX_BLOCKS, Meta, to_message
+from bot.slack.reply import Reply
 from tests.conftest import make_settings
 
 META = Meta("U0OPS", datetime(2026, 11, 30, 3, 0, tzinfo=UTC), 42, "production")
