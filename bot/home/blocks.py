@@ -30,8 +30,7 @@ QUEUES_MAX = 6
 
 
 def home_view(board: Dashboard, environment: str, workspace: str = "") -> dict[str, Any]:
-    """The Home tab for board.user: role, approvals, own requests, incidents, queues, backups,
-    alerts."""
+    """The Home tab for board.user, every part the issue lists, in reading order."""
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": f"forge · {environment}"}},
         section(_me(board.part("me"))),

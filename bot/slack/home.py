@@ -33,8 +33,7 @@ CLAIM_TRIES = 6
 
 
 class HomeTabs:
-    """Who looks at their Home tab (shared by replicas in the state store, else kept here), and one
-    publishing task per user at a time."""
+    """Who watches their Home tab, and one publishing task per user at a time."""
 
     def __init__(
         self, forge: Forge, outbox: Outbox, approvals: ApprovalUI, every: float = THROTTLE
