@@ -18,6 +18,7 @@ from bot.core.dispatch import Dispatcher, Invocation, Outcome
 from bot.core.errors import BackendError, BackendTimeout, ForgeError
 from bot.core.parser import Parsed
 from bot.core.result import Result
+from bot.core.scope import Scope, StaleScope
 
 log = structlog.get_logger(__name__)
 LEASE_MARGIN = timedelta(seconds=60)
@@ -94,6 +95,7 @@ class ApprovalEngine:
             channel_id=inv.channel_id or "",
             preview=_preview_text(preview.result),
             ttl=self.ttl,
+            scope=preview.result.scope.to_json() if preview.result.scope else None,
         )
         await self._audit(inv, "approval_requested", "pending", parsed.spec.name, approval)
         return Decision("requested", approval=approval, preview=preview.result)
@@ -169,6 +171,7 @@ class ApprovalEngine:
             "executing": "already approved",
             "succeeded": "already approved and done",
             "failed": "already approved (it failed)",
+            "stale": "already approved, and found stale",
             "outcome_unknown": "already approved",
             "denied": "already denied",
             "cancelled": "cancelled by the requester",
@@ -208,7 +211,15 @@ class ApprovalEngine:
             status,
             plain(outcome.result.summary if outcome.result else outcome.message),
         )
-        await self._audit(inv, "outcome", status, spec.name, finished or approval, started)
+        await self._audit(
+            inv,
+            "outcome",
+            status,
+            spec.name,
+            finished or approval,
+            started,
+            _verdict(approval, status),
+        )
         return Decision("executed", approval=finished or approval, outcome=outcome)
 
     async def _run_handler(
@@ -216,9 +227,14 @@ class ApprovalEngine:
     ) -> tuple[str, Outcome]:
         requester = await self.dispatcher.actor(approval.requester_id, "slack")
         ctx = self.dispatcher.context(requester, inv, progress)
+        ctx.scope = Scope.from_json(approval.scope)
         args = spec.args.model_validate(approval.params)
         try:
             result = await asyncio.wait_for(spec.handler(ctx, args), spec.timeout)
+        except StaleScope as exc:
+            return "stale", Outcome(
+                "failed", spec=spec, message=map_text(exc.text, self.dispatcher.redactor)
+            )
         except BackendTimeout as exc:
             return "outcome_unknown", Outcome(
                 "failed",
@@ -248,13 +264,23 @@ class ApprovalEngine:
         command: str | None,
         approval: Approval | None = None,
         started: float | None = None,
+        scope: str | None = None,
     ) -> None:
         spec = self.dispatcher.registry.get(command) if command else None
         started = self.dispatcher.clock.monotonic() if started is None else started
         entry = self.dispatcher.entry(inv, event, outcome, spec, started, inv.text)
         if approval is not None:
             entry.detail["approval_id"] = str(approval.id)
+        if scope is not None:
+            entry.detail["scope"] = scope
         await self.dispatcher.audit.try_record(entry)
+
+
+def _verdict(approval: Approval, status: str) -> str | None:
+    """For the audit row: whether the run kept to the frozen scope or found it stale."""
+    if approval.scope is None:
+        return None
+    return "stale" if status == "stale" else "approved"
 
 
 def _preview_text(result: Result) -> str:

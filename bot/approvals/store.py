@@ -25,9 +25,10 @@ from bot.state.store import StateStore
 OPEN = ("pending", "executing")
 
 
-def params_hash(command: str, params: dict[str, Any]) -> str:
-    """SHA-256 over the command and its arguments, in canonical JSON."""
-    return hashlib.sha256(json.dumps([command, params], sort_keys=True).encode()).hexdigest()
+def params_hash(command: str, params: dict[str, Any], scope: dict[str, Any] | None = None) -> str:
+    """SHA-256 over the command, its arguments and its frozen scope (if any), in canonical JSON."""
+    signed: list[Any] = [command, params] + ([scope] if scope is not None else [])
+    return hashlib.sha256(json.dumps(signed, sort_keys=True).encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,7 @@ class Approval:
     finished_at: datetime | None
     outcome: str | None
     message_ts: str | None
+    scope: dict[str, Any] | None = None
 
     @property
     def short_id(self) -> str:
@@ -59,8 +61,8 @@ class Approval:
 
     @property
     def intact(self) -> bool:
-        """True when the stored arguments still hash to what was requested."""
-        return params_hash(self.command, self.params) == self.params_sha256
+        """True when the stored arguments and scope still hash to what was requested."""
+        return params_hash(self.command, self.params, self.scope) == self.params_sha256
 
 
 def _row(record: Any) -> Approval | None:
@@ -68,6 +70,7 @@ def _row(record: Any) -> Approval | None:
         return None
     values = dict(record)
     values["params"] = json.loads(values["params"])
+    values["scope"] = json.loads(values["scope"]) if values.get("scope") else None
     return Approval(**values)
 
 
@@ -92,22 +95,25 @@ class ApprovalStore:
         channel_id: str,
         preview: str,
         ttl: timedelta,
+        scope: dict[str, Any] | None = None,
     ) -> Approval:
-        """Store a pending request that expires after `ttl`."""
+        """Store a pending request that expires after `ttl`, with the scope its dry run showed."""
         return await self._one(  # type: ignore[return-value]
             """INSERT INTO forge.approvals (id, command, text, params, params_sha256, requester_id,
-                   channel_id, preview, status, expires_at)
-               VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7, $8, 'pending', now() + $9::interval)
+                   channel_id, preview, status, expires_at, scope)
+               VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7, $8, 'pending', now() + $9::interval,
+                       $10::jsonb)
                RETURNING *""",
             uuid.uuid4(),
             command,
             text,
             json.dumps(params),
-            params_hash(command, params),
+            params_hash(command, params, scope),
             requester_id,
             channel_id,
             preview,
             ttl,
+            json.dumps(scope) if scope is not None else None,
         )
 
     async def get(self, approval_id: uuid.UUID) -> Approval | None:
@@ -151,7 +157,7 @@ class ApprovalStore:
         )
 
     async def finish(self, approval_id: uuid.UUID, status: str, outcome: str) -> Approval | None:
-        """executing → succeeded, failed or outcome_unknown."""
+        """executing → succeeded, failed, stale or outcome_unknown."""
         return await self._one(
             """UPDATE forge.approvals SET status = $2, outcome = $3, finished_at = now()
                 WHERE id = $1 AND status = 'executing' RETURNING *""",

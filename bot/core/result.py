@@ -8,8 +8,12 @@ from __future__ import annotations
 import enum
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from bot.core.cells import Text, plain
+
+if TYPE_CHECKING:
+    from bot.core.scope import Scope
 
 CELL_CHARS = 60
 
@@ -86,7 +90,10 @@ class Action:
 
 @dataclass
 class Result:
-    """What a command returns: a status, key figures, tables, text, files and next steps."""
+    """What a command returns: a status, key figures, tables, text, files and next steps.
+
+    A destructive command's dry run sets `scope`: what exactly it would act on (bot.core.scope).
+    """
 
     command: str
     status: Status = Status.OK
@@ -98,6 +105,7 @@ class Result:
     actions: list[Action] = field(default_factory=list)
     data: dict[str, object] = field(default_factory=dict)
     fails_at: Status = Status.WARNING
+    scope: Scope | None = None
 
     @property
     def failed(self) -> bool:
