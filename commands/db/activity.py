@@ -27,7 +27,7 @@ BY_SOURCE = """SELECT coalesce(datname, '—') AS db, coalesce(usename, '—') A
   FROM pg_stat_activity WHERE backend_type = 'client backend'
  GROUP BY 1, 2, 3 ORDER BY 4 DESC, 1, 2, 3 LIMIT 10"""
 SESSION_COLUMNS = """pid, usename, coalesce(nullif(application_name, ''), '—') AS app, datname,
-       state, query, backend_type, pid = pg_backend_pid() AS own, backend_start,
+       state, query, backend_type, pid = pg_backend_pid() AS own, backend_start, query_start,
        extract(epoch FROM now() - coalesce(query_start, xact_start)) AS running_s,
        extract(epoch FROM now() - xact_start) AS xact_s,
        extract(epoch FROM now() - state_change) AS state_s,

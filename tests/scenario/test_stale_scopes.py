@@ -1,0 +1,215 @@
+"""What you approve is what runs: the world moves between request and approval, for real, and the
+approved command acts on the scope its dry run showed or refuses as stale, touching nothing.
+
+A PostgreSQL pid recycled by a new session, a session that ran a new statement, a table dropped and
+created again under the same name (each over Slack HTTP, through the whole approval path)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from bot.core.context import Actor
+from bot.core.dispatch import Invocation
+from bot.core.registry import Role
+from bot.core.scope import StaleScope
+from commands.db.signals import frozen, session, signal
+from tests.conftest import running_forge
+from tests.support.db_fixtures import clientforge, cluster, db_settings, forge  # noqa: F401
+from tests.support.pg_cluster import unavailable_reason
+from tests.support.slack_flow import click, confirm, open_dialog, rows
+
+_why = unavailable_reason()
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(_why is not None, reason=f"PostgreSQL cluster: {_why}"),
+]
+NEXT_PID = Path("/proc/sys/kernel/ns_last_pid")
+
+
+@pytest.fixture
+async def bot(clientforge, state_dsn, slack):
+    """forge over HTTP on the ClientForge database, with the Slack double."""
+    async with running_forge(
+        db_settings(clientforge, state_dsn, slack_api_url=slack.url), slack
+    ) as harness:
+        yield harness
+
+
+async def request(bot, text: str, typed: str):  # type: ignore[no-untyped-def]
+    """Ask for a destructive command in C0OPS as U0OPS; the stored request and its card's ts."""
+    view = await open_dialog(bot, text)
+    await confirm(bot, view, typed)
+    [row] = await rows(bot)
+    return row, bot.slack.calls_to("chat.postMessage")[0].response["ts"]
+
+
+async def approve(bot, row, card_ts: str):  # type: ignore[no-untyped-def]
+    """U0LEAD approves; the request as stored afterwards, the card's last text and its outcome."""
+    await click(bot, row["id"], "U0LEAD", card_ts)
+    [after] = await rows(bot)
+    card = bot.slack.calls_to("chat.update")[-1].args
+    return after, card["text"], json.dumps(card["blocks"], ensure_ascii=False)
+
+
+async def audit_outcome(bot) -> tuple[str, dict]:  # type: ignore[no-untyped-def]
+    """The outcome audit row of the approved run: its outcome and detail."""
+    [row] = await rows(
+        bot, "SELECT outcome, detail FROM forge.audit_log WHERE event = 'outcome' ORDER BY id"
+    )
+    return row["outcome"], json.loads(row["detail"])
+
+
+async def alive(dsn: str, pid: int) -> bool:
+    """True while some session has this pid."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        return bool(
+            await conn.fetchval("SELECT count(*) FROM pg_stat_activity WHERE pid = $1", pid)
+        )
+    finally:
+        await conn.close()
+
+
+async def session_with_pid(dsn: str, pid: int, tries: int = 200) -> asyncpg.Connection:
+    """A new session that gets an ended session's pid: the kernel's last pid is set just below it,
+    so the postmaster's next fork reuses it (other processes may fork first: try again)."""
+    if not NEXT_PID.exists() or not NEXT_PID.stat().st_mode & 0o222:
+        pytest.skip("cannot set the kernel's next pid to recycle one")
+    for _ in range(tries):
+        try:
+            NEXT_PID.write_text(str(pid - 1))
+        except OSError as exc:
+            pytest.skip(f"cannot set the kernel's next pid: {exc}")
+        conn = await asyncpg.connect(dsn)
+        if conn.get_server_pid() == pid:
+            return conn
+        await conn.close()
+    pytest.fail(f"pid {pid} was never recycled in {tries} tries")
+
+
+async def test_terminate_refuses_a_recycled_pid(bot, clientforge):
+    """The session of the request ends, and a new session gets its pid: the approved terminate
+    finds another backend_start, signals nothing, and the card says stale — request again."""
+    first = await asyncpg.connect(clientforge)
+    pid = first.get_server_pid()
+    row, card_ts = await request(bot, f"db terminate {pid}", str(pid))
+    assert row["scope"] is not None and json.loads(row["scope"])["pid"] == pid
+    await first.close()
+    for _ in range(100):
+        if not await alive(clientforge, pid):
+            break
+        await asyncio.sleep(0.05)
+    newcomer = await session_with_pid(clientforge, pid)
+    try:
+        after, card, blocks = await approve(bot, row, card_ts)
+        assert after["status"] == "stale" and "another session" in after["outcome"]
+        assert "stale — request again" in card and "another session" in blocks
+        assert await newcomer.fetchval("SELECT 1") == 1  # still connected, never signalled
+        assert await audit_outcome(bot) == (
+            "stale",
+            {"approval_id": str(row["id"]), "scope": "stale"},
+        )
+    finally:
+        await newcomer.close()
+
+
+async def test_terminate_of_the_same_session_is_done_on_the_approved_scope(bot, clientforge):
+    """The session the dry run showed is still there (it ran other statements meanwhile, which a
+    terminate does not care about): ended, and the card says done on the approved scope."""
+    target = await asyncpg.connect(clientforge)
+    pid = target.get_server_pid()
+    try:
+        row, card_ts = await request(bot, f"db terminate {pid}", str(pid))
+        await target.execute("SELECT pg_sleep(0.01)")
+        after, card, _ = await approve(bot, row, card_ts)
+        assert after["status"] == "succeeded" and "done on the approved scope" in card
+        assert not await alive(clientforge, pid)
+        assert await audit_outcome(bot) == (
+            "succeeded",
+            {"approval_id": str(row["id"]), "scope": "approved"},
+        )
+    finally:
+        await target.close(timeout=1)
+
+
+async def test_terminate_of_a_session_that_ended_is_stale(bot, clientforge):
+    """The session ended before the approval: nothing to signal, and the card says why."""
+    target = await asyncpg.connect(clientforge)
+    pid = target.get_server_pid()
+    row, card_ts = await request(bot, f"db terminate {pid}", str(pid))
+    await target.close()
+    for _ in range(100):
+        if not await alive(clientforge, pid):
+            break
+        await asyncio.sleep(0.05)
+    after, card, _ = await approve(bot, row, card_ts)
+    assert after["status"] == "stale" and "has ended since the request" in after["outcome"]
+    assert "stale — request again" in card
+
+
+async def test_cancel_never_hits_a_statement_newer_than_the_one_seen(forge, clientforge):
+    """`db cancel` signals only the statement it saw: the session finished it and started another
+    between the look and the signal, so the new one runs on and the refusal names the change."""
+    busy = await asyncpg.connect(clientforge)
+    pid = busy.get_server_pid()
+    first = asyncio.create_task(busy.execute("SELECT pg_sleep(0.5)"))
+    ctx = forge.dispatcher.context(
+        Actor("U0OPS", Role.OPERATOR, source="cli"), Invocation("db cancel", "U0OPS", "C0OPS")
+    )
+    try:
+        await asyncio.sleep(0.2)
+        seen = frozen(await session(ctx, pid), statement=True)
+        await first
+        second = asyncio.create_task(busy.execute("SELECT pg_sleep(1.5)"))
+        await asyncio.sleep(0.2)
+        with pytest.raises(StaleScope, match="another statement"):
+            await signal(ctx, "cancel", seen)
+        await asyncio.wait_for(second, 5)  # finished on its own: never cancelled
+        running = asyncio.create_task(busy.execute("SELECT pg_sleep(30)"))
+        await asyncio.sleep(0.2)
+        assert await signal(ctx, "cancel", frozen(await session(ctx, pid), statement=True))
+        with pytest.raises(asyncpg.QueryCanceledError):
+            await asyncio.wait_for(running, 5)
+    finally:
+        await busy.close()
+
+
+async def test_vacuum_full_of_a_table_dropped_and_created_again_is_stale(bot, clientforge):
+    """The table the dry run sized is dropped and a new one of the same name created: its oid
+    differs, so it is not rewritten; a table merely dropped is stale too."""
+    conn = await asyncpg.connect(clientforge)
+    await conn.execute("CREATE TABLE reborn (id int)")
+    try:
+        row, card_ts = await request(bot, "db vacuum reborn --full", "reborn")
+        oid = json.loads(row["scope"])["oid"]
+        await conn.execute("DROP TABLE reborn; CREATE TABLE reborn (id int, note text)")
+        relfile = await conn.fetchval("SELECT pg_relation_filenode('reborn')")
+        after, card, _ = await approve(bot, row, card_ts)
+        assert after["status"] == "stale" and "dropped and created again" in after["outcome"]
+        assert str(oid) in after["outcome"] and "stale — request again" in card
+        assert await conn.fetchval("SELECT pg_relation_filenode('reborn')") == relfile  # unwritten
+    finally:
+        await conn.execute("DROP TABLE IF EXISTS reborn")
+        await conn.close()
+
+
+async def test_vacuum_full_of_a_dropped_table_is_stale(bot, clientforge):
+    """The table is gone by the approval: stale, and the card says it was dropped."""
+    conn = await asyncpg.connect(clientforge)
+    await conn.execute("CREATE TABLE doomed (id int)")
+    try:
+        row, card_ts = await request(bot, "db vacuum doomed --full", "doomed")
+        await conn.execute("DROP TABLE doomed")
+        after, card, _ = await approve(bot, row, card_ts)
+        assert after["status"] == "stale" and "was dropped since the request" in after["outcome"]
+        assert "stale — request again" in card
+    finally:
+        with contextlib.suppress(Exception):
+            await conn.execute("DROP TABLE IF EXISTS doomed")
+        await conn.close()
