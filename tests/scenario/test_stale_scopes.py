@@ -1,8 +1,10 @@
 """What you approve is what runs: the world moves between request and approval, for real, and the
 approved command acts on the scope its dry run showed or refuses as stale, touching nothing.
 
-A PostgreSQL pid recycled by a new session, a session that ran a new statement, a table dropped and
-created again under the same name (each over Slack HTTP, through the whole approval path)."""
+Real Node BullMQ jobs failing between the request and the approval, a dump replaced by another (with
+its catalog row, and without), a PostgreSQL pid recycled by a
+new session, a session that ran a new statement, a table dropped and created again under the same
+name (each over Slack HTTP, through the whole approval path but the statement's race)."""
 
 from __future__ import annotations
 
@@ -13,15 +15,22 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+import redis.asyncio as aioredis
 
+from bot.config.settings import Config
 from bot.core.context import Actor
 from bot.core.dispatch import Invocation
 from bot.core.registry import Role
 from bot.core.scope import StaleScope
 from commands.db.signals import frozen, session, signal
-from tests.conftest import running_forge
+from commands.queues import bullmq as bullmq_redis
+from tests.conftest import empty_redis, make_settings, running_forge
+from tests.fakes.bullmq_node import NodeBullMQ, node_unavailable_reason
+from tests.support.backup_fixtures import backup_settings, cf, table_counts  # noqa: F401
+from tests.support.backup_fixtures import run as run_as_slack
 from tests.support.db_fixtures import clientforge, cluster, db_settings, forge  # noqa: F401
 from tests.support.pg_cluster import unavailable_reason
+from tests.support.services import redis_url
 from tests.support.slack_flow import click, confirm, open_dialog, rows
 
 _why = unavailable_reason()
@@ -30,6 +39,16 @@ pytestmark = [
     pytest.mark.skipif(_why is not None, reason=f"PostgreSQL cluster: {_why}"),
 ]
 NEXT_PID = Path("/proc/sys/kernel/ns_last_pid")
+QUEUES_URL = redis_url(5)
+NODE = NodeBullMQ(5, QUEUES_URL)
+QUEUES_CONFIG = Config.model_validate(
+    {
+        "roles": {"viewer": ["*"], "operator": ["U0OPS"], "admin": ["U0ADMIN"]},
+        "approvers": ["U0LEAD"],
+        "channels": {"destructive": ["C0OPS"]},
+        "queues": ["email"],
+    }
+)
 
 
 @pytest.fixture
@@ -213,3 +232,123 @@ async def test_vacuum_full_of_a_dropped_table_is_stale(bot, clientforge):
         with contextlib.suppress(Exception):
             await conn.execute("DROP TABLE IF EXISTS doomed")
         await conn.close()
+
+
+@pytest.fixture
+async def queues_bot(state_dsn, slack):  # type: ignore[no-untyped-def]
+    """forge over HTTP on an empty Redis db of its own, for real Node BullMQ queues."""
+    if (why := node_unavailable_reason()) is not None:
+        pytest.skip(f"Node BullMQ harness: {why}")
+    async with empty_redis(QUEUES_URL) as client:
+        bullmq_redis._discovered.pop(QUEUES_URL, None)  # queue discovery is cached per Redis URL
+        settings = make_settings(
+            QUEUES_CONFIG,
+            redis_url=QUEUES_URL,
+            forge_state_database_url=state_dsn,
+            slack_api_url=slack.url,
+        )
+        async with running_forge(settings, slack) as harness:
+            harness.rdb = client
+            yield harness
+
+
+async def failed_ids(rdb: aioredis.Redis) -> set[str]:
+    """The ids in email's failed set."""
+    return set(await rdb.zrange("bull:email:failed", 0, -1))
+
+
+async def test_dlq_clear_removes_only_what_the_preview_counted(queues_bot):
+    """30 jobs failed when the dry run counted them; 25 more fail (real Node BullMQ workers)
+    before the approval. The approved clear removes the 30 only, archived; the 25 stay, and the
+    result and card say so: 25 jobs failed after the request; not touched."""
+    bot = queues_bot
+    await NODE.fail("email", 30, attempts=3)
+    counted = await failed_ids(bot.rdb)
+    row, card_ts = await request(bot, "dlq clear email", "email")
+    scope = json.loads(row["scope"])
+    assert scope["jobs"] == 30 and scope["newest_id"] in counted
+    await asyncio.sleep(0.01)  # the newcomers fail in a later millisecond than the request
+    await NODE.fail("email", 25, attempts=3)
+    later = await failed_ids(bot.rdb) - counted
+    assert len(later) == 25
+
+    after, card, blocks = await approve(bot, row, card_ts)
+    assert after["status"] == "succeeded" and "done on the approved scope" in card
+    assert "25 jobs failed after the request; not touched." in after["outcome"]
+    assert "25 jobs failed after the request; not touched." in blocks
+    assert await failed_ids(bot.rdb) == later
+    assert await rows(bot, "SELECT count(*) AS n FROM forge.job_archive") == [(30,)]
+    assert await audit_outcome(bot) == (
+        "succeeded",
+        {"approval_id": str(row["id"]), "scope": "approved"},
+    )
+    thread = [
+        c.args["text"]
+        for c in bot.slack.calls_to("chat.postMessage")
+        if c.args.get("thread_ts") == card_ts
+    ]
+    assert len(thread) == 1 and "Removed 30 DLQ jobs" in thread[0]
+
+
+async def test_dlq_clear_of_an_empty_preview_removes_nothing_that_failed_later(queues_bot):
+    """The dry run counted no DLQ job; 5 fail before the approval: none is removed."""
+    bot = queues_bot
+    await NODE.fail("email", 1, attempts=1)  # the queue exists, but nothing in it is a DLQ job
+    row, card_ts = await request(bot, "dlq clear email", "email")
+    assert json.loads(row["scope"])["newest_id"] is None
+    await NODE.fail("email", 5, attempts=3)
+    after, card, _ = await approve(bot, row, card_ts)
+    assert after["status"] == "succeeded" and "5 jobs failed after the request" in after["outcome"]
+    assert len(await failed_ids(bot.rdb)) == 6
+
+
+@pytest.fixture
+async def backup_bot(state_dsn, slack, cf, tmp_path: Path):  # type: ignore[no-untyped-def]
+    """forge over HTTP on a ClientForge-shaped database, dumps in a temporary directory."""
+    async with running_forge(
+        backup_settings(state_dsn, cf, tmp_path, slack_api_url=slack.url), slack
+    ) as harness:
+        yield harness
+
+
+async def admin_request(bot, text: str, typed: str):  # type: ignore[no-untyped-def]
+    """Ask for an admin's destructive command in C0OPS as U0ADMIN; the request and its card."""
+    view = await open_dialog(bot, text, user="U0ADMIN")
+    await confirm(bot, view, typed, user="U0ADMIN")
+    [row] = await rows(bot)
+    return row, bot.slack.calls_to("chat.postMessage")[0].response["ts"]
+
+
+@pytest.mark.parametrize("catalogued", [True, False], ids=["catalog-updated", "file-only"])
+async def test_backup_restore_of_a_dump_changed_since_the_request_is_stale(
+    backup_bot, cf, tmp_path, catalogued
+):
+    """After the request the dump's file is overwritten with another dump's bytes (and, in one
+    case, its catalog row's checksum updated to match, so it would pass every other check): the
+    approved restore sees another SHA-256, takes no safety dump and restores nothing."""
+    bot = backup_bot
+    dump = (await run_as_slack(bot.forge, "backup create")).result.data["file"]
+    row, card_ts = await admin_request(bot, f"backup restore --file {dump}", dump)
+    approved_sha = json.loads(row["scope"])["sha256"]
+    pool = await bot.forge.store.pool()
+    assert approved_sha == await pool.fetchval(
+        "SELECT sha256 FROM forge.backups WHERE file = $1", dump
+    )
+    conn = await asyncpg.connect(cf)
+    await conn.execute("DELETE FROM contacts WHERE id > 1500")
+    await conn.close()
+    other = (await run_as_slack(bot.forge, "backup create")).result.data["file"]
+    folder = tmp_path / "backups" / "database"
+    (folder / dump).write_bytes((folder / other).read_bytes())
+    if catalogued:
+        new_sha = await pool.fetchval("SELECT sha256 FROM forge.backups WHERE file = $1", other)
+        await pool.execute("UPDATE forge.backups SET sha256 = $2 WHERE file = $1", dump, new_sha)
+    before = await table_counts(cf)
+    dumps = await pool.fetchval("SELECT count(*) FROM forge.backups")
+
+    after, card, blocks = await approve(bot, row, card_ts)
+    assert after["status"] == "stale" and "changed since the request" in after["outcome"]
+    assert approved_sha[:12] in after["outcome"] and "stale — request again" in card
+    assert await table_counts(cf) == before
+    assert await pool.fetchval("SELECT count(*) FROM forge.backups") == dumps  # no safety dump
+    assert await audit_outcome(bot) == ("stale", {"approval_id": str(row["id"]), "scope": "stale"})
