@@ -72,7 +72,8 @@ async def approve(bot, row, card_ts: str):  # type: ignore[no-untyped-def]
     """U0LEAD approves; the request as stored afterwards, the card's last text and its outcome."""
     await click(bot, row["id"], "U0LEAD", card_ts)
     [after] = await rows(bot)
-    card = bot.slack.calls_to("chat.update")[-1].args
+    edits = [c for c in bot.slack.calls_to("chat.update") if c.args.get("ts") == card_ts]
+    card = edits[-1].args
     return after, card["text"], json.dumps(card["blocks"], ensure_ascii=False)
 
 
