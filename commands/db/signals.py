@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from bot.core.cells import Code, rich
@@ -13,7 +13,7 @@ from bot.core.registry import Args, Risk, Role, command, option, positional
 from bot.core.result import Result, Status
 from bot.core.scope import Scope, StaleScope
 from bot.core.units import duration
-from commands.db.activity import SESSIONS, who
+from commands.db.activity import EPOCH, SESSIONS, who
 from commands.db.pg import one_line
 
 if TYPE_CHECKING:
@@ -21,7 +21,8 @@ if TYPE_CHECKING:
 
 SIGNALLABLE = ("client backend", "autovacuum worker")
 SIGNAL_HERE = """SELECT {call} FROM pg_stat_activity
- WHERE pid = $1 AND datname = current_database() AND backend_start = $2
+ WHERE pid = $1 AND datname = current_database()
+   AND ($2::timestamptz IS NULL OR backend_start = $2)
    AND ($3::timestamptz IS NULL OR query_start = $3)"""
 
 
@@ -29,6 +30,17 @@ class PidArgs(Args):
     """A PostgreSQL backend pid."""
 
     pid: int = positional(ge=1, le=2**31 - 1, help="the backend's pid, from db long or db locks")
+
+
+class CancelArgs(PidArgs):
+    """Arguments of `db cancel`."""
+
+    query_start: int | None = option(
+        None,
+        ge=0,
+        help="only the statement that started at this moment (µs since 1970; db long's and db "
+        "locks' buttons pass the one they showed)",
+    )
 
 
 class TerminateArgs(PidArgs):
@@ -51,6 +63,14 @@ def _iso(at: datetime | None) -> str | None:
     return at.isoformat() if at else None
 
 
+def shown(pid: int, query_start: int | None) -> Scope | None:
+    """The statement a button showed (`db cancel <pid> --query-start µs`), if it names one."""
+    if query_start is None:
+        return None
+    started = EPOCH + timedelta(microseconds=query_start)
+    return Scope.of(pid=pid, backend_start=None, query_start=started.isoformat())
+
+
 def _moment(at: str | None) -> datetime | None:
     return datetime.fromisoformat(at) if at else None
 
@@ -61,8 +81,8 @@ def _clock(at: Any) -> str:
 
 def in_scope(found: Any, scope: Scope) -> None:
     """Raise StaleScope unless the session is the one the scope froze (and its statement, if so)."""
-    pid, connected = found["pid"], _moment(scope["backend_start"])  # type: ignore[arg-type]
-    if found["backend_start"] != connected:
+    pid, connected = found["pid"], _moment(scope.get("backend_start"))  # type: ignore[arg-type]
+    if connected and found["backend_start"] != connected:
         raise StaleScope(
             f"pid {pid} is now another session (connected at {_clock(found['backend_start'])} "
             f"UTC; the approved one connected at {_clock(connected)} UTC), so it was not signalled."
@@ -71,7 +91,7 @@ def in_scope(found: Any, scope: Scope) -> None:
     if query_start and found["query_start"] != query_start:
         raise StaleScope(
             f"pid {pid} is running another statement (started at "
-            f"{_clock(found['query_start'])} UTC; the approved one started at "
+            f"{_clock(found['query_start'])} UTC; the one shown started at "
             f"{_clock(query_start)} UTC), so it was not signalled."
         )
 
@@ -131,7 +151,7 @@ async def _signal(ctx: Context, function: str, scope: Scope) -> bool:
             await conn.fetchval(
                 SIGNAL_HERE.format(call=call),
                 scope["pid"],
-                _moment(scope["backend_start"]),  # type: ignore[arg-type]
+                _moment(scope.get("backend_start")),  # type: ignore[arg-type]
                 _moment(scope.get("query_start")),  # type: ignore[arg-type]
             )
         )
@@ -155,14 +175,15 @@ async def _after(ctx: Context, pid: int, before: Any, wait_s: float = 2.0) -> An
 @command(
     "db cancel",
     summary="Cancel the statement a session is running (pg_cancel_backend); the session stays.",
-    args=PidArgs,
+    args=CancelArgs,
     role=Role.OPERATOR,
     risk=Risk.WRITE,
     examples=("db cancel 4242",),
 )
-async def db_cancel(ctx: Context, args: PidArgs) -> Result:
-    """Cancel one running statement and say whether it stopped."""
-    before = await session(ctx, args.pid, ctx.scope)
+async def db_cancel(ctx: Context, args: CancelArgs) -> Result:
+    """Cancel one running statement (the one shown, with --query-start) and say whether it
+    stopped."""
+    before = await session(ctx, args.pid, ctx.scope or shown(args.pid, args.query_start))
     if before["state"] == "idle" or (before["state"] or "").startswith("idle in transaction"):
         raise CommandError(
             rich(

@@ -31,7 +31,7 @@ from tests.support.backup_fixtures import run as run_as_slack
 from tests.support.db_fixtures import clientforge, cluster, db_settings, forge  # noqa: F401
 from tests.support.pg_cluster import unavailable_reason
 from tests.support.services import redis_url
-from tests.support.slack_flow import click, confirm, open_dialog, rows
+from tests.support.slack_flow import click, confirm, open_dialog, private, rows
 
 _why = unavailable_reason()
 pytestmark = [
@@ -198,6 +198,51 @@ async def test_cancel_never_hits_a_statement_newer_than_the_one_seen(forge, clie
             await asyncio.wait_for(running, 5)
     finally:
         await busy.close()
+
+
+def cancel_buttons(bot) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    """The Cancel buttons of the last posted message: label → the command it runs."""
+    blocks = bot.slack.calls_to("chat.postMessage")[-1].args["blocks"]
+    return {
+        e["text"]["text"]: e["value"]
+        for b in blocks
+        if b["type"] == "actions"
+        for e in b["elements"]
+        if e["text"]["text"].startswith("Cancel pid")
+    }
+
+
+async def test_cancel_button_of_db_long_never_hits_a_newer_statement(bot, clientforge):
+    """`db long` shows a statement with a Cancel button; it finishes and the session starts another
+    before the click: the click cancels nothing and says so; the next look's button cancels it."""
+    busy = await asyncpg.connect(clientforge)
+    pid = busy.get_server_pid()
+    first = asyncio.create_task(busy.execute("SELECT pg_sleep(1.6)"))
+    try:
+        await asyncio.sleep(1.2)
+        await bot.client.slash("db long --min 1s", user="U0OPS", channel="C0OPS")
+        await bot.slack.wait_for("chat.postMessage")
+        await bot.settle()
+        button = cancel_buttons(bot)[f"Cancel pid {pid}"]
+        assert button.startswith(f"db cancel {pid} --query-start ")
+        await first
+        second = asyncio.create_task(busy.execute("SELECT pg_sleep(30)"))
+        await asyncio.sleep(1.2)
+        await bot.client.click("forge_run:0", button, user="U0OPS", channel="C0OPS")
+        await bot.settle()
+        assert "running another statement" in private(bot) and not second.done()
+
+        bot.slack.clear()
+        await bot.client.slash("db long --min 1s", user="U0OPS", channel="C0OPS")
+        await bot.slack.wait_for("chat.postMessage")
+        await bot.settle()
+        fresh = cancel_buttons(bot)[f"Cancel pid {pid}"]
+        await bot.client.click("forge_run:0", fresh, user="U0OPS", channel="C0OPS")
+        await bot.settle()
+        with pytest.raises(asyncpg.QueryCanceledError):
+            await asyncio.wait_for(second, 5)
+    finally:
+        await busy.close(timeout=1)
 
 
 async def test_vacuum_full_of_a_table_dropped_and_created_again_is_stale(bot, clientforge):
