@@ -1,6 +1,6 @@
 """Approval requests in the state store; each change is one conditional UPDATE: exactly one wins.
 
-    pending ──claim (a second person)──▶ executing ──finish──▶ succeeded | failed
+    pending ──claim (a second person)──▶ executing ──finish──▶ succeeded | failed | stale
        │                                    └──lease lapsed (sweep)──▶ outcome_unknown
        ├──deny (another) / cancel (the requester)──▶ denied | cancelled
        └──expires_at passed (sweep)──▶ expired

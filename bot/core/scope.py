@@ -29,7 +29,7 @@ class Scope:
     def of(cls, **facts: Fact) -> Scope:
         """A scope from keyword facts; values must be JSON scalars."""
         for name, value in facts.items():
-            if not isinstance(value, Fact):  # type: ignore[arg-type]
+            if not isinstance(value, Fact):
                 raise TypeError(f"scope fact {name} is {type(value).__name__}, not a JSON scalar")
         return cls(tuple(sorted(facts.items())))
 

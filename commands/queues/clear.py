@@ -97,7 +97,7 @@ def approved_cutoff(scope: Scope | None, cutoff: int) -> int:
     if scope is None:
         return cutoff
     newest = scope.get("newest_score")
-    return -1 if newest is None else min(cutoff, int(newest))  # type: ignore[arg-type]
+    return -1 if newest is None else min(cutoff, int(newest))
 
 
 async def failed_after(ctx: Context, queue: str, min_attempts: int, score: int) -> int:
