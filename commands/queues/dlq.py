@@ -72,6 +72,7 @@ async def clear_preview(ctx: Context, args: ClearArgs) -> Result:
         if scan.last.get("oldest"):
             oldest = min(int(scan.last["oldest"]), oldest or int(scan.last["oldest"]))
     total = sum(reasons.values())
+    newest_ms = int(float(newest[1])) if newest else None
     scope = f"failed more than {span(args.older_than)} ago" if args.older_than else "all of them"
     summary = (
         rich(
@@ -90,6 +91,7 @@ async def clear_preview(ctx: Context, args: ClearArgs) -> Result:
         fields=[
             ("Jobs", f"{total:,}"),
             ("Oldest failed", when(oldest)),
+            ("Newest failed", when(newest_ms)),
             ("Distinct reasons", f"{len(reasons):,}"),
         ],
         tables=[
@@ -106,7 +108,7 @@ async def clear_preview(ctx: Context, args: ClearArgs) -> Result:
             jobs=total,
             requested_ms=requested,
             newest_id=newest[0] if newest else None,
-            newest_score=int(float(newest[1])) if newest else None,
+            newest_score=newest_ms,
         ),
     )
 

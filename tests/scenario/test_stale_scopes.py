@@ -313,6 +313,7 @@ async def test_dlq_clear_removes_only_what_the_preview_counted(queues_bot):
     row, card_ts = await request(bot, "dlq clear email", "email")
     scope = json.loads(row["scope"])
     assert scope["jobs"] == 30 and scope["newest_id"] in counted
+    assert "Newest failed: " in row["preview"]  # the approver sees the frozen bound
     await asyncio.sleep(0.01)  # the newcomers fail in a later millisecond than the request
     await NODE.fail("email", 25, attempts=3)
     later = await failed_ids(bot.rdb) - counted
