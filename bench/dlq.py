@@ -4,7 +4,8 @@ Run from the repository root (after `cd tests/node && npm ci`): `.venv/bin/pytho
 
 1. Node BullMQ 5.63.0 fails 100,000 jobs (3 attempts each) in queue `bench-a`; the queue is copied
    key by key (DUMP/RESTORE) to `bench-b`, so both sides start from identical data.
-2. forge's `dlq clear` (execution only: the approved handler, archive included) empties `bench-a`;
+2. forge's `dlq clear` (execution only: the approved handler on the scope its untimed dry run
+   froze, archive included) empties `bench-a`;
    Node's own `queue.clean(0, 100000, 'failed')` empties `bench-b`. Redis SLOWLOG shows the longest
    single command or script call of each; INFO shows the CPU Redis's main thread spent on each side
    and the commands it spent it in.
@@ -39,6 +40,7 @@ from bot.core.context import Actor  # noqa: E402
 from bot.core.dispatch import Invocation  # noqa: E402
 from bot.core.forge import Forge  # noqa: E402
 from bot.core.registry import REGISTRY, Role  # noqa: E402
+from bot.core.scope import Scope  # noqa: E402
 from commands.queues.bullmq import full_dlq_count  # noqa: E402
 from commands.queues.clear import Take, take_next  # noqa: E402
 from tests.fakes.bullmq_node import NodeBullMQ, node_unavailable_reason  # noqa: E402
@@ -145,13 +147,27 @@ def settings_for(state_dsn: str) -> Settings:
     return Settings(env, Config(queues=HEALTH_QUEUES + ["bench-a"]))
 
 
-async def forge_clear(forge: Forge, queue: str) -> str:
-    """Run the approved `dlq clear` handler once; its summary."""
-    spec = REGISTRY.get("dlq clear")
+def clear_context(forge: Forge, queue: str):  # type: ignore[no-untyped-def]
+    """A handler context for `dlq clear` of this queue."""
     actor = Actor("U0BENCH", Role.OPERATOR, source="cli")
-    ctx = forge.dispatcher.context(
+    return forge.dispatcher.context(
         actor, Invocation(f"dlq clear {queue}", "U0BENCH", "C0OPS", source="cli")
     )
+
+
+async def clear_scope(forge: Forge, queue: str) -> Scope | None:
+    """The scope the request's dry run freezes (at request time, so not timed)."""
+    spec = REGISTRY.get("dlq clear")
+    args = spec.args.model_validate({"queue": queue})
+    return (await spec.preview(clear_context(forge, queue), args)).scope
+
+
+async def forge_clear(forge: Forge, queue: str, scope: Scope | None) -> str:
+    """Run the approved `dlq clear` handler once on its frozen scope, as the engine does; its
+    summary."""
+    spec = REGISTRY.get("dlq clear")
+    ctx = clear_context(forge, queue)
+    ctx.scope = scope
     return (await spec.handler(ctx, spec.args.model_validate({"queue": queue}))).summary
 
 
@@ -273,8 +289,9 @@ async def main(jobs: int, million: int, failed: int) -> None:
             f"copied {copied:,} keys to bench-b and bench-c\n"
         )
         await client.config_set("slowlog-log-slower-than", 0)
+        scope = await clear_scope(forge, "bench-a")
         summary, forge_s, forge_cpu, forge_top, forge_worst = await measured(
-            client, forge_clear(forge, "bench-a")
+            client, forge_clear(forge, "bench-a", scope)
         )
         node, _, node_cpu, node_top, node_worst = await measured(
             client, NodeBullMQ(5, REDIS_URL).clean("bench-b", limit=jobs, grace_ms=0)

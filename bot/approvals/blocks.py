@@ -12,6 +12,8 @@ APPROVAL_STATES = {
     "pending": "⏳ Waiting for an approver",
     "executing": "⏳ Approved by {by} · running",
     "succeeded": "✅ Approved by {by} · done",
+    "succeeded_scoped": "✅ Approved by {by} · done on the approved scope",
+    "stale": "⚠️ Approved by {by} · stale — request again",
     "failed": "🔴 Approved by {by} · failed",
     "outcome_unknown": "⚠️ Approved by {by} · outcome unknown",
     "denied": "🚫 Denied by {by}",
@@ -22,7 +24,9 @@ APPROVAL_STATES = {
 
 def approval_state(approval: Any) -> Text:
     """`✅ Approved by @lead · done`: where the request stands, and who decided."""
-    before, marked, after = APPROVAL_STATES[approval.status].partition("{by}")
+    scoped = approval.status == "succeeded" and getattr(approval, "scope", None) is not None
+    state = "succeeded_scoped" if scoped else approval.status
+    before, marked, after = APPROVAL_STATES[state].partition("{by}")
     by = User(approval.decided_by) if approval.decided_by else ""
     return rich(before, by, after) if marked else before
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any, Literal
 
@@ -19,6 +19,7 @@ from bot.core.dispatch import STOPPED, Checked, Dispatcher, Invocation, Outcome
 from bot.core.errors import ForgeError, PermissionDenied
 from bot.core.parser import Parsed
 from bot.core.result import Result
+from bot.core.scope import Scope
 
 log = structlog.get_logger(__name__)
 Kind = Literal["requested", "refused", "revoked", "executed", "denied", "cancelled"]
@@ -67,8 +68,8 @@ class ApprovalEngine:
         await self._audit(inv, "confirm_mismatch", "refused", None)
         log.info("confirm_refused", reason=reason)
 
-    async def request(self, checked: Checked, preview: str) -> Decision:
-        """Store a pending request for a checked, confirmed command, with the preview it showed."""
+    async def request(self, checked: Checked, preview: str, scope: Scope | None = None) -> Decision:
+        """Store a pending request for a checked, confirmed command, with the dry run it showed."""
         inv, parsed = checked.inv, checked.parsed
         approval = await self.approvals.create(
             command=parsed.spec.name,
@@ -79,6 +80,7 @@ class ApprovalEngine:
             preview=preview,
             ttl=self.ttl,
             environment=self.dispatcher.settings.environment,
+            scope=scope.to_json() if scope else None,
         )
         await self._audit(inv, "approval_requested", "pending", parsed.spec.name, approval)
         return Decision("requested", approval=approval)
@@ -158,6 +160,7 @@ class ApprovalEngine:
             "executing": "already approved",
             "succeeded": "already approved and done",
             "failed": "already approved (it failed)",
+            "stale": "already approved, and found stale",
             "outcome_unknown": "already approved",
             "denied": "already denied",
             "cancelled": "cancelled by the requester",
@@ -184,6 +187,7 @@ class ApprovalEngine:
             checked = await self._reauthorize(approval, approver, inv)
         except ForgeError as exc:
             return await self._refuse(approval, inv, exc, started)
+        checked = replace(checked, scope=Scope.from_json(approval.scope))
         detail = {"approval_id": str(approval.id)}
         try:
             outcome = await self.dispatcher.execute(

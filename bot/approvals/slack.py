@@ -19,6 +19,7 @@ from bot.approvals.store import Approval
 from bot.core.cells import Text, plain, rich
 from bot.core.context import Clock
 from bot.core.dispatch import Checked, Invocation, Outcome
+from bot.core.scope import Scope
 from bot.slack.outbox import Outbox
 from bot.slack.render import Meta, message, running_message, section, to_message
 
@@ -132,8 +133,12 @@ class ApprovalUI:
             if preview.result
             else {"failed": plain(preview.message)}
         )
+        frozen = preview.result.scope if preview.result else None
         sealed = self.sealer.seal(
-            asked | {"command": spec.name, "params": args.model_dump(mode="json")} | found,
+            asked
+            | {"command": spec.name, "params": args.model_dump(mode="json")}
+            | ({"scope": frozen.to_json()} if frozen else {})
+            | found,
             shorten=next(iter(found)),
         )
         expected = spec.confirm(args) if spec.confirm else name
@@ -177,11 +182,12 @@ class ApprovalUI:
         if "failed" in payload:  # a forged submit of a dialog whose dry run failed
             said = rich("The dry run failed, so nothing was requested: ", payload["failed"])
             return asyncio.create_task(self._tell(inv.channel_id or "", user, said))
-        return asyncio.create_task(self._request(checked, payload["preview"]))
+        scope = Scope.from_json(payload.get("scope"))
+        return asyncio.create_task(self._request(checked, payload["preview"], scope))
 
-    async def _request(self, checked: Checked, preview: str) -> None:
+    async def _request(self, checked: Checked, preview: str, scope: Scope | None) -> None:
         inv = checked.inv
-        decision = await self.engine.request(checked, preview)
+        decision = await self.engine.request(checked, preview, scope)
         if decision.approval is None:
             await self._tell(inv.channel_id or "", inv.actor_id, decision.message)
             return

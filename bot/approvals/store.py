@@ -1,6 +1,6 @@
 """Approval requests in the state store; each change is one conditional UPDATE: exactly one wins.
 
-    pending ──claim (a second person)──▶ executing ──finish──▶ succeeded | failed
+    pending ──claim (a second person)──▶ executing ──finish──▶ succeeded | failed | stale
        │                                    └──lease lapsed (sweep)──▶ outcome_unknown
        ├──deny (another) / cancel (the requester)──▶ denied | cancelled
        └──expires_at passed (sweep)──▶ expired
@@ -25,9 +25,10 @@ from bot.state.store import StateStore
 OPEN = ("pending", "executing")
 
 
-def params_hash(command: str, params: dict[str, Any]) -> str:
-    """SHA-256 over the command and its arguments, in canonical JSON."""
-    return hashlib.sha256(json.dumps([command, params], sort_keys=True).encode()).hexdigest()
+def params_hash(command: str, params: dict[str, Any], scope: dict[str, Any] | None = None) -> str:
+    """SHA-256 over the command, its arguments and its frozen scope (if any), in canonical JSON."""
+    signed: list[Any] = [command, params] + ([scope] if scope is not None else [])
+    return hashlib.sha256(json.dumps(signed, sort_keys=True).encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,7 @@ class Approval:
     outcome: str | None
     message_ts: str | None
     environment: str | None = None
+    scope: dict[str, Any] | None = None
 
     @property
     def short_id(self) -> str:
@@ -60,8 +62,8 @@ class Approval:
 
     @property
     def intact(self) -> bool:
-        """True when the stored arguments still hash to what was requested."""
-        return params_hash(self.command, self.params) == self.params_sha256
+        """True when the stored arguments and scope still hash to what was requested."""
+        return params_hash(self.command, self.params, self.scope) == self.params_sha256
 
 
 def _row(record: Any) -> Approval | None:
@@ -69,6 +71,7 @@ def _row(record: Any) -> Approval | None:
         return None
     values = dict(record)
     values["params"] = json.loads(values["params"])
+    values["scope"] = json.loads(values["scope"]) if values.get("scope") else None
     return Approval(**values)
 
 
@@ -94,25 +97,29 @@ class ApprovalStore:
         preview: str,
         ttl: timedelta,
         environment: str | None = None,
+        scope: dict[str, Any] | None = None,
     ) -> Approval:
         """Store a pending request, made in `environment`, that expires after `ttl`.
 
-        Without an environment it can never run: execution requires the same environment."""
+        Without an environment it can never run: execution requires the same environment. `scope`
+        is what its dry run showed; it is signed with the arguments."""
         return await self._one(  # type: ignore[return-value]
             """INSERT INTO forge.approvals (id, command, text, params, params_sha256, requester_id,
-                   channel_id, preview, status, expires_at, environment)
-               VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7, $8, 'pending', now() + $9::interval, $10)
+                   channel_id, preview, status, expires_at, environment, scope)
+               VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7, $8, 'pending', now() + $9::interval, $10,
+                       $11::jsonb)
                RETURNING *""",
             uuid.uuid4(),
             command,
             text,
             json.dumps(params),
-            params_hash(command, params),
+            params_hash(command, params, scope),
             requester_id,
             channel_id,
             preview,
             ttl,
             environment,
+            json.dumps(scope) if scope is not None else None,
         )
 
     async def get(self, approval_id: uuid.UUID) -> Approval | None:
@@ -176,7 +183,7 @@ class ApprovalStore:
         )
 
     async def finish(self, approval_id: uuid.UUID, status: str, outcome: str) -> Approval | None:
-        """executing → succeeded, failed or outcome_unknown."""
+        """executing → succeeded, failed, stale or outcome_unknown."""
         return await self._one(
             """UPDATE forge.approvals SET status = $2, outcome = $3, finished_at = now()
                 WHERE id = $1 AND status = 'executing' RETURNING *""",

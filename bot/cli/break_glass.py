@@ -12,6 +12,7 @@ import os
 import pwd
 import socket
 import sys
+from dataclasses import replace
 
 from bot.approvals.break_glass import Notice, NoticeQueue, deliver
 from bot.cli.terminal import to_json, to_text
@@ -118,9 +119,10 @@ class BreakGlass:
         except BackendError:
             _say("forge: the audit trail could not record this break-glass run; nothing was run.")
             return EXIT_FAILED
-        outcome = await self.dispatcher.call(spec, ctx, parsed)
+        # the scope its own dry run showed: what was confirmed is what runs, or it is stale
+        outcome = await self.dispatcher.call(spec, replace(ctx, scope=preview.result.scope), parsed)
         succeeded = outcome.kind == "result"
-        await self.audit("succeeded" if succeeded else "failed", parsed)
+        await self.audit(outcome.settled, parsed)  # succeeded, failed or stale
         self._show(outcome)
         await self.announce(parsed, outcome, succeeded)
         return outcome.exit_code

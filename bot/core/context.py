@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from bot.config.settings import Settings
     from bot.core.audit import AuditLog
     from bot.core.cells import Text
+    from bot.core.scope import Scope
     from bot.state.archive import Archive
     from bot.state.store import StateStore
 
@@ -66,7 +67,8 @@ class Context:
     """Everything a handler may use; handlers never see Slack.
 
     `incident_id` is the incident whose thread the request was made in, as the Slack layer found
-    it; handlers never see Slack's thread timestamps.
+    it; handlers never see Slack's thread timestamps. `scope` is what the approved dry run showed,
+    when an approved destructive command runs: the handler acts on it only (bot.core.scope).
     """
 
     settings: Settings
@@ -81,3 +83,4 @@ class Context:
     progress: Callable[[Text], Awaitable[None]] = no_progress
     archive: Archive | None = None
     incident_id: int | None = None
+    scope: Scope | None = None

@@ -28,6 +28,7 @@ from bot.core.permissions import Permissions
 from bot.core.redact import Redactor
 from bot.core.registry import CommandSpec, Registry, Risk
 from bot.core.result import EXIT_FAILED, EXIT_OK, EXIT_USAGE, Result
+from bot.core.scope import Scope, StaleScope
 from bot.state.archive import Archive
 from bot.state.store import StateStore
 
@@ -67,6 +68,7 @@ class Outcome:
     parsed: Parsed | None = None
     checked: Checked | None = None
     unknown: bool = False
+    stale: bool = False
 
     @property
     def exit_code(self) -> int:
@@ -86,9 +88,11 @@ class Outcome:
 
     @property
     def settled(self) -> str:
-        """How an approved run ended: succeeded, failed, or outcome_unknown (never retried)."""
+        """How an approved run ended: succeeded, failed, stale or outcome_unknown (never re-run)."""
         if self.kind == "result":
             return "succeeded"
+        if self.stale:
+            return "stale"
         return "outcome_unknown" if self.unknown else "failed"
 
 
@@ -99,6 +103,7 @@ class Checked:
     inv: Invocation
     actor: Actor
     parsed: Parsed
+    scope: Scope | None = None  # approved: what its dry run showed, the only thing it may act on
 
     @property
     def spec(self) -> CommandSpec:
@@ -243,7 +248,7 @@ class Dispatcher:
                 return self._no_audit_trail(spec)
         finished = asyncio.Event()
         notice = asyncio.create_task(_announce(spec, progress, finished)) if spec.slow else None
-        ctx = self.context(checked.actor, inv, progress)
+        ctx = replace(self.context(checked.actor, inv, progress), scope=checked.scope)
         dry_run = checked.risk is Risk.DESTRUCTIVE and not approved
         outcome = await self.call(spec, ctx, checked.parsed, dry_run=dry_run, approved=approved)
         if outcome.result is not None and outcome.result.page is not None:
@@ -256,6 +261,8 @@ class Dispatcher:
         text = checked.parsed.text
         entry = self.entry(inv, inv.event, label, spec, started, text, outcome.error_id)
         entry.detail.update(detail or {})
+        if approved and checked.scope is not None:
+            entry.detail["scope"] = "stale" if outcome.stale else "approved"
         await self.audit.try_record(entry)
         metrics.COMMANDS.labels(command=spec.name, outcome=label).inc()
         metrics.DURATION.labels(command=spec.name).observe(self.clock.monotonic() - started)
@@ -319,8 +326,9 @@ class Dispatcher:
             if approved:
                 return _unknown(spec, rich(f"Outcome unknown: {exc}.", CHECK_FIRST))
             return Outcome("failed", spec=spec, message=map_text(exc.text, self.redactor))
-        except ForgeError as exc:
-            return Outcome("failed", spec=spec, message=map_text(exc.text, self.redactor))
+        except ForgeError as exc:  # a StaleScope: the approved scope moved, so nothing was done
+            said = map_text(exc.text, self.redactor)
+            return Outcome("failed", spec=spec, message=said, stale=isinstance(exc, StaleScope))
         except Exception:
             return self._crashed(spec, approved)
         return Outcome("result", result=result, spec=spec)

@@ -9,9 +9,13 @@ import enum
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from bot.core.cells import Text, plain
 from bot.core.paging import Page
+
+if TYPE_CHECKING:
+    from bot.core.scope import Scope
 
 CELL_CHARS = 60
 EMOJI_STYLE = "\ufe0f"
@@ -106,7 +110,10 @@ class Action:
 
 @dataclass
 class Result:
-    """What a command returns: a status, key figures, tables, text, files and next steps."""
+    """What a command returns: a status, key figures, tables, text, files and next steps.
+
+    A destructive command's dry run sets `scope`: what exactly it would act on (bot.core.scope).
+    """
 
     command: str
     status: Status = Status.OK
@@ -119,6 +126,7 @@ class Result:
     data: dict[str, object] = field(default_factory=dict)
     fails_at: Status = Status.WARNING
     page: Page | None = None
+    scope: Scope | None = None
 
     @property
     def failed(self) -> bool:

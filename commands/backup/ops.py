@@ -14,6 +14,7 @@ from bot.backends.clients import call
 from bot.core.cells import Code, rich
 from bot.core.context import Context
 from bot.core.errors import BackendError, CommandError
+from bot.core.scope import StaleScope
 from commands.backup import pg
 from commands.backup.catalog import Catalog, Entry, checksum, file_name, resolve
 
@@ -119,8 +120,9 @@ async def make_backup(ctx: Context, kind: str, suffix: str = "") -> Entry:
     return await Catalog(ctx).add(entry)
 
 
-async def checked(ctx: Context, name: str) -> tuple[Entry, Path]:
-    """A catalogued dump whose file is there and whose checksum matches, or a clear refusal."""
+async def checked(ctx: Context, name: str, approved: str | None = None) -> tuple[Entry, Path]:
+    """A catalogued dump whose file is there and whose checksum matches, or a clear refusal;
+    stale when it is not the dump (`approved`: its SHA-256) an approved dry run checked."""
     path = resolve(ctx, name)
     entry = await Catalog(ctx).get(name)
     if entry is None:
@@ -136,7 +138,16 @@ async def checked(ctx: Context, name: str) -> tuple[Entry, Path]:
         raise CommandError(
             rich(Code(name), " is catalogued but its file is missing from the backup directory.")
         )
-    ok = await checksum(path) == entry.sha256
+    actual = await checksum(path)
+    if approved is not None and actual != approved:
+        raise StaleScope(
+            rich(
+                Code(name),
+                f" changed since the request: its SHA-256 is {actual[:12]}…, the approved dump's "
+                f"{approved[:12]}…. It is not the dump the dry run showed.",
+            )
+        )
+    ok = actual == entry.sha256
     await Catalog(ctx).verified(entry, ok)
     if not ok:
         raise CommandError(

@@ -7,6 +7,7 @@ from bot.core.context import Context
 from bot.core.errors import CommandError
 from bot.core.registry import Args, NoArgs, Risk, Role, command, option
 from bot.core.result import Action, Result, Status, Table
+from bot.core.scope import Scope
 from bot.core.units import size
 from commands.backup import pg
 from commands.backup.catalog import Catalog, Entry, exclusive, resolve
@@ -102,7 +103,9 @@ def _drill_result(ctx: Context, entry: Entry, found: Comparison) -> Result:
     )
 
 
-async def _restorable(ctx: Context, args: RestoreArgs) -> tuple[Entry, pg.Target]:
+async def _restorable(
+    ctx: Context, args: RestoreArgs, approved: Scope | None = None
+) -> tuple[Entry, pg.Target]:
     tgt = database(ctx)
     if args.target is not None and args.target != tgt.database:
         raise CommandError(
@@ -135,7 +138,8 @@ async def _restorable(ctx: Context, args: RestoreArgs) -> tuple[Entry, pg.Target
             )
             + hint
         )
-    entry, _ = await checked(ctx, resolve(ctx, args.file).name)
+    sha256 = str(approved["sha256"]) if approved else None
+    entry, _ = await checked(ctx, resolve(ctx, args.file).name, sha256)
     if entry.source != tgt.label:
         raise CommandError(
             rich(
@@ -175,6 +179,7 @@ async def restore_preview(ctx: Context, args: RestoreArgs) -> Result:
             ("Checksum", "ok"),
         ],
         data={"file": entry.file, "target": tgt.label, "rows": entry.rows},
+        scope=Scope.of(file=entry.file, sha256=entry.sha256),
     )
 
 
@@ -201,7 +206,7 @@ async def backup_restore(ctx: Context, args: RestoreArgs) -> Result:
 
 async def _restore(ctx: Context, args: RestoreArgs) -> Result:
     async with exclusive(ctx, "restore"):
-        entry, tgt = await _restorable(ctx, args)
+        entry, tgt = await _restorable(ctx, args, ctx.scope)
         safety = await make_backup(ctx, "safety", "-pre-restore")
         found = await restore_live(ctx, entry, resolve(ctx, entry.file))
     fields = [

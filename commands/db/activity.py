@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bot.core.args import Duration
@@ -27,12 +27,13 @@ BY_SOURCE = """SELECT coalesce(datname, '—') AS db, coalesce(usename, '—') A
   FROM pg_stat_activity WHERE backend_type = 'client backend'
  GROUP BY 1, 2, 3 ORDER BY 4 DESC, 1, 2, 3 LIMIT 10"""
 SESSION_COLUMNS = """pid, usename, coalesce(nullif(application_name, ''), '—') AS app, datname,
-       state, query, backend_type, pid = pg_backend_pid() AS own, backend_start,
+       state, query, backend_type, pid = pg_backend_pid() AS own, backend_start, query_start,
        extract(epoch FROM now() - coalesce(query_start, xact_start)) AS running_s,
        extract(epoch FROM now() - xact_start) AS xact_s,
        extract(epoch FROM now() - state_change) AS state_s,
        wait_event_type, wait_event, datname = current_database() AS here"""
 HERE = "datname = current_database()"
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 IDLE_IN_TX = f"""SELECT {SESSION_COLUMNS} FROM pg_stat_activity
  WHERE state LIKE 'idle in transaction%' AND {HERE} ORDER BY state_change LIMIT 20"""
 BLOCKED = f"""SELECT {SESSION_COLUMNS}, pg_blocking_pids(pid) AS blockers,
@@ -57,6 +58,17 @@ class LongArgs(Args):
     min: Duration = option(
         timedelta(seconds=60), help="only statements running longer than this (default 60s)"
     )
+
+
+def micros(at: datetime) -> int:
+    """A moment as microseconds since 1970, as `db cancel --query-start` takes it."""
+    return (at - EPOCH) // timedelta(microseconds=1)
+
+
+def cancel_command(pid: int, r: Any | None) -> str:
+    """`db cancel <pid> --query-start <µs>`: a button cancels only the statement it showed."""
+    started = f" --query-start {micros(r['query_start'])}" if r and r["query_start"] else ""
+    return f"db cancel {pid}{started}"
 
 
 def who(r: Any) -> str:
@@ -219,7 +231,7 @@ async def db_locks(ctx: Context, _: object) -> Result:
             "locks.sql", [(f"pid {r['pid']}", r["query"]) for r in blocked]
         ),
         actions=[
-            Action(f"Cancel pid {p}", f"db cancel {p}")
+            Action(f"Cancel pid {p}", cancel_command(p, holders.get(p)))
             for p in [p for p in roots if p not in idle_roots and p not in elsewhere][:3]
         ],
         data={
@@ -283,7 +295,7 @@ async def db_long(ctx: Context, args: LongArgs) -> Result:
         attachments=statements_file(
             "long-statements.sql", [(f"pid {r['pid']}", r["query"]) for r in rows], 60
         ),
-        actions=[Action(f"Cancel pid {r['pid']}", f"db cancel {r['pid']}") for r in rows[:3]],
+        actions=[Action(f"Cancel pid {r['pid']}", cancel_command(r["pid"], r)) for r in rows[:3]],
         data={
             "sessions": [
                 {

@@ -10,9 +10,10 @@ from pydantic import model_validator
 
 from bot.core.cells import Code, rich
 from bot.core.context import Context
-from bot.core.errors import BackendError
+from bot.core.errors import BackendError, CommandError
 from bot.core.registry import Args, Risk, Role, command, option, positional
 from bot.core.result import Action, Result, Status
+from bot.core.scope import Scope, StaleScope
 from bot.core.units import duration, size
 from commands.db.pg import Relation, TableName, find_table
 
@@ -191,7 +192,24 @@ async def vacuum_preview(ctx: Context, args: VacuumArgs) -> Result:
             "full": args.full,
             "size": facts["total"] if facts else None,
         },
+        scope=Scope.of(table=table.label, oid=table.oid) if args.full and table else None,
     )
+
+
+async def _approved_table(ctx: Context, name: str) -> Relation:
+    """The table the approved dry run showed: the same oid, or StaleScope (dropped, re-created)."""
+    try:
+        table = await find_table(ctx, name)
+    except CommandError:
+        if ctx.scope is None:
+            raise
+        raise StaleScope(f"table {ctx.scope['table']} was dropped since the request.") from None
+    if ctx.scope is not None and table.oid != ctx.scope["oid"]:
+        raise StaleScope(
+            f"table {table.label} was dropped and created again since the request (oid "
+            f"{ctx.scope['oid']} approved, now {table.oid}): not the table the dry run showed."
+        )
+    return table
 
 
 @command(
@@ -214,7 +232,7 @@ async def db_vacuum(ctx: Context, args: VacuumArgs) -> Result:
     """VACUUM (or VACUUM FULL), with the table's size before and after."""
     if args.dry_run:
         return await vacuum_preview(ctx, args)
-    table = await find_table(ctx, args.table) if args.table else None
+    table = await _approved_table(ctx, args.table) if args.table else None
     target = table.label if table else "the whole database"
     before = await _facts(ctx, table)
     statement = f"VACUUM {'(FULL) ' if args.full else ''}{table.quoted if table else ''}".strip()

@@ -6,7 +6,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.core.context import Context
-from commands.queues.bullmq import BATCH, key
+from bot.core.scope import Scope
+from commands.queues.bullmq import BATCH, Scan, key
 from commands.queues.lua import DROP, TAKE, Call, run_together
 
 
@@ -89,3 +90,22 @@ async def archive_format(ctx: Context) -> str:
     info = await ctx.backends.kv.call(ctx.backends.redis().info("server"))
     major = int(str(info.get("redis_version", "0")).split(".")[0] or 0)
     return "rdb" if major >= 7 else "msgpack"
+
+
+def approved_cutoff(scope: Scope | None, cutoff: int) -> int:
+    """The newest failure score to remove: the newest the approved dry run counted (none: -1)."""
+    if scope is None:
+        return cutoff
+    newest = scope.get("newest_score")
+    return -1 if newest is None else min(cutoff, int(newest))
+
+
+async def failed_after(ctx: Context, queue: str, min_attempts: int, score: int) -> int:
+    """DLQ members that failed after `score` (ms): the jobs an approved clear leaves alone."""
+    failed = key(queue, "failed")
+    later = await ctx.backends.kv.call(ctx.backends.redis().zcount(failed, f"({score}", "+inf"))
+    if not later:
+        return 0
+    scan = Scan(ctx, queue, min_attempts, mode="count", window=int(later))
+    await scan.next()
+    return scan.members

@@ -16,10 +16,19 @@ from bot.core.context import Context
 from bot.core.errors import BackendError, BackendTimeout, CommandError
 from bot.core.registry import Risk, Role, command, option
 from bot.core.result import Action, Result, Status, Table
+from bot.core.scope import Scope
 from bot.state.archive import Archive
 from commands.queues.browse import PROGRESS_EVERY, QueueArgs, first_line, now_ms, span, when
 from commands.queues.bullmq import BATCH, COUNT_WINDOW, Scan, resolve
-from commands.queues.clear import Take, Window, archive_format, drop_and_take, take_next
+from commands.queues.clear import (
+    Take,
+    Window,
+    approved_cutoff,
+    archive_format,
+    drop_and_take,
+    failed_after,
+    take_next,
+)
 
 
 class ClearArgs(QueueArgs):
@@ -32,30 +41,38 @@ class ClearArgs(QueueArgs):
 
 
 def _cutoff(ctx: Context, older_than: timedelta | None) -> int:
-    return now_ms(ctx) - int((older_than or timedelta(0)).total_seconds() * 1000)
+    return now_ms(ctx) - _span_ms(older_than)
+
+
+def _span_ms(older_than: timedelta | None) -> int:
+    return int((older_than or timedelta(0)).total_seconds() * 1000)
 
 
 async def clear_preview(ctx: Context, args: ClearArgs) -> Result:
     """The dry run of `dlq clear`: how many jobs would go, the oldest, the commonest reasons."""
     target = await resolve(ctx, args.queue)
     q = target.name
+    requested = now_ms(ctx)
     scan = Scan(
         ctx,
         q,
         ctx.settings.config.dlq.min_attempts,
-        cutoff=_cutoff(ctx, args.older_than),
+        cutoff=requested - _span_ms(args.older_than),
         mode="reasons",
         fields=("finishedOn", "failedReason"),
         window=COUNT_WINDOW,
     )
     reasons: Counter[str] = Counter()
     oldest: int | None = None
+    newest: list[Any] | None = None
     while not scan.done:
         for line, n in (await scan.next() or {}).items():
             reasons[first_line(line or None)] += n
+        newest = newest or scan.last.get("newest") or None
         if scan.last.get("oldest"):
             oldest = min(int(scan.last["oldest"]), oldest or int(scan.last["oldest"]))
     total = sum(reasons.values())
+    newest_ms = int(float(newest[1])) if newest else None
     scope = f"failed more than {span(args.older_than)} ago" if args.older_than else "all of them"
     summary = (
         rich(
@@ -74,6 +91,7 @@ async def clear_preview(ctx: Context, args: ClearArgs) -> Result:
         fields=[
             ("Jobs", f"{total:,}"),
             ("Oldest failed", when(oldest)),
+            ("Newest failed", when(newest_ms)),
             ("Distinct reasons", f"{len(reasons):,}"),
         ],
         tables=[
@@ -85,6 +103,13 @@ async def clear_preview(ctx: Context, args: ClearArgs) -> Result:
             "oldest": oldest,
             "reasons": dict(reasons.most_common(10)),
         },
+        scope=Scope.of(
+            queue=q,
+            jobs=total,
+            requested_ms=requested,
+            newest_id=newest[0] if newest else None,
+            newest_score=newest_ms,
+        ),
     )
 
 
@@ -182,17 +207,20 @@ async def dlq_clear(ctx: Context, args: ClearArgs) -> Result:
     take = Take(
         q,
         ctx.settings.config.dlq.min_attempts,
-        _cutoff(ctx, args.older_than),
+        approved_cutoff(ctx.scope, _cutoff(ctx, args.older_than)),
         await archive_format(ctx),
         window=BATCH,
     )
     first = await take_next(ctx, take)
     if not first.jobs and take.done:
+        later = await _later(ctx, take)
         return Result(
             f"dlq clear {q}",
-            summary=rich("Nothing to remove: the DLQ of ", Code(q), " has no such jobs."),
+            summary=rich(
+                "Nothing to remove: the DLQ of ", Code(q), " has no such jobs.", _untouched(later)
+            ),
             text=target.note,
-            data={"queue": q, "batch": None, "removed": 0, "skipped": 0},
+            data={"queue": q, "batch": None, "removed": 0, "skipped": 0, "failed_after": later},
         )
     batch = await ctx.archive.open_batch(q, reason="dlq clear", actor_id=ctx.actor.user_id)
     clearing = Clearing(ctx, ctx.archive, take, batch)
@@ -202,6 +230,7 @@ async def dlq_clear(ctx: Context, args: ClearArgs) -> Result:
     except BackendError as exc:
         raise _stopped(exc, q, tally["removed"], batch) from exc
     seconds = ctx.clock.monotonic() - started
+    later = await _later(ctx, take)
     skipped = (
         f"; {tally['skipped']:,} changed meanwhile (retried) and were left alone"
         if tally["skipped"]
@@ -213,11 +242,13 @@ async def dlq_clear(ctx: Context, args: ClearArgs) -> Result:
             f"Removed {tally['removed']:,} DLQ jobs from ",
             Code(q),
             f" in {seconds:.1f} s{skipped}. Archived in batch {batch}.",
+            _untouched(later),
         ),
         text=target.note,
         fields=[
             ("Removed", f"{tally['removed']:,} jobs"),
             ("Skipped", f"{tally['skipped']:,} jobs"),
+            *([("Failed after the request", f"{later:,} jobs, not touched")] if later else []),
             ("Duration", f"{seconds:.1f} s"),
             ("Archive batch", str(batch)),
         ],
@@ -227,6 +258,21 @@ async def dlq_clear(ctx: Context, args: ClearArgs) -> Result:
             "batch": str(batch),
             "removed": tally["removed"],
             "skipped": tally["skipped"],
+            "failed_after": later,
             "seconds": round(seconds, 3),
         },
     )
+
+
+async def _later(ctx: Context, take: Take) -> int | None:
+    """With an approved scope: the DLQ jobs that failed after the request (None without one)."""
+    if ctx.scope is None:
+        return None
+    since = int(ctx.scope["requested_ms"])  # type: ignore[arg-type]
+    return await failed_after(ctx, take.queue, take.min_attempts, since)
+
+
+def _untouched(later: int | None) -> str:
+    if not later:
+        return ""
+    return f" {later:,} {'job' if later == 1 else 'jobs'} failed after the request; not touched."

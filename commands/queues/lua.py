@@ -68,8 +68,9 @@ async def run_together(client: aioredis.Redis, calls: list[Call]) -> list[Any]:
 # counted, and the oldest); 'records' ([id, score, whole hash]). 'count', 'rows' and 'reasons' use
 # SORT BY nosort DESC, which keeps the zset's order and reads only the LIMIT range; small (listpack)
 # zsets, which SORT would convert to a skiplist, and servers that refuse SORT take ZREVRANGE + HMGET
-# instead. Returns MessagePack {scanned, members, rows, oldest}: unlike JSON it needs no escaping,
-# which matters for records full of stack traces.
+# instead. Returns MessagePack {scanned, members, rows, oldest, newest ('reasons': the first member
+# as [id, score])}: unlike JSON it needs no escaping, which matters for records full of stack
+# traces.
 SCAN = Lua("""
 local key, prefix, mode = KEYS[1], ARGV[1], ARGV[6]
 local skip = 0
@@ -103,7 +104,7 @@ if rows.err then
     for i = 1, #get do rows[#rows + 1] = values[i] end
   end
 end
-local members, oldest, distinct = 0, false, 0
+local members, oldest, distinct, newest = 0, false, 0, false
 for i = 1, #rows, width do
   local attempts = tonumber(rows[i + 1]) or tonumber(rows[i + 2]) or 0
   if attempts >= min then
@@ -113,6 +114,7 @@ for i = 1, #rows, width do
       for j = 3, width - 1 do row[#row + 1] = rows[i + j] end
       out[#out + 1] = row
     elseif mode == 'reasons' then
+      if not newest then newest = {rows[i], redis.call('ZSCORE', key, rows[i])} end
       local finished, line = tonumber(rows[i + 3]), string.match(rows[i + 4] or '', '^[^\\r\\n]*')
       if finished and (not oldest or finished < oldest) then oldest = finished end
       line = string.sub(line, 1, 120)
@@ -124,7 +126,8 @@ for i = 1, #rows, width do
     end
   end
 end
-return cmsgpack.pack({scanned = #rows / width, members = members, rows = out, oldest = oldest})
+return cmsgpack.pack({scanned = #rows / width, members = members, rows = out, oldest = oldest,
+  newest = newest})
 """)
 
 

@@ -12,7 +12,8 @@ from bot.core.errors import BackendError, CommandError
 from bot.core.registry import Risk, Role, command
 from bot.core.result import Action, Result, Status
 from commands.search.es import explain_failure
-from commands.search.reindex_plan import Plan, ReindexArgs, doc_count, inspect, reindex_preview
+from commands.search.reindex_plan import Plan, ReindexArgs, doc_count, reindex_preview
+from commands.search.reindex_scope import approved_plan
 
 POLL_SECONDS = 1.0
 MAX_POLL_FAILURES = 3
@@ -299,7 +300,7 @@ def _done(
 async def es_reindex(ctx: Context, args: ReindexArgs) -> Result:
     """Create dest like source if absent, `_reindex` as a task, compare counts, swap the alias."""
     started = ctx.clock.monotonic()
-    plan = await inspect(ctx, args)
+    plan = await approved_plan(ctx, args)
     task_id, body = await _copy(ctx, plan, started + TIMEOUT - DEADLINE_MARGIN)
     if body is None:
         return _unfinished(plan, task_id)

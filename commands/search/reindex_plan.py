@@ -10,6 +10,7 @@ from bot.core.context import Context
 from bot.core.errors import CommandError
 from bot.core.registry import Args, option, positional
 from bot.core.result import Result, Status
+from bot.core.scope import Scope
 from commands.search.es import check_name, shown
 
 # Index settings a new index may take from its source; the rest (uuid, creation_date,
@@ -62,6 +63,17 @@ class Plan:
     alias: str | None = None
     alias_on: list[str] = field(default_factory=list)
     alias_meta: dict[str, Any] = field(default_factory=dict)
+    uuid: str = ""
+
+    def scope(self) -> Scope:
+        """What the dry run showed: the source index's UUID and count, and the alias's target."""
+        return Scope.of(
+            source=self.concrete,
+            source_uuid=self.uuid,
+            source_docs=self.source_docs,
+            alias=self.alias,
+            alias_on=",".join(self.alias_on) if self.alias else None,
+        )
 
     def alias_actions(self) -> list[dict[str, Any]]:
         """The swap's `_aliases` actions: remove from the old index (must be there), add to dest."""
@@ -206,6 +218,7 @@ async def inspect(ctx: Context, args: ReindexArgs) -> Plan:
         mappings=dict(meta.get("mappings") or {}),
         settings=copied_settings(meta),
         alias=args.alias,
+        uuid=str(((meta.get("settings") or {}).get("index") or {}).get("uuid") or ""),
     )
     if await ctx.backends.es.call(client.indices.exists(index=args.dest)):
         if await ctx.backends.es.call(client.indices.exists_alias(name=args.dest)):
@@ -330,4 +343,5 @@ async def reindex_preview(ctx: Context, args: ReindexArgs) -> Result:
             "alias_actions": plan.alias_actions(),
             "settings": plan.settings,
         },
+        scope=plan.scope(),
     )
