@@ -20,10 +20,13 @@ from bot.cli.break_glass import unix_user
 from tests.conftest import empty_redis
 from tests.fakes.bullmq_node import NodeBullMQ, node_unavailable_reason
 from tests.fakes.slack_double import SlackDouble
+from tests.support.db_fixtures import clientforge, cluster  # noqa: F401
+from tests.support.pg_cluster import unavailable_reason
 from tests.support.replicas import FORGE, Replica, base_env, free_port, write_config
 from tests.support.services import redis_url
 
 _why = node_unavailable_reason()
+_cluster_why = unavailable_reason()
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 REDIS = redis_url(5)
 REASON = "Slack is down and the email DLQ blocks the workers (INC-42)"
@@ -188,3 +191,44 @@ async def until_posted(slack: SlackDouble, timeout: float) -> None:
     while not all(notices(slack, c) for c in ("C0OPS", "C0INCIDENTS")):
         assert time.monotonic() < deadline, "the queued notice was not delivered"
         await asyncio.sleep(0.2)
+
+
+@pytest.mark.skipif(_cluster_why is not None, reason=f"PostgreSQL cluster: {_cluster_why}")
+async def test_break_glass_runs_on_the_scope_its_dry_run_showed(state_dsn, tmp_path, clientforge):
+    """The table the break-glass dry run sized is dropped and created again before the typed
+    confirmation: the run acts on the scope that dry run showed, so it is stale and rewrites
+    nothing, and the audit row says stale."""
+    slack_down = f"http://127.0.0.1:{free_port()}/api/"
+    env = {
+        **env_for(state_dsn, slack_down, config(tmp_path, [unix_user()])),
+        "DATABASE_URL": clientforge,
+    }
+    conn = await asyncpg.connect(clientforge)
+    await conn.execute("CREATE TABLE reborn (id int)")
+    try:
+        process = await asyncio.create_subprocess_exec(
+            FORGE,
+            "run",
+            "--break-glass",
+            "--reason",
+            REASON,
+            "db vacuum reborn --full",
+            env=env,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        assert process.stderr is not None
+        asked = await asyncio.wait_for(process.stderr.readuntil(b"to confirm: "), 60)
+        assert b"Type reborn" in asked
+        await conn.execute("DROP TABLE reborn; CREATE TABLE reborn (id int, note text)")
+        relfile = await conn.fetchval("SELECT pg_relation_filenode('reborn')")
+        out, err = await asyncio.wait_for(process.communicate(b"reborn\n"), 120)
+        assert process.returncode == 1, err
+        assert "Stale" in out.decode() and "dropped and created again" in out.decode()
+        assert await conn.fetchval("SELECT pg_relation_filenode('reborn')") == relfile
+    finally:
+        await conn.execute("DROP TABLE IF EXISTS reborn")
+        await conn.close()
+    rows = await break_glass_rows(state_dsn)
+    assert [r["outcome"] for r in rows] == ["started", "stale"]
