@@ -9,7 +9,7 @@ import pytest
 
 from bot.config.settings import Config
 from tests.conftest import make_settings, running_forge
-from tests.support.approval_fixtures import EXECUTED, registry_with_wipe
+from tests.support.approval_fixtures import EXECUTED, GENERATION, registry_with_wipe
 
 pytestmark = pytest.mark.integration
 CONFIG = Config.model_validate(
@@ -24,6 +24,7 @@ CONFIG = Config.model_validate(
 @pytest.fixture(autouse=True)
 def _forget_executions():
     EXECUTED.clear()
+    GENERATION[0] = 0
 
 
 @pytest.fixture
@@ -277,6 +278,60 @@ async def test_tampered_dialog_metadata_is_refused(bot):
     )
     response = await confirm(bot, view, "beta")
     assert response.json()["response_action"] == "errors" and await rows(bot) == []
+
+
+def sealed_payload(view) -> dict:  # type: ignore[no-untyped-def]
+    """What the dialog's signed private_metadata carries."""
+    return json.loads(json.loads(view["private_metadata"])["p"])
+
+
+async def test_the_dry_runs_scope_rides_the_sealed_dialog_into_the_request(bot):
+    """The scope of the dry run made when the dialog opened is sealed beside its preview (cut to
+    stay within Slack's 3,000 characters, the scope whole) and stored with the request; the dry
+    run is not made again at submit."""
+    view = await open_dialog(bot, text="test wipe scoped-long")
+    payload = sealed_payload(view)
+    assert len(view["private_metadata"]) <= 3000 and payload["preview"].endswith("…")
+    assert payload["scope"] == {"generation": 0, "target": "scoped-long"}
+    GENERATION[0] = 1  # a second dry run at submit would freeze this one
+    await confirm(bot, view, "scoped-long")
+    [row] = await rows(bot)
+    assert json.loads(row["scope"]) == {"generation": 0, "target": "scoped-long"}
+
+
+async def test_a_tampered_scope_in_the_dialog_is_refused(bot):
+    """The seal covers the scope: a dialog whose frozen scope was edited stores nothing."""
+    view = await open_dialog(bot, text="test wipe scoped")
+    sealed = json.loads(view["private_metadata"])
+    payload = json.loads(sealed["p"])
+    payload["scope"]["generation"] = 7
+    view["private_metadata"] = json.dumps(
+        {"p": json.dumps(payload, sort_keys=True), "s": sealed["s"]}
+    )
+    response = await confirm(bot, view, "scoped")
+    assert response.json()["response_action"] == "errors" and await rows(bot) == []
+
+
+async def test_a_moved_scope_ends_stale_on_the_card_and_in_the_audit(bot):
+    """The world moved between request and approval: nothing runs, the request ends 'stale', the
+    card says request again, and the outcome audit row says scope: stale."""
+    view = await open_dialog(bot, text="test wipe scoped")
+    await confirm(bot, view, "scoped")
+    GENERATION[0] = 1
+    [row] = await rows(bot)
+    await click(bot, "forge_approve", row["id"], "U0LEAD")
+    [after] = await rows(bot)
+    assert EXECUTED == [] and after["status"] == "stale" and "generation 1" in after["outcome"]
+    card_ts = bot.slack.calls_to("chat.postMessage")[0].response["ts"]
+    cards = [c.args["text"] for c in bot.slack.calls_to("chat.update") if c.args["ts"] == card_ts]
+    assert "stale — request again" in cards[-1]
+    [audit] = await rows(
+        bot, "SELECT outcome, detail FROM forge.audit_log WHERE event = 'outcome' ORDER BY id"
+    )
+    assert (audit["outcome"], json.loads(audit["detail"])) == (
+        "stale",
+        {"approval_id": str(row["id"]), "scope": "stale"},
+    )
 
 
 async def test_failure_is_reported_and_never_retried(bot):

@@ -8,8 +8,10 @@ import commands  # noqa: F401  (registers forge's own commands)
 from bot.core.errors import BackendTimeout, CommandError
 from bot.core.registry import REGISTRY, Args, Registry, Risk, Role, command, option, positional
 from bot.core.result import Result
+from bot.core.scope import Scope, StaleScope
 
 EXECUTED: list[str] = []
+GENERATION = [0]  # what a `scoped…` target's dry run freezes; a test bumps it to make it stale
 
 
 class WipeArgs(Args):
@@ -20,14 +22,22 @@ class WipeArgs(Args):
 
 
 async def wipe_preview(ctx, args: WipeArgs) -> Result:  # type: ignore[no-untyped-def]
-    """What `test wipe` would do."""
+    """What `test wipe` would do; `scoped…` targets freeze a scope, `scoped-long` a long preview."""
+    scoped = args.target.startswith("scoped")
     return Result(
-        "test wipe", summary=f"Would wipe 3 items from {args.target}", fields=[("Items", "3")]
+        "test wipe",
+        summary=f"Would wipe 3 items from {args.target}",
+        fields=[("Items", "3" + " and more" * 600 * args.target.endswith("long"))],
+        scope=Scope.of(target=args.target, generation=GENERATION[0]) if scoped else None,
     )
 
 
 async def wipe(ctx, args: WipeArgs) -> Result:  # type: ignore[no-untyped-def]
     """Record the execution; `fail` and `hang` targets fail in the two ways a backend can."""
+    if ctx.scope is not None and ctx.scope["generation"] != GENERATION[0]:
+        raise StaleScope(
+            f"generation {GENERATION[0]} is not the approved {ctx.scope['generation']}."
+        )
     EXECUTED.append(args.target)
     await asyncio.sleep(0.05)
     if args.target == "fail":
