@@ -6,6 +6,7 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -22,6 +23,7 @@ WILDCARDS = {"", "0.0.0.0", "::"}
 LOOPBACK = "127.0.0.1"
 KEEP_CALLS = 500
 STATE_DATABASE = "forge_playground"
+ALERTS = "/alerts/alertmanager"
 
 
 @dataclass
@@ -33,6 +35,7 @@ class Playground:
     events_url: str
     config_note: str
     public: bool = False
+    demo: Any = None  # bot.demo.runner.DemoRun under `forge playground --demo`
 
     @property
     def url(self) -> str:
@@ -137,14 +140,29 @@ async def _create(maintenance_dsn: str) -> bool:
 
 
 async def run(
-    settings: Settings, *, public: bool = False, tell: Callable[[str], None] = lambda _: None
+    settings: Settings,
+    *,
+    public: bool = False,
+    demo: bool = False,
+    tell: Callable[[str], None] = lambda _: None,
 ) -> None:
-    """Serve forge and the playground until signalled; `tell` gets the page's address once up."""
+    """Serve forge and the playground until signalled; `tell` gets the page's address once up.
+
+    With `demo`, a small live ClientForge runs beside it in places of its own (bot/demo).
+    """
     from bot.http.server import serve
     from bot.playground.page import mount
 
     refuse_production(settings)
-    playground = prepare(await own_state_store(settings), public=public)
+    settings = await own_state_store(settings)
+    demo_run = None
+    if demo:
+        from bot.demo.runner import DemoRun
+
+        demo_run = await DemoRun.prepare(settings)
+        settings = demo_run.settings
+    playground = prepare(settings, public=public)
+    playground.demo = demo_run
 
     async def announce(_: web.Application) -> None:
         if playground.public:
@@ -162,6 +180,19 @@ async def run(
 
     def add_routes(app: web.Application) -> None:
         mount(app, playground)
+        if demo_run is not None:
+            app.cleanup_ctx.append(_demo_child(demo_run, playground))
         app.on_startup.append(announce)
 
     await serve(playground.settings, mount=add_routes)
+
+
+def _demo_child(demo_run: Any, playground: Playground) -> Callable[[web.Application], Any]:
+    """The demo's child process, for as long as the app runs."""
+
+    async def child(_: web.Application) -> Any:
+        await demo_run.start(playground.events_url.removesuffix("/slack/events") + ALERTS)
+        yield
+        await demo_run.stop()
+
+    return child

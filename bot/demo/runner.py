@@ -1,0 +1,132 @@
+"""The playground's side of the demo: its places prepared, its child process started and stopped."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import secrets
+import sys
+from dataclasses import asdict, replace
+
+import asyncpg
+import redis.asyncio as aioredis
+import structlog
+from pydantic import SecretStr
+
+from bot.config.settings import ConfigError, Settings
+from bot.demo import alert, crm
+from bot.demo.child import Spec
+from bot.demo.jobs import OUTAGE
+from bot.demo.places import Places
+
+log = structlog.get_logger(__name__)
+STOP_SECONDS = 10
+
+
+class DemoRun:
+    """One demo: its places, the settings forge runs with, and the child process."""
+
+    def __init__(self, places: Places, settings: Settings) -> None:
+        self.places = places
+        self.settings = settings
+        self.webhook = ""
+        self.child: asyncio.subprocess.Process | None = None
+        self._lock = asyncio.Lock()
+
+    @classmethod
+    async def prepare(cls, settings: Settings) -> DemoRun:
+        """Refuse (ConfigError) or start from scratch; forge's settings aimed at the demo."""
+        places = Places.of(settings)
+        await places.check(settings)
+        try:
+            await seed(places)
+        except (OSError, TimeoutError, aioredis.RedisError, asyncpg.PostgresError) as exc:
+            raise ConfigError(f"forge playground --demo could not set up: {exc}") from None
+        env = settings.env
+        token = env.forge_alertmanager_token or SecretStr(secrets.token_urlsafe(24))
+        demo_env = env.model_copy(
+            update={
+                "redis_url": SecretStr(places.redis_url),
+                "database_url": SecretStr(places.crm_dsn),
+                "forge_log_dir": places.logs,
+                "forge_backup_dir": places.backups,
+                "forge_alertmanager_token": token,
+            }
+        )
+        return cls(places, replace(settings, env=demo_env))
+
+    def spec(self) -> Spec:
+        """What the child is told."""
+        env = self.settings.env
+        return Spec(
+            redis_url=self.places.redis_url,
+            crm_dsn=self.places.crm_dsn,
+            logs=str(self.places.logs),
+            queues=list(self.places.queues),
+            jobs_per_second=env.forge_demo_jobs_per_second,
+            backoff_scale=env.forge_demo_backoff_scale,
+            threshold=env.forge_demo_dlq_threshold,
+            webhook=self.webhook,
+            token=env.forge_alertmanager_token.get_secret_value(),  # type: ignore[union-attr]
+        )
+
+    async def start(self, webhook: str) -> None:
+        """Start the child; it posts alerts to `webhook` (forge's /alerts/alertmanager)."""
+        self.webhook = webhook
+        spec = json.dumps(asdict(self.spec()))
+        self.child = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bot.demo.child",
+            stdin=asyncio.subprocess.PIPE,
+            env={**os.environ, "FORGE_DEMO_SPEC": spec},
+        )
+        log.info("demo_started", pid=self.child.pid, dlq_threshold=self.spec().threshold)
+
+    async def stop(self) -> None:
+        """Stop the child: SIGTERM, then SIGKILL after STOP_SECONDS."""
+        child, self.child = self.child, None
+        if child is None or child.returncode is not None:
+            return
+        child.terminate()
+        try:
+            await asyncio.wait_for(child.wait(), STOP_SECONDS)
+        except TimeoutError:
+            child.kill()
+            await child.wait()
+        log.info("demo_stopped", pid=child.pid, returncode=child.returncode)
+
+    async def reset(self) -> None:
+        """Everything back to the start: the alert resolved, queues, database and log anew."""
+        async with self._lock:
+            await self.stop()
+            await resolve_alert(self.places, self.webhook, self.spec().token)
+            await seed(self.places)
+            await self.start(self.webhook)
+
+
+async def seed(places: Places) -> None:
+    """The demo's start: no jobs, the SMTP outage on, a fresh CRM database, an empty log."""
+    await places.claim_redis()
+    await places.clear_redis(keep_marker=True)
+    client = aioredis.from_url(places.redis_url, socket_timeout=5)
+    try:
+        await client.set(OUTAGE, "smtp relay failing")
+    finally:
+        await client.aclose()
+    await crm.create(places)
+    places.logs.mkdir(parents=True, exist_ok=True)
+    places.backups.mkdir(parents=True, exist_ok=True)
+    (places.logs / "backend.log").write_text("", encoding="utf-8")
+
+
+async def resolve_alert(places: Places, webhook: str, token: str) -> None:
+    """A firing demo alert is resolved before the demo starts over, so its card does not hang."""
+    client = aioredis.from_url(places.redis_url, socket_timeout=5)
+    try:
+        kind, _, started = (await client.get(alert.STATE) or b"").decode().partition("|")
+    finally:
+        await client.aclose()
+    if kind == "firing":
+        await alert.send(webhook, token, alert.notification(0, started, resolved=True))
