@@ -12,7 +12,7 @@ import asyncpg
 import pytest
 import redis.asyncio as aioredis
 
-from tests.conftest import PG_ADMIN, empty_redis
+from tests.conftest import PG_ADMIN, dsn_for, empty_redis
 from tests.scenario.test_playground import free_port
 from tests.support.demo_process import (
     DEMO_REDIS,
@@ -158,3 +158,38 @@ async def _card_says(session: aiohttp.ClientSession, base: str, text: str) -> bo
     async with session.get(url) as response:
         items = (await response.json())["items"]
     return any(text in item.get("text", "") for item in items)
+
+
+@pytest.mark.timeout(180)
+async def test_the_demo_crm_and_log_carry_the_findings(tmp_path, state_dsn, demo_redis):
+    """db indexes, search zero-results and logs find the demo's planted problems; secrets masked."""
+    port = free_port()
+    process = await start_demo(tmp_path, demo_env(state_dsn, port))
+    log = tmp_path / ".forge-demo" / "logs" / "backend.log"
+    try:
+        await wait_up(f"http://127.0.0.1:{port}", process, tmp_path)
+        await wait_for(_holds(log, "sk_live_"))
+        env = demo_env(
+            state_dsn,
+            port,
+            DATABASE_URL=dsn_for("forge_demo_crm"),
+            REDIS_URL=DEMO_REDIS,
+            FORGE_LOG_DIR=str(log.parent),
+        )
+        _, indexes = await run_forge(tmp_path, env, "run", "db indexes")
+        _, zero = await run_forge(tmp_path, env, "run", "search zero-results")
+        _, logs = await run_forge(tmp_path, env, "run", "logs backend")
+    finally:
+        await stop(process)
+    assert "1 missing, 1 duplicate" in indexes and "public.deals" in indexes
+    assert "invoce 2024" in zero and "renewel" in zero
+    assert "Stripe request with api_key=[redacted]" in logs
+    assert "sk_live_" not in logs and "Sup3r-s3cret" not in logs
+    assert "sk_live_" in log.read_text()
+
+
+def _holds(path, text: str):  # type: ignore[no-untyped-def]
+    async def check() -> bool:
+        return path.exists() and text in path.read_text()
+
+    return check
