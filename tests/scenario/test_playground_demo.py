@@ -193,3 +193,36 @@ def _holds(path, text: str):  # type: ignore[no-untyped-def]
         return path.exists() and text in path.read_text()
 
     return check
+
+
+@pytest.mark.timeout(180)
+async def test_retried_jobs_succeed_and_injected_failures_really_fail(
+    tmp_path, state_dsn, demo_redis
+):
+    """`dlq retry email` empties the DLQ into a worker that now delivers, and the alert resolves;
+    `queue inject-failure` jobs use up their attempts and land in the DLQ."""
+    port = free_port()
+    process = await start_demo(tmp_path, demo_env(state_dsn, port))
+    env = demo_env(state_dsn, port, DATABASE_URL=dsn_for("forge_demo_crm"), REDIS_URL=DEMO_REDIS)
+    try:
+        await wait_up(f"http://127.0.0.1:{port}", process, tmp_path)
+        await wait_for(lambda: _alert_is(demo_redis, "firing"), 90)
+        dead = await demo_redis.zrange("bull:email:failed", 0, -1)
+        code, said = await run_forge(tmp_path, env, "run", "dlq retry email")
+        assert code == 0, said
+        await wait_for(lambda: _alert_is(demo_redis, "resolved"), 60)
+        done = await demo_redis.zrange("bull:email:completed", 0, -1)
+        assert set(dead) <= set(done)
+        code, said = await run_forge(tmp_path, env, "run", "queue inject-failure embeddings 2")
+        assert code == 0, said
+        await wait_for(lambda: _failed_count(demo_redis, "embeddings", 2), 60)
+    finally:
+        await stop(process)
+    for job_id in await demo_redis.zrange("bull:embeddings:failed", 0, -1):
+        job = await demo_redis.hgetall(f"bull:embeddings:{job_id}")
+        assert job["name"] == "test-failure" and job["atm"] == "5"
+        assert job["failedReason"] == "This job is designed to fail for DLQ testing"
+
+
+async def _failed_count(client: aioredis.Redis, queue: str, count: int) -> bool:
+    return await client.zcard(f"bull:{queue}:failed") >= count
