@@ -56,7 +56,7 @@ class Env(BaseSettings):
     forge_demo_dir: Path = Path(".forge-demo")
     forge_demo_jobs_per_second: float = Field(1.0, gt=0, le=100)
     forge_demo_backoff_scale: float = Field(1.0, gt=0, le=10)
-    forge_demo_dlq_threshold: int = Field(8, ge=1, le=10_000)
+    forge_demo_dlq_threshold: int = Field(5, ge=1, le=10_000)
 
 
 class _Section(BaseModel):

@@ -21,9 +21,10 @@ from typing import Any
 import asyncpg
 import redis.asyncio as aioredis
 import structlog
+from aiohttp import web
 from bullmq import Queue, Worker
 
-from bot.demo import alert, crm
+from bot.demo import alert, api, crm
 from bot.demo.jobs import OUTAGE, SPECS, failure, job, options
 from bot.demo.logfile import BackendLog
 
@@ -45,6 +46,7 @@ class Spec:
     threshold: int
     webhook: str
     token: str
+    api_port: int
 
 
 class Demo:
@@ -149,6 +151,27 @@ class Demo:
                 self.crm = None if step == self.query_crm else self.crm
             await asyncio.sleep(TICK)
 
+    async def serve_api(self) -> web.AppRunner:
+        """ClientForge's health routes on 127.0.0.1:api_port."""
+        runner = web.AppRunner(api.app(self._postgres_up, self._redis_up), access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", self.spec.api_port).start()
+        return runner
+
+    async def _postgres_up(self) -> bool:
+        try:
+            probe = await asyncpg.connect(self.spec.crm_dsn, timeout=2)
+            await probe.close(timeout=2)
+        except (OSError, TimeoutError, asyncpg.PostgresError):
+            return False
+        return True
+
+    async def _redis_up(self) -> bool:
+        try:
+            return bool(await self.redis.ping())
+        except (OSError, aioredis.RedisError):
+            return False
+
     async def close(self) -> None:
         """Workers and connections closed."""
         for worker in self.workers:
@@ -191,12 +214,14 @@ async def main() -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     _on_stdin_closed(stop)
+    runner = await demo.serve_api()
     demo.start_workers()
     steps = (demo.produce, demo.watch_dlq, demo.query_crm, demo.write_log)
     tasks = [asyncio.create_task(demo.forever(step)) for step in steps]
     await stop.wait()
     for task in tasks:
         task.cancel()
+    await runner.cleanup()
     await demo.close()
     return 0
 

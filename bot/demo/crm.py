@@ -6,7 +6,7 @@ from pathlib import Path
 
 import asyncpg
 
-from bot.demo.places import DATABASE, OWNER_NOTE, PG_TIMEOUT, Places
+from bot.demo.places import DATABASE, PG_TIMEOUT, Places
 
 SCHEMA = Path(__file__).with_name("crm.sql")
 # What the CRM's API would run: deals by contact (no index) and a pipeline summary.
@@ -19,17 +19,11 @@ STATEMENTS = (
 
 async def create(places: Places) -> None:
     """A fresh `forge_demo_crm`, marked as the demo's, with its tables and findings."""
-    admin = await asyncpg.connect(places.maintenance_dsn, timeout=PG_TIMEOUT)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
-        await admin.execute(f'CREATE DATABASE "{DATABASE}"')
-        await admin.execute(f"COMMENT ON DATABASE \"{DATABASE}\" IS '{OWNER_NOTE}'")
-        preloaded = await admin.fetchval("SELECT current_setting('shared_preload_libraries')")
-    finally:
-        await admin.close()
+    await places.create_database(DATABASE)
     crm = await asyncpg.connect(places.crm_dsn, timeout=PG_TIMEOUT)
     try:
         await crm.execute(SCHEMA.read_text(encoding="utf-8"))
+        preloaded = await crm.fetchval("SELECT current_setting('shared_preload_libraries')")
         if "pg_stat_statements" in preloaded:
             await crm.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
     finally:

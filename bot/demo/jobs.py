@@ -33,7 +33,7 @@ class QueueSpec:
 SPECS = {
     spec.name: spec
     for spec in (
-        QueueSpec("email", 5, "exponential", 2000, 5, 0.05, 1.0),
+        QueueSpec("email", 5, "exponential", 2000, 5, 0.05, 2.0),
         QueueSpec("data-sync", 3, "fixed", 5000, 1, 1.6, 0.8),  # slower than it is fed: it lags
         QueueSpec("embeddings", 3, "exponential", 1000, 5, 0.2, 0.3),
         QueueSpec("file-processing", 2, "fixed", 3000, 3, 0.3, 0.2),

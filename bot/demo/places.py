@@ -13,6 +13,7 @@ import redis.asyncio as aioredis
 from bot.config.settings import ConfigError, Settings
 
 DATABASE = "forge_demo_crm"
+STATE_DATABASE = "forge_demo_state"  # forge's own state for the demo, new each start
 OWNER_NOTE = "made by forge playground --demo"
 MARKER = "forge-demo:owner"
 OWN_PREFIX = "forge-demo:"
@@ -74,14 +75,18 @@ class Places:
         finally:
             await client.aclose()
 
-    async def database_state(self) -> str:
+    def dsn(self, database: str) -> str:
+        """A DSN of DATABASE_URL's server for one of the demo's databases."""
+        return self.crm_dsn.replace("/" + DATABASE, "/" + database)
+
+    async def database_state(self, database: str = DATABASE) -> str:
         """`missing`, `ours`, or `foreign` (it exists without the demo's comment)."""
         admin = await asyncpg.connect(self.maintenance_dsn, timeout=PG_TIMEOUT)
         try:
             row = await admin.fetchrow(
                 "SELECT shobj_description(oid, 'pg_database') AS note "
                 "FROM pg_database WHERE datname = $1",
-                DATABASE,
+                database,
             )
         finally:
             await admin.close()
@@ -100,11 +105,12 @@ class Places:
                 f"the demo's, e.g. {', '.join(foreign)}; point FORGE_DEMO_REDIS_URL at an "
                 "empty database"
             )
-        if await self.database_state() == "foreign":
-            return (
-                f"a PostgreSQL database {DATABASE} exists that the demo did not make; "
-                "drop or rename it, or use another server (DATABASE_URL)"
-            )
+        for database in (DATABASE, STATE_DATABASE):
+            if await self.database_state(database) == "foreign":
+                return (
+                    f"a PostgreSQL database {database} exists that the demo did not make; "
+                    "drop or rename it, or use another server (DATABASE_URL)"
+                )
         return None
 
     async def check(self, settings: Settings) -> None:
@@ -144,24 +150,35 @@ class Places:
         finally:
             await client.aclose()
 
-    async def drop_database(self) -> bool:
-        """Drop the CRM database when it is the demo's; whether it did."""
-        if await self.database_state() != "ours":
+    async def drop_database(self, database: str = DATABASE) -> bool:
+        """Drop one of the demo's databases when it is the demo's; whether it did."""
+        if await self.database_state(database) != "ours":
             return False
         admin = await asyncpg.connect(self.maintenance_dsn, timeout=PG_TIMEOUT)
         try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
+            await admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
         finally:
             await admin.close()
         return True
+
+    async def create_database(self, database: str) -> None:
+        """A new, empty database, marked as the demo's (an old one of the demo's is dropped)."""
+        admin = await asyncpg.connect(self.maintenance_dsn, timeout=PG_TIMEOUT)
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+            await admin.execute(f'CREATE DATABASE "{database}"')
+            await admin.execute(f"COMMENT ON DATABASE \"{database}\" IS '{OWNER_NOTE}'")
+        finally:
+            await admin.close()
 
     async def clean(self) -> list[str]:
         """--demo-clean: the demo's keys, database and folder removed; what was removed."""
         done = []
         keys = await self.clear_redis(keep_marker=False)
         done.append(f"{keys} Redis keys from {_safe(self.redis_url)}")
-        if await self.drop_database():
-            done.append(f"the database {DATABASE}")
+        for database in (DATABASE, STATE_DATABASE):
+            if await self.drop_database(database):
+                done.append(f"the database {database}")
         if self.folder.is_dir():
             shutil.rmtree(self.folder)
             done.append(f"the folder {self.folder.name}")

@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import secrets
+import socket
 import sys
 from dataclasses import asdict, replace
 
@@ -18,7 +19,7 @@ from bot.config.settings import ConfigError, Settings
 from bot.demo import alert, crm
 from bot.demo.child import Spec
 from bot.demo.jobs import OUTAGE
-from bot.demo.places import Places
+from bot.demo.places import STATE_DATABASE, Places
 
 log = structlog.get_logger(__name__)
 STOP_SECONDS = 10
@@ -27,9 +28,10 @@ STOP_SECONDS = 10
 class DemoRun:
     """One demo: its places, the settings forge runs with, and the child process."""
 
-    def __init__(self, places: Places, settings: Settings) -> None:
+    def __init__(self, places: Places, settings: Settings, api_port: int) -> None:
         self.places = places
         self.settings = settings
+        self.api_port = api_port
         self.webhook = ""
         self.child: asyncio.subprocess.Process | None = None
         self._lock = asyncio.Lock()
@@ -39,22 +41,29 @@ class DemoRun:
         """Refuse (ConfigError) or start from scratch; forge's settings aimed at the demo."""
         places = Places.of(settings)
         await places.check(settings)
+        env = settings.env
+        state = env.forge_state_database_url
         try:
             await seed(places)
+            if state is None:  # a new state each start: no card of a past session's stand-in
+                await places.create_database(STATE_DATABASE)
+                state = SecretStr(places.dsn(STATE_DATABASE))
         except (OSError, TimeoutError, aioredis.RedisError, asyncpg.PostgresError) as exc:
-            raise ConfigError(f"forge playground --demo could not set up: {exc}") from None
-        env = settings.env
+            raise ConfigError(f"the demo could not set up its places: {exc}") from None
         token = env.forge_alertmanager_token or SecretStr(secrets.token_urlsafe(24))
+        api_port = _free_port()
         demo_env = env.model_copy(
             update={
+                "forge_state_database_url": state,
                 "redis_url": SecretStr(places.redis_url),
                 "database_url": SecretStr(places.crm_dsn),
                 "forge_log_dir": places.logs,
                 "forge_backup_dir": places.backups,
                 "forge_alertmanager_token": token,
+                "clientforge_api_url": f"http://127.0.0.1:{api_port}",
             }
         )
-        return cls(places, replace(settings, env=demo_env))
+        return cls(places, replace(settings, env=demo_env), api_port)
 
     def spec(self) -> Spec:
         """What the child is told."""
@@ -69,6 +78,7 @@ class DemoRun:
             threshold=env.forge_demo_dlq_threshold,
             webhook=self.webhook,
             token=env.forge_alertmanager_token.get_secret_value(),  # type: ignore[union-attr]
+            api_port=self.api_port,
         )
 
     async def start(self, webhook: str) -> None:
@@ -130,3 +140,10 @@ async def resolve_alert(places: Places, webhook: str, token: str) -> None:
         await client.aclose()
     if kind == "firing":
         await alert.send(webhook, token, alert.notification(0, started, resolved=True))
+
+
+def _free_port() -> int:
+    """A port for the demo's ClientForge API on 127.0.0.1."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]

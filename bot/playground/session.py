@@ -154,13 +154,13 @@ async def run(
     from bot.playground.page import mount
 
     refuse_production(settings)
-    settings = await own_state_store(settings)
     demo_run = None
     if demo:
         from bot.demo.runner import DemoRun
 
         demo_run = await DemoRun.prepare(settings)
         settings = demo_run.settings
+    settings = await own_state_store(settings)
     playground = prepare(settings, public=public)
     playground.demo = demo_run
 

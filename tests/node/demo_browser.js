@@ -45,7 +45,11 @@ async function scenario(page, url, dir, shots) {
 
   await page.click("#tour-try");
   await page.press("#text", "Enter");
-  await page.locator(".msg", { hasText: /health — (ok|warning|critical)/ }).first().waitFor({ timeout: WAIT });
+  const health = page.locator(".msg", { hasText: /health — (ok|warning|critical)/ }).first();
+  await health.waitFor({ timeout: WAIT });
+  // the demo's ClientForge API answers readiness; Elasticsearch is left out, and health says how to start it
+  await health.locator("text=elasticsearch degraded (not part of the demo)").first().waitFor({ timeout: WAIT });
+  await health.locator("text=docker compose up elasticsearch").first().waitFor({ timeout: WAIT });
   await shoot(page, dir, "demo-1-health.png", shots);
 
   await page.click('[data-channel="C0ALERTS"]');

@@ -34,7 +34,8 @@ pytestmark = pytest.mark.integration
 async def drop_demo_database() -> None:
     admin = await asyncpg.connect(PG_ADMIN)
     try:
-        await admin.execute('DROP DATABASE IF EXISTS "forge_demo_crm" WITH (FORCE)')
+        for name in ("forge_demo_crm", "forge_demo_state"):
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         await admin.close()
 
@@ -92,10 +93,11 @@ async def test_a_database_the_demo_did_not_make_is_refused_and_kept(
 async def test_the_workers_stop_with_the_playground_and_clean_leaves_nothing(
     tmp_path, state_dsn, demo_redis
 ):
-    """SIGTERM, then SIGKILL of the playground: its child goes too; --demo-clean takes the rest."""
+    """SIGTERM, then SIGKILL of the playground: its child goes too; --demo-clean takes the rest
+    (forge's state included: no FORGE_STATE_DATABASE_URL, so it is in forge_demo_state)."""
     for how in (signal.SIGTERM, signal.SIGKILL):
         port = free_port()
-        process = await start_demo(tmp_path, demo_env(state_dsn, port))
+        process = await start_demo(tmp_path, demo_env(None, port))
         try:
             await wait_up(f"http://127.0.0.1:{port}", process, tmp_path)
             await wait_for(lambda: _has_jobs(demo_redis))
@@ -105,13 +107,13 @@ async def test_the_workers_stop_with_the_playground_and_clean_leaves_nothing(
             os.kill(process.pid, how)
             await asyncio.wait_for(process.wait(), 30)
         assert await wait_gone(workers[0]), f"demo child {workers[0]} outlived {how.name}"
-    assert await demo_database_exists() and await demo_redis.dbsize() > 0
-    code, said = await run_forge(
-        tmp_path, demo_env(state_dsn, free_port()), "playground", "--demo-clean"
-    )
+    assert await demo_database_exists() and await demo_database_exists("forge_demo_state")
+    assert await demo_redis.dbsize() > 0
+    env = demo_env(None, free_port())
+    code, said = await run_forge(tmp_path, env, "playground", "--demo-clean")
     assert code == 0, said
-    assert await demo_redis.dbsize() == 0
-    assert not await demo_database_exists() and not (tmp_path / ".forge-demo").exists()
+    assert await demo_redis.dbsize() == 0 and not (tmp_path / ".forge-demo").exists()
+    assert not await demo_database_exists() and not await demo_database_exists("forge_demo_state")
 
 
 async def _has_jobs(client: aioredis.Redis) -> bool:

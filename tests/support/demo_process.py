@@ -21,8 +21,9 @@ THRESHOLD = 4
 OUTPUT = "playground.out"
 
 
-def demo_env(state_dsn: str, port: int, **extra: str) -> dict[str, str]:
-    """The environment `make playground` would see, with the demo's rates made test-fast."""
+def demo_env(state_dsn: str | None, port: int, **extra: str) -> dict[str, str]:
+    """The environment `make playground` would see, with the demo's rates made test-fast;
+    without `state_dsn`, forge keeps its state where the demo puts it (forge_demo_state)."""
     env = {
         k: v
         for k, v in os.environ.items()
@@ -31,7 +32,6 @@ def demo_env(state_dsn: str, port: int, **extra: str) -> dict[str, str]:
     closed = "http://127.0.0.1:9"
     env.update(
         {
-            "FORGE_STATE_DATABASE_URL": state_dsn,
             "DATABASE_URL": PG_ADMIN,
             "REDIS_URL": redis_url(0),
             "FORGE_DEMO_REDIS_URL": DEMO_REDIS,
@@ -47,6 +47,8 @@ def demo_env(state_dsn: str, port: int, **extra: str) -> dict[str, str]:
             **extra,
         }
     )
+    if state_dsn is not None:
+        env["FORGE_STATE_DATABASE_URL"] = state_dsn
     return env
 
 
@@ -131,13 +133,11 @@ async def wait_gone(pid: int, seconds: float = 15) -> bool:
     return False
 
 
-async def demo_database_exists() -> bool:
-    """Whether forge_demo_crm is on the server."""
+async def demo_database_exists(name: str = "forge_demo_crm") -> bool:
+    """Whether the demo's database (the CRM, or `forge_demo_state`) is on the server."""
     admin = await asyncpg.connect(PG_ADMIN)
     try:
-        return bool(
-            await admin.fetchval("SELECT 1 FROM pg_database WHERE datname = 'forge_demo_crm'")
-        )
+        return bool(await admin.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name))
     finally:
         await admin.close()
 

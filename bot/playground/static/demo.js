@@ -3,16 +3,18 @@
 "use strict";
 
 const TOUR = [
-  ["Health", "As @ops in #ops, run /forge health: five live queues, email failing, data-sync lagging.",
-    "/forge health"],
-  ["The DLQ grows", "Email jobs use up their 5 attempts (SMTP 421, mailbox full, a template error). " +
-    "Watch /forge dlq list email grow; at {threshold} jobs Alertmanager pages #alerts.", "/forge dlq list email"],
+  ["Health", "As @ops in #ops, run /forge health: the demo's ClientForge API, PostgreSQL and Redis. " +
+    "Elasticsearch is left out, and health says how to start it.", "/forge health"],
+  ["The DLQ grows", "/forge queue health: email jobs use up their 5 attempts (SMTP 421, mailbox full, " +
+    "a template error) and data-sync lags. At {threshold} dead email jobs Alertmanager pages #alerts.",
+    "/forge queue health"],
   ["Clear it as operator", "In #ops, /forge dlq clear email, and type the queue's name to confirm. " +
     "It is destructive, so it waits for a second person.", "/forge dlq clear email"],
   ["Approve as lead", "Switch \"You are\" to @lead and press Approve on the request card.", ""],
   ["The alert resolves", "Open #alerts: with the DLQ empty the card turns resolved. " +
     "(/forge dlq retry email instead sends jobs back to a worker that now succeeds.)", ""],
-  ["An incident checklist", "Declare one from the alert card, or type it: the checklist's steps become buttons.",
+  ["An incident checklist", "While the card fires, declare an incident for it: forge opens it in #incidents " +
+    "with the runbook's checklist, its commands as Run buttons.",
     "/forge incident declare P2 Email DLQ filled during SMTP outage"],
 ];
 
