@@ -10,7 +10,7 @@ import aiohttp
 
 from bot.demo.places import OWN_PREFIX
 
-STATE = OWN_PREFIX + "alert"  # absent: armed; "firing|<startsAt>"; "resolved|<startsAt>"
+STATE = OWN_PREFIX + "alert"  # absent: armed; else "firing|resolved", startsAt, the count fired
 LABELS = {
     "alertname": "QueueDLQJobsPresent",
     "severity": "warning",
@@ -73,3 +73,15 @@ async def send(url: str, token: str, payload: dict[str, Any]) -> bool:
 def now_stamp() -> str:
     """Now, as Alertmanager writes startsAt."""
     return _stamp(datetime.now(UTC))
+
+
+def read_state(raw: bytes | None) -> tuple[str, str, int]:
+    """The alert's state as kept in Redis: kind ("" when armed), startsAt, the count it fired at."""
+    kind, _, rest = (raw or b"").decode().partition("|")
+    started, _, count = rest.partition("|")
+    return kind, started, int(count or 0)
+
+
+def write_state(kind: str, started: str, count: int) -> str:
+    """The value read_state reads."""
+    return f"{kind}|{started}|{count}"

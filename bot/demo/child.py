@@ -116,19 +116,20 @@ class Demo:
     async def watch_dlq(self, _: int) -> None:
         """Fire QueueDLQJobsPresent when the email DLQ passes the threshold; resolve at zero."""
         count = await self.redis.zcard("bull:email:failed")
-        kind, _, started = (await self.redis.get(alert.STATE) or b"").decode().partition("|")
+        kind, started, fired = alert.read_state(await self.redis.get(alert.STATE))
         if not kind and count >= self.spec.threshold:
             await self._notify(count, alert.now_stamp(), "firing")
         elif kind == "firing" and count == 0:
-            await self._notify(count, started, "resolved")
+            # Alertmanager resolves with the annotations of the last firing evaluation
+            await self._notify(fired, started, "resolved")
 
     async def _notify(self, count: int, started: str, kind: str) -> None:
         payload = alert.notification(count, started, resolved=kind == "resolved")
         if await alert.send(self.spec.webhook, self.spec.token, payload):
-            await self.redis.set(alert.STATE, f"{kind}|{started}")
+            await self.redis.set(alert.STATE, alert.write_state(kind, started, count))
             if kind == "firing":
                 await self.redis.delete(OUTAGE)  # the relay recovers as the page is paged
-            self.log.line("warn", f"[alertmanager] QueueDLQJobsPresent {kind}: email DLQ {count}")
+            self.log.line("warn", f"[alertmanager] QueueDLQJobsPresent {kind} (email DLQ)")
 
     async def query_crm(self, n: int) -> None:
         """The CRM's own statements, for db indexes, slow and top."""

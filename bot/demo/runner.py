@@ -135,11 +135,11 @@ async def resolve_alert(places: Places, webhook: str, token: str) -> None:
     """A firing demo alert is resolved before the demo starts over, so its card does not hang."""
     client = aioredis.from_url(places.redis_url, socket_timeout=5)
     try:
-        kind, _, started = (await client.get(alert.STATE) or b"").decode().partition("|")
+        kind, started, fired = alert.read_state(await client.get(alert.STATE))
     finally:
         await client.aclose()
     if kind == "firing":
-        await alert.send(webhook, token, alert.notification(0, started, resolved=True))
+        await alert.send(webhook, token, alert.notification(fired, started, resolved=True))
 
 
 def _free_port() -> int:

@@ -51,12 +51,14 @@ async function scenario(page, url, dir, shots) {
   await health.locator("text=elasticsearch degraded (not part of the demo)").first().waitFor({ timeout: WAIT });
   await health.locator("text=docker compose up elasticsearch").first().waitFor({ timeout: WAIT });
   await shoot(page, dir, "demo-1-health.png", shots);
+  await page.click("#tour-next");
 
   await page.click('[data-channel="C0ALERTS"]');
   const alert = page.locator(".msg", { hasText: "FIRING: QueueDLQJobsPresent" }).first();
   await alert.waitFor({ timeout: ALERT_WAIT });
   await alert.getByRole("button", { name: "dlq list email" }).waitFor({ timeout: WAIT });
   await shoot(page, dir, "demo-2-alert.png", shots);
+  await page.click("#tour-next");
 
   await page.click('[data-channel="C0OPS"]');
   await slash(page, "/forge dlq clear email");
@@ -67,15 +69,18 @@ async function scenario(page, url, dir, shots) {
   const card = page.locator(".msg", { hasText: "Approval needed" }).first();
   await card.locator("text=Waiting for an approver").waitFor({ timeout: WAIT });
   await shoot(page, dir, "demo-3-requested.png", shots);
+  await page.click("#tour-next");
 
   await become(page, "U0LEAD", "approver");
   await card.getByRole("button", { name: "Approve" }).click();
   await card.locator("text=done").waitFor({ timeout: WAIT });
   await shoot(page, dir, "demo-4-approved.png", shots);
+  await page.click("#tour-next");
 
   await page.click('[data-channel="C0ALERTS"]');
   const resolved = page.locator(".msg", { hasText: "RESOLVED: QueueDLQJobsPresent" }).first();
   await resolved.waitFor({ timeout: WAIT });
+  await page.locator("#tour", { hasText: "5/6" }).waitFor({ timeout: WAIT });
   await shoot(page, dir, "demo-5-resolved.png", shots);
   return (await resolved.innerText()).replace(/\s+/g, " ");
 }
