@@ -254,7 +254,7 @@ def _how_to_start(ctx: Context, name: str) -> str:
     """Outside production (the playground's demo, a laptop), where a missing service comes from."""
     if name != "elasticsearch" or ctx.settings.environment == "production":
         return ""
-    return "; start it: docker compose up elasticsearch"
+    return "; run docker compose up elasticsearch"
 
 
 async def run_checks(ctx: Context) -> list[Check]:
