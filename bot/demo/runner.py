@@ -111,9 +111,13 @@ class DemoRun:
         """Everything back to the start: the alert resolved, queues, database and log anew."""
         async with self._lock:
             await self.stop()
-            await resolve_alert(self.places, self.webhook, self.spec().token)
-            await seed(self.places)
-            await self.start(self.webhook)
+            try:
+                await resolve_alert(self.places, self.webhook, self.spec().token)
+                await seed(self.places)
+            except (OSError, TimeoutError, aioredis.RedisError, asyncpg.PostgresError) as exc:
+                raise ConfigError(f"the demo could not start over: {exc}") from None
+            finally:
+                await self.start(self.webhook)
 
 
 async def seed(places: Places) -> None:

@@ -7,6 +7,7 @@ from typing import Any
 import structlog
 from aiohttp import web
 
+from bot.config.settings import ConfigError
 from bot.playground.session import Playground
 
 log = structlog.get_logger(__name__)
@@ -28,7 +29,10 @@ def add(sub: web.Application, playground: Playground) -> None:
     """POST /playground/demo/reset, behind the playground's guard like every act."""
 
     async def reset(_: web.Request) -> web.Response:
-        await playground.demo.reset()
+        try:
+            await playground.demo.reset()
+        except ConfigError as exc:  # Redis or PostgreSQL went away: say so, never a 500
+            return web.json_response({"ok": False, "error": str(exc)}, status=409)
         playground.api.touch()
         log.info("demo_reset")
         return web.json_response({"ok": True})
