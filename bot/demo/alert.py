@@ -58,6 +58,41 @@ def notification(count: int, started: str, *, resolved: bool) -> dict[str, Any]:
     }
 
 
+def resolved(held: list[dict[str, Any]], group_by: tuple[str, ...]) -> list[dict[str, Any]]:
+    """Alerts Alertmanager holds (its API's shape), as the resolved notifications of their groups.
+
+    forge matches alerts by fingerprint and start, so each one's card turns resolved.
+    """
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for one in held:
+        labels = one.get("labels") or {}
+        key = "{}:{" + ", ".join(f'{k}="{labels.get(k, "")}"' for k in group_by) + "}"
+        groups.setdefault(key, []).append(
+            {
+                "status": "resolved",
+                "labels": labels,
+                "annotations": one.get("annotations") or {},
+                "startsAt": one.get("startsAt", ""),
+                "endsAt": _stamp(datetime.now(UTC)),
+                "generatorURL": one.get("generatorURL", ""),
+                "fingerprint": one.get("fingerprint", ""),
+            }
+        )
+    return [
+        {
+            "version": "4",
+            "groupKey": key,
+            "status": "resolved",
+            "receiver": "forge",
+            "groupLabels": {k: alerts[0]["labels"].get(k, "") for k in group_by},
+            "commonLabels": {},
+            "externalURL": "",
+            "alerts": alerts,
+        }
+        for key, alerts in groups.items()
+    ]
+
+
 async def send(url: str, token: str, payload: dict[str, Any]) -> bool:
     """POST it as Alertmanager does, bearer token and all; whether forge took it (2xx)."""
     try:

@@ -47,6 +47,7 @@ class Spec:
     webhook: str
     token: str
     api_port: int
+    direct_alerts: bool  # False: the demo's Prometheus and Alertmanager page forge instead
 
 
 class Demo:
@@ -61,6 +62,8 @@ class Demo:
         self.credit: dict[str, float] = {}
         self.added = 0
         self.crm: asyncpg.Connection | None = None
+        self.probe_db: asyncpg.Connection | None = None
+        self.probe_lock = asyncio.Lock()
 
     def _known(self) -> list[str]:
         return [q for q in self.spec.queues if q in SPECS]
@@ -125,7 +128,9 @@ class Demo:
 
     async def _notify(self, count: int, started: str, kind: str) -> None:
         payload = alert.notification(count, started, resolved=kind == "resolved")
-        if await alert.send(self.spec.webhook, self.spec.token, payload):
+        if not self.spec.direct_alerts or await alert.send(
+            self.spec.webhook, self.spec.token, payload
+        ):
             await self.redis.set(alert.STATE, alert.write_state(kind, started, count))
             if kind == "firing":
                 await self.redis.delete(OUTAGE)  # the relay recovers as the page is paged
@@ -160,12 +165,16 @@ class Demo:
         return runner
 
     async def _postgres_up(self) -> bool:
-        try:
-            probe = await asyncpg.connect(self.spec.crm_dsn, timeout=2)
-            await probe.close(timeout=2)
-        except (OSError, TimeoutError, asyncpg.PostgresError):
-            return False
-        return True
+        """SELECT 1 on a connection kept for readiness (a new one per probe is slow in load)."""
+        async with self.probe_lock:
+            try:
+                if self.probe_db is None or self.probe_db.is_closed():
+                    self.probe_db = await asyncpg.connect(self.spec.crm_dsn, timeout=2)
+                await self.probe_db.fetchval("SELECT 1", timeout=2)
+            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                self.probe_db = None
+                return False
+            return True
 
     async def _redis_up(self) -> bool:
         try:
@@ -182,8 +191,9 @@ class Demo:
             with contextlib.suppress(Exception):
                 await queue.close()
         await self.redis.aclose()
-        if self.crm is not None:
-            await self.crm.close(timeout=2)
+        for db in (self.crm, self.probe_db):
+            if db is not None:
+                await db.close(timeout=2)
 
 
 def _on_stdin_closed(stop: asyncio.Event) -> None:

@@ -19,10 +19,12 @@ from bot.config.settings import ConfigError, Settings
 from bot.demo import alert, crm
 from bot.demo.child import Spec
 from bot.demo.jobs import OUTAGE
+from bot.demo.monitoring import Monitoring
 from bot.demo.places import STATE_DATABASE, Places
 
 log = structlog.get_logger(__name__)
 STOP_SECONDS = 10
+ALERTS = "/alerts/alertmanager"
 
 
 class DemoRun:
@@ -33,7 +35,10 @@ class DemoRun:
         self.settings = settings
         self.api_port = api_port
         self.webhook = ""
+        self.forge = ""
         self.child: asyncio.subprocess.Process | None = None
+        self.monitoring = Monitoring(places.folder / "monitoring")
+        self.direct_alerts = True
         self._lock = asyncio.Lock()
 
     @classmethod
@@ -79,7 +84,28 @@ class DemoRun:
             webhook=self.webhook,
             token=env.forge_alertmanager_token.get_secret_value(),  # type: ignore[union-attr]
             api_port=self.api_port,
+            direct_alerts=self.direct_alerts,
         )
+
+    async def open(self, forge: str) -> None:
+        """Prometheus and Alertmanager when installed (else direct alerts), then the child;
+        `forge` is the playground's base URL."""
+        self.forge = forge
+        await self._monitor()
+        await self.start(forge + ALERTS)
+
+    async def _monitor(self) -> None:
+        spec = self.spec()
+        address = self.forge.removeprefix("http://")
+        started = await self.monitoring.start(
+            self.forge + ALERTS, spec.token, spec.threshold, address
+        )
+        self.direct_alerts = not started
+
+    async def close(self) -> None:
+        """The child, then Prometheus and Alertmanager, stopped."""
+        await self.stop()
+        await self.monitoring.stop()
 
     async def start(self, webhook: str) -> None:
         """Start the child; it posts alerts to `webhook` (forge's /alerts/alertmanager)."""
@@ -92,7 +118,12 @@ class DemoRun:
             stdin=asyncio.subprocess.PIPE,
             env={**os.environ, "FORGE_DEMO_SPEC": spec},
         )
-        log.info("demo_started", pid=self.child.pid, dlq_threshold=self.spec().threshold)
+        log.info(
+            "demo_started",
+            pid=self.child.pid,
+            dlq_threshold=self.spec().threshold,
+            alerts="direct" if self.direct_alerts else "prometheus",
+        )
 
     async def stop(self) -> None:
         """Stop the child: SIGTERM, then SIGKILL after STOP_SECONDS."""
@@ -111,12 +142,19 @@ class DemoRun:
         """Everything back to the start: the alert resolved, queues, database and log anew."""
         async with self._lock:
             await self.stop()
+            token = self.spec().token
             try:
-                await resolve_alert(self.places, self.webhook, self.spec().token)
+                if self.direct_alerts:
+                    await resolve_alert(self.places, self.webhook, token)
+                else:
+                    await self.monitoring.resolve_held(self.webhook, token)
+                    await self.monitoring.stop()
                 await seed(self.places)
             except (OSError, TimeoutError, aioredis.RedisError, asyncpg.PostgresError) as exc:
                 raise ConfigError(f"the demo could not start over: {exc}") from None
             finally:
+                if not self.direct_alerts and not self.monitoring.processes:
+                    await self._monitor()
                 await self.start(self.webhook)
 
 

@@ -23,7 +23,6 @@ WILDCARDS = {"", "0.0.0.0", "::"}
 LOOPBACK = "127.0.0.1"
 KEEP_CALLS = 500
 STATE_DATABASE = "forge_playground"
-ALERTS = "/alerts/alertmanager"
 
 
 @dataclass
@@ -188,11 +187,11 @@ async def run(
 
 
 def _demo_child(demo_run: Any, playground: Playground) -> Callable[[web.Application], Any]:
-    """The demo's child process, for as long as the app runs."""
+    """The demo's processes, for as long as the app runs."""
 
     async def child(_: web.Application) -> Any:
-        await demo_run.start(playground.events_url.removesuffix("/slack/events") + ALERTS)
+        await demo_run.open(playground.events_url.removesuffix("/slack/events"))
         yield
-        await demo_run.stop()
+        await demo_run.close()
 
     return child
