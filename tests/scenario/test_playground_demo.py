@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import sys
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import aiohttp
 import asyncpg
@@ -207,19 +209,26 @@ async def test_retried_jobs_succeed_and_injected_failures_really_fail(
     tmp_path, state_dsn, demo_redis
 ):
     """`dlq retry email` empties the DLQ into a worker that now delivers, and the alert resolves;
-    `queue inject-failure` jobs use up their attempts and land in the DLQ."""
+    `queue inject-failure` jobs use up their attempts and land in the DLQ. No Prometheus on the
+    PATH: the demo posts the notifications itself."""
     port = free_port()
-    process = await start_demo(tmp_path, demo_env(state_dsn, port))
+    base = f"http://127.0.0.1:{port}"
+    bare = demo_env(state_dsn, port, PATH=str(Path(sys.executable).parent))
+    process = await start_demo(tmp_path, bare)
     env = demo_env(state_dsn, port, DATABASE_URL=dsn_for("forge_demo_crm"), REDIS_URL=DEMO_REDIS)
     try:
         await wait_up(f"http://127.0.0.1:{port}", process, tmp_path)
+        spawned = children(process.pid)
+        assert len(spawned) == 1  # the child alone
         await wait_for(lambda: _alert_is(demo_redis, "firing"), 90)
         dead = await demo_redis.zrange("bull:email:failed", 0, -1)
         code, said = await run_forge(tmp_path, env, "run", "dlq retry email")
         assert code == 0, said
         await wait_for(lambda: _alert_is(demo_redis, "resolved"), 60)
         done = await demo_redis.zrange("bull:email:completed", 0, -1)
-        assert set(dead) <= set(done)
+        assert set(dead) <= set(done) and children(process.pid) == spawned
+        async with aiohttp.ClientSession() as session:
+            await wait_for(lambda: _card_says(session, base, "RESOLVED"), 30)
         code, said = await run_forge(tmp_path, env, "run", "queue inject-failure embeddings 2")
         assert code == 0, said
         await wait_for(lambda: _failed_count(demo_redis, "embeddings", 2), 60)

@@ -64,3 +64,22 @@ def test_the_notification_is_one_forges_webhook_takes():
         6,
     )
     assert alert.read_state(None) == ("", "", 0)
+
+
+def test_the_demo_rules_are_deploys_with_the_dlq_rule_at_the_threshold():
+    """Only QueueDLQJobsPresent changes (threshold, no `for`); every other rule is deploy's."""
+    import yaml
+
+    from bot.demo.monitoring import DEPLOY, rules
+
+    theirs = yaml.safe_load((DEPLOY / "prometheus" / "queue-alerts.yml").read_text())
+    ours = yaml.safe_load(rules(7))
+    pairs = zip(theirs["groups"], ours["groups"], strict=True)
+    for group, demo_group in pairs:
+        assert demo_group["interval"] == "2s"
+        for rule, demo_rule in zip(group["rules"], demo_group["rules"], strict=True):
+            if rule["alert"] == "QueueDLQJobsPresent":
+                assert demo_rule["expr"] == 'crm_queue_jobs_dlq_total{queue="email"} >= 7'
+                assert demo_rule["for"] == "0s" and rule["for"] == "5m"
+            else:
+                assert demo_rule == rule
