@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING, Any
 from bot.backends.clients import call
 from bot.core.context import Context
 from bot.core.errors import BackendError
-from bot.core.redact import redact
 from bot.core.registry import NoArgs, Risk, Role, command
 from bot.core.result import Result, Status, Table, worst
+from bot.text.redact import redact
 
 if TYPE_CHECKING:
     import httpx

@@ -10,8 +10,8 @@ from pathlib import Path
 from bot.cli import logs
 from bot.config.settings import ConfigError, Settings, load_settings
 from bot.core.errors import ForgeError
-from bot.core.redact import remember
 from bot.core.result import EXIT_FAILED, EXIT_OK, EXIT_USAGE
+from bot.text.redact import remember
 
 
 def parser() -> argparse.ArgumentParser:

@@ -15,9 +15,9 @@ from bot.core.context import Actor
 from bot.core.dispatch import Invocation
 from bot.core.errors import BackendError
 from bot.core.forge import Forge
-from bot.core.redact import redact
 from bot.core.registry import Role
 from bot.core.result import EXIT_FAILED, EXIT_OK
+from bot.text.redact import redact
 
 
 def cli_user() -> str:

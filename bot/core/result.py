@@ -1,6 +1,6 @@
 """The one shape every command returns; renderers turn it into Block Kit, text or JSON.
 
-Its words are `Text` (bot.core.cells): plain str, or typed cells forge builds, never markup.
+Its words are `Text` (bot.text.cells): plain str, or typed cells forge builds, never markup.
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from bot.core.cells import Text, plain
 from bot.core.paging import Page
+from bot.text.cells import Text, plain
 
 CELL_CHARS = 60
 EMOJI_STYLE = "\ufe0f"
