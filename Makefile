@@ -16,7 +16,7 @@ run: install
 	$(VENV)/bin/forge serve
 
 playground: install
-	$(VENV)/bin/forge playground
+	$(VENV)/bin/forge playground --demo
 
 test:
 	./scripts/test

@@ -8,12 +8,12 @@ from typing import Any
 
 from bot.alerts import runbook
 from bot.alerts.store import AlertStore
-from bot.core.cells import Channel, Code, join, lines, rich
 from bot.core.context import Context
 from bot.core.errors import BackendError, CommandError
 from bot.core.registry import Args, command, positional
 from bot.core.result import Action, Result, Status, Table
-from bot.core.units import between
+from bot.text.cells import Channel, Code, join, lines, rich
+from bot.text.units import between
 
 SEVERITY_STATUS = {"critical": Status.CRITICAL, "warning": Status.WARNING}
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import timedelta
 
 from bot.approvals.store import Approval, ApprovalStore
-from bot.core.cells import Channel, Code, Text, Time, User, join, rich
 from bot.core.context import Context
 from bot.core.paging import Paged, page_of
 from bot.core.registry import command
 from bot.core.result import Result, Status, Table
+from bot.text.cells import Channel, Code, Text, Time, User, join, rich
 
 UNKNOWN_SHOWN_FOR = timedelta(days=7)
 

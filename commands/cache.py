@@ -8,10 +8,10 @@ from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from bot.core.cells import Code, rich
 from bot.core.context import Context
 from bot.core.registry import Args, NoArgs, Risk, Role, command, option
 from bot.core.result import Result, Status, Table, worst
+from bot.text.cells import Code, rich
 
 T = TypeVar("T")
 HIT_RATE_WARN = 60.0

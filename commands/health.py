@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING, Any
 from bot.backends.clients import call
 from bot.core.context import Context
 from bot.core.errors import BackendError
-from bot.core.redact import redact
 from bot.core.registry import NoArgs, Risk, Role, command
 from bot.core.result import Result, Status, Table, worst
+from bot.text.redact import redact
 
 if TYPE_CHECKING:
     import httpx
@@ -249,7 +249,14 @@ async def _guarded(
     try:
         return await call(name, probe(ctx), ctx.settings.config.timeouts.health_check)
     except BackendError as exc:
-        return Check(name, down, None, exc.detail)
+        return Check(name, down, None, exc.detail + _how_to_start(ctx, name))
+
+
+def _how_to_start(ctx: Context, name: str) -> str:
+    """Outside production (the playground's demo, a laptop), where a missing service comes from."""
+    if name != "elasticsearch" or ctx.settings.environment == "production":
+        return ""
+    return "; run docker compose up elasticsearch"
 
 
 async def run_checks(ctx: Context) -> list[Check]:

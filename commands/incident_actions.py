@@ -7,13 +7,13 @@ from typing import Any, Literal
 
 from pydantic import field_validator
 
-from bot.core.cells import Channel, Code, User, rich
 from bot.core.context import Context
 from bot.core.errors import CommandError
 from bot.core.registry import Args, Risk, Role, command, option, positional
 from bot.core.result import Action, Result
 from bot.incidents import checklists
 from bot.incidents.report import durations
+from bot.text.cells import Channel, Code, User, rich
 from commands.incidents import STATUS, Which, name, store, target
 
 SEVERITY = re.compile(r"^[Pp][0-3]$")

@@ -7,16 +7,16 @@ from typing import Annotated, Any
 
 from pydantic import BeforeValidator
 
-from bot.core.cells import Code, User, rich
 from bot.core.context import Context
 from bot.core.errors import CommandError
 from bot.core.paging import Paged, page_of
 from bot.core.registry import Args, command, option, positional
 from bot.core.result import Attachment, Result, Status, Table
-from bot.core.units import between
 from bot.incidents.report import durations, report_markdown
 from bot.incidents.store import IncidentStore
 from bot.incidents.timeline import picture
+from bot.text.cells import Code, User, rich
+from bot.text.units import between
 
 STATUS = {"P0": Status.CRITICAL, "P1": Status.CRITICAL, "P2": Status.WARNING, "P3": Status.WARNING}
 

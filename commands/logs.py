@@ -12,12 +12,12 @@ from pathlib import Path
 from pydantic import field_validator
 from pydantic_core import PydanticCustomError
 
-from bot.core.cells import Code, Emphasis, Pre, Text, lines, rich
 from bot.core.context import Context
 from bot.core.errors import CommandError
-from bot.core.redact import redact
 from bot.core.registry import Args, Risk, Role, command, option, positional
 from bot.core.result import Attachment, Result, Status
+from bot.text.cells import Code, Emphasis, Pre, Text, lines, rich
+from bot.text.redact import redact
 
 # name → file in FORGE_LOG_DIR; nothing else is ever opened
 # (clientforge.md §2 LOG_FILE_PATH, §9.13 backup.log)

@@ -6,12 +6,12 @@ import re
 
 from pydantic import field_validator
 
-from bot.core.cells import Code, Strong, Text, User, join, rich
 from bot.core.context import Context
 from bot.core.errors import CommandError
 from bot.core.paging import Page, page_option
 from bot.core.registry import Args, CommandSpec, NoArgs, Role, command, option, positional
 from bot.core.result import Result, Status, Table
+from bot.text.cells import Code, Strong, Text, User, join, rich
 
 RISK_MARK = {"read": "", "write": " ✎", "destructive": " ⚠ needs approval"}
 

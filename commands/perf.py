@@ -14,9 +14,9 @@ from pydantic_core import PydanticCustomError
 from bot.core.args import Duration
 from bot.core.context import Context
 from bot.core.errors import BackendError
-from bot.core.redact import redact
 from bot.core.registry import Args, Risk, Role, command, option
 from bot.core.result import Result, Status, Table, worst
+from bot.text.redact import redact
 from commands.perf_panels import add_graph
 
 GIB = 1 << 30

@@ -8,14 +8,14 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from bot.backends.prometheus import Series, step_for
-from bot.core.cells import Pre, lines
 from bot.core.context import Context
 from bot.core.errors import BackendError
-from bot.core.redact import redact
 from bot.core.result import Attachment, Result
 from bot.graphs.pool import GraphError, render
 from bot.graphs.sparkline import sparkline
 from bot.graphs.spec import Figure, Line, Panel
+from bot.text.cells import Pre, lines
+from bot.text.redact import redact
 
 if TYPE_CHECKING:
     from commands.perf import Metric

@@ -9,7 +9,6 @@ from typing import Any
 from pydantic import field_validator, model_validator
 
 from bot.core.args import Duration
-from bot.core.cells import Channel, Code, Text, User, rich
 from bot.core.context import Context
 from bot.core.errors import CommandError, ForgeError
 from bot.core.parser import Parsed, parse
@@ -17,6 +16,7 @@ from bot.core.registry import Args, Risk, Role, command, option, positional
 from bot.core.result import Result, Status, Table
 from bot.schedules.slots import When, every_seconds, parse_at, parse_days
 from bot.schedules.store import NewSchedule, Schedule, ScheduleStore
+from bot.text.cells import Channel, Code, Text, User, rich
 
 CHANNEL = re.compile(r"<?#?([CG][A-Z0-9]{2,20})(?:\|[^>]*)?>?")
 SCHEDULE_ID = re.compile(r"#?(\d{1,12})")

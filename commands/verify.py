@@ -22,12 +22,12 @@ from datetime import timedelta
 import structlog
 
 from bot.backends.clients import describe
-from bot.core.cells import Strong, Text, join, plain, rich
 from bot.core.context import Context
 from bot.core.errors import ForgeError
 from bot.core.registry import NoArgs, Risk, Role, command
 from bot.core.result import Action, Result, Status, Table, worst
-from bot.core.units import duration
+from bot.text.cells import Strong, Text, join, plain, rich
+from bot.text.units import duration
 from commands.backup.catalog import Catalog
 from commands.db.space import EXTENSIONS, SERVER, extension_problems
 from commands.health import Check, run_checks

@@ -13,11 +13,11 @@ from urllib.parse import quote
 from bot.alerts import runbook
 from bot.alerts.intake import NOTE as CLEANED
 from bot.config.settings import Config
-from bot.core.cells import Code, Emphasis, Link, Strong, Text, Time, join, lines, rich
 from bot.core.registry import Registry, Risk
 from bot.core.result import Action, Attachment
-from bot.core.units import between
 from bot.slack.render import Message, action_blocks, field_sections, image_block, message, section
+from bot.text.cells import Code, Emphasis, Link, Strong, Text, Time, join, lines, rich
+from bot.text.units import between
 
 SEVERITY = {"critical": "🔴", "warning": "⚠️", "info": "ℹ️"}
 SHOWN_LABELS = ("queue", "table", "index", "instance", "job", "service", "component", "severity")

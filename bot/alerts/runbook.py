@@ -8,9 +8,9 @@ import string
 from collections.abc import Mapping
 
 from bot.config.settings import Config, RunbookEntry
-from bot.core.cells import Code, Text, rich
 from bot.core.errors import UnknownCommand
 from bot.core.registry import Registry
+from bot.text.cells import Code, Text, rich
 
 QUEUE_STEPS = [
     "Look at the queue: `queue health {queue}` shows waiting, active, failed, lag and connected "

@@ -20,9 +20,9 @@ from bot.alerts import intake
 from bot.alerts.publisher import AlertPublisher
 from bot.alerts.store import Group, is_data_error
 from bot.config.settings import Config
-from bot.core import metrics
 from bot.core.errors import BackendError
 from bot.core.forge import Forge
+from bot.http import metrics
 
 log = structlog.get_logger(__name__)
 

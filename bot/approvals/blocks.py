@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.core.cells import Code, Strong, Text, Time, User, plain, rich
 from bot.core.result import Result
 from bot.slack.render import Message, context, field_sections, message, section
+from bot.text.cells import Code, Strong, Text, Time, User, plain, rich
 
 APPROVAL_STATES = {
     "pending": "⏳ Waiting for an approver",

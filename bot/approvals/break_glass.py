@@ -17,10 +17,10 @@ from typing import Any
 import structlog
 
 from bot.backends.clients import call
-from bot.core.cells import Code, Strong, Text, Time, rich
 from bot.slack.outbox import Outbox
 from bot.slack.render import Message, context, message, section
 from bot.state.store import StateStore
+from bot.text.cells import Code, Strong, Text, Time, rich
 
 log = structlog.get_logger(__name__)
 CLAIM_SECONDS = 60.0

@@ -13,13 +13,13 @@ import structlog
 
 from bot.approvals.lease import renewing, unknown_advice
 from bot.approvals.store import Approval, ApprovalStore
-from bot.core.cells import Text, User, plain, rich
 from bot.core.context import Actor, no_progress
 from bot.core.dispatch import STOPPED, Checked, Dispatcher, Invocation, Outcome
 from bot.core.errors import ForgeError, PermissionDenied
 from bot.core.parser import Parsed
 from bot.core.result import Result
 from bot.core.scope import Scope
+from bot.text.cells import Text, User, plain, rich
 
 log = structlog.get_logger(__name__)
 Kind = Literal["requested", "refused", "revoked", "executed", "denied", "cancelled"]

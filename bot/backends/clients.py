@@ -20,7 +20,7 @@ from bot.backends.services import Postgres, Search, Service
 from bot.background.loops import stop
 from bot.config.settings import Settings
 from bot.core.errors import BackendError, BackendTimeout, BackendUnavailable
-from bot.core.redact import redact
+from bot.text.redact import redact
 
 if TYPE_CHECKING:
     import asyncpg

@@ -15,8 +15,8 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from bot.core.cells import Text
 from bot.core.errors import BackendUnavailable, CommandError
+from bot.text.cells import Text
 
 if TYPE_CHECKING:
     import asyncpg

@@ -9,11 +9,11 @@ import structlog
 
 from bot.backends.clients import call
 from bot.background.loops import forever
-from bot.core.cells import Code, Text, rich
 from bot.core.context import Actor
 from bot.core.dispatch import Invocation, Outcome
 from bot.core.registry import Role
 from bot.slack.render import Message, Meta, message, section, to_message
+from bot.text.cells import Code, Text, rich
 from commands.backup.schedule import claim_missed, claim_slot, latest_slot, load, missed
 
 if TYPE_CHECKING:

@@ -12,8 +12,8 @@ from bot.background.lease import Lease, Presence
 from bot.background.recovery import RECOVERY_EVERY, Recovery
 from bot.background.schedules import TICK_SECONDS as REPORT_TICK
 from bot.background.schedules import ReportScheduler
+from bot.home.slack import REFRESH_EVERY
 from bot.incidents.board import POLL, IncidentBoard
-from bot.slack.home import REFRESH_EVERY
 
 if TYPE_CHECKING:
     from bot.core.forge import Forge

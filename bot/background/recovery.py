@@ -6,10 +6,10 @@ from collections.abc import Awaitable, Callable
 
 import structlog
 
-from bot.core.cells import Code, Text, rich
 from bot.slack.outbox import Outbox
 from bot.slack.render import message, section
 from bot.state.inflight import Acked, Inflight
+from bot.text.cells import Code, Text, rich
 
 log = structlog.get_logger(__name__)
 RECOVERY_EVERY = 5.0

@@ -7,10 +7,10 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from bot.core.cells import Code, Text, User, plain, rich
 from bot.core.dispatch import Invocation, Outcome
 from bot.schedules.store import Schedule, ScheduleStore
 from bot.slack.render import Message, Meta, context, message, section, to_message
+from bot.text.cells import Code, Text, User, plain, rich
 
 if TYPE_CHECKING:
     from bot.core.forge import Forge

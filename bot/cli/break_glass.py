@@ -18,15 +18,15 @@ from bot.approvals.break_glass import Notice, NoticeQueue, deliver
 from bot.cli.terminal import to_json, to_text
 from bot.config.settings import Settings
 from bot.core.audit import AuditEntry
-from bot.core.cells import Text, plain
 from bot.core.context import Actor
 from bot.core.dispatch import Invocation, Outcome
 from bot.core.errors import BackendError, ForgeError
 from bot.core.forge import Forge
 from bot.core.parser import Parsed
-from bot.core.redact import redact
 from bot.core.registry import Risk, Role
 from bot.core.result import EXIT_FAILED, EXIT_USAGE
+from bot.text.cells import Text, plain
+from bot.text.redact import redact
 
 
 def unix_user() -> str:

@@ -9,7 +9,7 @@ from typing import Any, TextIO
 
 import structlog
 
-from bot.core.redact import Redactor
+from bot.text.redact import Redactor
 
 # Bolt's request verification logs the raw body of a refused request at INFO
 # (`_debug_log_error`): the slash text, response_url, the legacy token, the whole payload.

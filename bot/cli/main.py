@@ -10,8 +10,8 @@ from pathlib import Path
 from bot.cli import logs
 from bot.config.settings import ConfigError, Settings, load_settings
 from bot.core.errors import ForgeError
-from bot.core.redact import remember
 from bot.core.result import EXIT_FAILED, EXIT_OK, EXIT_USAGE
+from bot.text.redact import remember
 
 
 def parser() -> argparse.ArgumentParser:
@@ -29,6 +29,17 @@ def parser() -> argparse.ArgumentParser:
         "--public",
         action="store_true",
         help="listen on FORGE_HTTP_HOST instead of 127.0.0.1: anyone reaching it acts as anyone",
+    )
+    demo = playground.add_mutually_exclusive_group()
+    demo.add_argument(
+        "--demo",
+        action="store_true",
+        help="a small live ClientForge beside it, in places of its own (make playground runs this)",
+    )
+    demo.add_argument(
+        "--demo-clean",
+        action="store_true",
+        help="remove the demo's Redis keys, database forge_demo_crm and folder, then exit",
     )
     run = sub.add_parser("run", help='run one command from the terminal, e.g. forge run "health"')
     run.add_argument("text", nargs="+", help="the command text, as typed after /forge")

@@ -9,8 +9,8 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from bot.core.cells import Text, machine, plain
 from bot.core.result import Result, table_text
+from bot.text.cells import Text, machine, plain
 
 if TYPE_CHECKING:
     from bot.core.dispatch import Outcome

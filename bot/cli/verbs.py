@@ -15,9 +15,9 @@ from bot.core.context import Actor
 from bot.core.dispatch import Invocation
 from bot.core.errors import BackendError
 from bot.core.forge import Forge
-from bot.core.redact import redact
 from bot.core.registry import Role
 from bot.core.result import EXIT_FAILED, EXIT_OK
+from bot.text.redact import redact
 
 
 def cli_user() -> str:
@@ -52,7 +52,23 @@ async def playground_verb(settings: Settings, args: argparse.Namespace) -> int:
     """Run forge with the local Slack stand-in and its page until signalled; never in production."""
     from bot.playground import session
 
-    await session.run(settings, public=args.public, tell=_tell)
+    if args.demo_clean:
+        return await demo_clean(settings)
+    await session.run(settings, public=args.public, demo=args.demo, tell=_tell)
+    return EXIT_OK
+
+
+async def demo_clean(settings: Settings) -> int:
+    """`forge playground --demo-clean`: what the demo made, removed; another's left alone."""
+    from bot.demo.places import Places
+
+    places = Places.of(settings)
+    try:
+        removed = await places.clean()
+    except Exception as exc:  # Redis, PostgreSQL or the disk: any failure is one line
+        print(f"forge playground --demo-clean: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    print("forge playground --demo-clean: removed " + "; ".join(removed))
     return EXIT_OK
 
 

@@ -60,6 +60,12 @@ class Env(BaseSettings):
     forge_backup_s3_access_key_id: SecretStr | None = None
     forge_backup_s3_secret_access_key: SecretStr | None = None
     forge_backup_s3_region: str = "us-east-1"
+    # `forge playground --demo`: its places, and how fast its ClientForge stand-in fails
+    forge_demo_redis_url: SecretStr = SecretStr("redis://localhost:6379/15")
+    forge_demo_dir: Path = Path(".forge-demo")
+    forge_demo_jobs_per_second: float = Field(1.0, gt=0, le=100)
+    forge_demo_backoff_scale: float = Field(1.0, gt=0, le=10)
+    forge_demo_dlq_threshold: int = Field(5, ge=1, le=10_000)
 
 
 class _Section(BaseModel):

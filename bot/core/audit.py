@@ -11,8 +11,8 @@ from typing import Any
 import structlog
 
 from bot.backends.clients import call
-from bot.core.redact import Redactor
 from bot.state.store import StateStore
+from bot.text.redact import Redactor
 
 log = structlog.get_logger(__name__)
 GENESIS = "0" * 64

@@ -14,10 +14,10 @@ if TYPE_CHECKING:
     from bot.backends.clients import Backends
     from bot.config.settings import Settings
     from bot.core.audit import AuditLog
-    from bot.core.cells import Text
     from bot.core.scope import Scope
     from bot.state.archive import Archive
     from bot.state.store import StateStore
+    from bot.text.cells import Text
 
 
 class Clock(Protocol):

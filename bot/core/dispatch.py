@@ -11,9 +11,7 @@ import structlog
 
 from bot.backends.clients import Backends
 from bot.config.settings import Settings
-from bot.core import metrics
 from bot.core.audit import AuditEntry, AuditLog
-from bot.core.cells import Channel, Code, Text, join, map_text, rich
 from bot.core.context import Actor, Clock, Context, SystemClock, no_progress
 from bot.core.errors import (
     BackendError,
@@ -25,12 +23,14 @@ from bot.core.errors import (
 )
 from bot.core.parser import Parsed, parse
 from bot.core.permissions import Permissions
-from bot.core.redact import Redactor
 from bot.core.registry import CommandSpec, Registry, Risk
 from bot.core.result import EXIT_FAILED, EXIT_OK, EXIT_USAGE, Result
 from bot.core.scope import Scope, StaleScope
+from bot.http import metrics
 from bot.state.archive import Archive
 from bot.state.store import StateStore
+from bot.text.cells import Channel, Code, Text, join, map_text, rich
+from bot.text.redact import Redactor
 
 log = structlog.get_logger(__name__)
 SLOW_NOTICE = 0.8

@@ -12,7 +12,7 @@ ForgeError
 
 from __future__ import annotations
 
-from bot.core.cells import Code, Text, plain, rich
+from bot.text.cells import Code, Text, plain, rich
 
 
 def _check(what: str, variable: str) -> str:

@@ -12,11 +12,11 @@ from bot.core.audit import AuditLog
 from bot.core.context import Clock, SystemClock
 from bot.core.dispatch import Dispatcher
 from bot.core.permissions import GroupDirectory, NoGroups, Permissions
-from bot.core.redact import remember
 from bot.core.registry import REGISTRY, Registry
 from bot.incidents.store import IncidentStore
 from bot.state.archive import Archive
 from bot.state.store import StateStore
+from bot.text.redact import remember
 
 
 class Forge:

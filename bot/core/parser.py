@@ -9,9 +9,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from bot.core.cells import Code, Text, rich
 from bot.core.errors import UsageError
 from bot.core.registry import Args, CommandSpec, Registry, field_extra
+from bot.text.cells import Code, Text, rich
 
 MAX_INPUT_CHARS = 1000
 MAX_TOKENS = 40

@@ -1,6 +1,6 @@
 """The one shape every command returns; renderers turn it into Block Kit, text or JSON.
 
-Its words are `Text` (bot.core.cells): plain str, or typed cells forge builds, never markup.
+Its words are `Text` (bot.text.cells): plain str, or typed cells forge builds, never markup.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from bot.core.cells import Text, plain
 from bot.core.paging import Page
+from bot.text.cells import Text, plain
 
 if TYPE_CHECKING:
     from bot.core.scope import Scope

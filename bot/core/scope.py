@@ -13,8 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from bot.core.cells import Text, rich
 from bot.core.errors import CommandError
+from bot.text.cells import Text, rich
 
 Fact = str | int | float | bool | None
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from bot.core.cells import (
+from bot.home.dashboard import Dashboard, Part
+from bot.slack.render import context, section
+from bot.text.cells import (
     Channel,
     Code,
     Emphasis,
@@ -18,8 +20,6 @@ from bot.core.cells import (
     plain,
     rich,
 )
-from bot.home.dashboard import Dashboard, Part
-from bot.slack.render import context, section
 
 HOME_APPROVE = "forge_home_approve"
 HOME_DENY = "forge_home_deny"

@@ -14,11 +14,11 @@ from typing import Any
 
 import structlog
 
-from bot.core.cells import Code, Text, rich
 from bot.core.context import Actor
 from bot.core.dispatch import Invocation, Outcome
 from bot.core.errors import ForgeError
 from bot.core.forge import Forge
+from bot.text.cells import Code, Text, rich
 
 log = structlog.get_logger(__name__)
 PART_BUDGET = 4.0

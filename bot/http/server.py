@@ -22,11 +22,11 @@ from bot.alerts.publisher import AlertPublisher
 from bot.background import jobs
 from bot.background.leader import Leader
 from bot.background.loops import stop
+from bot.background.tasks import spawn
 from bot.config.settings import ConfigError, Settings
-from bot.core import metrics
 from bot.core.forge import Forge
-from bot.core.tasks import spawn
 from bot.http import gauges as queue_gauges
+from bot.http import metrics
 from bot.http.gauges import QueueGauges
 from bot.http.lifecycle import DRAINING, draining, shut_down
 from bot.incidents.board import IncidentBoard

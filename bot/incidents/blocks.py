@@ -7,11 +7,11 @@ from datetime import datetime
 from typing import Any
 
 from bot.alerts.runbook import known
-from bot.core.cells import Channel, Strong, Struck, Text, Time, User, join, rich
 from bot.core.registry import Registry
-from bot.core.units import between
 from bot.incidents.checklists import SEVERITIES
 from bot.slack.render import Message, context, message, section
+from bot.text.cells import Channel, Strong, Struck, Text, Time, User, join, rich
+from bot.text.units import between
 
 SYMBOL = {"P0": "🔴", "P1": "🟠", "P2": "🟡", "P3": "🔵"}
 EVENT_ICON = {"update": "📣", "severity": "⚖️", "resolved": "✅"}

@@ -8,9 +8,9 @@ from datetime import datetime
 from typing import Any
 
 from bot.backends.clients import call
-from bot.core.cells import User, plain
-from bot.core.units import between
 from bot.state.store import StateStore
+from bot.text.cells import User, plain
+from bot.text.units import between
 
 FIRST_RESPONSE = ("item_done", "update", "assigned", "run")
 

@@ -10,13 +10,13 @@ import structlog
 
 from bot.approvals.slack import Sealer
 from bot.core.audit import AuditEntry
-from bot.core.cells import Code, Text, rich
 from bot.core.dispatch import Invocation
 from bot.core.forge import Forge
 from bot.core.registry import Role
 from bot.incidents.slack import declare_modal
 from bot.slack.pickers import picker
 from bot.slack.render import message, section
+from bot.text.cells import Code, Text, rich
 
 log = structlog.get_logger(__name__)
 DECLARE_SHORTCUT = "forge_declare_incident"

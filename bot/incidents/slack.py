@@ -10,7 +10,6 @@ from typing import Any
 
 import structlog
 
-from bot.core.cells import Code, plain, rich
 from bot.core.dispatch import Invocation, Outcome
 from bot.core.errors import BackendError, UsageError
 from bot.core.parser import normalise
@@ -18,6 +17,7 @@ from bot.incidents.checklists import SEVERITIES
 from bot.incidents.store import IncidentStore
 from bot.slack.pickers import picker
 from bot.slack.render import message, section
+from bot.text.cells import Code, plain, rich
 
 log = structlog.get_logger(__name__)
 DECLARE = "forge_incident_declare"

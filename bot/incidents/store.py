@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from bot.backends.clients import call
 from bot.config.settings import ChecklistItem
-from bot.core.redact import redact, redact_value
 from bot.incidents.checklists import key
 from bot.state.store import StateStore
+from bot.text.redact import redact, redact_value
 
 if TYPE_CHECKING:
     import asyncpg

@@ -10,12 +10,12 @@ import structlog
 
 from bot.backends.clients import call
 from bot.core.errors import BackendError
-from bot.core.redact import redact
 from bot.core.result import Attachment
 from bot.graphs.pool import GraphError, render
 from bot.graphs.spec import Figure, Mark
 from bot.incidents.report import event_detail, milestones
 from bot.state.store import StateStore
+from bot.text.redact import redact
 
 log = structlog.get_logger(__name__)
 MOST_MARKS, LABEL_CHARS = 40, 70

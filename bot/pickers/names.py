@@ -79,14 +79,14 @@ async def incidents(ctx: Context) -> list[Name]:
 
 async def backups(ctx: Context) -> list[Name]:
     """Live dump files, newest first."""
-    from commands.backup.catalog import Catalog
+    from commands.backup import Catalog
 
     return [Name(e.file, e.file) for e in await Catalog(ctx).live(limit=100)]
 
 
 async def indices(ctx: Context) -> list[Name]:
     """Elasticsearch indices, then aliases (alias → index)."""
-    from commands.search.es import cat_aliases, cat_indices
+    from commands.search import cat_aliases, cat_indices
 
     found, aliases = await asyncio.gather(cat_indices(ctx), cat_aliases(ctx))
     names = sorted(str(r.get("index")) for r in found if not str(r.get("index")).startswith("."))

@@ -10,6 +10,7 @@ from typing import Any
 from aiohttp import web
 
 from bot.http.server import FORGE
+from bot.playground import demo_routes
 from bot.playground.guard import Guard
 from bot.playground.people import channels, people
 from bot.playground.session import Playground, refuse_production
@@ -40,6 +41,7 @@ def mount(app: web.Application, playground: Playground) -> None:
     sub.router.add_get("/state", state)
     sub.router.add_post("/act", act)
     sub.router.add_get("/files/{file_id}", download)
+    demo_routes.add(sub, playground)
     sub.cleanup_ctx.append(_client)
     sub.on_shutdown.append(_end_long_polls)
     sub[FORGE] = app[FORGE]
@@ -89,6 +91,7 @@ async def session(request: web.Request) -> web.Response:
             "environment": playground.settings.environment,
             "shortcuts": SHORTCUTS,
             "csrf": csrf,
+            "demo": demo_routes.describe(playground),
         },
         headers=NO_CACHE,
     )

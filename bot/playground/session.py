@@ -6,6 +6,7 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -33,6 +34,7 @@ class Playground:
     events_url: str
     config_note: str
     public: bool = False
+    demo: Any = None  # bot.demo.runner.DemoRun under `forge playground --demo`
 
     @property
     def url(self) -> str:
@@ -137,14 +139,29 @@ async def _create(maintenance_dsn: str) -> bool:
 
 
 async def run(
-    settings: Settings, *, public: bool = False, tell: Callable[[str], None] = lambda _: None
+    settings: Settings,
+    *,
+    public: bool = False,
+    demo: bool = False,
+    tell: Callable[[str], None] = lambda _: None,
 ) -> None:
-    """Serve forge and the playground until signalled; `tell` gets the page's address once up."""
+    """Serve forge and the playground until signalled; `tell` gets the page's address once up.
+
+    With `demo`, a small live ClientForge runs beside it in places of its own (bot/demo).
+    """
     from bot.http.server import serve
     from bot.playground.page import mount
 
     refuse_production(settings)
-    playground = prepare(await own_state_store(settings), public=public)
+    demo_run = None
+    if demo:
+        from bot.demo.runner import DemoRun
+
+        demo_run = await DemoRun.prepare(settings)
+        settings = demo_run.settings
+    settings = await own_state_store(settings)
+    playground = prepare(settings, public=public)
+    playground.demo = demo_run
 
     async def announce(_: web.Application) -> None:
         if playground.public:
@@ -162,6 +179,19 @@ async def run(
 
     def add_routes(app: web.Application) -> None:
         mount(app, playground)
+        if demo_run is not None:
+            app.cleanup_ctx.append(_demo_child(demo_run, playground))
         app.on_startup.append(announce)
 
     await serve(playground.settings, mount=add_routes)
+
+
+def _demo_child(demo_run: Any, playground: Playground) -> Callable[[web.Application], Any]:
+    """The demo's processes, for as long as the app runs."""
+
+    async def child(_: web.Application) -> Any:
+        await demo_run.open(playground.events_url.removesuffix("/slack/events"))
+        yield
+        await demo_run.close()
+
+    return child

@@ -14,17 +14,16 @@ from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.approvals.slack import ApprovalUI, Sealer
-from bot.core import metrics
-from bot.core.cells import Text
+from bot.background.tasks import observe
 from bot.core.dispatch import Invocation
 from bot.core.forge import Forge
 from bot.core.registry import Risk
-from bot.core.tasks import observe
 from bot.home.blocks import HOME_APPROVE, HOME_DENY, HOME_REFRESH, HOME_RUN
+from bot.home.slack import HomeTabs
+from bot.http import metrics
 from bot.incidents.shortcuts import ADD_MODAL, ADD_SHORTCUT, DECLARE_SHORTCUT, Shortcuts
 from bot.incidents.slack import ASSIGN, DECLARE, IncidentUI
 from bot.slack.gate import Gate
-from bot.slack.home import HomeTabs
 from bot.slack.outbox import Outbox
 from bot.slack.pickers import PICK, Pickers
 from bot.slack.render import PAGE_ACTION, Message, Meta
@@ -32,6 +31,7 @@ from bot.slack.reply import Reply
 from bot.slack.run_modal import RUN_ARGS, RUN_PICK, RunModal
 from bot.slack.tracker import JOURNAL_TIMEOUT, Tracker
 from bot.state.inflight import Acked, Inflight
+from bot.text.cells import Text
 
 log = structlog.get_logger(__name__)
 MENTION = re.compile(r"<@[UW][A-Z0-9]+>")

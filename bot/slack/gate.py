@@ -24,10 +24,10 @@ from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
 from slack_sdk.signature import SignatureVerifier
 
-from bot.core import metrics
 from bot.core.audit import AuditEntry
 from bot.core.errors import BackendError
 from bot.core.forge import Forge
+from bot.http import metrics
 from bot.slack import ingress
 from bot.slack.ingress import Body, Refusal
 

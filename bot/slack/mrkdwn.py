@@ -10,7 +10,7 @@ import re
 from typing import Any
 from urllib.parse import quote
 
-from bot.core.cells import (
+from bot.text.cells import (
     Cell,
     Channel,
     Code,

@@ -12,10 +12,10 @@ from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from bot.config.settings import Settings
-from bot.core import metrics
-from bot.core.redact import redact
 from bot.core.result import Attachment
+from bot.http import metrics
 from bot.slack.render import Message
+from bot.text.redact import redact
 
 log = structlog.get_logger(__name__)
 

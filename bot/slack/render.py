@@ -11,11 +11,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from bot.core.cells import Code, Emphasis, Pre, Strong, Text, User, plain, rich
 from bot.core.dispatch import Outcome
 from bot.core.paging import Page
 from bot.core.result import Action, Attachment, Result, Table, table_text
 from bot.slack.mrkdwn import chunks, clip, mrkdwn, table_cell
+from bot.text.cells import Code, Emphasis, Pre, Strong, Text, User, plain, rich
 
 MAX_BLOCKS = 50
 SECTION_CHARS = 2900

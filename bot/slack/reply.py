@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bot.core.cells import Text
 from bot.core.dispatch import Outcome
 from bot.slack.outbox import Outbox
 from bot.slack.render import Meta, running_message, to_message
+from bot.text.cells import Text
 
 NOT_MEMBER = {"not_in_channel", "channel_not_found", "is_archived"}
 

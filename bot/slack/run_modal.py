@@ -7,13 +7,13 @@ import shlex
 from typing import Any
 
 from bot.approvals.slack import Sealer
-from bot.core.cells import Code, rich
 from bot.core.dispatch import Invocation
 from bot.core.forge import Forge
 from bot.core.registry import CommandSpec
 from bot.slack.outbox import Outbox
 from bot.slack.pickers import picker
 from bot.slack.render import context, section
+from bot.text.cells import Code, rich
 
 RUN_PICK = "forge_run_pick"
 RUN_ARGS = "forge_run_args"

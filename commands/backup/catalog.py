@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from bot.backends.clients import call
-from bot.core.cells import Code, rich
 from bot.core.context import Context
 from bot.core.errors import CommandError
+from bot.text.cells import Code, rich
 
 BACKUP_LOCK = 7_466_847_005
 NAME = re.compile(r"backup-\d{4}-\d\d-\d\dT\d\d-\d\d-\d\d-\d{3}Z(-pre-restore)?\.dump")

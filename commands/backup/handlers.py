@@ -6,12 +6,12 @@ import asyncio
 import statistics
 from collections.abc import Awaitable, Callable
 
-from bot.core.cells import Code, rich
 from bot.core.context import Context
 from bot.core.errors import CommandError, ForgeError
 from bot.core.registry import Args, NoArgs, Risk, Role, command, positional
 from bot.core.result import Action, Result, Status, Table, worst
-from bot.core.units import duration, size
+from bot.text.cells import Code, rich
+from bot.text.units import duration, size
 from commands.backup import pg, s3
 from commands.backup.catalog import (
     NAME,

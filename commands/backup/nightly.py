@@ -5,11 +5,11 @@ from __future__ import annotations
 import re
 from datetime import time
 
-from bot.core.cells import Channel, Code, rich
 from bot.core.context import Context
 from bot.core.errors import CommandError
 from bot.core.registry import Args, Risk, Role, command, positional
 from bot.core.result import Result
+from bot.text.cells import Channel, Code, rich
 from commands.backup.catalog import Catalog, Entry
 from commands.backup.schedule import describe, load, save
 

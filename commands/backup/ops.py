@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import Any
 
 from bot.backends.clients import call
-from bot.core.cells import Code, rich
 from bot.core.context import Context
 from bot.core.errors import BackendError, CommandError
 from bot.core.scope import StaleScope
+from bot.text.cells import Code, rich
 from commands.backup import pg
 from commands.backup.catalog import Catalog, Entry, checksum, file_name, resolve
 

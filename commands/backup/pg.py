@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
 from bot.backends.clients import call
-from bot.core.cells import Code, rich
 from bot.core.errors import BackendTimeout, BackendUnavailable, CommandError
-from bot.core.redact import Redactor
+from bot.text.cells import Code, rich
+from bot.text.redact import Redactor
 
 if TYPE_CHECKING:
     import asyncpg

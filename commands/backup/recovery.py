@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from bot.core.cells import Code, rich
 from bot.core.context import Context
 from bot.core.errors import CommandError
 from bot.core.registry import Args, NoArgs, Risk, Role, command, option
 from bot.core.result import Action, Result, Status, Table
 from bot.core.scope import Scope
-from bot.core.units import size
+from bot.text.cells import Code, rich
+from bot.text.units import size
 from commands.backup import pg
 from commands.backup.catalog import Catalog, Entry, exclusive, resolve
 from commands.backup.handlers import age, logged, plural

@@ -7,8 +7,8 @@ from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 from bot.backends.clients import call
-from bot.core.cells import Code, Text, rich
 from bot.core.result import Status
+from bot.text.cells import Code, Text, rich
 
 SCHEDULE_LOCK = 7_466_847_006
 MISSED_AFTER = timedelta(hours=26)

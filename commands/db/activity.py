@@ -6,11 +6,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bot.core.args import Duration
-from bot.core.cells import Code, rich
 from bot.core.context import Context
 from bot.core.registry import Args, command, option
 from bot.core.result import Action, Result, Status, Table
-from bot.core.units import duration
+from bot.text.cells import Code, rich
+from bot.text.units import duration
 from commands.db.pg import one_line, statements_file
 
 CAPACITY = """SELECT current_setting('max_connections')::int AS max,

@@ -5,11 +5,11 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from bot.core.cells import Code, Text, join, lines, rich
 from bot.core.context import Context
 from bot.core.errors import BackendError, CommandError
 from bot.core.registry import command
 from bot.core.result import Result, Status, Table
+from bot.text.cells import Code, Text, join, lines, rich
 from commands.db import locked
 from commands.db.pg import one_line
 

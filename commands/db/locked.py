@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.core.cells import Code, Text, join, rich
 from bot.core.result import Table
-from bot.core.units import duration, size
+from bot.text.cells import Code, Text, join, rich
+from bot.text.units import duration, size
 
 # Every AccessExclusiveLock of this database, granted or waited for, by another session; then the
 # table each one stops (the relation itself, the owner of a TOAST table or of an index).

@@ -8,13 +8,13 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import model_validator
 
-from bot.core.cells import Code, rich
 from bot.core.context import Context
 from bot.core.errors import BackendError, CommandError
 from bot.core.registry import Args, Risk, Role, command, option, positional
 from bot.core.result import Action, Result, Status
 from bot.core.scope import Scope, StaleScope
-from bot.core.units import duration, size
+from bot.text.cells import Code, rich
+from bot.text.units import duration, size
 from commands.db.pg import Relation, TableName, find_table
 
 if TYPE_CHECKING:

@@ -8,10 +8,10 @@ from typing import Annotated, TypeVar
 
 from pydantic import BeforeValidator
 
-from bot.core.cells import Code, join, rich
 from bot.core.context import Context
 from bot.core.errors import CommandError
 from bot.core.result import Attachment
+from bot.text.cells import Code, join, rich
 
 T = TypeVar("T")
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]{0,62}$")

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.core.cells import Code, rich
 from bot.core.context import Context
 from bot.core.paging import Page, page_option
 from bot.core.registry import Args, command, option
 from bot.core.result import Result, Status, Table
-from bot.core.units import ms
+from bot.text.cells import Code, rich
+from bot.text.units import ms
 from commands.db.pg import one_line, percent, statements_file
 
 STATUS = """SELECT (SELECT extversion FROM pg_extension WHERE extname = 'pg_stat_statements')

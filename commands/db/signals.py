@@ -6,13 +6,13 @@ import asyncio
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from bot.core.cells import Code, rich
 from bot.core.context import Context
 from bot.core.errors import CommandError
 from bot.core.registry import Args, Risk, Role, command, option, positional
 from bot.core.result import Result, Status
 from bot.core.scope import Scope, StaleScope
-from bot.core.units import duration
+from bot.text.cells import Code, rich
+from bot.text.units import duration
 from commands.db.activity import EPOCH, SESSIONS, who
 from commands.db.pg import one_line
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.core.cells import Code, Text, join, rich
 from bot.core.context import Context
 from bot.core.paging import Page, page_option
 from bot.core.registry import Args, command, option
 from bot.core.result import Result, Status, Table
-from bot.core.units import size
+from bot.text.cells import Code, Text, join, rich
+from bot.text.units import size
 from commands.db import locked
 from commands.db.pg import percent
 

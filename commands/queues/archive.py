@@ -6,11 +6,11 @@ import json
 import uuid
 from datetime import UTC
 
-from bot.core.cells import Code, Text, User, rich
 from bot.core.context import Context
 from bot.core.errors import CommandError
 from bot.core.registry import Args, command, positional
 from bot.core.result import Action, Attachment, Result, Table
+from bot.text.cells import Code, Text, User, rich
 from commands.queues.bullmq import alias, check_name, public_record
 
 

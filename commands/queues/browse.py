@@ -7,13 +7,13 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bot.core.cells import Code, Pre, Strong, lines, rich
 from bot.core.context import Context
 from bot.core.errors import CommandError
 from bot.core.paging import Page, page_option
-from bot.core.redact import redact
 from bot.core.registry import Args, command, option, positional
 from bot.core.result import Action, Attachment, Result, Status, Table
+from bot.text.cells import Code, Pre, Strong, lines, rich
+from bot.text.redact import redact
 from commands.queues.bullmq import (
     COUNT_WINDOW,
     Scan,

@@ -12,10 +12,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from bot.core.cells import Code, Text, join, rich
 from bot.core.context import Context
 from bot.core.errors import BackendUnavailable, CommandError
-from bot.core.redact import redact_value
+from bot.text.cells import Code, Text, join, rich
+from bot.text.redact import redact_value
 from commands.queues import tally
 from commands.queues.lua import SCAN
 

@@ -11,13 +11,13 @@ from datetime import timedelta
 from typing import Any
 
 from bot.core.args import Duration
-from bot.core.cells import Code, Text, plain, rich
 from bot.core.context import Context
 from bot.core.errors import BackendError, BackendTimeout, CommandError
 from bot.core.registry import Risk, Role, command, option
 from bot.core.result import Action, Result, Status, Table
 from bot.core.scope import Scope
 from bot.state.archive import Archive
+from bot.text.cells import Code, Text, plain, rich
 from commands.queues.browse import PROGRESS_EVERY, QueueArgs, first_line, now_ms, span, when
 from commands.queues.bullmq import BATCH, COUNT_WINDOW, Scan, resolve
 from commands.queues.clear import (

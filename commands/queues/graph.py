@@ -12,19 +12,19 @@ from pydantic_core import PydanticCustomError
 
 from bot.backends.prometheus import Series, label_value, step_for
 from bot.core.args import Duration
-from bot.core.cells import Code, Pre, Text, lines, rich
 from bot.core.context import Context
 from bot.core.errors import BackendError
-from bot.core.redact import redact
 from bot.core.registry import Args, Risk, Role, command, option, positional
 from bot.core.result import Attachment, Result, Status
-from bot.core.units import duration
 from bot.graphs.pool import GraphError, render
 from bot.graphs.sparkline import sparkline
 from bot.graphs.spec import Figure, Line, Panel
+from bot.text.cells import Code, Pre, Text, lines, rich
+from bot.text.redact import redact
+from bot.text.trend import change, direction, jobs
+from bot.text.units import duration
 from commands.queues import samples
 from commands.queues.bullmq import resolve, snapshot
-from commands.queues.trend import change, direction, jobs
 
 LAG_WARN_S = 300
 

@@ -6,12 +6,12 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import NamedTuple
 
-from bot.core.cells import Code, Text, lines, rich
 from bot.core.context import Context
 from bot.core.errors import CommandError
 from bot.core.registry import Args, Risk, Role, command, positional
 from bot.core.result import Action, Result, Status, Table, worst
-from bot.core.units import duration
+from bot.text.cells import Code, Text, lines, rich
+from bot.text.units import duration
 from commands.queues.bullmq import Counts, Target, counts, discover, resolve, snapshot
 from commands.queues.writes import add_jobs, pause_queue, resume_queue
 

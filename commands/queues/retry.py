@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import asyncio
 
-from bot.core.cells import Code, lines, rich
 from bot.core.context import Context
 from bot.core.errors import CommandError
 from bot.core.registry import Risk, Role, command, option
 from bot.core.result import Action, Result
+from bot.text.cells import Code, lines, rich
 from commands.queues.browse import PROGRESS_EVERY, QueueArgs, now_ms, page_ids
 from commands.queues.bullmq import Scan, check_job_id, is_lifo, key, resolve
 from commands.queues.writes import retry_jobs

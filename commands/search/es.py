@@ -6,13 +6,13 @@ import asyncio
 import re
 from typing import Any, TypeVar
 
-from bot.core import units
-from bot.core.cells import Code, Text, join, lines, rich
 from bot.core.context import Context
 from bot.core.errors import CommandError
 from bot.core.paging import page_of, page_option
 from bot.core.registry import Args, NoArgs, command, option
 from bot.core.result import Action, Result, Status, Table, worst
+from bot.text import units
+from bot.text.cells import Code, Text, join, lines, rich
 
 T = TypeVar("T")
 HEALTH = {"green": Status.OK, "yellow": Status.WARNING, "red": Status.CRITICAL}

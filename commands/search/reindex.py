@@ -6,11 +6,11 @@ import asyncio
 import warnings
 from typing import Any
 
-from bot.core.cells import Code, Text, join, plain, rich
 from bot.core.context import Context
 from bot.core.errors import BackendError, CommandError
 from bot.core.registry import Risk, Role, command
 from bot.core.result import Action, Result, Status
+from bot.text.cells import Code, Text, join, plain, rich
 from commands.search.es import explain_failure
 from commands.search.reindex_plan import Plan, ReindexArgs, doc_count, reindex_preview
 from commands.search.reindex_scope import approved_plan

@@ -5,12 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.core.cells import Code, Text, join, rich
 from bot.core.context import Context
 from bot.core.errors import CommandError
 from bot.core.registry import Args, option, positional
 from bot.core.result import Result, Status
 from bot.core.scope import Scope
+from bot.text.cells import Code, Text, join, rich
 from commands.search.es import check_name, shown
 
 # Index settings a new index may take from its source; the rest (uuid, creation_date,

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from bot.core.cells import Code, rich
 from bot.core.context import Context
 from bot.core.errors import CommandError
 from bot.core.scope import Scope, StaleScope
+from bot.text.cells import Code, rich
 from commands.search.reindex_plan import Plan, ReindexArgs, inspect
 
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from bot.core.cells import Code, Text, join, lines, plain, rich, shorten
 from bot.core.context import Context
 from bot.core.registry import Args, Risk, Role, command, option
 from bot.core.result import Result, Status, Table, worst
-from bot.core.units import ms
+from bot.text.cells import Code, Text, join, lines, plain, rich, shorten
+from bot.text.units import ms
 
 if TYPE_CHECKING:
     import asyncpg

@@ -10,8 +10,8 @@ import pytest
 from bot.core.audit import AuditEntry, AuditLog
 from bot.core.context import SystemClock
 from bot.core.errors import BackendUnavailable
-from bot.core.redact import Redactor
 from bot.state.store import StateStore
+from bot.text.redact import Redactor
 
 pytestmark = pytest.mark.integration
 

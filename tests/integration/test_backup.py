@@ -13,10 +13,10 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from bot.core.cells import plain
 from bot.core.dispatch import Invocation
 from bot.core.forge import Forge
 from bot.slack.mrkdwn import mrkdwn
+from bot.text.cells import plain
 from commands.backup.catalog import BACKUP_LOCK, NAME
 from commands.backup.recovery import run_drill
 from tests.support.backup_fixtures import (

@@ -10,8 +10,8 @@ import pytest
 import redis.asyncio as aioredis
 
 import commands.cache  # noqa: F401  (registers the commands)
-from bot.core.cells import plain
 from bot.core.result import Status
+from bot.text.cells import plain
 from commands.cache import Sample, grade, hit_rate, namespace, namespace_table, percentile
 from tests.conftest import empty_redis
 from tests.support.ops_support import run, started_forge

@@ -8,13 +8,13 @@ import re
 
 import pytest
 
-from bot.core.cells import plain
 from bot.core.context import Actor
 from bot.core.dispatch import Invocation
 from bot.core.errors import CommandError
 from bot.core.forge import Forge
 from bot.core.registry import Role
 from bot.slack.mrkdwn import mrkdwn
+from bot.text.cells import plain
 from commands.search import reindex as es_reindex
 from commands.search.reindex import es_reindex as reindex
 from commands.search.reindex_plan import ReindexArgs, reindex_preview

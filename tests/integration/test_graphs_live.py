@@ -9,7 +9,7 @@ import io
 import pytest
 from PIL import Image
 
-from bot.core.cells import plain
+from bot.text.cells import plain
 from tests.conftest import empty_redis, running_forge
 from tests.fakes.bullmq_node import NodeBullMQ, node_unavailable_reason
 from tests.support.alert_fixtures import settings_for

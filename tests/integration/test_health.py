@@ -313,6 +313,7 @@ async def test_unreachable_elasticsearch_and_monitoring_are_warnings(make_ctx):
         Status.WARNING
     }
     assert checks["prometheus"].detail == "connection refused"
+    assert checks["elasticsearch"].detail.endswith("; run docker compose up elasticsearch")
 
 
 async def test_api_degraded_names_the_services_not_up(fake, make_ctx):

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 import commands.logs  # noqa: F401  (registers the command)
-from bot.core.redact import redact
 from bot.core.registry import Role
 from bot.slack.mrkdwn import mrkdwn
 from bot.slack.render import Meta, to_message
+from bot.text.redact import redact
 from commands import logs as logs_module
 from tests.support.ops_support import run as run_as
 from tests.support.ops_support import started_forge

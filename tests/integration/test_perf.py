@@ -9,12 +9,12 @@ import pytest
 from PIL import Image
 
 import commands.perf  # noqa: F401  (registers the command)
-from bot.core.cells import plain
 from bot.core.context import Actor
 from bot.core.dispatch import Invocation
 from bot.core.errors import BackendError
 from bot.core.registry import Role
 from bot.core.result import Status
+from bot.text.cells import plain
 from commands.perf import Row, prom_query, summarize
 from tests.scenario.test_cli import forge as forge_cli
 from tests.support.ops_support import run, started_forge

@@ -11,8 +11,8 @@ import asyncpg
 import pytest
 
 import commands.search.telemetry  # noqa: F401  (registers the commands)
-from bot.core.cells import plain
 from bot.core.result import Status
+from bot.text.cells import plain
 from tests.conftest import PG_ADMIN, dsn_for
 from tests.support.ops_support import run, started_forge
 

@@ -26,7 +26,7 @@ from aiohttp import web
 
 from bot.cli import logs
 from bot.config.settings import Config
-from bot.core.redact import redact
+from bot.text.redact import redact
 from commands.queues import bullmq as bullmq_redis
 from tests.conftest import PG_ADMIN, dsn_for, empty_redis, make_settings, running_forge, served
 from tests.fakes.bullmq_node import NodeBullMQ, node_unavailable_reason

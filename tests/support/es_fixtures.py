@@ -11,10 +11,10 @@ import bot.core.registry
 import commands.search.es
 import commands.search.reindex  # noqa: F401  (registers `es reindex`)
 from bot.backends.clients import Backends
-from bot.core.cells import Text
 from bot.core.context import Actor, Context
 from bot.core.registry import Role
 from bot.slack.mrkdwn import mrkdwn
+from bot.text.cells import Text
 from tests.conftest import make_settings
 from tests.fakes.es_double import EsDouble
 

@@ -8,7 +8,10 @@ from datetime import UTC, datetime
 import pytest
 
 from bot.cli.terminal import to_json, to_text
-from bot.core.cells import (
+from bot.core.dispatch import Outcome
+from bot.core.result import Result, Status, Table
+from bot.slack.mrkdwn import chunks, clip, mrkdwn
+from bot.text.cells import (
     Channel,
     Code,
     Emphasis,
@@ -25,9 +28,6 @@ from bot.core.cells import (
     plain,
     rich,
 )
-from bot.core.dispatch import Outcome
-from bot.core.result import Result, Status, Table
-from bot.slack.mrkdwn import chunks, clip, mrkdwn
 
 HOSTILE = "<!channel> <@U0EVIL> <https://evil.example|x> & co"
 AT = datetime(2026, 11, 30, 3, 0, tzinfo=UTC)

@@ -13,7 +13,7 @@ from bot.alerts.graph import RULES, expression, split
 from bot.backends.prometheus import MAX_POINTS, label_value, points_of, step_for
 from bot.config.settings import Config
 from bot.graphs.sparkline import BARS, sparkline
-from commands.queues.trend import change, direction, jobs
+from bot.text.trend import change, direction, jobs
 
 ROOT = Path(__file__).resolve().parents[2]
 

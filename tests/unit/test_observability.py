@@ -12,7 +12,7 @@ import structlog
 import yaml
 
 from bot.cli import logs
-from bot.core.redact import Redactor
+from bot.text.redact import Redactor
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -56,7 +56,7 @@ def test_secrets_are_redacted_from_every_log_line(json_logs):
 
 async def test_slack_api_errors_are_counted(slack):
     """A failing Slack call increments forge_slack_api_errors_total by method and error."""
-    from bot.core import metrics
+    from bot.http import metrics
     from bot.slack.outbox import Outbox, close_client, make_client
     from bot.slack.render import Message
     from tests.conftest import make_settings

@@ -85,7 +85,7 @@ def test_commands_write_no_slack_markup():
         for line, text in _literals(ast.parse(path.read_text(encoding="utf-8")))
         if MARKUP.search(text)
     ]
-    assert not found, "mrkdwn in commands/ (use bot.core.cells):\n" + "\n".join(found)
+    assert not found, "mrkdwn in commands/ (use bot.text.cells):\n" + "\n".join(found)
 
 
 def test_only_the_slack_renderer_writes_mrkdwn():

@@ -7,13 +7,13 @@ from datetime import UTC, datetime
 import pytest
 
 import commands  # noqa: F401  (registers the commands)
-from bot.core.cells import Code, Link, StatusCell, User
 from bot.core.dispatch import Outcome
 from bot.core.paging import Page, page_of
 from bot.core.registry import REGISTRY
 from bot.core.result import Result, Status, Table, display_width, table_text
 from bot.playground.table_rules import table_error
 from bot.slack.render import Meta, table_block, to_message
+from bot.text.cells import Code, Link, StatusCell, User
 
 META = Meta("U0OPS", datetime(2026, 11, 30, 3, 0, tzinfo=UTC), 42, "production")
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import structlog
 
 from bot.cli import logs
-from bot.core.redact import Redactor
+from bot.text.redact import Redactor
 
 ROOT = Path(__file__).resolve().parents[2]
 CLIENTS = (

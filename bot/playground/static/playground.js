@@ -456,6 +456,7 @@ async function start() {
   state.channel = params.get("channel") || session.channels[0].id;
   $("env").textContent = session.environment;
   $("note").textContent = session.note;
+  if (session.demo) startDemo(session.demo); else $("tour").hidden = true;
   $("who").addEventListener("change", (e) => {
     state.me = e.target.value; renderPeople(); renderModal(null); restartPoll();
     if (state.onHome) openHome();

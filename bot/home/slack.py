@@ -16,10 +16,10 @@ import structlog
 
 from bot.approvals.slack import ApprovalUI
 from bot.background.loops import stop
+from bot.background.tasks import observe
 from bot.core.audit import AuditEntry
 from bot.core.errors import BackendError
 from bot.core.forge import Forge
-from bot.core.tasks import observe
 from bot.home.blocks import home_view
 from bot.home.dashboard import gather
 from bot.home.store import HomeStore

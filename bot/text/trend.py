@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 
-from bot.core.units import duration
+from bot.text.units import duration
 
 
 def _known(times: Sequence[float], values: Sequence[float]) -> list[tuple[float, float]]:

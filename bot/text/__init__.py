@@ -1,0 +1,1 @@
+"""What forge says: typed cells, units and trends, and the one redaction of secrets."""
