@@ -1,4 +1,4 @@
-"""Settings: the environment (pydantic-settings) and the YAML config file, validated at start."""
+"""Settings: the environment (and `.env`) and the YAML config file, validated at start."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -18,7 +18,8 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from bot.config.environ import environment
 
 Environment = Literal["development", "staging", "production"]
 SLACK_PRINCIPAL = re.compile(r"^(\*|[UWS][A-Z0-9]{2,20})$")
@@ -32,10 +33,14 @@ class ConfigError(Exception):
     """The configuration is invalid; the message names the bad key."""
 
 
-class Env(BaseSettings):
-    """The environment table of product.md; a `.env` file is read too."""
+class Env(BaseModel):
+    """The environment table of product.md; a `.env` file is read too (`_env_file=None`: not)."""
 
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
+    model_config = ConfigDict(extra="ignore")
+
+    def __init__(self, _env_file: str | Path | None = ".env", **values: Any) -> None:
+        found: dict[str, Any] = environment(list(type(self).model_fields), _env_file)
+        super().__init__(**(found | values))
 
     slack_bot_token: SecretStr | None = None
     slack_signing_secret: SecretStr | None = None

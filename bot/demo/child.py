@@ -95,21 +95,21 @@ class Demo:
 
         return process
 
-    async def produce(self, n: int) -> None:
+    async def produce(self, _: int) -> None:
         """Half a second of jobs at the demo's rate, spread over the queues by their share."""
         total = sum(SPECS[q].share for q in self._known())
         for q in self._known():
             self.credit[q] = self.credit.get(q, 0.0) + SPECS[q].share / total * self.rate
             while self.credit[q] >= 1:
                 self.credit[q] -= 1
-                await self._add(q, n)
+                await self._add(q)
 
     @property
     def rate(self) -> float:
         """Jobs per tick (ticks are half a second)."""
         return self.spec.jobs_per_second * TICK
 
-    async def _add(self, q: str, n: int) -> None:
+    async def _add(self, q: str) -> None:
         if q == "data-sync" and await self.redis.llen("bull:data-sync:wait") > 200:
             return
         self.added += 1

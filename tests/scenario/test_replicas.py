@@ -138,5 +138,8 @@ async def test_kill_9_mid_burst_reports_what_was_lost_and_runs_nothing_twice(sta
     assert set(sent.statuses.values()) == {200}, client.statuses
     assert settled, [c for c in channels if not (answered[c] or told[c])]
     assert max(ran.values()) == 1 and max(answered.values()) == 1
-    assert sum(told.values()) == len(lost) >= 1
+    # A row read as journaled may belong to an answer already in Slack: the victim's last DELETE
+    # can commit after the kill. Every journaled channel is answered or told; only those are told.
+    assert set(told) <= set(lost) and sum(told.values()) >= 1
+    assert all(answered[c] or told[c] for c in lost)
     assert all(told[c] <= 1 for c in channels)

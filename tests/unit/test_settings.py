@@ -97,3 +97,22 @@ def test_every_timeout_is_finite_and_positive():
     """No backend call may wait forever."""
     for name, value in Config().timeouts.model_dump().items():
         assert 0 < value < float("inf"), name
+
+
+def test_the_environment_wins_over_the_env_file_which_wins_over_defaults(tmp_path, monkeypatch):
+    """`.env` as pydantic-settings read it: export, quotes, comments, any case; the process wins."""
+    dotenv = tmp_path / ".env"
+    dotenv.write_text(
+        "# forge\nexport REDIS_URL='redis://file:6379/1'\nforge_http_port=4000 # the port\n"
+        'SLACK_API_URL="http://slack.test/api/ # not a comment"\nDATABASE_URL=postgresql://file/db\n'
+    )
+    for name in ("REDIS_URL", "FORGE_HTTP_PORT", "SLACK_API_URL", "DATABASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("database_url", "postgresql://process/db")
+    env = Env(_env_file=dotenv)
+    assert env.redis_url.get_secret_value() == "redis://file:6379/1"
+    assert env.forge_http_port == 4000
+    assert env.slack_api_url == "http://slack.test/api/ # not a comment"
+    assert env.database_url.get_secret_value() == "postgresql://process/db"
+    assert Env(_env_file=dotenv, forge_http_port=5000).forge_http_port == 5000
+    assert Env(_env_file=tmp_path / "missing").forge_http_port == 3100
