@@ -99,14 +99,19 @@ def test_every_timeout_is_finite_and_positive():
         assert 0 < value < float("inf"), name
 
 
+NAMES = ("REDIS_URL", "FORGE_HTTP_PORT", "SLACK_API_URL", "DATABASE_URL")
+
+
 def test_the_environment_wins_over_the_env_file_which_wins_over_defaults(tmp_path, monkeypatch):
     """`.env` as pydantic-settings read it: export, quotes, comments, any case; the process wins."""
     dotenv = tmp_path / ".env"
     dotenv.write_text(
         "# forge\nexport REDIS_URL='redis://file:6379/1'\nforge_http_port=4000 # the port\n"
         'SLACK_API_URL="http://slack.test/api/ # not a comment"\nDATABASE_URL=postgresql://file/db\n'
+        "PG_PASSWORD=s3cret\nFORGE_STATE_DATABASE_URL=postgresql://forge:${PG_PASSWORD}@db/forge\n"
+        "FORGE_ALERTMANAGER_TOKEN='${NOT_EXPANDED}'\n"
     )
-    for name in ("REDIS_URL", "FORGE_HTTP_PORT", "SLACK_API_URL", "DATABASE_URL"):
+    for name in (*NAMES, "PG_PASSWORD", "FORGE_STATE_DATABASE_URL", "FORGE_ALERTMANAGER_TOKEN"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("database_url", "postgresql://process/db")
     env = Env(_env_file=dotenv)
@@ -114,5 +119,9 @@ def test_the_environment_wins_over_the_env_file_which_wins_over_defaults(tmp_pat
     assert env.forge_http_port == 4000
     assert env.slack_api_url == "http://slack.test/api/ # not a comment"
     assert env.database_url.get_secret_value() == "postgresql://process/db"
+    state = env.forge_state_database_url
+    assert state is not None and state.get_secret_value() == "postgresql://forge:s3cret@db/forge"
+    token = env.forge_alertmanager_token
+    assert token is not None and token.get_secret_value() == "${NOT_EXPANDED}"
     assert Env(_env_file=dotenv, forge_http_port=5000).forge_http_port == 5000
     assert Env(_env_file=tmp_path / "missing").forge_http_port == 3100
