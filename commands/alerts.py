@@ -7,7 +7,6 @@ from datetime import datetime
 from typing import Any
 
 from bot.alerts import runbook
-from bot.alerts.store import AlertStore
 from bot.core.context import Context
 from bot.core.errors import BackendError, CommandError
 from bot.core.registry import Args, command, positional
@@ -57,6 +56,8 @@ async def _prometheus(ctx: Context) -> tuple[list[dict[str, Any]] | None, str]:
 )
 async def alerts(ctx: Context, _: object) -> Result:
     """Firing alerts, oldest first, and where their cards are; Prometheus's pending/firing too."""
+    from bot.alerts.store import AlertStore
+
     firing = await AlertStore(ctx.store, ctx.settings.config.timeouts.backend).firing()
     now = ctx.clock.now()
     rows = [

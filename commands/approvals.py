@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
-from bot.approvals.store import Approval, ApprovalStore
 from bot.core.context import Context
 from bot.core.paging import Paged, page_of
 from bot.core.registry import command
 from bot.core.result import Result, Status, Table
 from bot.text.cells import Channel, Code, Text, Time, User, join, rich
+
+if TYPE_CHECKING:
+    from bot.approvals.store import Approval
 
 UNKNOWN_SHOWN_FOR = timedelta(days=7)
 
@@ -24,6 +27,8 @@ UNKNOWN_SHOWN_FOR = timedelta(days=7)
 async def approvals(ctx: Context, args: Paged) -> Result:
     """Pending requests, oldest first, a page at a time; then executions of the last week whose
     outcome is unknown."""
+    from bot.approvals.store import ApprovalStore
+
     store = ApprovalStore(ctx.store, ctx.settings.config.timeouts.backend)
     every = await store.pending()
     pending, page = page_of(every, args.page)

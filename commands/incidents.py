@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import BeforeValidator
 
@@ -13,10 +13,11 @@ from bot.core.paging import Paged, page_of
 from bot.core.registry import Args, command, option, positional
 from bot.core.result import Attachment, Result, Status, Table
 from bot.incidents.report import durations, report_markdown
-from bot.incidents.store import IncidentStore
-from bot.incidents.timeline import picture
 from bot.text.cells import Code, User, rich
 from bot.text.units import between
+
+if TYPE_CHECKING:
+    from bot.incidents.store import IncidentStore
 
 STATUS = {"P0": Status.CRITICAL, "P1": Status.CRITICAL, "P2": Status.WARNING, "P3": Status.WARNING}
 
@@ -52,6 +53,8 @@ class ReportArgs(Args):
 
 def store(ctx: Context) -> IncidentStore:
     """The incident records in the state store."""
+    from bot.incidents.store import IncidentStore
+
     return IncidentStore(ctx.store, ctx.settings.config.timeouts.backend)
 
 
@@ -195,6 +198,8 @@ async def incident_status(ctx: Context, args: Which) -> Result:
 )
 async def incident_report(ctx: Context, args: ReportArgs) -> Result:
     """The report as a Markdown file, with the durations shown."""
+    from bot.incidents.timeline import picture  # the graph pool's side: only for the report
+
     incident = await target(ctx, args.incident)
     events = await store(ctx).events(incident["id"])
     items = await store(ctx).items(incident["id"])

@@ -6,10 +6,10 @@ import re
 
 from pydantic import field_validator
 
-from bot.core.context import Context
+from bot.core.context import Actor, Context
 from bot.core.errors import CommandError
 from bot.core.paging import Page, page_option
-from bot.core.registry import Args, CommandSpec, NoArgs, Role, command, option, positional
+from bot.core.registry import Args, CommandSpec, NoArgs, Registry, Role, command, option, positional
 from bot.core.result import Result, Status, Table
 from bot.text.cells import Code, Strong, Text, User, join, rich
 
@@ -30,9 +30,14 @@ class HelpArgs(Args):
 )
 async def help_command(ctx: Context, args: HelpArgs) -> Result:
     """The commands the caller may run, or one command's usage."""
-    allowed = [s for s in ctx.registry.all() if ctx.actor.may(s.role)]
-    if args.topic:
-        return _help_for(ctx, args.topic, allowed)
+    return help_result(ctx.registry, ctx.actor, args.topic)
+
+
+def help_result(registry: Registry, actor: Actor, topic: str | None) -> Result:
+    """Help read from the registry alone, so the terminal can show it without a backend."""
+    allowed = [s for s in registry.all() if actor.may(s.role)]
+    if topic:
+        return _help_for(registry, topic, allowed)
     families: dict[str, list[CommandSpec]] = {}
     for spec in allowed:
         families.setdefault(spec.words[0], []).append(spec)
@@ -52,10 +57,10 @@ async def help_command(ctx: Context, args: HelpArgs) -> Result:
     )
 
 
-def _help_for(ctx: Context, topic: str, allowed: list[CommandSpec]) -> Result:
+def _help_for(registry: Registry, topic: str, allowed: list[CommandSpec]) -> Result:
     spec = next((s for s in allowed if s.name == " ".join(topic.lower().split())), None)
     if spec is None:
-        close = ctx.registry.suggest(topic.split())
+        close = registry.suggest(topic.split())
         close = [c for c in close if any(s.name == c for s in allowed)]
         hint = rich(" Did you mean ", Code(close[0]), "?") if close else ""
         raise CommandError(

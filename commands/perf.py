@@ -17,7 +17,6 @@ from bot.core.errors import BackendError
 from bot.core.registry import Args, Risk, Role, command, option
 from bot.core.result import Result, Status, Table, worst
 from bot.text.redact import redact
-from commands.perf_panels import add_graph
 
 GIB = 1 << 30
 ACTIVE_WARN = 20  # ClientForge's app pool holds at most 20 connections (DATABASE_POOL_MAX)
@@ -301,5 +300,7 @@ async def perf(ctx: Context, args: PerfArgs) -> Result:
         },
     )
     if args.graph:
+        from commands.perf_panels import add_graph  # matplotlib's side: only for --graph
+
         await add_graph(ctx, result, METRICS, seconds)
     return result

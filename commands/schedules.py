@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import field_validator, model_validator
 
@@ -15,8 +15,10 @@ from bot.core.parser import Parsed, parse
 from bot.core.registry import Args, Risk, Role, command, option, positional
 from bot.core.result import Result, Status, Table
 from bot.schedules.slots import When, every_seconds, parse_at, parse_days
-from bot.schedules.store import NewSchedule, Schedule, ScheduleStore
 from bot.text.cells import Channel, Code, Text, User, rich
+
+if TYPE_CHECKING:
+    from bot.schedules.store import Schedule, ScheduleStore
 
 CHANNEL = re.compile(r"<?#?([CG][A-Z0-9]{2,20})(?:\|[^>]*)?>?")
 SCHEDULE_ID = re.compile(r"#?(\d{1,12})")
@@ -84,6 +86,8 @@ class IdArgs(Args):
 
 def schedules(ctx: Context) -> ScheduleStore:
     """The schedule store for this request."""
+    from bot.schedules.store import ScheduleStore
+
     return ScheduleStore(ctx.store, ctx.settings.config.timeouts.backend)
 
 
@@ -122,6 +126,8 @@ def readable(ctx: Context, text: str) -> Parsed:
 )
 async def schedule_add(ctx: Context, args: AddArgs) -> Result:
     """Store the schedule; its first slot is the next one to come."""
+    from bot.schedules.store import NewSchedule
+
     parsed = readable(ctx, args.command)
     channel = _channel(ctx, args.channel)
     new = NewSchedule(

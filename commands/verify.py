@@ -19,13 +19,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import timedelta
 
-import structlog
-
 from bot.backends.clients import describe
 from bot.core.context import Context
 from bot.core.errors import ForgeError
 from bot.core.registry import NoArgs, Risk, Role, command
 from bot.core.result import Action, Result, Status, Table, worst
+from bot.log import get_logger
 from bot.text.cells import Strong, Text, join, plain, rich
 from bot.text.units import duration
 from commands.backup.catalog import Catalog
@@ -42,7 +41,7 @@ from commands.search.es import (
     index_status,
 )
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 VERDICT = {
     Status.OK: "pass",
     Status.RUNNING: "warn",

@@ -8,8 +8,6 @@ import time
 from collections import defaultdict
 from typing import Any
 
-import structlog
-
 from bot.alerts.blocks import CardView, alert_card, alert_list
 from bot.alerts.graph import card_figure
 from bot.alerts.store import AlertStore
@@ -18,9 +16,10 @@ from bot.core.errors import BackendError
 from bot.core.result import Attachment
 from bot.graphs.pool import GraphError, render
 from bot.graphs.spec import Figure
+from bot.log import get_logger
 from bot.slack.outbox import Outbox
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 CLAIM_SECONDS, IDLE_POLL, RETRY_AFTER = 60.0, 2.0, 5.0
 PICTURE_SECONDS = 15.0  # a card waits this long for its graph at most, then goes without
 

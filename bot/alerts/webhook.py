@@ -12,7 +12,6 @@ from __future__ import annotations
 import hmac
 from typing import Any, Literal
 
-import structlog
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -23,8 +22,9 @@ from bot.config.settings import Config
 from bot.core.errors import BackendError
 from bot.core.forge import Forge
 from bot.http import metrics
+from bot.log import get_logger
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 # The largest notification Alertmanager sends under deploy/ (the arithmetic the cap rests on).
 # Go's JSON encoder writes a byte of a label value or annotation as at most 6 (\u00XX); label

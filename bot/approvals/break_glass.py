@@ -14,15 +14,14 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
-import structlog
-
 from bot.backends.clients import call
+from bot.log import get_logger
 from bot.slack.outbox import Outbox
 from bot.slack.render import Message, context, message, section
 from bot.state.store import StateStore
 from bot.text.cells import Code, Strong, Text, Time, rich
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 CLAIM_SECONDS = 60.0
 COURIER_EVERY = 10.0
 

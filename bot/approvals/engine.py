@@ -9,8 +9,6 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any, Literal
 
-import structlog
-
 from bot.approvals.lease import renewing, unknown_advice
 from bot.approvals.store import Approval, ApprovalStore
 from bot.core.context import Actor, no_progress
@@ -19,9 +17,10 @@ from bot.core.errors import ForgeError, PermissionDenied
 from bot.core.parser import Parsed
 from bot.core.result import Result
 from bot.core.scope import Scope
+from bot.log import get_logger
 from bot.text.cells import Text, User, plain, rich
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 Kind = Literal["requested", "refused", "revoked", "executed", "denied", "cancelled"]
 Claimed = Callable[[Approval], Awaitable[None]]
 Progress = Callable[[Text], Awaitable[None]]

@@ -13,16 +13,15 @@ from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-import structlog
-
 from bot.background.loops import stop
 from bot.core.errors import BackendError
+from bot.log import get_logger
 
 if TYPE_CHECKING:
     from bot.approvals.store import ApprovalStore
     from bot.core.registry import CommandSpec
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 LAPSED = (
     "forge stopped while this was running, so whether it finished is unknown; "
     "forge never runs it again by itself."

@@ -11,19 +11,18 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-import structlog
-
 from bot.approvals.blocks import approval_card, confirm_modal
 from bot.approvals.engine import ApprovalEngine, Decision, preview_text
 from bot.approvals.store import Approval
 from bot.core.context import Clock
 from bot.core.dispatch import Checked, Invocation, Outcome
 from bot.core.scope import Scope
+from bot.log import get_logger
 from bot.slack.outbox import Outbox
 from bot.slack.render import Meta, message, running_message, section, to_message
 from bot.text.cells import Text, plain, rich
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 Requested = Callable[[str, str | None, str, str, str], Awaitable[None]]
 # Sealed JSON spells <, > and & as \u escapes: hostile text it carries never looks like markup.
 _MARKUP_SAFE = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026"})

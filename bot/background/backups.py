@@ -5,13 +5,12 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-import structlog
-
 from bot.backends.clients import call
 from bot.background.loops import forever
 from bot.core.context import Actor
 from bot.core.dispatch import Invocation, Outcome
 from bot.core.registry import Role
+from bot.log import get_logger
 from bot.slack.render import Message, Meta, message, section, to_message
 from bot.text.cells import Code, Text, rich
 from commands.backup.schedule import claim_missed, claim_slot, latest_slot, load, missed
@@ -20,7 +19,7 @@ if TYPE_CHECKING:
     from bot.core.forge import Forge
     from bot.slack.outbox import Outbox
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 SCHEDULER_ID = "forge-scheduler"
 GRACE = timedelta(hours=1)
 TICK_SECONDS = 30.0

@@ -16,13 +16,12 @@ import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-import structlog
-
 from bot.background.lease import Lease, Presence
 from bot.background.loops import forever, stop
 from bot.core.errors import BackendError
+from bot.log import get_logger
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 LEASE_NAME = "background"
 
 

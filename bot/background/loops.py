@@ -9,11 +9,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 
-import structlog
-
 from bot.core.errors import BackendError
+from bot.log import get_logger
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 MAX_PAUSE = 30.0
 
 

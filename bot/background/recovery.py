@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-import structlog
-
+from bot.log import get_logger
 from bot.slack.outbox import Outbox
 from bot.slack.render import message, section
 from bot.state.inflight import Acked, Inflight
 from bot.text.cells import Code, Text, rich
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 RECOVERY_EVERY = 5.0
 
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-import structlog
-
 from bot.core.dispatch import Invocation, Outcome
+from bot.log import get_logger
 from bot.schedules.store import Schedule, ScheduleStore
 from bot.slack.render import Message, Meta, context, message, section, to_message
 from bot.text.cells import Code, Text, User, plain, rich
@@ -16,7 +15,7 @@ if TYPE_CHECKING:
     from bot.core.forge import Forge
     from bot.slack.outbox import Outbox
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 TICK_SECONDS = 15.0
 PAUSES = ("denied", "approval", "usage", "unknown")
 

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import sys
 from pathlib import Path
 
-from bot.cli import logs
 from bot.config.settings import ConfigError, Settings, load_settings
 from bot.core.errors import ForgeError
 from bot.core.result import EXIT_FAILED, EXIT_OK, EXIT_USAGE
-from bot.text.redact import remember
 
 
 def parser() -> argparse.ArgumentParser:
@@ -73,7 +72,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the console script."""
+    """Parse the command line, load the settings and run one verb."""
     args = parser().parse_args(argv)
     if args.verb == "manifest":
         return manifest_verb(args)
@@ -82,14 +81,19 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"forge: configuration error:\n{exc}", file=sys.stderr)
         return EXIT_USAGE
+    if args.verb == "run" and offline(args):
+        return help_verb(settings, args)
+    gc.freeze()  # what start-up built lives until exit: later passes need not walk it
+    gc.enable()
+    from bot.cli import logs
+    from bot.text.redact import remember
+
     logs.configure(
         remember(settings.secrets()), "INFO" if args.verb in ("serve", "playground") else "WARNING"
     )
     try:
         if args.verb == "run" and (args.break_glass or args.reason or args.yes):
             return asyncio.run(break_glass(settings, args))
-        if args.verb == "run" and offline(args):
-            return asyncio.run(help_verb(settings, args))
         return asyncio.run(_verbs()[args.verb](settings, args))
     except ConfigError as exc:
         print(f"forge: {exc}", file=sys.stderr)
@@ -103,30 +107,30 @@ def offline(args: argparse.Namespace) -> bool:
     return " ".join(args.text).split()[:1] == ["help"] and args.as_user is None and not args.json
 
 
-async def help_verb(settings: Settings, args: argparse.Namespace) -> int:
-    """Help without the state store or any backend (so no client library is even imported).
+def help_verb(settings: Settings, args: argparse.Namespace) -> int:
+    """Help from the registry alone: no state store, backend, logger or event loop is started.
 
     It is not audited: like `forge --help` it shows what the code holds, not what ClientForge does.
     """
-    from bot.cli.terminal import to_text
-    from bot.cli.verbs import cli_user
+    from bot.cli.terminal import cli_user, error_text, result_text
     from bot.core.context import Actor
-    from bot.core.dispatch import Invocation
-    from bot.core.forge import Forge
-    from bot.core.registry import Role
+    from bot.core.parser import parse
+    from bot.core.registry import REGISTRY, Role
+    from commands.meta import help_result
 
-    forge = Forge(settings)
-    dispatcher = forge.dispatcher
     actor = Actor(cli_user(), Role.ADMIN, approver=False, source="cli")
-    invocation = Invocation(" ".join(args.text), actor.user_id, None, source="cli")
     try:
-        parsed = dispatcher.parse(invocation, actor)
+        parsed = parse(" ".join(args.text), REGISTRY)
     except ForgeError as exc:
         print(f"forge: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    outcome = await dispatcher.call(parsed.spec, dispatcher.context(actor, invocation), parsed)
-    print(to_text(outcome, settings.environment))
-    return outcome.exit_code
+    try:
+        result = help_result(REGISTRY, actor, getattr(parsed.args, "topic", None))
+    except ForgeError as exc:
+        print(error_text(exc.text))
+        return EXIT_FAILED
+    print(result_text(result, settings.environment))
+    return EXIT_OK
 
 
 async def break_glass(settings: Settings, args: argparse.Namespace) -> int:

@@ -6,6 +6,7 @@ as its text, a link as `label (url)`. JSON keeps machine values: a lone cell is 
 
 from __future__ import annotations
 
+import getpass
 import json
 from typing import TYPE_CHECKING, Any
 
@@ -22,12 +23,28 @@ def headline(result: Result, environment: str) -> str:
     return f"{result.status.symbol} {result.command} — {result.status.value} · {environment}"
 
 
+def cli_user() -> str:
+    """The terminal user's audit identity."""
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "cli:unknown"
+
+
 def to_text(outcome: Outcome, environment: str) -> str:
     """Readable terminal output for an outcome."""
     if outcome.result is None:
-        usage = f'\nusage: forge run "{outcome.usage}"' if outcome.usage else ""
-        return f"error: {plain(outcome.message)}{usage}"
-    result = outcome.result
+        return error_text(outcome.message, outcome.usage)
+    return result_text(outcome.result, environment)
+
+
+def error_text(message: Text, usage: str | None = None) -> str:
+    """`error: …`, with the command's usage when the text did not parse."""
+    return f"error: {plain(message)}" + (f'\nusage: forge run "{usage}"' if usage else "")
+
+
+def result_text(result: Result, environment: str) -> str:
+    """Readable terminal output for a result."""
     parts = [headline(result, environment)]
     if result.summary:
         parts.append(plain(result.summary))

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import getpass
 import re
 import sys
 
-import structlog
-
-from bot.cli.terminal import to_json, to_text
+from bot.cli.terminal import cli_user, to_json, to_text
 from bot.config.settings import ConfigError, Settings
 from bot.core.context import Actor
 from bot.core.dispatch import Invocation
@@ -17,15 +14,8 @@ from bot.core.errors import BackendError
 from bot.core.forge import Forge
 from bot.core.registry import Role
 from bot.core.result import EXIT_FAILED, EXIT_OK
+from bot.log import get_logger
 from bot.text.redact import redact
-
-
-def cli_user() -> str:
-    """The terminal user's audit identity."""
-    try:
-        return f"cli:{getpass.getuser()}"
-    except (KeyError, OSError):
-        return "cli:unknown"
 
 
 async def serve_verb(settings: Settings, _: argparse.Namespace) -> int:
@@ -34,7 +24,7 @@ async def serve_verb(settings: Settings, _: argparse.Namespace) -> int:
     from bot.playground import session
 
     if session.wants_playground(settings):
-        structlog.get_logger(__name__).info(
+        get_logger(__name__).info(
             "serving_playground",
             reason="no Slack credentials (SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET) are set",
             note=(

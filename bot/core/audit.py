@@ -8,13 +8,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-import structlog
-
 from bot.backends.clients import call
+from bot.log import get_logger
 from bot.state.store import StateStore
 from bot.text.redact import Redactor
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 GENESIS = "0" * 64
 CHAIN_LOCK = 7_466_847_002
 

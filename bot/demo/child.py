@@ -20,15 +20,15 @@ from typing import Any
 
 import asyncpg
 import redis.asyncio as aioredis
-import structlog
 from aiohttp import web
 from bullmq import Queue, Worker
 
 from bot.demo import alert, api, crm
 from bot.demo.jobs import OUTAGE, SPECS, failure, job, options
 from bot.demo.logfile import BackendLog
+from bot.log import get_logger
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 DEAD = "forge-demo:dead:"  # jobs that used up their attempts; resent, they now succeed
 TICK = 0.5
 

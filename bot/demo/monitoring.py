@@ -16,12 +16,12 @@ import socket
 from pathlib import Path
 
 import aiohttp
-import structlog
 import yaml
 
 from bot.demo import alert
+from bot.log import get_logger
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 STOP_SECONDS = 10
 GROUP_BY = ("alertname", "queue")  # deploy/alertmanager/alertmanager.yml's route

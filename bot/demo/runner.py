@@ -12,7 +12,6 @@ from dataclasses import asdict, replace
 
 import asyncpg
 import redis.asyncio as aioredis
-import structlog
 from pydantic import SecretStr
 
 from bot.config.settings import ConfigError, Settings
@@ -21,8 +20,9 @@ from bot.demo.child import Spec
 from bot.demo.jobs import OUTAGE
 from bot.demo.monitoring import Monitoring
 from bot.demo.places import STATE_DATABASE, Places
+from bot.log import get_logger
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 STOP_SECONDS = 10
 ALERTS = "/alerts/alertmanager"
 

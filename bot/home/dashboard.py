@@ -12,15 +12,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import structlog
-
 from bot.core.context import Actor
 from bot.core.dispatch import Invocation, Outcome
 from bot.core.errors import ForgeError
 from bot.core.forge import Forge
+from bot.log import get_logger
 from bot.text.cells import Code, Text, rich
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 PART_BUDGET = 4.0
 PARTS = {
     "me": "whoami",

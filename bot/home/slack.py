@@ -12,8 +12,6 @@ import uuid
 from collections.abc import Coroutine
 from typing import Any
 
-import structlog
-
 from bot.approvals.slack import ApprovalUI
 from bot.background.loops import stop
 from bot.background.tasks import observe
@@ -23,9 +21,10 @@ from bot.core.forge import Forge
 from bot.home.blocks import home_view
 from bot.home.dashboard import gather
 from bot.home.store import HomeStore
+from bot.log import get_logger
 from bot.slack.outbox import Outbox
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 THROTTLE = 10.0
 WATCH_FOR = 900.0  # a Home opened within a quarter of an hour is kept current
 REFRESH_EVERY = 30.0

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import time
 
-import structlog
 from prometheus_client import CollectorRegistry, Gauge
 
 from bot.core.context import Actor
@@ -13,9 +12,10 @@ from bot.core.dispatch import Invocation
 from bot.core.errors import BackendError
 from bot.core.forge import Forge
 from bot.core.registry import Role
+from bot.log import get_logger
 from commands.queues import discover, samples, snapshot
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 REGISTRY = CollectorRegistry()
 _LABEL = ["queue"]
 WAITING = Gauge(

@@ -15,14 +15,15 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any
 
-import structlog
 from aiohttp import web
+
+from bot.log import get_logger
 
 if TYPE_CHECKING:
     from bot.config.settings import Replicas
     from bot.slack.app import SlackSurface
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 DRAINING = web.AppKey("draining", asyncio.Event)
 
 

@@ -6,17 +6,16 @@ import re
 import time
 from typing import Any
 
-import structlog
-
 from bot.background.loops import forever
 from bot.core.result import Attachment
 from bot.incidents.blocks import announcement, event_message, incident_card, item_message
 from bot.incidents.report import report_markdown
 from bot.incidents.store import IncidentStore
 from bot.incidents.timeline import picture
+from bot.log import get_logger
 from bot.slack.outbox import Outbox
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 POLL, RETRY_AFTER = 0.5, 5.0
 POSTED_EVENTS = ("update", "severity", "resolved")
 

@@ -6,19 +6,18 @@ import shlex
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import structlog
-
 from bot.approvals.slack import Sealer
 from bot.core.audit import AuditEntry
 from bot.core.dispatch import Invocation
 from bot.core.forge import Forge
 from bot.core.registry import Role
 from bot.incidents.slack import declare_modal
+from bot.log import get_logger
 from bot.slack.pickers import picker
 from bot.slack.render import message, section
 from bot.text.cells import Code, Text, rich
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 DECLARE_SHORTCUT = "forge_declare_incident"
 ADD_SHORTCUT = "forge_add_to_incident"
 ADD_MODAL = "forge_incident_add"

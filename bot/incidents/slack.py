@@ -8,18 +8,17 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any
 
-import structlog
-
 from bot.core.dispatch import Invocation, Outcome
 from bot.core.errors import BackendError, UsageError
 from bot.core.parser import normalise
 from bot.incidents.checklists import SEVERITIES
 from bot.incidents.store import IncidentStore
+from bot.log import get_logger
 from bot.slack.pickers import picker
 from bot.slack.render import message, section
 from bot.text.cells import Code, plain, rich
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 DECLARE = "forge_incident_declare"
 ASSIGN = "forge_incident_assign"
 BARE_DECLARE = re.compile(r"^\s*incident\s+declare\s*$", re.IGNORECASE)

@@ -6,18 +6,17 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-import structlog
-
 from bot.backends.clients import call
 from bot.core.errors import BackendError
 from bot.core.result import Attachment
 from bot.graphs.pool import GraphError, render
 from bot.graphs.spec import Figure, Mark
 from bot.incidents.report import event_detail, milestones
+from bot.log import get_logger
 from bot.state.store import StateStore
 from bot.text.redact import redact
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 MOST_MARKS, LABEL_CHARS = 40, 70
 EVENTS = {  # timeline event kind -> how its mark reads, and its level
     "severity": ("{text}", "warning"),

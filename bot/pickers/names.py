@@ -11,12 +11,11 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-import structlog
-
 from bot.core.context import Context
 from bot.core.errors import ForgeError
+from bot.log import get_logger
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 PICK_BUDGET = 1.5
 DISCOVER_BUDGET = 1.0
 CACHE_TTL = 30.0

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-import structlog
 from aiohttp import web
 
 from bot.config.settings import ConfigError
+from bot.log import get_logger
 from bot.playground.session import Playground
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 
 def describe(playground: Playground) -> dict[str, Any] | None:

@@ -15,10 +15,11 @@ import secrets
 from collections.abc import Awaitable, Callable
 from urllib.parse import urlsplit
 
-import structlog
 from aiohttp import web
 
-log = structlog.get_logger(__name__)
+from bot.log import get_logger
+
+log = get_logger(__name__)
 COOKIE = "forge_playground_session"
 HEADER = "X-Forge-CSRF"
 LOOPBACK_NAMES = {"127.0.0.1", "localhost", "::1"}

@@ -10,14 +10,14 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
-import structlog
 from aiohttp import web
 from pydantic import SecretStr
 
 from bot.config.settings import Config, ConfigError, Settings, load_config
+from bot.log import get_logger
 from bot.playground.web_api import SlackWebApi
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 DEMO_CONFIG = Path(__file__).with_name("demo.yml")
 WILDCARDS = {"", "0.0.0.0", "::"}
 LOOPBACK = "127.0.0.1"

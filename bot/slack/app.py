@@ -8,7 +8,6 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import structlog
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.web.async_client import AsyncWebClient
@@ -23,6 +22,7 @@ from bot.home.slack import HomeTabs
 from bot.http import metrics
 from bot.incidents.shortcuts import ADD_MODAL, ADD_SHORTCUT, DECLARE_SHORTCUT, Shortcuts
 from bot.incidents.slack import ASSIGN, DECLARE, IncidentUI
+from bot.log import get_logger
 from bot.slack.gate import Gate
 from bot.slack.outbox import Outbox
 from bot.slack.pickers import PICK, Pickers
@@ -33,7 +33,7 @@ from bot.slack.tracker import JOURNAL_TIMEOUT, Tracker
 from bot.state.inflight import Acked, Inflight
 from bot.text.cells import Text
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 MENTION = re.compile(r"<@[UW][A-Z0-9]+>")
 MAX_RUNNING_COMMANDS = 16
 ACK_QUIET = 0.005

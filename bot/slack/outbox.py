@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import aiohttp
-import structlog
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
@@ -14,10 +13,11 @@ from slack_sdk.webhook.async_client import AsyncWebhookClient
 from bot.config.settings import Settings
 from bot.core.result import Attachment
 from bot.http import metrics
+from bot.log import get_logger
 from bot.slack.render import Message
 from bot.text.redact import redact
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 
 def make_client(settings: Settings) -> AsyncWebClient:

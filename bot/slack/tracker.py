@@ -5,13 +5,12 @@ from __future__ import annotations
 import asyncio
 import time
 
-import structlog
-
 from bot.background.loops import stop
 from bot.core.errors import BackendError
+from bot.log import get_logger
 from bot.state.inflight import Acked, Inflight
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 JOURNAL_TIMEOUT = 1.0
 
 

@@ -9,16 +9,15 @@ import time
 from importlib import resources
 from typing import TYPE_CHECKING
 
-import structlog
-
 from bot.backends.clients import call
 from bot.background.loops import stop
 from bot.core.errors import BackendError, BackendUnavailable
+from bot.log import get_logger
 
 if TYPE_CHECKING:
     import asyncpg
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 RETRY_FIRST, RETRY_MAX = 1.0, 30.0
 START_WAIT = 2.0
 NOT_YET = "not connected yet"

@@ -13,6 +13,7 @@ key), the name decides; `redact_value` walks dicts and lists at any depth.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 from typing import Any
@@ -35,8 +36,8 @@ SECRET_KEY = re.compile(
 _PEM = r"-----BEGIN[ A-Z0-9_-]{0,100}PRIVATE KEY(?: BLOCK)?-----"
 
 
-def _rule(pattern: str, replacement: str = MASK, flags: int = 0) -> tuple[re.Pattern, str]:
-    return re.compile(pattern, flags), replacement
+def _rule(pattern: str, replacement: str = MASK, flags: int = 0) -> tuple[str, str, int]:
+    return pattern, replacement, flags
 
 
 # Whole-token shapes: the match is the secret.
@@ -92,7 +93,12 @@ _CONTEXT = [
         r"\1" + MASK,
     ),
 ]
-_PATTERNS = _TOKENS + _CONTEXT
+
+
+@functools.cache
+def _patterns() -> list[tuple[re.Pattern[str], str]]:
+    """The rules, compiled on first use (`forge run help` never redacts, so never compiles)."""
+    return [(re.compile(pattern, flags), mask) for pattern, mask, flags in _TOKENS + _CONTEXT]
 
 
 class Redactor:
@@ -111,7 +117,7 @@ class Redactor:
         """The text with every secret masked."""
         for secret in self._secrets:
             text = text.replace(secret, MASK)
-        for pattern, replacement in _PATTERNS:
+        for pattern, replacement in _patterns():
             text = pattern.sub(replacement, text)
         return text
 

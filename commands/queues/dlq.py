@@ -8,7 +8,7 @@ from collections import Counter
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot.core.args import Duration
 from bot.core.context import Context
@@ -16,7 +16,6 @@ from bot.core.errors import BackendError, BackendTimeout, CommandError
 from bot.core.registry import Risk, Role, command, option
 from bot.core.result import Action, Result, Status, Table
 from bot.core.scope import Scope
-from bot.state.archive import Archive
 from bot.text.cells import Code, Text, plain, rich
 from commands.queues.browse import PROGRESS_EVERY, QueueArgs, first_line, now_ms, span, when
 from commands.queues.bullmq import BATCH, COUNT_WINDOW, Scan, resolve
@@ -29,6 +28,9 @@ from commands.queues.clear import (
     failed_after,
     take_next,
 )
+
+if TYPE_CHECKING:
+    from bot.state.archive import Archive
 
 
 class ClearArgs(QueueArgs):

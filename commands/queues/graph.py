@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from pydantic import field_validator
 from pydantic_core import PydanticCustomError
@@ -16,15 +17,15 @@ from bot.core.context import Context
 from bot.core.errors import BackendError
 from bot.core.registry import Args, Risk, Role, command, option, positional
 from bot.core.result import Attachment, Result, Status
-from bot.graphs.pool import GraphError, render
-from bot.graphs.sparkline import sparkline
-from bot.graphs.spec import Figure, Line, Panel
 from bot.text.cells import Code, Pre, Text, lines, rich
 from bot.text.redact import redact
 from bot.text.trend import change, direction, jobs
 from bot.text.units import duration
 from commands.queues import samples
 from commands.queues.bullmq import resolve, snapshot
+
+if TYPE_CHECKING:
+    from bot.graphs.spec import Figure
 
 LAG_WARN_S = 300
 
@@ -84,6 +85,8 @@ async def fetch(ctx: Context, queue: str, window: timedelta) -> tuple[Data, floa
 
 def figure(queue: str, data: Data, start: float, end: float) -> Figure:
     """Jobs in one panel, lag in minutes (or seconds) in another with the 5-minute threshold."""
+    from bot.graphs.spec import Figure, Line, Panel
+
     counted = tuple(
         Line(g.label, tuple(data[g.key][0]), tuple(data[g.key][1]), g.level)
         for g in GAUGES
@@ -118,6 +121,8 @@ def summary(data: Data) -> str:
 
 def sparklines(data: Data) -> str:
     """One sparkline per gauge, with its first and last value."""
+    from bot.graphs.sparkline import sparkline
+
     rows = []
     for g in GAUGES:
         values = data[g.key][1]
@@ -145,6 +150,8 @@ def status(data: Data) -> Status:
 )
 async def queue_graph(ctx: Context, args: GraphArgs) -> Result:
     """Prometheus's history of the queue as a PNG and a trend line; sparklines when it is down."""
+    from bot.graphs.pool import GraphError, render  # the drawing side loads with the first graph
+
     target = await resolve(ctx, args.queue)
     q, seconds = target.name, args.window.total_seconds()
     try:

@@ -19,6 +19,7 @@ PUBLIC = {
     "commands.incidents",
     "commands.backup.schedule",
     "commands.db.reserve",
+    "commands.meta",
 }
 
 
