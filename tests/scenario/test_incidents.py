@@ -374,11 +374,13 @@ async def test_severity_resolve_and_report(bot):
         lambda: (
             len(thread(bot.slack, ts)) >= 6 + 6 + 2
             and any("P1 → P0" in c.args["text"] for c in thread(bot.slack, ts))
+            and any(
+                "Rolled back the search deploy" in c.args["text"] for c in thread(bot.slack, ts)
+            )
         ),
-        what="the added steps and the posts",
+        what="the added steps and the posts (the update's post may come after the others)",
     )
     texts = [c.args["text"] for c in thread(bot.slack, ts)]
-    assert any("Rolled back the search deploy" in t for t in texts)
     assert any("step 7. Acknowledge" in t for t in texts)
     status = await bot.forge.dispatcher.run(
         Invocation("incident status", "U0OPS", "C0INC", source="cli"),
