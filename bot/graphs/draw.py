@@ -26,7 +26,6 @@ INFO = ("#1D6FB8", "#7A4FBF", "#5F6B7A", "#00A3A3")
 INK, GRID = "#1D1C1D", "#D9D9D9"
 # axes made under it keep titles at a fixed height: else every tick label is measured to place them
 RC = {"axes.titley": 1.0}
-_LAYOUTS: dict[int, Canvas] = {}  # this worker's figures by panel count
 
 
 def render(figure: Figure, dpi: int = DPI) -> bytes:
@@ -88,7 +87,7 @@ def _panels(figure: Figure) -> Canvas:
     """The panels, drawn into this process's figure of as many panels (made once, then reused:
     building axes and their ticks is a third of a picture's time)."""
     count = len(figure.panels)
-    fig = _LAYOUTS.get(count) or _LAYOUTS.setdefault(count, _layout(count))
+    fig = _layout(count)
     height = fig.get_figheight()
     fig.suptitle(figure.title, color=INK, fontsize=11, x=0.02, y=1 - 0.12 / height, ha="left")
     for ax, panel in zip(fig.axes, figure.panels, strict=True):
@@ -98,6 +97,7 @@ def _panels(figure: Figure) -> Canvas:
     return fig
 
 
+@functools.cache  # one per panel count, for the life of the worker
 def _layout(count: int) -> Canvas:
     """An empty figure of `count` panels sharing one time axis, with fixed margins."""
     height = 1.1 + (2.1 if count <= 2 else 1.6) * count

@@ -13,6 +13,7 @@ from bot.alerts.graph import RULES, expression, split
 from bot.backends.prometheus import MAX_POINTS, label_value, points_of, step_for
 from bot.config.settings import Config
 from bot.graphs.sparkline import BARS, sparkline
+from bot.graphs.spec import Figure, Line, Mark, Panel
 from bot.text.trend import change, direction, jobs
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -72,3 +73,32 @@ def test_an_alert_expression_comes_from_the_catalog_or_the_generator_url():
     assert split("crm_queue_lag_seconds > 300") == ("crm_queue_lag_seconds", 300.0)
     compound = "crm_queue_waiting > 10 and crm_queue_active == 0"
     assert split(compound) == (compound, None)
+
+
+def _two_panels(title: str, top: float, threshold: float | None, marks: int) -> Figure:
+    start = 1_800_000_000.0
+    times = tuple(start + 60 * i for i in range(61))
+    rising = Line(title, times, tuple(top * i / 60 for i in range(61)), "critical")
+    flat = Line("waiting", times, tuple(top / 3 for _ in times))
+    return Figure(
+        "queue",
+        title,
+        start,
+        start + 3600,
+        (Panel("Jobs", "jobs", (rising, flat)), Panel("Lag", "s", (flat,), threshold)),
+        tuple(Mark(start + 600 * (n + 1), f"mark {n}", "warning") for n in range(marks)),
+    )
+
+
+def test_a_reused_figure_draws_exactly_what_a_new_one_draws():
+    """A worker redraws one figure per panel count: nothing of the previous picture (lines,
+    threshold, marks, legend, scale, title) may remain in the next."""
+    pytest.importorskip("matplotlib")
+    from bot.graphs import draw
+
+    second = _two_panels("second", 40.0, None, 0)
+    draw._layout.cache_clear()
+    fresh = draw.render(second)
+    draw._layout.cache_clear()
+    draw.render(_two_panels("first", 9000.0, 120.0, 2))
+    assert draw.render(second) == fresh
