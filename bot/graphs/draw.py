@@ -24,8 +24,11 @@ WIDTH_IN, DPI = 8.0, 200  # 1,600 px: twice an 800-point Slack preview
 COLOURS = {"critical": "#E01E5A", "warning": "#E8A317", "ok": "#2EB67D"}
 INFO = ("#1D6FB8", "#7A4FBF", "#5F6B7A", "#00A3A3")
 INK, GRID = "#1D1C1D", "#D9D9D9"
-# axes made under it keep titles at a fixed height: else every tick label is measured to place them
-RC = {"axes.titley": 1.0}
+# This process draws nothing else, so its defaults are forge's: text from alerts, incidents and
+# queues is drawn as written (a `$…$` would otherwise be parsed as TeX math, and a broken one
+# cost the picture), and titles sit at a fixed height instead of every tick label being measured
+# to place them.
+matplotlib.rcParams.update({"text.parse_math": False, "axes.titley": 1.0})
 
 
 def render(figure: Figure, dpi: int = DPI) -> bytes:
@@ -106,8 +109,7 @@ def _layout(count: int) -> Canvas:
     fig.subplots_adjust(
         left=0.09, right=0.98, top=1 - 0.6 / height, bottom=0.5 / height, hspace=0.45
     )
-    with matplotlib.rc_context(RC):
-        axes = fig.subplots(count, 1, sharex=True, squeeze=False)[:, 0]
+    axes = fig.subplots(count, 1, sharex=True, squeeze=False)[:, 0]
     for ax in axes:
         ax.grid(True, color=GRID, lw=0.6)
         ax.tick_params(colors=INK, labelsize=7)
@@ -174,8 +176,7 @@ def _time_axis(ax, figure: Figure) -> None:
 def _timeline(figure: Figure):
     height = 1.6 + 0.22 * len(figure.marks)
     fig = Canvas(figsize=(WIDTH_IN, height))
-    with matplotlib.rc_context(RC):
-        ax = fig.subplots()
+    ax = fig.subplots()
     fig.suptitle(figure.title, color=INK, fontsize=11, x=0.02, ha="left")
     rows = max(1, len(figure.marks))
     for row, mark in enumerate(figure.marks):

@@ -102,3 +102,14 @@ def test_a_reused_figure_draws_exactly_what_a_new_one_draws():
     draw._layout.cache_clear()
     draw.render(_two_panels("first", 9000.0, 120.0, 2))
     assert draw.render(second) == fresh
+
+
+def test_text_from_alerts_and_incidents_is_drawn_as_written_never_as_tex():
+    """A title or label holding `$…$` (an alert label, an incident title) is plain text: a broken
+    formula must not cost the picture, and a whole one is not typeset."""
+    pytest.importorskip("matplotlib")
+    from bot.graphs import draw
+
+    hostile = _two_panels(r"$\frac{1}{$ and $x^{2}$", 10.0, 5.0, 1)
+    png = draw.render(hostile)
+    assert png.startswith(b"\x89PNG") and r"$\frac{1}{$" in png.decode("latin-1")
