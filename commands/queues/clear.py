@@ -8,7 +8,7 @@ from typing import Any
 from bot.core.context import Context
 from bot.core.scope import Scope
 from commands.queues.bullmq import BATCH, Scan, key
-from commands.queues.lua import DROP, TAKE, Call, run_together
+from commands.queues.lua import DROP, TAKE, Call
 
 
 @dataclass
@@ -69,15 +69,12 @@ async def take_next(ctx: Context, take: Take) -> Window:
     )
 
 
-async def drop_and_take(ctx: Context, archived: Window, take: Take) -> tuple[list[str], Window]:
-    """Remove the archived jobs and read the next window in one round trip: the ids DROP left
-    alone (they changed meanwhile) and the new window."""
-    calls = ([_drop_call(take.queue, archived)] if archived.jobs else []) + (
-        [] if take.done else [take.call()]
-    )
-    replies = await ctx.backends.kv.call(run_together(ctx.backends.redis(), calls)) if calls else []
-    left = list(replies.pop(0) or []) if archived.jobs else []
-    return left, take.read(replies[0]) if replies else Window([])
+async def drop(ctx: Context, queue: str, archived: Window) -> list[str]:
+    """Remove the archived jobs still failed as they were read: the ids DROP left alone (they
+    changed meanwhile)."""
+    script, keys, args, raw = _drop_call(queue, archived)
+    left = await ctx.backends.kv.call(script.run(ctx.backends.redis(), keys, args, raw=raw))
+    return [i.decode() if isinstance(i, bytes) else str(i) for i in left or []]
 
 
 def _drop_call(queue: str, window: Window) -> Call:

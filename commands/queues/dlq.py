@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections import Counter
-from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -24,13 +23,16 @@ from commands.queues.clear import (
     Window,
     approved_cutoff,
     archive_format,
-    drop_and_take,
+    drop,
     failed_after,
     take_next,
 )
 
 if TYPE_CHECKING:
     from bot.state.archive import Archive
+
+
+READ_AHEAD = 2  # windows read and not yet archived: Redis reads on while the archive writes
 
 
 class ClearArgs(QueueArgs):
@@ -127,8 +129,8 @@ def _stopped(exc: BackendError, q: str, removed: int, batch: uuid.UUID) -> Excep
     message = rich(
         Code(f"dlq clear {q}"),
         f" stopped after removing {removed:,} jobs: {exc}. The window in flight "
-        f"(at most {BATCH} jobs) may or may not be removed; its jobs stay archived in batch "
-        f"{batch}. Nothing was retried: check ",
+        f"(at most {BATCH} jobs) may or may not be removed; it, and any archived after it (still "
+        f"in the queue), stay archived in batch {batch}. Nothing was retried: check ",
         Code("dlq list"),
         " before running ",
         Code("dlq clear"),
@@ -139,18 +141,25 @@ def _stopped(exc: BackendError, q: str, removed: int, batch: uuid.UUID) -> Excep
     return CommandError(message)
 
 
-async def _settled(*awaitables: Awaitable[Any]) -> list[Any]:
-    """Await all of them to the end; then raise the first failure, if any."""
-    results = await asyncio.gather(*awaitables, return_exceptions=True)
-    for result in results:
-        if isinstance(result, BaseException):
-            raise result
-    return results
+async def _ended(tasks: list[asyncio.Task[None]]) -> None:
+    """Cancel the tasks until each has ended: asyncpg can turn a cancelled COPY into its own
+    error, which a stage then waits to hand on to a stage that is gone."""
+    while pending := [t for t in tasks if not t.done()]:
+        for task in pending:
+            task.cancel()
+        await asyncio.wait(pending, timeout=0.1)
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
+Stage = Window | Exception | None  # a window, or how the stage before it ended: failed, or None
 
 
 @dataclass
 class Clearing:
-    """One `dlq clear` run: a window is archived while the previous is removed and the next read."""
+    """One `dlq clear` run in three stages at once: windows are read ahead, archived one by one,
+    and each archived one removed, so Redis is never idle while the archive writes. A stage that
+    fails hands its failure on behind the windows it finished: what was archived is removed,
+    then the failure is raised. Nothing is retried."""
 
     ctx: Context
     archive: Archive
@@ -158,18 +167,49 @@ class Clearing:
     batch: uuid.UUID
     tally: Counter[str] = field(default_factory=Counter)
 
-    async def run(self, window: Window) -> None:
-        """Every window archived, then removed; a failure stops it and is never retried."""
-        archived = Window([])
-        while window.jobs or archived.jobs or not self.take.done:
-            added, (left, upcoming) = await _settled(
-                self.archive.add(self.batch, self.take.queue, window.jobs, self.take.form),
-                drop_and_take(self.ctx, archived, self.take),
-            )
+    async def run(self, first: Window) -> None:
+        """Every window archived, then removed; a failure is raised once the stages stop."""
+        read: asyncio.Queue[Stage] = asyncio.Queue(READ_AHEAD)
+        archived: asyncio.Queue[Stage] = asyncio.Queue(1)
+        stages = [
+            asyncio.create_task(self._read(first, read)),
+            asyncio.create_task(self._archive(read, archived)),
+        ]
+        try:
+            await self._remove(archived)
+        finally:
+            await _ended(stages)
+
+    async def _read(self, window: Window, out: asyncio.Queue[Stage]) -> None:
+        try:
+            await out.put(window)
+            while not self.take.done:
+                await out.put(await take_next(self.ctx, self.take))
+        except Exception as exc:
+            await out.put(exc)
+            return
+        await out.put(None)
+
+    async def _archive(self, windows: asyncio.Queue[Stage], out: asyncio.Queue[Stage]) -> None:
+        while isinstance(window := await windows.get(), Window):
+            if not window.jobs:
+                continue
+            try:
+                added = await self.archive.add(
+                    self.batch, self.take.queue, window.jobs, self.take.form
+                )
+            except Exception as exc:
+                await out.put(exc)
+                return
             self.tally.update(archived=added)
-            if archived.jobs:
-                await self._count(archived, left)
-            archived, window = window, upcoming
+            await out.put(window)
+        await out.put(window)
+
+    async def _remove(self, windows: asyncio.Queue[Stage]) -> None:
+        while isinstance(window := await windows.get(), Window):
+            await self._count(window, await drop(self.ctx, self.take.queue, window))
+        if window is not None:
+            raise window
 
     async def _count(self, archived: Window, left: list[str]) -> None:
         if left:

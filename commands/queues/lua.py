@@ -38,30 +38,6 @@ class Lua:
 Call = tuple[Lua, list[str], list[Any], bool]
 
 
-async def run_together(client: aioredis.Redis, calls: list[Call]) -> list[Any]:
-    """Run scripts in one round trip, in order; a NOSCRIPT refusal ran nothing: load and run it."""
-    from redis.client import NEVER_DECODE
-    from redis.exceptions import NoScriptError
-
-    async with client.pipeline(transaction=False) as pipe:
-        for script, keys, args, raw in calls:
-            pipe.execute_command(
-                "EVALSHA",
-                script.sha,
-                len(keys),
-                *keys,
-                *args,
-                **({NEVER_DECODE: True} if raw else {}),
-            )
-        replies = await pipe.execute(raise_on_error=False)
-    for i, reply in enumerate(replies):
-        if isinstance(reply, NoScriptError):
-            replies[i] = await calls[i][0].run(client, *calls[i][1:])
-        elif isinstance(reply, Exception):
-            raise reply
-    return replies
-
-
 # KEYS: failed zset. ARGV: job key prefix, newest score included ('+inf' or ms), offset, count, min
 # attempts, mode, extra hash fields. Newest first, members only (attempts made >= min). Modes:
 # 'count'; 'rows' ([id, attempts, *fields]); 'reasons' (fields finishedOn, failedReason: first lines

@@ -310,7 +310,7 @@ async def test_destructive_injection_is_refused_by_preview_and_handler(forge, rd
 
 
 async def test_a_redis_failure_stops_clear_without_retrying(forge, rdb, monkeypatch):
-    """A failed removal stops the clear at once; its counts reported, windows in flight archived."""
+    """A failed removal stops the clear at once; nothing removed, each archived job still queued."""
     monkeypatch.setattr(commands.queues.dlq, "BATCH", 2)
     await make_jobs("email", [3, 3, 3, 3, 3, 3])
     await rdb.delete("bull:email:events")
@@ -319,7 +319,49 @@ async def test_a_redis_failure_stops_clear_without_retrying(forge, rdb, monkeypa
         await clear(forge, "dlq clear email")
     assert "Nothing was retried" in str(stopped.value) and await rdb.zcard("bull:email:failed") == 6
     pool = await forge.store.pool()
-    assert await pool.fetchval("SELECT count(*) FROM forge.job_archive") == 4
+    archived = await pool.fetch("SELECT job_id FROM forge.job_archive")
+    queued = set(await rdb.zrange("bull:email:failed", 0, -1))
+    assert len(archived) >= 2 and {r["job_id"] for r in archived} <= queued
+
+
+async def test_a_window_that_cannot_be_read_stops_clear_after_what_was_read_before(
+    forge, rdb, monkeypatch
+):
+    """A read failing in the third window: the two read before are archived and removed, then
+    the clear stops; the rest stays in the queue, unarchived."""
+    monkeypatch.setattr(commands.queues.dlq, "BATCH", 2)
+    await make_jobs("email", [3, 3, 3, 3, 3, 3])
+    members = await dlq_ids(rdb)
+    await rdb.delete(f"bull:email:{members[4]}")
+    await rdb.set(f"bull:email:{members[4]}", "not a job hash")
+    with pytest.raises(CommandError, match="stopped after removing 4 jobs"):
+        await clear(forge, "dlq clear email")
+    assert await rdb.zrevrange("bull:email:failed", 0, -1) == members[4:]
+    pool = await forge.store.pool()
+    archived = await pool.fetch("SELECT job_id FROM forge.job_archive")
+    assert sorted(r["job_id"] for r in archived) == sorted(members[:4])
+
+
+async def test_an_archive_failure_removes_only_what_was_archived_before_it(forge, rdb, monkeypatch):
+    """The archive failing on the second window: the first is removed, nothing after it."""
+    monkeypatch.setattr(commands.queues.dlq, "BATCH", 2)
+    await make_jobs("email", [3, 3, 3, 3, 3, 3])
+    members = await dlq_ids(rdb)
+    ctx = await handler_ctx(forge)
+    real_add, calls = ctx.archive.add, []
+
+    async def add_then_fail(batch, queue, jobs, form):
+        calls.append(jobs)
+        if len(calls) == 2:
+            raise BackendTimeout("state store", 1.0)
+        return await real_add(batch, queue, jobs, form)
+
+    ctx.archive.add = add_then_fail
+    parsed = parse("dlq clear email", REGISTRY)
+    with pytest.raises(ClearStopped, match="stopped after removing 2 jobs"):
+        await parsed.spec.handler(ctx, parsed.args)
+    assert await rdb.zrevrange("bull:email:failed", 0, -1) == members[2:]
+    assert await rdb.exists(*[f"bull:email:{m}" for m in members[2:]]) == 4
 
 
 def test_a_timeout_during_clear_stays_an_unknown_outcome():
