@@ -2,22 +2,23 @@
 
 Run from the repository root (after `cd tests/node && npm ci`): `.venv/bin/python bench/dlq.py`.
 
-1. Node BullMQ 5.63.0 fails 100,000 jobs (3 attempts each) in queue `bench-a`; the queue is copied
-   key by key (DUMP/RESTORE) to `bench-b`, so both sides start from identical data.
-2. forge's `dlq clear` (execution only: the approved handler on the scope its untimed dry run
-   froze, archive included) empties `bench-a`;
-   Node's own `queue.clean(0, 100000, 'failed')` empties `bench-b`. Redis SLOWLOG shows the longest
-   single command or script call of each; INFO shows the CPU Redis's main thread spent on each side
-   and the commands it spent it in.
-3. What archiving first costs by itself: a third copy, `bench-c`, is only read, each record once
-   (forge's take walk, no archive, no removal). That read is the work an archive needs and BullMQ's
-   clean does not do; the 2x target leaves removal and archive what remains after it.
-4. `queue health` over 5 queues holding 1,000,000 jobs in total.
-5. A failure storm: Node BullMQ 5.63.0 fails 200,000 jobs in `bench-storm`. `queue health
+1. Node BullMQ 5.63.0 fails 100,000 jobs (3 attempts each) in queue `bench-src`.
+2. Each round copies that queue key by key (DUMP/RESTORE) to `bench-a`, `bench-b` and `bench-c`,
+   so every side starts from identical data, then times three things, in an order that rotates
+   from round to round so none always runs on a warmer or busier machine:
+   - forge's `dlq clear` of `bench-a` (execution only: the approved handler on the scope its
+     untimed dry run froze, archive included);
+   - Node's own `queue.clean(0, 100000, 'failed')` of `bench-b`;
+   - reading every record of `bench-c` once, as the clear does, archiving and removing nothing:
+     the work an archive needs and BullMQ's clean does not do.
+   Redis SLOWLOG shows the longest single command or script call of each; INFO shows the CPU
+   Redis's main thread spent on each and the commands it spent it in. The target: the clear
+   costs at most that read plus BullMQ's clean (the median of the rounds' ratios).
+3. `queue health` over 5 queues holding 1,000,000 jobs in total.
+4. A failure storm: Node BullMQ 5.63.0 fails 200,000 jobs in `bench-storm`. `queue health
    bench-storm` is timed on its first look (every failed job read), then warm (only what changed
    since the last look), then after 1,000 more failures and after a retry that takes an old job
-   out; each DLQ count is checked against one read from scratch (the pre-incremental way, timed).
-"""
+   out; each DLQ count is checked against one read from scratch (the pre-incremental way, timed)."""
 
 from __future__ import annotations
 
@@ -25,8 +26,10 @@ import argparse
 import asyncio
 import os
 import secrets
+import statistics
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
@@ -119,7 +122,7 @@ async def measured(client: aioredis.Redis, work):  # type: ignore[no-untyped-def
     cpu1, usec1 = await redis_usage(client)
     spent = sorted(((usec1[c] - usec0.get(c, 0.0), c) for c in usec1), reverse=True)
     top = ", ".join(
-        f"{c} {t:.2f}" for t, c in spent[:6] if t >= 0.01 and c not in ("evalsha", "eval")
+        f"{c} {t:.2f}" for t, c in spent[:8] if t >= 0.01 and c not in ("evalsha", "eval")
     )
     return result, seconds, cpu1 - cpu0, top, await slowest(client)
 
@@ -202,7 +205,7 @@ async def storm_look(forge: Forge) -> tuple[float, int, int]:
 
 
 async def storm(client: aioredis.Redis, forge: Forge, failed: int) -> None:
-    """Part 5: `queue health` on one queue holding `failed` jobs Node failed, cold then warm."""
+    """Part 4: `queue health` on one queue holding `failed` jobs Node failed, cold then warm."""
     node = NodeBullMQ(5, REDIS_URL)
     print(f"failing {failed:,} jobs in bench-storm with Node BullMQ 5.63.0 …", flush=True)
     made = await node.fail("bench-storm", failed, attempts=3, timeout=3600)
@@ -233,6 +236,74 @@ async def storm(client: aioredis.Redis, forge: Forge, failed: int) -> None:
         f"  DLQ {cold_dlq:,} → {new_dlq:,} → {retry_dlq:,}, "
         f"{'exact' if exact else 'WRONG'} against a count from scratch, which takes "
         f"{scratch:.0f} ms (the whole DLQ count before it was incremental)\n"
+    )
+
+
+@dataclass(frozen=True)
+class Timed:
+    """One side of a round: seconds, Redis CPU seconds, top commands, longest Redis call."""
+
+    seconds: float
+    cpu: float
+    top: str
+    longest: tuple[float, str]
+
+
+SIDES = ("forge dlq clear", "BullMQ queue.clean", "read every record once")
+
+
+async def clear_round(client: aioredis.Redis, forge: Forge, jobs: int, number: int) -> dict:
+    """Part 2, one round: the three sides on fresh copies of `bench-src`, in rotated order."""
+    for queue in ("bench-a", "bench-b", "bench-c"):
+        await delete_queue(client, queue)
+        await copy_queue(client, "bench-src", queue)
+    scope = await clear_scope(forge, "bench-a")
+    timed: dict[str, Timed] = {}
+    for side in SIDES[number % 3 :] + SIDES[: number % 3]:
+        if side == SIDES[0]:
+            summary, seconds, cpu, top, longest = await measured(
+                client, forge_clear(forge, "bench-a", scope)
+            )
+            print(f"  forge said: {summary}")
+        elif side == SIDES[1]:
+            node, _, cpu, top, longest = await measured(
+                client, NodeBullMQ(5, REDIS_URL).clean("bench-b", limit=jobs, grace_ms=0)
+            )
+            seconds = node["elapsed_ms"] / 1000
+        else:
+            _, seconds, cpu, top, longest = await measured(client, read_all(forge, "bench-c"))
+            await delete_queue(client, "bench-c")
+        timed[side] = Timed(seconds, cpu, top, longest)
+    forge_s, clean_s, read_s = (timed[side].seconds for side in SIDES)
+    ratio = forge_s / (read_s + clean_s)
+    print(f"round {number + 1}:")
+    for side in SIDES:
+        t = timed[side]
+        print(
+            f"  {side:<24}{t.seconds:>7.2f} s  Redis CPU {t.cpu:5.2f} s  longest call "
+            f"{t.longest[0]:7.1f} ms  ({t.top})"
+        )
+    print(f"  forge / (read + clean) = {ratio:.2f}\n", flush=True)
+    return {"timed": timed, "ratio": ratio}
+
+
+def summarise(rounds: list[dict]) -> None:
+    """Part 2's medians, and the comparisons the issues ask for."""
+    median = {side: statistics.median(r["timed"][side].seconds for r in rounds) for side in SIDES}
+    ratios = sorted(r["ratio"] for r in rounds)
+    longest = max(r["timed"][SIDES[0]].longest[0] for r in rounds)
+    print(
+        f"median of {len(rounds)} rounds: forge {median[SIDES[0]]:.2f} s, BullMQ clean "
+        f"{median[SIDES[1]]:.2f} s, read {median[SIDES[2]]:.2f} s"
+    )
+    print(
+        f"forge's clear / (reading every record once + BullMQ's clean): median "
+        f"{statistics.median(ratios):.2f} (rounds {', '.join(f'{r:.2f}' for r in ratios)}; "
+        "target ≤ 1.0)"
+    )
+    print(
+        f"forge / BullMQ's clean: {median[SIDES[0]] / median[SIDES[1]]:.2f} (target ≤ 2.0); "
+        f"forge's longest Redis call {longest:.1f} ms (target ≤ 50 ms)\n"
     )
 
 
@@ -267,7 +338,7 @@ async def build_million(client: aioredis.Redis, per_queue: int, failed_per_queue
         await client.set(f"bull:{queue}:id", per_queue)
 
 
-async def main(jobs: int, million: int, failed: int) -> None:
+async def main(jobs: int, million: int, failed: int, rounds_wanted: int) -> None:
     """Both benchmarks, printed side by side."""
     reason = node_unavailable_reason()
     if reason:
@@ -281,46 +352,11 @@ async def main(jobs: int, million: int, failed: int) -> None:
     await forge.start()
     try:
         print(f"failing {jobs:,} jobs with Node BullMQ 5.63.0 …", flush=True)
-        made = await NodeBullMQ(5, REDIS_URL).fail("bench-a", jobs, attempts=3, timeout=1800)
-        copied = await copy_queue(client, "bench-a", "bench-b")
-        await copy_queue(client, "bench-a", "bench-c")
-        print(
-            f"  failed in {made['elapsed_ms'] / 1000:.1f} s; "
-            f"copied {copied:,} keys to bench-b and bench-c\n"
-        )
+        made = await NodeBullMQ(5, REDIS_URL).fail("bench-src", jobs, attempts=3, timeout=1800)
+        print(f"  failed in {made['elapsed_ms'] / 1000:.1f} s\n")
         await client.config_set("slowlog-log-slower-than", 0)
-        scope = await clear_scope(forge, "bench-a")
-        summary, forge_s, forge_cpu, forge_top, forge_worst = await measured(
-            client, forge_clear(forge, "bench-a", scope)
-        )
-        node, _, node_cpu, node_top, node_worst = await measured(
-            client, NodeBullMQ(5, REDIS_URL).clean("bench-b", limit=jobs, grace_ms=0)
-        )
-        node_s = node["elapsed_ms"] / 1000
-        read, read_s, read_cpu, read_top, _ = await measured(client, read_all(forge, "bench-c"))
-        print(
-            f"{'':<26}{'seconds':>9}{'Redis CPU':>11}  {'longest Redis call':>20}  "
-            "Redis time inside commands (s)"
-        )
-        for name, sec, cpu, worst, top in (
-            ("forge dlq clear", forge_s, forge_cpu, forge_worst, forge_top),
-            ("BullMQ queue.clean", node_s, node_cpu, node_worst, node_top),
-        ):
-            print(f"{name:<26}{sec:>9.3f}{cpu:>9.2f} s  {worst[0]:>17.1f} ms  {top}")
-        print(
-            f"ratio forge / BullMQ: {forge_s / node_s:.2f} (target ≤ 2.0); forge's longest call "
-            f"{forge_worst[0]:.1f} ms (target ≤ 50 ms)"
-        )
-        print(f"forge said: {summary}\n")
-        await delete_queue(client, "bench-c")
-        print(
-            f"reading the {read:,} records once, nothing archived or removed: {read_s:.3f} s = "
-            f"{read_s / node_s:.2f}× BullMQ's whole clean; Redis CPU {read_cpu:.2f} s ({read_top})"
-        )
-        print(
-            f"forge's clear took {forge_s / (read_s + node_s):.2f}× "
-            "the sum of that read and BullMQ's clean\n"
-        )
+        rounds = [await clear_round(client, forge, jobs, n) for n in range(rounds_wanted)]
+        summarise(rounds)
         await client.config_set("slowlog-log-slower-than", 10000)
         await build_million(client, million // len(HEALTH_QUEUES), 2_000)
         await forge_health(forge)
@@ -344,6 +380,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=100_000)
     parser.add_argument("--million", type=int, default=1_000_000)
-    parser.add_argument("--storm", type=int, default=200_000, help="failed jobs of part 5")
+    parser.add_argument("--storm", type=int, default=200_000, help="failed jobs of part 4")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of part 2")
     options = parser.parse_args()
-    asyncio.run(main(options.jobs, options.million, options.storm))
+    asyncio.run(main(options.jobs, options.million, options.storm, options.rounds))
