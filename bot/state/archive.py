@@ -15,7 +15,10 @@ from bot.backends.clients import call
 from bot.state.rdb import RdbError, read_hash
 from bot.state.store import StateStore
 
-COLUMNS = ("batch_id", "queue", "job_id", "name", "record", "format")
+COLUMNS = ("batch_id", "queue", "job_id", "name", "record", "format", "log")
+# (id, name, record, log): the hash as `format` says; its log as MessagePack [lines in all, newest
+# lines kept], or b"" when it has none
+ArchivedJob = tuple[str, str, bytes, bytes]
 ROWS_BETWEEN_YIELDS = 100
 
 
@@ -42,12 +45,12 @@ class Batch:
 
 
 async def _rows(
-    batch_id: uuid.UUID, queue: str, jobs: Sequence[tuple[str, str, bytes]], form: str
+    batch_id: uuid.UUID, queue: str, jobs: Sequence[ArchivedJob], form: str
 ) -> AsyncIterator[tuple[Any, ...]]:
     """The COPY's rows, handing the event loop back every ROWS_BETWEEN_YIELDS rows: encoding a
     whole window at once held it for milliseconds while `dlq clear`'s Redis replies waited."""
-    for n, (job_id, name, record) in enumerate(jobs, 1):
-        yield (batch_id, queue, job_id, name or None, record, form)
+    for n, (job_id, name, record, log) in enumerate(jobs, 1):
+        yield (batch_id, queue, job_id, name or None, record, form, log or None)
         if n % ROWS_BETWEEN_YIELDS == 0:
             await asyncio.sleep(0)
 
@@ -81,13 +84,9 @@ class Archive:
         return batch_id
 
     async def add(
-        self,
-        batch_id: uuid.UUID,
-        queue: str,
-        jobs: Sequence[tuple[str, str, bytes]],
-        form: str = "rdb",
+        self, batch_id: uuid.UUID, queue: str, jobs: Sequence[ArchivedJob], form: str = "rdb"
     ) -> int:
-        """Archive jobs (id, name, hash as DUMP payload or packed field list) in one binary COPY."""
+        """Archive jobs (id, name, hash as DUMP payload or packed field list, log) in one COPY."""
         if not jobs:
             return 0
         pool = await self._store.pool()
@@ -142,13 +141,17 @@ class Archive:
         rows = await call(
             "state store",
             pool.fetch(
-                "SELECT queue, job_id, record, format FROM forge.job_archive WHERE batch_id = $1 "
+                "SELECT queue, job_id, record, format, log FROM forge.job_archive "
+                "WHERE batch_id = $1 "
                 "ORDER BY length(job_id), job_id",
                 batch_id,
             ),
             self._timeout,
         )
-        lines = (json.dumps({"queue": r["queue"], "id": r["job_id"], **_fields(r)}) for r in rows)
+        lines = (
+            json.dumps({"queue": r["queue"], "id": r["job_id"], **_fields(r), **_log(r["log"])})
+            for r in rows
+        )
         return "".join(line + "\n" for line in lines).encode()
 
 
@@ -161,3 +164,14 @@ def _fields(row: Any) -> dict[str, str]:
             "archive_error": str(exc),
             "record_base64": base64.b64encode(row["record"]).decode(),
         }
+
+
+def _log(packed: bytes | None) -> dict[str, Any]:
+    """The job's log lines, and how many there were when fewer were kept; nothing without one."""
+    if not packed:
+        return {}
+    import msgpack
+
+    total, lines = msgpack.unpackb(packed, raw=False, unicode_errors="replace")
+    kept = {"logs": lines}
+    return kept if total <= len(lines) else {**kept, "log_lines_in_all": total}

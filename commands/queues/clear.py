@@ -3,19 +3,26 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot.core.context import Context
 from bot.core.scope import Scope
 from commands.queues.bullmq import BATCH, Scan, key
 from commands.queues.lua import DROP, TAKE, Call
 
+if TYPE_CHECKING:
+    from bot.state.archive import ArchivedJob
+
+
+LOG_LINES = 100  # the newest lines of a job's log archived with it: 500 jobs a window stay small
+
 
 @dataclass
 class Window:
-    """Jobs to remove: (id, name, record) to archive, and the removal's argument for just these."""
+    """Jobs to remove: (id, name, record, log) to archive, and the removal's argument for just
+    these."""
 
-    jobs: list[tuple[str, str, bytes]]
+    jobs: list[ArchivedJob]
     plan: bytes = b""
 
 
@@ -43,6 +50,7 @@ class Take:
                 self.window,
                 self.min_attempts,
                 "dump" if self.form == "rdb" else "pack",
+                LOG_LINES,
             ],
             True,
         )
@@ -51,11 +59,11 @@ class Take:
         """The window in TAKE's reply; the cursor moves past it."""
         self.done = int(reply[0]) < self.window
         self.cursor = (reply[2].decode(), reply[3].decode())
-        ids, names = reply[5::3], reply[6::3]
+        ids, names, records, logs = reply[5::4], reply[6::4], reply[7::4], reply[8::4]
         return Window(
             [
-                (i.decode(), n.decode("utf-8", "replace"), r)
-                for i, n, r in zip(ids, names, reply[7::3], strict=False)
+                (i.decode(), n.decode("utf-8", "replace"), r, log)
+                for i, n, r, log in zip(ids, names, records, logs, strict=False)
             ],
             reply[4],
         )

@@ -108,17 +108,20 @@ return cmsgpack.pack({scanned = #rows / width, members = members, rows = out, ol
 
 
 # KEYS: failed zset. ARGV: job key prefix, newest score included (ms), cursor id ('' to begin),
-# cursor score, count, min attempts, 'dump' or 'pack'. The next `count` failed jobs, newest first,
-# after the cursor: the last job the previous call scanned. Finding it by rank keeps the walk exact
-# while jobs before it are removed and new ones fail (they score after the cutoff); if it left the
-# set meanwhile, its place is found by score, ties by member bytes, as the zset orders them. Returns
-# a flat array: scanned, members, the new cursor (id, score), DROP's JSON argument for these members
-# (so the client passes it back untouched), then per member id, name and the job hash: Redis's own
-# DUMP of it ('dump': serialised in C, LZF-compressed) or its field/value list packed by cmsgpack
-# ('pack', for Redis 6, whose DUMP forge does not read).
+# cursor score, count, min attempts, 'dump' or 'pack', log lines kept. The next `count` failed
+# jobs, newest first, after the cursor: the last job the previous call scanned. Finding it by rank
+# keeps the walk exact while jobs before it are removed and new ones fail (they score after the
+# cutoff); if it left the set meanwhile, its place is found by score, ties by member bytes, as the
+# zset orders them. Returns a flat array: scanned, members, the new cursor (id, score), DROP's JSON
+# argument for these members (so the client passes it back untouched), then per member id, name,
+# the job hash: Redis's own DUMP of it ('dump': serialised in C, LZF-compressed) or its field/value
+# list packed by cmsgpack ('pack', for Redis 6, whose DUMP forge does not read), and its log
+# (job.log lines, which DROP deletes with the job) as cmsgpack [lines in all, newest lines kept],
+# or '' when it has none.
 TAKE = Lua("""
 local key, prefix, cursor, score = KEYS[1], ARGV[1], ARGV[3], ARGV[4]
 local count, min, dump = tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7] == 'dump'
+local kept = tonumber(ARGV[8])
 local function seen(member)
   if member == cursor then return true end
   for i = 1, math.min(#member, #cursor) do
@@ -156,7 +159,9 @@ for i = 1, #ids, 2 do
     else
       record = cmsgpack.pack(redis.call('HGETALL', job))
     end
-    out[n + 1], out[n + 2], out[n + 3], n = ids[i], f[3] or '', record, n + 3
+    local lines, log = redis.call('LRANGE', job .. ':logs', -kept, -1), ''
+    if #lines > 0 then log = cmsgpack.pack({redis.call('LLEN', job .. ':logs'), lines}) end
+    out[n + 1], out[n + 2], out[n + 3], out[n + 4], n = ids[i], f[3] or '', record, log, n + 4
     plan[#plan + 1] = {ids[i], ids[i + 1], f[4] or '', f[5] or ''}
   end
 end

@@ -154,7 +154,8 @@ async def test_retry_one_job_and_refuse_non_members(forge, rdb):
 
 
 async def test_clear_archives_whole_records_and_leaves_no_key_behind(forge, rdb, monkeypatch):
-    """Every removed job's whole hash is archived first, no key of it left; other failures stay."""
+    """Every removed job's whole hash and log are archived first, no key of it left (a long log:
+    its newest 100 lines and how many there were); other failures stay."""
     monkeypatch.setattr(commands.queues.dlq, "BATCH", 3)
     ids = await make_jobs("email", [3, 1, 4, 5, 3, 2, 3, 3])
     q = Queue("email", {"connection": URL})
@@ -162,6 +163,8 @@ async def test_clear_archives_whole_records_and_leaves_no_key_behind(forge, rdb,
         await Job.addJobLog(q, job_id, f"log line of {job_id}")
     await q.close()
     members = await dlq_ids(rdb)
+    long_log = [f"line {n}" for n in range(1, 105)]
+    await rdb.rpush(f"bull:email:{members[0]}:logs", *long_log)
     records = {i: await rdb.hgetall(f"bull:email:{i}") for i in members}
     preview = await run(forge, "dlq clear email --dry-run")
     assert data_of(preview)["would_remove"] == 6
@@ -172,6 +175,9 @@ async def test_clear_archives_whole_records_and_leaves_no_key_behind(forge, rdb,
     exported = [
         json.loads(line) for line in (await forge.archive.export(batch)).decode().splitlines()
     ]
+    logs = {line["id"]: line.pop("logs") for line in exported}
+    assert logs == {members[0]: long_log[-100:], **{i: [f"log line of {i}"] for i in members[1:]}}
+    assert [line.pop("log_lines_in_all", None) for line in exported].count(105) == 1
     assert {line.pop("id"): (line.pop("queue"), line)[1] for line in exported} == records
     for job_id in members:
         assert [k async for k in rdb.scan_iter(match=f"bull:email:{job_id}")] == []
@@ -375,6 +381,10 @@ def test_a_timeout_during_clear_stays_an_unknown_outcome():
 async def test_archive_export_is_redacted_and_needs_a_known_batch(forge, rdb):
     """The batch comes back as JSON Lines, secrets redacted; unknown or malformed ids refused."""
     await make_jobs("email", [3, 3], data=SECRETS)
+    for job_id in await dlq_ids(rdb):
+        await rdb.rpush(
+            f"bull:email:{job_id}:logs", "calling CRM with Authorization: Bearer abcdef123456"
+        )
     result = await clear(forge, "dlq clear email")
     outcome = await run(forge, f"dlq archive-export {result.data['batch']}")
     [attachment] = outcome.result.attachments
@@ -382,7 +392,9 @@ async def test_archive_export_is_redacted_and_needs_a_known_batch(forge, rdb):
     assert len(lines) == 2 and all(
         line["data"]["nested"]["password"] == "[redacted]" for line in lines
     )
+    assert all(line["logs"][0].startswith("calling CRM with Authorization") for line in lines)
     assert "hunter22" not in attachment.content.decode()
+    assert "abcdef123456" not in attachment.content.decode()
     assert "No archived jobs" in (await run(forge, f"dlq archive-export {uuid.uuid4()}")).message
     assert "is not a batch id" in (await run(forge, "dlq archive-export nope")).message
 

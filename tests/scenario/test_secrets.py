@@ -195,7 +195,8 @@ async def _commands(bot: Any, job_id: str, rdb: aioredis.Redis) -> dict[str, str
     packed = msgpack.packb([x for pair in fields.items() for x in pair])
     archive = bot.forge.archive
     batch = await archive.open_batch("email", "test", "U0OPS")
-    await archive.add(batch, "email", [(job_id, "test-failure", packed)], form="msgpack")
+    log = msgpack.packb([len(TEXTS), list(TEXTS)])
+    await archive.add(batch, "email", [(job_id, "test-failure", packed, log)], form="msgpack")
     seen["archive export"] = await step(bot.slack, bot.settle, slash(f"dlq archive-export {batch}"))
     seen["logs command"] = await step(bot.slack, bot.settle, slash("logs backend --tail 100"))
     errors = []
