@@ -18,10 +18,11 @@ from bot.graphs.pool import GraphError, render
 from bot.graphs.spec import Figure
 from bot.log import get_logger
 from bot.slack.outbox import Outbox
+from bot.slack.render import Message
 
 log = get_logger(__name__)
 CLAIM_SECONDS, IDLE_POLL, RETRY_AFTER = 60.0, 2.0, 5.0
-PICTURE_SECONDS = 15.0  # a card waits this long for its graph at most, then goes without
+PICTURE_SECONDS = 15.0  # an edited card waits this long for its graph at most, then goes without
 
 
 class AlertPublisher:
@@ -88,18 +89,16 @@ class AlertPublisher:
             return 0
         view = CardView(card["id"], _mapping(card["common_labels"]), card["external_url"], alerts)
         config = self.forge.settings.config
-        message = alert_card(
-            view,
-            environment=self.forge.settings.environment,
-            config=config,
-            registry=self.forge.dispatcher.registry,
-            picture=await self._picture(view),
-        )
         await self._pace(card["channel"])
         ts = card["ts"]
         if ts is None:
-            ts, _ = await self.outbox.post(card["channel"], message)
-        elif not await self.outbox.update(card["channel"], ts, message):
+            ts, _ = await self.outbox.post(card["channel"], self._card(view, None))
+            if ts is not None:
+                await self.store.posted(card["id"], ts)
+                await self._add_picture(card["channel"], ts, view)
+        elif not await self.outbox.update(
+            card["channel"], ts, self._card(view, await self._picture(view))
+        ):
             ts = None
         if ts is None:
             self._retry_at[card["id"]] = time.monotonic() + RETRY_AFTER
@@ -113,6 +112,24 @@ class AlertPublisher:
                 listed = len(alerts)
         await self.store.rendered(card["id"], card["version"], ts, listed)
         return 1
+
+    def _card(self, view: CardView, picture: tuple[str, str] | None) -> Message:
+        return alert_card(
+            view,
+            environment=self.forge.settings.environment,
+            config=self.forge.settings.config,
+            registry=self.forge.dispatcher.registry,
+            picture=picture,
+        )
+
+    async def _add_picture(self, channel: str, ts: str, view: CardView) -> None:
+        """A new card goes out at once; its graph follows in an edit, still under the card's claim,
+        so nothing newer is overwritten."""
+        picture = await self._picture(view)
+        if picture is not None:
+            await self._pace(channel)
+            if not await self.outbox.update(channel, ts, self._card(view, picture)):
+                log.info("alert_graph_not_attached", card=view.card_id)
 
     async def _picture(self, view: CardView) -> tuple[str, str] | None:
         """The card's graph uploaded to Slack (file ID, title); None when there is none to draw."""

@@ -138,6 +138,16 @@ class AlertStore:
             self._timeout,
         )
 
+    async def posted(self, card_id: int, ts: str) -> None:
+        """Note a new card's message at once, keeping the claim: if forge dies before the card is
+        rendered, the next publisher edits this message instead of posting a second one."""
+        pool = await self._store.pool()
+        await call(
+            "state store",
+            pool.execute("UPDATE forge.alert_cards SET ts = $2 WHERE id = $1", card_id, ts),
+            self._timeout,
+        )
+
     async def rendered(self, card_id: int, version: int, ts: str | None, listed: int) -> None:
         """Note what Slack now shows and release the claim."""
         pool = await self._store.pool()

@@ -44,6 +44,16 @@ def edits_of(slack, ts: str) -> list[str]:
     return [c.args["text"] for c in slack.calls_to("chat.update") if c.args.get("ts") == ts]
 
 
+def images_of(call) -> list[dict]:
+    """The image blocks of a post or edit."""
+    return [b for b in call.args["blocks"] if b["type"] == "image"]
+
+
+def edits_with_a_picture(slack, ts: str) -> list:
+    """The edits of a card that carry its graph, in order."""
+    return [c for c in slack.calls_to("chat.update") if c.args.get("ts") == ts and images_of(c)]
+
+
 def picture(slack, blocks: list) -> Image.Image:
     """The card's graph: its image block's Slack file, a PNG of at most 200 KB, 1,600 px wide,
     with the DLQ drawn in the alert's colour."""
@@ -103,8 +113,8 @@ async def test_failed_jobs_fire_through_prometheus_and_dlq_clear_resolves(state_
     """Node BullMQ 5 fails 4 `email` jobs three times; Prometheus, scraping forge's
     `crm_queue_jobs_dlq_total`, fires QueueDLQJobsPresent into a card with its buttons;
     `dlq clear email` approved by a second person empties the DLQ, the gauge drops to 0, and the
-    same card turns resolved. The card carries a graph of the rule's expression; once resolved,
-    the graph is drawn again with the recovery marked."""
+    same card turns resolved. The card is posted at once and its graph of the rule's expression
+    edited in after; once resolved, the graph is drawn again with the recovery marked."""
     async with empty_redis(URL):
         await NodeBullMQ(5, URL).fail("email", 4, attempts=3)
         settings = settings_for(
@@ -127,7 +137,15 @@ async def test_failed_jobs_fire_through_prometheus_and_dlq_clear_resolves(state_
                     "QueueDLQJobsPresent's card",
                 )
                 [card] = cards(slack)
-                firing_png = picture(slack, card.args["blocks"])
+                assert not images_of(card), "the new card waited for its graph"
+                await until(
+                    lambda: edits_with_a_picture(slack, card.response["ts"]),
+                    40,
+                    "the graph edited into the card",
+                )
+                firing_png = picture(
+                    slack, edits_with_a_picture(slack, card.response["ts"])[0].args["blocks"]
+                )
                 buttons = [
                     e["value"]
                     for b in card.args["blocks"]
