@@ -78,16 +78,10 @@ async def take_next(ctx: Context, take: Take) -> Window:
 
 
 async def drop(ctx: Context, queue: str, archived: Window) -> list[str]:
-    """Remove the archived jobs still failed as they were read: the ids DROP left alone (they
-    changed meanwhile)."""
-    script, keys, args, raw = _drop_call(queue, archived)
-    left = await ctx.backends.kv.call(script.run(ctx.backends.redis(), keys, args, raw=raw))
-    return [i.decode() if isinstance(i, bytes) else str(i) for i in left or []]
-
-
-def _drop_call(queue: str, window: Window) -> Call:
-    """Remove the window's jobs still failed with the score they had when read, and their keys."""
-    return DROP, [key(queue, "failed"), key(queue, "events")], [key(queue, ""), window.plan], False
+    """Remove the archived jobs still failed with the score they had when read, and their keys:
+    the ids DROP left alone (they changed meanwhile)."""
+    keys, args = [key(queue, "failed"), key(queue, "events")], [key(queue, ""), archived.plan]
+    return list(await ctx.backends.kv.call(DROP.run(ctx.backends.redis(), keys, args)) or [])
 
 
 async def archive_format(ctx: Context) -> str:

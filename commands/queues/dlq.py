@@ -157,7 +157,7 @@ Stage = Window | Exception | None  # a window, or how the stage before it ended:
 @dataclass
 class Clearing:
     """One `dlq clear` run in three stages at once: windows are read ahead, archived one by one,
-    and each archived one removed, so Redis is never idle while the archive writes. A stage that
+    and each archived one removed, so Redis need not wait for the archive. A stage that
     fails hands its failure on behind the windows it finished: what was archived is removed,
     then the failure is raised. Nothing is retried."""
 
