@@ -167,11 +167,16 @@ def _fields(row: Any) -> dict[str, str]:
 
 
 def _log(packed: bytes | None) -> dict[str, Any]:
-    """The job's log lines, and how many there were when fewer were kept; nothing without one."""
+    """The job's log lines, and how many there were when fewer were kept; nothing without one,
+    and an unreadable one as it is, with the reason."""
     if not packed:
         return {}
     import msgpack
 
-    total, lines = msgpack.unpackb(packed, raw=False, unicode_errors="replace")
-    kept = {"logs": lines}
-    return kept if total <= len(lines) else {**kept, "log_lines_in_all": total}
+    try:
+        total, lines = msgpack.unpackb(packed, raw=False, unicode_errors="replace")
+        kept: dict[str, Any] = {"logs": [str(line) for line in lines]}
+    except (ValueError, TypeError) as exc:
+        reason = f"unreadable log ({type(exc).__name__}{': ' + str(exc) if str(exc) else ''})"
+        return {"log_error": reason, "log_base64": base64.b64encode(packed).decode()}
+    return kept if int(total) <= len(lines) else {**kept, "log_lines_in_all": int(total)}

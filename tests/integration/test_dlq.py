@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import random
 import uuid
@@ -412,6 +413,18 @@ async def test_both_archive_formats_export_the_whole_job_hash(forge, rdb, form):
         json.loads(line) for line in (await forge.archive.export(batch)).decode().splitlines()
     ]
     assert {e.pop("id"): {k: v for k, v in e.items() if k != "queue"} for e in exported} == before
+
+
+async def test_an_unreadable_log_is_exported_as_it_is_with_the_reason(forge, rdb):
+    """A log column that is not [count, lines] does not cost the export: it is shown raw."""
+    await make_jobs("email", [3])
+    window = await take_next(await handler_ctx(forge), Take("email", 3, cutoff=2**53))
+    [(job_id, name, record, _)] = window.jobs
+    batch = await forge.archive.open_batch("email", reason="test", actor_id="U0OPS")
+    await forge.archive.add(batch, "email", [(job_id, name, record, b"\xc1not msgpack")])
+    [line] = [json.loads(x) for x in (await forge.archive.export(batch)).decode().splitlines()]
+    assert line["log_error"] and base64.b64decode(line["log_base64"]) == b"\xc1not msgpack"
+    assert line["id"] == job_id and "data" in line
 
 
 async def test_the_walk_stays_exact_while_the_failed_set_changes(forge, rdb):
