@@ -252,7 +252,15 @@ class Timed:
 SIDES = ("forge dlq clear", "BullMQ queue.clean", "read every record once")
 
 
-async def clear_round(client: aioredis.Redis, forge: Forge, jobs: int, number: int) -> dict:
+def ratio(timed: dict[str, Timed]) -> float:
+    """forge's clear over the read plus BullMQ's clean, in one round."""
+    forge_s, clean_s, read_s = (timed[side].seconds for side in SIDES)
+    return forge_s / (read_s + clean_s)
+
+
+async def clear_round(
+    client: aioredis.Redis, forge: Forge, jobs: int, number: int
+) -> dict[str, Timed]:
     """Part 2, one round: the three sides on fresh copies of `bench-src`, in rotated order."""
     for queue in ("bench-a", "bench-b", "bench-c"):
         await delete_queue(client, queue)
@@ -274,8 +282,6 @@ async def clear_round(client: aioredis.Redis, forge: Forge, jobs: int, number: i
             _, seconds, cpu, top, longest = await measured(client, read_all(forge, "bench-c"))
             await delete_queue(client, "bench-c")
         timed[side] = Timed(seconds, cpu, top, longest)
-    forge_s, clean_s, read_s = (timed[side].seconds for side in SIDES)
-    ratio = forge_s / (read_s + clean_s)
     print(f"round {number + 1}:")
     for side in SIDES:
         t = timed[side]
@@ -283,15 +289,15 @@ async def clear_round(client: aioredis.Redis, forge: Forge, jobs: int, number: i
             f"  {side:<24}{t.seconds:>7.2f} s  Redis CPU {t.cpu:5.2f} s  longest call "
             f"{t.longest[0]:7.1f} ms  ({t.top})"
         )
-    print(f"  forge / (read + clean) = {ratio:.2f}\n", flush=True)
-    return {"timed": timed, "ratio": ratio}
+    print(f"  forge / (read + clean) = {ratio(timed):.2f}\n", flush=True)
+    return timed
 
 
-def summarise(rounds: list[dict]) -> None:
+def summarise(rounds: list[dict[str, Timed]]) -> None:
     """Part 2's medians, and the comparisons the issues ask for."""
-    median = {side: statistics.median(r["timed"][side].seconds for r in rounds) for side in SIDES}
-    ratios = sorted(r["ratio"] for r in rounds)
-    longest = max(r["timed"][SIDES[0]].longest[0] for r in rounds)
+    median = {side: statistics.median(r[side].seconds for r in rounds) for side in SIDES}
+    ratios = sorted(ratio(r) for r in rounds)
+    longest = max(r[SIDES[0]].longest[0] for r in rounds)
     print(
         f"median of {len(rounds)} rounds: forge {median[SIDES[0]]:.2f} s, BullMQ clean "
         f"{median[SIDES[1]]:.2f} s, read {median[SIDES[2]]:.2f} s"
@@ -381,6 +387,6 @@ if __name__ == "__main__":
     parser.add_argument("--jobs", type=int, default=100_000)
     parser.add_argument("--million", type=int, default=1_000_000)
     parser.add_argument("--storm", type=int, default=200_000, help="failed jobs of part 4")
-    parser.add_argument("--rounds", type=int, default=3, help="rounds of part 2")
+    parser.add_argument("--rounds", type=int, default=5, help="rounds of part 2")
     options = parser.parse_args()
     asyncio.run(main(options.jobs, options.million, options.storm, options.rounds))
